@@ -1,4 +1,4 @@
-export * from './model/spec.ts';
-export * from './model/backend.ts';
-export * from './data/dataset.ts';
+export * from './model/index.ts';
+export * from './data/index.ts';
+export * from './codec/index.ts';
 export { Rng } from './util/rng.ts';
