@@ -110,7 +110,9 @@ export function parameterLayout(
 ): ParameterLayout {
   validateModelSpec(spec);
   if (!Number.isInteger(blockSize) || blockSize < 1 || blockSize > MAX_BLOCK_SIZE) {
-    throw new RangeError(`blockSize must be an integer in [1, ${MAX_BLOCK_SIZE}], got ${blockSize}`);
+    throw new RangeError(
+      `blockSize must be an integer in [1, ${MAX_BLOCK_SIZE}], got ${blockSize}`,
+    );
   }
   const tensors: TensorLayout[] = [];
   let offset = 0;
