@@ -2,3 +2,4 @@ export * from './model/index.ts';
 export * from './data/index.ts';
 export * from './codec/index.ts';
 export { Rng } from './util/rng.ts';
+export * from './protocol/index.ts';

@@ -1,0 +1,19 @@
+/** Stable error codes carried by protocol error replies. */
+export type ProtocolErrorCode =
+  | 'ERR_INVALID_PAYLOAD'
+  | 'ERR_PAYLOAD_TOO_LARGE'
+  | 'ERR_PROTOCOL_VERSION'
+  | 'ERR_NOT_JOINED'
+  | 'ERR_UNKNOWN_JOB'
+  | 'ERR_UNKNOWN_PEER'
+  | 'ERR_UNEXPECTED'
+  | 'ERR_RATE_LIMITED'
+  | 'ERR_INTERNAL';
+
+/** The error reply shape: every acknowledgement is either `{ ok: true, ... }` or this. */
+export interface ErrorReply {
+  readonly ok: false;
+  readonly code: ProtocolErrorCode;
+  /** Human-readable; names the offending field for ERR_INVALID_PAYLOAD. */
+  readonly message: string;
+}

@@ -1,0 +1,83 @@
+/**
+ * Typed socket.io event maps shared by server and client (DESIGN §4).
+ *
+ * Requests that expect a reply use socket.io acknowledgements; every reply is either
+ * `{ ok: true, ... }` or an `ErrorReply`. Fire-and-forget events that fail validation are
+ * answered with a `refused` event naming the offending event.
+ */
+import type { ErrorReply } from './errors.ts';
+import type { Hello, ModelSpecPayload, RelayOut, StateUpload, Stats } from './schemas.ts';
+
+/** Per-worker communication settings chosen by the balancer (DESIGN §3). */
+export interface WorkerSettings {
+  /** Samples between two sends (the paper's b). */
+  readonly communicationPeriod: number;
+  /** Blocks per send (the paper's m). */
+  readonly blocksPerMessage: number;
+  readonly encoding: 'f32' | 'f16' | 'int8';
+}
+
+export type JobState = 'running' | 'paused' | 'stopped';
+
+/** What a volunteer needs to know about its job. */
+export interface JobInfo {
+  readonly id: string;
+  readonly name: string;
+  /** Who runs the job server, shown on the volunteer page. */
+  readonly host: string;
+  readonly description: string;
+  readonly model: ModelSpecPayload;
+  readonly blockSize: number;
+  readonly batchSize: number;
+  readonly learningRate: number;
+  readonly seed: number;
+  readonly state: JobState;
+  readonly dataset: { readonly name: string; readonly features: number; readonly classes: number };
+}
+
+export interface Assignment {
+  readonly ok: true;
+  readonly workerId: string;
+  readonly job: JobInfo;
+  /** The data shard this worker trains on, fetched over HTTP (binary dataset format). */
+  readonly shard: {
+    readonly index: number;
+    readonly count: number;
+    readonly samples: number;
+    readonly url: string;
+  };
+  /** The latest checkpoint to start from, fetched over HTTP (float32 LE), or null at start. */
+  readonly checkpoint: { readonly url: string; readonly samples: number } | null;
+  readonly neighbours: readonly string[];
+  readonly settings: WorkerSettings;
+}
+
+export type HelloReply = Assignment | ErrorReply;
+export type OkReply = { readonly ok: true } | ErrorReply;
+
+export interface RelayIn {
+  readonly from: string;
+  readonly data: ArrayBuffer | Uint8Array;
+}
+
+export interface ControlMessage {
+  readonly state: JobState;
+  readonly learningRate: number;
+}
+
+export interface VolunteerClientToServerEvents {
+  hello: (payload: Hello, reply: (r: HelloReply) => void) => void;
+  stats: (payload: Stats) => void;
+  state: (payload: StateUpload, reply: (r: OkReply) => void) => void;
+  relay: (payload: RelayOut) => void;
+}
+
+export interface VolunteerServerToClientEvents {
+  settings: (settings: WorkerSettings) => void;
+  neighbours: (neighbours: readonly string[]) => void;
+  control: (control: ControlMessage) => void;
+  requestState: (request: { requestId: string }) => void;
+  relay: (message: RelayIn) => void;
+  /** A fire-and-forget event was refused. */
+  refused: (error: ErrorReply & { readonly event: string }) => void;
+}

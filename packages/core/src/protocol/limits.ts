@@ -1,0 +1,18 @@
+/** Protocol version spoken by this build; `hello` carries it and the server refuses others. */
+export const PROTOCOL_VERSION = 1;
+
+/**
+ * Largest socket.io payload the server accepts (bytes). State uploads of the default MLP are
+ * ~400 KB as float32; 16 MiB leaves room for larger models without letting one client exhaust
+ * server memory.
+ */
+export const MAX_PAYLOAD_BYTES = 16 * 1024 * 1024;
+
+/** Largest relayed state message (bytes): one encoded block plus header, as on a data channel. */
+export const MAX_RELAY_BYTES = 262_144;
+
+/** How often a volunteer reports statistics (ms). */
+export const STATS_INTERVAL_MS = 1_000;
+
+/** Default time a request waits for its reply before failing with ERR_TIMEOUT (ms). */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;

@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest';
+import { helloSchema, relaySchema, statsSchema, validate } from './schemas.ts';
+import { MAX_RELAY_BYTES, PROTOCOL_VERSION } from './limits.ts';
+
+const hello = {
+  protocolVersion: PROTOCOL_VERSION,
+  device: { backend: 'cpu', backendReason: 'software adapter (swiftshader)', userAgent: 'test' },
+};
+
+describe('protocol schemas', () => {
+  it('accepts a well-formed hello', () => {
+    expect(validate(helloSchema, hello).ok).toBe(true);
+  });
+
+  it('names the offending field of a malformed payload', () => {
+    const r = validate(helloSchema, { ...hello, device: { ...hello.device, backend: 'tpu' } });
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.message).toMatch(/^device\.backend: /);
+  });
+
+  it('refuses another protocol version', () => {
+    const r = validate(helloSchema, { ...hello, protocolVersion: PROTOCOL_VERSION + 1 });
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.message).toContain('protocolVersion');
+  });
+
+  it('refuses non-finite statistics', () => {
+    const stats = {
+      jobId: 'default',
+      samples: 10,
+      samplesPerSec: Number.NaN,
+      offered: 0,
+      accepted: 0,
+      paused: false,
+      links: [],
+    };
+    const r = validate(statsSchema, stats);
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.message).toMatch(/^samplesPerSec: /);
+  });
+
+  it('caps relayed message size', () => {
+    expect(validate(relaySchema, { to: 'w1', data: new Uint8Array(MAX_RELAY_BYTES) }).ok).toBe(
+      true,
+    );
+    const r = validate(relaySchema, { to: 'w1', data: new Uint8Array(MAX_RELAY_BYTES + 1) });
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.message).toMatch(/^data: .*at most/);
+  });
+
+  it('refuses ids that could smuggle paths or markup', () => {
+    expect(validate(relaySchema, { to: '../etc', data: new Uint8Array(1) }).ok).toBe(false);
+  });
+});

@@ -1,0 +1,136 @@
+/**
+ * Schemas for every inbound payload on the control plane. The server validates with these
+ * before use (types are not validation); the client may use them too.
+ */
+import { z } from 'zod';
+import { MAX_PAYLOAD_BYTES, MAX_RELAY_BYTES, PROTOCOL_VERSION } from './limits.ts';
+
+const id = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[A-Za-z0-9_-]+$/, 'must be letters, digits, _ or -');
+
+const finite = z.number().refine(Number.isFinite, 'must be a finite number');
+const nonNegative = finite.refine((v) => v >= 0, 'must be >= 0');
+const count = z.number().int().nonnegative();
+
+/** Binary payloads arrive as Buffer (Node) or ArrayBuffer/Uint8Array (browser). */
+const bytes = (max: number) =>
+  z
+    .custom<Uint8Array | ArrayBuffer>(
+      (v) => v instanceof Uint8Array || v instanceof ArrayBuffer,
+      'must be binary (ArrayBuffer or Uint8Array)',
+    )
+    .refine((v) => v.byteLength <= max, `must be at most ${max} bytes`);
+
+export const modelSpecSchema = z.discriminatedUnion('kind', [
+  z.object({
+    kind: z.literal('softmax'),
+    inputs: z.number().int().positive(),
+    classes: z.number().int().min(2),
+  }),
+  z.object({
+    kind: z.literal('mlp'),
+    inputs: z.number().int().positive(),
+    hidden: z.array(z.number().int().positive()).max(16),
+    classes: z.number().int().min(2),
+  }),
+  z.object({
+    kind: z.literal('kmeans'),
+    dims: z.number().int().positive(),
+    clusters: z.number().int().positive(),
+  }),
+]);
+
+export const encodingSchema = z.enum(['f32', 'f16', 'int8']);
+
+export const deviceInfoSchema = z.object({
+  backend: z.enum(['webgpu', 'cpu']),
+  /** Why the CPU backend was chosen (no adapter, software adapter, forced by URL). */
+  backendReason: z.string().max(256).optional(),
+  adapter: z
+    .object({
+      vendor: z.string().max(128),
+      architecture: z.string().max(128),
+      description: z.string().max(256),
+    })
+    .optional(),
+  software: z.boolean().optional(),
+  userAgent: z.string().max(512),
+  /** Samples/s measured by the capability probe's micro-benchmark. */
+  benchmarkSamplesPerSec: nonNegative.optional(),
+});
+
+export const helloSchema = z.object({
+  protocolVersion: z.literal(PROTOCOL_VERSION, {
+    error: `protocolVersion must be ${PROTOCOL_VERSION}`,
+  }),
+  /** Present when a tab reconnects and wants its old identity back. */
+  workerId: id.optional(),
+  device: deviceInfoSchema,
+});
+
+export const linkStatsSchema = z.object({
+  peer: id,
+  relayed: z.boolean(),
+  goodputBytesPerSec: nonNegative,
+  rttMs: nonNegative.optional(),
+  backlogBytes: nonNegative,
+  blocksSent: count,
+  blocksReceived: count,
+  overwritten: count,
+  rejected: count,
+  acceptanceRate: finite.refine((v) => v >= 0 && v <= 1, 'must be in [0, 1]').optional(),
+  skippedSends: count,
+});
+
+export const statsSchema = z.object({
+  jobId: id,
+  /** Samples this worker processed since it joined (monotonic). */
+  samples: count,
+  samplesPerSec: nonNegative,
+  /** Mean training loss over the last interval, when any step ran. */
+  loss: finite.optional(),
+  offered: count,
+  accepted: count,
+  paused: z.boolean(),
+  links: z.array(linkStatsSchema).max(64),
+});
+
+export const stateUploadSchema = z.object({
+  requestId: id,
+  jobId: id,
+  /** Samples the worker had processed when it read its parameters. */
+  samples: count,
+  /** float32 little-endian parameter vector. */
+  params: bytes(MAX_PAYLOAD_BYTES),
+});
+
+export const relaySchema = z.object({
+  to: id,
+  data: bytes(MAX_RELAY_BYTES),
+});
+
+export type ModelSpecPayload = z.infer<typeof modelSpecSchema>;
+export type DeviceInfo = z.infer<typeof deviceInfoSchema>;
+export type Hello = z.infer<typeof helloSchema>;
+export type LinkStats = z.infer<typeof linkStatsSchema>;
+export type Stats = z.infer<typeof statsSchema>;
+export type StateUpload = z.infer<typeof stateUploadSchema>;
+export type RelayOut = z.infer<typeof relaySchema>;
+
+/**
+ * Validates `value` against `schema`; returns the parsed value or a one-line message that names
+ * the first offending field, e.g. `device.backend: Invalid option`.
+ */
+export function validate<T>(
+  schema: z.ZodType<T>,
+  value: unknown,
+): { ok: true; value: T } | { ok: false; message: string } {
+  const r = schema.safeParse(value);
+  if (r.success) return { ok: true, value: r.data };
+  const issue = r.error.issues[0];
+  const path = issue && issue.path.length ? issue.path.map(String).join('.') : '(payload)';
+  return { ok: false, message: `${path}: ${issue?.message ?? 'invalid'}` };
+}
