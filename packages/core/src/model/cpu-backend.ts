@@ -1,0 +1,174 @@
+/**
+ * The float32 CPU backend: the reference for the WebGPU backend and the fallback for volunteers
+ * without a hardware GPU (DESIGN §2, §7).
+ */
+import type { Batch } from '../data/dataset.ts';
+import type { Backend, BackendStats, ReceivedBlock } from './backend.ts';
+import { lossAndGradient, ModelScratch, validateBatch } from './math.ts';
+import type { ParameterLayout } from './spec.ts';
+import { blockRange } from './spec.ts';
+
+/**
+ * `Backend` on the CPU, semantics exactly as documented on `Backend` (DESIGN §3). Choices the
+ * WebGPU backend must mirror (it may differ only by float32 rounding):
+ *
+ * - η is rounded to float32 first, as if it came from a float32 uniform.
+ * - The gradient g is taken at the current w (before any merge); the step's loss is the loss at w.
+ * - Parzen test, per received block v of block k, against the same w_k and g_k for every peer:
+ *   accept iff 2·⟨g_k, w_k − v⟩ > η·‖g_k‖², the differences, products and sums computed in
+ *   float64 from the float32 inputs. float64 keeps the verdict right when w' and v nearly tie
+ *   (float32 sums over 16k values would lose the small difference of two large norms). The
+ *   inequality is strict, so a block whose gradient is all zero accepts nothing: its local step
+ *   does not move, so it cannot move toward v.
+ * - A peer block holding NaN or ±Infinity is rejected (it still counts as offered). That is
+ *   what the unexpanded test ‖w' − v‖² < ‖w − v‖² gives (∞ < ∞ and NaN comparisons are false),
+ *   and it keeps one broken peer from poisoning the model.
+ * - Merge: w_k ← (w'_k + Σ accepted v) / (1 + accepted), with w'_k = w_k − η·g_k, summed in
+ *   float64 in the order the blocks appear in `received`, rounded once to float32. Blocks with
+ *   no accepted peer take w'_k.
+ * - All inputs are validated before anything changes, so a call that throws leaves w as it was.
+ */
+export class CpuBackend implements Backend {
+  readonly name = 'cpu' as const;
+  readonly layout: ParameterLayout;
+  private readonly params: Float32Array;
+  private readonly gradient: Float32Array;
+  private scratch: ModelScratch | null = null;
+  /** Per block index: how many entries of the current `received` target it. */
+  private readonly mailCount: Uint32Array;
+  /** Reused per step: which entries of `received` passed the Parzen test. */
+  private accepted = new Uint8Array(8);
+  private losses: number[] = [];
+  private offeredCount = 0;
+  private acceptedCount = 0;
+  private destroyed = false;
+
+  /** Takes a copy of `params` (length `layout.size`). */
+  constructor(layout: ParameterLayout, params: Float32Array) {
+    this.layout = layout;
+    checkLength(layout, params);
+    this.params = Float32Array.from(params);
+    this.gradient = new Float32Array(layout.size);
+    this.mailCount = new Uint32Array(layout.blockCount);
+  }
+
+  step(batch: Batch, learningRate: number, received: readonly ReceivedBlock[] = []): void {
+    this.checkAlive();
+    if (!Number.isFinite(learningRate) || learningRate < 0) {
+      throw new RangeError(`learningRate must be finite and non-negative, got ${learningRate}`);
+    }
+    validateBatch(this.layout, batch);
+    this.mailCount.fill(0);
+    for (let r = 0; r < received.length; r++) {
+      const { block, values } = received[r]!;
+      const { start, end } = blockRange(this.layout, block);
+      if (values.length !== end - start) {
+        throw new RangeError(
+          `received[${r}] for block ${block} has ${values.length} values, expected ${end - start}`,
+        );
+      }
+      this.mailCount[block]!++;
+    }
+    if (this.accepted.length < received.length) this.accepted = new Uint8Array(received.length);
+    if (this.scratch === null || this.scratch.capacity < batch.size) {
+      this.scratch = new ModelScratch(this.layout, batch.size);
+    }
+
+    const w = this.params;
+    const g = this.gradient;
+    this.losses.push(lossAndGradient(this.layout, w, batch, g, this.scratch));
+    const eta = Math.fround(learningRate);
+
+    const { blockSize, blockCount, size } = this.layout;
+    for (let k = 0; k < blockCount; k++) {
+      const start = k * blockSize;
+      const end = Math.min(start + blockSize, size);
+      if (this.mailCount[k] === 0) {
+        for (let i = start; i < end; i++) w[i] = w[i]! - eta * g[i]!;
+        continue;
+      }
+      let gg = 0;
+      for (let i = start; i < end; i++) gg += g[i]! * g[i]!;
+      const threshold = eta * gg;
+      let acceptedHere = 0;
+      for (let r = 0; r < received.length; r++) {
+        const peer = received[r]!;
+        this.accepted[r] = 0;
+        if (peer.block !== k) continue;
+        this.offeredCount++;
+        const v = peer.values;
+        let dot = 0;
+        // v·0 is 0 for finite v and NaN for ±Infinity or NaN: a cheap finiteness check.
+        let poison = 0;
+        for (let i = start, t = 0; i < end; i++, t++) {
+          dot += g[i]! * (w[i]! - v[t]!);
+          poison += v[t]! * 0;
+        }
+        if (poison === 0 && 2 * dot > threshold) {
+          this.accepted[r] = 1;
+          acceptedHere++;
+        }
+      }
+      this.acceptedCount += acceptedHere;
+      if (acceptedHere === 0) {
+        for (let i = start; i < end; i++) w[i] = w[i]! - eta * g[i]!;
+        continue;
+      }
+      const divisor = 1 + acceptedHere;
+      for (let i = start, t = 0; i < end; i++, t++) {
+        let s = w[i]! - eta * g[i]!;
+        for (let r = 0; r < received.length; r++) {
+          if (this.accepted[r] === 1 && received[r]!.block === k) s += received[r]!.values[t]!;
+        }
+        w[i] = s / divisor;
+      }
+    }
+  }
+
+  drainStats(): Promise<BackendStats> {
+    this.checkAlive();
+    const stats: BackendStats = {
+      losses: this.losses,
+      offered: this.offeredCount,
+      accepted: this.acceptedCount,
+    };
+    this.losses = [];
+    this.offeredCount = 0;
+    this.acceptedCount = 0;
+    return Promise.resolve(stats);
+  }
+
+  readParameters(): Promise<Float32Array> {
+    this.checkAlive();
+    return Promise.resolve(this.params.slice());
+  }
+
+  writeParameters(params: Float32Array): void {
+    this.checkAlive();
+    checkLength(this.layout, params);
+    this.params.set(params);
+  }
+
+  readBlock(k: number): Promise<Float32Array> {
+    this.checkAlive();
+    const { start, end } = blockRange(this.layout, k);
+    return Promise.resolve(this.params.slice(start, end));
+  }
+
+  destroy(): void {
+    this.destroyed = true;
+    this.scratch = null;
+  }
+
+  private checkAlive(): void {
+    if (this.destroyed) throw new Error('CpuBackend was destroyed');
+  }
+}
+
+function checkLength(layout: ParameterLayout, params: Float32Array): void {
+  if (params.length !== layout.size) {
+    throw new RangeError(
+      `params has ${params.length} floats, expected layout.size = ${layout.size}`,
+    );
+  }
+}
