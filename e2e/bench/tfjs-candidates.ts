@@ -1,0 +1,37 @@
+/** TF.js backends as benchmark candidates, for the browser and for Node. */
+import type { BackendId } from './types.ts';
+import type { BenchModel, Candidate } from './suite.ts';
+import { tfjsSession } from './tfjs-mlp.ts';
+import type { TfModule } from './tfjs-mlp.ts';
+
+/**
+ * A TF.js backend by its registry name (`webgpu`, `webgl`, `wasm`, `cpu`). `describe` adds
+ * backend-specific detail to the note (e.g. which WASM variant loaded).
+ */
+export function tfjsCandidate(
+  tf: TfModule,
+  name: string,
+  model: BenchModel,
+  learningRate: number,
+  describe: () => Promise<string> = async () => '',
+): Candidate {
+  const id = `tfjs-${name}` as BackendId;
+  const activate = async (): Promise<void> => {
+    if (!tf.findBackendFactory(name)) throw new Error(`TF.js backend "${name}" is not registered`);
+    // setBackend resolves false (and logs) rather than throwing when initialisation fails.
+    if (!(await tf.setBackend(name))) throw new Error(`tf.setBackend("${name}") failed`);
+    await tf.ready();
+  };
+  return {
+    id,
+    async prepare(): Promise<string> {
+      await activate();
+      const extra = await describe();
+      return `TF.js ${tf.version_core} ${tf.getBackend()}${extra ? `, ${extra}` : ''}`;
+    },
+    async open() {
+      await activate();
+      return tfjsSession(tf, model.layout, model.params, model.batches, learningRate);
+    },
+  };
+}

@@ -1,0 +1,71 @@
+/** Options and results of the kernel benchmark, shared by the CLI, the page and the Node run. */
+
+export interface BenchOptions {
+  /** Samples per minibatch (the brief's workload: 64). */
+  readonly batchSize: number;
+  /** Hidden widths of the MLP; the benchmark model is 784-128-10. */
+  readonly hidden: readonly number[];
+  /** Plain SGD learning rate, the same for every implementation. */
+  readonly learningRate: number;
+  /** Untimed steps before each timed run: pipeline compiles, buffer pools, JIT. */
+  readonly warmupSteps: number;
+  /** Timed steps per repetition, the same for every backend. */
+  readonly steps: number;
+  /** Repetitions per backend; the median is reported. */
+  readonly reps: number;
+  /** Wait for queued device work every this many steps (and always at the end). */
+  readonly syncEvery: number;
+  /** Distinct real MNIST minibatches, cycled through. */
+  readonly batchCount: number;
+  /** Which backends to run, by id (see BACKEND_IDS); empty means all that are available. */
+  readonly only: readonly string[];
+  readonly seed: number;
+}
+
+export const DEFAULT_BENCH_OPTIONS: BenchOptions = {
+  batchSize: 64,
+  hidden: [128],
+  learningRate: 0.05,
+  warmupSteps: 5,
+  steps: 30,
+  reps: 3,
+  syncEvery: 10,
+  batchCount: 32,
+  only: [],
+  seed: 1,
+};
+
+/** Every backend the benchmark knows, in the order it runs them. */
+export const BACKEND_IDS = [
+  'meshgrad-webgpu',
+  'tfjs-webgpu',
+  'tfjs-webgl',
+  'tfjs-wasm',
+  'tfjs-cpu',
+  'meshgrad-cpu',
+] as const;
+export type BackendId = (typeof BACKEND_IDS)[number];
+
+export interface BackendResult {
+  readonly id: BackendId;
+  /** Null when the backend could not run here; `error` says why. */
+  readonly samplesPerSecond: number | null;
+  /** Samples/s of each repetition, in order. */
+  readonly repetitions: number[];
+  /** Mean loss of the last timed step of the last repetition (sanity: it must be finite). */
+  readonly lastLoss: number | null;
+  /** Anything worth knowing about how it ran (e.g. the TF.js WASM variant). */
+  readonly note: string;
+  readonly error: string | null;
+}
+
+export interface SuiteResult {
+  readonly env: 'browser' | 'node';
+  readonly adapter: string;
+  readonly userAgent: string;
+  readonly options: BenchOptions;
+  readonly results: BackendResult[];
+}
+
+/** Progress lines, printed by the CLI as they come. */
+export type Progress = (line: string) => void;
