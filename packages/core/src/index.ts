@@ -3,3 +3,4 @@ export * from './data/index.ts';
 export * from './codec/index.ts';
 export { Rng } from './util/rng.ts';
 export * from './protocol/index.ts';
+export * from './asgd/index.ts';

@@ -1,1 +1,2 @@
 export * from './encoding.ts';
+export * from './message.ts';

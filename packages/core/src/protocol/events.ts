@@ -46,8 +46,8 @@ export interface Assignment {
     readonly samples: number;
     readonly url: string;
   };
-  /** The latest checkpoint to start from, fetched over HTTP (float32 LE), or null at start. */
-  readonly checkpoint: { readonly url: string; readonly samples: number } | null;
+  /** Parameters to start from (the latest checkpoint, or the seeded initial ones), float32 LE over HTTP. */
+  readonly checkpoint: { readonly url: string; readonly samples: number };
   readonly neighbours: readonly string[];
   readonly settings: WorkerSettings;
 }

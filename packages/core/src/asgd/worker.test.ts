@@ -1,0 +1,128 @@
+import { describe, expect, it } from 'vitest';
+import { CpuBackend } from '../model/cpu-backend.ts';
+import { initParameters } from '../model/init.ts';
+import { parameterLayout, blockRange } from '../model/spec.ts';
+import { encodeStateMessage, idHash } from '../codec/message.ts';
+import { Rng } from '../util/rng.ts';
+import type { Batch } from '../data/dataset.ts';
+import { AsgdWorker } from './worker.ts';
+import { Mailbox } from './mailbox.ts';
+
+const layout = parameterLayout({ kind: 'softmax', inputs: 8, classes: 3 }, 10);
+
+function batchSource(seed: number): () => Batch {
+  const rng = new Rng(seed);
+  return () => {
+    const size = 4;
+    const x = new Float32Array(size * 8);
+    const labels = new Uint32Array(size);
+    for (let i = 0; i < size; i++) {
+      labels[i] = rng.int(3);
+      for (let j = 0; j < 8; j++) x[i * 8 + j] = rng.normal() + (j === labels[i] ? 2 : 0);
+    }
+    return { size, x, labels };
+  };
+}
+
+function makeWorker(sent: Array<{ peer: string; message: Uint8Array }>, period = 8) {
+  const params = initParameters(layout, 1);
+  return new AsgdWorker({
+    backend: new CpuBackend(layout, params),
+    nextBatch: batchSource(2),
+    sink: {
+      send(peer, message) {
+        sent.push({ peer, message });
+        return true;
+      },
+    },
+    jobId: 'job',
+    workerId: 'w1',
+    learningRate: 0.1,
+    settings: { communicationPeriod: period, blocksPerMessage: 2, encoding: 'f32' },
+    neighbours: ['w2'],
+    initialParams: params,
+  });
+}
+
+function block(k: number, fill: (i: number) => number, job = 'job'): Uint8Array {
+  const { start, end } = blockRange(layout, k);
+  const values = Float32Array.from({ length: end - start }, (_, i) => fill(i));
+  return encodeStateMessage({
+    job: idHash(job),
+    sender: idHash('w2'),
+    seq: 1,
+    block: k,
+    encoding: 'f32',
+    samples: 0,
+    values,
+  });
+}
+
+describe('Mailbox', () => {
+  it('keeps the newest block per peer and counts overwrites', () => {
+    const box = new Mailbox();
+    expect(box.put('a', 0, new Float32Array([1]))).toBe(false);
+    expect(box.put('a', 0, new Float32Array([2]))).toBe(true);
+    box.put('b', 0, new Float32Array([3]));
+    expect(box.overwritten).toBe(1);
+    const drained = box.drain();
+    expect(drained.map((r) => r.values[0]).sort()).toEqual([2, 3]);
+    expect(box.size).toBe(0);
+  });
+});
+
+describe('AsgdWorker', () => {
+  it('sends m blocks every b samples, rotating through the blocks', async () => {
+    const sent: Array<{ peer: string; message: Uint8Array }> = [];
+    const w = makeWorker(sent, 8);
+    for (let i = 0; i < 8; i++) await w.step(); // 32 samples, batch 4, b = 8: 4 sends × 2 blocks
+    expect(sent).toHaveLength(8);
+    expect(w.counters.blocksSent).toBe(8);
+    expect(sent.every((s) => s.peer === 'w2')).toBe(true);
+  });
+
+  it('accepts good blocks and counts garbage, NaN, wrong-job and huge blocks as rejected', () => {
+    const w = makeWorker([]);
+    expect(
+      w.receive(
+        'w2',
+        block(0, () => 0.01),
+      ),
+    ).toBe(true);
+    expect(w.receive('w2', new Uint8Array([1, 2, 3]))).toBe(false);
+    expect(
+      w.receive(
+        'w2',
+        block(1, () => 0.01, 'other-job'),
+      ),
+    ).toBe(false);
+    expect(
+      w.receive(
+        'w2',
+        block(1, () => 1e6),
+      ),
+    ).toBe(false);
+    const nan = block(1, (i) => (i === 2 ? Number.NaN : 0));
+    expect(w.receive('w2', nan)).toBe(false);
+    expect(w.counters.blocksReceived).toBe(1);
+    expect(w.counters.rejected).toBe(4);
+    expect(w.counters.rejectedByCode).toMatchObject({
+      ERR_WRONG_JOB: 1,
+      ERR_NORM_BOUND: 1,
+      ERR_MESSAGE_VALUES: 1,
+    });
+  });
+
+  it('merges received blocks into the next step', async () => {
+    const w = makeWorker([]);
+    await w.step();
+    await w.drainStats();
+    w.receive(
+      'w2',
+      block(0, () => 0),
+    );
+    await w.step();
+    await w.drainStats();
+    expect(w.counters.offered).toBe(1);
+  });
+});

@@ -1,0 +1,194 @@
+import { blockRange, type ParameterLayout } from '../model/spec.ts';
+import type { Backend } from '../model/backend.ts';
+import type { Batch } from '../data/dataset.ts';
+import { decodeStateMessage, encodeStateMessage, idHash, MessageError } from '../codec/message.ts';
+import type { WorkerSettings } from '../protocol/events.ts';
+import { Rng } from '../util/rng.ts';
+import { Mailbox } from './mailbox.ts';
+
+/**
+ * A received block whose norm exceeds this multiple of the local block's norm (or of
+ * `NORM_FLOOR`) is rejected: a peer sending blocks scaled by 1e6 must not reach the merge.
+ */
+export const NORM_BOUND_FACTOR = 10;
+const NORM_FLOOR = 1;
+
+/** Where outgoing state messages go; returns false when the send was skipped (backlog). */
+export interface BlockSink {
+  send(peer: string, message: Uint8Array): boolean;
+}
+
+export interface AsgdWorkerOptions {
+  readonly backend: Backend;
+  /** Produces the next minibatch (e.g. a `Batcher` over this worker's shard). */
+  readonly nextBatch: () => Batch;
+  readonly sink: BlockSink;
+  readonly jobId: string;
+  readonly workerId: string;
+  readonly learningRate: number;
+  readonly settings: WorkerSettings;
+  readonly neighbours?: readonly string[];
+  /** Parameters the backend starts from, to know each block's norm before the first send. */
+  readonly initialParams: Float32Array;
+  /** Seeds the choice of neighbour per send; default 1. */
+  readonly seed?: number;
+}
+
+/** Counters since the worker started; all monotonic. */
+export interface AsgdCounters {
+  steps: number;
+  samples: number;
+  blocksSent: number;
+  sendsSkipped: number;
+  blocksReceived: number;
+  /** Received messages that failed decoding or checks, by reason. */
+  rejected: number;
+  rejectedByCode: Record<string, number>;
+  offered: number;
+  accepted: number;
+}
+
+/**
+ * The ASGD loop of one worker (DESIGN §3): step on a minibatch merging whatever waits in the
+ * mailboxes, and every b samples send m blocks to one neighbour chosen at random, a cursor
+ * rotating through the blocks. Host-agnostic: the caller decides when to call `step()` (a Web
+ * Worker loop, a test, the simulator), so there are no timers here.
+ */
+export class AsgdWorker {
+  readonly layout: ParameterLayout;
+  readonly mailbox = new Mailbox();
+  readonly counters: AsgdCounters = {
+    steps: 0,
+    samples: 0,
+    blocksSent: 0,
+    sendsSkipped: 0,
+    blocksReceived: 0,
+    rejected: 0,
+    rejectedByCode: {},
+    offered: 0,
+    accepted: 0,
+  };
+  learningRate: number;
+  settings: WorkerSettings;
+  neighbours: string[];
+  /** Losses of recent steps, drained by `drainLosses()`. */
+  private losses: number[] = [];
+  private readonly blockNorms: Float64Array;
+  private cursor = 0;
+  private sinceSend = 0;
+  private seq = 0;
+  private readonly rng: Rng;
+  private readonly jobHash: number;
+  private readonly selfHash: number;
+
+  constructor(private readonly opts: AsgdWorkerOptions) {
+    this.layout = opts.backend.layout;
+    this.learningRate = opts.learningRate;
+    this.settings = opts.settings;
+    this.neighbours = [...(opts.neighbours ?? [])];
+    this.rng = new Rng(opts.seed ?? 1);
+    this.jobHash = idHash(opts.jobId);
+    this.selfHash = idHash(opts.workerId);
+    this.blockNorms = new Float64Array(this.layout.blockCount);
+    for (let k = 0; k < this.layout.blockCount; k++) {
+      const { start, end } = blockRange(this.layout, k);
+      this.blockNorms[k] = norm(opts.initialParams.subarray(start, end));
+    }
+  }
+
+  /**
+   * Takes a state message from `peer`. Bad messages are counted and dropped, never thrown:
+   * this runs on the receive path of a data channel.
+   */
+  receive(peer: string, bytes: Uint8Array | ArrayBuffer): boolean {
+    let reason: string | null = null;
+    try {
+      const m = decodeStateMessage(bytes);
+      if (m.job !== this.jobHash) reason = 'ERR_WRONG_JOB';
+      else if (m.block >= this.layout.blockCount) reason = 'ERR_BLOCK_INDEX';
+      else {
+        const { start, end } = blockRange(this.layout, m.block);
+        if (m.values.length !== end - start) reason = 'ERR_BLOCK_LENGTH';
+        else if (
+          norm(m.values) >
+          NORM_BOUND_FACTOR * Math.max(this.blockNorms[m.block] ?? 0, NORM_FLOOR)
+        ) {
+          reason = 'ERR_NORM_BOUND';
+        } else {
+          this.mailbox.put(peer, m.block, m.values);
+          this.counters.blocksReceived++;
+          return true;
+        }
+      }
+    } catch (err) {
+      reason = err instanceof MessageError ? err.code : 'ERR_MESSAGE_DECODE';
+    }
+    this.counters.rejected++;
+    this.counters.rejectedByCode[reason] = (this.counters.rejectedByCode[reason] ?? 0) + 1;
+    return false;
+  }
+
+  /** One training step, then the sends that are due. */
+  async step(): Promise<void> {
+    const batch = this.opts.nextBatch();
+    const received = this.mailbox.drain();
+    this.opts.backend.step(batch, this.learningRate, received);
+    this.counters.steps++;
+    this.counters.samples += batch.size;
+    this.sinceSend += batch.size;
+    if (this.sinceSend >= this.settings.communicationPeriod) {
+      this.sinceSend = 0;
+      await this.send();
+    }
+  }
+
+  /** Sends m blocks to one random neighbour; skipped (and counted) when the sink refuses. */
+  private async send(): Promise<void> {
+    if (this.neighbours.length === 0) return;
+    const peer = this.neighbours[this.rng.int(this.neighbours.length)] as string;
+    const m = Math.min(this.settings.blocksPerMessage, this.layout.blockCount);
+    for (let i = 0; i < m; i++) {
+      const k = this.cursor;
+      this.cursor = (this.cursor + 1) % this.layout.blockCount;
+      const values = await this.opts.backend.readBlock(k);
+      this.blockNorms[k] = norm(values);
+      const message = encodeStateMessage({
+        job: this.jobHash,
+        sender: this.selfHash,
+        seq: this.seq++,
+        block: k,
+        encoding: this.settings.encoding,
+        samples: this.counters.samples,
+        values,
+      });
+      if (this.opts.sink.send(peer, message)) this.counters.blocksSent++;
+      else this.counters.sendsSkipped++;
+    }
+  }
+
+  /** A copy of the current parameters (for a state upload). */
+  readParameters(): Promise<Float32Array> {
+    return this.opts.backend.readParameters();
+  }
+
+  /** Waits for queued device work and returns the mean loss of the steps since last call. */
+  async drainStats(): Promise<{ loss: number | undefined; steps: number }> {
+    const s = await this.opts.backend.drainStats();
+    this.counters.offered += s.offered;
+    this.counters.accepted += s.accepted;
+    this.losses.push(...s.losses);
+    const losses = this.losses;
+    this.losses = [];
+    const finite = losses.filter(Number.isFinite);
+    return {
+      loss: finite.length ? finite.reduce((a, b) => a + b, 0) / finite.length : undefined,
+      steps: losses.length,
+    };
+  }
+}
+
+function norm(v: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < v.length; i++) s += v[i]! * v[i]!;
+  return Math.sqrt(s);
+}
