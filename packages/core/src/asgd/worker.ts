@@ -101,7 +101,7 @@ export class AsgdWorker {
    * this runs on the receive path of a data channel.
    */
   receive(peer: string, bytes: Uint8Array | ArrayBuffer): boolean {
-    let reason: string | null = null;
+    let reason: string;
     try {
       const m = decodeStateMessage(bytes);
       if (m.job !== this.jobHash) reason = 'ERR_WRONG_JOB';
