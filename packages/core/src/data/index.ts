@@ -1,1 +1,3 @@
 export * from './dataset.ts';
+export * from './errors.ts';
+export * from './mnist.ts';

@@ -1,0 +1,73 @@
+/** Internal helpers shared by the binary readers and writers; not re-exported. */
+import { DatasetFormatError } from './errors.ts';
+
+/** Bytes as accepted by every parser: a view or a whole buffer. */
+export type BinaryInput = Uint8Array | ArrayBuffer;
+
+export function toBytes(input: BinaryInput): Uint8Array {
+  return input instanceof Uint8Array ? input : new Uint8Array(input);
+}
+
+export function dataViewOf(bytes: Uint8Array): DataView {
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** Typed arrays use the host's byte order; formats here are fixed-endian, so we need to know. */
+export const HOST_IS_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+// TextEncoder/TextDecoder exist in every runtime core targets (browsers, workers, Node ≥ 11), but
+// core's tsconfig deliberately has neither DOM nor Node types, so describe the little we use.
+interface Utf8Decoder {
+  decode(bytes: Uint8Array): string;
+}
+interface Utf8Encoder {
+  encode(text: string): Uint8Array;
+}
+const textGlobals = globalThis as unknown as {
+  TextDecoder: new (label: string, options: { fatal: boolean }) => Utf8Decoder;
+  TextEncoder: new () => Utf8Encoder;
+};
+let decoder: Utf8Decoder | undefined;
+let encoder: Utf8Encoder | undefined;
+
+/** Strict UTF-8 decoding: invalid bytes throw a TypeError rather than becoming U+FFFD. */
+export function decodeUtf8(bytes: Uint8Array): string {
+  decoder ??= new textGlobals.TextDecoder('utf-8', { fatal: true });
+  return decoder.decode(bytes);
+}
+
+export function encodeUtf8(text: string): Uint8Array {
+  encoder ??= new textGlobals.TextEncoder();
+  return encoder.encode(text);
+}
+
+/**
+ * Class labels from numeric values (IDX and NPY store them as numbers of any dtype): each must
+ * be a non-negative integer. `byteOffsetOf` maps a label index to its byte offset in the file.
+ */
+export function labelsFromValues(
+  values: Float32Array,
+  source: string,
+  byteOffsetOf?: (index: number) => number,
+): Uint32Array {
+  const labels = new Uint32Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const value = values[i] as number;
+    if (!Number.isInteger(value) || value < 0) {
+      throw new DatasetFormatError(
+        'ERR_LABEL_VALUE',
+        `${source}: label ${value} is not a non-negative integer`,
+        byteOffsetOf ? { sample: i, byteOffset: byteOffsetOf(i) } : { sample: i },
+      );
+    }
+    labels[i] = value;
+  }
+  return labels;
+}
+
+/** Product of a shape's dimensions (1 for a scalar's empty shape). */
+export function shapeSize(shape: readonly number[]): number {
+  let size = 1;
+  for (const dim of shape) size *= dim;
+  return size;
+}
