@@ -38,6 +38,8 @@ export class CpuBackend implements Backend {
   private readonly mailCount: Uint32Array;
   /** Reused per step: which entries of `received` passed the Parzen test. */
   private accepted = new Uint8Array(8);
+  /** Reused per merged block: the float64 merge sums. */
+  private readonly mergeSum: Float64Array;
   private losses: number[] = [];
   private offeredCount = 0;
   private acceptedCount = 0;
@@ -50,6 +52,7 @@ export class CpuBackend implements Backend {
     this.params = Float32Array.from(params);
     this.gradient = new Float32Array(layout.size);
     this.mailCount = new Uint32Array(layout.blockCount);
+    this.mergeSum = new Float64Array(Math.min(layout.blockSize, layout.size));
   }
 
   step(batch: Batch, learningRate: number, received: readonly ReceivedBlock[] = []): void {
@@ -114,14 +117,16 @@ export class CpuBackend implements Backend {
         for (let i = start; i < end; i++) w[i] = w[i]! - eta * g[i]!;
         continue;
       }
-      const divisor = 1 + acceptedHere;
-      for (let i = start, t = 0; i < end; i++, t++) {
-        let s = w[i]! - eta * g[i]!;
-        for (let r = 0; r < received.length; r++) {
-          if (this.accepted[r] === 1 && received[r]!.block === k) s += received[r]!.values[t]!;
-        }
-        w[i] = s / divisor;
+      // Sum in float64 (w' first, then the accepted peers in `received` order), round once.
+      const sum = this.mergeSum;
+      for (let i = start, t = 0; i < end; i++, t++) sum[t] = w[i]! - eta * g[i]!;
+      for (let r = 0; r < received.length; r++) {
+        if (this.accepted[r] !== 1) continue;
+        const v = received[r]!.values;
+        for (let t = 0; t < v.length; t++) sum[t] = sum[t]! + v[t]!;
       }
+      const divisor = 1 + acceptedHere;
+      for (let i = start, t = 0; i < end; i++, t++) w[i] = sum[t]! / divisor;
     }
   }
 
