@@ -77,7 +77,8 @@ export function parseArgs(argv: readonly string[]): CliArgs {
 
 async function runBrowser(options: BenchOptions): Promise<SuiteResult> {
   console.log('[bench] building pages');
-  await buildPages();
+  const [page] = await buildPages(['bench']);
+  if (!page || page.error !== null) throw new Error(page?.error ?? 'no bench page');
   const serveEntry = await buildNodeEntry('e2e/harness/serve.ts');
   const { startServer } = (await import(pathToFileURL(serveEntry).href)) as {
     startServer(): Promise<TestServer>;

@@ -62,40 +62,65 @@ const mnistJsonExternalPlugin: Plugin = {
   },
 };
 
+export interface PageBuild {
+  readonly name: string;
+  /** esbuild's message when the page failed to build; its HTML then reports that instead. */
+  readonly error: string | null;
+}
+
 /**
- * Bundles every `e2e/pages/*.ts` entry into `dist/www/<name>.js` with an HTML page
- * `dist/www/<name>.html` that loads it. Returns the page names.
+ * Bundles each `e2e/pages/*.ts` entry into `dist/www/<name>.js` with an HTML page
+ * `dist/www/<name>.html` that loads it. Pages build one by one, so a page that does not build
+ * (say, an API it uses has not landed) fails only its own specs, with esbuild's message, while
+ * the other specs still run.
  */
-export async function buildPages(): Promise<string[]> {
-  const entries = (await readdir(PAGES_DIR)).filter(
-    (f) => f.endsWith('.ts') && !f.startsWith('_') && !f.endsWith('.d.ts'),
-  );
+export async function buildPages(only?: readonly string[]): Promise<PageBuild[]> {
+  const names = (await readdir(PAGES_DIR))
+    .filter((f) => f.endsWith('.ts') && !f.startsWith('_') && !f.endsWith('.d.ts'))
+    .map((f) => f.slice(0, -'.ts'.length))
+    .filter((name) => !only || only.includes(name));
   await mkdir(WWW_DIR, { recursive: true });
-  await build({
-    entryPoints: entries.map((f) => join(PAGES_DIR, f)),
-    outdir: WWW_DIR,
-    bundle: true,
-    format: 'esm',
-    platform: 'browser',
-    target: 'es2022',
-    sourcemap: 'linked',
-    // Identifiers stay readable in stack traces from the page; size does not matter here.
-    minify: false,
-    logLevel: 'warning',
-    plugins: [rawTextPlugin, mnistJsonExternalPlugin],
-    // tfjs-core probes for Node modules behind `typeof process` checks; the browser field of its
-    // package.json maps most of them away, this catches the rest.
-    define: { 'process.env.NODE_ENV': '"production"' },
-  });
-  const names = entries.map((f) => f.slice(0, -'.ts'.length));
-  for (const name of names) {
+  const builds = await Promise.all(names.map(buildPage));
+  for (const { name, error } of builds) {
+    const script =
+      error === null
+        ? `<script type="module" src="./${name}.js"></script>`
+        : `<script>window.e2eBuildError = ${JSON.stringify(error).replace(/</g, '\\u003c')};</script>`;
     await writeFile(
       join(WWW_DIR, `${name}.html`),
       `<!doctype html>\n<html><head><meta charset="utf-8"><title>meshgrad e2e: ${name}</title></head>\n` +
-        `<body><pre id="log"></pre><script type="module" src="./${name}.js"></script></body></html>\n`,
+        `<body><pre id="log"></pre>${script}</body></html>\n`,
     );
   }
-  return names;
+  return builds;
+}
+
+async function buildPage(name: string): Promise<PageBuild> {
+  try {
+    await build({
+      entryPoints: [join(PAGES_DIR, `${name}.ts`)],
+      outdir: WWW_DIR,
+      bundle: true,
+      format: 'esm',
+      platform: 'browser',
+      target: 'es2022',
+      sourcemap: 'linked',
+      // Identifiers stay readable in stack traces from the page; size does not matter here.
+      minify: false,
+      logLevel: 'silent',
+      plugins: [rawTextPlugin, mnistJsonExternalPlugin],
+      define: { 'process.env.NODE_ENV': '"production"' },
+    });
+    return { name, error: null };
+  } catch (err) {
+    const failure = err as {
+      errors?: { text: string; location?: { file: string; line: number } | null }[];
+    };
+    const lines = (failure.errors ?? []).map(
+      (e) => `${e.location ? `${e.location.file}:${e.location.line}: ` : ''}${e.text}`,
+    );
+    return { name, error: `page ${name} did not build:\n${lines.join('\n') || String(err)}` };
+  }
 }
 
 /**

@@ -15,9 +15,12 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   const mod = (await import(pathToFileURL(entry).href)) as { startServer(): Promise<TestServer> };
   const server = await mod.startServer();
   process.env[SERVER_URL_ENV] = server.url;
+  const ok = pages.filter((p) => p.error === null).map((p) => p.name);
   console.log(
-    `[e2e] built ${pages.length} pages (${pages.join(', ')}) and started ${server.url} in ` +
+    `[e2e] built pages ${ok.join(', ')} and started ${server.url} in ` +
       `${((performance.now() - started) / 1000).toFixed(1)} s`,
   );
+  // A page that does not build fails its own specs with this message (see buildPages).
+  for (const p of pages) if (p.error !== null) console.log(`[e2e] ${p.error}`);
   return () => server.close();
 }

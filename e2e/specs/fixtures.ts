@@ -20,7 +20,13 @@ export const test = base.extend<{ serverUrl: string; openPage: (name: string) =>
     page.on('pageerror', (err) => console.log(`[page:error] ${err.stack ?? err.message}`));
     await use(async (name: string) => {
       await page.goto(`${serverUrl}/${name}.html`);
-      await page.waitForFunction(() => 'e2e' in window, undefined, { timeout: 30_000 });
+      await page.waitForFunction(() => 'e2e' in window || 'e2eBuildError' in window, undefined, {
+        timeout: 30_000,
+      });
+      const buildError = await page.evaluate(
+        () => (window as { e2eBuildError?: string }).e2eBuildError ?? null,
+      );
+      if (buildError !== null) throw new Error(buildError);
       return page;
     });
   },
