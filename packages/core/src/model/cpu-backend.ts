@@ -16,16 +16,18 @@ import { blockRange } from './spec.ts';
  * - The gradient g is taken at the current w (before any merge); the step's loss is the loss at w.
  * - Parzen test, per received block v of block k, against the same w_k and g_k for every peer:
  *   accept iff 2·⟨g_k, w_k − v⟩ > η·‖g_k‖², the differences, products and sums computed in
- *   float64 from the float32 inputs. float64 keeps the verdict right when w' and v nearly tie
- *   (float32 sums over 16k values would lose the small difference of two large norms). The
- *   inequality is strict, so a block whose gradient is all zero accepts nothing: its local step
- *   does not move, so it cannot move toward v.
+ *   float64 from the float32 inputs. A float32 running sum over a 16k-value block can be off by
+ *   ~n·ε ≈ 1e-3 relative, enough to flip the verdict when the two sides are close; in float64
+ *   the verdict is that of exact arithmetic except on near-ties (~1e-12 relative). A GPU
+ *   reduction in float32 may therefore disagree on near-ties only. The inequality is strict, so
+ *   a block whose gradient is all zero accepts nothing: its local step does not move, so it
+ *   cannot move toward v.
  * - A peer block holding NaN or ±Infinity is rejected (it still counts as offered). That is
  *   what the unexpanded test ‖w' − v‖² < ‖w − v‖² gives (∞ < ∞ and NaN comparisons are false),
  *   and it keeps one broken peer from poisoning the model.
  * - Merge: w_k ← (w'_k + Σ accepted v) / (1 + accepted), with w'_k = w_k − η·g_k, summed in
  *   float64 in the order the blocks appear in `received`, rounded once to float32. Blocks with
- *   no accepted peer take w'_k.
+ *   no accepted peer take w'_k, also computed in float64 and rounded once.
  * - All inputs are validated before anything changes, so a call that throws leaves w as it was.
  */
 export class CpuBackend implements Backend {
