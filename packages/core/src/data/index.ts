@@ -2,3 +2,4 @@ export * from './dataset.ts';
 export * from './errors.ts';
 export * from './mnist.ts';
 export * from './binary.ts';
+export * from './clusters.ts';
