@@ -92,3 +92,11 @@ export function crc32(bytes: Uint8Array): number {
   }
   return (crc ^ 0xffffffff) >>> 0;
 }
+
+/** Returns `data` itself when the scale is 1, a scaled copy otherwise. */
+export function scaled(data: Float32Array, scale: number, name: string): Float32Array {
+  if (!Number.isFinite(scale) || scale === 0) {
+    throw new RangeError(`${name}: scale must be finite and non-zero, got ${scale}`);
+  }
+  return scale === 1 ? data : data.map((v) => v * scale);
+}

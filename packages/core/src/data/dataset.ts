@@ -30,6 +30,15 @@ export interface Batch {
 }
 
 /**
+ * A dense n-dimensional array as read from a file (IDX, NPY): values converted to float32 and
+ * laid out row-major (C order) whatever the file's own order.
+ */
+export interface NdArray {
+  readonly shape: readonly number[];
+  readonly data: Float32Array;
+}
+
+/**
  * Upper bound on the class count, so a stray huge label (a regression target, a corrupt file)
  * fails loudly instead of asking a model for millions of output units.
  */

@@ -3,3 +3,4 @@ export * from './errors.ts';
 export * from './mnist.ts';
 export * from './binary.ts';
 export * from './clusters.ts';
+export * from './idx.ts';
