@@ -4,3 +4,4 @@ export * from './mnist.ts';
 export * from './binary.ts';
 export * from './clusters.ts';
 export * from './idx.ts';
+export * from './npy.ts';
