@@ -24,11 +24,20 @@ export type DatasetErrorCode =
   | 'ERR_IDX_MAGIC'
   | 'ERR_IDX_TYPE'
   | 'ERR_IDX_DIMS'
+  /** The CSV bytes are not valid UTF-8. */
+  | 'ERR_CSV_ENCODING'
+  /** No data rows. */
   | 'ERR_CSV_EMPTY'
+  /** A row has a different number of fields than the first. */
   | 'ERR_CSV_COLUMNS'
+  /** A feature cell is empty or not a number. */
   | 'ERR_CSV_NUMBER'
+  /** An unterminated quoted field, or text after a closing quote. */
   | 'ERR_CSV_QUOTE'
+  /** labelColumn names no column. */
   | 'ERR_CSV_LABEL_COLUMN'
+  /** An empty label cell. */
+  | 'ERR_CSV_LABEL'
   | 'ERR_NPY_MAGIC'
   | 'ERR_NPY_VERSION'
   | 'ERR_NPY_HEADER'

@@ -5,3 +5,4 @@ export * from './binary.ts';
 export * from './clusters.ts';
 export * from './idx.ts';
 export * from './npy.ts';
+export * from './csv.ts';
