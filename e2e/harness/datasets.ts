@@ -1,10 +1,10 @@
 /**
- * Datasets the test server hands to pages, encoded in Node: the page skips loading and parsing
- * the `mnist` package's 21 MB of JSON, which takes seconds in a page on these machines.
+ * Datasets the test server hands to pages, encoded in Node with core's `encodeDataset` (decoded
+ * in the page with `decodeDataset`): the page skips loading and parsing the `mnist` package's
+ * 21 MB of JSON, which takes seconds in a page on these machines, and gets 25 MB of float32.
  */
-import { loadMnist } from '@meshgrad/core';
+import { encodeDataset, loadMnist } from '@meshgrad/core';
 import type { MnistSplit } from '@meshgrad/core';
-import { packDataset } from './wire.ts';
 
 let mnist: Promise<MnistSplit> | null = null;
 
@@ -13,5 +13,5 @@ export async function datasetBytes(name: string): Promise<Uint8Array | undefined
   if (name !== 'mnist-train' && name !== 'mnist-test') return undefined;
   mnist ??= loadMnist();
   const split = await mnist;
-  return packDataset(name === 'mnist-train' ? split.train : split.test);
+  return encodeDataset(name === 'mnist-train' ? split.train : split.test);
 }

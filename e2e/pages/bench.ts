@@ -9,7 +9,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-webgl';
 import '@tensorflow/tfjs-backend-webgpu';
 import { getThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import { CpuBackend } from '@meshgrad/core';
+import { CpuBackend, decodeDataset } from '@meshgrad/core';
 import {
   adapterSummary,
   describeAdapter,
@@ -18,7 +18,6 @@ import {
   log,
   requireAdapter,
 } from './_common.ts';
-import { unpackDataset } from '../harness/wire.ts';
 import { meshgradSession } from '../bench/meshgrad-mlp.ts';
 import { benchModel, runSuite } from '../bench/suite.ts';
 import type { Candidate } from '../bench/suite.ts';
@@ -31,7 +30,7 @@ async function bench(options: BenchOptions): Promise<SuiteResult> {
   log(`adapter: ${describeAdapter(adapter)}`);
   setWasmPaths(new URL('/tfjs-wasm/', location.href).href);
 
-  const train = unpackDataset(await fetchBytes('mnist-train'), 'mnist/train');
+  const train = decodeDataset(await fetchBytes('mnist-train'));
   const model = benchModel(train, options);
   log(
     `model: ${train.features}-${options.hidden.join('-')}-${train.classes} MLP, ${model.layout.size} parameters, batch ${options.batchSize}`,
