@@ -6,3 +6,5 @@ export * from './clusters.ts';
 export * from './idx.ts';
 export * from './npy.ts';
 export * from './csv.ts';
+export * from './shard.ts';
+export * from './batcher.ts';
