@@ -30,7 +30,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['scripts/**', '**/*.config.{js,ts,mjs}', 'e2e/**', '**/*.test.ts'],
+    files: ['scripts/**', '**/*.config.{js,ts,mjs}', '**/build.mjs', 'e2e/**', '**/*.test.ts'],
     languageOptions: { globals: { ...globals.node, ...globals.browser } },
   },
   {

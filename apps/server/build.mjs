@@ -1,0 +1,23 @@
+// Bundles the server to dist/ with esbuild: our workspace packages (TypeScript sources, the
+// built-in MNIST JSON) are bundled in; third-party dependencies stay external and load from
+// node_modules.
+import { build } from 'esbuild';
+import { readFileSync } from 'node:fs';
+
+const pkg = JSON.parse(readFileSync(new URL('./package.json', import.meta.url), 'utf8'));
+const external = Object.keys(pkg.dependencies ?? {}).filter((d) => !d.startsWith('@meshgrad/'));
+
+await build({
+  entryPoints: { main: 'src/main.ts', index: 'src/index.ts' },
+  outdir: 'dist',
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  sourcemap: true,
+  sourcesContent: false,
+  external,
+  banner: { js: '#!/usr/bin/env node' },
+  logLevel: 'warning',
+});

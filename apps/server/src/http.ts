@@ -1,0 +1,197 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { existsSync } from 'node:fs';
+import sirv from 'sirv';
+import type { Job } from './jobs/job.ts';
+import type { Logger } from './logger.ts';
+import type { ServerMetrics } from './metrics.ts';
+import type { DataStore } from './store.ts';
+
+/** Shards never change for a given spec; clients and proxies may keep them for a day. */
+const SHARD_CACHE = 'public, max-age=86400';
+/** A numbered checkpoint never changes once written. */
+const CHECKPOINT_CACHE = 'public, max-age=31536000, immutable';
+
+export interface HttpContext {
+  readonly jobs: ReadonlyMap<string, Job>;
+  readonly store: DataStore;
+  readonly metrics: ServerMetrics;
+  readonly log: Logger;
+  readonly startedAt: number;
+  /** Built client (apps/client/dist), or null when it has not been built. */
+  readonly clientDir: string | null;
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+  });
+  res.end(text);
+}
+
+function sendBinary(
+  req: IncomingMessage,
+  res: ServerResponse,
+  bytes: Uint8Array,
+  etag: string,
+  cache: string,
+  extra: Record<string, string> = {},
+): void {
+  const headers = { etag, 'cache-control': cache, ...extra };
+  if (req.headers['if-none-match'] === etag) {
+    res.writeHead(304, headers);
+    res.end();
+    return;
+  }
+  res.writeHead(200, {
+    ...headers,
+    'content-type': 'application/octet-stream',
+    'content-length': bytes.byteLength,
+  });
+  res.end(req.method === 'HEAD' ? undefined : bytes);
+}
+
+const asBytes = (f: Float32Array) => new Uint8Array(f.buffer, f.byteOffset, f.byteLength);
+
+/** The HTTP side of the server: health, metrics, shards, checkpoints and the client pages. */
+export function createHttpHandler(
+  ctx: HttpContext,
+): (req: IncomingMessage, res: ServerResponse) => void {
+  const statics =
+    ctx.clientDir && existsSync(ctx.clientDir)
+      ? sirv(ctx.clientDir, { etag: true, extensions: ['html'], dev: false })
+      : null;
+
+  const routes: Array<{
+    pattern: RegExp;
+    handle: (
+      m: RegExpMatchArray,
+      req: IncomingMessage,
+      res: ServerResponse,
+    ) => Promise<void> | void;
+  }> = [
+    {
+      pattern: /^\/healthz$/,
+      handle: (_m, _req, res) => {
+        let workers = 0;
+        for (const j of ctx.jobs.values()) workers += j.workers.size;
+        sendJson(res, 200, {
+          ok: true,
+          uptimeSec: Math.round((Date.now() - ctx.startedAt) / 1000),
+          jobs: ctx.jobs.size,
+          workers,
+        });
+      },
+    },
+    {
+      pattern: /^\/metrics$/,
+      handle: async (_m, _req, res) => {
+        const text = await ctx.metrics.registry.metrics();
+        res.writeHead(200, { 'content-type': ctx.metrics.registry.contentType });
+        res.end(text);
+      },
+    },
+    {
+      // Public job descriptions, shown on the volunteer page before anyone consents to join.
+      pattern: /^\/api\/jobs$/,
+      handle: (_m, _req, res) => {
+        sendJson(res, 200, {
+          jobs: [...ctx.jobs.values()].filter((j) => j.state !== 'stopped').map((j) => j.info()),
+        });
+      },
+    },
+    {
+      pattern: /^\/api\/jobs\/([a-z0-9_-]+)\/shards\/(\d+)$/,
+      handle: (m, req, res) => {
+        const job = ctx.jobs.get(m[1] as string);
+        const shard = job?.shard(Number(m[2]));
+        if (!job || !shard) return sendJson(res, 404, { error: 'no such job or shard' });
+        sendBinary(req, res, shard.bytes, shard.etag, SHARD_CACHE);
+      },
+    },
+    {
+      pattern: /^\/api\/jobs\/([a-z0-9_-]+)\/checkpoints\/(initial|latest|\d+)$/,
+      handle: async (m, req, res) => {
+        const job = ctx.jobs.get(m[1] as string);
+        if (!job) return sendJson(res, 404, { error: 'no such job' });
+        const which = m[2] as string;
+        if (which === 'initial') {
+          return sendBinary(
+            req,
+            res,
+            asBytes(job.initialParams()),
+            `"${job.id}-initial"`,
+            CHECKPOINT_CACHE,
+            {
+              'x-meshgrad-samples': '0',
+            },
+          );
+        }
+        const manifest =
+          which === 'latest'
+            ? job.latest
+            : (await ctx.store.listCheckpoints(job.id)).find((c) => c.seq === Number(which));
+        if (!manifest) return sendJson(res, 404, { error: 'no such checkpoint' });
+        const params =
+          manifest.seq === job.latest?.seq
+            ? job.checkpointParams().params
+            : await ctx.store.readCheckpoint(manifest);
+        sendBinary(
+          req,
+          res,
+          asBytes(params),
+          `"${job.id}-${manifest.seq}"`,
+          which === 'latest' ? 'no-cache' : CHECKPOINT_CACHE,
+          {
+            'x-meshgrad-samples': String(manifest.samples),
+            'x-meshgrad-checkpoint': String(manifest.seq),
+          },
+        );
+      },
+    },
+    {
+      pattern: /^\/api\/jobs\/([a-z0-9_-]+)\/metrics$/,
+      handle: async (m, _req, res) => {
+        const job = ctx.jobs.get(m[1] as string);
+        if (!job) return sendJson(res, 404, { error: 'no such job' });
+        sendJson(res, 200, {
+          job: job.id,
+          samples: job.samples,
+          history: await ctx.store.readMetrics(job.id),
+        });
+      },
+    },
+  ];
+
+  return (req, res) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      sendJson(res, 405, { error: `${req.method ?? 'this method'} is not allowed` });
+      return;
+    }
+    for (const route of routes) {
+      const m = url.pathname.match(route.pattern);
+      if (!m) continue;
+      Promise.resolve(route.handle(m, req, res)).catch((err: unknown) => {
+        ctx.log.error({ err, path: url.pathname }, 'http handler failed');
+        if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
+        else res.destroy();
+      });
+      return;
+    }
+    if (statics) {
+      statics(req, res, () => sendJson(res, 404, { error: 'not found' }));
+      return;
+    }
+    if (url.pathname === '/' || url.pathname === '/admin') {
+      res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8' });
+      res.end(
+        'The meshgrad client has not been built: run `npm start` (it builds it) or `npm run build`.\n',
+      );
+      return;
+    }
+    sendJson(res, 404, { error: 'not found' });
+  };
+}

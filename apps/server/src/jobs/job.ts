@@ -1,0 +1,461 @@
+import { createHash, randomUUID } from 'node:crypto';
+import {
+  encodeDataset,
+  evaluate,
+  gaussianClusters,
+  initParameters,
+  loadMnist,
+  parameterLayout,
+  selectRows,
+  shardDataset,
+  type Dataset,
+  type DeviceInfo,
+  type JobInfo,
+  type JobState,
+  type LinkStats,
+  type ParameterLayout,
+  type Stats,
+  type WorkerSettings,
+} from '@meshgrad/core';
+import type { Logger } from '../logger.ts';
+import type { ServerMetrics } from '../metrics.ts';
+import type { CheckpointManifest, DataStore, MetricsRecord } from '../store.ts';
+import type { JobSpec } from './job-spec.ts';
+
+/** A worker that has not reported for this long is dropped (ms). */
+export const WORKER_STALE_MS = 5_000;
+/** How often the job writes a metrics-history record (ms). */
+export const METRICS_RECORD_INTERVAL_MS = 5_000;
+/** A state request not answered within this time is abandoned and another worker is asked (ms). */
+export const STATE_REQUEST_TIMEOUT_MS = 15_000;
+
+export interface WorkerEntry {
+  readonly id: string;
+  socketId: string;
+  readonly device: DeviceInfo;
+  readonly joinedAt: number;
+  readonly shard: number;
+  neighbours: string[];
+  settings: WorkerSettings;
+  lastSeen: number;
+  samplesPerSec: number;
+  loss: number | undefined;
+  /** Samples this worker contributed to the job (credited). */
+  contributed: number;
+  paused: boolean;
+  offered: number;
+  accepted: number;
+  links: LinkStats[];
+}
+
+/** Callbacks the job uses to reach its workers; the socket layer provides them. */
+export interface JobOutbox {
+  neighbours(workerId: string, neighbours: readonly string[]): void;
+  requestState(workerId: string, requestId: string): void;
+  control(workerId: string, state: JobState, learningRate: number): void;
+}
+
+/** Loads the train and held-out test sets a job spec names. */
+export async function loadJobData(spec: JobSpec): Promise<{ train: Dataset; test: Dataset }> {
+  switch (spec.dataset.kind) {
+    case 'mnist':
+      return loadMnist();
+    case 'clusters': {
+      const { clusters, dims, count, testCount, spread, seed } = spec.dataset;
+      // Samples are i.i.d. draws, so the first `count` rows train and the rest are held out.
+      const { dataset } = gaussianClusters({
+        clusters,
+        dims,
+        count: count + testCount,
+        spread,
+        seed,
+      });
+      const rows = (start: number, n: number) => Array.from({ length: n }, (_, i) => start + i);
+      return {
+        train: selectRows(dataset, rows(0, count), 'clusters/train'),
+        test: selectRows(dataset, rows(count, testCount), 'clusters/test'),
+      };
+    }
+  }
+}
+
+/**
+ * One training job on this server: its spec, data, shards, workers, progress and checkpoints.
+ * Progress (sample count, metrics history) is persisted so it never goes backwards across
+ * restarts.
+ */
+export class Job {
+  readonly layout: ParameterLayout;
+  readonly workers = new Map<string, WorkerEntry>();
+  state: JobState = 'running';
+  learningRate: number;
+  /** Samples processed by all workers since the job was created. */
+  samples = 0;
+  /** Per-worker cumulative counters already credited (see `recordStats`). */
+  private credited = new Map<string, number>();
+  private shardBytes = new Map<number, { bytes: Uint8Array; etag: string }>();
+  private shards: Dataset[] = [];
+  latest: CheckpointManifest | null = null;
+  private latestParams: Float32Array | null = null;
+  private pendingState: {
+    requestId: string;
+    workerId: string;
+    sentAt: number;
+    samples: number;
+  } | null = null;
+  private lastCheckpointAt = Date.now();
+  private lastRecordAt = 0;
+  private lastTrainLoss: number | undefined;
+  private dirty = false;
+  private readonly specHash: string;
+
+  private constructor(
+    readonly spec: JobSpec,
+    readonly train: Dataset,
+    readonly test: Dataset,
+    private readonly store: DataStore,
+    private readonly metrics: ServerMetrics,
+    private readonly log: Logger,
+  ) {
+    this.layout = parameterLayout(spec.model, spec.blockSize);
+    this.learningRate = spec.learningRate;
+    this.specHash = createHash('sha256').update(JSON.stringify(spec)).digest('hex').slice(0, 16);
+    for (let i = 0; i < spec.shards; i++) {
+      this.shards.push(shardDataset(train, i, spec.shards, spec.seed));
+    }
+  }
+
+  /** Loads data and resumes from the data directory when the job ran before. */
+  static async open(
+    spec: JobSpec,
+    store: DataStore,
+    metrics: ServerMetrics,
+    log: Logger,
+  ): Promise<Job> {
+    const { train, test } = await loadJobData(spec);
+    const job = new Job(spec, train, test, store, metrics, log.child({ job: spec.id }));
+    await store.saveSpec(spec.id, spec);
+    const progress = await store.loadProgress(spec.id);
+    job.latest = await store.latestCheckpoint(spec.id);
+    if (job.latest) job.latestParams = await store.readCheckpoint(job.latest);
+    if (progress) {
+      job.samples = progress.samples;
+      job.state = progress.state;
+      job.learningRate = progress.learningRate;
+      job.credited = new Map(Object.entries(progress.credited));
+    }
+    // Never report fewer samples than the newest checkpoint already recorded.
+    if (job.latest && job.latest.samples > job.samples) job.samples = job.latest.samples;
+    metrics.samples.set({ job: spec.id }, job.samples);
+    if (job.latest) {
+      metrics.testLoss.set({ job: spec.id }, job.latest.testLoss);
+      if (job.latest.testAccuracy !== undefined)
+        metrics.testAccuracy.set({ job: spec.id }, job.latest.testAccuracy);
+    }
+    job.log.info(
+      { samples: job.samples, checkpoint: job.latest?.seq ?? null, state: job.state },
+      job.latest ? 'job resumed from checkpoint' : 'job created',
+    );
+    return job;
+  }
+
+  get id(): string {
+    return this.spec.id;
+  }
+
+  info(): JobInfo {
+    const { spec } = this;
+    return {
+      id: spec.id,
+      name: spec.name,
+      host: spec.host,
+      description: spec.description,
+      model: spec.model,
+      blockSize: spec.blockSize,
+      batchSize: spec.batchSize,
+      learningRate: this.learningRate,
+      seed: spec.seed,
+      state: this.state,
+      dataset: {
+        name: this.train.name,
+        features: this.train.features,
+        classes: this.train.classes,
+      },
+    };
+  }
+
+  /** Shard bytes in the binary dataset format, cached; the ETag changes only with the spec. */
+  shard(index: number): { bytes: Uint8Array; etag: string } | null {
+    const ds = this.shards[index];
+    if (!ds) return null;
+    let entry = this.shardBytes.get(index);
+    if (!entry) {
+      entry = { bytes: encodeDataset(ds), etag: `"${this.specHash}-shard-${index}"` };
+      this.shardBytes.set(index, entry);
+    }
+    return entry;
+  }
+
+  shardCount(): number {
+    return this.shards.length;
+  }
+
+  shardSize(index: number): number {
+    return this.shards[index]?.count ?? 0;
+  }
+
+  /** The latest checkpoint's parameters, or the job's seeded initial ones before the first. */
+  checkpointParams(): { params: Float32Array; manifest: CheckpointManifest | null } {
+    if (this.latest && this.latestParams)
+      return { params: this.latestParams, manifest: this.latest };
+    return { params: this.initialParams(), manifest: null };
+  }
+
+  private initial: Float32Array | null = null;
+
+  /** Seeded initial parameters, the same on every server that runs this spec. */
+  initialParams(): Float32Array {
+    this.initial ??= initParameters(this.layout, this.spec.seed, this.train);
+    return this.initial;
+  }
+
+  /** Adds a worker (or re-attaches a reconnecting one) and renews everyone's neighbours. */
+  join(
+    workerId: string | undefined,
+    socketId: string,
+    device: DeviceInfo,
+    outbox: JobOutbox,
+  ): WorkerEntry {
+    const id =
+      workerId && !this.workers.has(workerId) ? workerId : `w-${randomUUID().slice(0, 12)}`;
+    const usage = new Array<number>(this.shards.length).fill(0);
+    for (const w of this.workers.values()) usage[w.shard] = (usage[w.shard] ?? 0) + 1;
+    const shard = usage.indexOf(Math.min(...usage));
+    const entry: WorkerEntry = {
+      id,
+      socketId,
+      device,
+      joinedAt: Date.now(),
+      shard,
+      neighbours: [],
+      settings: { ...this.spec.communication },
+      lastSeen: Date.now(),
+      samplesPerSec: 0,
+      loss: undefined,
+      contributed: 0,
+      paused: false,
+      offered: 0,
+      accepted: 0,
+      links: [],
+    };
+    this.workers.set(id, entry);
+    this.metrics.workers.set({ job: this.id }, this.workers.size);
+    this.log.info({ worker: id, backend: device.backend, shard }, 'worker joined');
+    void this.store.appendEvent(this.id, { event: 'join', worker: id, backend: device.backend });
+    this.renewNeighbours(outbox, id);
+    return entry;
+  }
+
+  leave(workerId: string, reason: string, outbox: JobOutbox): void {
+    if (!this.workers.delete(workerId)) return;
+    this.metrics.workers.set({ job: this.id }, this.workers.size);
+    if (this.pendingState?.workerId === workerId) this.pendingState = null;
+    this.log.info({ worker: workerId, reason }, 'worker left');
+    void this.store.appendEvent(this.id, { event: 'leave', worker: workerId, reason });
+    this.renewNeighbours(outbox);
+  }
+
+  /**
+   * Neighbours on a ring of the sorted worker ids: each worker sees the next and previous
+   * ⌈k/2⌉, so the graph is symmetric and connected, and a join or leave changes few links.
+   */
+  private renewNeighbours(outbox: JobOutbox, skip?: string): void {
+    const ids = [...this.workers.keys()].sort();
+    const n = ids.length;
+    const half = Math.ceil(this.spec.neighbours / 2);
+    for (let i = 0; i < n; i++) {
+      const set = new Set<string>();
+      for (let d = 1; d <= half && set.size < Math.min(this.spec.neighbours, n - 1); d++) {
+        set.add(ids[(i + d) % n] as string);
+        if (set.size < Math.min(this.spec.neighbours, n - 1))
+          set.add(ids[(i - d + n) % n] as string);
+      }
+      set.delete(ids[i] as string);
+      const w = this.workers.get(ids[i] as string);
+      if (!w) continue;
+      const next = [...set].sort();
+      if (next.join() !== w.neighbours.join()) {
+        w.neighbours = next;
+        if (w.id !== skip) outbox.neighbours(w.id, next);
+      }
+    }
+  }
+
+  /** Credits a worker's statistics. `stats.samples` is cumulative per tab, so only the increase counts. */
+  recordStats(worker: WorkerEntry, stats: Stats): void {
+    const before = this.credited.get(worker.id);
+    const delta = before === undefined ? stats.samples : stats.samples - before;
+    // A counter that went down means the tab restarted its count: credit what it reports anew.
+    const credit = delta >= 0 ? delta : stats.samples;
+    this.credited.set(worker.id, stats.samples);
+    if (credit > 0) {
+      this.samples += credit;
+      worker.contributed += credit;
+      this.dirty = true;
+    }
+    worker.lastSeen = Date.now();
+    worker.samplesPerSec = stats.samplesPerSec;
+    worker.loss = stats.loss;
+    worker.paused = stats.paused;
+    worker.offered = stats.offered;
+    worker.accepted = stats.accepted;
+    worker.links = stats.links;
+  }
+
+  setControl(state: JobState, learningRate: number, outbox: JobOutbox): void {
+    this.state = state;
+    this.learningRate = learningRate;
+    this.dirty = true;
+    for (const w of this.workers.values()) outbox.control(w.id, state, learningRate);
+    void this.store.appendEvent(this.id, { event: 'control', state, learningRate });
+  }
+
+  /** Persists progress (samples, state, per-worker credit) when it changed. */
+  async flush(): Promise<void> {
+    if (!this.dirty) return;
+    this.dirty = false;
+    await this.store.saveProgress(this.id, {
+      samples: this.samples,
+      state: this.state,
+      learningRate: this.learningRate,
+      credited: Object.fromEntries(this.credited),
+    });
+  }
+
+  /** Periodic work: drop stale workers, update gauges, persist progress, ask for state. */
+  async tick(outbox: JobOutbox): Promise<void> {
+    const now = Date.now();
+    for (const w of [...this.workers.values()]) {
+      if (now - w.lastSeen > WORKER_STALE_MS) this.leave(w.id, 'stale', outbox);
+    }
+    let sps = 0;
+    let lossSum = 0;
+    let lossN = 0;
+    for (const w of this.workers.values()) {
+      sps += w.samplesPerSec;
+      if (w.loss !== undefined) {
+        lossSum += w.loss;
+        lossN++;
+      }
+    }
+    if (lossN) this.lastTrainLoss = lossSum / lossN;
+    this.metrics.samplesPerSecond.set({ job: this.id }, sps);
+    this.metrics.samples.set({ job: this.id }, this.samples);
+    if (this.lastTrainLoss !== undefined)
+      this.metrics.loss.set({ job: this.id }, this.lastTrainLoss);
+
+    await this.flush();
+    if (now - this.lastRecordAt >= METRICS_RECORD_INTERVAL_MS && this.workers.size > 0) {
+      this.lastRecordAt = now;
+      await this.appendRecord({ samplesPerSec: sps });
+    }
+    if (this.pendingState && now - this.pendingState.sentAt > STATE_REQUEST_TIMEOUT_MS) {
+      this.log.warn({ worker: this.pendingState.workerId }, 'state request timed out');
+      this.pendingState = null;
+    }
+    if (
+      !this.pendingState &&
+      this.state === 'running' &&
+      now - this.lastCheckpointAt >= this.spec.checkpointIntervalSec * 1000
+    ) {
+      this.requestState(outbox);
+    }
+  }
+
+  /** Asks the worker that has contributed most (and is not paused) for its parameters. */
+  requestState(outbox: JobOutbox): string | null {
+    let best: WorkerEntry | null = null;
+    for (const w of this.workers.values()) {
+      if (w.paused || w.contributed === 0) continue;
+      if (!best || w.contributed > best.contributed) best = w;
+    }
+    if (!best) return null;
+    const requestId = `r-${randomUUID().slice(0, 12)}`;
+    this.pendingState = { requestId, workerId: best.id, sentAt: Date.now(), samples: this.samples };
+    outbox.requestState(best.id, requestId);
+    return requestId;
+  }
+
+  /**
+   * Takes a state upload: checks it answers our request and holds P finite floats, evaluates
+   * it on the held-out test set with the CPU reference, and stores it as a checkpoint.
+   * Returns an error message, or null when stored.
+   */
+  async acceptState(
+    workerId: string,
+    requestId: string,
+    bytes: Uint8Array,
+  ): Promise<string | null> {
+    const pending = this.pendingState;
+    if (!pending || pending.requestId !== requestId || pending.workerId !== workerId) {
+      return `no state request ${requestId} is pending for this worker`;
+    }
+    this.pendingState = null;
+    if (bytes.byteLength !== this.layout.size * 4) {
+      return `params must be ${this.layout.size} float32 values (${this.layout.size * 4} bytes), got ${bytes.byteLength} bytes`;
+    }
+    const params = new Float32Array(this.layout.size);
+    new Uint8Array(params.buffer).set(bytes);
+    for (let i = 0; i < params.length; i++) {
+      if (!Number.isFinite(params[i])) return `params[${i}] is not finite`;
+    }
+    const result = evaluate(this.layout, params, this.test);
+    const seq = (this.latest?.seq ?? 0) + 1;
+    const manifest: CheckpointManifest = {
+      job: this.id,
+      seq,
+      samples: Math.max(pending.samples, this.latest?.samples ?? 0),
+      createdAt: new Date().toISOString(),
+      parameters: this.layout.size,
+      worker: workerId,
+      testLoss: result.loss,
+      ...(result.accuracy !== undefined ? { testAccuracy: result.accuracy } : {}),
+      ...(result.objective !== undefined ? { testObjective: result.objective } : {}),
+      file: `${seq}.bin`,
+    };
+    await this.store.saveCheckpoint(manifest, params);
+    this.latest = manifest;
+    this.latestParams = params;
+    this.lastCheckpointAt = Date.now();
+    this.metrics.checkpoints.inc({ job: this.id });
+    this.metrics.testLoss.set({ job: this.id }, result.loss);
+    if (result.accuracy !== undefined)
+      this.metrics.testAccuracy.set({ job: this.id }, result.accuracy);
+    this.log.info(
+      { seq, samples: manifest.samples, testLoss: result.loss, testAccuracy: result.accuracy },
+      'checkpoint stored',
+    );
+    let sps = 0;
+    for (const w of this.workers.values()) sps += w.samplesPerSec;
+    await this.appendRecord({ samplesPerSec: sps, checkpoint: manifest });
+    return null;
+  }
+
+  private async appendRecord(opts: {
+    samplesPerSec: number;
+    checkpoint?: CheckpointManifest;
+  }): Promise<void> {
+    const c = opts.checkpoint;
+    const record: MetricsRecord = {
+      time: new Date().toISOString(),
+      samples: this.samples,
+      workers: this.workers.size,
+      samplesPerSec: opts.samplesPerSec,
+      ...(this.lastTrainLoss !== undefined ? { trainLoss: this.lastTrainLoss } : {}),
+      ...(c ? { testLoss: c.testLoss, checkpoint: c.seq } : {}),
+      ...(c?.testAccuracy !== undefined ? { testAccuracy: c.testAccuracy } : {}),
+      ...(c?.testObjective !== undefined ? { testObjective: c.testObjective } : {}),
+    };
+    await this.store.appendMetrics(this.id, record);
+  }
+}

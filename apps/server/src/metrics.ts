@@ -1,0 +1,63 @@
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Prometheus metrics served at /metrics. One registry per server instance (tests run several). */
+export class ServerMetrics {
+  readonly registry = new Registry();
+  readonly workers = new Gauge({
+    name: 'meshgrad_workers',
+    help: 'Volunteer workers currently connected, per job',
+    labelNames: ['job'] as const,
+    registers: [this.registry],
+  });
+  readonly samplesPerSecond = new Gauge({
+    name: 'meshgrad_samples_per_second',
+    help: 'Training samples processed per second across all workers of a job',
+    labelNames: ['job'] as const,
+    registers: [this.registry],
+  });
+  readonly samples = new Gauge({
+    name: 'meshgrad_samples_total',
+    help: 'Training samples processed by a job since it was created (survives restarts)',
+    labelNames: ['job'] as const,
+    registers: [this.registry],
+  });
+  readonly loss = new Gauge({
+    name: 'meshgrad_train_loss',
+    help: 'Mean training loss reported by workers over the last interval',
+    labelNames: ['job'] as const,
+    registers: [this.registry],
+  });
+  readonly testLoss = new Gauge({
+    name: 'meshgrad_test_loss',
+    help: 'Test loss of the latest checkpoint, evaluated by the server',
+    labelNames: ['job'] as const,
+    registers: [this.registry],
+  });
+  readonly testAccuracy = new Gauge({
+    name: 'meshgrad_test_accuracy',
+    help: 'Test accuracy of the latest checkpoint, evaluated by the server (classifiers)',
+    labelNames: ['job'] as const,
+    registers: [this.registry],
+  });
+  readonly checkpoints = new Counter({
+    name: 'meshgrad_checkpoints_written_total',
+    help: 'Checkpoints written since the server started',
+    labelNames: ['job'] as const,
+    registers: [this.registry],
+  });
+  readonly bytesRelayed = new Counter({
+    name: 'meshgrad_relayed_bytes_total',
+    help: 'State-message bytes relayed through the server (fallback transport)',
+    registers: [this.registry],
+  });
+  readonly rejectedMessages = new Counter({
+    name: 'meshgrad_rejected_messages_total',
+    help: 'Inbound control-plane messages refused (invalid, oversized, out of order)',
+    labelNames: ['event', 'code'] as const,
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'meshgrad_process_' });
+  }
+}

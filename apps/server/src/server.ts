@@ -1,0 +1,139 @@
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Server as SocketServer } from 'socket.io';
+import { MAX_PAYLOAD_BYTES } from '@meshgrad/core';
+import { createHttpHandler } from './http.ts';
+import { DEFAULT_JOB, parseJobSpec, type JobSpec } from './jobs/job-spec.ts';
+import { Job } from './jobs/job.ts';
+import { createLogger, type Logger } from './logger.ts';
+import { ServerMetrics } from './metrics.ts';
+import { DataStore } from './store.ts';
+import { VolunteerHub, type VolunteerNamespace } from './volunteer.ts';
+
+/** How often jobs run their periodic work (ms). */
+export const TICK_MS = 1_000;
+
+export interface ServerOptions {
+  /** TCP port; default 8080, 0 picks a free one. */
+  readonly port?: number;
+  /** Interface to listen on; default all (`0.0.0.0`). */
+  readonly host?: string;
+  /** Data directory; default `./.meshgrad`. */
+  readonly dataDir?: string;
+  /** Admin token; default `MESHGRAD_ADMIN_TOKEN`, else a random one kept in the data directory. */
+  readonly adminToken?: string;
+  /** Jobs to run; default the built-in MNIST MLP. Jobs found in the data directory resume too. */
+  readonly jobs?: readonly unknown[];
+  /** Built client directory; default `apps/client/dist` of this checkout. */
+  readonly clientDir?: string | null;
+  readonly logger?: Logger;
+  readonly logLevel?: string;
+}
+
+export interface MeshgradServer {
+  /** Base URL, e.g. `http://localhost:8080`. */
+  readonly url: string;
+  readonly port: number;
+  readonly adminToken: string;
+  readonly dataDir: string;
+  readonly jobs: ReadonlyMap<string, Job>;
+  readonly metrics: ServerMetrics;
+  readonly http: HttpServer;
+  readonly io: SocketServer;
+  /** Asks a worker of `jobId` for its state now; resolves the request id, or null if none can answer. */
+  requestCheckpoint(jobId: string): string | null;
+  close(): Promise<void>;
+}
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+/** The default location of the built client, relative to this module (src/ or dist/). */
+export function defaultClientDir(): string {
+  return path.resolve(here, '../../client/dist');
+}
+
+/**
+ * Starts a meshgrad job server: HTTP (pages, shards, checkpoints, /healthz, /metrics) and
+ * socket.io (`/volunteer`) on one port. Resolves once it listens.
+ */
+export async function createServer(options: ServerOptions = {}): Promise<MeshgradServer> {
+  const log = options.logger ?? createLogger(options.logLevel);
+  const dataDir = path.resolve(options.dataDir ?? './.meshgrad');
+  const store = new DataStore(dataDir);
+  await store.init();
+  const adminToken = await store.adminToken(options.adminToken ?? process.env.MESHGRAD_ADMIN_TOKEN);
+  const metrics = new ServerMetrics();
+
+  const specs: JobSpec[] = (options.jobs ?? [DEFAULT_JOB]).map((s) => parseJobSpec(s));
+  const jobs = new Map<string, Job>();
+  for (const spec of specs) {
+    jobs.set(spec.id, await Job.open(spec, store, metrics, log));
+  }
+
+  const startedAt = Date.now();
+  const http = createHttpServer(
+    createHttpHandler({
+      jobs,
+      store,
+      metrics,
+      log,
+      startedAt,
+      clientDir: options.clientDir === undefined ? defaultClientDir() : options.clientDir,
+    }),
+  );
+  const io = new SocketServer(http, {
+    // Above our per-event caps, so an oversized payload gets a named error reply from the
+    // schema instead of a silent disconnect; far beyond it engine.io drops the connection.
+    maxHttpBufferSize: MAX_PAYLOAD_BYTES + 1024 * 1024,
+    serveClient: false,
+  });
+  // socket.io types one event map per Server; each namespace has its own, so narrow it here.
+  const volunteers = io.of('/volunteer') as unknown as VolunteerNamespace;
+  const hub = new VolunteerHub(volunteers, jobs, metrics, log, (p) => p);
+
+  let ticking = false;
+  const timer = setInterval(() => {
+    if (ticking) return;
+    ticking = true;
+    Promise.all([...jobs.values()].map((j) => j.tick(hub)))
+      .catch((err: unknown) => log.error({ err }, 'job tick failed'))
+      .finally(() => {
+        ticking = false;
+      });
+  }, TICK_MS);
+  timer.unref();
+
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject);
+    http.listen(options.port ?? 8080, options.host ?? '0.0.0.0', () => {
+      http.off('error', reject);
+      resolve();
+    });
+  });
+  const address = http.address();
+  const port = typeof address === 'object' && address ? address.port : (options.port ?? 8080);
+  const url = `http://localhost:${port}`;
+  log.info({ port, dataDir, jobs: [...jobs.keys()] }, 'meshgrad server listening');
+
+  return {
+    url,
+    port,
+    adminToken,
+    dataDir,
+    jobs,
+    metrics,
+    http,
+    io,
+    requestCheckpoint(jobId) {
+      return jobs.get(jobId)?.requestState(hub) ?? null;
+    },
+    async close() {
+      clearInterval(timer);
+      await Promise.all([...jobs.values()].map((j) => j.flush()));
+      await new Promise<void>((resolve) => io.close(() => resolve()));
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+      http.closeAllConnections();
+    },
+  };
+}

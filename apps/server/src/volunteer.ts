@@ -1,0 +1,248 @@
+import type { Namespace, Socket } from 'socket.io';
+import {
+  helloSchema,
+  relaySchema,
+  stateUploadSchema,
+  statsSchema,
+  validate,
+  type ErrorReply,
+  type ProtocolErrorCode,
+  type VolunteerClientToServerEvents,
+  type VolunteerServerToClientEvents,
+} from '@meshgrad/core';
+import type { Job, JobOutbox } from './jobs/job.ts';
+import type { Logger } from './logger.ts';
+import type { ServerMetrics } from './metrics.ts';
+
+interface SocketData {
+  workerId?: string;
+  jobId?: string;
+}
+
+export type VolunteerNamespace = Namespace<
+  VolunteerClientToServerEvents,
+  VolunteerServerToClientEvents,
+  Record<string, never>,
+  SocketData
+>;
+type VolunteerSocket = Socket<
+  VolunteerClientToServerEvents,
+  VolunteerServerToClientEvents,
+  Record<string, never>,
+  SocketData
+>;
+
+/** Every worker's socket, so the job can reach it by worker id. */
+export class VolunteerHub implements JobOutbox {
+  private readonly sockets = new Map<string, VolunteerSocket>();
+
+  constructor(
+    private readonly nsp: VolunteerNamespace,
+    private readonly jobs: ReadonlyMap<string, Job>,
+    private readonly metrics: ServerMetrics,
+    private readonly log: Logger,
+    private readonly publicPath: (path: string) => string,
+  ) {
+    nsp.on('connection', (socket) => this.attach(socket));
+  }
+
+  neighbours(workerId: string, neighbours: readonly string[]): void {
+    this.sockets.get(workerId)?.emit('neighbours', neighbours);
+  }
+
+  requestState(workerId: string, requestId: string): void {
+    this.sockets.get(workerId)?.emit('requestState', { requestId });
+  }
+
+  control(workerId: string, state: 'running' | 'paused' | 'stopped', learningRate: number): void {
+    this.sockets.get(workerId)?.emit('control', { state, learningRate });
+  }
+
+  private refuse(event: string, code: ProtocolErrorCode, message: string): ErrorReply {
+    this.metrics.rejectedMessages.inc({ event, code });
+    this.log.debug({ event, code, message }, 'message refused');
+    return { ok: false, code, message };
+  }
+
+  /**
+   * Wraps a handler so a throw inside it becomes an ERR_INTERNAL reply instead of an
+   * unhandled rejection: one bad message must never take the server down.
+   */
+  private guard<A extends unknown[]>(
+    event: string,
+    socket: VolunteerSocket,
+    fn: (...args: A) => Promise<void> | void,
+  ): (...args: A) => void {
+    return (...args: A) => {
+      Promise.resolve()
+        .then(() => fn(...args))
+        .catch((err: unknown) => {
+          this.log.error({ err, event }, 'handler failed');
+          const reply = this.refuse(event, 'ERR_INTERNAL', 'internal error');
+          const ack = args[args.length - 1];
+          if (typeof ack === 'function') (ack as (r: ErrorReply) => void)(reply);
+          else socket.emit('refused', { ...reply, event });
+        });
+    };
+  }
+
+  private attach(socket: VolunteerSocket): void {
+    const replyOrRefuse = (event: string, ack: unknown, reply: ErrorReply) => {
+      if (typeof ack === 'function') (ack as (r: ErrorReply) => void)(reply);
+      else socket.emit('refused', { ...reply, event });
+    };
+
+    const joined = (event: string, ack: unknown): { job: Job; workerId: string } | null => {
+      const { workerId, jobId } = socket.data;
+      const job = jobId ? this.jobs.get(jobId) : undefined;
+      if (!workerId || !job || !job.workers.has(workerId)) {
+        replyOrRefuse(
+          event,
+          ack,
+          this.refuse(event, 'ERR_NOT_JOINED', `send hello before ${event}`),
+        );
+        return null;
+      }
+      return { job, workerId };
+    };
+
+    socket.on(
+      'hello',
+      this.guard('hello', socket, (payload: unknown, ack: unknown) => {
+        if (typeof ack !== 'function') {
+          socket.emit('refused', {
+            ...this.refuse(
+              'hello',
+              'ERR_INVALID_PAYLOAD',
+              'hello needs an acknowledgement callback',
+            ),
+            event: 'hello',
+          });
+          return;
+        }
+        const r = validate(helloSchema, payload);
+        if (!r.ok) {
+          const code = r.message.startsWith('protocolVersion')
+            ? 'ERR_PROTOCOL_VERSION'
+            : 'ERR_INVALID_PAYLOAD';
+          ack(this.refuse('hello', code, r.message));
+          return;
+        }
+        if (socket.data.workerId) {
+          ack(this.refuse('hello', 'ERR_UNEXPECTED', 'already joined on this connection'));
+          return;
+        }
+        const job = [...this.jobs.values()].find((j) => j.state !== 'stopped');
+        if (!job) {
+          ack(this.refuse('hello', 'ERR_UNKNOWN_JOB', 'no job is running on this server'));
+          return;
+        }
+        const worker = job.join(r.value.workerId, socket.id, r.value.device, this);
+        socket.data.workerId = worker.id;
+        socket.data.jobId = job.id;
+        this.sockets.set(worker.id, socket);
+        const { manifest } = job.checkpointParams();
+        ack({
+          ok: true,
+          workerId: worker.id,
+          job: job.info(),
+          shard: {
+            index: worker.shard,
+            count: job.shardCount(),
+            samples: job.shardSize(worker.shard),
+            url: this.publicPath(`/api/jobs/${job.id}/shards/${worker.shard}`),
+          },
+          checkpoint: {
+            url: this.publicPath(
+              manifest
+                ? `/api/jobs/${job.id}/checkpoints/${manifest.seq}`
+                : `/api/jobs/${job.id}/checkpoints/initial`,
+            ),
+            samples: manifest?.samples ?? 0,
+          },
+          neighbours: worker.neighbours,
+          settings: worker.settings,
+        });
+      }),
+    );
+
+    socket.on(
+      'stats',
+      this.guard('stats', socket, (payload: unknown) => {
+        const ctx = joined('stats', undefined);
+        if (!ctx) return;
+        const r = validate(statsSchema, payload);
+        if (!r.ok) {
+          socket.emit('refused', {
+            ...this.refuse('stats', 'ERR_INVALID_PAYLOAD', r.message),
+            event: 'stats',
+          });
+          return;
+        }
+        if (r.value.jobId !== ctx.job.id) {
+          socket.emit('refused', {
+            ...this.refuse('stats', 'ERR_UNKNOWN_JOB', `jobId: not this worker's job`),
+            event: 'stats',
+          });
+          return;
+        }
+        const worker = ctx.job.workers.get(ctx.workerId);
+        if (worker) ctx.job.recordStats(worker, r.value);
+      }),
+    );
+
+    socket.on(
+      'state',
+      this.guard('state', socket, async (payload: unknown, ack: unknown) => {
+        const ctx = joined('state', ack);
+        if (!ctx) return;
+        const r = validate(stateUploadSchema, payload);
+        if (!r.ok) {
+          replyOrRefuse('state', ack, this.refuse('state', 'ERR_INVALID_PAYLOAD', r.message));
+          return;
+        }
+        const bytes =
+          r.value.params instanceof Uint8Array ? r.value.params : new Uint8Array(r.value.params);
+        const problem = await ctx.job.acceptState(ctx.workerId, r.value.requestId, bytes);
+        if (problem) {
+          replyOrRefuse('state', ack, this.refuse('state', 'ERR_INVALID_PAYLOAD', problem));
+          return;
+        }
+        if (typeof ack === 'function') (ack as (r: { ok: true }) => void)({ ok: true });
+      }),
+    );
+
+    socket.on(
+      'relay',
+      this.guard('relay', socket, (payload: unknown) => {
+        const ctx = joined('relay', undefined);
+        if (!ctx) return;
+        const r = validate(relaySchema, payload);
+        if (!r.ok) {
+          socket.emit('refused', {
+            ...this.refuse('relay', 'ERR_INVALID_PAYLOAD', r.message),
+            event: 'relay',
+          });
+          return;
+        }
+        const target = this.sockets.get(r.value.to);
+        if (!target || !ctx.job.workers.has(r.value.to)) {
+          socket.emit('refused', {
+            ...this.refuse('relay', 'ERR_UNKNOWN_PEER', `to: no worker ${r.value.to} in this job`),
+            event: 'relay',
+          });
+          return;
+        }
+        this.metrics.bytesRelayed.inc(r.value.data.byteLength);
+        target.emit('relay', { from: ctx.workerId, data: r.value.data });
+      }),
+    );
+
+    socket.on('disconnect', (reason) => {
+      const { workerId, jobId } = socket.data;
+      if (!workerId || !jobId) return;
+      if (this.sockets.get(workerId) === socket) this.sockets.delete(workerId);
+      this.jobs.get(jobId)?.leave(workerId, `disconnected: ${reason}`, this);
+    });
+  }
+}
