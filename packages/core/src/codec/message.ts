@@ -13,6 +13,7 @@
  *   20 u32  block index
  * CRC-32 catches every single-byte corruption (and every burst up to 32 bits).
  */
+import { crc32 } from '../util/crc32.ts';
 import { decodeFloat16, decodeInt8, encodeFloat16, encodeInt8, type Encoding } from './encoding.ts';
 
 export const MESSAGE_MAGIC = 0x3142474d; // 'MGB1' read as little-endian u32
@@ -64,24 +65,8 @@ export function idHash(id: string): number {
   return h >>> 0;
 }
 
-let crcTable: Uint32Array | null = null;
-function crc32(bytes: Uint8Array, start: number, end: number, crc = 0xffffffff): number {
-  if (!crcTable) {
-    crcTable = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      crcTable[n] = c >>> 0;
-    }
-  }
-  const t = crcTable;
-  for (let i = start; i < end; i++) crc = t[(crc ^ bytes[i]!) & 0xff]! ^ (crc >>> 8);
-  return crc;
-}
-
 function checksum(bytes: Uint8Array): number {
-  const head = crc32(bytes, 0, 40);
-  return (crc32(bytes, MESSAGE_HEADER_BYTES, bytes.length, head) ^ 0xffffffff) >>> 0;
+  return crc32(bytes.subarray(MESSAGE_HEADER_BYTES), crc32(bytes.subarray(0, 40)));
 }
 
 /** Encodes one block. Throws RangeError when it would not fit one data-channel message. */

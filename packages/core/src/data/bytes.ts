@@ -72,27 +72,6 @@ export function shapeSize(shape: readonly number[]): number {
   return size;
 }
 
-// CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320), table built on first use.
-let crcTable: Uint32Array | undefined;
-
-/** CRC-32 of `bytes`, as used by zip and PNG. */
-export function crc32(bytes: Uint8Array): number {
-  if (!crcTable) {
-    crcTable = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      crcTable[n] = c >>> 0;
-    }
-  }
-  const table = crcTable;
-  let crc = 0xffffffff;
-  for (let i = 0; i < bytes.length; i++) {
-    crc = (table[(crc ^ (bytes[i] as number)) & 0xff] as number) ^ (crc >>> 8);
-  }
-  return (crc ^ 0xffffffff) >>> 0;
-}
-
 /** Returns `data` itself when the scale is 1, a scaled copy otherwise. */
 export function scaled(data: Float32Array, scale: number, name: string): Float32Array {
   if (!Number.isFinite(scale) || scale === 0) {
@@ -100,3 +79,5 @@ export function scaled(data: Float32Array, scale: number, name: string): Float32
   }
   return scale === 1 ? data : data.map((v) => v * scale);
 }
+
+export { crc32 } from '../util/crc32.ts';
