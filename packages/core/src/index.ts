@@ -4,3 +4,4 @@ export * from './codec/index.ts';
 export { Rng } from './util/rng.ts';
 export * from './protocol/index.ts';
 export * from './asgd/index.ts';
+export * from './export/index.ts';
