@@ -9,6 +9,7 @@
  * spaces so the data starts 8-byte aligned, as the reference implementation does. Pure
  * TypeScript: no Node or DOM APIs, so the server, the console and tests share it.
  */
+import { decodeUtf8, encodeUtf8 } from '../data/bytes.ts';
 import type { ParameterLayout } from '../model/spec.ts';
 
 /** Element types of the format and their sizes in bytes. */
@@ -138,7 +139,7 @@ export function encodeSafetensors(
     header[t.name] = { dtype: 'F32', shape: [...t.shape], data_offsets: [offset, end] };
     offset = end;
   }
-  const json = new TextEncoder().encode(JSON.stringify(header));
+  const json = encodeUtf8(JSON.stringify(header));
   const padded = Math.ceil((LENGTH_BYTES + json.length) / DATA_ALIGNMENT) * DATA_ALIGNMENT;
   const headerBytes = padded - LENGTH_BYTES;
   const out = new Uint8Array(padded + offset);
@@ -204,9 +205,7 @@ export function decodeSafetensors(bytes: Uint8Array): SafetensorsFile {
   }
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(
-      bytes.subarray(LENGTH_BYTES, dataStart),
-    );
+    text = decodeUtf8(bytes.subarray(LENGTH_BYTES, dataStart));
   } catch {
     throw headerError('header is not valid UTF-8');
   }
