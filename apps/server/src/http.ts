@@ -19,6 +19,8 @@ export interface HttpContext {
   readonly startedAt: number;
   /** Built client (apps/client/dist), or null when it has not been built. */
   readonly clientDir: string | null;
+  /** Serves everything under `/api/admin` (admin/http.ts); it checks the admin token itself. */
+  readonly admin?: (req: IncomingMessage, res: ServerResponse) => void;
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
@@ -167,6 +169,10 @@ export function createHttpHandler(
 
   return (req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
+    if (ctx.admin && /^\/api\/admin(\/|$)/.test(url.pathname)) {
+      ctx.admin(req, res);
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       sendJson(res, 405, { error: `${req.method ?? 'this method'} is not allowed` });
       return;

@@ -3,7 +3,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Server as SocketServer } from 'socket.io';
 import { MAX_PAYLOAD_BYTES } from '@meshgrad/core';
-import { createHttpHandler } from './http.ts';
+import { createAdmin } from './admin/index.ts';
+import { createHttpHandler, type HttpContext } from './http.ts';
 import { DEFAULT_JOB, parseJobSpec, type JobSpec } from './jobs/job-spec.ts';
 import { Job } from './jobs/job.ts';
 import { createLogger, type Logger } from './logger.ts';
@@ -70,8 +71,27 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
   for (const spec of specs) {
     jobs.set(spec.id, await Job.open(spec, store, metrics, log));
   }
+  // Jobs created from the admin console (or run earlier with another spec) resume from the spec
+  // they saved; one that no longer parses is skipped, not fatal.
+  for (const id of await store.listJobs()) {
+    if (jobs.has(id)) continue;
+    try {
+      const saved = await store.loadSpec(id);
+      if (saved === null) continue;
+      const spec = parseJobSpec(saved);
+      if (spec.id !== id) throw new Error(`its spec names job ${spec.id}`);
+      jobs.set(id, await Job.open(spec, store, metrics, log));
+    } catch (err) {
+      log.warn({ err, job: id }, 'cannot resume a job from the data directory');
+    }
+  }
 
   const startedAt = Date.now();
+  // The admin API needs socket.io, which needs the HTTP server: bind its handler once both exist.
+  let adminHttp: NonNullable<HttpContext['admin']> = (_req, res) => {
+    res.writeHead(503);
+    res.end();
+  };
   const http = createHttpServer(
     createHttpHandler({
       jobs,
@@ -80,6 +100,7 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
       log,
       startedAt,
       clientDir: options.clientDir === undefined ? defaultClientDir() : options.clientDir,
+      admin: (req, res) => adminHttp(req, res),
     }),
   );
   const io = new SocketServer(http, {
@@ -91,6 +112,18 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
   // socket.io types one event map per Server; each namespace has its own, so narrow it here.
   const volunteers = io.of('/volunteer') as unknown as VolunteerNamespace;
   const hub = new VolunteerHub(volunteers, jobs, metrics, log, (p) => p);
+  const admin = createAdmin({
+    token: adminToken,
+    jobs,
+    store,
+    metrics,
+    log,
+    startedAt,
+    io,
+    outbox: hub,
+    volunteers,
+  });
+  adminHttp = admin.handleHttp;
 
   let ticking = false;
   const timer = setInterval(() => {
@@ -130,6 +163,7 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
     },
     async close() {
       clearInterval(timer);
+      admin.close();
       await Promise.all([...jobs.values()].map((j) => j.flush()));
       await new Promise<void>((resolve) => io.close(() => resolve()));
       await new Promise<void>((resolve) => http.close(() => resolve()));

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import type { WorkerSettings } from '@meshgrad/core';
 
 /** Everything the server persists about a job (DESIGN §5). */
 export interface CheckpointManifest {
@@ -28,7 +29,24 @@ export interface MetricsRecord {
   readonly testAccuracy?: number;
   readonly testObjective?: number;
   readonly checkpoint?: number;
+  /** Per-worker speed and communication settings at this time, keyed by worker id. */
+  readonly perWorker?: Readonly<Record<string, WorkerRecord>>;
 }
+
+/** One worker's line in a metrics record. */
+export interface WorkerRecord {
+  readonly samplesPerSec: number;
+  readonly communicationPeriod: number;
+  readonly blocksPerMessage: number;
+  readonly encoding: WorkerSettings['encoding'];
+}
+
+/**
+ * How a job picks workers' communication settings: `automatic` (the balancer's job; until the
+ * balancer lands it means the spec's defaults) or `fixed` settings for every worker.
+ */
+export type BalancerMode =
+  { readonly mode: 'automatic' } | { readonly mode: 'fixed'; readonly settings: WorkerSettings };
 
 /** Job progress that must never go backwards across restarts. */
 export interface JobProgress {
@@ -37,6 +55,8 @@ export interface JobProgress {
   readonly learningRate: number;
   /** Per-worker sample counters already credited to the job, so a reconnect is not double-counted. */
   readonly credited: Record<string, number>;
+  /** Absent in progress files written before the admin console existed: automatic. */
+  readonly balancer?: BalancerMode;
 }
 
 /**

@@ -19,7 +19,7 @@ import {
 } from '@meshgrad/core';
 import type { Logger } from '../logger.ts';
 import type { ServerMetrics } from '../metrics.ts';
-import type { CheckpointManifest, DataStore, MetricsRecord } from '../store.ts';
+import type { BalancerMode, CheckpointManifest, DataStore, MetricsRecord } from '../store.ts';
 import type { JobSpec } from './job-spec.ts';
 
 /** A worker that has not reported for this long is dropped (ms). */
@@ -89,6 +89,9 @@ export class Job {
   readonly workers = new Map<string, WorkerEntry>();
   state: JobState = 'running';
   learningRate: number;
+  /** How workers' communication settings are chosen; see `setBalancer`. */
+  balancer: BalancerMode = { mode: 'automatic' };
+  private readonly recordListeners = new Set<(record: MetricsRecord) => void>();
   /** Samples processed by all workers since the job was created. */
   samples = 0;
   /** Per-worker cumulative counters already credited (see `recordStats`). */
@@ -143,6 +146,7 @@ export class Job {
       job.state = progress.state;
       job.learningRate = progress.learningRate;
       job.credited = new Map(Object.entries(progress.credited));
+      if (progress.balancer) job.balancer = progress.balancer;
     }
     // Never report fewer samples than the newest checkpoint already recorded.
     if (job.latest && job.latest.samples > job.samples) job.samples = job.latest.samples;
@@ -238,7 +242,7 @@ export class Job {
       joinedAt: Date.now(),
       shard,
       neighbours: [],
-      settings: { ...this.spec.communication },
+      settings: this.workerSettings(),
       lastSeen: Date.now(),
       samplesPerSec: 0,
       loss: undefined,
@@ -320,6 +324,44 @@ export class Job {
     void this.store.appendEvent(this.id, { event: 'control', state, learningRate });
   }
 
+  /**
+   * The settings a worker gets: the fixed ones, or in automatic mode the spec's defaults (the
+   * automatic balancer will plug in here).
+   */
+  workerSettings(): WorkerSettings {
+    return this.balancer.mode === 'fixed'
+      ? { ...this.balancer.settings }
+      : { ...this.spec.communication };
+  }
+
+  /** Switches the balancer mode and hands every worker whose settings changed to `send`. */
+  setBalancer(
+    balancer: BalancerMode,
+    send: (worker: WorkerEntry, settings: WorkerSettings) => void,
+  ): void {
+    this.balancer = balancer;
+    this.dirty = true;
+    const next = this.workerSettings();
+    for (const w of this.workers.values()) {
+      const s = w.settings;
+      if (
+        s.communicationPeriod === next.communicationPeriod &&
+        s.blocksPerMessage === next.blocksPerMessage &&
+        s.encoding === next.encoding
+      )
+        continue;
+      w.settings = { ...next };
+      send(w, w.settings);
+    }
+    void this.store.appendEvent(this.id, { event: 'balancer', ...balancer });
+  }
+
+  /** Calls `listener` with every metrics record the job appends; returns an unsubscribe. */
+  onRecord(listener: (record: MetricsRecord) => void): () => void {
+    this.recordListeners.add(listener);
+    return () => this.recordListeners.delete(listener);
+  }
+
   /** Persists progress (samples, state, per-worker credit) when it changed. */
   async flush(): Promise<void> {
     if (!this.dirty) return;
@@ -329,6 +371,7 @@ export class Job {
       state: this.state,
       learningRate: this.learningRate,
       credited: Object.fromEntries(this.credited),
+      balancer: this.balancer,
     });
   }
 
@@ -455,7 +498,19 @@ export class Job {
       ...(c ? { testLoss: c.testLoss, checkpoint: c.seq } : {}),
       ...(c?.testAccuracy !== undefined ? { testAccuracy: c.testAccuracy } : {}),
       ...(c?.testObjective !== undefined ? { testObjective: c.testObjective } : {}),
+      perWorker: Object.fromEntries(
+        [...this.workers.values()].map((w) => [
+          w.id,
+          {
+            samplesPerSec: w.samplesPerSec,
+            communicationPeriod: w.settings.communicationPeriod,
+            blocksPerMessage: w.settings.blocksPerMessage,
+            encoding: w.settings.encoding,
+          },
+        ]),
+      ),
     };
     await this.store.appendMetrics(this.id, record);
+    for (const listener of this.recordListeners) listener(record);
   }
 }

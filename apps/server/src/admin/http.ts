@@ -1,0 +1,247 @@
+/**
+ * The admin HTTP API under `/api/admin/` (routes in protocol.ts). Every request is authenticated
+ * before routing, so without the token nothing, not even which paths exist, can be learned.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from '../logger.ts';
+import type { TokenCheck } from './auth.ts';
+import type { AdminError, AdminErrorCode, AdminSession } from './protocol.ts';
+import { AdminFailure, type AdminService } from './service.ts';
+import { jobSnapshot, jobSummary } from './views.ts';
+
+/** Largest request body (bytes): a job spec is a few hundred bytes of JSON. */
+export const MAX_ADMIN_BODY_BYTES = 256 * 1024;
+
+/** Admin answers are per-token and change constantly: never cached by anyone. */
+const NO_STORE = 'no-store';
+/** A numbered checkpoint never changes; only the browser that holds the token may keep it. */
+const CHECKPOINT_CACHE = 'private, max-age=31536000, immutable';
+
+function sendJson(res: ServerResponse, status: number, body: unknown, extra = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': NO_STORE,
+    'x-content-type-options': 'nosniff',
+    ...extra,
+  });
+  res.end(text);
+}
+
+function sendError(
+  res: ServerResponse,
+  status: number,
+  code: AdminErrorCode,
+  message: string,
+  field?: string,
+  extra = {},
+): void {
+  const body: AdminError = { ok: false, code, message, ...(field ? { field } : {}) };
+  sendJson(res, status, body, extra);
+}
+
+/** Reads a JSON body of at most MAX_ADMIN_BODY_BYTES. */
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+  if (type !== 'application/json') {
+    throw new AdminFailure(
+      415,
+      'ERR_UNSUPPORTED_MEDIA_TYPE',
+      'send the body as JSON (content-type: application/json)',
+    );
+  }
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > MAX_ADMIN_BODY_BYTES) {
+    throw new AdminFailure(
+      413,
+      'ERR_PAYLOAD_TOO_LARGE',
+      `the body must be at most ${MAX_ADMIN_BODY_BYTES} bytes`,
+    );
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).byteLength;
+    if (size > MAX_ADMIN_BODY_BYTES) {
+      throw new AdminFailure(
+        413,
+        'ERR_PAYLOAD_TOO_LARGE',
+        `the body must be at most ${MAX_ADMIN_BODY_BYTES} bytes`,
+      );
+    }
+    chunks.push(chunk as Buffer);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+  } catch (err) {
+    throw new AdminFailure(400, 'ERR_INVALID_PAYLOAD', `not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+type Handler = (m: RegExpMatchArray, req: IncomingMessage, res: ServerResponse) => Promise<void>;
+
+interface Route {
+  readonly pattern: RegExp;
+  readonly methods: Partial<Record<'GET' | 'POST', Handler>>;
+}
+
+export interface AdminHttpContext {
+  readonly service: AdminService;
+  readonly tokens: TokenCheck;
+  readonly log: Logger;
+  readonly startedAt: number;
+}
+
+/** The handler `http.ts` delegates every `/api/admin` request to. */
+export function createAdminHttpHandler(
+  ctx: AdminHttpContext,
+): (req: IncomingMessage, res: ServerResponse) => void {
+  const { service } = ctx;
+  const ID = '([a-z0-9][a-z0-9_-]{0,63})';
+  const routes: Route[] = [
+    {
+      pattern: /^\/api\/admin\/session$/,
+      methods: {
+        GET: async (_m, _req, res) => {
+          const body: AdminSession = {
+            ok: true,
+            serverStartedAt: new Date(ctx.startedAt).toISOString(),
+            jobs: service.summaries().length,
+          };
+          sendJson(res, 200, body);
+        },
+      },
+    },
+    {
+      pattern: /^\/api\/admin\/jobs$/,
+      methods: {
+        GET: async (_m, _req, res) => sendJson(res, 200, { jobs: service.summaries() }),
+        POST: async (_m, req, res) => {
+          const job = await service.createJob(await readJson(req));
+          sendJson(res, 201, jobSummary(job));
+        },
+      },
+    },
+    {
+      pattern: new RegExp(`^/api/admin/jobs/${ID}$`),
+      methods: {
+        GET: async (m, _req, res) => sendJson(res, 200, jobSnapshot(service.job(m[1] as string))),
+      },
+    },
+    {
+      pattern: new RegExp(`^/api/admin/jobs/${ID}/metrics$`),
+      methods: {
+        GET: async (m, _req, res) => sendJson(res, 200, await service.metrics(m[1] as string)),
+      },
+    },
+    {
+      pattern: new RegExp(`^/api/admin/jobs/${ID}/control$`),
+      methods: {
+        POST: async (m, req, res) => {
+          const job = await service.control(m[1] as string, await readJson(req));
+          sendJson(res, 200, jobSummary(job));
+        },
+      },
+    },
+    {
+      pattern: new RegExp(`^/api/admin/jobs/${ID}/balancer$`),
+      methods: {
+        POST: async (m, req, res) => {
+          const job = await service.balancer(m[1] as string, await readJson(req));
+          sendJson(res, 200, jobSummary(job));
+        },
+      },
+    },
+    {
+      pattern: new RegExp(`^/api/admin/jobs/${ID}/checkpoints$`),
+      methods: {
+        GET: async (m, _req, res) =>
+          sendJson(res, 200, { checkpoints: await service.checkpoints(m[1] as string) }),
+        POST: async (m, _req, res) =>
+          sendJson(res, 202, { ok: true, requestId: service.requestCheckpoint(m[1] as string) }),
+      },
+    },
+    {
+      pattern: new RegExp(`^/api/admin/jobs/${ID}/checkpoints/(\\d{1,9})\\.(safetensors|bin)$`),
+      methods: {
+        GET: async (m, req, res) => {
+          const format = m[3] === 'safetensors' ? 'safetensors' : 'bin';
+          const file = await service.checkpointFile(m[1] as string, Number(m[2]), format);
+          const etag = `"${m[1] as string}-${file.manifest.seq}-${format}"`;
+          const headers = {
+            etag,
+            'cache-control': CHECKPOINT_CACHE,
+            'content-disposition': `attachment; filename="${file.filename}"`,
+            'x-meshgrad-samples': String(file.manifest.samples),
+            'x-meshgrad-checkpoint': String(file.manifest.seq),
+          };
+          if (req.headers['if-none-match'] === etag) {
+            res.writeHead(304, headers);
+            res.end();
+            return;
+          }
+          res.writeHead(200, {
+            ...headers,
+            'content-type': 'application/octet-stream',
+            'content-length': file.bytes.byteLength,
+          });
+          res.end(file.bytes);
+        },
+      },
+    },
+  ];
+
+  return (req, res) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const auth = ctx.tokens.checkRequest(req);
+    if (auth !== 'ok') {
+      // Why: the same two answers for every path, so an outsider learns nothing about routes
+      // or jobs; the log keeps the address for whoever watches for guessing.
+      ctx.log.warn(
+        { path: url.pathname, remote: req.socket.remoteAddress, reason: auth },
+        'admin API request refused',
+      );
+      if (auth === 'missing') {
+        sendError(res, 401, 'ERR_UNAUTHORIZED', 'the admin token is required', undefined, {
+          'www-authenticate': 'Bearer realm="meshgrad admin"',
+        });
+      } else {
+        sendError(res, 403, 'ERR_FORBIDDEN', 'the admin token is wrong');
+      }
+      req.resume();
+      return;
+    }
+    const route = routes.find((r) => r.pattern.test(url.pathname));
+    if (!route) {
+      sendError(res, 404, 'ERR_NOT_FOUND', `no admin route ${url.pathname}`);
+      return;
+    }
+    const method = req.method === 'HEAD' ? 'GET' : req.method;
+    const handler =
+      method === 'GET' || method === 'POST' ? route.methods[method as 'GET' | 'POST'] : undefined;
+    if (!handler) {
+      sendError(
+        res,
+        405,
+        'ERR_METHOD',
+        `${req.method ?? 'this method'} is not allowed here`,
+        undefined,
+        {
+          allow: Object.keys(route.methods).join(', '),
+        },
+      );
+      return;
+    }
+    const m = url.pathname.match(route.pattern) as RegExpMatchArray;
+    handler(m, req, res).catch((err: unknown) => {
+      if (err instanceof AdminFailure) {
+        if (!res.headersSent) sendError(res, err.status, err.code, err.message, err.field);
+        return;
+      }
+      ctx.log.error({ err, path: url.pathname }, 'admin handler failed');
+      if (!res.headersSent) sendError(res, 500, 'ERR_INTERNAL', 'internal error');
+      else res.destroy();
+    });
+  };
+}

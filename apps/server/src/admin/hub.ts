@@ -1,0 +1,135 @@
+/**
+ * The `/admin` socket.io namespace: live job summaries, snapshots of the watched job and its
+ * metrics records as they are written. The handshake must carry the admin token
+ * (`auth: { token }`); without it the connection is refused before any event flows.
+ */
+import type { Namespace, Socket } from 'socket.io';
+import { validate } from '@meshgrad/core';
+import type { Job } from '../jobs/job.ts';
+import type { Logger } from '../logger.ts';
+import type { MetricsRecord } from '../store.ts';
+import type { TokenCheck } from './auth.ts';
+import type {
+  AdminClientToServerEvents,
+  AdminError,
+  AdminServerToClientEvents,
+} from './protocol.ts';
+import { adminAuthSchema, watchSchema } from './schemas.ts';
+import { jobSnapshot, jobSummary } from './views.ts';
+
+/** How often the console gets fresh summaries and snapshots (ms); volunteers report every 1 s. */
+export const ADMIN_PUSH_INTERVAL_MS = 1_000;
+
+interface AdminSocketData {
+  watching?: string;
+}
+
+export type AdminNamespace = Namespace<
+  AdminClientToServerEvents,
+  AdminServerToClientEvents,
+  Record<string, never>,
+  AdminSocketData
+>;
+type AdminSocket = Socket<
+  AdminClientToServerEvents,
+  AdminServerToClientEvents,
+  Record<string, never>,
+  AdminSocketData
+>;
+
+const room = (jobId: string) => `job:${jobId}`;
+
+export class AdminHub {
+  private readonly timer: ReturnType<typeof setInterval>;
+  private readonly recordSubscriptions = new Map<Job, () => void>();
+
+  constructor(
+    private readonly nsp: AdminNamespace,
+    private readonly jobs: ReadonlyMap<string, Job>,
+    tokens: TokenCheck,
+    private readonly log: Logger,
+  ) {
+    nsp.use((socket, next) => {
+      const auth = validate(adminAuthSchema, socket.handshake.auth);
+      const result = auth.ok ? tokens.check(auth.value.token) : 'missing';
+      if (result === 'ok') return next();
+      log.warn(
+        { remote: socket.handshake.address, reason: result },
+        'admin socket connection refused',
+      );
+      const err = new Error(
+        result === 'missing' ? 'the admin token is required' : 'the admin token is wrong',
+      ) as Error & { data?: unknown };
+      err.data = { code: result === 'missing' ? 'ERR_UNAUTHORIZED' : 'ERR_FORBIDDEN' };
+      next(err);
+    });
+    nsp.on('connection', (socket) => this.attach(socket));
+    this.subscribeRecords();
+    this.timer = setInterval(() => this.push(), ADMIN_PUSH_INTERVAL_MS);
+    this.timer.unref();
+  }
+
+  private attach(socket: AdminSocket): void {
+    socket.emit('jobs', [...this.jobs.values()].map(jobSummary));
+    socket.on('watch', (payload: unknown, ack: unknown) => {
+      const reply = (r: Parameters<Parameters<AdminClientToServerEvents['watch']>[1]>[0]) => {
+        if (typeof ack === 'function') (ack as (x: typeof r) => void)(r);
+        else if (!r.ok) socket.emit('refused', { ...r, event: 'watch' });
+      };
+      const r = validate(watchSchema, payload);
+      if (!r.ok) {
+        const error: AdminError = { ok: false, code: 'ERR_INVALID_PAYLOAD', message: r.message };
+        reply(error);
+        return;
+      }
+      const job = this.jobs.get(r.value.jobId);
+      if (!job) {
+        reply({ ok: false, code: 'ERR_NOT_FOUND', message: `jobId: no job ${r.value.jobId}` });
+        return;
+      }
+      if (socket.data.watching) void socket.leave(room(socket.data.watching));
+      socket.data.watching = job.id;
+      void socket.join(room(job.id));
+      reply({ ok: true, snapshot: jobSnapshot(job) });
+    });
+  }
+
+  /** Jobs created at runtime get their records streamed too. */
+  private subscribeRecords(): void {
+    for (const job of this.jobs.values()) {
+      if (this.recordSubscriptions.has(job)) continue;
+      this.recordSubscriptions.set(
+        job,
+        job.onRecord((record: MetricsRecord) => {
+          this.nsp.to(room(job.id)).emit('record', { jobId: job.id, record });
+        }),
+      );
+    }
+  }
+
+  private watched(jobId: string): boolean {
+    return (this.nsp.adapter.rooms.get(room(jobId))?.size ?? 0) > 0;
+  }
+
+  /** Sends summaries to every console and snapshots of watched jobs. */
+  push(onlyJob?: string): void {
+    this.subscribeRecords();
+    if (this.nsp.sockets.size === 0) return;
+    try {
+      this.nsp.emit('jobs', [...this.jobs.values()].map(jobSummary));
+      for (const job of this.jobs.values()) {
+        if (onlyJob !== undefined && job.id !== onlyJob) continue;
+        if (this.watched(job.id)) this.nsp.to(room(job.id)).emit('snapshot', jobSnapshot(job));
+      }
+    } catch (err) {
+      this.log.error({ err }, 'admin push failed');
+    }
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    for (const unsubscribe of this.recordSubscriptions.values()) unsubscribe();
+    this.recordSubscriptions.clear();
+    this.nsp.disconnectSockets(true);
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * The admin side of the server (DESIGN §1): the `/admin` socket.io namespace and the admin HTTP
+ * API, both behind the admin token.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Server as SocketServer } from 'socket.io';
+import type { Job, JobOutbox } from '../jobs/job.ts';
+import type { Logger } from '../logger.ts';
+import type { ServerMetrics } from '../metrics.ts';
+import type { DataStore } from '../store.ts';
+import type { VolunteerNamespace } from '../volunteer.ts';
+import { TokenCheck } from './auth.ts';
+import { createAdminHttpHandler } from './http.ts';
+import { AdminHub, type AdminNamespace } from './hub.ts';
+import { AdminService } from './service.ts';
+
+export type * from './protocol.ts';
+export { AdminService, AdminFailure, MAX_JOBS } from './service.ts';
+export { TokenCheck } from './auth.ts';
+
+export interface AdminOptions {
+  readonly token: string;
+  /** The server's jobs; jobs created from the console are added here. */
+  readonly jobs: Map<string, Job>;
+  readonly store: DataStore;
+  readonly metrics: ServerMetrics;
+  readonly log: Logger;
+  readonly startedAt: number;
+  readonly io: SocketServer;
+  /** The volunteer hub: control messages and state requests reach workers through it. */
+  readonly outbox: JobOutbox;
+  /** The volunteer namespace, for sending workers new settings. */
+  readonly volunteers: VolunteerNamespace;
+}
+
+export interface Admin {
+  /** Serves every `/api/admin` request (http.ts delegates them here). */
+  handleHttp(req: IncomingMessage, res: ServerResponse): void;
+  readonly service: AdminService;
+  close(): void;
+}
+
+export function createAdmin(options: AdminOptions): Admin {
+  const log = options.log.child({ component: 'admin' });
+  const tokens = new TokenCheck(options.token);
+  // socket.io types one event map per Server; each namespace has its own, so narrow it here.
+  const nsp = options.io.of('/admin') as unknown as AdminNamespace;
+  let hub: AdminHub | null = null;
+  const service = new AdminService({
+    jobs: options.jobs,
+    store: options.store,
+    metrics: options.metrics,
+    log,
+    outbox: options.outbox,
+    sendSettings: (worker, settings) => {
+      options.volunteers.to(worker.socketId).emit('settings', settings);
+    },
+    changed: (jobId) => hub?.push(jobId),
+  });
+  hub = new AdminHub(nsp, options.jobs, tokens, log);
+  const handleHttp = createAdminHttpHandler({
+    service,
+    tokens,
+    log,
+    startedAt: options.startedAt,
+  });
+  return {
+    handleHttp,
+    service,
+    close: () => hub?.close(),
+  };
+}

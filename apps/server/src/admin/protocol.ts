@@ -1,0 +1,198 @@
+/**
+ * What the admin console and the server say to each other: the `/admin` socket.io event maps and
+ * the shapes of the admin HTTP API's replies. Types only, with no Node imports, so the console
+ * (apps/client) can share them with `import type`; the schemas for inbound payloads are in
+ * `schemas.ts`.
+ *
+ * HTTP API (every route needs `Authorization: Bearer <admin token>`; without it 401, with a wrong
+ * token 403, and neither says anything about jobs):
+ *
+ *   GET  /api/admin/session                           → AdminSession
+ *   GET  /api/admin/jobs                              → { jobs: AdminJobSummary[] }
+ *   POST /api/admin/jobs            (job spec JSON)   → 201 AdminJobSummary
+ *   GET  /api/admin/jobs/:id                          → AdminJobSnapshot
+ *   GET  /api/admin/jobs/:id/metrics                  → AdminMetricsHistory
+ *   POST /api/admin/jobs/:id/control    (AdminControlRequest)  → AdminJobSummary
+ *   POST /api/admin/jobs/:id/balancer   (AdminBalancerRequest) → AdminJobSummary
+ *   GET  /api/admin/jobs/:id/checkpoints              → { checkpoints: AdminCheckpoint[] }
+ *   POST /api/admin/jobs/:id/checkpoints              → 202 { ok: true, requestId }
+ *   GET  /api/admin/jobs/:id/checkpoints/:seq.safetensors | :seq.bin   → the file
+ *
+ * Failures answer `AdminError` with a status: 400 (invalid, `field` names what), 401, 403, 404,
+ * 405, 409 (conflicts with the job's state), 413 (body too large), 415 (not JSON).
+ */
+import type {
+  DeviceInfo,
+  JobInfo,
+  JobState,
+  LinkStats,
+  ModelSpecPayload,
+  WorkerSettings,
+} from '@meshgrad/core';
+
+export type AdminErrorCode =
+  | 'ERR_UNAUTHORIZED'
+  | 'ERR_FORBIDDEN'
+  | 'ERR_INVALID_PAYLOAD'
+  | 'ERR_NOT_FOUND'
+  | 'ERR_METHOD'
+  | 'ERR_CONFLICT'
+  | 'ERR_PAYLOAD_TOO_LARGE'
+  | 'ERR_UNSUPPORTED_MEDIA_TYPE'
+  | 'ERR_INTERNAL';
+
+export interface AdminError {
+  readonly ok: false;
+  readonly code: AdminErrorCode;
+  readonly message: string;
+  /** The offending field's dotted path (e.g. `model.inputs`), for ERR_INVALID_PAYLOAD. */
+  readonly field?: string;
+}
+
+export type BalancerSetting =
+  { readonly mode: 'automatic' } | { readonly mode: 'fixed'; readonly settings: WorkerSettings };
+
+export interface AdminSession {
+  readonly ok: true;
+  readonly serverStartedAt: string;
+  readonly jobs: number;
+}
+
+export interface AdminCheckpoint {
+  readonly seq: number;
+  readonly samples: number;
+  readonly createdAt: string;
+  readonly worker: string;
+  readonly parameters: number;
+  readonly testLoss: number;
+  readonly testAccuracy?: number;
+  readonly testObjective?: number;
+  /** Admin API paths (they need the bearer token). */
+  readonly downloads: { readonly safetensors: string; readonly binary: string };
+}
+
+export interface AdminJobSummary {
+  readonly id: string;
+  readonly name: string;
+  readonly host: string;
+  readonly description: string;
+  readonly state: JobState;
+  readonly learningRate: number;
+  readonly model: ModelSpecPayload;
+  readonly dataset: JobInfo['dataset'];
+  readonly batchSize: number;
+  readonly blockSize: number;
+  readonly blockCount: number;
+  readonly parameters: number;
+  /** Job-wide samples processed. */
+  readonly samples: number;
+  readonly workers: number;
+  readonly samplesPerSec: number;
+  /** Mean of the workers' last reported training loss. */
+  readonly trainLoss?: number;
+  readonly balancer: BalancerSetting;
+  /** The spec's communication settings: what `automatic` hands out until the balancer lands. */
+  readonly defaultSettings: WorkerSettings;
+  readonly latestCheckpoint: AdminCheckpoint | null;
+}
+
+/** How a worker is doing, derived from its last report. */
+export type AdminWorkerState = 'training' | 'paused' | 'idle' | 'silent';
+
+export interface AdminWorker {
+  readonly id: string;
+  readonly shard: number;
+  readonly joinedAt: string;
+  /** Milliseconds since the worker last reported. */
+  readonly lastSeenMsAgo: number;
+  readonly device: DeviceInfo;
+  readonly state: AdminWorkerState;
+  readonly samplesPerSec: number;
+  readonly loss?: number;
+  /** Samples credited to the job from this worker. */
+  readonly contributed: number;
+  /** Fraction of the job's samples that came from this worker. */
+  readonly share: number;
+  readonly offered: number;
+  readonly accepted: number;
+  readonly neighbours: readonly string[];
+  readonly settings: WorkerSettings;
+  readonly links: readonly LinkStats[];
+}
+
+export interface AdminJobSnapshot {
+  readonly time: string;
+  readonly job: AdminJobSummary;
+  readonly workers: readonly AdminWorker[];
+}
+
+/** One record of a job's metrics history (the server's metrics.jsonl). */
+export interface AdminMetricsRecord {
+  readonly time: string;
+  readonly samples: number;
+  readonly workers: number;
+  readonly samplesPerSec: number;
+  readonly trainLoss?: number;
+  readonly testLoss?: number;
+  readonly testAccuracy?: number;
+  readonly testObjective?: number;
+  readonly checkpoint?: number;
+  readonly perWorker?: Readonly<
+    Record<
+      string,
+      {
+        readonly samplesPerSec: number;
+        readonly communicationPeriod: number;
+        readonly blocksPerMessage: number;
+        readonly encoding: WorkerSettings['encoding'];
+      }
+    >
+  >;
+}
+
+export interface AdminMetricsHistory {
+  readonly job: string;
+  readonly samples: number;
+  readonly history: readonly AdminMetricsRecord[];
+}
+
+/** At least one of the two; `state` moves the job, `learningRate` changes η for every worker. */
+export interface AdminControlRequest {
+  readonly state?: JobState;
+  readonly learningRate?: number;
+}
+
+export type AdminBalancerRequest =
+  | { readonly mode: 'automatic' }
+  | {
+      readonly mode: 'fixed';
+      readonly communicationPeriod: number;
+      readonly blocksPerMessage: number;
+      readonly encoding: WorkerSettings['encoding'];
+    };
+
+export type AdminWatchReply =
+  { readonly ok: true; readonly snapshot: AdminJobSnapshot } | AdminError;
+
+/** Server → console. */
+export interface AdminServerToClientEvents {
+  /** Every job, about once a second. */
+  jobs: (jobs: readonly AdminJobSummary[]) => void;
+  /** The watched job with its workers, about once a second and right after a change. */
+  snapshot: (snapshot: AdminJobSnapshot) => void;
+  /** A record just appended to the watched job's metrics history. */
+  record: (message: { readonly jobId: string; readonly record: AdminMetricsRecord }) => void;
+  /** A fire-and-forget event was refused. */
+  refused: (error: AdminError & { readonly event: string }) => void;
+}
+
+/** Console → server. */
+export interface AdminClientToServerEvents {
+  /** Streams `snapshot` and `record` for one job (and stops those of the previous one). */
+  watch: (request: { readonly jobId: string }, reply: (r: AdminWatchReply) => void) => void;
+}
+
+/** The socket.io handshake's `auth` object for `/admin`. */
+export interface AdminAuth {
+  readonly token: string;
+}

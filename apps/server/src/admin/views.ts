@@ -1,0 +1,102 @@
+/**
+ * What the console sees of a job: plain JSON built from the live `Job`, never the job itself.
+ */
+import { STATS_INTERVAL_MS } from '@meshgrad/core';
+import type { Job, WorkerEntry } from '../jobs/job.ts';
+import type { CheckpointManifest } from '../store.ts';
+import type {
+  AdminCheckpoint,
+  AdminJobSnapshot,
+  AdminJobSummary,
+  AdminWorker,
+  AdminWorkerState,
+} from './protocol.ts';
+
+/** A worker silent for this many report intervals shows as `silent` (it is dropped later). */
+const SILENT_AFTER_INTERVALS = 3;
+
+export function checkpointView(jobId: string, m: CheckpointManifest): AdminCheckpoint {
+  const base = `/api/admin/jobs/${jobId}/checkpoints/${m.seq}`;
+  return {
+    seq: m.seq,
+    samples: m.samples,
+    createdAt: m.createdAt,
+    worker: m.worker,
+    parameters: m.parameters,
+    testLoss: m.testLoss,
+    ...(m.testAccuracy !== undefined ? { testAccuracy: m.testAccuracy } : {}),
+    ...(m.testObjective !== undefined ? { testObjective: m.testObjective } : {}),
+    downloads: { safetensors: `${base}.safetensors`, binary: `${base}.bin` },
+  };
+}
+
+export function jobSummary(job: Job): AdminJobSummary {
+  const info = job.info();
+  let samplesPerSec = 0;
+  let lossSum = 0;
+  let lossN = 0;
+  for (const w of job.workers.values()) {
+    samplesPerSec += w.samplesPerSec;
+    if (w.loss !== undefined) {
+      lossSum += w.loss;
+      lossN++;
+    }
+  }
+  return {
+    id: info.id,
+    name: info.name,
+    host: info.host,
+    description: info.description,
+    state: job.state,
+    learningRate: job.learningRate,
+    model: info.model,
+    dataset: info.dataset,
+    batchSize: info.batchSize,
+    blockSize: job.layout.blockSize,
+    blockCount: job.layout.blockCount,
+    parameters: job.layout.size,
+    samples: job.samples,
+    workers: job.workers.size,
+    samplesPerSec,
+    ...(lossN > 0 ? { trainLoss: lossSum / lossN } : {}),
+    balancer: job.balancer,
+    defaultSettings: { ...job.spec.communication },
+    latestCheckpoint: job.latest ? checkpointView(job.id, job.latest) : null,
+  };
+}
+
+function workerState(w: WorkerEntry, now: number): AdminWorkerState {
+  if (now - w.lastSeen > SILENT_AFTER_INTERVALS * STATS_INTERVAL_MS) return 'silent';
+  if (w.paused) return 'paused';
+  return w.samplesPerSec > 0 ? 'training' : 'idle';
+}
+
+export function workerView(job: Job, w: WorkerEntry, now: number): AdminWorker {
+  return {
+    id: w.id,
+    shard: w.shard,
+    joinedAt: new Date(w.joinedAt).toISOString(),
+    lastSeenMsAgo: Math.max(0, now - w.lastSeen),
+    device: w.device,
+    state: workerState(w, now),
+    samplesPerSec: w.samplesPerSec,
+    ...(w.loss !== undefined ? { loss: w.loss } : {}),
+    contributed: w.contributed,
+    share: job.samples > 0 ? w.contributed / job.samples : 0,
+    offered: w.offered,
+    accepted: w.accepted,
+    neighbours: [...w.neighbours],
+    settings: { ...w.settings },
+    links: w.links,
+  };
+}
+
+export function jobSnapshot(job: Job, now = Date.now()): AdminJobSnapshot {
+  return {
+    time: new Date(now).toISOString(),
+    job: jobSummary(job),
+    workers: [...job.workers.values()]
+      .sort((a, b) => a.joinedAt - b.joinedAt || (a.id < b.id ? -1 : 1))
+      .map((w) => workerView(job, w, now)),
+  };
+}
