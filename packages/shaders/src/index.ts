@@ -1,1 +1,20 @@
-export {};
+export { WebGpuError, isWebGpuError, DeviceMonitor } from './gpu/errors.ts';
+export type { WebGpuErrorCode } from './gpu/errors.ts';
+export { probeWebGpu, requestBackendDevice, REQUIRED_LIMITS } from './gpu/probe.ts';
+export type { WebGpuProbe, WebGpuAdapterSummary, BackendDeviceOptions } from './gpu/probe.ts';
+export { ComputeProgram, CompiledProgram, compileProgram, setShaderDebug, parseBindings } from './gpu/program.ts';
+export type { ProgramSpec, ProgramBinding, OverrideValues } from './gpu/program.ts';
+export {
+  WebGpuBackend,
+  DEFAULT_MAX_BATCH,
+  DEFAULT_MAILBOX_SLOTS,
+  DEFAULT_LOSS_RING,
+  SPARSE_MAX_DENSITY,
+} from './backend/webgpu-backend.ts';
+export type { WebGpuBackendOptions } from './backend/webgpu-backend.ts';
+export { GpuBlockCodec } from './backend/block-codec.ts';
+export type { EncodedBlock, GpuBlockCodecOptions } from './backend/block-codec.ts';
+export { BufferPlan, STEP_PARAMS, CODEC_PARAMS } from './backend/buffers.ts';
+export type { BufferRole, Region, BufferPlanOptions } from './backend/buffers.ts';
+export { runKernelChecks } from './checks/kernel-checks.ts';
+export type { KernelCheckResult, KernelCheckOptions } from './checks/kernel-checks.ts';

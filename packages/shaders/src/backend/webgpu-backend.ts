@@ -1,0 +1,623 @@
+/**
+ * `Backend` on WebGPU (DESIGN §2, §3): parameters, gradient and training state live on the
+ * device; a step is one queue submission (uploads via writeBuffer, then one command buffer
+ * holding every pass) and reads nothing back. Losses land in a ring buffer on the device and
+ * acceptance counts in counters, both fetched in batches by `drainStats`.
+ */
+import type {
+  Backend,
+  BackendStats,
+  Batch,
+  Encoding,
+  ParameterLayout,
+  ReceivedBlock,
+} from '@meshgrad/core';
+import { blockRange, denseWidths, inputSize, validateBatch } from '@meshgrad/core';
+import { DeviceMonitor, WebGpuError } from '../gpu/errors.ts';
+import type { CompiledProgram } from '../gpu/program.ts';
+import { compileProgram, setShaderDebug } from '../gpu/program.ts';
+import type { DenseShape, Kernel } from '../kernels/programs.ts';
+import {
+  denseBackwardInputKernel,
+  denseBackwardWeightsKernel,
+  denseBackwardWeightsSparseKernel,
+  denseForwardKernel,
+  denseForwardSparseKernel,
+  kmeansAssignKernel,
+  kmeansGradKernel,
+  lossReduceKernel,
+  sgdParzenKernel,
+  softmaxCrossEntropyKernel,
+} from '../kernels/programs.ts';
+import type { EncodedBlock } from './block-codec.ts';
+import { GpuBlockCodec } from './block-codec.ts';
+import type { BufferSet } from './buffers.ts';
+import {
+  bindRegion,
+  blockStride,
+  BufferPlan,
+  createBuffers,
+  createPlannedBuffer,
+  regionBuffer,
+  STEP_PARAMS,
+} from './buffers.ts';
+import type { SparseBatch } from './sparse-input.ts';
+import { SparseInputEncoder } from './sparse-input.ts';
+import { copyMapped, StagingPool } from './staging.ts';
+
+/** Default largest minibatch. */
+export const DEFAULT_MAX_BATCH = 256;
+/** Default mailbox capacity in blocks; it grows when one step brings more. */
+export const DEFAULT_MAILBOX_SLOTS = 16;
+/** Default loss ring length in steps. A full ring is copied out without waiting, never lost. */
+export const DEFAULT_LOSS_RING = 1024;
+/**
+ * Largest fraction of nonzero first-layer inputs for which the sparse path runs. The CSR and CSC
+ * lists take 16 bytes per nonzero against 4 per dense value, so above a quarter the upload grows;
+ * on SwiftShader the sparse kernels still win up to about this fraction.
+ */
+export const SPARSE_MAX_DENSITY = 0.35;
+
+export interface WebGpuBackendOptions {
+  /** Largest minibatch `step` accepts (default `DEFAULT_MAX_BATCH`). */
+  readonly maxBatch?: number;
+  /** Initial mailbox capacity in blocks (default `DEFAULT_MAILBOX_SLOTS`; grows on demand). */
+  readonly mailboxSlots?: number;
+  /** Loss ring length in steps (default `DEFAULT_LOSS_RING`). */
+  readonly lossRing?: number;
+  /** Print the WGSL of every program as it is compiled (default false). */
+  readonly debug?: boolean;
+  /**
+   * First-layer sparse path: `auto` uses it for batches with at most `SPARSE_MAX_DENSITY`
+   * nonzero inputs, `never` always runs the dense kernels (default `auto`).
+   */
+  readonly sparseInput?: 'auto' | 'never';
+  /** Label prefix of the GPU objects (default `meshgrad`). */
+  readonly label?: string;
+}
+
+/** A compiled kernel and its bind group. */
+interface Pass {
+  readonly compiled: CompiledProgram;
+  readonly kernel: Kernel;
+  group: GPUBindGroup;
+}
+
+interface DenseLayer {
+  readonly shape: DenseShape;
+  readonly forward: Pass;
+  readonly backWeights: Pass;
+  /** Layers after the first: dX for the layer below. */
+  readonly backInput: Pass | null;
+  /** First layer with the sparse path enabled. */
+  readonly forwardSparse: Pass | null;
+  readonly backWeightsSparse: Pass | null;
+}
+
+type ModelPasses =
+  | { readonly kind: 'dense'; readonly layers: DenseLayer[]; readonly head: Pass }
+  | { readonly kind: 'kmeans'; readonly assign: Pass; readonly grad: Pass };
+
+/** A copy of loss-ring slots on its way back. */
+interface LossChunk {
+  readonly staging: GPUBuffer;
+  readonly count: number;
+  readonly mapped: Promise<void>;
+}
+
+function positiveInteger(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1) {
+    throw new RangeError(`${name} must be a positive integer, got ${value}`);
+  }
+  return value;
+}
+
+export class WebGpuBackend implements Backend {
+  readonly name = 'webgpu' as const;
+  /** Largest minibatch `step` accepts. */
+  readonly maxBatch: number;
+  /** Loss ring length in steps. */
+  readonly lossRing: number;
+  private readonly monitor: DeviceMonitor;
+  private readonly staging: StagingPool;
+  private readonly stepBytes: DataView<ArrayBuffer> = new DataView(new ArrayBuffer(STEP_PARAMS.byteSize));
+  private mailboxBlocks: Uint32Array;
+  /** Steps taken. */
+  private steps = 0;
+  /** Steps whose losses were copied out of the ring (to a chunk or a drain). */
+  private flushed = 0;
+  private chunks: LossChunk[] = [];
+  private destroyed = false;
+
+  private constructor(
+    readonly device: GPUDevice,
+    readonly layout: ParameterLayout,
+    private plan: BufferPlan,
+    private readonly buffers: BufferSet,
+    private readonly passes: ModelPasses,
+    private readonly lossReduce: Pass,
+    private update: Pass,
+    private readonly codec: GpuBlockCodec,
+    private readonly sparse: SparseInputEncoder | null,
+    readonly label: string,
+  ) {
+    this.monitor = DeviceMonitor.of(device);
+    this.maxBatch = plan.options.maxBatch;
+    this.lossRing = plan.options.lossRing;
+    this.staging = new StagingPool(device, label);
+    this.mailboxBlocks = new Uint32Array(plan.options.mailboxSlots);
+  }
+
+  /**
+   * Creates the backend on `device` with `params` (length `layout.size`) as the starting point.
+   * Compiles every pipeline here (asynchronously), so `step` never waits for a compiler.
+   * Throws a RangeError for bad options and a `WebGpuError` when the device fails.
+   */
+  static async create(
+    device: GPUDevice,
+    layout: ParameterLayout,
+    params: Float32Array,
+    options: WebGpuBackendOptions = {},
+  ): Promise<WebGpuBackend> {
+    const monitor = DeviceMonitor.of(device);
+    monitor.check();
+    if (params.length !== layout.size) {
+      throw new RangeError(`params has ${params.length} floats, expected layout.size = ${layout.size}`);
+    }
+    const maxBatch = positiveInteger('maxBatch', options.maxBatch ?? DEFAULT_MAX_BATCH);
+    const mailboxSlots = positiveInteger('mailboxSlots', options.mailboxSlots ?? DEFAULT_MAILBOX_SLOTS);
+    const lossRing = positiveInteger('lossRing', options.lossRing ?? DEFAULT_LOSS_RING);
+    const limits = device.limits;
+    if (layout.blockCount > limits.maxComputeWorkgroupsPerDimension) {
+      throw new RangeError(
+        `${layout.blockCount} blocks exceed the device's ${limits.maxComputeWorkgroupsPerDimension} workgroups per dispatch; use larger blocks`,
+      );
+    }
+    if (options.debug) setShaderDebug(true);
+    const label = options.label ?? 'meshgrad';
+    const spec = layout.spec;
+    const inputs = inputSize(spec);
+    const sparse =
+      spec.kind !== 'kmeans' && (options.sparseInput ?? 'auto') === 'auto'
+        ? new SparseInputEncoder(
+            inputs,
+            maxBatch,
+            Math.floor(maxBatch * inputs * SPARSE_MAX_DENSITY) + maxBatch,
+          )
+        : null;
+    const plan = new BufferPlan(layout, {
+      maxBatch,
+      mailboxSlots,
+      lossRing,
+      alignment: Math.max(
+        limits.minStorageBufferOffsetAlignment,
+        limits.minUniformBufferOffsetAlignment,
+      ),
+      sparseEntries: sparse?.capacity ?? 0,
+    });
+    for (const [name, { size }] of plan.buffers) {
+      if (size > limits.maxStorageBufferBindingSize || size > limits.maxBufferSize) {
+        throw new RangeError(
+          `the ${name} buffer needs ${size} bytes, more than this device allows; lower maxBatch or lossRing`,
+        );
+      }
+    }
+
+    // Compile everything first (in parallel), then allocate.
+    const compile = async (kernel: Kernel) => ({
+      kernel,
+      compiled: await compileProgram(device, kernel.program),
+    });
+    const lossReduceP = compile(lossReduceKernel());
+    const updateP = compile(
+      sgdParzenKernel({
+        size: layout.size,
+        blockSize: layout.blockSize,
+        blockCount: layout.blockCount,
+        slots: mailboxSlots,
+        slotStride: blockStride(layout),
+      }),
+    );
+    const codecP = GpuBlockCodec.create(device, {
+      maxValues: Math.min(layout.blockSize, layout.size),
+      label: `${label}:codec`,
+    });
+    let modelP: Promise<
+      | { kind: 'dense'; layers: Awaited<ReturnType<typeof compileLayer>>[]; head: Awaited<ReturnType<typeof compile>> }
+      | { kind: 'kmeans'; assign: Awaited<ReturnType<typeof compile>>; grad: Awaited<ReturnType<typeof compile>> }
+    >;
+    const compileLayer = async (shape: DenseShape, index: number, relu: boolean) => {
+      const first = index === 0;
+      const [forward, backWeights, backInput, forwardSparse, backWeightsSparse] = await Promise.all([
+        compile(denseForwardKernel(shape, relu)),
+        compile(denseBackwardWeightsKernel(shape)),
+        first ? null : compile(denseBackwardInputKernel(shape)),
+        first && sparse ? compile(denseForwardSparseKernel(shape, relu)) : null,
+        first && sparse ? compile(denseBackwardWeightsSparseKernel(shape)) : null,
+      ]);
+      return { shape, forward, backWeights, backInput, forwardSparse, backWeightsSparse };
+    };
+    if (spec.kind === 'kmeans') {
+      modelP = Promise.all([
+        compile(kmeansAssignKernel(spec.dims, spec.clusters)),
+        compile(kmeansGradKernel(spec.dims, spec.clusters)),
+      ]).then(([assign, grad]) => ({ kind: 'kmeans', assign, grad }));
+    } else {
+      const widths = denseWidths(spec);
+      const shapes: DenseShape[] = [];
+      for (let l = 0; l + 1 < widths.length; l++) {
+        const weight = layout.tensors[2 * l]!;
+        const bias = layout.tensors[2 * l + 1]!;
+        if (bias.offset !== weight.offset + weight.size) {
+          throw new RangeError(`layer ${l}: the bias must follow the weight (spec.ts layout)`);
+        }
+        shapes.push({ inputs: widths[l]!, outputs: widths[l + 1]!, weightOffset: weight.offset });
+      }
+      modelP = Promise.all([
+        Promise.all(shapes.map((s, l) => compileLayer(s, l, l + 1 < shapes.length))),
+        compile(softmaxCrossEntropyKernel(spec.classes)),
+      ]).then(([layers, head]) => ({ kind: 'dense', layers, head }));
+    }
+    let compiled;
+    try {
+      compiled = await Promise.all([modelP, lossReduceP, updateP, codecP]);
+    } catch (err) {
+      // A compile that failed because the device went away reports the device's failure.
+      throw monitor.error ?? err;
+    }
+    const [model, lossReduceC, updateC, codec] = compiled;
+
+    device.pushErrorScope('out-of-memory');
+    const buffers = createBuffers(device, plan, label);
+    const oom = await device.popErrorScope();
+    if (oom) {
+      for (const b of buffers.values()) b.destroy();
+      codec.destroy();
+      throw new WebGpuError('ERR_OUT_OF_MEMORY', `cannot allocate the backend's buffers: ${oom.message}`);
+    }
+    device.queue.writeBuffer(regionBuffer(plan, buffers, 'params'), 0, params.buffer, params.byteOffset, params.byteLength);
+
+    const bind = (name: string) => bindRegion(plan, buffers, name);
+    const pass = (c: { kernel: Kernel; compiled: CompiledProgram }, resources: Record<string, GPUBufferBinding>): Pass => ({
+      kernel: c.kernel,
+      compiled: c.compiled,
+      group: c.compiled.bindGroup(resources),
+    });
+    const step = bind('step');
+    const params_ = bind('params');
+    const grad = bind('grad');
+    let passes: ModelPasses;
+    if (model.kind === 'kmeans') {
+      passes = {
+        kind: 'kmeans',
+        assign: pass(model.assign, {
+          step,
+          x: bind('input'),
+          params: params_,
+          nearest: bind('nearest'),
+          sampleLoss: bind('sampleLoss'),
+        }),
+        grad: pass(model.grad, { step, x: bind('input'), params: params_, nearest: bind('nearest'), grad }),
+      };
+    } else {
+      const layers = model.layers.map((c, l): DenseLayer => {
+        const x = l === 0 ? bind('input') : bind(`act${l - 1}`);
+        const y = bind(`act${l}`);
+        const dy = bind(`delta${l}`);
+        return {
+          shape: c.shape,
+          forward: pass(c.forward, { step, x, params: params_, y }),
+          backWeights: pass(c.backWeights, { step, x, dy, grad }),
+          backInput: c.backInput
+            ? pass(c.backInput, { step, a: x, dy, params: params_, dx: bind(`delta${l - 1}`) })
+            : null,
+          forwardSparse: c.forwardSparse
+            ? pass(c.forwardSparse, {
+                step,
+                rowStart: bind('csrRows'),
+                entries: bind('csrEntries'),
+                params: params_,
+                y,
+              })
+            : null,
+          backWeightsSparse: c.backWeightsSparse
+            ? pass(c.backWeightsSparse, {
+                colStart: bind('cscCols'),
+                entries: bind('cscEntries'),
+                dy,
+                grad,
+              })
+            : null,
+        };
+      });
+      const last = layers.length - 1;
+      passes = {
+        kind: 'dense',
+        layers,
+        head: pass(model.head, {
+          step,
+          logits: bind(`act${last}`),
+          labels: bind('labels'),
+          dlogits: bind(`delta${last}`),
+          sampleLoss: bind('sampleLoss'),
+        }),
+      };
+    }
+    const lossReduce = pass(lossReduceC, { step, sampleLoss: bind('sampleLoss'), lossRing: bind('lossRing') });
+    const update = pass(updateC, WebGpuBackend.updateResources(plan, buffers));
+    return new WebGpuBackend(device, layout, plan, buffers, passes, lossReduce, update, codec, sparse, label);
+  }
+
+  private static updateResources(plan: BufferPlan, buffers: BufferSet): Record<string, GPUBufferBinding> {
+    const bind = (name: string) => bindRegion(plan, buffers, name);
+    return {
+      step: bind('step'),
+      params: bind('params'),
+      grad: bind('grad'),
+      mailboxValues: bind('mailboxValues'),
+      mailboxBlocks: bind('mailboxBlocks'),
+      counters: bind('counters'),
+    };
+  }
+
+  private get paramsBuffer(): GPUBuffer {
+    return regionBuffer(this.plan, this.buffers, 'params');
+  }
+
+  /** Throws when the backend is destroyed or its device failed. */
+  private assertUsable(): void {
+    if (this.destroyed) throw new WebGpuError('ERR_DESTROYED', `${this.label} backend was destroyed`);
+    this.monitor.check();
+  }
+
+  /** A readback's promise, reporting device failure or destruction as `WebGpuError`. */
+  private guarded<T>(work: Promise<T>, what: string): Promise<T> {
+    return this.monitor.guard(work, (err) =>
+      this.destroyed
+        ? new WebGpuError('ERR_DESTROYED', `${this.label} backend was destroyed during ${what}`, {
+            cause: err,
+          })
+        : new WebGpuError('ERR_DEVICE_LOST', `${what} failed: ${err instanceof Error ? err.message : String(err)}`, {
+            cause: err,
+          }),
+    );
+  }
+
+  /** Rebuilds the mailbox for at least `slots` blocks (recompiling the update kernel). */
+  private async growMailbox(slots: number): Promise<void> {
+    const capacity = Math.max(slots, 2 * this.plan.options.mailboxSlots);
+    const plan = new BufferPlan(this.layout, { ...this.plan.options, mailboxSlots: capacity });
+    const kernel = sgdParzenKernel({
+      size: this.layout.size,
+      blockSize: this.layout.blockSize,
+      blockCount: this.layout.blockCount,
+      slots: capacity,
+      slotStride: blockStride(this.layout),
+    });
+    const compiled = await compileProgram(this.device, kernel.program);
+    const name = plan.region('mailboxValues').buffer;
+    const mailbox = createPlannedBuffer(this.device, name, plan.buffers.get(name)!, this.label);
+    const old = this.buffers.get(name)!;
+    this.buffers.set(name, mailbox);
+    this.plan = plan;
+    this.update = { kernel, compiled, group: compiled.bindGroup(WebGpuBackend.updateResources(plan, this.buffers)) };
+    this.mailboxBlocks = new Uint32Array(capacity);
+    old.destroy();
+  }
+
+  /**
+   * Makes room for `blocks` received blocks per step ahead of time (`step` is synchronous and
+   * cannot wait for a compile, so a step bringing more than the capacity throws instead).
+   */
+  async reserveMailbox(blocks: number): Promise<void> {
+    this.assertUsable();
+    if (blocks > this.plan.options.mailboxSlots) await this.growMailbox(blocks);
+  }
+
+  /** Mailbox capacity in blocks. */
+  get mailboxSlots(): number {
+    return this.plan.options.mailboxSlots;
+  }
+
+  step(batch: Batch, learningRate: number, received: readonly ReceivedBlock[] = []): void {
+    this.assertUsable();
+    if (!Number.isFinite(learningRate) || learningRate < 0) {
+      throw new RangeError(`learningRate must be finite and non-negative, got ${learningRate}`);
+    }
+    validateBatch(this.layout, batch);
+    if (batch.size > this.maxBatch) {
+      throw new RangeError(`batch.size ${batch.size} exceeds maxBatch ${this.maxBatch}`);
+    }
+    if (received.length > this.mailboxSlots) {
+      throw new RangeError(
+        `${received.length} received blocks exceed the mailbox's ${this.mailboxSlots} slots; call reserveMailbox first`,
+      );
+    }
+    for (let r = 0; r < received.length; r++) {
+      const { block, values } = received[r]!;
+      const { start, end } = blockRange(this.layout, block);
+      if (values.length !== end - start) {
+        throw new RangeError(`received[${r}] for block ${block} has ${values.length} values, expected ${end - start}`);
+      }
+    }
+
+    const { device, plan, buffers } = this;
+    const queue = device.queue;
+    const rows = batch.size;
+    const slot = this.steps % this.lossRing;
+
+    // Uploads: input (sparse or dense), labels, mailbox, step parameters.
+    let sparseBatch: SparseBatch | null = null;
+    if (this.passes.kind === 'dense' && this.sparse) sparseBatch = this.sparse.encode(batch.x, rows);
+    if (sparseBatch) {
+      this.upload('csrRows', sparseBatch.csrRows);
+      this.upload('csrEntries', sparseBatch.csrEntries);
+      this.upload('cscCols', sparseBatch.cscCols);
+      this.upload('cscEntries', sparseBatch.cscEntries);
+    } else {
+      this.upload('input', batch.x.subarray(0, rows * inputSize(this.layout.spec)));
+    }
+    if (this.passes.kind === 'dense') this.upload('labels', batch.labels!.subarray(0, rows));
+    if (received.length > 0) {
+      const values = plan.region('mailboxValues');
+      const stride = blockStride(this.layout) * 4;
+      for (let r = 0; r < received.length; r++) {
+        const v = received[r]!.values;
+        queue.writeBuffer(regionBuffer(plan, buffers, 'mailboxValues'), values.offset + r * stride, v.buffer, v.byteOffset, v.byteLength);
+        this.mailboxBlocks[r] = received[r]!.block;
+      }
+      this.upload('mailboxBlocks', this.mailboxBlocks.subarray(0, received.length));
+    }
+    STEP_PARAMS.write(this.stepBytes, {
+      batch: rows,
+      lossSlot: slot,
+      slotCount: received.length,
+      learningRate: Math.fround(learningRate),
+    });
+    // The ArrayBuffer, not the DataView: dawn.node's writeBuffer rejects DataViews.
+    queue.writeBuffer(regionBuffer(plan, buffers, 'step'), plan.region('step').offset, this.stepBytes.buffer);
+
+    // One command buffer, one compute pass: dispatches in a pass see each other's writes.
+    const encoder = device.createCommandEncoder({ label: `${this.label}:step` });
+    const pass = encoder.beginComputePass({ label: `${this.label}:step` });
+    const run = (p: Pass) => {
+      const [x, y] = p.kernel.grid(rows);
+      p.compiled.dispatch(pass, p.group, x, y);
+    };
+    if (this.passes.kind === 'kmeans') {
+      run(this.passes.assign);
+      run(this.lossReduce);
+      run(this.passes.grad);
+    } else {
+      const layers = this.passes.layers;
+      layers.forEach((layer, l) => {
+        run(l === 0 && sparseBatch ? layer.forwardSparse! : layer.forward);
+      });
+      run(this.passes.head);
+      run(this.lossReduce);
+      for (let l = layers.length - 1; l >= 0; l--) {
+        const layer = layers[l]!;
+        // dX reads W_l before the update pass changes it; both come before that pass.
+        if (layer.backInput) run(layer.backInput);
+        run(l === 0 && sparseBatch ? layer.backWeightsSparse! : layer.backWeights);
+      }
+    }
+    run(this.update);
+    pass.end();
+
+    this.steps++;
+    // The ring is about to wrap: copy what is not yet out, without waiting for it.
+    let chunk: { staging: GPUBuffer; count: number } | null = null;
+    if (slot === this.lossRing - 1) {
+      const count = this.steps - this.flushed;
+      const staging = this.staging.acquire(count * 4);
+      const ring = plan.region('lossRing');
+      encoder.copyBufferToBuffer(regionBuffer(plan, buffers, 'lossRing'), ring.offset + (this.flushed % this.lossRing) * 4, staging, 0, count * 4);
+      chunk = { staging, count };
+      this.flushed = this.steps;
+    }
+    queue.submit([encoder.finish()]);
+    if (chunk) {
+      const mapped = chunk.staging.mapAsync(GPUMapMode.READ);
+      // Awaited in drainStats; until then a rejection must not surface as unhandled.
+      mapped.catch(() => undefined);
+      this.chunks.push({ ...chunk, mapped });
+    }
+  }
+
+  private upload(region: string, data: Float32Array | Uint32Array): void {
+    const r = this.plan.region(region);
+    if (data.byteLength > r.size) {
+      throw new RangeError(`${region}: ${data.byteLength} bytes do not fit its ${r.size}-byte region`);
+    }
+    this.device.queue.writeBuffer(regionBuffer(this.plan, this.buffers, region), r.offset, data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  async drainStats(): Promise<BackendStats> {
+    this.assertUsable();
+    const { device, plan, buffers } = this;
+    const count = this.steps - this.flushed;
+    const counters = plan.region('counters');
+    const ring = plan.region('lossRing');
+    const staging = this.staging.acquire(16 + count * 4);
+    const encoder = device.createCommandEncoder({ label: `${this.label}:drain` });
+    const countersBuffer = regionBuffer(plan, buffers, 'counters');
+    encoder.copyBufferToBuffer(countersBuffer, counters.offset, staging, 0, 16);
+    if (count > 0) {
+      encoder.copyBufferToBuffer(regionBuffer(plan, buffers, 'lossRing'), ring.offset + (this.flushed % this.lossRing) * 4, staging, 16, count * 4);
+    }
+    encoder.clearBuffer(countersBuffer, counters.offset, 16);
+    device.queue.submit([encoder.finish()]);
+    this.flushed = this.steps;
+    const chunks = this.chunks;
+    this.chunks = [];
+    const mapped = staging.mapAsync(GPUMapMode.READ);
+    try {
+      await this.guarded(Promise.all([...chunks.map((c) => c.mapped), mapped]), 'drainStats');
+      const losses: number[] = [];
+      for (const c of chunks) {
+        for (const v of new Float32Array(copyMapped(c.staging, c.count * 4))) losses.push(v);
+      }
+      const bytes = copyMapped(staging, 16 + count * 4);
+      const head = new Uint32Array(bytes, 0, 2);
+      for (const v of new Float32Array(bytes, 16, count)) losses.push(v);
+      return { losses, offered: head[0]!, accepted: head[1]! };
+    } finally {
+      for (const c of chunks) this.staging.release(c.staging);
+      this.staging.release(staging);
+    }
+  }
+
+  /** Copies `bytes` of the parameter buffer from byte `offset` and returns them. */
+  private async readParams(offset: number, bytes: number, what: string): Promise<ArrayBuffer> {
+    this.assertUsable();
+    const staging = this.staging.acquire(bytes);
+    const encoder = this.device.createCommandEncoder({ label: `${this.label}:${what}` });
+    encoder.copyBufferToBuffer(this.paramsBuffer, offset, staging, 0, bytes);
+    this.device.queue.submit([encoder.finish()]);
+    try {
+      await this.guarded(staging.mapAsync(GPUMapMode.READ), what);
+      return copyMapped(staging, bytes);
+    } finally {
+      this.staging.release(staging);
+    }
+  }
+
+  async readParameters(): Promise<Float32Array> {
+    return new Float32Array(await this.readParams(0, this.layout.size * 4, 'readParameters'));
+  }
+
+  writeParameters(params: Float32Array): void {
+    this.assertUsable();
+    if (params.length !== this.layout.size) {
+      throw new RangeError(`params has ${params.length} floats, expected layout.size = ${this.layout.size}`);
+    }
+    this.device.queue.writeBuffer(this.paramsBuffer, 0, params.buffer, params.byteOffset, params.byteLength);
+  }
+
+  async readBlock(k: number): Promise<Float32Array> {
+    const { start, end } = blockRange(this.layout, k);
+    return new Float32Array(await this.readParams(start * 4, (end - start) * 4, 'readBlock'));
+  }
+
+  /**
+   * Block k encoded on the device (float16, or int8 with its scale; float32 as `readBlock`), so
+   * only the encoded bytes come back. Same rules as core's codec/encoding.ts.
+   */
+  async readBlockEncoded(k: number, encoding: Encoding): Promise<EncodedBlock> {
+    this.assertUsable();
+    const { start, end } = blockRange(this.layout, k);
+    if (encoding === 'f32') return { encoding, values: await this.readBlock(k) };
+    return this.codec.encodeBuffer(this.paramsBuffer, start, end - start, encoding);
+  }
+
+  /** Releases every buffer of the backend (not the device, which its owner destroys). */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    for (const b of this.buffers.values()) b.destroy();
+    this.staging.destroy();
+    this.codec.destroy();
+    this.chunks = [];
+  }
+}

@@ -1,0 +1,289 @@
+/**
+ * Program factories: one function per kernel, from the model's numbers to a `ComputeProgram`
+ * (WGSL file + generated preamble + override values), plus the dispatch size that goes with it.
+ * The backend and the kernel checks build their programs here, so the checks run exactly the
+ * kernels training runs.
+ */
+import { CODEC_PARAMS, STEP_PARAMS } from '../backend/buffers.ts';
+import { ComputeProgram } from '../gpu/program.ts';
+import type { VectorWidth } from './preamble.ts';
+import { vectorPreamble } from './preamble.ts';
+import codecF16Source from './codec-f16.wgsl?raw';
+import codecF16NativeSource from './codec-f16-native.wgsl?raw';
+import codecInt8Source from './codec-int8.wgsl?raw';
+import denseBackwardInputSource from './dense-backward-input.wgsl?raw';
+import denseBackwardWeightsSource from './dense-backward-weights.wgsl?raw';
+import denseBackwardWeightsSparseSource from './dense-backward-weights-sparse.wgsl?raw';
+import denseForwardSource from './dense-forward.wgsl?raw';
+import denseForwardSparseSource from './dense-forward-sparse.wgsl?raw';
+import kmeansAssignSource from './kmeans-assign.wgsl?raw';
+import kmeansGradSource from './kmeans-grad.wgsl?raw';
+import lossReduceSource from './loss-reduce.wgsl?raw';
+import sgdParzenSource from './sgd-parzen.wgsl?raw';
+import softmaxCeSource from './softmax-ce.wgsl?raw';
+
+const ceil = (n: number, d: number) => Math.ceil(n / d);
+
+/** A program and its grid for one problem size. */
+export interface Kernel {
+  readonly program: ComputeProgram;
+  /** Workgroups to dispatch for `rows` batch rows (samples) in this step. */
+  grid(rows: number): readonly [number, number];
+}
+
+/** The shape of one dense layer within the flat parameter vector. */
+export interface DenseShape {
+  /** Inputs K. */
+  readonly inputs: number;
+  /** Outputs N. */
+  readonly outputs: number;
+  /** Float offset of the weight [K, N]; the bias [N] must follow it directly. */
+  readonly weightOffset: number;
+}
+
+/**
+ * vec4 where a layer's rows allow it (N and the weight offset multiples of 4, so every row of
+ * [W; b] starts on a vec4), else scalar.
+ */
+export function denseVectorWidth(shape: DenseShape): VectorWidth {
+  return shape.outputs % 4 === 0 && shape.weightOffset % 4 === 0 ? 4 : 1;
+}
+
+function stepPreamble(width?: VectorWidth): string {
+  return (width === undefined ? '' : vectorPreamble(width)) + STEP_PARAMS.wgsl();
+}
+
+/**
+ * Threads across a row's V-columns, each owning 4 of them: enough to cover the row in one
+ * workgroup column for narrow layers, at most 8 (32 V-columns per workgroup) for wide ones.
+ */
+function columnThreads(nv: number): number {
+  return Math.min(8, Math.max(1, ceil(nv, 4)));
+}
+
+/** Dense forward on a dense input: y = x·W + b, optional ReLU (dense-forward.wgsl). */
+export function denseForwardKernel(shape: DenseShape, relu: boolean): Kernel {
+  const width = denseVectorWidth(shape);
+  const nv = shape.outputs / width;
+  const tx = columnThreads(nv);
+  const ty = Math.max(1, Math.min(8, Math.floor(64 / tx)));
+  const program = new ComputeProgram({
+    name: 'dense-forward',
+    body: denseForwardSource,
+    preamble: stepPreamble(width),
+    overrides: {
+      K: shape.inputs,
+      NV: nv,
+      W_OFF: shape.weightOffset / width,
+      RELU: relu,
+      TX: tx,
+      TY: ty,
+    },
+  });
+  return { program, grid: (rows) => [ceil(nv, tx * 4), ceil(rows, ty * 4)] };
+}
+
+/** Dense forward on a CSR input of [x | 1] (dense-forward-sparse.wgsl). */
+export function denseForwardSparseKernel(shape: DenseShape, relu: boolean): Kernel {
+  const width = denseVectorWidth(shape);
+  const nv = shape.outputs / width;
+  const tx = columnThreads(nv);
+  const ts = Math.max(1, Math.floor(64 / tx));
+  const program = new ComputeProgram({
+    name: 'dense-forward-sparse',
+    body: denseForwardSparseSource,
+    preamble: stepPreamble(width),
+    overrides: { NV: nv, W_OFF: shape.weightOffset / width, RELU: relu, TX: tx, TS: ts },
+  });
+  return { program, grid: (rows) => [ceil(nv, tx * 4), ceil(rows, ts)] };
+}
+
+/** [dW; db] = [x | 1]ᵀ·dY on a dense input (dense-backward-weights.wgsl). */
+export function denseBackwardWeightsKernel(shape: DenseShape): Kernel {
+  const width = denseVectorWidth(shape);
+  const nv = shape.outputs / width;
+  const tx = columnThreads(nv);
+  const ty = Math.max(1, Math.floor(64 / tx));
+  const program = new ComputeProgram({
+    name: 'dense-backward-weights',
+    body: denseBackwardWeightsSource,
+    preamble: stepPreamble(width),
+    overrides: { K: shape.inputs, NV: nv, G_OFF: shape.weightOffset / width, TX: tx, TY: ty },
+  });
+  return { program, grid: () => [ceil(nv, tx * 4), ceil(shape.inputs + 1, ty)] };
+}
+
+/** [dW; db] = [x | 1]ᵀ·dY on a CSC input (dense-backward-weights-sparse.wgsl). */
+export function denseBackwardWeightsSparseKernel(shape: DenseShape): Kernel {
+  const width = denseVectorWidth(shape);
+  const nv = shape.outputs / width;
+  const tx = columnThreads(nv);
+  const ty = Math.max(1, Math.floor(64 / tx));
+  const program = new ComputeProgram({
+    name: 'dense-backward-weights-sparse',
+    body: denseBackwardWeightsSparseSource,
+    preamble: vectorPreamble(width),
+    overrides: { K: shape.inputs, NV: nv, G_OFF: shape.weightOffset / width, TX: tx, TY: ty },
+  });
+  return { program, grid: () => [ceil(nv, tx * 4), ceil(shape.inputs + 1, ty)] };
+}
+
+/** dX = (dY·Wᵀ) ⊙ ReLU'(a) (dense-backward-input.wgsl). */
+export function denseBackwardInputKernel(shape: DenseShape): Kernel {
+  const width = denseVectorWidth(shape);
+  const nv = shape.outputs / width;
+  const tx = Math.min(32, shape.inputs);
+  const ty = Math.max(1, Math.floor(64 / tx));
+  const program = new ComputeProgram({
+    name: 'dense-backward-input',
+    body: denseBackwardInputSource,
+    preamble: stepPreamble(width),
+    overrides: { K: shape.inputs, NV: nv, W_OFF: shape.weightOffset / width, TX: tx, TY: ty },
+  });
+  return { program, grid: (rows) => [ceil(shape.inputs, tx), ceil(rows, ty)] };
+}
+
+const SAMPLE_WG = 64;
+
+/** Softmax cross-entropy: per-sample loss and ∂(mean loss)/∂logits (softmax-ce.wgsl). */
+export function softmaxCrossEntropyKernel(classes: number): Kernel {
+  const program = new ComputeProgram({
+    name: 'softmax-ce',
+    body: softmaxCeSource,
+    preamble: stepPreamble(),
+    overrides: { CLASSES: classes, WG: SAMPLE_WG },
+  });
+  return { program, grid: (rows) => [ceil(rows, SAMPLE_WG), 1] };
+}
+
+/** Batch mean of the per-sample losses into the loss ring (loss-reduce.wgsl). */
+export function lossReduceKernel(): Kernel {
+  const program = new ComputeProgram({
+    name: 'loss-reduce',
+    body: lossReduceSource,
+    preamble: stepPreamble(),
+    overrides: { WG: 256 },
+  });
+  return { program, grid: () => [1, 1] };
+}
+
+/** K-Means nearest centre and per-sample loss (kmeans-assign.wgsl). */
+export function kmeansAssignKernel(dims: number, clusters: number, centresOffset = 0): Kernel {
+  const program = new ComputeProgram({
+    name: 'kmeans-assign',
+    body: kmeansAssignSource,
+    preamble: stepPreamble(),
+    overrides: { DIMS: dims, CLUSTERS: clusters, C_OFF: centresOffset, WG: SAMPLE_WG },
+  });
+  return { program, grid: (rows) => [ceil(rows, SAMPLE_WG), 1] };
+}
+
+/** K-Means gradient of the mean loss (kmeans-grad.wgsl). */
+export function kmeansGradKernel(dims: number, clusters: number, centresOffset = 0): Kernel {
+  const program = new ComputeProgram({
+    name: 'kmeans-grad',
+    body: kmeansGradSource,
+    preamble: stepPreamble(),
+    overrides: { DIMS: dims, CLUSTERS: clusters, C_OFF: centresOffset, WG: SAMPLE_WG },
+  });
+  return { program, grid: () => [ceil(dims * clusters, SAMPLE_WG), 1] };
+}
+
+/** Block geometry of the update kernel. */
+export interface UpdateShape {
+  /** Parameters P. */
+  readonly size: number;
+  readonly blockSize: number;
+  readonly blockCount: number;
+  /** Mailbox capacity in blocks. */
+  readonly slots: number;
+  /** Floats between mailbox slots, a multiple of 4 (buffers.ts `blockStride`). */
+  readonly slotStride: number;
+}
+
+/** vec4 when blocks are whole vec4s (then every block starts on one), else scalar. */
+export function updateVectorWidth(shape: UpdateShape): VectorWidth {
+  return shape.blockSize % 4 === 0 ? 4 : 1;
+}
+
+/** SGD step + Parzen test + merge, one workgroup per block (sgd-parzen.wgsl). */
+export function sgdParzenKernel(shape: UpdateShape): Kernel {
+  const width = updateVectorWidth(shape);
+  const program = new ComputeProgram({
+    name: 'sgd-parzen',
+    body: sgdParzenSource,
+    preamble: stepPreamble(width),
+    overrides: {
+      BLOCK_V: shape.blockSize / width,
+      SLOT_V: shape.slotStride / width,
+      SIZE: shape.size,
+      SLOTS: shape.slots,
+      WG: 256,
+    },
+  });
+  return { program, grid: () => [shape.blockCount, 1] };
+}
+
+const CODEC_WG = 64;
+
+/** float16 encode (two values per u32) of `count` values; bitwise, exact everywhere. */
+export function f16EncodeKernel(): { program: ComputeProgram; grid(count: number): number } {
+  const program = new ComputeProgram({
+    name: 'codec-f16',
+    entryPoint: 'encode',
+    body: codecF16Source,
+    preamble: CODEC_PARAMS.wgsl(),
+    overrides: { WG: CODEC_WG },
+  });
+  return { program, grid: (count) => ceil(ceil(count, 2), CODEC_WG) };
+}
+
+/**
+ * float16 decode of `count` values; with `native` (only where the device has `shader-f16`) it
+ * widens with WGSL's f16 type, else bitwise.
+ */
+export function f16DecodeKernel(native: boolean): {
+  program: ComputeProgram;
+  grid(count: number): number;
+} {
+  const program = native
+    ? new ComputeProgram({
+        name: 'codec-f16-native',
+        entryPoint: 'decode',
+        body: codecF16NativeSource,
+        preamble: 'enable f16;\n' + CODEC_PARAMS.wgsl(),
+        overrides: { WG: CODEC_WG },
+      })
+    : new ComputeProgram({
+        name: 'codec-f16',
+        entryPoint: 'decode',
+        body: codecF16Source,
+        preamble: CODEC_PARAMS.wgsl(),
+        overrides: { WG: CODEC_WG },
+      });
+  return { program, grid: (count) => ceil(count, CODEC_WG) };
+}
+
+/** int8 encode of one block: a single workgroup reduces max |v| and quantises. */
+export function int8EncodeKernel(): { program: ComputeProgram; grid(count: number): number } {
+  const program = new ComputeProgram({
+    name: 'codec-int8',
+    entryPoint: 'encode',
+    body: codecInt8Source,
+    preamble: CODEC_PARAMS.wgsl(),
+    overrides: { WG: 256 },
+  });
+  return { program, grid: () => 1 };
+}
+
+/** int8 decode of `count` values from the encode layout (scale, flag, packed codes). */
+export function int8DecodeKernel(): { program: ComputeProgram; grid(count: number): number } {
+  const program = new ComputeProgram({
+    name: 'codec-int8',
+    entryPoint: 'decode',
+    body: codecInt8Source,
+    preamble: CODEC_PARAMS.wgsl(),
+    overrides: { WG: CODEC_WG },
+  });
+  return { program, grid: (count) => ceil(count, CODEC_WG) };
+}
