@@ -1,0 +1,77 @@
+/** The workers table: every volunteer of the watched job as it last reported. */
+import type { AdminJobSnapshot, AdminWorker } from '../../../../server/src/admin/protocol.ts';
+import { $, h, replaceChildren, setText, show } from '../dom.ts';
+import {
+  adapterText,
+  browserText,
+  formatCount,
+  formatDuration,
+  formatRate,
+  formatShare,
+  formatTime,
+  settingsText,
+} from '../format.ts';
+
+const STATE_TEXT: Record<AdminWorker['state'], string> = {
+  training: 'training',
+  paused: 'paused',
+  idle: 'idle',
+  silent: 'not reporting',
+};
+
+function row(w: AdminWorker): HTMLTableRowElement {
+  const d = w.device;
+  return h(
+    'tr',
+    { 'data-worker': w.id, 'data-state': w.state },
+    h(
+      'td',
+      {},
+      h('code', { class: 'worker-id' }, w.id),
+      h('span', { class: 'sub' }, `shard ${w.shard} · joined ${formatTime(w.joinedAt)}`),
+    ),
+    h(
+      'td',
+      { title: d.userAgent },
+      h('span', { class: 'device' }, adapterText(d)),
+      h('span', { class: 'sub' }, browserText(d.userAgent)),
+    ),
+    h(
+      'td',
+      { class: 'backend' },
+      h('span', { class: `badge backend-${d.backend}` }, d.backend === 'webgpu' ? 'WebGPU' : 'CPU'),
+      d.backendReason ? h('span', { class: 'sub' }, d.backendReason) : null,
+    ),
+    h('td', { class: 'num sps' }, formatRate(w.samplesPerSec)),
+    h(
+      'td',
+      { class: 'num contribution' },
+      formatCount(w.contributed),
+      h('span', { class: 'sub' }, `${formatShare(w.share)} of all`),
+    ),
+    h('td', { class: 'settings' }, settingsText(w.settings)),
+    h(
+      'td',
+      { class: 'neighbours' },
+      String(w.neighbours.length),
+      w.neighbours.length > 0 ? h('span', { class: 'sub' }, w.neighbours.join(', ')) : null,
+    ),
+    h(
+      'td',
+      { class: 'state' },
+      h('span', { class: `badge worker-${w.state}` }, STATE_TEXT[w.state]),
+      w.state === 'silent'
+        ? h('span', { class: 'sub' }, `last report ${formatDuration(w.lastSeenMsAgo)} ago`)
+        : null,
+    ),
+  );
+}
+
+export function renderWorkers(snapshot: AdminJobSnapshot): void {
+  const table = $('workers-table') as HTMLTableElement;
+  const body = table.tBodies[0] as HTMLTableSectionElement;
+  replaceChildren(body, snapshot.workers.map(row));
+  show(table, snapshot.workers.length > 0);
+  show($('workers-empty'), snapshot.workers.length === 0);
+  setText($('tab-workers'), String(snapshot.workers.length));
+}
