@@ -1,11 +1,151 @@
+/**
+ * The job spec, format v1: what a host writes in `job.json` (docs/job-spec.md documents every
+ * field). `parseJobSpec` turns a parsed JSON value into a `JobSpec` with every default filled in
+ * and every file path absolute, or throws a `JobSpecError` naming the field and the reason.
+ *
+ * A parsed spec is itself a valid spec: the server saves it in the data directory and parses it
+ * again when it resumes the job, so nothing here may change a value's shape on the way through.
+ */
+import path from 'node:path';
 import { z } from 'zod';
-import { DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE, modelSpecSchema, validate } from '@meshgrad/core';
+import {
+  DEFAULT_BLOCK_SIZE,
+  encodingSchema,
+  MAX_BLOCK_SIZE,
+  modelSpecSchema,
+  parameterLayout,
+  type ModelSpec,
+} from '@meshgrad/core';
+
+/** Longest file path a spec may name. */
+const MAX_PATH_LENGTH = 4096;
+/** Held-out fraction of a file dataset when the spec names no test files. */
+export const DEFAULT_TEST_FRACTION = 0.2;
+
+const filePath = z.string().min(1, 'must name a file').max(MAX_PATH_LENGTH);
+/** Multiplies every feature value (e.g. 1/255 for byte images). */
+const scale = z
+  .number()
+  .refine((v) => Number.isFinite(v) && v !== 0, 'must be a finite, non-zero number')
+  .default(1);
+/** Fraction of the rows held out for evaluation when no test files are given. */
+const testFraction = z.number().gt(0, 'must be > 0').max(0.9, 'must be at most 0.9');
+
+const notBoth = (v: { test?: unknown; testFraction?: unknown }) =>
+  v.test === undefined || v.testFraction === undefined;
+const notBothMessage = {
+  message: 'give test files or testFraction, not both',
+  path: ['testFraction'],
+};
+
+const idxDataset = z
+  .strictObject({
+    kind: z.literal('idx'),
+    /** IDX file of samples, shape [count, ...]; each sample is flattened. */
+    images: filePath,
+    /** IDX file of non-negative integer labels, shape [count]; null or absent: unlabelled. */
+    labels: filePath.nullable().default(null),
+    scale,
+    test: z
+      .strictObject({ images: filePath, labels: filePath.nullable().default(null) })
+      .optional(),
+    testFraction: testFraction.optional(),
+  })
+  .refine(notBoth, notBothMessage);
+
+const npyDataset = z
+  .strictObject({
+    kind: z.literal('npy'),
+    /** .npy array of samples, shape [count, ...]; each sample is flattened. */
+    features: filePath,
+    /** .npy array of non-negative integer labels, shape [count]; null or absent: unlabelled. */
+    labels: filePath.nullable().default(null),
+    scale,
+    test: z
+      .strictObject({ features: filePath, labels: filePath.nullable().default(null) })
+      .optional(),
+    testFraction: testFraction.optional(),
+  })
+  .refine(notBoth, notBothMessage);
+
+const csvDataset = z
+  .strictObject({
+    kind: z.literal('csv'),
+    file: filePath,
+    delimiter: z.string().length(1, 'must be one character').default(','),
+    /** Whether the first row names the columns: true, false, or 'auto' (detect). */
+    header: z.union([z.literal('auto'), z.boolean()]).default('auto'),
+    /**
+     * The label column: a header name, a 0-based index (negative counts from the end), or null
+     * for unlabelled data. Absent: the last column.
+     */
+    labelColumn: z.union([z.string().min(1).max(256), z.number().int(), z.null()]).optional(),
+    scale,
+    test: z.strictObject({ file: filePath }).optional(),
+    testFraction: testFraction.optional(),
+  })
+  .refine(notBoth, notBothMessage);
+
+export const datasetSpecSchema = z.discriminatedUnion('kind', [
+  z.strictObject({
+    kind: z.literal('mnist'),
+  }),
+  z.strictObject({
+    kind: z.literal('clusters'),
+    clusters: z.number().int().positive().max(1024),
+    dims: z.number().int().positive().max(4096),
+    count: z.number().int().positive().max(1_000_000),
+    testCount: z.number().int().positive().max(1_000_000).default(2_000),
+    spread: z.number().positive().default(1),
+    seed: z.number().int().default(7),
+  }),
+  idxDataset,
+  csvDataset,
+  npyDataset,
+]);
+
+/** The built-in model kinds, strict so a misspelt field is an error rather than ignored. */
+const builtInModels = modelSpecSchema.options.map((o) => o.strict());
+
+export const jobModelSchema = z.discriminatedUnion('kind', [
+  builtInModels[0] as (typeof builtInModels)[0],
+  builtInModels[1] as (typeof builtInModels)[1],
+  builtInModels[2] as (typeof builtInModels)[2],
+]);
+
+const samplesPerSend = z.number().int().min(1).max(1_000_000);
+const blocksPerSend = z.number().int().min(1).max(1024);
+
+export const balancerSpecSchema = z.discriminatedUnion('mode', [
+  z
+    .strictObject({ mode: z.literal(['automatic', 'auto']) })
+    .transform(() => ({ mode: 'automatic' as const })),
+  z.strictObject({
+    mode: z.literal('fixed'),
+    /** Samples between two sends (b). */
+    communicationPeriod: samplesPerSend,
+    /** Blocks per send (m). */
+    blocksPerMessage: blocksPerSend,
+    encoding: encodingSchema.default('f32'),
+  }),
+]);
+
+export const stopSpecSchema = z.strictObject({
+  /** Stop once a checkpoint's held-out accuracy is at least this (classifiers). */
+  targetAccuracy: z.number().gt(0, 'must be > 0').max(1, 'must be at most 1').optional(),
+  /** Stop once a checkpoint's held-out K-Means objective is at most this (kmeans). */
+  targetObjective: z.number().min(0).optional(),
+  /** Stop once a checkpoint's held-out loss is at most this (any model). */
+  targetLoss: z.number().min(0).optional(),
+  /** Stop once the job has processed this many samples (all workers together). */
+  maxSamples: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).optional(),
+});
 
 /**
- * A job as the server runs it. The host-facing JSON format (with file datasets and custom
- * kernels) builds on this; every field has a default so `{}` plus a model and a dataset is a job.
+ * A job as the server runs it. Every field but `id`, `name`, `model` and `dataset` has a
+ * default.
  */
-export const jobSpecSchema = z.object({
+export const jobSpecSchema = z.strictObject({
   id: z
     .string()
     .min(1)
@@ -15,21 +155,8 @@ export const jobSpecSchema = z.object({
   description: z.string().max(2000).default(''),
   /** Who runs this job server; shown to volunteers before they join. */
   host: z.string().min(1).max(200).default('a meshgrad host'),
-  model: modelSpecSchema,
-  dataset: z.discriminatedUnion('kind', [
-    z.object({
-      kind: z.literal('mnist'),
-    }),
-    z.object({
-      kind: z.literal('clusters'),
-      clusters: z.number().int().positive().max(1024),
-      dims: z.number().int().positive().max(4096),
-      count: z.number().int().positive().max(1_000_000),
-      testCount: z.number().int().positive().max(1_000_000).default(2_000),
-      spread: z.number().positive().default(1),
-      seed: z.number().int().default(7),
-    }),
-  ]),
+  model: jobModelSchema,
+  dataset: datasetSpecSchema,
   batchSize: z.number().int().min(1).max(4096).default(64),
   learningRate: z.number().positive().max(100).default(0.1),
   seed: z.number().int().default(1),
@@ -40,21 +167,291 @@ export const jobSpecSchema = z.object({
   neighbours: z.number().int().min(1).max(32).default(4),
   /** How often the server asks a worker for its state, evaluates it and keeps a checkpoint. */
   checkpointIntervalSec: z.number().positive().max(86_400).default(10),
+  /** Workers' starting communication settings; the automatic balancer adapts from here. */
   communication: z
-    .object({
+    .strictObject({
       /** Samples between two sends (b). */
-      communicationPeriod: z.number().int().min(1).max(1_000_000).default(256),
+      communicationPeriod: samplesPerSend.default(256),
       /** Blocks per send (m). */
-      blocksPerMessage: z.number().int().min(1).max(1024).default(1),
-      encoding: z.enum(['f32', 'f16', 'int8']).default('f32'),
+      blocksPerMessage: blocksPerSend.default(1),
+      encoding: encodingSchema.default('f32'),
     })
     .prefault({}),
+  /** Automatic balancing (default), or fixed settings for every worker. */
+  balancer: balancerSpecSchema.prefault({ mode: 'automatic' }),
+  /** When the job stops itself; none by default (it runs until stopped). */
+  stop: stopSpecSchema.prefault({}),
 });
 
-export type JobSpec = z.infer<typeof jobSpecSchema>;
+/** What a host writes (defaults optional). */
+export type JobSpecInput = z.input<typeof jobSpecSchema>;
+/** A parsed spec: defaults filled in, file paths absolute. */
+export type JobSpec = z.output<typeof jobSpecSchema>;
+export type DatasetSpec = JobSpec['dataset'];
+export type FileDatasetSpec = Extract<DatasetSpec, { kind: 'idx' | 'csv' | 'npy' }>;
+export type BalancerSpec = JobSpec['balancer'];
+export type StopSpec = JobSpec['stop'];
+
+/**
+ * A spec the server cannot run. `field` is the dotted path of the offending field (`(spec)` for
+ * the whole document), `reason` what is wrong with it; `file` the data or kernel file involved,
+ * when there is one. The message is `invalid job spec: <field>: <reason>`.
+ */
+export class JobSpecError extends Error {
+  override readonly name = 'JobSpecError';
+
+  constructor(
+    readonly field: string,
+    readonly reason: string,
+    readonly file?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`invalid job spec: ${field}: ${reason}`, options);
+  }
+}
+
+/** The first zod issue as a field path and a reason a host can act on. */
+function describeIssue(issue: z.core.$ZodIssue, value: unknown): { field: string; reason: string } {
+  const at = issue.path.map(String);
+  const field = at.length ? at.join('.') : '(spec)';
+  const got = valueAt(value, issue.path);
+  switch (issue.code) {
+    case 'unrecognized_keys': {
+      const known = knownKeys(value, issue.path);
+      return {
+        field: [...at, issue.keys[0] ?? ''].join('.'),
+        reason: `unknown field${known ? ` (expected one of: ${known})` : ''}`,
+      };
+    }
+    case 'invalid_type':
+      return {
+        field,
+        reason:
+          got === undefined
+            ? `required (expected ${article(issue.expected)})`
+            : `expected ${article(issue.expected)}, got ${show(got)}`,
+      };
+    case 'invalid_union': {
+      const options = (issue as { options?: unknown[] }).options;
+      if (options && options.length > 0) {
+        return {
+          field,
+          reason: `must be one of ${options.map((o) => JSON.stringify(o)).join(', ')}; got ${show(got)}`,
+        };
+      }
+      return { field, reason: `${issue.message}; got ${show(got)}` };
+    }
+    case 'too_small':
+    case 'too_big': {
+      // A message the schema wrote itself says it better than the generic bound.
+      if (!/^Too (small|big)/.test(issue.message)) {
+        return { field, reason: `${issue.message}, got ${show(got)}` };
+      }
+      const op =
+        issue.code === 'too_small'
+          ? issue.inclusive === false
+            ? '>'
+            : '>='
+          : issue.inclusive === false
+            ? '<'
+            : '<=';
+      const bound = issue.code === 'too_small' ? issue.minimum : issue.maximum;
+      const what =
+        issue.origin === 'string'
+          ? `${issue.code === 'too_small' ? 'at least' : 'at most'} ${String(bound)} characters long`
+          : issue.origin === 'array'
+            ? `${issue.code === 'too_small' ? 'at least' : 'at most'} ${String(bound)} entries`
+            : `${op} ${String(bound)}`;
+      return { field, reason: `must be ${what}, got ${show(got)}` };
+    }
+    default:
+      return { field, reason: `${issue.message}${got === undefined ? '' : `, got ${show(got)}`}` };
+  }
+}
+
+function article(type: string): string {
+  return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
+}
+
+/** A value as a short JSON snippet for an error message. */
+function show(v: unknown): string {
+  if (v === undefined) return 'nothing';
+  const text = JSON.stringify(v) ?? String(v);
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+function valueAt(value: unknown, at: readonly PropertyKey[]): unknown {
+  let v = value;
+  for (const key of at) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<PropertyKey, unknown>)[key];
+  }
+  return v;
+}
+
+/** The fields the schema accepts at `at`, for an unknown-field message. */
+function knownKeys(value: unknown, at: readonly PropertyKey[]): string | null {
+  let schema: z.ZodType = jobSpecSchema;
+  let v = value;
+  for (const key of at) {
+    schema = childSchema(schema, key, v) ?? schema;
+    v = v !== null && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[key] : undefined;
+  }
+  const object = objectOf(schema, v);
+  return object ? Object.keys(object.shape).join(', ') : null;
+}
+
+function unwrap(schema: z.ZodType): z.ZodType {
+  let s: z.ZodType = schema;
+  for (;;) {
+    if (s instanceof z.ZodDefault || s instanceof z.ZodPrefault || s instanceof z.ZodOptional) {
+      s = s.unwrap() as z.ZodType;
+    } else if (s instanceof z.ZodNullable) {
+      s = s.unwrap() as z.ZodType;
+    } else if (s instanceof z.ZodPipe) {
+      s = s.in as z.ZodType;
+    } else return s;
+  }
+}
+
+function objectOf(schema: z.ZodType, value: unknown): z.ZodObject | null {
+  const s = unwrap(schema);
+  if (s instanceof z.ZodObject) return s;
+  if (s instanceof z.ZodDiscriminatedUnion && value !== null && typeof value === 'object') {
+    const key = s.def.discriminator;
+    const tag = (value as Record<string, unknown>)[key];
+    for (const option of s.options as z.ZodType[]) {
+      const o = objectOf(option, null);
+      const d = o?.shape[key] as z.ZodType | undefined;
+      if (d && d.safeParse(tag).success) return o;
+    }
+  }
+  return null;
+}
+
+function childSchema(schema: z.ZodType, key: PropertyKey, value: unknown): z.ZodType | null {
+  const o = objectOf(schema, value);
+  if (o && typeof key === 'string') return (o.shape[key] as z.ZodType | undefined) ?? null;
+  return null;
+}
+
+export interface ParseJobSpecOptions {
+  /**
+   * Directory that relative file paths in the spec are relative to: the spec file's own
+   * directory for `meshgrad serve --job` and `meshgrad validate`. Default: the working directory.
+   */
+  readonly baseDir?: string;
+}
+
+/** Number of input features the model takes per sample. */
+export function modelInputs(model: ModelSpec): number {
+  return model.kind === 'kmeans' ? model.dims : model.inputs;
+}
+
+/** Checks a value against the job spec format; throws a `JobSpecError` naming the first bad field. */
+export function parseJobSpec(value: unknown, options: ParseJobSpecOptions = {}): JobSpec {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new JobSpecError('(spec)', 'a job spec is a JSON object');
+  }
+  // `$schema` lets editors find docs/job-spec.schema.json; it is not part of the job.
+  const { $schema: _editorSchema, ...fields } = value as Record<string, unknown>;
+  const r = jobSpecSchema.safeParse(fields);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    const { field, reason } = issue
+      ? describeIssue(issue, value)
+      : { field: '(spec)', reason: 'invalid' };
+    throw new JobSpecError(field, reason);
+  }
+  const spec = r.data;
+  checkModelAgainstSpec(spec);
+  return resolvePaths(spec, path.resolve(options.baseDir ?? process.cwd()));
+}
+
+/** Cross-field checks that need no data: the model against the dataset, balancer and stop. */
+function checkModelAgainstSpec(spec: JobSpec): void {
+  const { model, dataset } = spec;
+  const inputs = modelInputs(model);
+  const inputsField = model.kind === 'kmeans' ? 'model.dims' : 'model.inputs';
+  if (dataset.kind === 'mnist') {
+    if (inputs !== 784) {
+      throw new JobSpecError(inputsField, `MNIST has 784 features, got ${inputs}`);
+    }
+    if (model.kind !== 'kmeans' && model.classes !== 10) {
+      throw new JobSpecError('model.classes', `MNIST has 10 classes, got ${model.classes}`);
+    }
+  }
+  if (dataset.kind === 'clusters' && inputs !== dataset.dims) {
+    throw new JobSpecError('model', `${inputs} inputs but the dataset has ${dataset.dims} dims`);
+  }
+  const classifier = model.kind === 'softmax' || model.kind === 'mlp';
+  if (spec.stop.targetAccuracy !== undefined && !classifier) {
+    throw new JobSpecError(
+      'stop.targetAccuracy',
+      `needs a classifier (softmax or mlp); a ${model.kind} model has no accuracy`,
+    );
+  }
+  if (spec.stop.targetObjective !== undefined && model.kind !== 'kmeans') {
+    throw new JobSpecError(
+      'stop.targetObjective',
+      `needs a kmeans model; use targetLoss or targetAccuracy for ${model.kind}`,
+    );
+  }
+  const layout = parameterLayout(model, spec.blockSize);
+  if (spec.balancer.mode === 'fixed' && spec.balancer.blocksPerMessage > layout.blockCount) {
+    throw new JobSpecError(
+      'balancer.blocksPerMessage',
+      `at most ${layout.blockCount}: the model has ${layout.blockCount} blocks of ${spec.blockSize} values`,
+    );
+  }
+}
+
+/** The spec with every data file path made absolute against `baseDir`. */
+function resolvePaths(spec: JobSpec, baseDir: string): JobSpec {
+  const abs = (p: string) => path.resolve(baseDir, p);
+  const absOrNull = (p: string | null) => (p === null ? null : abs(p));
+  const d = spec.dataset;
+  switch (d.kind) {
+    case 'idx':
+      return {
+        ...spec,
+        dataset: {
+          ...d,
+          images: abs(d.images),
+          labels: absOrNull(d.labels),
+          ...(d.test
+            ? { test: { images: abs(d.test.images), labels: absOrNull(d.test.labels) } }
+            : {}),
+        },
+      };
+    case 'npy':
+      return {
+        ...spec,
+        dataset: {
+          ...d,
+          features: abs(d.features),
+          labels: absOrNull(d.labels),
+          ...(d.test
+            ? { test: { features: abs(d.test.features), labels: absOrNull(d.test.labels) } }
+            : {}),
+        },
+      };
+    case 'csv':
+      return {
+        ...spec,
+        dataset: {
+          ...d,
+          file: abs(d.file),
+          ...(d.test ? { test: { file: abs(d.test.file) } } : {}),
+        },
+      };
+    default:
+      return spec;
+  }
+}
 
 /** The built-in default job: the 784-128-10 MLP on built-in MNIST. */
-export const DEFAULT_JOB: JobSpec = jobSpecSchema.parse({
+export const DEFAULT_JOB: JobSpec = parseJobSpec({
   id: 'mnist-mlp',
   name: 'MNIST digits, 784-128-10 MLP',
   description:
@@ -66,22 +463,21 @@ export const DEFAULT_JOB: JobSpec = jobSpecSchema.parse({
   learningRate: 0.1,
 });
 
-/** Parses a job spec, or throws an Error naming the first bad field. */
-export function parseJobSpec(value: unknown): JobSpec {
-  const r = validate(jobSpecSchema, value);
-  if (!r.ok) throw new Error(`invalid job spec: ${r.message}`);
-  const spec = r.value;
-  const inputs = spec.model.kind === 'kmeans' ? spec.model.dims : spec.model.inputs;
-  if (spec.dataset.kind === 'mnist' && inputs !== 784) {
-    throw new Error(`invalid job spec: model.inputs: MNIST has 784 features, got ${inputs}`);
-  }
-  if (spec.dataset.kind === 'mnist' && spec.model.kind !== 'kmeans' && spec.model.classes !== 10) {
-    throw new Error(`invalid job spec: model.classes: MNIST has 10 classes`);
-  }
-  if (spec.dataset.kind === 'clusters' && inputs !== spec.dataset.dims) {
-    throw new Error(
-      `invalid job spec: model: ${inputs} inputs but the dataset has ${spec.dataset.dims} dims`,
-    );
-  }
-  return spec;
+/**
+ * The job spec format as JSON Schema (draft 2020-12), for editors: a spec that starts with
+ * `"$schema": "…/job-spec.schema.json"` gets completion and inline errors. Cross-field rules
+ * (the model against the dataset, stop criteria against the model) are only in `parseJobSpec`.
+ */
+export function jobSpecJsonSchema(): Record<string, unknown> {
+  const schema = z.toJSONSchema(jobSpecSchema, { io: 'input', unrepresentable: 'any' });
+  const properties = (schema.properties ?? {}) as Record<string, unknown>;
+  return {
+    ...schema,
+    title: 'meshgrad job spec, format v1',
+    description: 'See docs/job-spec.md.',
+    properties: {
+      $schema: { type: 'string', description: 'Ignored; lets editors find this schema.' },
+      ...properties,
+    },
+  };
 }

@@ -2,11 +2,8 @@ import { createHash, randomUUID } from 'node:crypto';
 import {
   encodeDataset,
   evaluate,
-  gaussianClusters,
   initParameters,
-  loadMnist,
   parameterLayout,
-  selectRows,
   shardDataset,
   type Dataset,
   type DeviceInfo,
@@ -20,7 +17,10 @@ import {
 import type { Logger } from '../logger.ts';
 import type { ServerMetrics } from '../metrics.ts';
 import type { BalancerMode, CheckpointManifest, DataStore, MetricsRecord } from '../store.ts';
+import { loadJobData } from './data.ts';
 import type { JobSpec } from './job-spec.ts';
+
+export { loadJobData } from './data.ts';
 
 /** A worker that has not reported for this long is dropped (ms). */
 export const WORKER_STALE_MS = 5_000;
@@ -55,30 +55,6 @@ export interface JobOutbox {
   control(workerId: string, state: JobState, learningRate: number): void;
 }
 
-/** Loads the train and held-out test sets a job spec names. */
-export async function loadJobData(spec: JobSpec): Promise<{ train: Dataset; test: Dataset }> {
-  switch (spec.dataset.kind) {
-    case 'mnist':
-      return loadMnist();
-    case 'clusters': {
-      const { clusters, dims, count, testCount, spread, seed } = spec.dataset;
-      // Samples are i.i.d. draws, so the first `count` rows train and the rest are held out.
-      const { dataset } = gaussianClusters({
-        clusters,
-        dims,
-        count: count + testCount,
-        spread,
-        seed,
-      });
-      const rows = (start: number, n: number) => Array.from({ length: n }, (_, i) => start + i);
-      return {
-        train: selectRows(dataset, rows(0, count), 'clusters/train'),
-        test: selectRows(dataset, rows(count, testCount), 'clusters/test'),
-      };
-    }
-  }
-}
-
 /**
  * One training job on this server: its spec, data, shards, workers, progress and checkpoints.
  * Progress (sample count, metrics history) is persisted so it never goes backwards across
@@ -111,6 +87,10 @@ export class Job {
   private lastTrainLoss: number | undefined;
   private dirty = false;
   private readonly specHash: string;
+  /** A stop criterion met by a checkpoint, applied on the next tick (which has the outbox). */
+  private stopDue: string | null = null;
+  /** When the job asked for its final state after reaching `stop.maxSamples`. */
+  private finalStateRequestedAt: number | null = null;
 
   private constructor(
     readonly spec: JobSpec,
@@ -122,6 +102,7 @@ export class Job {
   ) {
     this.layout = parameterLayout(spec.model, spec.blockSize);
     this.learningRate = spec.learningRate;
+    this.balancer = balancerFromSpec(spec);
     this.specHash = createHash('sha256').update(JSON.stringify(spec)).digest('hex').slice(0, 16);
     for (let i = 0; i < spec.shards; i++) {
       this.shards.push(shardDataset(train, i, spec.shards, spec.seed));
@@ -375,9 +356,10 @@ export class Job {
     });
   }
 
-  /** Periodic work: drop stale workers, update gauges, persist progress, ask for state. */
+  /** Periodic work: drop stale workers, update gauges, persist progress, ask for state, stop. */
   async tick(outbox: JobOutbox): Promise<void> {
     const now = Date.now();
+    this.checkStop(outbox, now);
     for (const w of [...this.workers.values()]) {
       if (now - w.lastSeen > WORKER_STALE_MS) this.leave(w.id, 'stale', outbox);
     }
@@ -478,10 +460,38 @@ export class Job {
       { seq, samples: manifest.samples, testLoss: result.loss, testAccuracy: result.accuracy },
       'checkpoint stored',
     );
+    this.stopDue ??= stopCriterionMet(this.spec.stop, manifest);
     let sps = 0;
     for (const w of this.workers.values()) sps += w.samplesPerSec;
     await this.appendRecord({ samplesPerSec: sps, checkpoint: manifest });
     return null;
+  }
+
+  /**
+   * Stops the job once a stop criterion is met. Reaching `maxSamples` first asks a worker for
+   * its state, so the job ends with a checkpoint of the final model; if none can answer in
+   * time, it stops without.
+   */
+  private checkStop(outbox: JobOutbox, now: number): void {
+    if (this.state === 'stopped') return;
+    const { maxSamples } = this.spec.stop;
+    if (this.stopDue === null && maxSamples !== undefined && this.samples >= maxSamples) {
+      if (this.latest && this.latest.samples >= maxSamples) {
+        this.stopDue = `reached ${maxSamples} samples`;
+      } else if (this.finalStateRequestedAt === null) {
+        this.finalStateRequestedAt = now;
+        if (!this.pendingState && this.requestState(outbox) === null) {
+          this.stopDue = `reached ${maxSamples} samples (no worker could send a final state)`;
+        }
+      } else if (now - this.finalStateRequestedAt > STATE_REQUEST_TIMEOUT_MS) {
+        this.stopDue = `reached ${maxSamples} samples (the final state did not arrive)`;
+      }
+    }
+    if (this.stopDue === null) return;
+    const reason = this.stopDue;
+    this.log.info({ reason, samples: this.samples }, 'stop criterion met; job stopped');
+    void this.store.appendEvent(this.id, { event: 'stop', reason });
+    this.setControl('stopped', this.learningRate, outbox);
   }
 
   private async appendRecord(opts: {
@@ -513,4 +523,47 @@ export class Job {
     await this.store.appendMetrics(this.id, record);
     for (const listener of this.recordListeners) listener(record);
   }
+}
+
+/** The job's starting balancer mode, from its spec (the admin may change it later). */
+export function balancerFromSpec(spec: JobSpec): BalancerMode {
+  const b = spec.balancer;
+  return b.mode === 'fixed'
+    ? {
+        mode: 'fixed',
+        settings: {
+          communicationPeriod: b.communicationPeriod,
+          blocksPerMessage: b.blocksPerMessage,
+          encoding: b.encoding,
+        },
+      }
+    : { mode: 'automatic' };
+}
+
+/** Which stop criterion of `stop` a checkpoint meets, or null when none. */
+export function stopCriterionMet(
+  stop: JobSpec['stop'],
+  checkpoint: CheckpointManifest,
+): string | null {
+  if (
+    stop.targetAccuracy !== undefined &&
+    checkpoint.testAccuracy !== undefined &&
+    checkpoint.testAccuracy >= stop.targetAccuracy
+  ) {
+    return `test accuracy ${checkpoint.testAccuracy.toFixed(4)} reached the target ${stop.targetAccuracy}`;
+  }
+  if (
+    stop.targetObjective !== undefined &&
+    checkpoint.testObjective !== undefined &&
+    checkpoint.testObjective <= stop.targetObjective
+  ) {
+    return `test objective ${checkpoint.testObjective.toPrecision(4)} reached the target ${stop.targetObjective}`;
+  }
+  if (stop.targetLoss !== undefined && checkpoint.testLoss <= stop.targetLoss) {
+    return `test loss ${checkpoint.testLoss.toPrecision(4)} reached the target ${stop.targetLoss}`;
+  }
+  if (stop.maxSamples !== undefined && checkpoint.samples >= stop.maxSamples) {
+    return `reached ${stop.maxSamples} samples`;
+  }
+  return null;
 }
