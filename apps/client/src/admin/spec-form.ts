@@ -218,11 +218,33 @@ function getPath(source: unknown, path: string): unknown {
   return node;
 }
 
-/** The job spec the form describes: applicable, non-empty fields only (the rest default). */
-export function formToSpec(values: FormValues): Record<string, unknown> {
-  const spec: Record<string, unknown> = {};
+function deletePath(target: Record<string, unknown>, path: string): void {
+  const keys = path.split('.');
+  const parent = keys.length === 1 ? target : getPath(target, keys.slice(0, -1).join('.'));
+  if (typeof parent === 'object' && parent !== null) {
+    delete (parent as Record<string, unknown>)[keys[keys.length - 1] as string];
+  }
+}
+
+/**
+ * The job spec the form describes: applicable, non-empty fields only (the rest default). With
+ * `base` (an uploaded spec), fields the form does not show (say a file dataset's paths, or a
+ * `stop` criterion) are kept from it; a model or dataset of another kind than the form's is
+ * dropped whole, since its fields belong to that kind.
+ */
+export function formToSpec(
+  values: FormValues,
+  base: Readonly<Record<string, unknown>> = {},
+): Record<string, unknown> {
+  const spec = structuredClone(base) as Record<string, unknown>;
+  for (const group of ['model', 'dataset']) {
+    if (getPath(spec, `${group}.kind`) !== values[`${group}.kind`]) delete spec[group];
+  }
   for (const field of SPEC_FIELDS) {
-    if (!applies(field, values)) continue;
+    if (!applies(field, values)) {
+      deletePath(spec, field.path);
+      continue;
+    }
     const text = (values[field.path] ?? '').trim();
     if (field.kind === 'list') {
       // An empty hidden-layer list is meaningful (no hidden layer), so it is always sent.
@@ -238,7 +260,10 @@ export function formToSpec(values: FormValues): Record<string, unknown> {
       );
       continue;
     }
-    if (text === '') continue;
+    if (text === '') {
+      deletePath(spec, field.path);
+      continue;
+    }
     setPath(
       spec,
       field.path,

@@ -152,6 +152,9 @@ describe('fieldError', () => {
       message: 'must be > 0',
     });
     expect(fieldError('(payload): Invalid input')).toEqual({ message: 'Invalid input' });
+    expect(fieldError('invalid job spec: (spec): a job spec is a JSON object')).toEqual({
+      message: 'a job spec is a JSON object',
+    });
     expect(fieldError('something odd')).toEqual({ message: 'something odd' });
   });
 });

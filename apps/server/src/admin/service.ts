@@ -31,16 +31,29 @@ export class AdminFailure extends Error {
   }
 }
 
-/** Splits core's `validate` / parseJobSpec messages, `a.b: what is wrong`, into field and text. */
+/**
+ * Splits core's `validate` and parseJobSpec messages, `a.b: what is wrong`, into the field and
+ * the reason; a whole-document path such as `(payload)` or `(spec)` names no field.
+ */
 export function fieldError(message: string): { field?: string; message: string } {
-  const m = /^(?:invalid job spec: )?([A-Za-z_][\w.[\]]*|\(payload\)): (.*)$/s.exec(message);
-  if (!m || m[1] === '(payload)') return { message: m?.[2] ?? message };
+  const m = /^(?:invalid job spec: )?([A-Za-z_$][\w.$[\]]*|\([a-z]+\)): (.*)$/s.exec(message);
+  if (!m || (m[1] as string).startsWith('(')) return { message: m?.[2] ?? message };
   return { field: m[1] as string, message: m[2] as string };
 }
 
 function invalid(message: string): AdminFailure {
   const e = fieldError(message);
   return new AdminFailure(400, 'ERR_INVALID_PAYLOAD', e.message, e.field);
+}
+
+/** A parseJobSpec failure as a field error; uses the error's own `field` when it carries one. */
+function invalidSpec(err: unknown): AdminFailure {
+  const e = err as { field?: unknown; reason?: unknown; message?: unknown };
+  if (typeof e.field === 'string' && typeof e.reason === 'string') {
+    const whole = e.field.startsWith('(');
+    return new AdminFailure(400, 'ERR_INVALID_PAYLOAD', e.reason, whole ? undefined : e.field);
+  }
+  return invalid(String(e.message ?? err));
 }
 
 export interface AdminServiceContext {
@@ -77,7 +90,7 @@ export class AdminService {
     try {
       spec = parseJobSpec(body);
     } catch (err) {
-      throw invalid((err as Error).message);
+      throw invalidSpec(err);
     }
     if (this.ctx.jobs.has(spec.id) || this.creating.has(spec.id)) {
       throw new AdminFailure(409, 'ERR_CONFLICT', `a job with id ${spec.id} exists`, 'id');

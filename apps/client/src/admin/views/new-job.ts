@@ -35,6 +35,8 @@ export class NewJobView {
   >();
   private readonly errors = new Map<string, HTMLElement>();
   private readonly wrappers = new Map<string, HTMLElement>();
+  /** The loaded spec file: fields the form does not show are sent from it unchanged. */
+  private base: Record<string, unknown> = {};
 
   constructor(
     private readonly api: () => AdminApi,
@@ -116,8 +118,26 @@ export class NewJobView {
   }
 
   private fill(values: Readonly<Record<string, string>>): void {
-    for (const [path, input] of this.inputs) input.value = values[path] ?? '';
+    for (const [path, input] of this.inputs) {
+      const value = values[path] ?? '';
+      // A kind the form has no fields for (e.g. a file dataset from a loaded spec) still shows.
+      if (
+        input instanceof HTMLSelectElement &&
+        ![...input.options].some((o) => o.value === value)
+      ) {
+        input.append(h('option', { value, 'data-loaded': true }, `${value} (from the file)`));
+      }
+      input.value = value;
+    }
     this.syncVisibility();
+  }
+
+  private resetForm(): void {
+    this.base = {};
+    for (const o of document.querySelectorAll('#job-fields option[data-loaded]')) o.remove();
+    this.fill(initialValues());
+    ($('spec-file') as HTMLInputElement).value = '';
+    setText($('spec-kept'), '');
   }
 
   private syncVisibility(): void {
@@ -154,7 +174,27 @@ export class NewJobView {
       setText(error, `${f.name} must hold one JSON object (a job spec).`);
       return;
     }
+    this.resetForm();
+    this.base = spec as Record<string, unknown>;
     this.fill(specToForm(spec));
+    const shown = formToSpec(this.values());
+    const kept = Object.keys(this.base).filter(
+      (k) => !(k in shown) && !SPEC_FIELDS.some((f) => f.path === k || f.path.startsWith(`${k}.`)),
+    );
+    const dataset = (this.base as { dataset?: { kind?: unknown } }).dataset;
+    const fileDataset =
+      typeof dataset?.kind === 'string' && !['mnist', 'clusters'].includes(dataset.kind);
+    const notes = [
+      ...(fileDataset ? [`the ${dataset.kind as string} dataset's files and options`] : []),
+      ...kept,
+    ];
+    setText(
+      $('spec-kept'),
+      notes.length > 0
+        ? `Kept from ${f.name} as written (not shown in the form): ${notes.join(', ')}.`
+        : '',
+    );
+    ($('spec-file') as HTMLInputElement).value = '';
     setText(error, '');
     setText($('job-form-error'), `Loaded ${f.name}: review the form, then create the job.`);
     $('job-form-error').classList.add('info');
@@ -165,9 +205,11 @@ export class NewJobView {
     $('job-form-error').classList.remove('info');
     const values = this.values();
     try {
-      const job = await this.api().post<AdminJobSummary>('/api/admin/jobs', formToSpec(values));
-      this.fill(initialValues());
-      ($('spec-file') as HTMLInputElement).value = '';
+      const job = await this.api().post<AdminJobSummary>(
+        '/api/admin/jobs',
+        formToSpec(values, this.base),
+      );
+      this.resetForm();
       this.onCreated(job);
     } catch (err) {
       const field = err instanceof ApiError && err.field ? fieldForError(err.field, values) : null;
