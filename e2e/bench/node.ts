@@ -6,10 +6,10 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { CpuBackend, loadMnist } from '@meshgrad/core';
+import { loadMnist } from '@meshgrad/core';
 import type { AdapterSummary } from '../pages/_common.ts';
 import { adapterSummary, describeAdapter } from '../pages/_common.ts';
-import { meshgradSession } from './meshgrad-mlp.ts';
+import { meshgradCpuCandidate, meshgradWebgpuCandidate } from './meshgrad-candidates.ts';
 import { benchModel, errorText, runSuite } from './suite.ts';
 import type { Candidate } from './suite.ts';
 import { tfjsCandidate } from './tfjs-candidates.ts';
@@ -122,16 +122,12 @@ export async function runNodeSuite(
       : tfjsCandidate(tf, name, model, lr);
   };
   const candidates: Candidate[] = [
+    meshgradWebgpuCandidate(dawn.adapter, model, lr),
     tfjs('webgpu'),
     unavailable('tfjs-webgl', 'no WebGL in Node'),
     tfjs('wasm'),
     tfjs('cpu'),
-    {
-      id: 'meshgrad-cpu',
-      prepare: async () => 'CpuBackend (float32, JS)',
-      open: async () =>
-        meshgradSession(new CpuBackend(model.layout, model.params), model.batches, lr),
-    },
+    meshgradCpuCandidate(model, lr),
   ];
   const results = await runSuite(candidates, options, progress);
   return { env: 'node', adapter, userAgent: `Node.js ${process.version}`, options, results };

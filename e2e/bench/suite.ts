@@ -18,6 +18,8 @@ export interface Candidate {
   prepare(): Promise<string>;
   /** A fresh model at the benchmark's initial parameters. */
   open(): Promise<TrainingSession>;
+  /** Frees what `prepare` acquired (a GPU device), once every repetition has run. */
+  release?(): void;
 }
 
 /** The benchmark model and its initial parameters, shared by every candidate. */
@@ -114,6 +116,7 @@ export async function runSuite(
       }
     }
   }
+  for (const c of selected) c.release?.();
   return selected.map((c) => {
     const s = state.get(c.id);
     const ok = s !== undefined && s.error === null && s.runs.length > 0;

@@ -9,7 +9,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-webgl';
 import '@tensorflow/tfjs-backend-webgpu';
 import { getThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import { CpuBackend, decodeDataset } from '@meshgrad/core';
+import { decodeDataset } from '@meshgrad/core';
 import {
   adapterSummary,
   describeAdapter,
@@ -18,7 +18,7 @@ import {
   log,
   requireAdapter,
 } from './_common.ts';
-import { meshgradSession } from '../bench/meshgrad-mlp.ts';
+import { meshgradCpuCandidate, meshgradWebgpuCandidate } from '../bench/meshgrad-candidates.ts';
 import { benchModel, runSuite } from '../bench/suite.ts';
 import type { Candidate } from '../bench/suite.ts';
 import { tfjsCandidate } from '../bench/tfjs-candidates.ts';
@@ -26,7 +26,8 @@ import type { BenchOptions, SuiteResult } from '../bench/types.ts';
 
 async function bench(options: BenchOptions): Promise<SuiteResult> {
   // A missing adapter fails the whole run: a WebGPU comparison without WebGPU means nothing.
-  const adapter = adapterSummary(await requireAdapter());
+  const gpuAdapter = await requireAdapter();
+  const adapter = adapterSummary(gpuAdapter);
   log(`adapter: ${describeAdapter(adapter)}`);
   setWasmPaths(new URL('/tfjs-wasm/', location.href).href);
 
@@ -38,6 +39,7 @@ async function bench(options: BenchOptions): Promise<SuiteResult> {
 
   const lr = options.learningRate;
   const candidates: Candidate[] = [
+    meshgradWebgpuCandidate(gpuAdapter, model, lr),
     tfjsCandidate(tf, 'webgpu', model, lr),
     tfjsCandidate(
       tf,
@@ -52,12 +54,7 @@ async function bench(options: BenchOptions): Promise<SuiteResult> {
       return `simd ${String(simd)}, multithread support ${String(threads)}, threads ${getThreadsCount()}`;
     }),
     tfjsCandidate(tf, 'cpu', model, lr),
-    {
-      id: 'meshgrad-cpu',
-      prepare: async () => 'CpuBackend (float32, JS)',
-      open: async () =>
-        meshgradSession(new CpuBackend(model.layout, model.params), model.batches, lr),
-    },
+    meshgradCpuCandidate(model, lr),
   ];
   const results = await runSuite(candidates, options, log);
   return {
