@@ -23,11 +23,14 @@ import {
   denseBackwardWeightsSparseKernel,
   denseForwardKernel,
   denseForwardSparseKernel,
+  HARDWARE_TUNING,
   kmeansAssignKernel,
   kmeansGradKernel,
   lossReduceKernel,
   sgdParzenKernel,
   softmaxCrossEntropyKernel,
+  SOFTWARE_TUNING,
+  tuningFor,
 } from '../kernels/programs.ts';
 import type { EncodedBlock } from './block-codec.ts';
 import { GpuBlockCodec } from './block-codec.ts';
@@ -74,6 +77,11 @@ export interface WebGpuBackendOptions {
   readonly sparseInput?: 'auto' | 'never';
   /** Label prefix of the GPU objects (default `meshgrad`). */
   readonly label?: string;
+  /**
+   * Kernel shapes: `software` for SwiftShader-like adapters, `hardware` for GPUs (default
+   * `auto`: from the device's adapter info).
+   */
+  readonly tuning?: 'auto' | 'software' | 'hardware';
 }
 
 /** A compiled kernel and its bind group. */
@@ -175,6 +183,12 @@ export class WebGpuBackend implements Backend {
     }
     if (options.debug) setShaderDebug(true);
     const label = options.label ?? 'meshgrad';
+    const tuning =
+      options.tuning === 'software'
+        ? SOFTWARE_TUNING
+        : options.tuning === 'hardware'
+          ? HARDWARE_TUNING
+          : tuningFor(device);
     const spec = layout.spec;
     const inputs = inputSize(spec);
     const sparse =
@@ -229,8 +243,8 @@ export class WebGpuBackend implements Backend {
     const compileLayer = async (shape: DenseShape, index: number, relu: boolean) => {
       const first = index === 0;
       const [forward, backWeights, backInput, forwardSparse, backWeightsSparse] = await Promise.all([
-        compile(denseForwardKernel(shape, relu)),
-        compile(denseBackwardWeightsKernel(shape)),
+        compile(denseForwardKernel(shape, relu, tuning)),
+        compile(denseBackwardWeightsKernel(shape, tuning)),
         first ? null : compile(denseBackwardInputKernel(shape)),
         first && sparse ? compile(denseForwardSparseKernel(shape, relu)) : null,
         first && sparse ? compile(denseBackwardWeightsSparseKernel(shape)) : null,

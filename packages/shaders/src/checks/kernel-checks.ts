@@ -22,18 +22,20 @@ import { SparseInputEncoder } from '../backend/sparse-input.ts';
 import { WebGpuBackend } from '../backend/webgpu-backend.ts';
 import type { ComputeProgram } from '../gpu/program.ts';
 import { compileProgram } from '../gpu/program.ts';
-import type { DenseShape } from '../kernels/programs.ts';
+import type { DenseShape, KernelTuning } from '../kernels/programs.ts';
 import {
   denseBackwardInputKernel,
   denseBackwardWeightsKernel,
   denseBackwardWeightsSparseKernel,
   denseForwardKernel,
   denseForwardSparseKernel,
+  HARDWARE_TUNING,
   kmeansAssignKernel,
   kmeansGradKernel,
   lossReduceKernel,
   sgdParzenKernel,
   softmaxCrossEntropyKernel,
+  SOFTWARE_TUNING,
 } from '../kernels/programs.ts';
 import {
   denseForward64,
@@ -194,11 +196,19 @@ function denseCase(rng: Rng, rows: number, inputs: number, outputs: number, weig
   return { shape, params, x };
 }
 
-function denseForwardCheck(rows: number, inputs: number, outputs: number, weightOffset: number, relu: boolean, sparse: boolean): Check {
-  const kind = sparse ? 'dense-forward-sparse' : 'dense-forward';
+function denseForwardCheck(
+  rows: number,
+  inputs: number,
+  outputs: number,
+  weightOffset: number,
+  relu: boolean,
+  sparse: boolean,
+  tuning: KernelTuning = HARDWARE_TUNING,
+): Check {
+  const kind = sparse ? 'dense-forward-sparse' : `dense-forward ${tuning.stageTiles ? 'staged' : 'direct'}`;
   return async ({ h, rng }) => {
     const { shape, params, x } = denseCase(rng, rows, inputs, outputs, weightOffset, sparse ? 0.8 : 0.1);
-    const kernel = sparse ? denseForwardSparseKernel(shape, relu) : denseForwardKernel(shape, relu);
+    const kernel = sparse ? denseForwardSparseKernel(shape, relu) : denseForwardKernel(shape, relu, tuning);
     const y = h.buffer(null, rows * outputs * 4);
     const common = { step: h.step({ batch: rows }), params: h.buffer(params), y };
     if (sparse) {
@@ -219,12 +229,19 @@ function denseForwardCheck(rows: number, inputs: number, outputs: number, weight
   };
 }
 
-function denseWeightsCheck(rows: number, inputs: number, outputs: number, weightOffset: number, sparse: boolean): Check {
-  const kind = sparse ? 'dense-backward-weights-sparse' : 'dense-backward-weights';
+function denseWeightsCheck(
+  rows: number,
+  inputs: number,
+  outputs: number,
+  weightOffset: number,
+  sparse: boolean,
+  tuning: KernelTuning = HARDWARE_TUNING,
+): Check {
+  const kind = sparse ? 'dense-backward-weights-sparse' : `dense-backward-weights ${tuning.denseThreads}-thread`;
   return async ({ h, rng }) => {
     const { shape, x } = denseCase(rng, rows, inputs, outputs, weightOffset, sparse ? 0.8 : 0.3);
     const dy = randomArray(rng, rows * outputs, 0.1);
-    const kernel = sparse ? denseBackwardWeightsSparseKernel(shape) : denseBackwardWeightsKernel(shape);
+    const kernel = sparse ? denseBackwardWeightsSparseKernel(shape) : denseBackwardWeightsKernel(shape, tuning);
     const total = weightOffset + (inputs + 1) * outputs;
     const grad = h.buffer(null, (total + 4) * 4);
     if (sparse) {
@@ -684,10 +701,13 @@ const CHECKS: readonly (readonly [string, Check])[] = [
   ['dense-forward', denseForwardCheck(37, 45, 24, 8, true, false)],
   ['dense-forward', denseForwardCheck(19, 33, 10, 3, false, false)],
   ['dense-forward', denseForwardCheck(70, 130, 36, 0, true, false)],
+  ['dense-forward', denseForwardCheck(37, 45, 24, 8, true, false, SOFTWARE_TUNING)],
+  ['dense-forward', denseForwardCheck(19, 33, 10, 3, false, false, SOFTWARE_TUNING)],
   ['dense-forward-sparse', denseForwardCheck(21, 50, 20, 4, true, true)],
   ['dense-forward-sparse', denseForwardCheck(13, 61, 7, 3, false, true)],
   ['dense-backward-weights', denseWeightsCheck(23, 30, 12, 8, false)],
   ['dense-backward-weights', denseWeightsCheck(11, 17, 5, 1, false)],
+  ['dense-backward-weights', denseWeightsCheck(23, 30, 12, 8, false, SOFTWARE_TUNING)],
   ['dense-backward-weights-sparse', denseWeightsCheck(29, 50, 20, 4, true)],
   ['dense-backward-weights-sparse', denseWeightsCheck(13, 61, 7, 3, true)],
   ['dense-backward-input', denseInputCheck(19, 20, 12, 4)],

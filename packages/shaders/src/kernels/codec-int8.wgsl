@@ -14,7 +14,7 @@
 //
 // Prepended by the driver: struct CodecParams.
 
-override WG: u32 = 256u;
+override WG: u32 = 64u;
 
 @group(0) @binding(0) var<uniform> codec: CodecParams;
 @group(0) @binding(1) var<storage, read> src: array<u32>;

@@ -6,7 +6,7 @@
 //
 // Prepended by the driver: struct StepParams.
 
-override WG: u32 = 256u;
+override WG: u32 = 64u;
 
 @group(0) @binding(0) var<uniform> step: StepParams;
 @group(0) @binding(1) var<storage, read> sampleLoss: array<f32>;

@@ -20,7 +20,7 @@ override BLOCK_V: u32;
 override SLOT_V: u32;
 override SIZE: u32;
 override SLOTS: u32;
-override WG: u32 = 256u;
+override WG: u32 = 64u;
 
 @group(0) @binding(0) var<uniform> step: StepParams;
 @group(0) @binding(1) var<storage, read_write> params: array<V>;
