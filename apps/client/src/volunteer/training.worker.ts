@@ -1,0 +1,187 @@
+/// <reference lib="webworker" />
+/**
+ * The training loop, in a dedicated Web Worker so the page stays responsive (DESIGN §2). State
+ * messages pass to and from the main thread (where the transports live) as transferable
+ * ArrayBuffers.
+ */
+import {
+  AsgdWorker,
+  Batcher,
+  CpuBackend,
+  decodeDataset,
+  idHash,
+  parameterLayout,
+  type Backend,
+  type ParameterLayout,
+} from '@meshgrad/core';
+import { WebGpuBackend, requestBackendDevice } from '@meshgrad/shaders';
+import type { FromWorker, ToWorker } from './messages.ts';
+
+declare const self: DedicatedWorkerGlobalScope;
+
+/** How often statistics go to the page (ms); the page forwards them to the server. */
+const STATS_INTERVAL_MS = 1_000;
+/** Longest stretch of steps before the loop yields to take messages (ms). */
+const SLICE_MS = 50;
+/** Steps between two waits for the GPU queue: bounds queued work and loss readbacks. */
+const DRAIN_EVERY_STEPS = 8;
+
+let asgd: AsgdWorker | null = null;
+let paused = false;
+let dutyCycle = 1;
+let running = false;
+
+function post(message: FromWorker, transfer: Transferable[] = []): void {
+  self.postMessage(message, transfer);
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** The backend the page asked for; WebGPU falls back to the CPU backend when it cannot start. */
+async function createBackend(
+  wanted: 'webgpu' | 'cpu',
+  reason: string | undefined,
+  layout: ParameterLayout,
+  params: Float32Array,
+): Promise<{ backend: Backend; reason: string | undefined }> {
+  if (wanted === 'cpu') return { backend: new CpuBackend(layout, params), reason };
+  try {
+    const gpu = (self.navigator as Navigator & { gpu?: GPU }).gpu;
+    const adapter = await gpu?.requestAdapter();
+    if (!adapter) throw new Error('no WebGPU adapter in the worker');
+    const device = await requestBackendDevice(adapter);
+    return { backend: await WebGpuBackend.create(device, layout, params), reason };
+  } catch (err) {
+    return {
+      backend: new CpuBackend(layout, params),
+      reason: `WebGPU failed to start (${err instanceof Error ? err.message : String(err)})`,
+    };
+  }
+}
+
+async function start(msg: Extract<ToWorker, { type: 'start' }>): Promise<void> {
+  const layout = parameterLayout(msg.job.model, msg.job.blockSize);
+  const params = new Float32Array(msg.params);
+  if (params.length !== layout.size) {
+    throw new Error(`checkpoint has ${params.length} parameters, the model needs ${layout.size}`);
+  }
+  const shard = decodeDataset(new Uint8Array(msg.shard));
+  const { backend, reason } = await createBackend(msg.backend, msg.backendReason, layout, params);
+  const seed = idHash(msg.workerId);
+  const batcher = new Batcher(shard, msg.job.batchSize, msg.job.seed ^ seed);
+  asgd = new AsgdWorker({
+    backend,
+    nextBatch: () => batcher.next(),
+    sink: {
+      send(peer, message) {
+        // A standalone copy, so the transfer detaches nothing the loop still uses.
+        const data = message.slice().buffer;
+        post({ type: 'send', peer, data }, [data]);
+        return true;
+      },
+    },
+    jobId: msg.job.id,
+    workerId: msg.workerId,
+    learningRate: msg.job.learningRate,
+    settings: msg.settings,
+    neighbours: msg.neighbours,
+    initialParams: params,
+    seed,
+  });
+  paused = msg.paused;
+  dutyCycle = msg.dutyCycle;
+  post({ type: 'ready', backend: backend.name, reason });
+  void loop(asgd);
+}
+
+async function loop(worker: AsgdWorker): Promise<void> {
+  running = true;
+  let lastStats = performance.now();
+  let samplesAtLast = 0;
+  let lossSum = 0;
+  let lossCount = 0;
+  let sinceDrain = 0;
+  while (running) {
+    const sliceStart = performance.now();
+    if (!paused) {
+      while (performance.now() - sliceStart < SLICE_MS) {
+        await worker.step();
+        if (++sinceDrain >= DRAIN_EVERY_STEPS) {
+          sinceDrain = 0;
+          const s = await worker.drainStats();
+          if (s.loss !== undefined) {
+            lossSum += s.loss * s.steps;
+            lossCount += s.steps;
+          }
+        }
+      }
+    }
+    const busy = performance.now() - sliceStart;
+    // Duty cycle d: after `busy` ms of work rest busy·(1−d)/d ms, so work/(work+rest) = d.
+    const rest = paused ? 100 : dutyCycle < 1 ? (busy * (1 - dutyCycle)) / dutyCycle : 0;
+    await sleep(rest);
+    const now = performance.now();
+    if (now - lastStats >= STATS_INTERVAL_MS) {
+      const c = worker.counters;
+      post({
+        type: 'stats',
+        stats: {
+          samples: c.samples,
+          samplesPerSec: ((c.samples - samplesAtLast) * 1000) / (now - lastStats),
+          loss: lossCount ? lossSum / lossCount : undefined,
+          offered: c.offered,
+          accepted: c.accepted,
+          blocksSent: c.blocksSent,
+          blocksReceived: c.blocksReceived,
+          rejected: c.rejected,
+          overwritten: worker.mailbox.overwritten,
+          sendsSkipped: c.sendsSkipped,
+          paused,
+        },
+      });
+      lastStats = now;
+      samplesAtLast = c.samples;
+      lossSum = 0;
+      lossCount = 0;
+    }
+  }
+}
+
+async function handle(msg: ToWorker): Promise<void> {
+  switch (msg.type) {
+    case 'start':
+      await start(msg);
+      return;
+    case 'receive':
+      asgd?.receive(msg.from, msg.data);
+      return;
+    case 'settings':
+      if (asgd) asgd.settings = msg.settings;
+      return;
+    case 'neighbours':
+      if (asgd) asgd.neighbours = [...msg.neighbours];
+      return;
+    case 'control':
+      paused = msg.paused;
+      if (asgd) asgd.learningRate = msg.learningRate;
+      return;
+    case 'duty':
+      dutyCycle = Math.min(1, Math.max(0.05, msg.dutyCycle));
+      return;
+    case 'readState': {
+      if (!asgd) return;
+      const samples = asgd.counters.samples;
+      const params = await asgd.readParameters();
+      const buffer = params.buffer as ArrayBuffer;
+      post({ type: 'state', requestId: msg.requestId, samples, params: buffer }, [buffer]);
+      return;
+    }
+  }
+}
+
+self.onmessage = (event: MessageEvent<ToWorker>) => {
+  handle(event.data).catch((err: unknown) => {
+    running = false;
+    post({ type: 'error', message: err instanceof Error ? err.message : String(err) });
+  });
+};

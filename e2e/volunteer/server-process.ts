@@ -1,0 +1,110 @@
+/**
+ * Runs the real meshgrad server (the built `apps/server/dist/main.js`, exactly what `npm start`
+ * runs) as a child process, so tests can kill it hard and start it again on the same data
+ * directory.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createServer } from 'node:net';
+
+const REPO = resolve(import.meta.dirname, '../..');
+const MAIN = join(REPO, 'apps/server/dist/main.js');
+
+/** Builds client and server once per test run (`npm run build`), as `npm start` does. */
+export function buildOnce(): void {
+  const marker = join(REPO, 'apps/server/dist/.e2e-built');
+  if (process.env.MESHGRAD_E2E_BUILT === '1' && existsSync(marker)) return;
+  const r = spawnSync('npm', ['run', 'build'], { cwd: REPO, stdio: 'inherit' });
+  if (r.status !== 0) throw new Error(`npm run build failed with exit code ${String(r.status)}`);
+  writeFileSync(marker, new Date().toISOString());
+  process.env.MESHGRAD_E2E_BUILT = '1';
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolvePort(port));
+    });
+  });
+}
+
+export class ServerProcess {
+  private child: ChildProcess | null = null;
+  readonly dataDir: string;
+  readonly jobFile: string | null;
+  output = '';
+
+  constructor(
+    readonly port: number,
+    job: unknown | null,
+  ) {
+    this.dataDir = mkdtempSync(join(tmpdir(), 'meshgrad-e2e-'));
+    if (job) {
+      this.jobFile = join(this.dataDir, 'job.json');
+      writeFileSync(this.jobFile, JSON.stringify(job, null, 2));
+    } else {
+      this.jobFile = null;
+    }
+  }
+
+  get url(): string {
+    return `http://localhost:${this.port}`;
+  }
+
+  /** Starts the server and waits until /healthz answers. */
+  async start(): Promise<void> {
+    if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: the build did not run`);
+    const args = [
+      MAIN,
+      'serve',
+      '--port',
+      String(this.port),
+      '--data-dir',
+      this.dataDir,
+      '--log-level',
+      'warn',
+    ];
+    if (this.jobFile) args.push('--job', this.jobFile);
+    const child = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = child;
+    child.stdout?.on('data', (d: Buffer) => (this.output += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (this.output += d.toString()));
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline) {
+      if (child.exitCode !== null) throw new Error(`server exited early:\n${this.output}`);
+      try {
+        const res = await fetch(`${this.url}/healthz`);
+        if (res.ok) return;
+      } catch {
+        // not listening yet
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    throw new Error(`server did not become healthy within 60 s:\n${this.output}`);
+  }
+
+  /** Kills the process without warning (SIGKILL): no graceful shutdown, like a crash. */
+  async kill(): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGKILL');
+    await exited;
+    this.child = null;
+  }
+
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    await exited;
+    this.child = null;
+  }
+}
