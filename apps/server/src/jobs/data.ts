@@ -84,8 +84,8 @@ async function loadDatasets(spec: JobSpec): Promise<JobData> {
         return located(
           (err) =>
             err.code.startsWith('ERR_LABEL') && labelsFile !== null
-              ? { field: `${prefix}labels`, file: labelsFile }
-              : { field: `${prefix}${featuresKey}`, file: featuresFile },
+              ? { field: `${prefix}labels`, file: labelsFile, dataset: name }
+              : { field: `${prefix}${featuresKey}`, file: featuresFile, dataset: name },
           () => fromArrays(features, labels, { name, scale: d.scale }),
         );
       };
@@ -155,16 +155,20 @@ async function readDataFile(file: string, field: string): Promise<Uint8Array> {
 
 /** Runs a reader; a DatasetFormatError becomes a JobSpecError on the field `where` picks. */
 function located<T>(
-  where: (err: DatasetFormatError) => { field: string; file: string },
+  where: (err: DatasetFormatError) => { field: string; file: string; dataset?: string },
   read: () => T,
 ): T {
   try {
     return read();
   } catch (err) {
     if (!(err instanceof DatasetFormatError)) throw err;
-    const { field, file } = where(err);
+    const { field, file, dataset } = where(err);
     const name = path.basename(file);
-    const message = err.message.startsWith(name) ? err.message : `${name}: ${err.message}`;
+    // Readers that know the dataset's name start their message with it already.
+    const message =
+      err.message.startsWith(`${name}`) || (dataset && err.message.startsWith(`${dataset}`))
+        ? err.message
+        : `${name}: ${err.message}`;
     throw new JobSpecError(field, message, file, { cause: err });
   }
 }

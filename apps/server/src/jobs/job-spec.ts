@@ -264,6 +264,8 @@ function describeIssue(issue: z.core.$ZodIssue, value: unknown): { field: string
             : `${op} ${String(bound)}`;
       return { field, reason: `must be ${what}, got ${show(got)}` };
     }
+    case 'custom':
+      return { field, reason: issue.message };
     default:
       return { field, reason: `${issue.message}${got === undefined ? '' : `, got ${show(got)}`}` };
   }
