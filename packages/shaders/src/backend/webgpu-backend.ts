@@ -136,6 +136,8 @@ export class WebGpuBackend implements Backend {
   private flushed = 0;
   private chunks: LossChunk[] = [];
   private destroyed = false;
+  /** How the last step fed the first layer (diagnostics and benchmarks); null before any step. */
+  lastInputPath: 'sparse' | 'dense' | null = null;
 
   private constructor(
     readonly device: GPUDevice,
@@ -471,6 +473,7 @@ export class WebGpuBackend implements Backend {
     } else {
       this.upload('input', batch.x.subarray(0, rows * inputSize(this.layout.spec)));
     }
+    this.lastInputPath = sparseBatch ? 'sparse' : 'dense';
     if (this.passes.kind === 'dense') this.upload('labels', batch.labels!.subarray(0, rows));
     if (received.length > 0) {
       const values = plan.region('mailboxValues');
