@@ -48,6 +48,8 @@ interface ChartSpec {
   readonly range?: readonly [number, number];
   /** Where the y axis puts ticks, e.g. only at the encodings' 8, 16 and 32 bits. */
   readonly splits?: readonly number[];
+  /** Axis labels, when they want fewer digits than the legend (`format`). */
+  readonly tick?: (v: number) => string;
   /** Counts (workers, b, m): ticks on whole numbers only. */
   readonly integer?: boolean;
 }
@@ -128,7 +130,7 @@ class Chart {
           grid: { stroke: '#eef0f4' },
           ticks: { stroke: '#dde1e8' },
           size: 64,
-          values: (_u, splits) => splits.map((v) => spec.format(v)),
+          values: (_u, splits) => splits.map((v) => (spec.tick ?? spec.format)(v)),
           ...(spec.splits ? { splits: () => [...(spec.splits as number[])] } : {}),
           ...(spec.integer ? { incrs: INTEGER_STEPS } : {}),
         },
@@ -167,7 +169,12 @@ const workerLines = (workers: readonly string[]): LineSpec[] =>
 /** All overview charts in one grid; `update(history, kind)` redraws them. */
 export class OverviewCharts {
   readonly el: HTMLElement;
-  private readonly loss = new Chart({ key: 'loss', title: 'Loss', format: formatLoss });
+  private readonly loss = new Chart({
+    key: 'loss',
+    title: 'Loss',
+    format: formatLoss,
+    tick: (v) => String(Number(v.toPrecision(3))),
+  });
   private readonly quality = new Chart({
     key: 'accuracy',
     title: 'Test accuracy',
@@ -180,6 +187,7 @@ export class OverviewCharts {
     title: 'Test objective',
     note: 'mean squared distance to the nearest centre, at each checkpoint',
     format: formatLoss,
+    tick: (v) => String(Number(v.toPrecision(3))),
   });
   private readonly throughput = new Chart({
     key: 'throughput',

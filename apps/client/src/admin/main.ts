@@ -30,6 +30,8 @@ const VIEWS = ['overview', 'workers', 'links', 'control', 'checkpoints', 'new-jo
 type View = (typeof VIEWS)[number];
 
 const STATE_TEXT = { running: 'running', paused: 'paused', stopped: 'stopped' } as const;
+/** How long `watch` waits for its acknowledgement (the protocol's default request timeout). */
+const WATCH_TIMEOUT_MS = 10_000;
 
 let api: AdminApi | null = null;
 let socket: AdminSocket | null = null;
@@ -147,9 +149,11 @@ async function loadJobData(id: string, gen: number): Promise<void> {
 
 function watch(id: string): void {
   const gen = generation;
-  socket?.emit('watch', { jobId: id }, (reply) => {
+  socket?.timeout(WATCH_TIMEOUT_MS).emit('watch', { jobId: id }, (err, reply) => {
     if (gen !== generation) return;
-    if (reply.ok) onSnapshot(reply.snapshot);
+    // A timeout while disconnected is retried by the reconnect handler (onLiveStatus).
+    if (err) setText($('tagline'), `The server did not answer in time; retrying on reconnect.`);
+    else if (reply.ok) onSnapshot(reply.snapshot);
     else setText($('tagline'), `Cannot watch ${id}: ${reply.message}`);
   });
   loadJobData(id, gen).catch((err: unknown) => handleApiError(err));

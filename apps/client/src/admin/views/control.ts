@@ -218,6 +218,14 @@ export class ControlView {
     ]);
 
     const stopped = job.state === 'stopped';
+    setText(
+      $('run-state-note'),
+      stopped
+        ? 'This job is stopped: its volunteers no longer compute and it cannot be changed. ' +
+            'Its charts and checkpoints stay available.'
+        : 'Pausing stops every volunteer’s computation (their page says “Paused by the host”); ' +
+            'stopping ends the job for good.',
+    );
     ($('pause') as HTMLButtonElement).disabled = job.state !== 'running';
     ($('resume') as HTMLButtonElement).disabled = job.state !== 'paused';
     ($('stop') as HTMLButtonElement).disabled = stopped;

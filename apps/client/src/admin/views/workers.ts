@@ -54,7 +54,9 @@ function row(w: AdminWorker): HTMLTableRowElement {
       'td',
       { class: 'neighbours' },
       String(w.neighbours.length),
-      w.neighbours.length > 0 ? h('span', { class: 'sub' }, w.neighbours.join(', ')) : null,
+      w.neighbours.length > 0
+        ? h('span', { class: 'sub' }, ...w.neighbours.map((n) => h('span', { class: 'peer' }, n)))
+        : null,
     ),
     h(
       'td',
