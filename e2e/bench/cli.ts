@@ -25,7 +25,7 @@ interface CliArgs {
 }
 
 const USAGE =
-  'usage: npm run bench:kernels -- [--env=browser|node|both] [--steps=30] [--reps=3] ' +
+  'usage: npm run bench:kernels -- [--env=browser|node|both] [--steps=50] [--reps=5] ' +
   `[--warmup=5] [--sync-every=10] [--only=${BACKEND_IDS.join(',')}]`;
 
 export function parseArgs(argv: readonly string[]): CliArgs {
@@ -150,13 +150,14 @@ function printTable(suite: SuiteResult): void {
     `[bench] 784-${o.hidden.join('-')}-10 MLP, batch ${o.batchSize}, lr ${o.learningRate}, ` +
       `${o.warmupSteps} warm-up + ${o.steps} timed steps, median of ${o.reps}`,
   );
-  console.log('backend          samples/s   repetitions                    note');
+  console.log(
+    `${'backend'.padEnd(21)} ${'samples/s'.padStart(9)}   ${'repetitions'.padEnd(34)} note`,
+  );
   for (const r of suite.results) {
     const value = r.samplesPerSecond === null ? 'n/a' : r.samplesPerSecond.toFixed(1);
     const reps = r.repetitions.map((v) => v.toFixed(0)).join(', ');
-    console.log(
-      `${r.id.padEnd(16)} ${value.padStart(9)}   ${reps.padEnd(30)} ${r.error ?? r.note}`,
-    );
+    const note = (r.error ?? r.note).split('\n')[0] ?? '';
+    console.log(`${r.id.padEnd(21)} ${value.padStart(9)}   ${reps.padEnd(34)} ${note}`);
   }
 }
 

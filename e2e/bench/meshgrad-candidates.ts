@@ -13,22 +13,34 @@ export function meshgradCpuCandidate(model: BenchModel, learningRate: number): C
   };
 }
 
-/** WebGpuBackend on its own device from `adapter`, the adapter TF.js's webgpu backend also uses. */
+/**
+ * WebGpuBackend on its own device, from a fresh adapter of the GPU TF.js's webgpu backend also
+ * uses (an adapter gives out one device only).
+ * `sparseInput: 'never'` (id `meshgrad-webgpu-dense`) turns off the first-layer sparse path that
+ * MNIST's mostly-zero pixels trigger, to show what the dense kernels alone do against TF.js's
+ * dense matmuls.
+ */
 export function meshgradWebgpuCandidate(
-  adapter: GPUAdapter,
+  gpu: GPU,
   model: BenchModel,
   learningRate: number,
+  sparseInput: 'auto' | 'never' = 'auto',
 ): Candidate {
+  const id = sparseInput === 'auto' ? 'meshgrad-webgpu' : 'meshgrad-webgpu-dense';
   let device: GPUDevice | null = null;
   return {
-    id: 'meshgrad-webgpu',
+    id,
     async prepare() {
+      const adapter = await gpu.requestAdapter();
       device = await requestBackendDevice(adapter);
-      return `WebGpuBackend on ${adapter.info.vendor} ${adapter.info.architecture}`;
+      const info = device.adapterInfo;
+      return `WebGpuBackend on ${info.vendor} ${info.architecture}, sparse first layer ${sparseInput}`;
     },
     async open() {
-      if (!device) throw new Error('meshgrad-webgpu: prepare() did not run');
-      const backend = await WebGpuBackend.create(device, model.layout, model.params);
+      if (!device) throw new Error(`${id}: prepare() did not run`);
+      const backend = await WebGpuBackend.create(device, model.layout, model.params, {
+        sparseInput,
+      });
       return meshgradSession(backend, model.batches, learningRate);
     },
     release() {

@@ -122,7 +122,8 @@ export async function runNodeSuite(
       : tfjsCandidate(tf, name, model, lr);
   };
   const candidates: Candidate[] = [
-    meshgradWebgpuCandidate(dawn.adapter, model, lr),
+    meshgradWebgpuCandidate(dawn.gpu, model, lr),
+    meshgradWebgpuCandidate(dawn.gpu, model, lr, 'never'),
     tfjs('webgpu'),
     unavailable('tfjs-webgl', 'no WebGL in Node'),
     tfjs('wasm'),

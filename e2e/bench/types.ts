@@ -27,8 +27,8 @@ export const DEFAULT_BENCH_OPTIONS: BenchOptions = {
   hidden: [128],
   learningRate: 0.05,
   warmupSteps: 5,
-  steps: 30,
-  reps: 3,
+  steps: 50,
+  reps: 5,
   syncEvery: 10,
   batchCount: 32,
   only: [],
@@ -38,6 +38,7 @@ export const DEFAULT_BENCH_OPTIONS: BenchOptions = {
 /** Every backend the benchmark knows, in the order it runs them. */
 export const BACKEND_IDS = [
   'meshgrad-webgpu',
+  'meshgrad-webgpu-dense',
   'tfjs-webgpu',
   'tfjs-webgl',
   'tfjs-wasm',

@@ -26,8 +26,7 @@ import type { BenchOptions, SuiteResult } from '../bench/types.ts';
 
 async function bench(options: BenchOptions): Promise<SuiteResult> {
   // A missing adapter fails the whole run: a WebGPU comparison without WebGPU means nothing.
-  const gpuAdapter = await requireAdapter();
-  const adapter = adapterSummary(gpuAdapter);
+  const adapter = adapterSummary(await requireAdapter());
   log(`adapter: ${describeAdapter(adapter)}`);
   setWasmPaths(new URL('/tfjs-wasm/', location.href).href);
 
@@ -39,7 +38,8 @@ async function bench(options: BenchOptions): Promise<SuiteResult> {
 
   const lr = options.learningRate;
   const candidates: Candidate[] = [
-    meshgradWebgpuCandidate(gpuAdapter, model, lr),
+    meshgradWebgpuCandidate(navigator.gpu, model, lr),
+    meshgradWebgpuCandidate(navigator.gpu, model, lr, 'never'),
     tfjsCandidate(tf, 'webgpu', model, lr),
     tfjsCandidate(
       tf,
