@@ -16,7 +16,8 @@ Object.assign(globalThis, globals);
 export const dawnGpu: GPU = create([]);
 
 // Typed loosely: this file is also compiled with the package's browser tsconfig.
-const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env ?? {};
+const env =
+  (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env ?? {};
 
 const MISSING =
   'Dawn found no WebGPU adapter. On a machine without a GPU it needs SwiftShader: install ' +

@@ -2,7 +2,13 @@ export { WebGpuError, isWebGpuError, DeviceMonitor } from './gpu/errors.ts';
 export type { WebGpuErrorCode } from './gpu/errors.ts';
 export { probeWebGpu, requestBackendDevice, REQUIRED_LIMITS } from './gpu/probe.ts';
 export type { WebGpuProbe, WebGpuAdapterSummary, BackendDeviceOptions } from './gpu/probe.ts';
-export { ComputeProgram, CompiledProgram, compileProgram, setShaderDebug, parseBindings } from './gpu/program.ts';
+export {
+  ComputeProgram,
+  CompiledProgram,
+  compileProgram,
+  setShaderDebug,
+  parseBindings,
+} from './gpu/program.ts';
 export type { ProgramSpec, ProgramBinding, OverrideValues } from './gpu/program.ts';
 export {
   WebGpuBackend,

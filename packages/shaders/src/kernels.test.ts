@@ -16,7 +16,6 @@ describe('WGSL kernels on Dawn (SwiftShader)', () => {
   it('every kernel check passes against its float64 reference', async () => {
     const lines: string[] = [];
     const results = await runKernelChecks(device, { log: (line) => lines.push(line) });
-    // eslint-disable-next-line no-console
     console.log(lines.join('\n'));
     expect(results.length).toBeGreaterThanOrEqual(21);
     for (const r of results) {

@@ -53,7 +53,9 @@ export class GpuBlockCodec {
   private readonly uniform: GPUBuffer;
   private readonly staging: StagingPool;
   private readonly sourceGroups = new WeakMap<GPUBuffer, Map<string, GPUBindGroup>>();
-  private readonly uniformBytes: DataView<ArrayBuffer> = new DataView(new ArrayBuffer(CODEC_PARAMS.byteSize));
+  private readonly uniformBytes: DataView<ArrayBuffer> = new DataView(
+    new ArrayBuffer(CODEC_PARAMS.byteSize),
+  );
   private destroyed = false;
 
   private constructor(
@@ -84,7 +86,10 @@ export class GpuBlockCodec {
   }
 
   /** Compiles the codec kernels on `device` (native f16 decode where `shader-f16` exists). */
-  static async create(device: GPUDevice, options: GpuBlockCodecOptions = {}): Promise<GpuBlockCodec> {
+  static async create(
+    device: GPUDevice,
+    options: GpuBlockCodecOptions = {},
+  ): Promise<GpuBlockCodec> {
     const maxValues = options.maxValues ?? MAX_BLOCK_SIZE;
     if (!Number.isInteger(maxValues) || maxValues < 1) {
       throw new RangeError(`maxValues must be a positive integer, got ${maxValues}`);
@@ -175,7 +180,14 @@ export class GpuBlockCodec {
     if (encoding === 'f16') {
       const k = f16EncodeKernel();
       const words = Math.ceil(count / 2);
-      const bytes = await this.run(this.programs.f16Encode, source, offset, count, k.grid(count), 4 * words);
+      const bytes = await this.run(
+        this.programs.f16Encode,
+        source,
+        offset,
+        count,
+        k.grid(count),
+        4 * words,
+      );
       return { encoding: 'f16', values: new Uint16Array(bytes, 0, count) };
     }
     const words = Math.ceil(count / 4);
@@ -202,7 +214,13 @@ export class GpuBlockCodec {
   async encode(values: Float32Array, encoding: Encoding): Promise<EncodedBlock> {
     this.check(values.length);
     if (encoding === 'f32') return { encoding: 'f32', values: values.slice() };
-    this.device.queue.writeBuffer(this.input, 0, values.buffer, values.byteOffset, values.byteLength);
+    this.device.queue.writeBuffer(
+      this.input,
+      0,
+      values.buffer,
+      values.byteOffset,
+      values.byteLength,
+    );
     return this.encodeBuffer(this.input, 0, values.length, encoding);
   }
 
@@ -217,7 +235,14 @@ export class GpuBlockCodec {
       words.set(block.values);
       this.device.queue.writeBuffer(this.input, 0, words);
       const k = f16DecodeKernel(this.nativeF16);
-      const bytes = await this.run(this.programs.f16Decode, this.input, 0, count, k.grid(count), 4 * count);
+      const bytes = await this.run(
+        this.programs.f16Decode,
+        this.input,
+        0,
+        count,
+        k.grid(count),
+        4 * count,
+      );
       return new Float32Array(bytes);
     }
     if (!Number.isFinite(block.scale) || block.scale < 0) {
@@ -228,7 +253,14 @@ export class GpuBlockCodec {
     packed.set(block.values, 4 * INT8_HEADER_WORDS);
     this.device.queue.writeBuffer(this.input, 0, packed);
     const k = int8DecodeKernel();
-    const bytes = await this.run(this.programs.int8Decode, this.input, 0, count, k.grid(count), 4 * count);
+    const bytes = await this.run(
+      this.programs.int8Decode,
+      this.input,
+      0,
+      count,
+      k.grid(count),
+      4 * count,
+    );
     return new Float32Array(bytes);
   }
 

@@ -206,12 +206,18 @@ export type BufferSet = Map<string, GPUBuffer>;
 
 export function createBuffers(device: GPUDevice, plan: BufferPlan, label: string): BufferSet {
   const set: BufferSet = new Map();
-  for (const [name, spec] of plan.buffers) set.set(name, createPlannedBuffer(device, name, spec, label));
+  for (const [name, spec] of plan.buffers)
+    set.set(name, createPlannedBuffer(device, name, spec, label));
   return set;
 }
 
 /** One buffer of a plan. */
-export function createPlannedBuffer(device: GPUDevice, name: string, spec: BufferSpec, label: string): GPUBuffer {
+export function createPlannedBuffer(
+  device: GPUDevice,
+  name: string,
+  spec: BufferSpec,
+  label: string,
+): GPUBuffer {
   return device.createBuffer({
     label: `${label}:${name}`,
     size: Math.max(16, spec.size),

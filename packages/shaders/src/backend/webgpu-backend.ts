@@ -12,10 +12,16 @@ import type {
   ParameterLayout,
   ReceivedBlock,
 } from '@meshgrad/core';
-import { blockRange, denseWidths, inputSize, validateBatch } from '@meshgrad/core';
+import {
+  blockRange,
+  denseWidths,
+  inputSize,
+  MAX_PEERS_PER_BLOCK,
+  validateBatch,
+} from '@meshgrad/core';
 import { DeviceMonitor, WebGpuError } from '../gpu/errors.ts';
 import type { CompiledProgram } from '../gpu/program.ts';
-import { compileProgram, setShaderDebug } from '../gpu/program.ts';
+import { compileProgram, compileProgramNow, setShaderDebug } from '../gpu/program.ts';
 import type { DenseShape, Kernel } from '../kernels/programs.ts';
 import {
   denseBackwardInputKernel,
@@ -50,8 +56,11 @@ import { copyMapped, StagingPool } from './staging.ts';
 
 /** Default largest minibatch. */
 export const DEFAULT_MAX_BATCH = 256;
-/** Default mailbox capacity in blocks; it grows when one step brings more. */
-export const DEFAULT_MAILBOX_SLOTS = 16;
+/**
+ * Default mailbox capacity in blocks: room for core's Mailbox at its fullest
+ * (MAX_PEERS_PER_BLOCK per block) up to this many; it grows when one step brings more.
+ */
+export const DEFAULT_MAILBOX_SLOTS = 32;
 /** Default loss ring length in steps. A full ring is copied out without waiting, never lost. */
 export const DEFAULT_LOSS_RING = 1024;
 /**
@@ -64,7 +73,10 @@ export const SPARSE_MAX_DENSITY = 0.35;
 export interface WebGpuBackendOptions {
   /** Largest minibatch `step` accepts (default `DEFAULT_MAX_BATCH`). */
   readonly maxBatch?: number;
-  /** Initial mailbox capacity in blocks (default `DEFAULT_MAILBOX_SLOTS`; grows on demand). */
+  /**
+   * Initial mailbox capacity in blocks (default `DEFAULT_MAILBOX_SLOTS`, or fewer when the model
+   * has few blocks; grows on demand).
+   */
   readonly mailboxSlots?: number;
   /** Loss ring length in steps (default `DEFAULT_LOSS_RING`). */
   readonly lossRing?: number;
@@ -128,7 +140,9 @@ export class WebGpuBackend implements Backend {
   readonly lossRing: number;
   private readonly monitor: DeviceMonitor;
   private readonly staging: StagingPool;
-  private readonly stepBytes: DataView<ArrayBuffer> = new DataView(new ArrayBuffer(STEP_PARAMS.byteSize));
+  private readonly stepBytes: DataView<ArrayBuffer> = new DataView(
+    new ArrayBuffer(STEP_PARAMS.byteSize),
+  );
   private mailboxBlocks: Uint32Array;
   /** Steps taken. */
   private steps = 0;
@@ -172,10 +186,16 @@ export class WebGpuBackend implements Backend {
     const monitor = DeviceMonitor.of(device);
     monitor.check();
     if (params.length !== layout.size) {
-      throw new RangeError(`params has ${params.length} floats, expected layout.size = ${layout.size}`);
+      throw new RangeError(
+        `params has ${params.length} floats, expected layout.size = ${layout.size}`,
+      );
     }
     const maxBatch = positiveInteger('maxBatch', options.maxBatch ?? DEFAULT_MAX_BATCH);
-    const mailboxSlots = positiveInteger('mailboxSlots', options.mailboxSlots ?? DEFAULT_MAILBOX_SLOTS);
+    const mailboxSlots = positiveInteger(
+      'mailboxSlots',
+      options.mailboxSlots ??
+        Math.min(DEFAULT_MAILBOX_SLOTS, MAX_PEERS_PER_BLOCK * layout.blockCount),
+    );
     const lossRing = positiveInteger('lossRing', options.lossRing ?? DEFAULT_LOSS_RING);
     const limits = device.limits;
     if (layout.blockCount > limits.maxComputeWorkgroupsPerDimension) {
@@ -239,18 +259,28 @@ export class WebGpuBackend implements Backend {
       label: `${label}:codec`,
     });
     let modelP: Promise<
-      | { kind: 'dense'; layers: Awaited<ReturnType<typeof compileLayer>>[]; head: Awaited<ReturnType<typeof compile>> }
-      | { kind: 'kmeans'; assign: Awaited<ReturnType<typeof compile>>; grad: Awaited<ReturnType<typeof compile>> }
+      | {
+          kind: 'dense';
+          layers: Awaited<ReturnType<typeof compileLayer>>[];
+          head: Awaited<ReturnType<typeof compile>>;
+        }
+      | {
+          kind: 'kmeans';
+          assign: Awaited<ReturnType<typeof compile>>;
+          grad: Awaited<ReturnType<typeof compile>>;
+        }
     >;
     const compileLayer = async (shape: DenseShape, index: number, relu: boolean) => {
       const first = index === 0;
-      const [forward, backWeights, backInput, forwardSparse, backWeightsSparse] = await Promise.all([
-        compile(denseForwardKernel(shape, relu, tuning)),
-        compile(denseBackwardWeightsKernel(shape, tuning)),
-        first ? null : compile(denseBackwardInputKernel(shape)),
-        first && sparse ? compile(denseForwardSparseKernel(shape, relu)) : null,
-        first && sparse ? compile(denseBackwardWeightsSparseKernel(shape)) : null,
-      ]);
+      const [forward, backWeights, backInput, forwardSparse, backWeightsSparse] = await Promise.all(
+        [
+          compile(denseForwardKernel(shape, relu, tuning)),
+          compile(denseBackwardWeightsKernel(shape, tuning)),
+          first ? null : compile(denseBackwardInputKernel(shape)),
+          first && sparse ? compile(denseForwardSparseKernel(shape, relu)) : null,
+          first && sparse ? compile(denseBackwardWeightsSparseKernel(shape)) : null,
+        ],
+      );
       return { shape, forward, backWeights, backInput, forwardSparse, backWeightsSparse };
     };
     if (spec.kind === 'kmeans') {
@@ -289,12 +319,24 @@ export class WebGpuBackend implements Backend {
     if (oom) {
       for (const b of buffers.values()) b.destroy();
       codec.destroy();
-      throw new WebGpuError('ERR_OUT_OF_MEMORY', `cannot allocate the backend's buffers: ${oom.message}`);
+      throw new WebGpuError(
+        'ERR_OUT_OF_MEMORY',
+        `cannot allocate the backend's buffers: ${oom.message}`,
+      );
     }
-    device.queue.writeBuffer(regionBuffer(plan, buffers, 'params'), 0, params.buffer, params.byteOffset, params.byteLength);
+    device.queue.writeBuffer(
+      regionBuffer(plan, buffers, 'params'),
+      0,
+      params.buffer,
+      params.byteOffset,
+      params.byteLength,
+    );
 
     const bind = (name: string) => bindRegion(plan, buffers, name);
-    const pass = (c: { kernel: Kernel; compiled: CompiledProgram }, resources: Record<string, GPUBufferBinding>): Pass => ({
+    const pass = (
+      c: { kernel: Kernel; compiled: CompiledProgram },
+      resources: Record<string, GPUBufferBinding>,
+    ): Pass => ({
       kernel: c.kernel,
       compiled: c.compiled,
       group: c.compiled.bindGroup(resources),
@@ -313,7 +355,13 @@ export class WebGpuBackend implements Backend {
           nearest: bind('nearest'),
           sampleLoss: bind('sampleLoss'),
         }),
-        grad: pass(model.grad, { step, x: bind('input'), params: params_, nearest: bind('nearest'), grad }),
+        grad: pass(model.grad, {
+          step,
+          x: bind('input'),
+          params: params_,
+          nearest: bind('nearest'),
+          grad,
+        }),
       };
     } else {
       const layers = model.layers.map((c, l): DenseLayer => {
@@ -359,12 +407,30 @@ export class WebGpuBackend implements Backend {
         }),
       };
     }
-    const lossReduce = pass(lossReduceC, { step, sampleLoss: bind('sampleLoss'), lossRing: bind('lossRing') });
+    const lossReduce = pass(lossReduceC, {
+      step,
+      sampleLoss: bind('sampleLoss'),
+      lossRing: bind('lossRing'),
+    });
     const update = pass(updateC, WebGpuBackend.updateResources(plan, buffers));
-    return new WebGpuBackend(device, layout, plan, buffers, passes, lossReduce, update, codec, sparse, label);
+    return new WebGpuBackend(
+      device,
+      layout,
+      plan,
+      buffers,
+      passes,
+      lossReduce,
+      update,
+      codec,
+      sparse,
+      label,
+    );
   }
 
-  private static updateResources(plan: BufferPlan, buffers: BufferSet): Record<string, GPUBufferBinding> {
+  private static updateResources(
+    plan: BufferPlan,
+    buffers: BufferSet,
+  ): Record<string, GPUBufferBinding> {
     const bind = (name: string) => bindRegion(plan, buffers, name);
     return {
       step: bind('step'),
@@ -382,7 +448,8 @@ export class WebGpuBackend implements Backend {
 
   /** Throws when the backend is destroyed or its device failed. */
   private assertUsable(): void {
-    if (this.destroyed) throw new WebGpuError('ERR_DESTROYED', `${this.label} backend was destroyed`);
+    if (this.destroyed)
+      throw new WebGpuError('ERR_DESTROYED', `${this.label} backend was destroyed`);
     this.monitor.check();
   }
 
@@ -393,41 +460,61 @@ export class WebGpuBackend implements Backend {
         ? new WebGpuError('ERR_DESTROYED', `${this.label} backend was destroyed during ${what}`, {
             cause: err,
           })
-        : new WebGpuError('ERR_DEVICE_LOST', `${what} failed: ${err instanceof Error ? err.message : String(err)}`, {
-            cause: err,
-          }),
+        : new WebGpuError(
+            'ERR_DEVICE_LOST',
+            `${what} failed: ${err instanceof Error ? err.message : String(err)}`,
+            {
+              cause: err,
+            },
+          ),
     );
   }
 
-  /** Rebuilds the mailbox for at least `slots` blocks (recompiling the update kernel). */
-  private async growMailbox(slots: number): Promise<void> {
-    const capacity = Math.max(slots, 2 * this.plan.options.mailboxSlots);
-    const plan = new BufferPlan(this.layout, { ...this.plan.options, mailboxSlots: capacity });
-    const kernel = sgdParzenKernel({
+  /** The update kernel for a mailbox of `slots` blocks. */
+  private updateKernel(slots: number): Kernel {
+    return sgdParzenKernel({
       size: this.layout.size,
       blockSize: this.layout.blockSize,
       blockCount: this.layout.blockCount,
-      slots: capacity,
+      slots,
       slotStride: blockStride(this.layout),
     });
-    const compiled = await compileProgram(this.device, kernel.program);
+  }
+
+  /** Swaps in a mailbox of `plan`'s size and the update kernel compiled for it. */
+  private installMailbox(plan: BufferPlan, kernel: Kernel, compiled: CompiledProgram): void {
     const name = plan.region('mailboxValues').buffer;
     const mailbox = createPlannedBuffer(this.device, name, plan.buffers.get(name)!, this.label);
-    const old = this.buffers.get(name)!;
+    // A buffer still used by submitted work is freed only once that work is done.
+    this.buffers.get(name)?.destroy();
     this.buffers.set(name, mailbox);
     this.plan = plan;
-    this.update = { kernel, compiled, group: compiled.bindGroup(WebGpuBackend.updateResources(plan, this.buffers)) };
-    this.mailboxBlocks = new Uint32Array(capacity);
-    old.destroy();
+    this.update = {
+      kernel,
+      compiled,
+      group: compiled.bindGroup(WebGpuBackend.updateResources(plan, this.buffers)),
+    };
+    this.mailboxBlocks = new Uint32Array(plan.options.mailboxSlots);
+  }
+
+  private grownPlan(blocks: number): BufferPlan {
+    const slots = Math.max(blocks, 2 * this.plan.options.mailboxSlots);
+    return new BufferPlan(this.layout, { ...this.plan.options, mailboxSlots: slots });
   }
 
   /**
-   * Makes room for `blocks` received blocks per step ahead of time (`step` is synchronous and
-   * cannot wait for a compile, so a step bringing more than the capacity throws instead).
+   * Makes room for `blocks` received blocks per step ahead of time, compiling asynchronously.
+   * Optional: a step that brings more blocks than the mailbox holds grows it itself, but then
+   * compiles the update kernel synchronously, which can stall for a moment.
    */
   async reserveMailbox(blocks: number): Promise<void> {
     this.assertUsable();
-    if (blocks > this.plan.options.mailboxSlots) await this.growMailbox(blocks);
+    if (blocks <= this.mailboxSlots) return;
+    const plan = this.grownPlan(blocks);
+    const kernel = this.updateKernel(plan.options.mailboxSlots);
+    const compiled = await compileProgram(this.device, kernel.program);
+    this.assertUsable();
+    if (blocks > this.mailboxSlots) this.installMailbox(plan, kernel, compiled);
   }
 
   /** Mailbox capacity in blocks. */
@@ -444,17 +531,19 @@ export class WebGpuBackend implements Backend {
     if (batch.size > this.maxBatch) {
       throw new RangeError(`batch.size ${batch.size} exceeds maxBatch ${this.maxBatch}`);
     }
-    if (received.length > this.mailboxSlots) {
-      throw new RangeError(
-        `${received.length} received blocks exceed the mailbox's ${this.mailboxSlots} slots; call reserveMailbox first`,
-      );
-    }
     for (let r = 0; r < received.length; r++) {
       const { block, values } = received[r]!;
       const { start, end } = blockRange(this.layout, block);
       if (values.length !== end - start) {
-        throw new RangeError(`received[${r}] for block ${block} has ${values.length} values, expected ${end - start}`);
+        throw new RangeError(
+          `received[${r}] for block ${block} has ${values.length} values, expected ${end - start}`,
+        );
       }
+    }
+    if (received.length > this.mailboxSlots) {
+      const plan = this.grownPlan(received.length);
+      const kernel = this.updateKernel(plan.options.mailboxSlots);
+      this.installMailbox(plan, kernel, compileProgramNow(this.device, kernel.program));
     }
 
     const { device, plan, buffers } = this;
@@ -464,7 +553,8 @@ export class WebGpuBackend implements Backend {
 
     // Uploads: input (sparse or dense), labels, mailbox, step parameters.
     let sparseBatch: SparseBatch | null = null;
-    if (this.passes.kind === 'dense' && this.sparse) sparseBatch = this.sparse.encode(batch.x, rows);
+    if (this.passes.kind === 'dense' && this.sparse)
+      sparseBatch = this.sparse.encode(batch.x, rows);
     if (sparseBatch) {
       this.upload('csrRows', sparseBatch.csrRows);
       this.upload('csrEntries', sparseBatch.csrEntries);
@@ -480,7 +570,13 @@ export class WebGpuBackend implements Backend {
       const stride = blockStride(this.layout) * 4;
       for (let r = 0; r < received.length; r++) {
         const v = received[r]!.values;
-        queue.writeBuffer(regionBuffer(plan, buffers, 'mailboxValues'), values.offset + r * stride, v.buffer, v.byteOffset, v.byteLength);
+        queue.writeBuffer(
+          regionBuffer(plan, buffers, 'mailboxValues'),
+          values.offset + r * stride,
+          v.buffer,
+          v.byteOffset,
+          v.byteLength,
+        );
         this.mailboxBlocks[r] = received[r]!.block;
       }
       this.upload('mailboxBlocks', this.mailboxBlocks.subarray(0, received.length));
@@ -492,7 +588,11 @@ export class WebGpuBackend implements Backend {
       learningRate: Math.fround(learningRate),
     });
     // The ArrayBuffer, not the DataView: dawn.node's writeBuffer rejects DataViews.
-    queue.writeBuffer(regionBuffer(plan, buffers, 'step'), plan.region('step').offset, this.stepBytes.buffer);
+    queue.writeBuffer(
+      regionBuffer(plan, buffers, 'step'),
+      plan.region('step').offset,
+      this.stepBytes.buffer,
+    );
 
     // One command buffer, one compute pass: dispatches in a pass see each other's writes.
     const encoder = device.createCommandEncoder({ label: `${this.label}:step` });
@@ -529,7 +629,13 @@ export class WebGpuBackend implements Backend {
       const count = this.steps - this.flushed;
       const staging = this.staging.acquire(count * 4);
       const ring = plan.region('lossRing');
-      encoder.copyBufferToBuffer(regionBuffer(plan, buffers, 'lossRing'), ring.offset + (this.flushed % this.lossRing) * 4, staging, 0, count * 4);
+      encoder.copyBufferToBuffer(
+        regionBuffer(plan, buffers, 'lossRing'),
+        ring.offset + (this.flushed % this.lossRing) * 4,
+        staging,
+        0,
+        count * 4,
+      );
       chunk = { staging, count };
       this.flushed = this.steps;
     }
@@ -545,9 +651,17 @@ export class WebGpuBackend implements Backend {
   private upload(region: string, data: Float32Array | Uint32Array): void {
     const r = this.plan.region(region);
     if (data.byteLength > r.size) {
-      throw new RangeError(`${region}: ${data.byteLength} bytes do not fit its ${r.size}-byte region`);
+      throw new RangeError(
+        `${region}: ${data.byteLength} bytes do not fit its ${r.size}-byte region`,
+      );
     }
-    this.device.queue.writeBuffer(regionBuffer(this.plan, this.buffers, region), r.offset, data.buffer, data.byteOffset, data.byteLength);
+    this.device.queue.writeBuffer(
+      regionBuffer(this.plan, this.buffers, region),
+      r.offset,
+      data.buffer,
+      data.byteOffset,
+      data.byteLength,
+    );
   }
 
   async drainStats(): Promise<BackendStats> {
@@ -561,7 +675,13 @@ export class WebGpuBackend implements Backend {
     const countersBuffer = regionBuffer(plan, buffers, 'counters');
     encoder.copyBufferToBuffer(countersBuffer, counters.offset, staging, 0, 16);
     if (count > 0) {
-      encoder.copyBufferToBuffer(regionBuffer(plan, buffers, 'lossRing'), ring.offset + (this.flushed % this.lossRing) * 4, staging, 16, count * 4);
+      encoder.copyBufferToBuffer(
+        regionBuffer(plan, buffers, 'lossRing'),
+        ring.offset + (this.flushed % this.lossRing) * 4,
+        staging,
+        16,
+        count * 4,
+      );
     }
     encoder.clearBuffer(countersBuffer, counters.offset, 16);
     device.queue.submit([encoder.finish()]);
@@ -607,9 +727,17 @@ export class WebGpuBackend implements Backend {
   writeParameters(params: Float32Array): void {
     this.assertUsable();
     if (params.length !== this.layout.size) {
-      throw new RangeError(`params has ${params.length} floats, expected layout.size = ${this.layout.size}`);
+      throw new RangeError(
+        `params has ${params.length} floats, expected layout.size = ${this.layout.size}`,
+      );
     }
-    this.device.queue.writeBuffer(this.paramsBuffer, 0, params.buffer, params.byteOffset, params.byteLength);
+    this.device.queue.writeBuffer(
+      this.paramsBuffer,
+      0,
+      params.buffer,
+      params.byteOffset,
+      params.byteLength,
+    );
   }
 
   async readBlock(k: number): Promise<Float32Array> {

@@ -76,7 +76,11 @@ const NAN_BITS = 0x7fc00000;
 const POISON_U32 = 0xdeadbeef;
 
 /** Relative errors: |gpu − ref| / scale per element (scale 0 → exact match required). */
-function maxRelative(gpu: ArrayLike<number>, ref: ArrayLike<number>, scale: ArrayLike<number> | number): number {
+function maxRelative(
+  gpu: ArrayLike<number>,
+  ref: ArrayLike<number>,
+  scale: ArrayLike<number> | number,
+): number {
   let worst = 0;
   for (let i = 0; i < ref.length; i++) {
     const s = typeof scale === 'number' ? scale : scale[i]!;
@@ -87,7 +91,13 @@ function maxRelative(gpu: ArrayLike<number>, ref: ArrayLike<number>, scale: Arra
   return worst;
 }
 
-function result(name: string, maxRelError: number, bound: number, detail: string, extraOk = true): KernelCheckResult {
+function result(
+  name: string,
+  maxRelError: number,
+  bound: number,
+  detail: string,
+  extraOk = true,
+): KernelCheckResult {
   return { name, maxRelError, bound, passed: extraOk && maxRelError <= bound, detail };
 }
 
@@ -107,13 +117,21 @@ class Harness {
     });
     this.owned.push(buffer);
     const init = new Uint32Array(size / 4).fill(poison);
-    if (data) new Uint8Array(init.buffer).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    if (data)
+      new Uint8Array(init.buffer).set(
+        new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+      );
     this.device.queue.writeBuffer(buffer, 0, init);
     return buffer;
   }
 
   /** A step-parameter uniform buffer. */
-  step(values: { batch: number; lossSlot?: number; slotCount?: number; learningRate?: number }): GPUBuffer {
+  step(values: {
+    batch: number;
+    lossSlot?: number;
+    slotCount?: number;
+    learningRate?: number;
+  }): GPUBuffer {
     const buffer = this.device.createBuffer({
       label: 'kernel-check:step',
       size: STEP_PARAMS.byteSize,
@@ -132,7 +150,11 @@ class Harness {
     return buffer;
   }
 
-  async run(program: ComputeProgram, resources: Record<string, GPUBuffer>, grid: readonly [number, number]): Promise<void> {
+  async run(
+    program: ComputeProgram,
+    resources: Record<string, GPUBuffer>,
+    grid: readonly [number, number],
+  ): Promise<void> {
     const compiled = await compileProgram(this.device, program);
     const encoder = this.device.createCommandEncoder({ label: program.label });
     const pass = encoder.beginComputePass({ label: program.label });
@@ -189,7 +211,14 @@ type Check = (c: CheckContext) => Promise<KernelCheckResult>;
 // ---------------------------------------------------------------------------------------------
 // Dense layers
 
-function denseCase(rng: Rng, rows: number, inputs: number, outputs: number, weightOffset: number, zeroFraction: number) {
+function denseCase(
+  rng: Rng,
+  rows: number,
+  inputs: number,
+  outputs: number,
+  weightOffset: number,
+  zeroFraction: number,
+) {
   const shape: DenseShape = { inputs, outputs, weightOffset };
   const params = randomArray(rng, weightOffset + (inputs + 1) * outputs + 3);
   const x = randomArray(rng, rows * inputs, 1, zeroFraction);
@@ -205,15 +234,30 @@ function denseForwardCheck(
   sparse: boolean,
   tuning: KernelTuning = HARDWARE_TUNING,
 ): Check {
-  const kind = sparse ? 'dense-forward-sparse' : `dense-forward ${tuning.stageTiles ? 'staged' : 'direct'}`;
+  const kind = sparse
+    ? 'dense-forward-sparse'
+    : `dense-forward ${tuning.stageTiles ? 'staged' : 'direct'}`;
   return async ({ h, rng }) => {
-    const { shape, params, x } = denseCase(rng, rows, inputs, outputs, weightOffset, sparse ? 0.8 : 0.1);
-    const kernel = sparse ? denseForwardSparseKernel(shape, relu) : denseForwardKernel(shape, relu, tuning);
+    const { shape, params, x } = denseCase(
+      rng,
+      rows,
+      inputs,
+      outputs,
+      weightOffset,
+      sparse ? 0.8 : 0.1,
+    );
+    const kernel = sparse
+      ? denseForwardSparseKernel(shape, relu)
+      : denseForwardKernel(shape, relu, tuning);
     const y = h.buffer(null, rows * outputs * 4);
     const common = { step: h.step({ batch: rows }), params: h.buffer(params), y };
     if (sparse) {
       const encoded = new SparseInputEncoder(inputs, rows, rows * (inputs + 1)).encode(x, rows)!;
-      await h.run(kernel.program, { ...common, rowStart: h.buffer(encoded.csrRows), entries: h.buffer(encoded.csrEntries) }, kernel.grid(rows));
+      await h.run(
+        kernel.program,
+        { ...common, rowStart: h.buffer(encoded.csrRows), entries: h.buffer(encoded.csrEntries) },
+        kernel.grid(rows),
+      );
     } else {
       await h.run(kernel.program, { ...common, x: h.buffer(x) }, kernel.grid(rows));
     }
@@ -237,25 +281,43 @@ function denseWeightsCheck(
   sparse: boolean,
   tuning: KernelTuning = HARDWARE_TUNING,
 ): Check {
-  const kind = sparse ? 'dense-backward-weights-sparse' : `dense-backward-weights ${tuning.denseThreads}-thread`;
+  const kind = sparse
+    ? 'dense-backward-weights-sparse'
+    : `dense-backward-weights ${tuning.denseThreads}-thread`;
   return async ({ h, rng }) => {
     const { shape, x } = denseCase(rng, rows, inputs, outputs, weightOffset, sparse ? 0.8 : 0.3);
     const dy = randomArray(rng, rows * outputs, 0.1);
-    const kernel = sparse ? denseBackwardWeightsSparseKernel(shape) : denseBackwardWeightsKernel(shape, tuning);
+    const kernel = sparse
+      ? denseBackwardWeightsSparseKernel(shape)
+      : denseBackwardWeightsKernel(shape, tuning);
     const total = weightOffset + (inputs + 1) * outputs;
     const grad = h.buffer(null, (total + 4) * 4);
     if (sparse) {
       const encoded = new SparseInputEncoder(inputs, rows, rows * (inputs + 1)).encode(x, rows)!;
-      await h.run(kernel.program, { colStart: h.buffer(encoded.cscCols), entries: h.buffer(encoded.cscEntries), dy: h.buffer(dy), grad }, kernel.grid(rows));
+      await h.run(
+        kernel.program,
+        {
+          colStart: h.buffer(encoded.cscCols),
+          entries: h.buffer(encoded.cscEntries),
+          dy: h.buffer(dy),
+          grad,
+        },
+        kernel.grid(rows),
+      );
     } else {
-      await h.run(kernel.program, { step: h.step({ batch: rows }), x: h.buffer(x), dy: h.buffer(dy), grad }, kernel.grid(rows));
+      await h.run(
+        kernel.program,
+        { step: h.step({ batch: rows }), x: h.buffer(x), dy: h.buffer(dy), grad },
+        kernel.grid(rows),
+      );
     }
     const all = await h.readF32(grad, total + 4);
     const gpu = all.subarray(weightOffset, total);
     const ref = denseWeightGrad64(x, dy, rows, inputs, outputs);
     // Nothing outside [dW; db] may be written: the poison there must survive.
     let stray = 0;
-    for (let i = 0; i < all.length; i++) if ((i < weightOffset || i >= total) && !Number.isNaN(all[i]!)) stray++;
+    for (let i = 0; i < all.length; i++)
+      if ((i < weightOffset || i >= total) && !Number.isNaN(all[i]!)) stray++;
     const vec = kernel.program.source.includes('alias V = vec4') ? 'vec4' : 'scalar';
     return result(
       `${kind} ${vec} ${rows}x${inputs}->${outputs}`,
@@ -267,7 +329,12 @@ function denseWeightsCheck(
   };
 }
 
-function denseInputCheck(rows: number, inputs: number, outputs: number, weightOffset: number): Check {
+function denseInputCheck(
+  rows: number,
+  inputs: number,
+  outputs: number,
+  weightOffset: number,
+): Check {
   return async ({ h, rng }) => {
     const { shape, params } = denseCase(rng, rows, inputs, outputs, weightOffset, 0);
     // a is a ReLU output: about half zeros, the rest positive.
@@ -275,7 +342,17 @@ function denseInputCheck(rows: number, inputs: number, outputs: number, weightOf
     const dy = randomArray(rng, rows * outputs, 0.1);
     const kernel = denseBackwardInputKernel(shape);
     const dx = h.buffer(null, rows * inputs * 4);
-    await h.run(kernel.program, { step: h.step({ batch: rows }), a: h.buffer(a), dy: h.buffer(dy), params: h.buffer(params), dx }, kernel.grid(rows));
+    await h.run(
+      kernel.program,
+      {
+        step: h.step({ batch: rows }),
+        a: h.buffer(a),
+        dy: h.buffer(dy),
+        params: h.buffer(params),
+        dx,
+      },
+      kernel.grid(rows),
+    );
     const gpu = await h.readF32(dx, rows * inputs);
     const ref = denseInputGrad64(a, dy, rows, inputs, params, weightOffset, outputs);
     const vec = kernel.program.source.includes('alias V = vec4') ? 'vec4' : 'scalar';
@@ -301,13 +378,20 @@ function softmaxCheck(rows: number, classes: number): Check {
     const dlogits = h.buffer(null, rows * classes * 4);
     const sampleLoss = h.buffer(null, rows * 4);
     const ring = h.buffer(null, 4 * 4);
-    await h.run(head.program, { step, logits: h.buffer(logits), labels: h.buffer(labels), dlogits, sampleLoss }, head.grid(rows));
+    await h.run(
+      head.program,
+      { step, logits: h.buffer(logits), labels: h.buffer(labels), dlogits, sampleLoss },
+      head.grid(rows),
+    );
     await h.run(reduce.program, { step, sampleLoss, lossRing: ring }, reduce.grid(rows));
     const ref = softmaxCe64(logits, labels, rows, classes);
     const gpuLoss = await h.readF32(sampleLoss, rows);
     const gpuD = await h.readF32(dlogits, rows * classes);
     const gpuRing = await h.readF32(ring, 4);
-    const lossScale = Float64Array.from(logits.filter((_, i) => i % classes === 0), () => 0).map((_, s) => {
+    const lossScale = Float64Array.from(
+      logits.filter((_, i) => i % classes === 0),
+      () => 0,
+    ).map((_, s) => {
       let m = 0;
       for (let j = 0; j < classes; j++) m = Math.max(m, Math.abs(logits[s * classes + j]!));
       return 1 + m;
@@ -336,7 +420,11 @@ function lossReduceCheck(rows: number): Check {
     const losses = randomArray(rng, rows, 5).map(Math.abs);
     const reduce = lossReduceKernel();
     const ring = h.buffer(null, 8 * 4);
-    await h.run(reduce.program, { step: h.step({ batch: rows, lossSlot: 5 }), sampleLoss: h.buffer(losses), lossRing: ring }, reduce.grid(rows));
+    await h.run(
+      reduce.program,
+      { step: h.step({ batch: rows, lossSlot: 5 }), sampleLoss: h.buffer(losses), lossRing: ring },
+      reduce.grid(rows),
+    );
     const gpu = await h.readF32(ring, 8);
     let sum = 0;
     for (const v of losses) sum += v;
@@ -357,7 +445,8 @@ function kmeansCheck(rows: number, dims: number, clusters: number): Check {
     const x = new Float32Array(rows * dims);
     for (let s = 0; s < rows; s++) {
       const j = rng.int(clusters);
-      for (let t = 0; t < dims; t++) x[s * dims + t] = centres[j * dims + t]! + 0.7 * (2 * rng.next() - 1);
+      for (let t = 0; t < dims; t++)
+        x[s * dims + t] = centres[j * dims + t]! + 0.7 * (2 * rng.next() - 1);
     }
     const step = h.step({ batch: rows });
     const assign = kmeansAssignKernel(dims, clusters);
@@ -379,7 +468,8 @@ function kmeansCheck(rows: number, dims: number, clusters: number): Check {
       if (a === b) continue;
       const da = ref.distances[s * clusters + a];
       const db = ref.distances[s * clusters + b]!;
-      if (da === undefined || Math.abs(da - db) > 8 * dims * F32_U * db || (da === db && a > b)) wrong++;
+      if (da === undefined || Math.abs(da - db) > 8 * dims * F32_U * db || (da === db && a > b))
+        wrong++;
     }
     const gpuLoss = await h.readF32(sampleLoss, rows);
     const lossScale = Float64Array.from({ length: rows }, (_, s) => {
@@ -409,7 +499,9 @@ function kmeansCheck(rows: number, dims: number, clusters: number): Check {
 
 function sgdParzenCheck(size: number, blockSize: number): Check {
   return async ({ h, rng }) => {
-    const layout: ParameterLayout = { ...parameterLayout({ kind: 'kmeans', dims: 1, clusters: size }, blockSize) };
+    const layout: ParameterLayout = {
+      ...parameterLayout({ kind: 'kmeans', dims: 1, clusters: size }, blockSize),
+    };
     const w = randomArray(rng, size);
     const g = randomArray(rng, size, 0.5);
     const lr = 0.05;
@@ -429,12 +521,21 @@ function sgdParzenCheck(size: number, blockSize: number): Check {
       { block: 1, values: blockValues(1, (i) => w[i]! + (2 * rng.next() - 1)) },
       // The last, shorter block: one accepted, one with a NaN (rejected, still offered).
       { block: last, values: blockValues(last, (i) => w[i]! - 2 * eta * g[i]! + 0.01) },
-      { block: last, values: blockValues(last, (i) => (i === size - 1 ? NaN : w[i]! - 2 * eta * g[i]!)) },
+      {
+        block: last,
+        values: blockValues(last, (i) => (i === size - 1 ? NaN : w[i]! - 2 * eta * g[i]!)),
+      },
     ];
     const ref = update64(layout, w, g, lr, received);
     const slots = received.length + 1;
     const stride = blockStride(layout);
-    const kernel = sgdParzenKernel({ size, blockSize, blockCount: layout.blockCount, slots, slotStride: stride });
+    const kernel = sgdParzenKernel({
+      size,
+      blockSize,
+      blockCount: layout.blockCount,
+      slots,
+      slotStride: stride,
+    });
     const mailbox = new Float32Array(slots * stride).fill(NaN); // stale values past a short block must be masked
     received.forEach((r, i) => mailbox.set(r.values, i * stride));
     const padded = Math.ceil(size / 4) * 4;
@@ -478,15 +579,41 @@ function sgdParzenCheck(size: number, blockSize: number): Check {
 
 function f16Inputs(rng: Rng, n: number): Float32Array {
   const special = [
-    0, -0, 1, -1, 65504, -65504, 65519.99, 65520, 65536, 1e9, -Infinity, Infinity, NaN,
-    2 ** -14, 2 ** -24, 2 ** -25, 1.5 * 2 ** -25, 2 ** -26, 3 * 2 ** -25, 2 ** -149, 1e-40,
-    1 + 2 ** -11, 1 + 3 * 2 ** -11, 1 + 2 ** -11 + 2 ** -20, 0.1, 1 / 3, 2047.5, 4095,
+    0,
+    -0,
+    1,
+    -1,
+    65504,
+    -65504,
+    65519.99,
+    65520,
+    65536,
+    1e9,
+    -Infinity,
+    Infinity,
+    NaN,
+    2 ** -14,
+    2 ** -24,
+    2 ** -25,
+    1.5 * 2 ** -25,
+    2 ** -26,
+    3 * 2 ** -25,
+    2 ** -149,
+    1e-40,
+    1 + 2 ** -11,
+    1 + 3 * 2 ** -11,
+    1 + 2 ** -11 + 2 ** -20,
+    0.1,
+    1 / 3,
+    2047.5,
+    4095,
   ];
   const out = new Float32Array(n);
   const bits = new Uint32Array(out.buffer);
   for (let i = 0; i < n; i++) {
     if (i < special.length) out[i] = special[i]!;
-    else if (i % 3 === 0) bits[i] = (rng.next() * 2 ** 32) >>> 0; // any bit pattern
+    else if (i % 3 === 0)
+      bits[i] = (rng.next() * 2 ** 32) >>> 0; // any bit pattern
     else out[i] = (2 * rng.next() - 1) * 2 ** (rng.int(40) - 28);
   }
   return out;
@@ -498,7 +625,10 @@ function sameFloat(a: number, b: number): boolean {
 
 function f16Check(count: number): Check {
   return async ({ device, rng }) => {
-    const codec = await GpuBlockCodec.create(device, { maxValues: 65536, label: 'kernel-check:codec' });
+    const codec = await GpuBlockCodec.create(device, {
+      maxValues: 65536,
+      label: 'kernel-check:codec',
+    });
     try {
       const values = f16Inputs(rng, count);
       const encoded = await codec.encode(values, 'f16');
@@ -511,7 +641,10 @@ function f16Check(count: number): Check {
           encodeWrong++;
           const a = float16BitsToFloat32(bits[i]!);
           const b = float16BitsToFloat32(want);
-          worst = Math.max(worst, Number.isFinite(a - b) && b !== 0 ? Math.abs(a - b) / Math.abs(b) : Infinity);
+          worst = Math.max(
+            worst,
+            Number.isFinite(a - b) && b !== 0 ? Math.abs(a - b) / Math.abs(b) : Infinity,
+          );
         }
       }
       // Decode every half there is.
@@ -522,7 +655,12 @@ function f16Check(count: number): Check {
         const want = float16BitsToFloat32(i);
         if (!sameFloat(decoded[i]!, want)) {
           decodeWrong++;
-          worst = Math.max(worst, Number.isFinite(decoded[i]! - want) && want !== 0 ? Math.abs(decoded[i]! - want) / Math.abs(want) : Infinity);
+          worst = Math.max(
+            worst,
+            Number.isFinite(decoded[i]! - want) && want !== 0
+              ? Math.abs(decoded[i]! - want) / Math.abs(want)
+              : Infinity,
+          );
         }
       }
       return result(
@@ -540,11 +678,15 @@ function f16Check(count: number): Check {
 
 function int8Check(count: number): Check {
   return async ({ device, rng }) => {
-    const codec = await GpuBlockCodec.create(device, { maxValues: count, label: 'kernel-check:codec' });
+    const codec = await GpuBlockCodec.create(device, {
+      maxValues: count,
+      label: 'kernel-check:codec',
+    });
     try {
       // Block 1: scale exactly 1 (max |v| = 127) with exact ties, which must round away from 0.
       const ties = new Float32Array(count);
-      for (let i = 0; i < count; i++) ties[i] = (rng.int(253) - 126) + (i % 2 === 0 ? 0.5 : rng.next() - 0.5);
+      for (let i = 0; i < count; i++)
+        ties[i] = rng.int(253) - 126 + (i % 2 === 0 ? 0.5 : rng.next() - 0.5);
       ties[0] = 127;
       ties[1] = 0.49999997;
       ties[2] = -0.49999997;
@@ -567,7 +709,11 @@ function int8Check(count: number): Check {
           else wrong++;
         }
         // Decode the reference codes: q·scale is one correctly rounded product, so exact.
-        const decoded = await codec.decode({ encoding: 'int8', values: ref.values, scale: ref.scale });
+        const decoded = await codec.decode({
+          encoding: 'int8',
+          values: ref.values,
+          scale: ref.scale,
+        });
         const want = decodeInt8(ref.values, ref.scale);
         for (let i = 0; i < count; i++) if (!sameFloat(decoded[i]!, want[i]!)) wrong++;
       }
@@ -593,14 +739,23 @@ interface StepPlan {
   readonly peers?: (w: Float64Array, g: Float64Array, eta: number) => ReceivedBlock[];
 }
 
-function backendCheck(name: string, layout: ParameterLayout, makeSteps: (rng: Rng) => StepPlan[]): Check {
+function backendCheck(
+  name: string,
+  layout: ParameterLayout,
+  makeSteps: (rng: Rng) => StepPlan[],
+): Check {
   return async ({ device, rng }) => {
     const params = randomArray(rng, layout.size, 0.3);
     const lr = 0.1;
     const eta = Math.fround(lr);
     const plans = makeSteps(rng);
     // A ring shorter than the run, so the wrap-around copy is exercised too.
-    const backend = await WebGpuBackend.create(device, layout, params, { maxBatch: 64, mailboxSlots: 4, lossRing: 3, label: 'kernel-check' });
+    const backend = await WebGpuBackend.create(device, layout, params, {
+      maxBatch: 64,
+      mailboxSlots: 4,
+      lossRing: 3,
+      label: 'kernel-check',
+    });
     try {
       let w: Float64Array = Float64Array.from(params);
       const losses: number[] = [];
@@ -624,7 +779,10 @@ function backendCheck(name: string, layout: ParameterLayout, makeSteps: (rng: Rn
       let wMax = 0;
       for (const v of w) wMax = Math.max(wMax, Math.abs(v));
       const eParams = maxRelative(gpu, w, wMax);
-      const eLoss = stats.losses.length === losses.length ? maxRelative(stats.losses, losses, Math.max(1, ...losses.map(Math.abs))) : Infinity;
+      const eLoss =
+        stats.losses.length === losses.length
+          ? maxRelative(stats.losses, losses, Math.max(1, ...losses.map(Math.abs)))
+          : Infinity;
       const countsOk = stats.offered === offered && stats.accepted === accepted;
       return result(
         `WebGpuBackend.step ${name} ×${plans.length}`,
@@ -640,8 +798,18 @@ function backendCheck(name: string, layout: ParameterLayout, makeSteps: (rng: Rn
   };
 }
 
-function classifierBatch(rng: Rng, rows: number, inputs: number, classes: number, zeroFraction: number): Batch {
-  return { size: rows, x: randomArray(rng, rows * inputs, 1, zeroFraction), labels: randomLabels(rng, rows, classes) };
+function classifierBatch(
+  rng: Rng,
+  rows: number,
+  inputs: number,
+  classes: number,
+  zeroFraction: number,
+): Batch {
+  return {
+    size: rows,
+    x: randomArray(rng, rows * inputs, 1, zeroFraction),
+    labels: randomLabels(rng, rows, classes),
+  };
 }
 
 /** Peers for block k: w − a·η·g per entry of `factors` (a > ½ accepts, a < ½ rejects). */
@@ -651,7 +819,10 @@ function peersAlongGradient(layout: ParameterLayout, k: number, factors: readonl
     const end = Math.min(start + layout.blockSize, layout.size);
     return factors.map((a) => ({
       block: k,
-      values: Float32Array.from({ length: end - start }, (_, t) => w[start + t]! - a * eta * g[start + t]!),
+      values: Float32Array.from(
+        { length: end - start },
+        (_, t) => w[start + t]! - a * eta * g[start + t]!,
+      ),
     }));
   };
 }
@@ -667,9 +838,15 @@ function mlpBackendCheck(): Check {
     { batch: classifierBatch(rng, 24, 48, 5, 0.8), peers: peersAlongGradient(layout, 1, [3, -1]) },
     {
       batch: classifierBatch(rng, 17, 48, 5, 0),
-      peers: joinPeers(peersAlongGradient(layout, 0, [2]), peersAlongGradient(layout, layout.blockCount - 1, [4, 0.2])),
+      peers: joinPeers(
+        peersAlongGradient(layout, 0, [2]),
+        peersAlongGradient(layout, layout.blockCount - 1, [4, 0.2]),
+      ),
     },
-    { batch: classifierBatch(rng, 31, 48, 5, 0.75), peers: peersAlongGradient(layout, 2, [2, 5, 0.1, -3]) },
+    {
+      batch: classifierBatch(rng, 31, 48, 5, 0.75),
+      peers: peersAlongGradient(layout, 2, [2, 5, 0.1, -3]),
+    },
   ]);
 }
 
@@ -678,18 +855,28 @@ function softmaxBackendCheck(): Check {
   return backendCheck('softmax 30-10', layout, (rng) => [
     { batch: classifierBatch(rng, 20, 30, 10, 0.5) },
     { batch: classifierBatch(rng, 20, 30, 10, 0.5), peers: peersAlongGradient(layout, 3, [3, -2]) },
-    { batch: classifierBatch(rng, 9, 30, 10, 0.9), peers: peersAlongGradient(layout, layout.blockCount - 1, [1.5]) },
+    {
+      batch: classifierBatch(rng, 9, 30, 10, 0.9),
+      peers: peersAlongGradient(layout, layout.blockCount - 1, [1.5]),
+    },
   ]);
 }
 
 function kmeansBackendCheck(): Check {
   // An odd block size: the update runs its scalar variant.
   const layout = parameterLayout({ kind: 'kmeans', dims: 5, clusters: 4 }, 7);
-  const batch = (rng: Rng, rows: number): Batch => ({ size: rows, x: randomArray(rng, rows * 5, 1), labels: null });
+  const batch = (rng: Rng, rows: number): Batch => ({
+    size: rows,
+    x: randomArray(rng, rows * 5, 1),
+    labels: null,
+  });
   return backendCheck('kmeans 5x4, block 7', layout, (rng) => [
     { batch: batch(rng, 40) },
     { batch: batch(rng, 40), peers: peersAlongGradient(layout, 0, [3, -1]) },
-    { batch: batch(rng, 13), peers: joinPeers(peersAlongGradient(layout, 1, [2]), peersAlongGradient(layout, 2, [4])) },
+    {
+      batch: batch(rng, 13),
+      peers: joinPeers(peersAlongGradient(layout, 1, [2]), peersAlongGradient(layout, 2, [4])),
+    },
     { batch: batch(rng, 40) },
   ]);
 }
@@ -728,7 +915,10 @@ const CHECKS: readonly (readonly [string, Check])[] = [
  * Runs every kernel check on `device` and returns one result per check (a check that throws
  * fails with the error in `detail`). The device is left as it was found.
  */
-export async function runKernelChecks(device: GPUDevice, options: KernelCheckOptions = {}): Promise<KernelCheckResult[]> {
+export async function runKernelChecks(
+  device: GPUDevice,
+  options: KernelCheckOptions = {},
+): Promise<KernelCheckResult[]> {
   const seed = options.seed ?? Math.floor(Math.random() * 2 ** 32);
   const results: KernelCheckResult[] = [];
   for (let i = 0; i < CHECKS.length; i++) {
@@ -752,7 +942,9 @@ export async function runKernelChecks(device: GPUDevice, options: KernelCheckOpt
       h.destroy();
     }
     const withSeed = { ...r, detail: `${r.detail ?? ''} [seed ${seed}]` };
-    options.log?.(`${withSeed.passed ? 'pass' : 'FAIL'} ${withSeed.name}: ${withSeed.maxRelError.toExponential(2)} ≤ ${withSeed.bound.toExponential(2)} ${withSeed.detail}`);
+    options.log?.(
+      `${withSeed.passed ? 'pass' : 'FAIL'} ${withSeed.name}: ${withSeed.maxRelError.toExponential(2)} ≤ ${withSeed.bound.toExponential(2)} ${withSeed.detail}`,
+    );
     results.push(withSeed);
   }
   return results;

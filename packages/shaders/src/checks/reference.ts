@@ -221,7 +221,9 @@ export function update64(
         dot += g[i]! * (w[i]! - v);
       }
       const ok = finite && 2 * dot > eta * gg;
-      margins[index] = finite ? Math.abs(2 * dot - eta * gg) / (Math.abs(2 * dot) + eta * gg) : Infinity;
+      margins[index] = finite
+        ? Math.abs(2 * dot - eta * gg) / (Math.abs(2 * dot) + eta * gg)
+        : Infinity;
       verdicts[index] = ok;
       if (ok) mine.push(index);
     });
@@ -261,7 +263,15 @@ export function lossAndGradient64(
   const acts: Float64Array[] = [];
   let input: ArrayLike<number> = batch.x;
   for (let l = 0; l < layers; l++) {
-    const { y } = denseForward64(input, rows, widths[l]!, w, layout.tensors[2 * l]!.offset, widths[l + 1]!, l + 1 < layers);
+    const { y } = denseForward64(
+      input,
+      rows,
+      widths[l]!,
+      w,
+      layout.tensors[2 * l]!.offset,
+      widths[l + 1]!,
+      l + 1 < layers,
+    );
     acts.push(y);
     input = y;
   }

@@ -97,7 +97,6 @@ let debugSink: ((text: string) => void) | null = null;
  * printed once, when it is compiled. Off by default.
  */
 export function setShaderDebug(sink: boolean | ((text: string) => void)): void {
-  // eslint-disable-next-line no-console
   debugSink = sink === true ? (text) => console.log(text) : sink === false ? null : sink;
 }
 
@@ -137,7 +136,7 @@ export class CompiledProgram {
 
 const caches = new WeakMap<GPUDevice, Map<string, Promise<CompiledProgram>>>();
 
-async function compile(device: GPUDevice, program: ComputeProgram): Promise<CompiledProgram> {
+function describe(device: GPUDevice, program: ComputeProgram) {
   if (debugSink) debugSink(`// ---- ${program.key}\n${program.source}`);
   const label = program.label;
   const layout = device.createBindGroupLayout({
@@ -149,12 +148,18 @@ async function compile(device: GPUDevice, program: ComputeProgram): Promise<Comp
     })),
   });
   const module = device.createShaderModule({ label, code: program.source });
+  const descriptor: GPUComputePipelineDescriptor = {
+    label,
+    layout: device.createPipelineLayout({ label, bindGroupLayouts: [layout] }),
+    compute: { module, entryPoint: program.entryPoint, constants: program.overrides },
+  };
+  return { layout, module, descriptor };
+}
+
+async function compile(device: GPUDevice, program: ComputeProgram): Promise<CompiledProgram> {
+  const { layout, module, descriptor } = describe(device, program);
   try {
-    const pipeline = await device.createComputePipelineAsync({
-      label,
-      layout: device.createPipelineLayout({ label, bindGroupLayouts: [layout] }),
-      compute: { module, entryPoint: program.entryPoint, constants: program.overrides },
-    });
+    const pipeline = await device.createComputePipelineAsync(descriptor);
     return new CompiledProgram(program, device, pipeline, layout);
   } catch (err) {
     const info = await module.getCompilationInfo().catch(() => null);
@@ -171,11 +176,42 @@ async function compile(device: GPUDevice, program: ComputeProgram): Promise<Comp
   }
 }
 
+/** Compiled programs that finished, per device, for `compileProgramNow`. */
+const finished = new WeakMap<GPUDevice, Map<string, CompiledProgram>>();
+
+function remember(compiled: CompiledProgram): CompiledProgram {
+  let done = finished.get(compiled.device);
+  if (!done) {
+    done = new Map();
+    finished.set(compiled.device, done);
+  }
+  done.set(compiled.program.key, compiled);
+  return compiled;
+}
+
+/**
+ * `compileProgram` without waiting: the finished pipeline if there is one, else one compiled
+ * synchronously (the GPU process may stall while it compiles). For the rare synchronous caller
+ * that meets a program it could not foresee; errors surface through the device's monitor.
+ */
+export function compileProgramNow(device: GPUDevice, program: ComputeProgram): CompiledProgram {
+  DeviceMonitor.of(device).check();
+  const done = finished.get(device)?.get(program.key);
+  if (done) return done;
+  const { layout, descriptor } = describe(device, program);
+  return remember(
+    new CompiledProgram(program, device, device.createComputePipeline(descriptor), layout),
+  );
+}
+
 /**
  * The compiled form of `program` on `device`, compiled on first request (asynchronously, with
  * `createComputePipelineAsync`) and cached per device by `program.key`.
  */
-export function compileProgram(device: GPUDevice, program: ComputeProgram): Promise<CompiledProgram> {
+export function compileProgram(
+  device: GPUDevice,
+  program: ComputeProgram,
+): Promise<CompiledProgram> {
   DeviceMonitor.of(device).check();
   let cache = caches.get(device);
   if (!cache) {
@@ -184,7 +220,7 @@ export function compileProgram(device: GPUDevice, program: ComputeProgram): Prom
   }
   let compiled = cache.get(program.key);
   if (!compiled) {
-    compiled = compile(device, program);
+    compiled = compile(device, program).then(remember);
     // A failed compile is not cached: the next request tries again (and fails loudly again).
     compiled.catch(() => cache.delete(program.key));
     cache.set(program.key, compiled);

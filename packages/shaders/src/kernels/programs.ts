@@ -75,7 +75,8 @@ export const SOFTWARE_TUNING: KernelTuning = { stageTiles: false, denseThreads: 
 export function tuningFor(device: GPUDevice): KernelTuning {
   // adapterInfo is recent (Chrome 132+); without it assume hardware.
   const info = (device as { adapterInfo?: Partial<GPUAdapterInfo> }).adapterInfo;
-  const software = info?.isFallbackAdapter === true || /swiftshader/i.test(info?.architecture ?? '');
+  const software =
+    info?.isFallbackAdapter === true || /swiftshader/i.test(info?.architecture ?? '');
   return software ? SOFTWARE_TUNING : HARDWARE_TUNING;
 }
 
