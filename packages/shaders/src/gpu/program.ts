@@ -97,6 +97,8 @@ let debugSink: ((text: string) => void) | null = null;
  * printed once, when it is compiled. Off by default.
  */
 export function setShaderDebug(sink: boolean | ((text: string) => void)): void {
+  // The debug switch's whole purpose is printing; it is off unless asked for.
+  // eslint-disable-next-line no-console
   debugSink = sink === true ? (text) => console.log(text) : sink === false ? null : sink;
 }
 
