@@ -5,3 +5,5 @@ export { Rng } from './util/rng.ts';
 export * from './protocol/index.ts';
 export * from './asgd/index.ts';
 export * from './export/index.ts';
+export * from './balancer/index.ts';
+export * from './sim/index.ts';

@@ -1,0 +1,367 @@
+import { describe, expect, it } from 'vitest';
+import type { LinkStats } from '../protocol/schemas.ts';
+import type { WorkerSettings } from '../protocol/events.ts';
+import {
+  balance,
+  Balancer,
+  ceilingBytesPerSec,
+  DEFAULT_BALANCER_OPTIONS,
+  emptyBalancerState,
+  initialSettings,
+  settingsForBudget,
+  type BalancerOptions,
+  type WorkerPlan,
+} from './controller.ts';
+import { messageBytes, sendRateBytesPerSec, type ModelTraffic } from './settings.ts';
+
+// A 4-block model of 65,536 floats: one f32 message is 64 KiB + header.
+const model: ModelTraffic = { blockCount: 4, parameterCount: 65_536 };
+const batchSize = 32;
+const speed = 320; // samples/s: 10 steps/s, so the f32 ceiling is 10 full models/s ≈ 2.6 MB/s
+const ceiling = ceilingBytesPerSec(model, batchSize, speed);
+
+/**
+ * A one-worker "plant": a send queue drained at `capacity` bytes/s, fed at the rate the
+ * settings imply. Returns the report a worker would send, with cumulative counters.
+ */
+class LinkPlant {
+  backlog = 0;
+  sent = 0;
+  skipped = 0;
+  received = 0;
+  overwritten = 0;
+  constructor(
+    public capacity: number,
+    private readonly options: { busy?: boolean; valveBytes?: number; relayed?: boolean } = {},
+  ) {}
+
+  report(settings: WorkerSettings, intervalS = 1) {
+    const offered = sendRateBytesPerSec(settings, model, batchSize, speed) * intervalS;
+    const message = messageBytes(model, settings.encoding);
+    let accepted = offered;
+    const valve = this.options.valveBytes ?? Infinity;
+    if (this.backlog + offered - this.capacity * intervalS > valve) {
+      accepted = Math.max(0, valve - this.backlog + this.capacity * intervalS);
+      this.skipped += Math.ceil((offered - accepted) / message);
+    }
+    this.sent += Math.round(accepted / message);
+    const start = this.backlog;
+    const available = start + accepted;
+    const transmitted = Math.min(available, this.capacity * intervalS);
+    this.backlog = available - transmitted;
+    const busy = Math.min(
+      1,
+      transmitted / (this.capacity * intervalS) + (this.backlog > 0 ? 1 : 0),
+    );
+    const link: LinkStats = {
+      peer: 'peer',
+      relayed: this.options.relayed ?? false,
+      goodputBytesPerSec: transmitted / intervalS,
+      rttMs: 40,
+      backlogBytes: (start + this.backlog) / 2,
+      blocksSent: this.sent,
+      blocksReceived: this.received,
+      overwritten: this.overwritten,
+      rejected: 0,
+      skippedSends: this.skipped,
+    };
+    return {
+      id: 'w',
+      samplesPerSec: speed,
+      batchSize,
+      ...(this.options.busy === false ? {} : { sendBusyFraction: busy }),
+      links: [link],
+      neighbours: ['peer'],
+    };
+  }
+}
+
+/** Runs the balancer against the plant for `ticks` ticks; returns every plan. */
+function drive(
+  plant: LinkPlant,
+  ticks: number,
+  options: BalancerOptions = {},
+  onTick: (t: number) => void = () => {},
+): WorkerPlan[] {
+  const balancer = new Balancer({ neighbours: 0, ...options });
+  let settings = initialSettings(model, batchSize, speed, options);
+  const plans: WorkerPlan[] = [];
+  for (let t = 1; t <= ticks; t++) {
+    onTick(t);
+    const plan = balancer.update({ nowS: t, model, workers: [plant.report(settings)] }).get('w')!;
+    settings = plan.settings;
+    plans.push(plan);
+  }
+  return plans;
+}
+
+const rateOf = (p: WorkerPlan) => sendRateBytesPerSec(p.settings, model, batchSize, speed);
+
+describe('balance: capacity and utilisation', () => {
+  it('fills a steady link to about the target utilisation and then holds still', () => {
+    const capacity = 400_000; // well under the ceiling: the link decides
+    const plant = new LinkPlant(capacity);
+    const plans = drive(plant, 40);
+    const tail = plans.slice(10);
+    // No oscillation: the settings of the last 30 ticks are all the same.
+    for (const p of tail) expect(p.settings).toEqual(tail[0]!.settings);
+    const rate = rateOf(tail[0]!);
+    expect(rate).toBeLessThanOrEqual(capacity);
+    expect(rate).toBeGreaterThan(0.5 * capacity);
+    expect(tail[0]!.capacityBytesPerSec).toBeCloseTo(capacity, -3);
+    expect(plant.backlog).toBeLessThan(5 * messageBytes(model, 'f32'));
+  });
+
+  it('reacts to a 10× drop within a few ticks and settles again', () => {
+    const plant = new LinkPlant(1_000_000);
+    const plans = drive(plant, 40, {}, (t) => {
+      if (t === 20) plant.capacity = 100_000;
+    });
+    const before = rateOf(plans[18]!);
+    expect(before).toBeGreaterThan(500_000);
+    // Within three ticks of the drop the worker sends less than the new capacity.
+    expect(rateOf(plans[21]!)).toBeLessThanOrEqual(100_000);
+    // And then stays put: identical settings from tick 25 on.
+    const tail = plans.slice(25);
+    for (const p of tail) expect(p.settings).toEqual(tail[0]!.settings);
+    expect(plans.slice(20).some((p) => p.congested)).toBe(true);
+  });
+
+  it('follows a capacity increase', () => {
+    const plant = new LinkPlant(100_000);
+    const plans = drive(plant, 40, {}, (t) => {
+      if (t === 15) plant.capacity = 800_000;
+    });
+    expect(rateOf(plans[13]!)).toBeLessThanOrEqual(100_000);
+    expect(rateOf(plans[39]!)).toBeGreaterThan(400_000);
+  });
+
+  it('without busy fractions, finds the capacity by probing and backs off on congestion', () => {
+    const capacity = 300_000;
+    const plant = new LinkPlant(capacity, { busy: false });
+    const plans = drive(plant, 60);
+    const late = plans.slice(30).map(rateOf);
+    // It probes, so it may overshoot briefly, but on average it uses the link without flooding it.
+    const mean = late.reduce((a, b) => a + b, 0) / late.length;
+    expect(mean).toBeGreaterThan(0.4 * capacity);
+    expect(mean).toBeLessThan(1.2 * capacity);
+    expect(plans.slice(30).some((p) => p.congested)).toBe(true);
+  });
+
+  it('stops at one full float32 model per step when the link is plentiful', () => {
+    const plant = new LinkPlant(100 * ceiling);
+    const plans = drive(plant, 20);
+    const last = plans.at(-1)!;
+    expect(last.settings).toEqual({
+      communicationPeriod: batchSize,
+      blocksPerMessage: 4,
+      encoding: 'f32',
+    });
+    expect(last.reason).toBe('ceiling');
+  });
+
+  it('treats skipped sends as congestion and cuts the budget below the goodput', () => {
+    const state = emptyBalancerState();
+    const report = (skipped: number) => ({
+      id: 'w',
+      samplesPerSec: speed,
+      batchSize,
+      links: [
+        {
+          peer: 'p',
+          relayed: false,
+          goodputBytesPerSec: 200_000,
+          backlogBytes: 0,
+          blocksSent: 100,
+          blocksReceived: 0,
+          overwritten: 0,
+          rejected: 0,
+          skippedSends: skipped,
+        },
+      ],
+    });
+    const first = balance(state, { nowS: 1, model, workers: [report(0)] }, { neighbours: 0 });
+    const second = balance(
+      first.state,
+      { nowS: 2, model, workers: [report(5)] },
+      { neighbours: 0 },
+    );
+    const plan = second.plans.get('w')!;
+    expect(plan.congested).toBe(true);
+    expect(plan.budgetBytesPerSec).toBeLessThanOrEqual(
+      200_000 * DEFAULT_BALANCER_OPTIONS.targetUtilisation,
+    );
+  });
+});
+
+describe('balance: links', () => {
+  const link = (peer: string, extra: Partial<LinkStats> = {}): LinkStats => ({
+    peer,
+    relayed: false,
+    goodputBytesPerSec: 50_000,
+    backlogBytes: 0,
+    blocksSent: 0,
+    blocksReceived: 0,
+    overwritten: 0,
+    rejected: 0,
+    skippedSends: 0,
+    ...extra,
+  });
+
+  it('caps relayed links and counts them as slow', () => {
+    const options = { neighbours: 0, relayCapacityBytesPerSec: 10_000 };
+    const worker = {
+      id: 'w',
+      samplesPerSec: speed,
+      batchSize,
+      sendBusyFraction: 0.01,
+      links: [link('a', { relayed: true }), link('b')],
+      neighbours: ['a', 'b'],
+    };
+    const { plans } = balance(emptyBalancerState(), { nowS: 1, model, workers: [worker] }, options);
+    const plan = plans.get('w')!;
+    // Two neighbours chosen at random: at most 2 × 80% × 10 kB/s.
+    expect(plan.budgetBytesPerSec).toBeLessThanOrEqual(2 * 0.8 * 10_000 + 1e-9);
+    expect(plan.reason).toBe('link-limit');
+  });
+
+  it('limits a worker by a link that queues on its own', () => {
+    const worker = (backlogB: number) => ({
+      id: 'w',
+      samplesPerSec: speed,
+      batchSize,
+      sendBusyFraction: 0.3,
+      links: [link('a'), link('b', { goodputBytesPerSec: 20_000, backlogBytes: backlogB })],
+      neighbours: ['a', 'b'],
+    });
+    const { plans } = balance(
+      emptyBalancerState(),
+      { nowS: 1, model, workers: [worker(30_000)] },
+      { neighbours: 0 },
+    );
+    // Worker-level queue: 30 kB over 70 kB/s is under 0.5 s, but link b holds 1.5 s of its goodput.
+    const plan = plans.get('w')!;
+    expect(plan.congested).toBe(false);
+    expect(plan.budgetBytesPerSec).toBeLessThanOrEqual(2 * 0.8 * 20_000 + 1e-9);
+  });
+
+  it('cuts a congested sender whose blocks are overwritten unread at the receiver', () => {
+    const sender = (sent: number, backlog: number) => ({
+      id: 's',
+      samplesPerSec: speed,
+      batchSize,
+      links: [link('r', { goodputBytesPerSec: 100_000, backlogBytes: backlog, blocksSent: sent })],
+      neighbours: ['r'],
+    });
+    const receiver = (received: number, overwritten: number) => ({
+      id: 'r',
+      samplesPerSec: speed,
+      batchSize,
+      links: [link('s', { goodputBytesPerSec: 0, blocksReceived: received, overwritten })],
+      neighbours: [],
+    });
+    const options = { neighbours: 0 };
+    const t1 = balance(
+      emptyBalancerState(),
+      { nowS: 1, model, workers: [sender(10, 0), receiver(10, 0)] },
+      options,
+    );
+    const t2 = balance(
+      t1.state,
+      { nowS: 2, model, workers: [sender(20, 60_000), receiver(20, 6)] },
+      options,
+    );
+    const plan = t2.plans.get('s')!;
+    expect(plan.reason).toBe('overwrites');
+    expect(plan.budgetBytesPerSec).toBeCloseTo(100_000 * 0.4, 0);
+    // Uncongested, the same overwrites do not matter.
+    const t3 = balance(
+      t1.state,
+      { nowS: 2, model, workers: [sender(20, 0), receiver(20, 6)] },
+      options,
+    );
+    expect(t3.plans.get('s')!.reason).not.toBe('overwrites');
+  });
+
+  it('reads cumulative counters as deltas and survives a counter reset', () => {
+    const worker = (skipped: number) => ({
+      id: 'w',
+      samplesPerSec: speed,
+      batchSize,
+      sendBusyFraction: 0.1,
+      links: [link('a', { skippedSends: skipped })],
+      neighbours: ['a'],
+    });
+    const options = { neighbours: 0 };
+    const t1 = balance(emptyBalancerState(), { nowS: 1, model, workers: [worker(7)] }, options);
+    const t2 = balance(t1.state, { nowS: 2, model, workers: [worker(7)] }, options);
+    expect(t2.plans.get('w')!.congested).toBe(false); // no new skips
+    const t3 = balance(t2.state, { nowS: 3, model, workers: [worker(2)] }, options);
+    expect(t3.plans.get('w')!.congested).toBe(true); // restarted counter: 2 new skips
+  });
+
+  it('keeps the settings of a worker that computes nothing', () => {
+    const paused = {
+      id: 'w',
+      samplesPerSec: 0,
+      batchSize,
+      links: [link('a')],
+      neighbours: ['a'],
+    };
+    const t1 = balance(
+      emptyBalancerState(),
+      { nowS: 1, model, workers: [{ ...paused, samplesPerSec: speed, sendBusyFraction: 0.5 }] },
+      { neighbours: 0 },
+    );
+    const before = t1.plans.get('w')!.settings;
+    const t2 = balance(t1.state, { nowS: 2, model, workers: [paused] }, { neighbours: 0 });
+    expect(t2.plans.get('w')!.settings).toEqual(before);
+    expect(t2.plans.get('w')!.reason).toBe('idle');
+  });
+
+  it('forgets workers that stopped reporting and chooses neighbours among the rest', () => {
+    const w = (id: string, peers: string[]) => ({
+      id,
+      samplesPerSec: speed,
+      batchSize,
+      links: peers.map((p) => link(p)),
+    });
+    const t1 = balance(emptyBalancerState(), {
+      nowS: 1,
+      model,
+      workers: [w('a', ['b', 'c']), w('b', ['a']), w('c', ['a'])],
+    });
+    expect(t1.plans.get('a')!.neighbours).toHaveLength(2);
+    const t2 = balance(t1.state, { nowS: 2, model, workers: [w('a', ['b']), w('b', ['a'])] });
+    expect([...t2.state.workers.keys()].sort()).toEqual(['a', 'b']);
+    expect(t2.plans.get('a')!.neighbours).toEqual(['b']);
+  });
+});
+
+describe('settingsForBudget: encoding', () => {
+  it('uses float32 at the ceiling, float16 below it, int8 far below', () => {
+    expect(settingsForBudget(ceiling, model, batchSize, speed, null).encoding).toBe('f32');
+    expect(settingsForBudget(0.6 * ceiling, model, batchSize, speed, null).encoding).toBe('f16');
+    expect(settingsForBudget(0.02 * ceiling, model, batchSize, speed, null).encoding).toBe('int8');
+    expect(
+      settingsForBudget(0.02 * ceiling, model, batchSize, speed, null, {
+        encodings: ['f32', 'f16'],
+      }).encoding,
+    ).toBe('f16');
+  });
+
+  it('needs a margin to switch back to a more precise encoding', () => {
+    // Just above the f32 threshold: a worker on f16 stays on f16, a fresh one takes f32.
+    expect(settingsForBudget(1.05 * ceiling, model, batchSize, speed, 'f16').encoding).toBe('f16');
+    expect(settingsForBudget(1.05 * ceiling, model, batchSize, speed, null).encoding).toBe('f32');
+    expect(settingsForBudget(1.3 * ceiling, model, batchSize, speed, 'f16').encoding).toBe('f32');
+  });
+
+  it('never plans more traffic than the budget allows', () => {
+    for (const fraction of [0.01, 0.03, 0.1, 0.3, 0.45, 0.7, 0.99]) {
+      const budget = fraction * ceiling;
+      const s = settingsForBudget(budget, model, batchSize, speed, null);
+      expect(sendRateBytesPerSec(s, model, batchSize, speed)).toBeLessThanOrEqual(budget * 1.0001);
+    }
+  });
+});

@@ -1,0 +1,493 @@
+/**
+ * The bandwidth-aware balancer (DESIGN §3), after Keuper & Pfreundt, "Balancing the
+ * Communication Load of Asynchronously Parallelized Machine Learning Algorithms"
+ * (arXiv:1510.01155): too much traffic saturates a link, messages queue and are overwritten
+ * unread; too little and the workers drift apart. The balancer keeps every worker's sending
+ * near a target utilisation of what its link can carry, with a short queue, and follows the
+ * link when it changes.
+ *
+ * It is a pure function of measurements: `balance(state, input)` returns the new state and a
+ * plan per worker (settings and neighbours). The server calls it once per second per job with
+ * every worker's latest report; `Balancer` wraps the state for it.
+ *
+ * The rules, per worker, each tick (constants below name the defaults):
+ *
+ * 1. Send capacity. The worker reports the fraction of the interval during which it had bytes
+ *    buffered on any channel (`sendBusyFraction`). Bytes only leave the buffer while it is
+ *    non-empty, so goodput / busy fraction is what the link carries when pushed: a capacity
+ *    sample that needs no probing and no saturation. Without the busy fraction, only a congested
+ *    interval gives a sample (goodput itself). Samples below the estimate replace it at once (a
+ *    drop must be acted on within a tick, before the queue grows); samples above move it half
+ *    way (a single short busy spell can overstate the capacity).
+ * 2. Congestion. The worker is congested when its safety valve skipped a send, or when its
+ *    buffered bytes exceed `maxQueueDelayS` seconds of its goodput. A congested worker with an
+ *    unknown busy fraction takes its goodput as the capacity.
+ * 3. Budget (bytes/s the worker may send) = `targetUtilisation` × capacity, less what it takes
+ *    to drain a queue longer than the target within `DRAIN_HORIZON_S`. Utilisation below one
+ *    leaves room for bursts (a message of m blocks lands in the queue at once) and for other
+ *    traffic, so the queue stays short and blocks arrive fresh.
+ * 4. Per-link limits. A link whose own queue is long while the worker as a whole is not
+ *    congested has a bottleneck of its own (the receiver's downlink, a relay): its goodput caps
+ *    it, and since sends pick a neighbour at random, the worker's budget is at most k times that
+ *    cap. Relayed links are capped at `relayCapacityBytesPerSec`: they share the server's pipe.
+ * 5. Overwrites. When a congested sender's blocks are overwritten unread at a receiver beyond
+ *    `overwriteTolerance`, part of what queued was wasted: its budget drops to its goodput times
+ *    the fraction that was read. An uncongested sender's overwrites cost nothing (the newer block
+ *    supersedes the older, and the link had room), so they do not slow it down.
+ * 6. Ceiling. More than the whole model per step buys nothing, so the traffic stops at one
+ *    full model per minibatch. Without a capacity estimate yet, the budget grows by at most
+ *    `maxGrowth` per tick from `initialBudgetBytesPerSec`.
+ * 7. Encoding. The most precise encoding in `encodings` is used while it reaches the ceiling;
+ *    below it, float16 halves the bytes at a relative error of 2⁻¹¹, far under the noise of an
+ *    SGD step, so it is the better trade. int8 (error up to max|w| / 254 per value) only when
+ *    even float16 reaches less than `int8BelowFraction` of the ceiling. Switching back to a
+ *    more precise encoding needs `1 + hysteresis` times the threshold, so a budget on the
+ *    boundary does not flip the encoding every tick.
+ * 8. Settings. The budget becomes a block rate per sample, then (b, m) with b a whole number of
+ *    batches (see `periodAndBlocks`). The new settings are applied only if their traffic
+ *    differs from the current settings' by more than `hysteresis`, or the encoding changes, or
+ *    the worker is congested and they send less: a steady link keeps steady settings.
+ * 9. Neighbours. `chooseNeighbours` with the links' measured capacity, RTT, relay flag and
+ *    acceptance rate; it keeps current neighbours unless a candidate is clearly better.
+ */
+import type { Encoding } from '../codec/encoding.ts';
+import type { WorkerSettings } from '../protocol/events.ts';
+import type { LinkStats } from '../protocol/schemas.ts';
+import { chooseNeighbours, DEFAULT_NEIGHBOURS, type LinkQuality } from './neighbours.ts';
+import {
+  messageBytes,
+  periodAndBlocks,
+  sendRateBytesPerSec,
+  type ModelTraffic,
+} from './settings.ts';
+
+/** Time within which a queue above the target should drain, seconds. */
+export const DRAIN_HORIZON_S = 2;
+/** Busy fraction below which goodput / busy is too noisy to be a capacity sample. */
+export const MIN_BUSY_FOR_SAMPLE = 0.02;
+/** Without busy fractions, the capacity estimate grows by this factor per uncongested tick. */
+export const PROBE_GROWTH = 1.1;
+/** A link cap is relaxed by this factor per tick once the link stops queueing. */
+export const LINK_CAP_RECOVERY = 1.25;
+
+export interface BalancerOptions {
+  /** Fraction of the estimated send capacity a worker fills; default 0.8. */
+  readonly targetUtilisation?: number;
+  /** Buffered bytes beyond this many seconds of goodput count as congestion; default 0.5. */
+  readonly maxQueueDelayS?: number;
+  /** Relative traffic change below which settings stay; default 0.2. */
+  readonly hysteresis?: number;
+  /** Most the budget grows per tick while the capacity is unknown; default 2. */
+  readonly maxGrowth?: number;
+  /** Budget of a worker without measurements, bytes/s; default 64 KiB/s. */
+  readonly initialBudgetBytesPerSec?: number;
+  /** Longest communication period, in batches; default 256. */
+  readonly maxPeriodBatches?: number;
+  /** Encodings the balancer may use, most precise first; default ['f32', 'f16', 'int8']. */
+  readonly encodings?: readonly Encoding[];
+  /** int8 only below this fraction of the ceiling at float16; default 0.1. */
+  readonly int8BelowFraction?: number;
+  /** Assumed ceiling of a relayed link, bytes/s; default 128 KiB/s. */
+  readonly relayCapacityBytesPerSec?: number;
+  /** Tolerated fraction of a sender's blocks overwritten unread; default 0.25. */
+  readonly overwriteTolerance?: number;
+  /** Neighbours per worker; default DEFAULT_NEIGHBOURS (4). 0 turns neighbour choice off. */
+  readonly neighbours?: number;
+  /** Seeds neighbour choice; default 1. */
+  readonly seed?: number;
+}
+
+type Required_ = { readonly [K in keyof BalancerOptions]-?: NonNullable<BalancerOptions[K]> };
+
+/** The defaults of `BalancerOptions`. */
+export const DEFAULT_BALANCER_OPTIONS: Required_ = {
+  targetUtilisation: 0.8,
+  maxQueueDelayS: 0.5,
+  hysteresis: 0.2,
+  maxGrowth: 2,
+  initialBudgetBytesPerSec: 64 * 1024,
+  maxPeriodBatches: 256,
+  encodings: ['f32', 'f16', 'int8'],
+  int8BelowFraction: 0.1,
+  relayCapacityBytesPerSec: 128 * 1024,
+  overwriteTolerance: 0.25,
+  neighbours: DEFAULT_NEIGHBOURS,
+  seed: 1,
+};
+
+/** One worker's report, as the server has it from the worker's `stats`. */
+export interface WorkerReport {
+  readonly id: string;
+  /** Measured training speed over the last interval. */
+  readonly samplesPerSec: number;
+  readonly batchSize: number;
+  /**
+   * Fraction of the interval during which any of the worker's channels had bytes buffered
+   * (`bufferedAmount` > 0). Optional: without it the balancer has to probe for capacity.
+   */
+  readonly sendBusyFraction?: number;
+  /** One entry per peer; counters are cumulative, as workers report them. */
+  readonly links: readonly LinkStats[];
+  /** The worker's current neighbours; default: the ones the balancer chose last. */
+  readonly neighbours?: readonly string[];
+}
+
+export interface BalancerInput {
+  /** Time of the reports, seconds on any monotonic clock. */
+  readonly nowS: number;
+  readonly model: ModelTraffic;
+  readonly workers: readonly WorkerReport[];
+}
+
+/** Which rule set a worker's budget this tick. */
+export type BudgetReason =
+  | 'initial'
+  | 'capacity'
+  | 'congested'
+  | 'link-limit'
+  | 'overwrites'
+  | 'ceiling'
+  | 'growth'
+  | 'idle';
+
+/** What the balancer wants one worker to do. */
+export interface WorkerPlan {
+  readonly settings: WorkerSettings;
+  readonly neighbours: readonly string[];
+  /** Bytes/s the worker may send. */
+  readonly budgetBytesPerSec: number;
+  /** Estimated send capacity, bytes/s, or null while unknown. */
+  readonly capacityBytesPerSec: number | null;
+  readonly reason: BudgetReason;
+  readonly congested: boolean;
+}
+
+interface WorkerMemory {
+  readonly settings: WorkerSettings;
+  readonly budget: number;
+  readonly capacity: number | null;
+}
+
+interface LinkMemory {
+  /** The reporter's cumulative counters for this peer at the last tick. */
+  readonly stats: LinkStats;
+  /** Cap of the reporter → peer direction, bytes/s (Infinity when unknown). */
+  readonly cap: number;
+}
+
+/** Everything the balancer remembers between ticks. Plain data; treat as immutable. */
+export interface BalancerState {
+  readonly nowS: number | null;
+  readonly workers: ReadonlyMap<string, WorkerMemory>;
+  /** Keyed `reporter→peer`. */
+  readonly links: ReadonlyMap<string, LinkMemory>;
+  readonly neighbours: ReadonlyMap<string, readonly string[]>;
+  readonly tick: number;
+}
+
+export function emptyBalancerState(): BalancerState {
+  return { nowS: null, workers: new Map(), links: new Map(), neighbours: new Map(), tick: 0 };
+}
+
+const linkKey = (from: string, to: string) => `${from}\u2192${to}`;
+
+/** Increase of a cumulative counter; a counter that went down restarted from zero. */
+function delta(now: number, before: number | undefined): number {
+  if (before === undefined) return now;
+  return now >= before ? now - before : now;
+}
+
+/** Full-model-per-step traffic of a worker in float32, bytes/s (rule 6). */
+export function ceilingBytesPerSec(
+  model: ModelTraffic,
+  batchSize: number,
+  samplesPerSec: number,
+): number {
+  return (model.blockCount * messageBytes(model, 'f32') * samplesPerSec) / batchSize;
+}
+
+/**
+ * Settings for a budget (rules 7 and 8 without the hysteresis on traffic): the encoding for the
+ * budget given the current one, then (b, m).
+ */
+export function settingsForBudget(
+  budgetBytesPerSec: number,
+  model: ModelTraffic,
+  batchSize: number,
+  samplesPerSec: number,
+  current: Encoding | null,
+  options: BalancerOptions = {},
+): WorkerSettings {
+  const o = { ...DEFAULT_BALANCER_OPTIONS, ...options };
+  const ceiling = ceilingBytesPerSec(model, batchSize, samplesPerSec);
+  // Fraction of the full-model-per-step traffic each encoding reaches with this budget.
+  const reach = (e: Encoding) =>
+    ceiling > 0
+      ? (budgetBytesPerSec / messageBytes(model, e)) * (messageBytes(model, 'f32') / ceiling)
+      : 1;
+  const threshold = (e: Encoding, i: number): number =>
+    // To leave encoding i for a less precise one, encoding i must fall short of this reach.
+    e === 'f16' && i + 1 < o.encodings.length && o.encodings[i + 1] === 'int8'
+      ? o.int8BelowFraction
+      : 1;
+  let encoding = o.encodings[0] ?? 'f32';
+  for (let i = 0; i + 1 < o.encodings.length; i++) {
+    const e = o.encodings[i]!;
+    const needed =
+      current !== null && o.encodings.indexOf(current) > i
+        ? threshold(e, i) * (1 + o.hysteresis) // currently coarser: come back only with margin
+        : threshold(e, i);
+    if (reach(e) >= needed) break;
+    encoding = o.encodings[i + 1]!;
+  }
+  const blocksPerSecond = budgetBytesPerSec / messageBytes(model, encoding);
+  const blocksPerStep = samplesPerSec > 0 ? (blocksPerSecond * batchSize) / samplesPerSec : 0;
+  const { communicationPeriod, blocksPerMessage } = periodAndBlocks(
+    blocksPerStep,
+    batchSize,
+    model.blockCount,
+    o.maxPeriodBatches,
+  );
+  return { communicationPeriod, blocksPerMessage, encoding };
+}
+
+/** Settings for a worker the balancer has not heard from: the initial budget (rule 6). */
+export function initialSettings(
+  model: ModelTraffic,
+  batchSize: number,
+  samplesPerSec: number,
+  options: BalancerOptions = {},
+): WorkerSettings {
+  const o = { ...DEFAULT_BALANCER_OPTIONS, ...options };
+  const budget = Math.min(
+    o.initialBudgetBytesPerSec,
+    ceilingBytesPerSec(model, batchSize, samplesPerSec),
+  );
+  return settingsForBudget(budget, model, batchSize, samplesPerSec, null, options);
+}
+
+/**
+ * One balancer tick: new state and a plan for every reporting worker. Workers that did not
+ * report are forgotten (they left). See the module comment for the rules.
+ */
+export function balance(
+  state: BalancerState,
+  input: BalancerInput,
+  options: BalancerOptions = {},
+): { state: BalancerState; plans: Map<string, WorkerPlan> } {
+  const o = { ...DEFAULT_BALANCER_OPTIONS, ...options };
+  const reports = new Map(input.workers.map((w) => [w.id, w]));
+  const currentNeighbours = (id: string): readonly string[] =>
+    reports.get(id)?.neighbours ?? state.neighbours.get(id) ?? [];
+  const links = new Map<string, LinkMemory>();
+  const workers = new Map<string, WorkerMemory>();
+  const plans = new Map<string, WorkerPlan>();
+
+  // Receiver-side view of each sender: blocks received and overwritten at the peer, per interval.
+  const overwriteFraction = (from: string, to: string): number | undefined => {
+    const atReceiver = reports.get(to)?.links.find((l) => l.peer === from);
+    if (!atReceiver) return undefined;
+    const before = state.links.get(linkKey(to, from))?.stats;
+    const received = delta(atReceiver.blocksReceived, before?.blocksReceived);
+    const overwritten = delta(atReceiver.overwritten, before?.overwritten);
+    return received > 0 ? Math.min(1, overwritten / received) : undefined;
+  };
+
+  for (const report of input.workers) {
+    const memory = state.workers.get(report.id);
+    const current =
+      memory?.settings ??
+      initialSettings(input.model, report.batchSize, report.samplesPerSec, options);
+    let goodput = 0;
+    let backlog = 0;
+    let skipped = 0;
+    const linkCaps: number[] = [];
+    const perLink: { stats: LinkStats; before: LinkMemory | undefined }[] = [];
+    for (const l of report.links) {
+      const before = state.links.get(linkKey(report.id, l.peer));
+      goodput += l.goodputBytesPerSec;
+      backlog += l.backlogBytes;
+      skipped += delta(l.skippedSends, before?.stats.skippedSends);
+      perLink.push({ stats: l, before });
+    }
+    // Rule 2.
+    const congested =
+      skipped > 0 ||
+      (backlog > 0 && backlog > o.maxQueueDelayS * Math.max(goodput, Number.MIN_VALUE));
+
+    // Rule 4 (link memory is kept for every reported link, neighbour or not).
+    for (const { stats: l, before } of perLink) {
+      let cap = before?.cap ?? Infinity;
+      const linkCongested =
+        delta(l.skippedSends, before?.stats.skippedSends) > 0 ||
+        (l.backlogBytes > 0 && l.backlogBytes > o.maxQueueDelayS * l.goodputBytesPerSec);
+      if (linkCongested && !congested) cap = Math.min(cap, l.goodputBytesPerSec);
+      else if (!linkCongested && cap !== Infinity && l.goodputBytesPerSec >= 0.5 * cap) {
+        cap *= LINK_CAP_RECOVERY;
+      }
+      if (l.relayed) cap = Math.min(cap, o.relayCapacityBytesPerSec);
+      links.set(linkKey(report.id, l.peer), { stats: l, cap });
+      const isNeighbour = currentNeighbours(report.id).includes(l.peer);
+      if (isNeighbour && cap < Infinity) linkCaps.push(cap);
+    }
+
+    // Rule 1.
+    let capacity = memory?.capacity ?? null;
+    let sample: number | null = null;
+    const busy = report.sendBusyFraction;
+    if (busy !== undefined && busy >= MIN_BUSY_FOR_SAMPLE && goodput > 0) sample = goodput / busy;
+    else if (busy === undefined && congested) sample = goodput;
+    if (sample !== null) {
+      capacity =
+        capacity === null || sample < capacity ? sample : capacity + 0.5 * (sample - capacity);
+    } else if (capacity !== null && busy === undefined) {
+      // The link kept up with what the current settings ask: it may carry more, so probe.
+      const asked = sendRateBytesPerSec(
+        current,
+        input.model,
+        report.batchSize,
+        report.samplesPerSec,
+      );
+      capacity = Math.max(capacity, goodput);
+      if (goodput >= 0.9 * asked) capacity *= PROBE_GROWTH;
+    }
+
+    // Rules 3 to 6.
+    const ceiling = ceilingBytesPerSec(input.model, report.batchSize, report.samplesPerSec);
+    const previousBudget = memory?.budget ?? Math.min(o.initialBudgetBytesPerSec, ceiling);
+    let budget: number;
+    let reason: BudgetReason;
+    if (capacity === null) {
+      budget = congested ? goodput * o.targetUtilisation : previousBudget * o.maxGrowth;
+      reason = congested ? 'congested' : memory ? 'growth' : 'initial';
+    } else {
+      budget = o.targetUtilisation * capacity;
+      reason = congested ? 'congested' : 'capacity';
+      if (budget > previousBudget * o.maxGrowth && sample === null) {
+        budget = previousBudget * o.maxGrowth;
+        reason = 'growth';
+      }
+    }
+    const queueTarget = o.maxQueueDelayS * Math.max(goodput, budget) * 0.5;
+    if (backlog > queueTarget) budget -= (backlog - queueTarget) / DRAIN_HORIZON_S;
+    const neighbourCount = Math.max(1, currentNeighbours(report.id).length);
+    if (linkCaps.length) {
+      const linkBudget = o.targetUtilisation * neighbourCount * Math.min(...linkCaps);
+      if (linkBudget < budget) {
+        budget = linkBudget;
+        reason = 'link-limit';
+      }
+    }
+    let worstOverwrite = 0;
+    for (const { stats: l } of perLink) {
+      worstOverwrite = Math.max(worstOverwrite, overwriteFraction(report.id, l.peer) ?? 0);
+    }
+    if (
+      congested &&
+      worstOverwrite > o.overwriteTolerance &&
+      goodput * (1 - worstOverwrite) < budget
+    ) {
+      budget = goodput * (1 - worstOverwrite);
+      reason = 'overwrites';
+    }
+    // The budget may exceed the float32 ceiling by the margin the encoding rule needs to come
+    // back to float32; more than that would only let it grow without bound while unused.
+    const budgetLimit = ceiling * (1 + o.hysteresis) * 1.01;
+    if (budget >= ceiling) reason = 'ceiling';
+    budget = Math.min(budget, budgetLimit);
+    if (report.samplesPerSec <= 0) {
+      budget = previousBudget;
+      reason = 'idle';
+    }
+    budget = Math.max(budget, 0);
+
+    // Rules 7 and 8.
+    let settings = current;
+    if (report.samplesPerSec > 0) {
+      const wanted = settingsForBudget(
+        budget,
+        input.model,
+        report.batchSize,
+        report.samplesPerSec,
+        current.encoding,
+        options,
+      );
+      const rate = (s: WorkerSettings) =>
+        sendRateBytesPerSec(s, input.model, report.batchSize, report.samplesPerSec);
+      const change = rate(wanted) / Math.max(rate(current), Number.MIN_VALUE) - 1;
+      if (
+        wanted.encoding !== current.encoding ||
+        Math.abs(change) > o.hysteresis ||
+        (congested && change < 0) ||
+        memory === undefined
+      ) {
+        settings = wanted;
+      }
+    }
+    workers.set(report.id, { settings, budget, capacity });
+    plans.set(report.id, {
+      settings,
+      neighbours: [],
+      budgetBytesPerSec: budget,
+      capacityBytesPerSec: capacity,
+      reason,
+      congested,
+    });
+  }
+
+  // Rule 9.
+  let neighbours: ReadonlyMap<string, readonly string[]> = new Map();
+  if (o.neighbours > 0) {
+    const ids = input.workers.map((w) => w.id);
+    const quality = (from: string, to: string): LinkQuality | undefined => {
+      const memory = links.get(linkKey(from, to)) ?? state.links.get(linkKey(from, to));
+      if (!memory) return undefined;
+      const acceptance = reports.get(to)?.links.find((l) => l.peer === from)?.acceptanceRate;
+      const sender = workers.get(from);
+      const senderCapacity = sender?.capacity ?? null;
+      const share =
+        senderCapacity !== null
+          ? senderCapacity / Math.max(1, currentNeighbours(from).length)
+          : Infinity;
+      const capacity = Math.min(memory.cap, share);
+      return {
+        relayed: memory.stats.relayed,
+        ...(memory.stats.rttMs !== undefined ? { rttMs: memory.stats.rttMs } : {}),
+        ...(Number.isFinite(capacity) ? { capacityBytesPerSec: capacity } : {}),
+        ...(acceptance !== undefined ? { acceptanceRate: acceptance } : {}),
+      };
+    };
+    neighbours = chooseNeighbours(ids, {
+      k: o.neighbours,
+      quality,
+      previous: new Map(ids.map((id) => [id, currentNeighbours(id)])),
+      seed: o.seed + state.tick,
+    });
+    for (const [id, plan] of plans)
+      plans.set(id, { ...plan, neighbours: neighbours.get(id) ?? [] });
+  }
+
+  return {
+    state: { nowS: input.nowS, workers, links, neighbours, tick: state.tick + 1 },
+    plans,
+  };
+}
+
+/** Keeps the balancer's state for a caller that ticks it (the server, the simulator). */
+export class Balancer {
+  private state: BalancerState = emptyBalancerState();
+
+  constructor(readonly options: BalancerOptions = {}) {}
+
+  /** One tick; returns a plan per reporting worker. */
+  update(input: BalancerInput): Map<string, WorkerPlan> {
+    const { state, plans } = balance(this.state, input, this.options);
+    this.state = state;
+    return plans;
+  }
+
+  /** The current state (for inspection and tests). */
+  snapshot(): BalancerState {
+    return this.state;
+  }
+}

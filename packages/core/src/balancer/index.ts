@@ -1,0 +1,3 @@
+export * from './controller.ts';
+export * from './neighbours.ts';
+export * from './settings.ts';

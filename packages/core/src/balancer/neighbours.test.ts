@@ -1,0 +1,117 @@
+import { describe, expect, it } from 'vitest';
+import {
+  chooseNeighbours,
+  linkScore,
+  RELAYED_SCORE_FACTOR,
+  type LinkQuality,
+} from './neighbours.ts';
+
+const ids = (n: number) => Array.from({ length: n }, (_, i) => `w${i}`);
+
+/** Undirected connectivity of a neighbour map. */
+function connected(workers: string[], map: Map<string, string[]>): boolean {
+  const adjacent = new Map(workers.map((w) => [w, new Set<string>()]));
+  for (const [a, list] of map)
+    for (const b of list) {
+      adjacent.get(a)!.add(b);
+      adjacent.get(b)!.add(a);
+    }
+  const seen = new Set([workers[0]!]);
+  const stack = [workers[0]!];
+  while (stack.length)
+    for (const n of adjacent.get(stack.pop()!)!)
+      if (!seen.has(n)) {
+        seen.add(n);
+        stack.push(n);
+      }
+  return seen.size === workers.length;
+}
+
+describe('linkScore', () => {
+  it('ranks relayed, slow, distant and rejected links lower', () => {
+    const base: LinkQuality = { relayed: false, capacityBytesPerSec: 1000 };
+    expect(linkScore({ ...base, relayed: true }, 1)).toBeCloseTo(1000 * RELAYED_SCORE_FACTOR);
+    expect(linkScore({ ...base, rttMs: 200 }, 1)).toBeCloseTo(500);
+    expect(linkScore({ ...base, acceptanceRate: 0 }, 1)).toBeCloseTo(500);
+    expect(linkScore(undefined, 42)).toBe(42);
+  });
+});
+
+describe('chooseNeighbours', () => {
+  it('gives every worker k distinct other workers and keeps the graph connected', () => {
+    const workers = ids(12);
+    const map = chooseNeighbours(workers, { k: 3, quality: () => undefined, seed: 5 });
+    for (const w of workers) {
+      const list = map.get(w)!;
+      expect(list.length).toBeGreaterThanOrEqual(3);
+      expect(new Set(list).size).toBe(list.length);
+      expect(list).not.toContain(w);
+    }
+    expect(connected(workers, map)).toBe(true);
+  });
+
+  it('caps k at the number of other workers', () => {
+    const map = chooseNeighbours(['a', 'b'], { k: 4, quality: () => undefined });
+    expect(map.get('a')).toEqual(['b']);
+    expect(map.get('b')).toEqual(['a']);
+  });
+
+  it('prefers good links and avoids relayed ones', () => {
+    const workers = ids(8);
+    // Links into w7 are relayed; links into w6 are ten times faster than the rest.
+    const quality = (_from: string, to: string): LinkQuality => ({
+      relayed: to === 'w7',
+      capacityBytesPerSec: to === 'w6' ? 10_000 : 1_000,
+    });
+    const map = chooseNeighbours(workers, { k: 2, quality, seed: 3 });
+    let intoFast = 0;
+    let intoRelayed = 0;
+    for (const [from, list] of map) {
+      if (from !== 'w6' && list.includes('w6')) intoFast++;
+      if (list.includes('w7')) intoRelayed++;
+    }
+    expect(intoFast).toBeGreaterThanOrEqual(4);
+    // w7 is only reached if connectivity needs it: at most one edge in.
+    expect(intoRelayed).toBeLessThanOrEqual(1);
+  });
+
+  it('spreads in-degree instead of piling everyone onto the best receiver', () => {
+    const workers = ids(16);
+    const quality = (_from: string, to: string): LinkQuality => ({
+      relayed: false,
+      capacityBytesPerSec: to === 'w0' ? 1_100 : 1_000,
+    });
+    const map = chooseNeighbours(workers, { k: 4, quality, seed: 9 });
+    const inDegree = new Map<string, number>();
+    for (const list of map.values())
+      for (const b of list) inDegree.set(b, (inDegree.get(b) ?? 0) + 1);
+    expect(Math.max(...inDegree.values())).toBeLessThanOrEqual(8);
+  });
+
+  it('keeps current neighbours unless a candidate is clearly better (hysteresis)', () => {
+    const workers = ids(6);
+    const previous = new Map(
+      workers.map((w, i) => [w, [workers[(i + 1) % 6]!, workers[(i + 2) % 6]!]]),
+    );
+    const slightlyBetter = (_from: string, to: string): LinkQuality => ({
+      relayed: false,
+      capacityBytesPerSec: to === 'w5' ? 1_500 : 1_000,
+    });
+    const kept = chooseNeighbours(workers, { k: 2, quality: slightlyBetter, previous, seed: 1 });
+    for (const w of workers)
+      expect(kept.get(w)!.slice(0, 2).sort()).toEqual([...previous.get(w)!].sort());
+
+    const muchBetter = (_from: string, to: string): LinkQuality => ({
+      relayed: false,
+      capacityBytesPerSec: to === 'w5' ? 5_000 : 1_000,
+    });
+    const switched = chooseNeighbours(workers, { k: 2, quality: muchBetter, previous, seed: 1 });
+    expect(switched.get('w0')).toContain('w5');
+  });
+
+  it('replaces a neighbour that left', () => {
+    const previous = new Map([['a', ['gone', 'b']]]);
+    const map = chooseNeighbours(['a', 'b', 'c'], { k: 2, quality: () => undefined, previous });
+    expect(map.get('a')!.sort()).toEqual(['b', 'c']);
+  });
+});

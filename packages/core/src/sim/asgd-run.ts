@@ -1,0 +1,359 @@
+/**
+ * ASGD on the simulated network: every worker is the real `AsgdWorker` over a `CpuBackend`,
+ * sending real encoded state messages through `SimNetwork`; the balancer (or fixed settings)
+ * runs at every tick, as the server would once per second.
+ */
+import { AsgdWorker } from '../asgd/worker.ts';
+import {
+  Balancer,
+  initialSettings,
+  type BudgetReason,
+  type WorkerReport,
+} from '../balancer/controller.ts';
+import { chooseNeighbours } from '../balancer/neighbours.ts';
+import { Batcher } from '../data/batcher.ts';
+import { CpuBackend } from '../model/cpu-backend.ts';
+import type { WorkerSettings } from '../protocol/events.ts';
+import type { LinkStats } from '../protocol/schemas.ts';
+import { EventQueue } from './event-queue.ts';
+import { SimNetwork, type NetworkInterval } from './network.ts';
+import {
+  DEFAULT_EVAL_INTERVAL_S,
+  DEFAULT_TICK_INTERVAL_S,
+  emptyTotals,
+  validateConfig,
+  type SimulationConfig,
+  type SimulationResult,
+  type SimWorkerSpec,
+  type TickRecord,
+  type WorkerTick,
+} from './simulation.ts';
+
+/** Samples/s a worker is assumed to run at before its first report (for initial settings). */
+const FIRST_REPORT_SPEED_FALLBACK = 1;
+
+interface LiveWorker {
+  readonly spec: SimWorkerSpec;
+  readonly asgd: AsgdWorker;
+  samplesAtTick: number;
+  offeredAtTick: number;
+  acceptedAtTick: number;
+}
+
+interface ReceiveCounters {
+  received: number;
+  overwritten: number;
+  rejected: number;
+}
+
+export async function runAsgd(config: SimulationConfig): Promise<SimulationResult> {
+  validateConfig(config);
+  const { workload } = config;
+  const seed = config.seed ?? 1;
+  const policy = config.policy ?? { kind: 'balancer' };
+  const k = config.neighbours ?? 4;
+  const tickS = config.tickIntervalS ?? DEFAULT_TICK_INTERVAL_S;
+  const evalS = config.evalIntervalS ?? DEFAULT_EVAL_INTERVAL_S;
+  const stopAtTarget = config.stopAtTarget ?? true;
+  const model = {
+    blockCount: workload.layout.blockCount,
+    parameterCount: workload.layout.size,
+  };
+  const balancer =
+    policy.kind === 'balancer'
+      ? new Balancer({ seed, neighbours: k, ...(policy.options ?? {}) })
+      : null;
+
+  const clock = new EventQueue();
+  const network = new SimNetwork(clock, config.path, seed ^ 0x5eed);
+  const live = new Map<string, LiveWorker>();
+  const receiveCounters = new Map<string, ReceiveCounters>();
+  const totals = emptyTotals();
+  const evaluations: { timeS: number; value: number }[] = [];
+  const ticks: TickRecord[] = [];
+  const plans = new Map<
+    string,
+    { budget: number; capacity: number | null; reason: BudgetReason }
+  >();
+  let timeToTarget: number | null = null;
+  let stopped = false;
+  let lastProgress: number | null = null;
+  // Cumulative counters of channels that closed (a worker left), kept for the totals.
+  const closedTotals = { overflows: 0, skipped: 0, delivered: 0, bytes: 0 };
+
+  const settingsFor = (spec: SimWorkerSpec): WorkerSettings => {
+    if (policy.kind === 'fixed') return policy.settings;
+    const speed = spec.samplesPerSec.valueAt(clock.nowS) || FIRST_REPORT_SPEED_FALLBACK;
+    return initialSettings(
+      model,
+      workload.batchSize,
+      speed,
+      policy.kind === 'balancer' ? (policy.options ?? {}) : {},
+    );
+  };
+
+  /** Fills neighbour lists after a join or leave, keeping existing choices. */
+  const refreshNeighbours = () => {
+    if (policy.kind === 'none') return;
+    const ids = [...live.keys()];
+    const chosen = chooseNeighbours(ids, {
+      k,
+      quality: () => undefined,
+      previous: new Map(ids.map((id) => [id, live.get(id)!.asgd.neighbours])),
+      seed: seed + Math.round(clock.nowS * 1000),
+    });
+    for (const [id, list] of chosen) live.get(id)!.asgd.neighbours = list;
+  };
+
+  const receiveKey = (to: string, from: string) => `${to}\u0000${from}`;
+
+  const join = async (spec: SimWorkerSpec, index: number) => {
+    // A joining worker starts from a live worker's model, as from the latest checkpoint.
+    const donor = probe();
+    const params = donor ? await donor.asgd.readParameters() : workload.initialParams;
+    const backend = new CpuBackend(workload.layout, params);
+    const batcher = new Batcher(
+      workload.shard(index, config.workers.length),
+      workload.batchSize,
+      seed * 1009 + index,
+    );
+    const asgd = new AsgdWorker({
+      backend,
+      nextBatch: () => batcher.next(),
+      sink: {
+        send: (peer, message) => {
+          const result = network.send(spec.id, peer, message);
+          return result === 'queued';
+        },
+      },
+      jobId: workload.name,
+      workerId: spec.id,
+      learningRate: workload.learningRate,
+      settings: settingsFor(spec),
+      initialParams: params,
+      seed: seed * 7919 + index,
+    });
+    network.addNode(spec.id, {
+      uplink: spec.uplink,
+      downlink: spec.downlink,
+      ...(config.sendBacklogLimitBytes !== undefined
+        ? { sendBacklogLimitBytes: config.sendBacklogLimitBytes }
+        : {}),
+      onMessage: (from, bytes) => {
+        const key = receiveKey(spec.id, from);
+        let c = receiveCounters.get(key);
+        if (!c) receiveCounters.set(key, (c = { received: 0, overwritten: 0, rejected: 0 }));
+        const overwrittenBefore = asgd.mailbox.overwritten;
+        if (asgd.receive(from, bytes)) c.received++;
+        else c.rejected++;
+        c.overwritten += asgd.mailbox.overwritten - overwrittenBefore;
+      },
+    });
+    const worker: LiveWorker = {
+      spec,
+      asgd,
+      samplesAtTick: 0,
+      offeredAtTick: 0,
+      acceptedAtTick: 0,
+    };
+    live.set(spec.id, worker);
+    refreshNeighbours();
+    scheduleStep(worker);
+  };
+
+  const leave = (spec: SimWorkerSpec) => {
+    if (!live.has(spec.id)) return;
+    for (const [key, channel] of channelCounters()) {
+      if (key.from === spec.id || key.to === spec.id) {
+        closedTotals.overflows += channel.overflows;
+        closedTotals.skipped += channel.messagesSkipped;
+        closedTotals.delivered += channel.messagesDelivered;
+        closedTotals.bytes += channel.bytesDelivered;
+      }
+    }
+    network.removeNode(spec.id);
+    const gone = live.get(spec.id)!;
+    live.delete(spec.id);
+    addWorkerTotals(gone);
+    for (const w of live.values())
+      w.asgd.neighbours = w.asgd.neighbours.filter((n) => n !== spec.id);
+    refreshNeighbours();
+  };
+
+  function* channelCounters() {
+    const ids = [...live.keys()];
+    for (const a of ids) {
+      for (const b of ids) {
+        const c = a === b ? undefined : network.counters(a, b);
+        if (c) yield [{ from: a, to: b }, c] as const;
+      }
+    }
+  }
+
+  const scheduleStep = (worker: LiveWorker) => {
+    const speed = worker.spec.samplesPerSec.valueAt(clock.nowS);
+    if (speed <= 0) {
+      // Paused: look again when the speed changes.
+      const next = worker.spec.samplesPerSec.nextChangeAfter(clock.nowS);
+      if (next < Infinity) clock.at(next, () => scheduleStep(worker));
+      return;
+    }
+    clock.after(workload.batchSize / speed, async () => {
+      if (live.get(worker.spec.id) !== worker || stopped) return;
+      await worker.asgd.step();
+      scheduleStep(worker);
+    });
+  };
+
+  const probe = (): LiveWorker | undefined => {
+    const preferred = config.probeWorker ?? config.workers[0]!.id;
+    return live.get(preferred) ?? config.workers.map((w) => live.get(w.id)).find((w) => w);
+  };
+
+  const addWorkerTotals = (w: LiveWorker) => {
+    const c = w.asgd.counters;
+    totals.samples += c.samples;
+    totals.steps += c.steps;
+    totals.blocksSent += c.blocksSent;
+    totals.overwritten += w.asgd.mailbox.overwritten;
+    totals.offered += c.offered;
+    totals.accepted += c.accepted;
+    totals.rejected += c.rejected;
+  };
+
+  const tick = async () => {
+    const interval = network.collect();
+    const span = Math.max(interval.toS - interval.fromS, Number.MIN_VALUE);
+    const reports: WorkerReport[] = [];
+    for (const w of live.values()) {
+      await w.asgd.drainStats();
+      reports.push(report(w, interval, span));
+    }
+    if (balancer && reports.length) {
+      const decided = balancer.update({ nowS: clock.nowS, model, workers: reports });
+      for (const [id, plan] of decided) {
+        const w = live.get(id);
+        if (!w) continue;
+        w.asgd.settings = plan.settings;
+        w.asgd.neighbours = [...plan.neighbours];
+        plans.set(id, {
+          budget: plan.budgetBytesPerSec,
+          capacity: plan.capacityBytesPerSec,
+          reason: plan.reason,
+        });
+      }
+    }
+    const record: TickRecord = {
+      timeS: clock.nowS,
+      progress: lastProgress,
+      workers: reports.map((r) => workerTick(r, interval)),
+    };
+    for (const w of record.workers)
+      totals.maxBacklogBytes = Math.max(totals.maxBacklogBytes, w.maxBacklogBytes);
+    if (config.recordTicks) ticks.push(record);
+    config.onTick?.(record);
+    for (const w of live.values()) {
+      w.samplesAtTick = w.asgd.counters.samples;
+      w.offeredAtTick = w.asgd.counters.offered;
+      w.acceptedAtTick = w.asgd.counters.accepted;
+    }
+  };
+
+  const report = (w: LiveWorker, interval: NetworkInterval, span: number): WorkerReport => {
+    const id = w.spec.id;
+    const c = w.asgd.counters;
+    const offered = c.offered - w.offeredAtTick;
+    const acceptance = offered > 0 ? (c.accepted - w.acceptedAtTick) / offered : undefined;
+    const peers = new Set<string>();
+    for (const ch of interval.channels) {
+      if (ch.from === id) peers.add(ch.to);
+      else if (ch.to === id) peers.add(ch.from);
+    }
+    const links: LinkStats[] = [];
+    for (const peer of peers) {
+      const out = interval.channels.find((ch) => ch.from === id && ch.to === peer);
+      const incoming = receiveCounters.get(receiveKey(id, peer));
+      links.push({
+        peer,
+        relayed: network.isRelayed(id, peer),
+        goodputBytesPerSec: (out?.transmittedBytes ?? 0) / span,
+        ...(out ? { rttMs: out.rttS * 1000 } : {}),
+        backlogBytes: out?.meanBacklogBytes ?? 0,
+        blocksSent: out?.counters.messagesQueued ?? 0,
+        blocksReceived: incoming?.received ?? 0,
+        overwritten: incoming?.overwritten ?? 0,
+        rejected: incoming?.rejected ?? 0,
+        ...(acceptance !== undefined ? { acceptanceRate: acceptance } : {}),
+        skippedSends: (out?.counters.messagesSkipped ?? 0) + (out?.counters.overflows ?? 0),
+      });
+    }
+    return {
+      id,
+      samplesPerSec: (c.samples - w.samplesAtTick) / span,
+      batchSize: workload.batchSize,
+      sendBusyFraction: interval.sendBusyFraction.get(id) ?? 0,
+      links,
+      neighbours: w.asgd.neighbours,
+    };
+  };
+
+  const workerTick = (r: WorkerReport, interval: NetworkInterval): WorkerTick => {
+    const w = live.get(r.id)!;
+    const plan = plans.get(r.id);
+    let maxBacklog = 0;
+    for (const ch of interval.channels)
+      if (ch.from === r.id) maxBacklog = Math.max(maxBacklog, ch.maxBacklogBytes);
+    return {
+      id: r.id,
+      samplesPerSec: r.samplesPerSec,
+      settings: w.asgd.settings,
+      neighbours: w.asgd.neighbours,
+      ...(plan
+        ? {
+            budgetBytesPerSec: plan.budget,
+            capacityBytesPerSec: plan.capacity,
+            reason: plan.reason,
+          }
+        : {}),
+      goodputBytesPerSec: r.links.reduce((s, l) => s + l.goodputBytesPerSec, 0),
+      backlogBytes: r.links.reduce((s, l) => s + l.backlogBytes, 0),
+      maxBacklogBytes: maxBacklog,
+      sendBusyFraction: r.sendBusyFraction ?? 0,
+    };
+  };
+
+  const evaluateProbe = async () => {
+    const p = probe();
+    if (!p) return;
+    const { value, reached } = workload.progress(await p.asgd.readParameters());
+    lastProgress = value;
+    evaluations.push({ timeS: clock.nowS, value });
+    if (reached && timeToTarget === null) {
+      timeToTarget = clock.nowS;
+      if (stopAtTarget) stopped = true;
+    }
+  };
+
+  config.workers.forEach((spec, index) => {
+    clock.at(spec.joinAtS ?? 0, () => join(spec, index));
+    if (spec.leaveAtS !== undefined) clock.at(spec.leaveAtS, () => leave(spec));
+  });
+  for (let t = tickS; t <= config.maxTimeS + 1e-9; t += tickS) clock.at(t, tick);
+  for (let t = evalS; t <= config.maxTimeS + 1e-9; t += evalS) clock.at(t, evaluateProbe);
+
+  await clock.run(config.maxTimeS, () => stopped);
+
+  for (const [, c] of channelCounters()) {
+    totals.overflows += c.overflows;
+    totals.sendsSkipped += c.messagesSkipped;
+    totals.messagesDelivered += c.messagesDelivered;
+    totals.bytesDelivered += c.bytesDelivered;
+    totals.maxBacklogBytes = Math.max(totals.maxBacklogBytes, c.maxBacklogBytes);
+  }
+  totals.overflows += closedTotals.overflows;
+  totals.sendsSkipped += closedTotals.skipped;
+  totals.messagesDelivered += closedTotals.delivered;
+  totals.bytesDelivered += closedTotals.bytes;
+  for (const w of live.values()) addWorkerTotals(w);
+  return { timeToTargetS: timeToTarget, endS: clock.nowS, evaluations, ticks, totals };
+}

@@ -1,0 +1,258 @@
+/**
+ * Synchronous parameter-server SGD on the simulated network, the baseline ASGD has to beat.
+ * Each round: the server sends the parameters to every worker; each worker computes the
+ * gradient of one minibatch (simulated time batch / speed) and sends it back; once every
+ * worker's gradient has arrived the server applies their mean, w ← w − η·mean(g), and starts
+ * the next round. A round therefore waits for the slowest worker and for every transfer at the
+ * link speeds. Transfers are the real state messages (one per block, `syncEncoding`).
+ */
+import { Batcher } from '../data/batcher.ts';
+import { decodeStateMessage, encodeStateMessage, idHash } from '../codec/message.ts';
+import { lossAndGradient, ModelScratch } from '../model/math.ts';
+import { blockRange } from '../model/spec.ts';
+import { EventQueue } from './event-queue.ts';
+import { SimNetwork } from './network.ts';
+import { Schedule } from './schedule.ts';
+import {
+  DEFAULT_EVAL_INTERVAL_S,
+  DEFAULT_SERVER_BYTES_PER_SEC,
+  DEFAULT_TICK_INTERVAL_S,
+  emptyTotals,
+  SERVER_ID,
+  validateConfig,
+  type SimulationConfig,
+  type SimulationResult,
+  type SimWorkerSpec,
+  type TickRecord,
+} from './simulation.ts';
+
+interface SyncWorker {
+  readonly spec: SimWorkerSpec;
+  readonly batcher: Batcher;
+  readonly params: Float32Array;
+  readonly gradient: Float32Array;
+  blocksIn: number;
+  samples: number;
+  samplesAtTick: number;
+}
+
+export async function runSync(config: SimulationConfig): Promise<SimulationResult> {
+  validateConfig(config);
+  const { workload } = config;
+  const { layout } = workload;
+  const seed = config.seed ?? 1;
+  const encoding = config.syncEncoding ?? 'f32';
+  const tickS = config.tickIntervalS ?? DEFAULT_TICK_INTERVAL_S;
+  const evalS = config.evalIntervalS ?? DEFAULT_EVAL_INTERVAL_S;
+  const stopAtTarget = config.stopAtTarget ?? true;
+  const serverRate = Schedule.constant(config.serverBytesPerSec ?? DEFAULT_SERVER_BYTES_PER_SEC);
+  const jobHash = idHash(workload.name);
+
+  const clock = new EventQueue();
+  const network = new SimNetwork(clock, config.path, seed ^ 0x5eed);
+  const scratch = new ModelScratch(layout, workload.batchSize);
+  const weights = Float32Array.from(workload.initialParams);
+  const gradientSum = new Float64Array(layout.size);
+  const live = new Map<string, SyncWorker>();
+  const totals = emptyTotals();
+  const evaluations: { timeS: number; value: number }[] = [];
+  const ticks: TickRecord[] = [];
+  let timeToTarget: number | null = null;
+  let stopped = false;
+  let lastProgress: number | null = null;
+  let round = 0;
+  let roundOpen = false;
+  let roundScheduled = false;
+  /** Workers whose gradient the current round waits for, with blocks still missing. */
+  const waiting = new Map<string, number>();
+  let contributors = 0;
+  let seq = 0;
+
+  const sendBlocks = (from: string, to: string, values: Float32Array) => {
+    for (let k = 0; k < layout.blockCount; k++) {
+      const { start, end } = blockRange(layout, k);
+      const message = encodeStateMessage({
+        job: jobHash,
+        sender: idHash(from),
+        seq: seq++,
+        block: k,
+        encoding,
+        samples: round,
+        values: values.subarray(start, end),
+      });
+      if (network.send(from, to, message) !== 'queued') {
+        throw new Error(
+          `sync transfer ${from} → ${to} refused; the valve must be off in sync mode`,
+        );
+      }
+    }
+  };
+
+  network.addNode(SERVER_ID, {
+    uplink: serverRate,
+    downlink: serverRate,
+    sendBacklogLimitBytes: Infinity,
+    onMessage: (from, bytes) => {
+      const missing = waiting.get(from);
+      if (missing === undefined) return; // a worker that left mid-round
+      const m = decodeStateMessage(bytes);
+      const { start } = blockRange(layout, m.block);
+      for (let i = 0; i < m.values.length; i++) gradientSum[start + i]! += m.values[i]!;
+      if (missing === 1) {
+        waiting.delete(from);
+        contributors++;
+        maybeFinishRound();
+      } else waiting.set(from, missing - 1);
+    },
+  });
+
+  const startRound = () => {
+    if (stopped) return;
+    if (live.size === 0) {
+      roundOpen = false;
+      return;
+    }
+    roundOpen = true;
+    round++;
+    gradientSum.fill(0);
+    contributors = 0;
+    waiting.clear();
+    for (const w of live.values()) {
+      waiting.set(w.spec.id, layout.blockCount);
+      w.blocksIn = 0;
+      sendBlocks(SERVER_ID, w.spec.id, weights);
+    }
+  };
+
+  const maybeFinishRound = () => {
+    if (!roundOpen || waiting.size > 0) return;
+    if (contributors > 0) {
+      const step = workload.learningRate / contributors;
+      for (let i = 0; i < weights.length; i++) weights[i] = weights[i]! - step * gradientSum[i]!;
+      totals.steps++;
+    }
+    startRound();
+  };
+
+  const compute = (w: SyncWorker) => {
+    const speed = w.spec.samplesPerSec.valueAt(clock.nowS);
+    if (speed <= 0) {
+      const next = w.spec.samplesPerSec.nextChangeAfter(clock.nowS);
+      if (next < Infinity) clock.at(next, () => compute(w));
+      return;
+    }
+    const startedRound = round;
+    clock.after(workload.batchSize / speed, () => {
+      if (live.get(w.spec.id) !== w || round !== startedRound || stopped) return;
+      lossAndGradient(layout, w.params, w.batcher.next(), w.gradient, scratch);
+      w.samples += workload.batchSize;
+      totals.samples += workload.batchSize;
+      sendBlocks(w.spec.id, SERVER_ID, w.gradient);
+    });
+  };
+
+  const join = (spec: SimWorkerSpec, index: number) => {
+    const w: SyncWorker = {
+      spec,
+      batcher: new Batcher(
+        workload.shard(index, config.workers.length),
+        workload.batchSize,
+        seed * 1009 + index,
+      ),
+      params: new Float32Array(layout.size),
+      gradient: new Float32Array(layout.size),
+      blocksIn: 0,
+      samples: 0,
+      samplesAtTick: 0,
+    };
+    network.addNode(spec.id, {
+      uplink: spec.uplink,
+      downlink: spec.downlink,
+      sendBacklogLimitBytes: Infinity,
+      onMessage: (_from, bytes) => {
+        const m = decodeStateMessage(bytes);
+        w.params.set(m.values, blockRange(layout, m.block).start);
+        if (++w.blocksIn === layout.blockCount) compute(w);
+      },
+    });
+    live.set(spec.id, w);
+    // A worker joining mid-round waits for the next round's parameters. With no round open,
+    // one starts after every join due at this instant has run.
+    if (!roundOpen && !roundScheduled) {
+      roundScheduled = true;
+      clock.at(clock.nowS, () => {
+        roundScheduled = false;
+        if (!roundOpen) startRound();
+      });
+    }
+  };
+
+  const leave = (spec: SimWorkerSpec) => {
+    if (!live.delete(spec.id)) return;
+    network.removeNode(spec.id);
+    waiting.delete(spec.id);
+    maybeFinishRound();
+  };
+
+  const tick = () => {
+    const interval = network.collect();
+    const span = Math.max(interval.toS - interval.fromS, Number.MIN_VALUE);
+    const record: TickRecord = {
+      timeS: clock.nowS,
+      progress: lastProgress,
+      workers: [...live.values()].map((w) => {
+        const up = interval.channels.find((c) => c.from === w.spec.id);
+        const tickRecord = {
+          id: w.spec.id,
+          samplesPerSec: (w.samples - w.samplesAtTick) / span,
+          settings: {
+            communicationPeriod: workload.batchSize,
+            blocksPerMessage: layout.blockCount,
+            encoding,
+          },
+          neighbours: [SERVER_ID],
+          goodputBytesPerSec: (up?.transmittedBytes ?? 0) / span,
+          backlogBytes: up?.meanBacklogBytes ?? 0,
+          maxBacklogBytes: up?.maxBacklogBytes ?? 0,
+          sendBusyFraction: interval.sendBusyFraction.get(w.spec.id) ?? 0,
+        };
+        w.samplesAtTick = w.samples;
+        return tickRecord;
+      }),
+    };
+    if (config.recordTicks) ticks.push(record);
+    config.onTick?.(record);
+  };
+
+  const evaluateServer = () => {
+    const { value, reached } = workload.progress(weights);
+    lastProgress = value;
+    evaluations.push({ timeS: clock.nowS, value });
+    if (reached && timeToTarget === null) {
+      timeToTarget = clock.nowS;
+      if (stopAtTarget) stopped = true;
+    }
+  };
+
+  config.workers.forEach((spec, index) => {
+    clock.at(spec.joinAtS ?? 0, () => join(spec, index));
+    if (spec.leaveAtS !== undefined) clock.at(spec.leaveAtS, () => leave(spec));
+  });
+  for (let t = tickS; t <= config.maxTimeS + 1e-9; t += tickS) clock.at(t, tick);
+  for (let t = evalS; t <= config.maxTimeS + 1e-9; t += evalS) clock.at(t, evaluateServer);
+
+  await clock.run(config.maxTimeS, () => stopped);
+
+  const ids = [SERVER_ID, ...live.keys()];
+  for (const a of ids) {
+    for (const b of ids) {
+      const c = a === b ? undefined : network.counters(a, b);
+      if (!c) continue;
+      totals.messagesDelivered += c.messagesDelivered;
+      totals.bytesDelivered += c.bytesDelivered;
+      totals.maxBacklogBytes = Math.max(totals.maxBacklogBytes, c.maxBacklogBytes);
+    }
+  }
+  totals.blocksSent = seq;
+  return { timeToTargetS: timeToTarget, endS: clock.nowS, evaluations, ticks, totals };
+}
