@@ -348,6 +348,20 @@ describe('probe and programs', () => {
     expect(await probeWebGpu(undefined)).toMatchObject({ ok: false, software: false });
   });
 
+  it('prints the WGSL of every program a backend uses when asked', async () => {
+    const printed: string[] = [];
+    const layout = parameterLayout({ kind: 'mlp', inputs: 8, hidden: [4], classes: 2 }, 16);
+    const gpu = await WebGpuBackend.create(device, layout, new Float32Array(layout.size), {
+      debug: (text) => printed.push(text),
+    });
+    gpu.destroy();
+    const names = printed.map((t) => /\/\/ ---- ([\w-]+)/.exec(t)?.[1]);
+    for (const name of ['dense-forward', 'dense-forward-sparse', 'softmax-ce', 'sgd-parzen']) {
+      expect(names).toContain(name);
+    }
+    expect(printed.every((t) => t.includes('@compute'))).toBe(true);
+  });
+
   it('requests the adapter limits explicitly', async () => {
     const adapter = await dawnAdapter();
     expect(device.limits.maxStorageBufferBindingSize).toBe(

@@ -21,7 +21,7 @@ import {
 } from '@meshgrad/core';
 import { DeviceMonitor, WebGpuError } from '../gpu/errors.ts';
 import type { CompiledProgram } from '../gpu/program.ts';
-import { compileProgram, compileProgramNow, setShaderDebug } from '../gpu/program.ts';
+import { compileProgram, compileProgramNow, programListing } from '../gpu/program.ts';
 import type { DenseShape, Kernel } from '../kernels/programs.ts';
 import {
   denseBackwardInputKernel,
@@ -80,8 +80,11 @@ export interface WebGpuBackendOptions {
   readonly mailboxSlots?: number;
   /** Loss ring length in steps (default `DEFAULT_LOSS_RING`). */
   readonly lossRing?: number;
-  /** Print the WGSL of every program as it is compiled (default false). */
-  readonly debug?: boolean;
+  /**
+   * Print the WGSL of every program this backend uses, once at create, with `console.log` or the
+   * given function (default off). `setShaderDebug` prints every program compiled anywhere.
+   */
+  readonly debug?: boolean | ((text: string) => void);
   /**
    * First-layer sparse path: `auto` uses it for batches with at most `SPARSE_MAX_DENSITY`
    * nonzero inputs, `never` always runs the dense kernels (default `auto`).
@@ -203,7 +206,10 @@ export class WebGpuBackend implements Backend {
         `${layout.blockCount} blocks exceed the device's ${limits.maxComputeWorkgroupsPerDimension} workgroups per dispatch; use larger blocks`,
       );
     }
-    if (options.debug) setShaderDebug(true);
+    const debug =
+      // Printing is what the debug option is for.
+      // eslint-disable-next-line no-console
+      options.debug === true ? (text: string) => console.log(text) : options.debug || null;
     const label = options.label ?? 'meshgrad';
     const tuning =
       options.tuning === 'software'
@@ -240,10 +246,10 @@ export class WebGpuBackend implements Backend {
     }
 
     // Compile everything first (in parallel), then allocate.
-    const compile = async (kernel: Kernel) => ({
-      kernel,
-      compiled: await compileProgram(device, kernel.program),
-    });
+    const compile = async (kernel: Kernel) => {
+      debug?.(`// ${label}\n${programListing(kernel.program)}`);
+      return { kernel, compiled: await compileProgram(device, kernel.program) };
+    };
     const lossReduceP = compile(lossReduceKernel());
     const updateP = compile(
       sgdParzenKernel({

@@ -138,8 +138,13 @@ export class CompiledProgram {
 
 const caches = new WeakMap<GPUDevice, Map<string, Promise<CompiledProgram>>>();
 
+/** The text the debug switch prints for a program: its key, then its full WGSL. */
+export function programListing(program: ComputeProgram): string {
+  return `// ---- ${program.key}\n${program.source}`;
+}
+
 function describe(device: GPUDevice, program: ComputeProgram) {
-  if (debugSink) debugSink(`// ---- ${program.key}\n${program.source}`);
+  if (debugSink) debugSink(programListing(program));
   const label = program.label;
   const layout = device.createBindGroupLayout({
     label,
