@@ -21,6 +21,9 @@ import type {
   AdminWatchReply,
 } from './protocol.ts';
 import { fieldError } from './service.ts';
+import { parseJobSpec } from '../jobs/job-spec.ts';
+// The console's new-job form (pure, no DOM): its specs must be ones this server accepts.
+import { formToSpec, initialValues } from '../../../client/src/admin/spec-form.ts';
 
 const TOKEN = 'test-admin-token-0123456789';
 
@@ -156,6 +159,46 @@ describe('fieldError', () => {
       message: 'a job spec is a JSON object',
     });
     expect(fieldError('something odd')).toEqual({ message: 'something odd' });
+  });
+});
+
+describe("the console's new-job form", () => {
+  it('builds specs the server accepts, for every field it has', () => {
+    const values = {
+      ...initialValues(),
+      id: 'all',
+      name: 'All fields',
+      host: 'h',
+      description: 'd',
+      batchSize: '32',
+      learningRate: '0.05',
+      seed: '3',
+      blockSize: '1000',
+      shards: '4',
+      neighbours: '2',
+      checkpointIntervalSec: '5',
+      'communication.communicationPeriod': '64',
+      'communication.blocksPerMessage': '2',
+    };
+    expect(parseJobSpec(formToSpec(values))).toMatchObject({ batchSize: 32, shards: 4 });
+    expect(parseJobSpec(formToSpec({ ...initialValues(), id: 'd', name: 'D' })).batchSize).toBe(64);
+    const kmeans = {
+      ...values,
+      'model.kind': 'kmeans',
+      'model.dims': '2',
+      'model.clusters': '3',
+      'dataset.kind': 'clusters',
+      'dataset.clusters': '3',
+      'dataset.dims': '2',
+      'dataset.count': '100',
+      'dataset.testCount': '50',
+      'dataset.spread': '0.5',
+      'dataset.seed': '9',
+    };
+    expect(parseJobSpec(formToSpec(kmeans)).dataset).toMatchObject({
+      kind: 'clusters',
+      count: 100,
+    });
   });
 });
 
