@@ -245,6 +245,19 @@ export class WebGpuBackend implements Backend {
       }
     }
 
+    const shapes: DenseShape[] = [];
+    if (spec.kind !== 'kmeans') {
+      const widths = denseWidths(spec);
+      for (let l = 0; l + 1 < widths.length; l++) {
+        const weight = layout.tensors[2 * l]!;
+        const bias = layout.tensors[2 * l + 1]!;
+        if (bias.offset !== weight.offset + weight.size) {
+          throw new RangeError(`layer ${l}: the bias must follow the weight (spec.ts layout)`);
+        }
+        shapes.push({ inputs: widths[l]!, outputs: widths[l + 1]!, weightOffset: weight.offset });
+      }
+    }
+
     // Compile everything first (in parallel), then allocate.
     const compile = async (kernel: Kernel) => {
       debug?.(`// ${label}\n${programListing(kernel.program)}`);
@@ -295,16 +308,6 @@ export class WebGpuBackend implements Backend {
         compile(kmeansGradKernel(spec.dims, spec.clusters)),
       ]).then(([assign, grad]) => ({ kind: 'kmeans', assign, grad }));
     } else {
-      const widths = denseWidths(spec);
-      const shapes: DenseShape[] = [];
-      for (let l = 0; l + 1 < widths.length; l++) {
-        const weight = layout.tensors[2 * l]!;
-        const bias = layout.tensors[2 * l + 1]!;
-        if (bias.offset !== weight.offset + weight.size) {
-          throw new RangeError(`layer ${l}: the bias must follow the weight (spec.ts layout)`);
-        }
-        shapes.push({ inputs: widths[l]!, outputs: widths[l + 1]!, weightOffset: weight.offset });
-      }
       modelP = Promise.all([
         Promise.all(shapes.map((s, l) => compileLayer(s, l, l + 1 < shapes.length))),
         compile(softmaxCrossEntropyKernel(spec.classes)),
@@ -314,6 +317,10 @@ export class WebGpuBackend implements Backend {
     try {
       compiled = await Promise.all([modelP, lossReduceP, updateP, codecP]);
     } catch (err) {
+      void codecP.then(
+        (codec) => codec.destroy(),
+        () => undefined,
+      );
       // A compile that failed because the device went away reports the device's failure.
       throw monitor.error ?? err;
     }
