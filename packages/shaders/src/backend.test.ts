@@ -10,22 +10,23 @@ import {
   parameterLayout,
   Rng,
 } from '@meshgrad/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { BufferPlan } from './backend/buffers.ts';
 import { WebGpuBackend } from './backend/webgpu-backend.ts';
-import { dawnAdapter, dawnDevice, dawnGpu } from './dawn.test-support.ts';
+import { dawnAdapter, dawnDevice, dawnGpu, sharedDawnDevice } from './dawn.test-support.ts';
 import { isWebGpuError, WebGpuError } from './gpu/errors.ts';
 import { probeWebGpu, requestBackendDevice } from './gpu/probe.ts';
 import { ComputeProgram, compileProgram, setShaderDebug } from './gpu/program.ts';
 
+// Opened by the first test (see sharedDawnDevice: no adapter fails every test, never skips).
 let device: GPUDevice;
 
-beforeAll(async () => {
-  device = await dawnDevice();
+beforeEach(async () => {
+  device = await sharedDawnDevice();
 });
 
-afterAll(() => {
-  device?.destroy();
+afterAll(async () => {
+  (await sharedDawnDevice().catch(() => null))?.destroy();
 });
 
 function batchOf(data: Dataset, start: number, size: number): Batch {

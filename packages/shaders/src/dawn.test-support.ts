@@ -36,3 +36,14 @@ export async function dawnAdapter(): Promise<GPUAdapter> {
 export async function dawnDevice(): Promise<GPUDevice> {
   return requestBackendDevice(await dawnAdapter());
 }
+
+let shared: Promise<GPUDevice> | undefined;
+
+/**
+ * One device shared by a test file, opened on first use. Tests await it themselves, so a
+ * missing adapter fails each of them with the message above rather than skipping them.
+ */
+export function sharedDawnDevice(): Promise<GPUDevice> {
+  shared ??= dawnDevice();
+  return shared;
+}

@@ -1,19 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { runKernelChecks } from './checks/kernel-checks.ts';
 import { dawnDevice } from './dawn.test-support.ts';
 
 describe('WGSL kernels on Dawn (SwiftShader)', () => {
-  let device: GPUDevice;
-
-  beforeAll(async () => {
-    device = await dawnDevice();
-  });
-
-  afterAll(() => {
-    device?.destroy();
-  });
-
   it('every kernel check passes against its float64 reference', async () => {
+    // No adapter is a failure with a message naming what is missing, never a skip.
+    const device = await dawnDevice();
     const lines: string[] = [];
     const results = await runKernelChecks(device, { log: (line) => lines.push(line) });
     console.log(lines.join('\n'));
@@ -21,5 +13,6 @@ describe('WGSL kernels on Dawn (SwiftShader)', () => {
     for (const r of results) {
       expect.soft(r.passed, `${r.name}: ${r.maxRelError} > ${r.bound}; ${r.detail}`).toBe(true);
     }
+    device.destroy();
   });
 });
