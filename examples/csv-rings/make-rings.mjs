@@ -1,6 +1,7 @@
 // Writes rings.csv: three noisy concentric rings in the plane, labelled by name. Seeded, so the
 // file is the same on every machine: `node make-rings.mjs`.
 import { writeFileSync } from 'node:fs';
+import { URL } from 'node:url';
 
 const SAMPLES = 1500;
 const RADII = { inner: 1, middle: 2, outer: 3 };
