@@ -743,6 +743,7 @@ function backendCheck(
   name: string,
   layout: ParameterLayout,
   makeSteps: (rng: Rng) => StepPlan[],
+  tuning: 'auto' | 'hardware' | 'software' = 'auto',
 ): Check {
   return async ({ device, rng }) => {
     const params = randomArray(rng, layout.size, 0.3);
@@ -755,6 +756,7 @@ function backendCheck(
       mailboxSlots: 4,
       lossRing: 3,
       label: 'kernel-check',
+      tuning,
     });
     try {
       let w: Float64Array = Float64Array.from(params);
@@ -831,23 +833,32 @@ function joinPeers(...fs: ((w: Float64Array, g: Float64Array, eta: number) => Re
   return (w: Float64Array, g: Float64Array, eta: number) => fs.flatMap((f) => f(w, g, eta));
 }
 
-function mlpBackendCheck(): Check {
+function mlpBackendCheck(tuning: 'auto' | 'hardware' | 'software' = 'auto'): Check {
   const layout = parameterLayout({ kind: 'mlp', inputs: 48, hidden: [20], classes: 5 }, 256);
-  return backendCheck('mlp 48-20-5 (sparse and dense input, merges)', layout, (rng) => [
-    { batch: classifierBatch(rng, 24, 48, 5, 0.8) },
-    { batch: classifierBatch(rng, 24, 48, 5, 0.8), peers: peersAlongGradient(layout, 1, [3, -1]) },
-    {
-      batch: classifierBatch(rng, 17, 48, 5, 0),
-      peers: joinPeers(
-        peersAlongGradient(layout, 0, [2]),
-        peersAlongGradient(layout, layout.blockCount - 1, [4, 0.2]),
-      ),
-    },
-    {
-      batch: classifierBatch(rng, 31, 48, 5, 0.75),
-      peers: peersAlongGradient(layout, 2, [2, 5, 0.1, -3]),
-    },
-  ]);
+  const shapes = tuning === 'auto' ? '' : `, ${tuning} kernel shapes`;
+  return backendCheck(
+    `mlp 48-20-5 (sparse and dense input, merges${shapes})`,
+    layout,
+    (rng) => [
+      { batch: classifierBatch(rng, 24, 48, 5, 0.8) },
+      {
+        batch: classifierBatch(rng, 24, 48, 5, 0.8),
+        peers: peersAlongGradient(layout, 1, [3, -1]),
+      },
+      {
+        batch: classifierBatch(rng, 17, 48, 5, 0),
+        peers: joinPeers(
+          peersAlongGradient(layout, 0, [2]),
+          peersAlongGradient(layout, layout.blockCount - 1, [4, 0.2]),
+        ),
+      },
+      {
+        batch: classifierBatch(rng, 31, 48, 5, 0.75),
+        peers: peersAlongGradient(layout, 2, [2, 5, 0.1, -3]),
+      },
+    ],
+    tuning,
+  );
 }
 
 function softmaxBackendCheck(): Check {
@@ -907,6 +918,9 @@ const CHECKS: readonly (readonly [string, Check])[] = [
   ['codec-f16', f16Check(4099)],
   ['codec-int8', int8Check(1001)],
   ['backend-mlp', mlpBackendCheck()],
+  // The other adapter class's kernel shapes (staged tiles on SwiftShader, or the reverse).
+  ['backend-mlp', mlpBackendCheck('hardware')],
+  ['backend-mlp', mlpBackendCheck('software')],
   ['backend-softmax', softmaxBackendCheck()],
   ['backend-kmeans', kmeansBackendCheck()],
 ];
