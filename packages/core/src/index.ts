@@ -7,3 +7,4 @@ export * from './asgd/index.ts';
 export * from './export/index.ts';
 export * from './balancer/index.ts';
 export * from './sim/index.ts';
+export * from './transport/index.ts';

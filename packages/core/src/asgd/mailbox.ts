@@ -12,6 +12,8 @@ export class Mailbox {
   private readonly slots = new Map<number, Map<string, Float32Array>>();
   /** Blocks replaced before they were read. */
   overwritten = 0;
+  /** The same, by the peer whose unread block was lost. */
+  readonly overwrittenByPeer = new Map<string, number>();
   private waiting = 0;
 
   /** Stores `values` for `block` from `peer`; returns true when it replaced an unread block. */
@@ -25,18 +27,24 @@ export class Mailbox {
     if (!replaced && byPeer.size >= MAX_PEERS_PER_BLOCK) {
       // Drop the oldest entry (Map keeps insertion order) to bound memory per block.
       const oldest = byPeer.keys().next().value;
-      if (oldest !== undefined) byPeer.delete(oldest);
-      this.overwritten++;
-      this.waiting--;
+      if (oldest !== undefined) {
+        byPeer.delete(oldest);
+        this.countOverwrite(oldest);
+      }
     }
     if (replaced) {
       byPeer.delete(peer);
-      this.overwritten++;
-      this.waiting--;
+      this.countOverwrite(peer);
     }
     byPeer.set(peer, values);
     this.waiting++;
     return replaced;
+  }
+
+  private countOverwrite(peer: string): void {
+    this.overwritten++;
+    this.overwrittenByPeer.set(peer, (this.overwrittenByPeer.get(peer) ?? 0) + 1);
+    this.waiting--;
   }
 
   /** Blocks waiting to be merged. */

@@ -5,7 +5,8 @@ import { parameterLayout, blockRange } from '../model/spec.ts';
 import { encodeStateMessage, idHash } from '../codec/message.ts';
 import { Rng } from '../util/rng.ts';
 import type { Batch } from '../data/dataset.ts';
-import { AsgdWorker } from './worker.ts';
+import { decodeStateMessage } from '../codec/message.ts';
+import { AsgdWorker, type BlockSink } from './worker.ts';
 import { Mailbox } from './mailbox.ts';
 
 const layout = parameterLayout({ kind: 'softmax', inputs: 8, classes: 3 }, 10);
@@ -24,7 +25,11 @@ function batchSource(seed: number): () => Batch {
   };
 }
 
-function makeWorker(sent: Array<{ peer: string; message: Uint8Array }>, period = 8) {
+function makeWorker(
+  sent: Array<{ peer: string; message: Uint8Array }>,
+  period = 8,
+  extra: Omit<BlockSink, 'send'> = {},
+) {
   const params = initParameters(layout, 1);
   return new AsgdWorker({
     backend: new CpuBackend(layout, params),
@@ -34,6 +39,7 @@ function makeWorker(sent: Array<{ peer: string; message: Uint8Array }>, period =
         sent.push({ peer, message });
         return true;
       },
+      ...extra,
     },
     jobId: 'job',
     workerId: 'w1',
@@ -65,6 +71,8 @@ describe('Mailbox', () => {
     expect(box.put('a', 0, new Float32Array([2]))).toBe(true);
     box.put('b', 0, new Float32Array([3]));
     expect(box.overwritten).toBe(1);
+    expect(box.overwrittenByPeer.get('a')).toBe(1);
+    expect(box.overwrittenByPeer.get('b')).toBeUndefined();
     const drained = box.drain();
     expect(drained.map((r) => r.values[0]).sort()).toEqual([2, 3]);
     expect(box.size).toBe(0);
@@ -124,5 +132,74 @@ describe('AsgdWorker', () => {
     await w.step();
     await w.drainStats();
     expect(w.counters.offered).toBe(1);
+  });
+
+  it('counts per peer: received, rejected, overwritten', () => {
+    const w = makeWorker([]);
+    w.receive(
+      'w2',
+      block(0, () => 0.01),
+    );
+    w.receive(
+      'w2',
+      block(0, () => 0.02),
+    );
+    w.receive('w3', new Uint8Array(100));
+    expect(w.peer('w2')).toMatchObject({ blocksReceived: 2, rejected: 0 });
+    expect(w.peer('w3')).toMatchObject({ blocksReceived: 0, rejected: 1 });
+    expect(w.mailbox.overwrittenByPeer.get('w2')).toBe(1);
+  });
+
+  it('skips (and counts) a send to a peer that is not ready, without reading blocks', async () => {
+    const sent: Array<{ peer: string; message: Uint8Array }> = [];
+    let ready = false;
+    const w = makeWorker(sent, 4, { ready: () => ready });
+    await w.step(); // one due send of 2 blocks, skipped
+    expect(sent).toHaveLength(0);
+    expect(w.counters.sendsSkipped).toBe(2);
+    expect(w.peer('w2')).toMatchObject({ sendsSkipped: 2, blocksSent: 0 });
+    ready = true;
+    await w.step();
+    expect(sent).toHaveLength(2);
+    expect(w.peer('w2')).toMatchObject({ sendsSkipped: 2, blocksSent: 2 });
+  });
+
+  it("fits blocks to the link's maximum message size with a less precise encoding", async () => {
+    const sent: Array<{ peer: string; message: Uint8Array }> = [];
+    // Blocks of 10 values: 88 bytes as f32, 68 as f16, 58 as int8.
+    const w = makeWorker(sent, 4, { maxMessageBytes: () => 70 });
+    await w.step();
+    expect(sent.map((s) => decodeStateMessage(s.message).encoding)).toEqual(['f16', 'f16']);
+    const tiny = makeWorker(sent.splice(0), 4, { maxMessageBytes: () => 50 });
+    await tiny.step();
+    expect(sent).toHaveLength(0);
+    expect(tiny.counters.sendsSkipped).toBe(2);
+  });
+
+  it('fuzz: receive() never throws, whatever arrives', () => {
+    const seed = Math.floor(Math.random() * 2 ** 31);
+    const rng = new Rng(seed);
+    const w = makeWorker([]);
+    const good = block(0, () => 0.01);
+    let accepted = 0;
+    for (let t = 0; t < 3000; t++) {
+      let f: Uint8Array;
+      if (t % 3 === 0) {
+        f = new Uint8Array(rng.int(200));
+        for (let i = 0; i < f.length; i++) f[i] = rng.int(256);
+      } else if (t % 3 === 1) {
+        f = good.slice(0, rng.int(good.length + 1));
+      } else {
+        f = good.slice();
+        const at = rng.int(f.length);
+        f[at] = f[at]! ^ (1 + rng.int(255));
+      }
+      expect(() => {
+        if (w.receive('fuzz', t % 2 ? f : f.slice().buffer)) accepted++;
+      }, `seed ${seed}`).not.toThrow();
+    }
+    // Only whole, untouched copies of the good block get through.
+    expect(w.counters.blocksReceived).toBe(accepted);
+    expect(w.counters.rejected + accepted).toBe(3000);
   });
 });

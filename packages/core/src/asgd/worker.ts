@@ -4,6 +4,7 @@ import type { Batch } from '../data/dataset.ts';
 import { decodeStateMessage, encodeStateMessage, idHash, MessageError } from '../codec/message.ts';
 import type { WorkerSettings } from '../protocol/events.ts';
 import { Rng } from '../util/rng.ts';
+import { fitEncoding } from '../transport/fit.ts';
 import { Mailbox } from './mailbox.ts';
 
 /**
@@ -13,9 +14,32 @@ import { Mailbox } from './mailbox.ts';
 export const NORM_BOUND_FACTOR = 10;
 const NORM_FLOOR = 1;
 
-/** Where outgoing state messages go; returns false when the send was skipped (backlog). */
+/** Where outgoing state messages go. */
 export interface BlockSink {
+  /** Queues one message for `peer`; returns false when it was skipped (backlog, link down). */
   send(peer: string, message: Uint8Array): boolean;
+  /**
+   * Whether `peer` takes messages now (its link is open and its backlog under the hard limit).
+   * Asked before any block is read, so a skipped send costs no device readback. Default: yes.
+   */
+  ready?(peer: string): boolean;
+  /**
+   * Largest message the link to `peer` carries (the negotiated RTCSctpTransport
+   * maxMessageSize); blocks that do not fit go in a less precise encoding that does, or are
+   * skipped. Default: the codec's MAX_MESSAGE_BYTES.
+   */
+  maxMessageBytes?(peer: string): number;
+}
+
+/** Per-peer counters since the worker started; all monotonic. */
+export interface PeerCounters {
+  blocksSent: number;
+  /** Blocks that passed the checks and went to the mailbox. */
+  blocksReceived: number;
+  /** Messages from this peer that failed decoding or checks. */
+  rejected: number;
+  /** Blocks meant for this peer that were not sent (link not ready, block too big for it). */
+  sendsSkipped: number;
 }
 
 export interface AsgdWorkerOptions {
@@ -68,6 +92,8 @@ export class AsgdWorker {
     offered: 0,
     accepted: 0,
   };
+  /** The same counters per peer (overwrites are in `mailbox.overwrittenByPeer`). */
+  readonly peerCounters = new Map<string, PeerCounters>();
   learningRate: number;
   settings: WorkerSettings;
   neighbours: string[];
@@ -101,6 +127,7 @@ export class AsgdWorker {
    * this runs on the receive path of a data channel.
    */
   receive(peer: string, bytes: Uint8Array | ArrayBuffer): boolean {
+    const perPeer = this.peer(peer);
     let reason: string;
     try {
       const m = decodeStateMessage(bytes);
@@ -117,6 +144,7 @@ export class AsgdWorker {
         } else {
           this.mailbox.put(peer, m.block, m.values);
           this.counters.blocksReceived++;
+          perPeer.blocksReceived++;
           return true;
         }
       }
@@ -124,8 +152,19 @@ export class AsgdWorker {
       reason = err instanceof MessageError ? err.code : 'ERR_MESSAGE_DECODE';
     }
     this.counters.rejected++;
+    perPeer.rejected++;
     this.counters.rejectedByCode[reason] = (this.counters.rejectedByCode[reason] ?? 0) + 1;
     return false;
+  }
+
+  /** The counters of `peer`, created on first use. */
+  peer(peer: string): PeerCounters {
+    let c = this.peerCounters.get(peer);
+    if (!c) {
+      c = { blocksSent: 0, blocksReceived: 0, rejected: 0, sendsSkipped: 0 };
+      this.peerCounters.set(peer, c);
+    }
+    return c;
   }
 
   /** One training step, then the sends that are due. */
@@ -142,27 +181,50 @@ export class AsgdWorker {
     }
   }
 
-  /** Sends m blocks to one random neighbour; skipped (and counted) when the sink refuses. */
+  /**
+   * Sends m blocks to one random neighbour. A neighbour that is not ready gets nothing and the m
+   * blocks count as skipped (the local safety valve, DESIGN §3); so does a block that fits no
+   * encoding under the link's maximum message size, or one the sink refuses.
+   */
   private async send(): Promise<void> {
     if (this.neighbours.length === 0) return;
     const peer = this.neighbours[this.rng.int(this.neighbours.length)] as string;
+    const perPeer = this.peer(peer);
     const m = Math.min(this.settings.blocksPerMessage, this.layout.blockCount);
+    const sink = this.opts.sink;
+    if (sink.ready && !sink.ready(peer)) {
+      this.counters.sendsSkipped += m;
+      perPeer.sendsSkipped += m;
+      return;
+    }
+    const maxBytes = sink.maxMessageBytes?.(peer) ?? Infinity;
     for (let i = 0; i < m; i++) {
       const k = this.cursor;
       this.cursor = (this.cursor + 1) % this.layout.blockCount;
-      const values = await this.opts.backend.readBlock(k);
-      this.blockNorms[k] = norm(values);
-      const message = encodeStateMessage({
-        job: this.jobHash,
-        sender: this.selfHash,
-        seq: this.seq++,
-        block: k,
-        encoding: this.settings.encoding,
-        samples: this.counters.samples,
-        values,
-      });
-      if (this.opts.sink.send(peer, message)) this.counters.blocksSent++;
-      else this.counters.sendsSkipped++;
+      const { start, end } = blockRange(this.layout, k);
+      const encoding = fitEncoding(end - start, this.settings.encoding, maxBytes);
+      let sent = false;
+      if (encoding !== null) {
+        const values = await this.opts.backend.readBlock(k);
+        this.blockNorms[k] = norm(values);
+        const message = encodeStateMessage({
+          job: this.jobHash,
+          sender: this.selfHash,
+          seq: this.seq++,
+          block: k,
+          encoding,
+          samples: this.counters.samples,
+          values,
+        });
+        sent = sink.send(peer, message);
+      }
+      if (sent) {
+        this.counters.blocksSent++;
+        perPeer.blocksSent++;
+      } else {
+        this.counters.sendsSkipped++;
+        perPeer.sendsSkipped++;
+      }
     }
   }
 

@@ -50,6 +50,28 @@ describe('state message codec', () => {
     }
   });
 
+  it('detects every single-byte corruption, exhaustively: each byte, each of its 255 other values', () => {
+    const rng = new Rng(Math.floor(Math.random() * 2 ** 31));
+    for (const encoding of ['f32', 'f16', 'int8'] as const) {
+      const bytes = encodeStateMessage({ ...base, encoding, values: randomValues(rng, 12) });
+      const corrupt = bytes.slice();
+      let missed = 0;
+      for (let i = 0; i < bytes.length; i++) {
+        for (let d = 1; d < 256; d++) {
+          corrupt[i] = (bytes[i]! + d) & 0xff;
+          try {
+            decodeStateMessage(corrupt);
+            missed++;
+          } catch (err) {
+            if (!(err instanceof MessageError)) throw err;
+          }
+        }
+        corrupt[i] = bytes[i]!;
+      }
+      expect(missed, encoding).toBe(0);
+    }
+  });
+
   it('refuses non-finite values', () => {
     const values = new Float32Array([1, Number.NaN, 2]);
     const bytes = encodeStateMessage({ ...base, encoding: 'f32', values });
@@ -68,6 +90,15 @@ describe('state message codec', () => {
     const rng = new Rng(seed);
     const valid = encodeStateMessage({ ...base, encoding: 'f16', values: randomValues(rng, 200) });
     const frames: Uint8Array[] = [new Uint8Array(0), new Uint8Array(MAX_MESSAGE_BYTES + 1)];
+    // Oversized: a valid message with bytes appended, and a header claiming more values than fit.
+    for (const extra of [1, 7, MAX_MESSAGE_BYTES]) {
+      const f = new Uint8Array(valid.length + extra);
+      f.set(valid);
+      frames.push(f);
+    }
+    const claims = valid.slice();
+    new DataView(claims.buffer).setUint32(24, 0xffffffff, true);
+    frames.push(claims);
     for (let t = 0; t < 2000; t++) {
       const kind = t % 3;
       if (kind === 0) {

@@ -6,7 +6,15 @@
  * answered with a `refused` event naming the offending event.
  */
 import type { ErrorReply } from './errors.ts';
-import type { Hello, ModelSpecPayload, RelayOut, StateUpload, Stats } from './schemas.ts';
+import type {
+  Hello,
+  ModelSpecPayload,
+  RelayOut,
+  SignalData,
+  SignalOut,
+  StateUpload,
+  Stats,
+} from './schemas.ts';
 
 /** Per-worker communication settings chosen by the balancer (DESIGN §3). */
 export interface WorkerSettings {
@@ -35,6 +43,25 @@ export interface JobInfo {
   readonly dataset: { readonly name: string; readonly features: number; readonly classes: number };
 }
 
+/** One ICE server, as `RTCIceServer` (core sees no DOM types). */
+export interface IceServer {
+  readonly urls: string | readonly string[];
+  readonly username?: string;
+  readonly credential?: string;
+}
+
+/**
+ * ICE servers for a worker's peer connections (DESIGN §4): STUN and TURN from the server's
+ * configuration, TURN with short-lived HMAC credentials minted for this worker.
+ */
+export interface IceConfig {
+  readonly iceServers: readonly IceServer[];
+  /** When minted TURN credentials expire (ms since the epoch); absent when none were minted. */
+  readonly expiresAt?: number;
+}
+
+export type IceReply = ({ readonly ok: true } & IceConfig) | ErrorReply;
+
 export interface Assignment {
   readonly ok: true;
   readonly workerId: string;
@@ -50,6 +77,8 @@ export interface Assignment {
   readonly checkpoint: { readonly url: string; readonly samples: number };
   readonly neighbours: readonly string[];
   readonly settings: WorkerSettings;
+  /** ICE servers for peer links; absent from servers that predate peer-to-peer links. */
+  readonly ice?: IceConfig;
 }
 
 export type HelloReply = Assignment | ErrorReply;
@@ -58,6 +87,11 @@ export type OkReply = { readonly ok: true } | ErrorReply;
 export interface RelayIn {
   readonly from: string;
   readonly data: ArrayBuffer | Uint8Array;
+}
+
+export interface SignalIn {
+  readonly from: string;
+  readonly data: SignalData;
 }
 
 export interface ControlMessage {
@@ -70,6 +104,10 @@ export interface VolunteerClientToServerEvents {
   stats: (payload: Stats) => void;
   state: (payload: StateUpload, reply: (r: OkReply) => void) => void;
   relay: (payload: RelayOut) => void;
+  /** WebRTC signaling for a peer of the same job; the server forwards it as `signal`. */
+  signal: (payload: SignalOut) => void;
+  /** Fresh ICE servers (TURN credentials expire); payload `{}`. */
+  ice: (payload: Record<string, never>, reply: (r: IceReply) => void) => void;
 }
 
 export interface VolunteerServerToClientEvents {
@@ -78,6 +116,7 @@ export interface VolunteerServerToClientEvents {
   control: (control: ControlMessage) => void;
   requestState: (request: { requestId: string }) => void;
   relay: (message: RelayIn) => void;
+  signal: (message: SignalIn) => void;
   /** A fire-and-forget event was refused. */
   refused: (error: ErrorReply & { readonly event: string }) => void;
 }

@@ -11,6 +11,12 @@ export const MAX_PAYLOAD_BYTES = 16 * 1024 * 1024;
 /** Largest relayed state message (bytes): one encoded block plus header, as on a data channel. */
 export const MAX_RELAY_BYTES = 262_144;
 
+/**
+ * Largest WebRTC signaling payload relayed between two volunteers (bytes of its SDP or
+ * candidate text). A data-channel-only offer is about 1 KB; media would never come this way.
+ */
+export const MAX_SIGNAL_BYTES = 16_384;
+
 /** How often a volunteer reports statistics (ms). */
 export const STATS_INTERVAL_MS = 1_000;
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { helloSchema, relaySchema, statsSchema, validate } from './schemas.ts';
-import { MAX_RELAY_BYTES, PROTOCOL_VERSION } from './limits.ts';
+import { helloSchema, relaySchema, signalSchema, statsSchema, validate } from './schemas.ts';
+import { MAX_RELAY_BYTES, MAX_SIGNAL_BYTES, PROTOCOL_VERSION } from './limits.ts';
 
 const hello = {
   protocolVersion: PROTOCOL_VERSION,
@@ -50,5 +50,37 @@ describe('protocol schemas', () => {
 
   it('refuses ids that could smuggle paths or markup', () => {
     expect(validate(relaySchema, { to: '../etc', data: new Uint8Array(1) }).ok).toBe(false);
+  });
+
+  it('accepts WebRTC signaling for a data channel and caps its size', () => {
+    const offer = { to: 'w-2', data: { type: 'offer', sdp: 'v=0\r\n' } };
+    const candidate = {
+      to: 'w-2',
+      data: {
+        type: 'candidate',
+        candidate: {
+          candidate: 'candidate:1 1 udp 1 10.0.0.1 5000 typ host',
+          sdpMid: '0',
+          sdpMLineIndex: 0,
+        },
+      },
+    };
+    expect(validate(signalSchema, offer).ok).toBe(true);
+    expect(validate(signalSchema, candidate).ok).toBe(true);
+    const big = validate(signalSchema, {
+      ...offer,
+      data: { type: 'answer', sdp: 'x'.repeat(MAX_SIGNAL_BYTES + 1) },
+    });
+    expect(big.ok).toBe(false);
+    if (!big.ok) expect(big.message).toMatch(/^data\.sdp: /);
+    // Renegotiation and media requests are not part of a data-channel link.
+    expect(
+      validate(signalSchema, { to: 'w-2', data: { type: 'renegotiate', renegotiate: true } }).ok,
+    ).toBe(false);
+    const extra = validate(signalSchema, { ...offer, data: { ...offer.data, stream: 1 } });
+    expect(extra.ok).toBe(false);
+    const to = validate(signalSchema, { ...offer, to: '../admin' });
+    expect(to.ok).toBe(false);
+    if (!to.ok) expect(to.message).toMatch(/^to: /);
   });
 });

@@ -3,7 +3,12 @@
  * before use (types are not validation); the client may use them too.
  */
 import { z } from 'zod';
-import { MAX_PAYLOAD_BYTES, MAX_RELAY_BYTES, PROTOCOL_VERSION } from './limits.ts';
+import {
+  MAX_PAYLOAD_BYTES,
+  MAX_RELAY_BYTES,
+  MAX_SIGNAL_BYTES,
+  PROTOCOL_VERSION,
+} from './limits.ts';
 
 const id = z
   .string()
@@ -73,7 +78,10 @@ export const helloSchema = z.object({
 
 export const linkStatsSchema = z.object({
   peer: id,
+  /** True when the link's bytes pass through a relay: a TURN server or the job server. */
   relayed: z.boolean(),
+  /** `direct`, `turn` (WebRTC through a TURN relay) or `server` (the socket.io relay fallback). */
+  route: z.enum(['direct', 'turn', 'server']).optional(),
   goodputBytesPerSec: nonNegative,
   rttMs: nonNegative.optional(),
   backlogBytes: nonNegative,
@@ -112,6 +120,30 @@ export const relaySchema = z.object({
   data: bytes(MAX_RELAY_BYTES),
 });
 
+/**
+ * WebRTC signaling between two volunteers of one job, relayed by the server: a session
+ * description (offer or answer) or one trickled ICE candidate. Only what a data channel needs;
+ * renegotiation and media requests are refused.
+ */
+const signalText = z.string().max(MAX_SIGNAL_BYTES);
+export const signalDataSchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.enum(['offer', 'answer']), sdp: signalText }),
+  z.strictObject({
+    type: z.literal('candidate'),
+    candidate: z.strictObject({
+      candidate: z.string().max(1024),
+      sdpMid: z.string().max(64).nullable().optional(),
+      sdpMLineIndex: z.number().int().min(0).max(255).nullable().optional(),
+      usernameFragment: z.string().max(256).nullable().optional(),
+    }),
+  }),
+]);
+
+export const signalSchema = z.object({
+  to: id,
+  data: signalDataSchema,
+});
+
 export type ModelSpecPayload = z.infer<typeof modelSpecSchema>;
 export type DeviceInfo = z.infer<typeof deviceInfoSchema>;
 export type Hello = z.infer<typeof helloSchema>;
@@ -119,6 +151,8 @@ export type LinkStats = z.infer<typeof linkStatsSchema>;
 export type Stats = z.infer<typeof statsSchema>;
 export type StateUpload = z.infer<typeof stateUploadSchema>;
 export type RelayOut = z.infer<typeof relaySchema>;
+export type SignalData = z.infer<typeof signalDataSchema>;
+export type SignalOut = z.infer<typeof signalSchema>;
 
 /**
  * Validates `value` against `schema`; returns the parsed value or a one-line message that names
