@@ -10,12 +10,13 @@ import { Job } from './jobs/job.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { ServerMetrics } from './metrics.ts';
 import { DataStore } from './store.ts';
+import { checkIceOptions, iceConfigFor, type IceOptions } from './turn.ts';
 import { VolunteerHub, type VolunteerNamespace } from './volunteer.ts';
 
 /** How often jobs run their periodic work (ms). */
 export const TICK_MS = 1_000;
 
-export interface ServerOptions {
+export interface ServerOptions extends IceOptions {
   /** TCP port; default 8080, 0 picks a free one. */
   readonly port?: number;
   /** Interface to listen on; default all (`0.0.0.0`). */
@@ -60,6 +61,7 @@ export function defaultClientDir(): string {
  */
 export async function createServer(options: ServerOptions = {}): Promise<MeshgradServer> {
   const log = options.logger ?? createLogger(options.logLevel);
+  checkIceOptions(options);
   const dataDir = path.resolve(options.dataDir ?? './.meshgrad');
   const store = new DataStore(dataDir);
   await store.init();
@@ -111,7 +113,14 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
   });
   // socket.io types one event map per Server; each namespace has its own, so narrow it here.
   const volunteers = io.of('/volunteer') as unknown as VolunteerNamespace;
-  const hub = new VolunteerHub(volunteers, jobs, metrics, log, (p) => p);
+  const hub = new VolunteerHub(
+    volunteers,
+    jobs,
+    metrics,
+    log,
+    (p) => p,
+    (workerId) => iceConfigFor(options, workerId),
+  );
   const admin = createAdmin({
     token: adminToken,
     jobs,

@@ -2,10 +2,12 @@ import type { Namespace, Socket } from 'socket.io';
 import {
   helloSchema,
   relaySchema,
+  signalSchema,
   stateUploadSchema,
   statsSchema,
   validate,
   type ErrorReply,
+  type IceConfig,
   type ProtocolErrorCode,
   type VolunteerClientToServerEvents,
   type VolunteerServerToClientEvents,
@@ -42,6 +44,8 @@ export class VolunteerHub implements JobOutbox {
     private readonly metrics: ServerMetrics,
     private readonly log: Logger,
     private readonly publicPath: (path: string) => string,
+    /** ICE servers (STUN, TURN with minted credentials) for a worker; default none. */
+    private readonly ice: (workerId: string) => IceConfig = () => ({ iceServers: [] }),
   ) {
     nsp.on('connection', (socket) => this.attach(socket));
   }
@@ -162,6 +166,7 @@ export class VolunteerHub implements JobOutbox {
           },
           neighbours: worker.neighbours,
           settings: worker.settings,
+          ice: this.ice(worker.id),
         });
       }),
     );
@@ -235,6 +240,49 @@ export class VolunteerHub implements JobOutbox {
         }
         this.metrics.bytesRelayed.inc(r.value.data.byteLength);
         target.emit('relay', { from: ctx.workerId, data: r.value.data });
+      }),
+    );
+
+    // WebRTC signaling between two workers of one job (DESIGN §4). Why only within a job: a
+    // volunteer must not be able to open connections to, or learn about, workers of other jobs.
+    socket.on(
+      'signal',
+      this.guard('signal', socket, (payload: unknown) => {
+        const ctx = joined('signal', undefined);
+        if (!ctx) return;
+        const r = validate(signalSchema, payload);
+        if (!r.ok) {
+          socket.emit('refused', {
+            ...this.refuse('signal', 'ERR_INVALID_PAYLOAD', r.message),
+            event: 'signal',
+          });
+          return;
+        }
+        const target = this.sockets.get(r.value.to);
+        if (!target || r.value.to === ctx.workerId || !ctx.job.workers.has(r.value.to)) {
+          socket.emit('refused', {
+            ...this.refuse('signal', 'ERR_UNKNOWN_PEER', `to: no worker ${r.value.to} in this job`),
+            event: 'signal',
+          });
+          return;
+        }
+        target.emit('signal', { from: ctx.workerId, data: r.value.data });
+      }),
+    );
+
+    socket.on(
+      'ice',
+      this.guard('ice', socket, (_payload: unknown, ack: unknown) => {
+        const ctx = joined('ice', ack);
+        if (!ctx) return;
+        if (typeof ack !== 'function') {
+          socket.emit('refused', {
+            ...this.refuse('ice', 'ERR_INVALID_PAYLOAD', 'ice needs an acknowledgement callback'),
+            event: 'ice',
+          });
+          return;
+        }
+        (ack as (r: { ok: true } & IceConfig) => void)({ ok: true, ...this.ice(ctx.workerId) });
       }),
     );
 

@@ -46,6 +46,10 @@ export async function serve(opts: ServeOptions, io: CliIo): Promise<void> {
       dataDir: opts.dataDir,
       logger: log,
       ...(jobs ? { jobs } : {}),
+      ...(opts.stun?.length ? { iceServers: opts.stun.map((urls) => ({ urls })) } : {}),
+      ...(opts.turn?.length ? { turnUrls: opts.turn } : {}),
+      ...(opts.turnSecret ? { turnSecret: opts.turnSecret } : {}),
+      turnTtlSec: opts.turnTtl,
     });
   } catch (err) {
     // Data files are loaded when the server opens the job: name the spec file it came from.
