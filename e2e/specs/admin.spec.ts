@@ -15,7 +15,7 @@ import {
   parameterLayout,
   type ModelSpec,
 } from '@meshgrad/core';
-import { test, expect } from './fixtures.ts';
+import { test, expect as baseExpect } from './fixtures.ts';
 import {
   ARTIFACTS,
   openView,
@@ -25,6 +25,12 @@ import {
   signIn,
 } from '../admin/helpers.ts';
 import { buildOnce, freePort, ServerProcess } from '../volunteer/server-process.ts';
+
+/**
+ * Console actions wait for a server round trip (which fsyncs job progress) and a live update,
+ * while the volunteer tabs keep both cores of a CI machine busy: 5 s is too tight there.
+ */
+const expect = baseExpect.configure({ timeout: 20_000 });
 
 const MODEL: ModelSpec = { kind: 'mlp', inputs: 784, hidden: [64], classes: 10 };
 const JOB = {
@@ -55,6 +61,15 @@ test.beforeAll(async () => {
   // No MESHGRAD_ADMIN_TOKEN: the server made one and keeps it in the data directory.
   token = readFileSync(join(server.dataDir, 'admin-token'), 'utf8').trim();
   expect(token.length).toBeGreaterThanOrEqual(24);
+});
+
+// A failure that comes from the server is easier to read with its log (warnings and worse).
+// Playwright reads a hook's fixtures from its first parameter's destructuring pattern.
+// eslint-disable-next-line no-empty-pattern
+test.afterEach(({}, testInfo) => {
+  if (testInfo.status !== testInfo.expectedStatus && server) {
+    console.log(`[server output, last 6000 characters]\n${server.output.slice(-6000)}`);
+  }
 });
 
 test.afterAll(async () => {
