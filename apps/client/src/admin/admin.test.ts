@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { AdminMetricsRecord } from '../../../server/src/admin/protocol.ts';
+import type { AdminMetricsRecord } from '@meshgrad/core';
 import {
   browserText,
   formatAccuracy,

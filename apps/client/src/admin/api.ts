@@ -2,7 +2,7 @@
  * The admin HTTP API from the browser: every call carries the token as a bearer header, and
  * every failure becomes an ApiError with the server's code and, for invalid input, the field.
  */
-import type { AdminError } from '../../../server/src/admin/protocol.ts';
+import type { AdminError } from '@meshgrad/core';
 
 export class ApiError extends Error {
   constructor(

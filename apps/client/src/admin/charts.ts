@@ -4,7 +4,7 @@
  */
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
-import type { AdminMetricsRecord } from '../../../server/src/admin/protocol.ts';
+import type { AdminMetricsRecord } from '@meshgrad/core';
 import { h } from './dom.ts';
 import { encodingFromBits, formatAccuracy, formatLoss, formatRate } from './format.ts';
 import {

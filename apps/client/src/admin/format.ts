@@ -3,6 +3,7 @@
  * the console and its tests agree on what a cell says.
  */
 import type { DeviceInfo, ModelSpecPayload, WorkerSettings } from '@meshgrad/core';
+import { describeModel } from '@meshgrad/core';
 
 const en = (digits: number) =>
   new Intl.NumberFormat('en-US', { maximumFractionDigits: digits, minimumFractionDigits: 0 });
@@ -71,9 +72,7 @@ export function formatTime(iso: string, now = new Date()): string {
 }
 
 export function modelText(m: ModelSpecPayload): string {
-  if (m.kind === 'mlp') return `MLP ${[m.inputs, ...m.hidden, m.classes].join('-')}`;
-  if (m.kind === 'softmax') return `softmax regression ${m.inputs}-${m.classes}`;
-  return `K-Means, ${m.clusters} centres in ${m.dims} dimensions`;
+  return describeModel(m);
 }
 
 /** The paper's knobs in its own notation (DESIGN §3): `b=256 · m=1 · f32`. */

@@ -1,9 +1,6 @@
 /** The `/admin` socket.io connection: live summaries, snapshots and metrics records. */
 import { io, type Socket } from 'socket.io-client';
-import type {
-  AdminClientToServerEvents,
-  AdminServerToClientEvents,
-} from '../../../server/src/admin/protocol.ts';
+import type { AdminClientToServerEvents, AdminServerToClientEvents } from '@meshgrad/core';
 
 export type AdminSocket = Socket<AdminServerToClientEvents, AdminClientToServerEvents>;
 

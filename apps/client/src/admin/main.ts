@@ -9,7 +9,7 @@ import type {
   AdminJobSummary,
   AdminMetricsHistory,
   AdminMetricsRecord,
-} from '../../../server/src/admin/protocol.ts';
+} from '@meshgrad/core';
 import { AdminApi, ApiError } from './api.ts';
 import { $, h, replaceChildren, setText, show } from './dom.ts';
 import { connectLive, type AdminSocket, type LiveStatus } from './live.ts';

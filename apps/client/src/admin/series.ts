@@ -3,7 +3,7 @@
  * records' times, in uPlot's layout (x in Unix seconds, one array per series, null for a gap).
  * Pure, so a reload, which replays the whole history, draws exactly what the live view drew.
  */
-import type { AdminMetricsRecord } from '../../../server/src/admin/protocol.ts';
+import type { AdminMetricsRecord } from '@meshgrad/core';
 import { encodingBits } from './format.ts';
 
 export type Column = (number | null)[];

@@ -19,7 +19,7 @@ import type {
   AdminJobSummary,
   AdminMetricsHistory,
   AdminWatchReply,
-} from './protocol.ts';
+} from '@meshgrad/core';
 import { fieldError } from './service.ts';
 import { parseJobSpec } from '../jobs/job-spec.ts';
 // The console's new-job form (pure, no DOM): its specs must be ones this server accepts.

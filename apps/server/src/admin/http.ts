@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../logger.ts';
 import type { TokenCheck } from './auth.ts';
-import type { AdminError, AdminErrorCode, AdminSession } from './protocol.ts';
+import type { AdminError, AdminErrorCode, AdminSession } from '@meshgrad/core';
 import { AdminFailure, type AdminService } from './service.ts';
 import { jobSnapshot, jobSummary } from './views.ts';
 

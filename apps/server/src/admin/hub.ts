@@ -13,7 +13,7 @@ import type {
   AdminClientToServerEvents,
   AdminError,
   AdminServerToClientEvents,
-} from './protocol.ts';
+} from '@meshgrad/core';
 import { adminAuthSchema, watchSchema } from './schemas.ts';
 import { jobSnapshot, jobSummary } from './views.ts';
 

@@ -14,7 +14,6 @@ import { createAdminHttpHandler } from './http.ts';
 import { AdminHub, type AdminNamespace } from './hub.ts';
 import { AdminService } from './service.ts';
 
-export type * from './protocol.ts';
 export { AdminService, AdminFailure, MAX_JOBS } from './service.ts';
 export { TokenCheck } from './auth.ts';
 

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { encodingSchema } from '@meshgrad/core';
-import type { AdminBalancerRequest, AdminControlRequest } from './protocol.ts';
+import type { AdminBalancerRequest, AdminControlRequest } from '@meshgrad/core';
 
 /** Longest admin token we bother hashing; generated tokens are 32 characters. */
 export const MAX_TOKEN_LENGTH = 1024;

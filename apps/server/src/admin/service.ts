@@ -13,7 +13,7 @@ import type {
   AdminErrorCode,
   AdminJobSummary,
   AdminMetricsHistory,
-} from './protocol.ts';
+} from '@meshgrad/core';
 import { balancerSchema, controlSchema } from './schemas.ts';
 import { checkpointView, jobSummary } from './views.ts';
 

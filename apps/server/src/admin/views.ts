@@ -10,7 +10,7 @@ import type {
   AdminJobSummary,
   AdminWorker,
   AdminWorkerState,
-} from './protocol.ts';
+} from '@meshgrad/core';
 
 /** A worker silent for this many report intervals shows as `silent` (it is dropped later). */
 const SILENT_AFTER_INTERVALS = 3;

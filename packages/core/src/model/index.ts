@@ -4,3 +4,4 @@ export * from './math.ts';
 export * from './init.ts';
 export * from './evaluate.ts';
 export * from './cpu-backend.ts';
+export * from './describe.ts';

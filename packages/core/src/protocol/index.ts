@@ -2,3 +2,4 @@ export * from './limits.ts';
 export * from './errors.ts';
 export * from './schemas.ts';
 export * from './events.ts';
+export * from './admin.ts';

@@ -1,5 +1,5 @@
 /** Checkpoints of the watched job with their test results and downloads. */
-import type { AdminCheckpoint, AdminJobSummary } from '../../../../server/src/admin/protocol.ts';
+import type { AdminCheckpoint, AdminJobSummary } from '@meshgrad/core';
 import type { AdminApi } from '../api.ts';
 import { $, h, replaceChildren, setText, show } from '../dom.ts';
 import { formatAccuracy, formatBytes, formatCount, formatLoss, formatTime } from '../format.ts';

@@ -2,10 +2,7 @@
  * Job control: pause, resume, stop, learning rate, balancer mode, checkpoint now. Every change
  * goes through the admin API; errors appear next to the field the server names.
  */
-import type {
-  AdminJobSummary,
-  AdminBalancerRequest,
-} from '../../../../server/src/admin/protocol.ts';
+import type { AdminJobSummary, AdminBalancerRequest } from '@meshgrad/core';
 import { ApiError, type AdminApi } from '../api.ts';
 import { $, h, replaceChildren, setText, show } from '../dom.ts';
 import { formatCount, modelText, settingsText } from '../format.ts';

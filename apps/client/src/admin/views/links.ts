@@ -4,7 +4,7 @@
  * reports measurements.
  */
 import type { LinkStats } from '@meshgrad/core';
-import type { AdminJobSnapshot } from '../../../../server/src/admin/protocol.ts';
+import type { AdminJobSnapshot } from '@meshgrad/core';
 import { $, h, replaceChildren, setText, show } from '../dom.ts';
 import { formatBytes, formatBytesPerSec, formatCount, formatShare, shortId } from '../format.ts';
 

@@ -2,7 +2,7 @@
  * The new-job form, built from SPEC_FIELDS. A loaded spec file fills the form; the server
  * validates on create and its errors show next to the field they name.
  */
-import type { AdminJobSummary } from '../../../../server/src/admin/protocol.ts';
+import type { AdminJobSummary } from '@meshgrad/core';
 import { ApiError, type AdminApi } from '../api.ts';
 import { $, h, setText } from '../dom.ts';
 import {

@@ -1,5 +1,5 @@
 /** The overview: headline numbers and the charts. */
-import type { AdminJobSummary, AdminMetricsRecord } from '../../../../server/src/admin/protocol.ts';
+import type { AdminJobSummary, AdminMetricsRecord } from '@meshgrad/core';
 import { OverviewCharts } from '../charts.ts';
 import { $, setText } from '../dom.ts';
 import { formatAccuracy, formatCount, formatLoss, formatRate } from '../format.ts';

@@ -1,5 +1,5 @@
 /** The workers table: every volunteer of the watched job as it last reported. */
-import type { AdminJobSnapshot, AdminWorker } from '../../../../server/src/admin/protocol.ts';
+import type { AdminJobSnapshot, AdminWorker } from '@meshgrad/core';
 import { $, h, replaceChildren, setText, show } from '../dom.ts';
 import {
   adapterText,

@@ -1,8 +1,7 @@
 /**
  * What the admin console and the server say to each other: the `/admin` socket.io event maps and
- * the shapes of the admin HTTP API's replies. Types only, with no Node imports, so the console
- * (apps/client) can share them with `import type`; the schemas for inbound payloads are in
- * `schemas.ts`.
+ * the shapes of the admin HTTP API's replies, shared by the server and the console; the server's
+ * schemas for inbound admin payloads are in apps/server/src/admin/schemas.ts.
  *
  * HTTP API (every route needs `Authorization: Bearer <admin token>`; without it 401, with a wrong
  * token 403, and neither says anything about jobs):
@@ -21,14 +20,8 @@
  * Failures answer `AdminError` with a status: 400 (invalid, `field` names what), 401, 403, 404,
  * 405, 409 (conflicts with the job's state), 413 (body too large), 415 (not JSON).
  */
-import type {
-  DeviceInfo,
-  JobInfo,
-  JobState,
-  LinkStats,
-  ModelSpecPayload,
-  WorkerSettings,
-} from '@meshgrad/core';
+import type { DeviceInfo, LinkStats, ModelSpecPayload } from './schemas.ts';
+import type { JobInfo, JobState, WorkerSettings } from './events.ts';
 
 export type AdminErrorCode =
   | 'ERR_UNAUTHORIZED'
