@@ -6,8 +6,10 @@ export {
   ComputeProgram,
   CompiledProgram,
   compileProgram,
+  compileProgramNow,
   setShaderDebug,
   parseBindings,
+  programListing,
 } from './gpu/program.ts';
 export type { ProgramSpec, ProgramBinding, OverrideValues } from './gpu/program.ts';
 export {
@@ -18,6 +20,8 @@ export {
   SPARSE_MAX_DENSITY,
 } from './backend/webgpu-backend.ts';
 export type { WebGpuBackendOptions } from './backend/webgpu-backend.ts';
+export { HARDWARE_TUNING, SOFTWARE_TUNING, tuningFor } from './kernels/programs.ts';
+export type { KernelTuning } from './kernels/programs.ts';
 export { GpuBlockCodec } from './backend/block-codec.ts';
 export type { EncodedBlock, GpuBlockCodecOptions } from './backend/block-codec.ts';
 export { BufferPlan, STEP_PARAMS, CODEC_PARAMS } from './backend/buffers.ts';

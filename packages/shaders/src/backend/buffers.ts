@@ -5,7 +5,7 @@
  * hand anywhere else.
  */
 import type { ParameterLayout } from '@meshgrad/core';
-import { denseWidths, inputSize } from '@meshgrad/core';
+import { CUSTOM_KERNEL_BATCH_BYTES, denseWidths, inputSize } from '@meshgrad/core';
 
 // ---------------------------------------------------------------------------------------------
 // Uniform structs
@@ -149,6 +149,10 @@ export class BufferPlan {
     work('sampleLoss', maxBatch * f32);
     if (spec.kind === 'kmeans') {
       work('nearest', maxBatch * 4);
+    } else if (spec.kind === 'custom') {
+      // A host's kernel (docs/custom-wgsl.md): labels, and its Batch uniform beside `step`.
+      work('labels', maxBatch * 4);
+      this.add('batchInfo', 'uniforms', 'uniforms', CUSTOM_KERNEL_BATCH_BYTES);
     } else {
       work('labels', maxBatch * 4);
       if (sparseEntries > 0) {

@@ -14,6 +14,7 @@ import type {
 } from '@meshgrad/core';
 import {
   blockRange,
+  customKernelBatchInfo,
   denseWidths,
   inputSize,
   MAX_PEERS_PER_BLOCK,
@@ -24,6 +25,7 @@ import type { CompiledProgram } from '../gpu/program.ts';
 import { compileProgram, compileProgramNow, programListing } from '../gpu/program.ts';
 import type { DenseShape, Kernel } from '../kernels/programs.ts';
 import {
+  customGradKernel,
   denseBackwardInputKernel,
   denseBackwardWeightsKernel,
   denseBackwardWeightsSparseKernel,
@@ -97,6 +99,11 @@ export interface WebGpuBackendOptions {
    * `auto`: from the device's adapter info).
    */
   readonly tuning?: 'auto' | 'software' | 'hardware';
+  /**
+   * The gradient kernel of a custom model (`layout.spec.kind === 'custom'`; JobInfo.kernel),
+   * required for one and refused otherwise. See docs/custom-wgsl.md.
+   */
+  readonly customKernel?: { readonly wgsl: string; readonly entryPoint?: string };
 }
 
 /** A compiled kernel and its bind group. */
@@ -119,7 +126,8 @@ interface DenseLayer {
 
 type ModelPasses =
   | { readonly kind: 'dense'; readonly layers: DenseLayer[]; readonly head: Pass }
-  | { readonly kind: 'kmeans'; readonly assign: Pass; readonly grad: Pass };
+  | { readonly kind: 'kmeans'; readonly assign: Pass; readonly grad: Pass }
+  | { readonly kind: 'custom'; readonly grad: Pass };
 
 /** A copy of loss-ring slots on its way back. */
 interface LossChunk {
@@ -218,9 +226,16 @@ export class WebGpuBackend implements Backend {
           ? HARDWARE_TUNING
           : tuningFor(device);
     const spec = layout.spec;
+    if ((spec.kind === 'custom') !== (options.customKernel !== undefined)) {
+      throw new RangeError(
+        spec.kind === 'custom'
+          ? 'a custom model needs options.customKernel (its WGSL gradient kernel)'
+          : `options.customKernel is for custom models, not ${spec.kind}`,
+      );
+    }
     const inputs = inputSize(spec);
     const sparse =
-      spec.kind !== 'kmeans' && (options.sparseInput ?? 'auto') === 'auto'
+      spec.kind !== 'kmeans' && spec.kind !== 'custom' && (options.sparseInput ?? 'auto') === 'auto'
         ? new SparseInputEncoder(
             inputs,
             maxBatch,
@@ -246,7 +261,7 @@ export class WebGpuBackend implements Backend {
     }
 
     const shapes: DenseShape[] = [];
-    if (spec.kind !== 'kmeans') {
+    if (spec.kind !== 'kmeans' && spec.kind !== 'custom') {
       const widths = denseWidths(spec);
       for (let l = 0; l + 1 < widths.length; l++) {
         const weight = layout.tensors[2 * l]!;
@@ -288,6 +303,7 @@ export class WebGpuBackend implements Backend {
           assign: Awaited<ReturnType<typeof compile>>;
           grad: Awaited<ReturnType<typeof compile>>;
         }
+      | { kind: 'custom'; grad: Awaited<ReturnType<typeof compile>> }
     >;
     const compileLayer = async (shape: DenseShape, index: number, relu: boolean) => {
       const first = index === 0;
@@ -302,7 +318,12 @@ export class WebGpuBackend implements Backend {
       );
       return { shape, forward, backWeights, backInput, forwardSparse, backWeightsSparse };
     };
-    if (spec.kind === 'kmeans') {
+    if (spec.kind === 'custom') {
+      modelP = compile(customGradKernel(layout, options.customKernel!)).then((grad) => ({
+        kind: 'custom',
+        grad,
+      }));
+    } else if (spec.kind === 'kmeans') {
       modelP = Promise.all([
         compile(kmeansAssignKernel(spec.dims, spec.clusters)),
         compile(kmeansGradKernel(spec.dims, spec.clusters)),
@@ -358,7 +379,20 @@ export class WebGpuBackend implements Backend {
     const params_ = bind('params');
     const grad = bind('grad');
     let passes: ModelPasses;
-    if (model.kind === 'kmeans') {
+    if (model.kind === 'custom') {
+      // Bound by the contract's names (CUSTOM_KERNEL_BINDINGS), not the kernel's own.
+      passes = {
+        kind: 'custom',
+        grad: pass(model.grad, {
+          batch: bind('batchInfo'),
+          params: params_,
+          grad,
+          x: bind('input'),
+          labels: bind('labels'),
+          loss: bind('sampleLoss'),
+        }),
+      };
+    } else if (model.kind === 'kmeans') {
       passes = {
         kind: 'kmeans',
         assign: pass(model.assign, {
@@ -578,6 +612,11 @@ export class WebGpuBackend implements Backend {
     }
     this.lastInputPath = sparseBatch ? 'sparse' : 'dense';
     if (this.passes.kind === 'dense') this.upload('labels', batch.labels!.subarray(0, rows));
+    if (this.passes.kind === 'custom') {
+      // Unlabelled data reaches the kernel as all-zero labels.
+      this.upload('labels', batch.labels?.subarray(0, rows) ?? new Uint32Array(rows));
+      this.upload('batchInfo', customKernelBatchInfo(this.layout, rows));
+    }
     if (received.length > 0) {
       const values = plan.region('mailboxValues');
       const stride = blockStride(this.layout) * 4;
@@ -614,7 +653,10 @@ export class WebGpuBackend implements Backend {
       const [x, y] = p.kernel.grid(rows);
       p.compiled.dispatch(pass, p.group, x, y);
     };
-    if (this.passes.kind === 'kmeans') {
+    if (this.passes.kind === 'custom') {
+      run(this.passes.grad);
+      run(this.lossReduce);
+    } else if (this.passes.kind === 'kmeans') {
       run(this.passes.assign);
       run(this.lossReduce);
       run(this.passes.grad);

@@ -30,6 +30,11 @@ export interface ProgramSpec {
   readonly overrides?: OverrideValues;
   /** Entry point (default `main`). */
   readonly entryPoint?: string;
+  /**
+   * The bind group layout, when it is fixed by a contract rather than read from the source
+   * (a host's custom kernel: its variable names are its own). Default: parsed from the source.
+   */
+  readonly bindings?: readonly ProgramBinding[];
 }
 
 /** 32-bit FNV-1a of a string, as 8 hex digits: keys stay short however long the source. */
@@ -81,7 +86,7 @@ export class ComputeProgram {
       overrides[name] = typeof value === 'boolean' ? Number(value) : value;
     }
     this.overrides = overrides;
-    this.bindings = parseBindings(this.source);
+    this.bindings = spec.bindings ?? parseBindings(this.source);
     const values = Object.entries(overrides)
       .map(([k, v]) => `${k}=${v}`)
       .join(',');

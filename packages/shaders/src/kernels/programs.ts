@@ -4,6 +4,11 @@
  * The backend and the kernel checks build their programs here, so the checks run exactly the
  * kernels training runs.
  */
+import {
+  CUSTOM_KERNEL_BINDINGS,
+  customKernelWorkgroups,
+  type ParameterLayout,
+} from '@meshgrad/core';
 import { CODEC_PARAMS, STEP_PARAMS } from '../backend/buffers.ts';
 import { ComputeProgram } from '../gpu/program.ts';
 import type { VectorWidth } from './preamble.ts';
@@ -198,6 +203,23 @@ export function softmaxCrossEntropyKernel(classes: number): Kernel {
     overrides: { CLASSES: classes, WG: SAMPLE_WG },
   });
   return { program, grid: (rows) => [ceil(rows, SAMPLE_WG), 1] };
+}
+
+/**
+ * A host's custom gradient kernel (docs/custom-wgsl.md): its own WGSL under the fixed binding
+ * layout of core's CUSTOM_KERNEL_BINDINGS, one invocation per parameter or sample.
+ */
+export function customGradKernel(
+  layout: ParameterLayout,
+  kernel: { readonly wgsl: string; readonly entryPoint?: string },
+): Kernel {
+  const program = new ComputeProgram({
+    name: 'custom',
+    body: kernel.wgsl,
+    entryPoint: kernel.entryPoint ?? 'main',
+    bindings: CUSTOM_KERNEL_BINDINGS,
+  });
+  return { program, grid: (rows) => [customKernelWorkgroups(layout, rows), 1] };
 }
 
 /** Batch mean of the per-sample losses into the loss ring (loss-reduce.wgsl). */
