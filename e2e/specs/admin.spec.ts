@@ -216,9 +216,13 @@ test('with the token the charts and tables show the running volunteers and updat
   await screenshot(admin, 'admin-workers');
 
   await openView(admin, 'links');
-  await expect(admin.locator('#links-empty')).toContainText('No link statistics reported yet');
   await expect(admin.locator('#links-graph circle')).toHaveCount(2);
-  await expect(admin.locator('#links-table')).toBeHidden();
+  // Each volunteer reports its link to the other: one row per direction, direct or relayed.
+  await expect(admin.locator('#links-table')).toBeVisible({ timeout: 30_000 });
+  await expect(admin.locator('#links-table tbody tr')).toHaveCount(2, { timeout: 30_000 });
+  await expect(
+    admin.locator(`#links-table tr[data-from="${ids[0]}"][data-to="${ids[1]}"]`),
+  ).toContainText(/direct|relayed/);
   await screenshot(admin, 'admin-links');
 });
 

@@ -43,6 +43,8 @@ export class ServerProcess {
   constructor(
     readonly port: number,
     job: unknown | null,
+    /** More `meshgrad serve` options, e.g. `['--turn', url, '--turn-secret', secret]`. */
+    private readonly extraArgs: readonly string[] = [],
   ) {
     this.dataDir = mkdtempSync(join(tmpdir(), 'meshgrad-e2e-'));
     if (job) {
@@ -68,9 +70,11 @@ export class ServerProcess {
       '--data-dir',
       this.dataDir,
       '--log-level',
-      'warn',
+      // MESHGRAD_E2E_LOG_LEVEL=debug shows every refused message when a spec needs diagnosing.
+      process.env.MESHGRAD_E2E_LOG_LEVEL ?? 'warn',
     ];
     if (this.jobFile) args.push('--job', this.jobFile);
+    args.push(...this.extraArgs);
     const child = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     child.stdout?.on('data', (d: Buffer) => (this.output += d.toString()));
