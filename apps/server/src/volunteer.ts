@@ -107,6 +107,10 @@ export class VolunteerHub implements JobOutbox {
         );
         return null;
       }
+      // Any message, even one refused below, shows the worker is alive: a worker whose stats
+      // fail validation must hear about it, not be dropped as stale while it trains.
+      const worker = job.workers.get(workerId);
+      if (worker) worker.lastSeen = Date.now();
       return { job, workerId };
     };
 
@@ -136,9 +140,21 @@ export class VolunteerHub implements JobOutbox {
           ack(this.refuse('hello', 'ERR_UNEXPECTED', 'already joined on this connection'));
           return;
         }
-        const job = [...this.jobs.values()].find((j) => j.state !== 'stopped');
+        const running = [...this.jobs.values()].filter((j) => j.state !== 'stopped');
+        // A custom WGSL kernel has no CPU implementation: only WebGPU volunteers can run it.
+        const webgpu = r.value.device.backend === 'webgpu';
+        const job = running.find((j) => j.kernel === null || webgpu);
         if (!job) {
-          ack(this.refuse('hello', 'ERR_UNKNOWN_JOB', 'no job is running on this server'));
+          const custom = running[0];
+          ack(
+            custom
+              ? this.refuse(
+                  'hello',
+                  'ERR_NEEDS_WEBGPU',
+                  `job ${custom.id} runs the host's own WGSL kernel, which needs WebGPU; this browser has no usable WebGPU adapter${r.value.device.backendReason ? ` (${r.value.device.backendReason})` : ''}, so it cannot join`,
+                )
+              : this.refuse('hello', 'ERR_UNKNOWN_JOB', 'no job is running on this server'),
+          );
           return;
         }
         const worker = job.join(r.value.workerId, socket.id, r.value.device, this);

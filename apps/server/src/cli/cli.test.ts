@@ -137,6 +137,20 @@ const broken: Record<string, { spec: unknown | string; error: RegExp }> = {
     }),
     error: /error: stop\.targetAccuracy: needs a classifier/,
   },
+  'bad-kernel.json': {
+    spec: {
+      ...csvSpec(),
+      model: {
+        kind: 'custom',
+        kernel: 'bad.wgsl',
+        inputs: 3,
+        tensors: [{ name: 'w', shape: [2] }],
+      },
+      dataset: { kind: 'csv', file: 'good.csv', labelColumn: null },
+    },
+    error:
+      /error: model\.kernel: bad\.wgsl:3:3: .*undefined_thing.* \(in: undefined_thing = 1\.0;\)$/,
+  },
   'both-splits.json': {
     spec: csvSpec({}, { test: { file: 'good.csv' }, testFraction: 0.3 }),
     error: /error: dataset\.testFraction: give test files or testFraction, not both$/,
@@ -158,6 +172,7 @@ beforeAll(async () => {
     'x.npy': encodeNpy([8, 2], new Float32Array(16)),
     'y-short.npy': encodeNpy([7], new Float32Array(7)),
     'y-frac.npy': encodeNpy([8], Float32Array.from([0, 1, 0, 0.5, 1, 0, 1, 0])),
+    'bad.wgsl': '@compute @workgroup_size(64)\nfn main() {\n  undefined_thing = 1.0;\n}\n',
   };
   for (const [name, content] of Object.entries(files)) {
     await writeFile(path.join(dir, name), content);

@@ -7,8 +7,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { Backend, JobInfo, ParameterLayout } from '@meshgrad/core';
+import { serverDevice } from '../jobs/custom-kernel.ts';
 import type { JobSpec } from '../jobs/job-spec.ts';
-import { NodeVolunteer, trainUntil } from '../jobs/node-volunteer.test-support.ts';
+import {
+  NodeVolunteer,
+  trainUntil,
+  type NodeVolunteerOptions,
+} from '../jobs/node-volunteer.test-support.ts';
 import { createServer, type MeshgradServer } from '../server.ts';
 import { runCli } from './program.ts';
 import { readSpecFile } from './spec-file.ts';
@@ -16,6 +22,39 @@ import { readSpecFile } from './spec-file.ts';
 const EXAMPLES = path.resolve(import.meta.dirname, '../../../../examples');
 /** Simulated volunteers per example. */
 const VOLUNTEERS = 3;
+
+/** What these tests use of @meshgrad/shaders (the server does not depend on it). */
+interface Shaders {
+  WebGpuBackend: {
+    create(
+      device: GPUDevice,
+      layout: ParameterLayout,
+      params: Float32Array,
+      options: { customKernel?: { wgsl: string; entryPoint?: string } },
+    ): Promise<Backend>;
+  };
+  requestBackendDevice(adapter: GPUAdapter | null): Promise<GPUDevice>;
+}
+
+/**
+ * Volunteers on WebGPU, through Dawn as in the server: the WebGpuBackend a tab runs, with the
+ * job's custom kernel. Imported by a computed name so the server's typecheck does not compile
+ * the shaders package (vitest resolves it like any workspace package).
+ */
+async function webgpuVolunteers(): Promise<NodeVolunteerOptions> {
+  const name = '@meshgrad/shaders';
+  const shaders = (await import(/* @vite-ignore */ name)) as Shaders;
+  // A fresh adapter from the server's Dawn instance: an adapter makes one device.
+  const { gpu } = await serverDevice();
+  const device = await shaders.requestBackendDevice(await gpu.requestAdapter());
+  return {
+    device: { backend: 'webgpu', userAgent: 'node-volunteer (Dawn)' },
+    backend: (layout: ParameterLayout, params: Float32Array, job: JobInfo) => {
+      if (!job.kernel) throw new Error('a custom job must send its kernel');
+      return shaders.WebGpuBackend.create(device, layout, params, { customKernel: job.kernel });
+    },
+  };
+}
 
 let server: MeshgradServer | null = null;
 let dataDir: string | null = null;
@@ -43,7 +82,7 @@ async function validates(file: string): Promise<void> {
 }
 
 /** Trains the example's job until it stops itself; returns the final checkpoint. */
-async function trainExample(spec: JobSpec, timeoutMs: number) {
+async function trainExample(spec: JobSpec, timeoutMs: number, options: NodeVolunteerOptions) {
   dataDir = await mkdtemp(path.join(tmpdir(), 'meshgrad-example-'));
   server = await createServer({
     port: 0,
@@ -54,7 +93,13 @@ async function trainExample(spec: JobSpec, timeoutMs: number) {
     clientDir: null,
   });
   const url = server.url;
-  for (let i = 0; i < VOLUNTEERS; i++) volunteers.push(await NodeVolunteer.join(url));
+  if (spec.model.kind === 'custom') {
+    // No CPU implementation of a host's kernel: a CPU volunteer is told it cannot join.
+    await expect(NodeVolunteer.join(url)).rejects.toThrow(
+      /ERR_NEEDS_WEBGPU: job linreg-wgsl-example runs the host's own WGSL kernel, which needs WebGPU/,
+    );
+  }
+  for (let i = 0; i < VOLUNTEERS; i++) volunteers.push(await NodeVolunteer.join(url, options));
   const job = server.jobs.get(spec.id);
   if (!job) throw new Error('job missing');
   const s = server;
@@ -78,6 +123,7 @@ const examples: Array<{ dir: string; timeoutMs: number }> = [
   { dir: 'kmeans-clusters', timeoutMs: 60_000 },
   { dir: 'csv-rings', timeoutMs: 60_000 },
   { dir: 'mnist-mlp', timeoutMs: 240_000 },
+  { dir: 'custom-wgsl-linreg', timeoutMs: 120_000 },
 ];
 
 describe('examples', () => {
@@ -89,7 +135,18 @@ describe('examples', () => {
         const file = path.join(EXAMPLES, dir, 'job.json');
         await validates(file);
         const spec = await readSpecFile(file);
-        const { checkpoint } = await trainExample(spec, timeoutMs);
+        const options = spec.model.kind === 'custom' ? await webgpuVolunteers() : {};
+        const { checkpoint } = await trainExample(spec, timeoutMs, options);
+        // What each example reached, for the CI log.
+        console.info(
+          `${dir}: checkpoint ${checkpoint?.seq} at ${checkpoint?.samples} samples, test loss ${checkpoint?.testLoss.toPrecision(4)}` +
+            (checkpoint?.testAccuracy !== undefined
+              ? `, accuracy ${checkpoint.testAccuracy.toFixed(4)}`
+              : '') +
+            (checkpoint?.testObjective !== undefined
+              ? `, objective ${checkpoint.testObjective.toPrecision(4)}`
+              : ''),
+        );
         expect(checkpoint).not.toBeNull();
         const { targetAccuracy, targetObjective, targetLoss } = spec.stop;
         if (targetAccuracy !== undefined)

@@ -6,7 +6,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { encodeNpy, exportParameters, parameterLayout, type ParameterLayout } from '@meshgrad/core';
-import { parseJobSpec, type JobSpec } from '../jobs/job-spec.ts';
+import { coreModelSpec, parseJobSpec, type JobSpec } from '../jobs/job-spec.ts';
 import type { CheckpointManifest } from '../store.ts';
 import { CliError, parseJsonText } from './spec-file.ts';
 
@@ -120,7 +120,7 @@ export async function loadCheckpoint(target: string): Promise<LoadedCheckpoint> 
     if (err instanceof CliError) throw err;
     throw new CliError(`${specFile}: ${(err as Error).message}`, { cause: err });
   }
-  const layout = parameterLayout(spec.model, spec.blockSize);
+  const layout = parameterLayout(coreModelSpec(spec.model), spec.blockSize);
   if (manifest.parameters !== layout.size) {
     throw new CliError(
       `${manifestFile}: the checkpoint has ${manifest.parameters} parameters, the job's model ${layout.size}`,

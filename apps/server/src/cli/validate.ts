@@ -3,9 +3,15 @@
  * one: the spec, its data files, and the model against the data.
  */
 import path from 'node:path';
-import { parameterLayout, type Dataset, type ParameterLayout } from '@meshgrad/core';
+import {
+  initParameters,
+  parameterLayout,
+  type Dataset,
+  type ParameterLayout,
+} from '@meshgrad/core';
+import { openCustomKernel } from '../jobs/custom-kernel.ts';
 import { loadJobData } from '../jobs/data.ts';
-import { JobSpecError, type JobSpec } from '../jobs/job-spec.ts';
+import { coreModelSpec, JobSpecError, type JobSpec } from '../jobs/job-spec.ts';
 import { CliError, readSpecFile } from './spec-file.ts';
 
 export interface ValidationReport {
@@ -23,7 +29,18 @@ export interface ValidationReport {
 export async function validateJobFile(file: string): Promise<ValidationReport> {
   const spec = await readSpecFile(file);
   const { train, test } = await loadJobData(spec);
-  return { file, spec, layout: parameterLayout(spec.model, spec.blockSize), train, test };
+  const layout = parameterLayout(coreModelSpec(spec.model), spec.blockSize);
+  if (spec.model.kind === 'custom') {
+    // Compiled with Dawn and run once on a minibatch, exactly as `serve` does when it loads it.
+    const kernel = await openCustomKernel(
+      spec,
+      layout,
+      initParameters(layout, spec.seed, train),
+      train,
+    );
+    kernel.destroy();
+  }
+  return { file, spec, layout, train, test };
 }
 
 /** One line per problem: `job.json: error: dataset.file: iris.csv: … (at line 7)`. */
@@ -47,6 +64,8 @@ function modelText(spec: JobSpec): string {
       return `MLP ${[m.inputs, ...m.hidden, m.classes].join('-')}`;
     case 'kmeans':
       return `K-Means, ${m.clusters} centres in ${m.dims} dimensions`;
+    case 'custom':
+      return `custom WGSL kernel ${m.kernel ? path.basename(m.kernel) : '(inline)'}, ${m.inputs} inputs${m.classes ? `, ${m.classes} classes` : ''}, tensors ${m.tensors.map((t) => `${t.name} [${t.shape.join(', ')}]`).join(', ')}`;
   }
 }
 

@@ -265,7 +265,8 @@ export function checkDataFitsModel(spec: JobSpec, { train, test }: JobData): voi
       `the test set (${test.name}) has ${test.features} features per sample, the training set ${train.features}`,
     );
   }
-  if (model.kind === 'kmeans') return;
+  // K-Means ignores labels, and so does a custom kernel that declares no classes.
+  if (model.kind === 'kmeans' || (model.kind === 'custom' && model.classes === 0)) return;
   if (!train.labels || !test.labels) {
     throw new JobSpecError(
       train.labels ? testField(spec) : labelsField(spec),

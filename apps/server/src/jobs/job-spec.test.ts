@@ -4,7 +4,13 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeNpy } from '@meshgrad/core';
 import { loadJobData } from './data.ts';
-import { DEFAULT_JOB, JobSpecError, jobSpecJsonSchema, parseJobSpec } from './job-spec.ts';
+import {
+  coreModelSpec,
+  DEFAULT_JOB,
+  JobSpecError,
+  jobSpecJsonSchema,
+  parseJobSpec,
+} from './job-spec.ts';
 
 let dir: string;
 
@@ -158,6 +164,55 @@ describe('parseJobSpec', () => {
       'balancer.mode',
       /"automatic", "auto", "fixed"/,
     );
+  });
+
+  it('reads custom WGSL models: kernel path resolved, exactly one source, loss-only stops', () => {
+    const custom = {
+      ...base,
+      model: {
+        kind: 'custom',
+        kernel: 'k.wgsl',
+        inputs: 2,
+        tensors: [{ name: 'w', shape: [2], initStd: 0.1 }],
+      },
+      dataset: { kind: 'csv', file: 'train.csv' },
+    };
+    const spec = parseJobSpec(custom, { baseDir: dir });
+    expect(spec.model).toEqual({
+      kind: 'custom',
+      kernel: path.join(dir, 'k.wgsl'),
+      entryPoint: 'main',
+      inputs: 2,
+      classes: 0,
+      tensors: [{ name: 'w', shape: [2], initStd: 0.1 }],
+    });
+    expect(coreModelSpec(spec.model)).toEqual({
+      kind: 'custom',
+      inputs: 2,
+      classes: 0,
+      tensors: [{ name: 'w', shape: [2], initStd: 0.1 }],
+    });
+    fails(
+      { ...custom, model: { ...custom.model, wgsl: 'fn main() {}' } },
+      'model.kernel',
+      /exactly one/,
+    );
+    fails(
+      { ...custom, model: { ...custom.model, kernel: undefined } },
+      'model.kernel',
+      /exactly one/,
+    );
+    fails(
+      { ...custom, model: { ...custom.model, tensors: [] } },
+      'model.tensors',
+      /at least 1 entries/,
+    );
+    fails(
+      { ...custom, model: { ...custom.model, entryPoint: 'x-y' } },
+      'model.entryPoint',
+      /WGSL identifier/,
+    );
+    fails({ ...custom, stop: { targetAccuracy: 0.5 } }, 'stop.targetAccuracy', /use targetLoss/);
   });
 
   it('names the field and the reason for each kind of mistake', () => {

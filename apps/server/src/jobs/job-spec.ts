@@ -15,6 +15,7 @@ import {
   modelSpecSchema,
   parameterLayout,
   type ModelSpec,
+  type ModelSpecPayload,
 } from '@meshgrad/core';
 
 /** Longest file path a spec may name. */
@@ -104,14 +105,75 @@ export const datasetSpecSchema = z.discriminatedUnion('kind', [
   npyDataset,
 ]);
 
-/** The built-in model kinds, strict so a misspelt field is an error rather than ignored. */
-const builtInModels = modelSpecSchema.options.map((o) => o.strict());
+/** Longest custom kernel source, in bytes of UTF-8. */
+export const MAX_KERNEL_BYTES = 256 * 1024;
+
+/**
+ * A host's own model: a WGSL kernel that computes the loss gradient (docs/custom-wgsl.md), from
+ * a file (`kernel`) or inline (`wgsl`), with the shapes of its parameter tensors.
+ */
+const customModel = z
+  .strictObject({
+    kind: z.literal('custom'),
+    /** The kernel's .wgsl file. */
+    kernel: filePath.optional(),
+    /** The kernel's source, inline (instead of `kernel`). */
+    wgsl: z.string().min(1).max(MAX_KERNEL_BYTES).optional(),
+    entryPoint: z
+      .string()
+      .max(128)
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a WGSL identifier')
+      .default('main'),
+    /** Features per sample the kernel reads from x. */
+    inputs: z.number().int().positive().max(1_000_000),
+    /** Classes of the labels the kernel reads; 0 when it reads none. */
+    classes: z.number().int().min(0).max(65_536).default(0),
+    tensors: z
+      .array(
+        z.strictObject({
+          name: z
+            .string()
+            .max(128)
+            .regex(/^[A-Za-z_][A-Za-z0-9_.]*$/, 'must be letters, digits, _ and .'),
+          shape: z.array(z.number().int().positive()).min(1).max(8),
+          /** Standard deviation of the seeded normal initialisation; absent: zeros. */
+          initStd: z.number().min(0).optional(),
+        }),
+      )
+      .min(1)
+      .max(256),
+  })
+  .refine((m) => (m.kernel === undefined) !== (m.wgsl === undefined), {
+    message: 'give kernel (a .wgsl file) or wgsl (the source inline), exactly one',
+    path: ['kernel'],
+  });
+
+/** The built-in model kinds (core's schema), strict so a misspelt field is an error. */
+const [softmaxModel, mlpModel, kmeansModel] = modelSpecSchema.options;
 
 export const jobModelSchema = z.discriminatedUnion('kind', [
-  builtInModels[0] as (typeof builtInModels)[0],
-  builtInModels[1] as (typeof builtInModels)[1],
-  builtInModels[2] as (typeof builtInModels)[2],
+  softmaxModel.strict(),
+  mlpModel.strict(),
+  kmeansModel.strict(),
+  customModel,
 ]);
+
+export type JobModelSpec = z.output<typeof jobModelSchema>;
+
+/** The model as core knows it: a custom model without its kernel (which travels apart). */
+export function coreModelSpec(model: JobModelSpec): ModelSpecPayload {
+  if (model.kind !== 'custom') return model;
+  return {
+    kind: 'custom',
+    inputs: model.inputs,
+    classes: model.classes,
+    tensors: model.tensors.map((t) => ({
+      name: t.name,
+      shape: t.shape,
+      ...(t.initStd !== undefined ? { initStd: t.initStd } : {}),
+    })),
+  };
+}
 
 const samplesPerSend = z.number().int().min(1).max(1_000_000);
 const blocksPerSend = z.number().int().min(1).max(1024);
@@ -379,7 +441,7 @@ function checkModelAgainstSpec(spec: JobSpec): void {
     if (inputs !== 784) {
       throw new JobSpecError(inputsField, `MNIST has 784 features, got ${inputs}`);
     }
-    if (model.kind !== 'kmeans' && model.classes !== 10) {
+    if ((model.kind === 'softmax' || model.kind === 'mlp') && model.classes !== 10) {
       throw new JobSpecError('model.classes', `MNIST has 10 classes, got ${model.classes}`);
     }
   }
@@ -390,7 +452,7 @@ function checkModelAgainstSpec(spec: JobSpec): void {
   if (spec.stop.targetAccuracy !== undefined && !classifier) {
     throw new JobSpecError(
       'stop.targetAccuracy',
-      `needs a classifier (softmax or mlp); a ${model.kind} model has no accuracy`,
+      `needs a classifier (softmax or mlp); a ${model.kind} model has no accuracy${model.kind === 'custom' ? ' (its kernel reports only a loss: use targetLoss)' : ''}`,
     );
   }
   if (spec.stop.targetObjective !== undefined && model.kind !== 'kmeans') {
@@ -399,7 +461,7 @@ function checkModelAgainstSpec(spec: JobSpec): void {
       `needs a kmeans model; use targetLoss or targetAccuracy for ${model.kind}`,
     );
   }
-  const layout = parameterLayout(model, spec.blockSize);
+  const layout = parameterLayout(coreModelSpec(model), spec.blockSize);
   if (spec.balancer.mode === 'fixed' && spec.balancer.blocksPerMessage > layout.blockCount) {
     throw new JobSpecError(
       'balancer.blocksPerMessage',
@@ -412,6 +474,9 @@ function checkModelAgainstSpec(spec: JobSpec): void {
 function resolvePaths(spec: JobSpec, baseDir: string): JobSpec {
   const abs = (p: string) => path.resolve(baseDir, p);
   const absOrNull = (p: string | null) => (p === null ? null : abs(p));
+  if (spec.model.kind === 'custom' && spec.model.kernel !== undefined) {
+    spec = { ...spec, model: { ...spec.model, kernel: abs(spec.model.kernel) } };
+  }
   const d = spec.dataset;
   switch (d.kind) {
     case 'idx':

@@ -17,13 +17,14 @@ import {
 import type { Logger } from '../logger.ts';
 import type { ServerMetrics } from '../metrics.ts';
 import type { BalancerMode, CheckpointManifest, DataStore, MetricsRecord } from '../store.ts';
+import { openCustomKernel, type CustomKernel } from './custom-kernel.ts';
 import { loadJobData } from './data.ts';
-import type { JobSpec } from './job-spec.ts';
+import { coreModelSpec, type JobSpec } from './job-spec.ts';
 
 export { loadJobData } from './data.ts';
 
 /** A worker that has not reported for this long is dropped (ms). */
-export const WORKER_STALE_MS = 5_000;
+export const WORKER_STALE_MS = 15_000;
 /** How often the job writes a metrics-history record (ms). */
 export const METRICS_RECORD_INTERVAL_MS = 5_000;
 /** A state request not answered within this time is abandoned and another worker is asked (ms). */
@@ -75,6 +76,8 @@ export class Job {
   private shardBytes = new Map<number, { bytes: Uint8Array; etag: string }>();
   private shards: Dataset[] = [];
   latest: CheckpointManifest | null = null;
+  /** A custom model's compiled gradient kernel; null for built-in models. */
+  kernel: CustomKernel | null = null;
   private latestParams: Float32Array | null = null;
   private pendingState: {
     requestId: string;
@@ -100,7 +103,7 @@ export class Job {
     private readonly metrics: ServerMetrics,
     private readonly log: Logger,
   ) {
-    this.layout = parameterLayout(spec.model, spec.blockSize);
+    this.layout = parameterLayout(coreModelSpec(spec.model), spec.blockSize);
     this.learningRate = spec.learningRate;
     this.balancer = balancerFromSpec(spec);
     this.specHash = createHash('sha256').update(JSON.stringify(spec)).digest('hex').slice(0, 16);
@@ -118,6 +121,9 @@ export class Job {
   ): Promise<Job> {
     const { train, test } = await loadJobData(spec);
     const job = new Job(spec, train, test, store, metrics, log.child({ job: spec.id }));
+    if (spec.model.kind === 'custom') {
+      job.kernel = await openCustomKernel(spec, job.layout, job.initialParams(), train);
+    }
     await store.saveSpec(spec.id, spec);
     const progress = await store.loadProgress(spec.id);
     job.latest = await store.latestCheckpoint(spec.id);
@@ -155,7 +161,7 @@ export class Job {
       name: spec.name,
       host: spec.host,
       description: spec.description,
-      model: spec.model,
+      model: coreModelSpec(spec.model),
       blockSize: spec.blockSize,
       batchSize: spec.batchSize,
       learningRate: this.learningRate,
@@ -166,6 +172,9 @@ export class Job {
         features: this.train.features,
         classes: this.train.classes,
       },
+      ...(this.kernel
+        ? { kernel: { wgsl: this.kernel.wgsl, entryPoint: this.kernel.entryPoint } }
+        : {}),
     };
   }
 
@@ -434,7 +443,10 @@ export class Job {
     for (let i = 0; i < params.length; i++) {
       if (!Number.isFinite(params[i])) return `params[${i}] is not finite`;
     }
-    const result = evaluate(this.layout, params, this.test);
+    // A custom model is evaluated by its own kernel: there is no CPU implementation of it.
+    const result = this.kernel
+      ? await this.kernel.evaluate(params, this.test)
+      : evaluate(this.layout, params, this.test);
     const seq = (this.latest?.seq ?? 0) + 1;
     const manifest: CheckpointManifest = {
       job: this.id,

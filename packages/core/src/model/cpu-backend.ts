@@ -6,7 +6,7 @@ import type { Batch } from '../data/dataset.ts';
 import type { Backend, BackendStats, ReceivedBlock } from './backend.ts';
 import { lossAndGradient, ModelScratch, validateBatch } from './math.ts';
 import type { ParameterLayout } from './spec.ts';
-import { blockRange } from './spec.ts';
+import { blockRange, CUSTOM_MODEL_NEEDS_WEBGPU } from './spec.ts';
 
 /**
  * `Backend` on the CPU, semantics exactly as documented on `Backend` (DESIGN §3). Choices the
@@ -49,6 +49,7 @@ export class CpuBackend implements Backend {
 
   /** Takes a copy of `params` (length `layout.size`). */
   constructor(layout: ParameterLayout, params: Float32Array) {
+    if (layout.spec.kind === 'custom') throw new RangeError(CUSTOM_MODEL_NEEDS_WEBGPU);
     this.layout = layout;
     checkLength(layout, params);
     this.params = Float32Array.from(params);

@@ -4,7 +4,7 @@
 import type { Dataset } from '../data/dataset.ts';
 import { argmax, forwardLogits, logSumExp, ModelScratch, nearestCentres } from './math.ts';
 import type { ParameterLayout } from './spec.ts';
-import { inputSize } from './spec.ts';
+import { CUSTOM_MODEL_NEEDS_WEBGPU, inputSize } from './spec.ts';
 
 /** Rows per forward pass; bounds the scratch memory of an evaluation. */
 export const EVALUATE_CHUNK_ROWS = 512;
@@ -37,6 +37,8 @@ export function evaluate(
   options: EvaluateOptions = {},
 ): EvaluationResult {
   const spec = layout.spec;
+  // The server evaluates custom models with their own kernel (apps/server jobs/custom-kernel.ts).
+  if (spec.kind === 'custom') throw new RangeError(CUSTOM_MODEL_NEEDS_WEBGPU);
   const features = inputSize(spec);
   if (dataset.features !== features) {
     throw new RangeError(`dataset has ${dataset.features} features, the model takes ${features}`);

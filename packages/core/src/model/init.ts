@@ -20,6 +20,7 @@ export const KMEANS_SEEDING_ROWS = 2_000;
  *   `KMEANS_SEEDING_ROWS` rows (each next centre drawn with probability ∝ squared distance to
  *   the nearest centre so far); without `data`, every coordinate standard normal.
  *   `data.features` must equal the model's `dims` and `data` must not be empty.
+ * - Custom: each tensor N(0, initStd²) (zeros when `initStd` is 0 or absent).
  */
 export function initParameters(
   layout: ParameterLayout,
@@ -29,6 +30,16 @@ export function initParameters(
   const params = new Float32Array(layout.size);
   const rng = new Rng(seed);
   const spec = layout.spec;
+  if (spec.kind === 'custom') {
+    // Each tensor N(0, initStd²), in layout order; zeros when initStd is 0 or absent.
+    spec.tensors.forEach((t, i) => {
+      const std = t.initStd ?? 0;
+      if (std === 0) return;
+      const { offset, size } = layout.tensors[i]!;
+      for (let j = offset; j < offset + size; j++) params[j] = std * rng.normal();
+    });
+    return params;
+  }
   if (spec.kind === 'kmeans') {
     if (data === undefined) {
       for (let i = 0; i < params.length; i++) params[i] = rng.normal();

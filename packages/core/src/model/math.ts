@@ -25,7 +25,7 @@
  */
 import type { Batch } from '../data/dataset.ts';
 import type { ParameterLayout } from './spec.ts';
-import { denseWidths, inputSize } from './spec.ts';
+import { CUSTOM_MODEL_NEEDS_WEBGPU, denseWidths, inputSize } from './spec.ts';
 
 /**
  * Preallocated working memory for up to `capacity` samples of one model shape, so a training
@@ -51,6 +51,7 @@ export class ModelScratch {
     }
     this.capacity = capacity;
     const spec = layout.spec;
+    if (spec.kind === 'custom') throw new RangeError(CUSTOM_MODEL_NEEDS_WEBGPU);
     if (spec.kind === 'kmeans') {
       this.shape = [spec.dims, spec.clusters];
       this.nearest = new Uint32Array(capacity);
@@ -92,6 +93,21 @@ export function validateBatch(layout: ParameterLayout, batch: Batch): void {
   }
   if (spec.kind === 'kmeans') return;
   const labels = batch.labels;
+  if (spec.kind === 'custom') {
+    // A custom kernel may read labels or not; when it does they must fit its classes.
+    if (labels === null || spec.classes === 0) return;
+    if (labels.length !== batch.size) {
+      throw new RangeError(`batch.labels has ${labels.length} entries, expected ${batch.size}`);
+    }
+    for (let i = 0; i < labels.length; i++) {
+      if (labels[i]! >= spec.classes) {
+        throw new RangeError(
+          `batch.labels[${i}] = ${labels[i]} is not below classes = ${spec.classes}`,
+        );
+      }
+    }
+    return;
+  }
   if (labels === null) throw new RangeError(`a ${spec.kind} model needs labelled batches`);
   if (labels.length !== batch.size) {
     throw new RangeError(`batch.labels has ${labels.length} entries, expected ${batch.size}`);

@@ -30,7 +30,31 @@ export interface KMeansSpec {
   readonly clusters: number;
 }
 
-export type ModelSpec = SoftmaxSpec | MlpSpec | KMeansSpec;
+/**
+ * A host's own model: a WGSL kernel computes the minibatch loss gradient for the flat parameter
+ * buffer (binding layout below and in docs/custom-wgsl.md); the platform does the SGD step, the
+ * Parzen merge and the exchange. There is no CPU implementation: it runs only on WebGPU.
+ */
+export interface CustomSpec {
+  readonly kind: 'custom';
+  /** Features per sample: the row length of the `x` the kernel reads. */
+  readonly inputs: number;
+  /** Classes of the labels the kernel reads; 0 when it reads none (labels are then all 0). */
+  readonly classes: number;
+  /** The parameter tensors, concatenated in this order (each row-major) into one buffer. */
+  readonly tensors: readonly CustomTensorSpec[];
+}
+
+export interface CustomTensorSpec {
+  /** Name in checkpoints and exports: letters, digits, `_` and `.`. */
+  readonly name: string;
+  /** Row-major shape. */
+  readonly shape: readonly number[];
+  /** Standard deviation of the seeded normal initialisation; default 0 (all zeros). */
+  readonly initStd?: number | undefined;
+}
+
+export type ModelSpec = SoftmaxSpec | MlpSpec | KMeansSpec | CustomSpec;
 
 export interface TensorLayout {
   /** Stable name, used in checkpoints and safetensors exports, e.g. `dense0.weight`. */
@@ -62,11 +86,14 @@ export const DEFAULT_BLOCK_SIZE = 16_384;
 /** Largest block that still fits one data-channel message as float32 with room for a header. */
 export const MAX_BLOCK_SIZE = 65_000;
 
-/** Widths of the dense layers, input first and classes last, for softmax and MLP models. */
-export function denseWidths(spec: SoftmaxSpec | MlpSpec): number[] {
-  return spec.kind === 'softmax'
-    ? [spec.inputs, spec.classes]
-    : [spec.inputs, ...spec.hidden, spec.classes];
+/**
+ * Widths of the dense layers, input first and classes last, for softmax and MLP models.
+ * Throws a RangeError for other kinds.
+ */
+export function denseWidths(spec: ModelSpec): number[] {
+  if (spec.kind === 'softmax') return [spec.inputs, spec.classes];
+  if (spec.kind === 'mlp') return [spec.inputs, ...spec.hidden, spec.classes];
+  throw new RangeError(`a ${spec.kind} model has no dense layers`);
 }
 
 /** Number of input features a model consumes per sample. */
@@ -97,9 +124,34 @@ export function validateModelSpec(spec: ModelSpec): void {
       positive('dims', spec.dims);
       positive('clusters', spec.clusters);
       break;
+    case 'custom': {
+      positive('inputs', spec.inputs);
+      if (!Number.isInteger(spec.classes) || spec.classes < 0) {
+        throw new RangeError(`model.classes must be 0 or a positive integer, got ${spec.classes}`);
+      }
+      if (spec.tensors.length === 0) throw new RangeError('model.tensors must not be empty');
+      const names = new Set<string>();
+      spec.tensors.forEach((t, i) => {
+        if (!/^[A-Za-z_][A-Za-z0-9_.]*$/.test(t.name)) {
+          throw new RangeError(
+            `model.tensors[${i}].name must be letters, digits, _ and ., got ${JSON.stringify(t.name)}`,
+          );
+        }
+        if (names.has(t.name)) throw new RangeError(`model.tensors[${i}].name ${t.name} repeats`);
+        names.add(t.name);
+        if (t.shape.length === 0) throw new RangeError(`model.tensors[${i}].shape is empty`);
+        t.shape.forEach((d, j) => positive(`tensors[${i}].shape[${j}]`, d));
+        if (t.initStd !== undefined && !(Number.isFinite(t.initStd) && t.initStd >= 0)) {
+          throw new RangeError(`model.tensors[${i}].initStd must be a finite number >= 0`);
+        }
+      });
+      break;
+    }
     default: {
       const kind: unknown = (spec as { kind?: unknown }).kind;
-      throw new RangeError(`model.kind must be softmax, mlp or kmeans, got ${String(kind)}`);
+      throw new RangeError(
+        `model.kind must be softmax, mlp, kmeans or custom, got ${String(kind)}`,
+      );
     }
   }
 }
@@ -123,6 +175,8 @@ export function parameterLayout(
   };
   if (spec.kind === 'kmeans') {
     add('centres', [spec.clusters, spec.dims]);
+  } else if (spec.kind === 'custom') {
+    for (const t of spec.tensors) add(t.name, [...t.shape]);
   } else {
     const widths = denseWidths(spec);
     for (let l = 0; l + 1 < widths.length; l++) {
@@ -155,4 +209,48 @@ export function tensorByName(layout: ParameterLayout, name: string): TensorLayou
   const t = layout.tensors.find((x) => x.name === name);
   if (!t) throw new RangeError(`no tensor named ${name} in this model`);
   return t;
+}
+
+/** Why a custom model cannot train or evaluate on the CPU. */
+export const CUSTOM_MODEL_NEEDS_WEBGPU =
+  'a custom WGSL model runs only on WebGPU: there is no CPU implementation of a host kernel';
+
+/**
+ * The binding layout of a custom WGSL gradient kernel (docs/custom-wgsl.md), the one schema the
+ * server's compile check and the WebGPU backend both build from. All bindings are in group 0.
+ */
+export const CUSTOM_KERNEL_BINDINGS = [
+  /** `Batch { size, features, params, classes }`, four u32. */
+  { binding: 0, name: 'batch', type: 'uniform' },
+  /** The parameters w, `params` floats. */
+  { binding: 1, name: 'params', type: 'read-only-storage' },
+  /** The kernel writes ∇L(w), the mean over the minibatch, `params` floats. */
+  { binding: 2, name: 'grad', type: 'storage' },
+  /** The minibatch features, `size × features` floats, row-major. */
+  { binding: 3, name: 'x', type: 'read-only-storage' },
+  /** The minibatch labels, `size` u32 (all 0 for unlabelled data). */
+  { binding: 4, name: 'labels', type: 'read-only-storage' },
+  /** The kernel writes each sample's loss, `size` floats. */
+  { binding: 5, name: 'loss', type: 'storage' },
+] as const;
+
+/** Invocations per workgroup a custom kernel must declare: `@workgroup_size(64)`. */
+export const CUSTOM_KERNEL_WORKGROUP_SIZE = 64;
+
+/** Bytes of the `Batch` uniform (four u32, padded to 16). */
+export const CUSTOM_KERNEL_BATCH_BYTES = 16;
+
+/**
+ * Workgroups to dispatch for a custom kernel: one invocation per parameter or per sample,
+ * whichever is more.
+ */
+export function customKernelWorkgroups(layout: ParameterLayout, batchSize: number): number {
+  return Math.ceil(Math.max(layout.size, batchSize, 1) / CUSTOM_KERNEL_WORKGROUP_SIZE);
+}
+
+/** The `Batch` uniform of a custom kernel for one minibatch, little-endian. */
+export function customKernelBatchInfo(layout: ParameterLayout, batchSize: number): Uint32Array {
+  const spec = layout.spec;
+  if (spec.kind !== 'custom') throw new RangeError('customKernelBatchInfo needs a custom model');
+  return Uint32Array.from([batchSize, spec.inputs, layout.size, spec.classes]);
 }

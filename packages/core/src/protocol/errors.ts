@@ -8,6 +8,8 @@ export type ProtocolErrorCode =
   | 'ERR_UNKNOWN_PEER'
   | 'ERR_UNEXPECTED'
   | 'ERR_RATE_LIMITED'
+  /** The job runs a custom WGSL kernel and the volunteer has no WebGPU backend. */
+  | 'ERR_NEEDS_WEBGPU'
   | 'ERR_INTERNAL';
 
 /** The error reply shape: every acknowledgement is either `{ ok: true, ... }` or this. */

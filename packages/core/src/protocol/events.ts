@@ -41,6 +41,12 @@ export interface JobInfo {
   readonly seed: number;
   readonly state: JobState;
   readonly dataset: { readonly name: string; readonly features: number; readonly classes: number };
+  /**
+   * A custom model's gradient kernel (docs/custom-wgsl.md), compiled and checked by the server;
+   * present exactly when `model.kind` is `custom`. Such a job needs WebGPU: the server refuses
+   * volunteers on the CPU backend.
+   */
+  readonly kernel?: { readonly wgsl: string; readonly entryPoint: string };
 }
 
 /** One ICE server, as `RTCIceServer` (core sees no DOM types). */

@@ -46,6 +46,25 @@ export const modelSpecSchema = z.discriminatedUnion('kind', [
     dims: z.number().int().positive(),
     clusters: z.number().int().positive(),
   }),
+  /** A host's WGSL kernel (model/spec.ts CustomSpec); the kernel itself is `JobInfo.kernel`. */
+  z.object({
+    kind: z.literal('custom'),
+    inputs: z.number().int().positive(),
+    classes: z.number().int().min(0),
+    tensors: z
+      .array(
+        z.object({
+          name: z
+            .string()
+            .max(128)
+            .regex(/^[A-Za-z_][A-Za-z0-9_.]*$/, 'must be letters, digits, _ and .'),
+          shape: z.array(z.number().int().positive()).min(1).max(8),
+          initStd: z.number().min(0).optional(),
+        }),
+      )
+      .min(1)
+      .max(256),
+  }),
 ]);
 
 export const encodingSchema = z.enum(['f32', 'f16', 'int8']);
