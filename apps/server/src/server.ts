@@ -11,6 +11,7 @@ import { createLogger, type Logger } from './logger.ts';
 import { ServerMetrics } from './metrics.ts';
 import { DataStore } from './store.ts';
 import { checkIceOptions, iceConfigFor, type IceOptions } from './turn.ts';
+import { Cluster } from './scale/cluster.ts';
 import { VolunteerHub, type VolunteerNamespace } from './volunteer.ts';
 
 /** How often jobs run their periodic work (ms). */
@@ -31,6 +32,11 @@ export interface ServerOptions extends IceOptions {
   readonly clientDir?: string | null;
   readonly logger?: Logger;
   readonly logLevel?: string;
+  /**
+   * Redis URL (e.g. `redis://localhost:6379`): share signaling and job state with the other
+   * processes on the same Redis, so they act as one server (docs/scale-out.md). Default: alone.
+   */
+  readonly redis?: string;
 }
 
 export interface MeshgradServer {
@@ -45,6 +51,8 @@ export interface MeshgradServer {
   readonly io: SocketServer;
   /** Asks a worker of `jobId` for its state now; resolves the request id, or null if none can answer. */
   requestCheckpoint(jobId: string): string | null;
+  /** This process's membership in a Redis cluster, or null when it runs alone. */
+  readonly cluster: Cluster | null;
   close(): Promise<void>;
 }
 
@@ -111,6 +119,9 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
     maxHttpBufferSize: MAX_PAYLOAD_BYTES + 1024 * 1024,
     serveClient: false,
   });
+  // Scale-out: the Redis adapter goes in before the namespace, so its rooms span processes.
+  const cluster = options.redis ? await Cluster.connect(options.redis, log) : null;
+  if (cluster) io.adapter(cluster.socketAdapter());
   // socket.io types one event map per Server; each namespace has its own, so narrow it here.
   const volunteers = io.of('/volunteer') as unknown as VolunteerNamespace;
   const hub = new VolunteerHub(
@@ -133,12 +144,25 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
     volunteers,
   });
   adminHttp = admin.handleHttp;
+  if (cluster) {
+    cluster.bind({
+      outbox: hub,
+      sendSettings: (worker, settings) => volunteers.to(worker.socketId).emit('settings', settings),
+    });
+    for (const job of jobs.values()) await cluster.attach(job);
+  }
 
   let ticking = false;
   const timer = setInterval(() => {
     if (ticking) return;
     ticking = true;
-    Promise.all([...jobs.values()].map((j) => j.tick(hub)))
+    Promise.all(
+      [...jobs.values()].map(async (j) => {
+        // Jobs created from the admin console join the cluster on their first tick.
+        if (cluster && !cluster.isAttached(j)) await cluster.attach(j);
+        await j.tick(hub);
+      }),
+    )
       .catch((err: unknown) => log.error({ err }, 'job tick failed'))
       .finally(() => {
         ticking = false;
@@ -157,6 +181,7 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
   const port = typeof address === 'object' && address ? address.port : (options.port ?? 8080);
   const url = `http://localhost:${port}`;
   log.info({ port, dataDir, jobs: [...jobs.keys()] }, 'meshgrad server listening');
+  let closing: Promise<void> | null = null;
 
   return {
     url,
@@ -170,13 +195,19 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
     requestCheckpoint(jobId) {
       return jobs.get(jobId)?.requestState(hub) ?? null;
     },
-    async close() {
-      clearInterval(timer);
-      admin.close();
-      await Promise.all([...jobs.values()].map((j) => j.flush()));
-      await new Promise<void>((resolve) => io.close(() => resolve()));
-      await new Promise<void>((resolve) => http.close(() => resolve()));
-      http.closeAllConnections();
+    cluster,
+    close() {
+      // Once: a second close (a test's cleanup after a failover) must not reach closed clients.
+      closing ??= (async () => {
+        clearInterval(timer);
+        admin.close();
+        await Promise.all([...jobs.values()].map((j) => j.flush()));
+        await new Promise<void>((resolve) => io.close(() => resolve()));
+        await new Promise<void>((resolve) => http.close(() => resolve()));
+        http.closeAllConnections();
+        await cluster?.close();
+      })();
+      return closing;
     },
   };
 }

@@ -14,6 +14,7 @@ import {
 } from '@meshgrad/core';
 import type { Job, JobOutbox } from './jobs/job.ts';
 import type { Logger } from './logger.ts';
+import { workerRoom } from './scale/cluster.ts';
 import type { ServerMetrics } from './metrics.ts';
 
 interface SocketData {
@@ -60,6 +61,27 @@ export class VolunteerHub implements JobOutbox {
 
   control(workerId: string, state: 'running' | 'paused' | 'stopped', learningRate: number): void {
     this.sockets.get(workerId)?.emit('control', { state, learningRate });
+  }
+
+  /** Whether `workerId` is a worker of `job` this process can reach (here or on another process). */
+  private reachable(job: Job, workerId: string): boolean {
+    return (this.sockets.has(workerId) && job.workers.has(workerId)) || job.isRemote(workerId);
+  }
+
+  /**
+   * Sends a message to a worker of `job`: straight to its socket when it is connected here, else
+   * to its room, which the Redis adapter carries to the process it is connected to.
+   */
+  private deliver<E extends 'relay' | 'signal'>(
+    job: Job,
+    workerId: string,
+    event: E,
+    payload: Parameters<VolunteerServerToClientEvents[E]>[0],
+  ): void {
+    const local = this.sockets.get(workerId);
+    const args = [payload] as Parameters<VolunteerServerToClientEvents[E]>;
+    if (local && job.workers.has(workerId)) local.emit(event, ...args);
+    else this.nsp.to(workerRoom(workerId)).emit(event, ...args);
   }
 
   private refuse(event: string, code: ProtocolErrorCode, message: string): ErrorReply {
@@ -161,6 +183,8 @@ export class VolunteerHub implements JobOutbox {
         socket.data.workerId = worker.id;
         socket.data.jobId = job.id;
         this.sockets.set(worker.id, socket);
+        // Its room: with the Redis adapter, workers on other processes reach it through it.
+        void socket.join(workerRoom(worker.id));
         const { manifest } = job.checkpointParams();
         ack({
           ok: true,
@@ -246,8 +270,7 @@ export class VolunteerHub implements JobOutbox {
           });
           return;
         }
-        const target = this.sockets.get(r.value.to);
-        if (!target || !ctx.job.workers.has(r.value.to)) {
+        if (!this.reachable(ctx.job, r.value.to)) {
           socket.emit('refused', {
             ...this.refuse('relay', 'ERR_UNKNOWN_PEER', `to: no worker ${r.value.to} in this job`),
             event: 'relay',
@@ -255,7 +278,7 @@ export class VolunteerHub implements JobOutbox {
           return;
         }
         this.metrics.bytesRelayed.inc(r.value.data.byteLength);
-        target.emit('relay', { from: ctx.workerId, data: r.value.data });
+        this.deliver(ctx.job, r.value.to, 'relay', { from: ctx.workerId, data: r.value.data });
       }),
     );
 
@@ -274,15 +297,14 @@ export class VolunteerHub implements JobOutbox {
           });
           return;
         }
-        const target = this.sockets.get(r.value.to);
-        if (!target || r.value.to === ctx.workerId || !ctx.job.workers.has(r.value.to)) {
+        if (r.value.to === ctx.workerId || !this.reachable(ctx.job, r.value.to)) {
           socket.emit('refused', {
             ...this.refuse('signal', 'ERR_UNKNOWN_PEER', `to: no worker ${r.value.to} in this job`),
             event: 'signal',
           });
           return;
         }
-        target.emit('signal', { from: ctx.workerId, data: r.value.data });
+        this.deliver(ctx.job, r.value.to, 'signal', { from: ctx.workerId, data: r.value.data });
       }),
     );
 

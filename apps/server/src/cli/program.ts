@@ -69,17 +69,8 @@ export function buildProgram(io: CliIo, done: (code: number) => void): Command {
     )
     .option(
       '--redis <url>',
-      'share signaling and job state with other server processes through Redis, e.g. redis://localhost:6379 (env MESHGRAD_REDIS_URL)',
+      'scale out: share signaling and job state with the other meshgrad processes on this Redis, e.g. redis://localhost:6379 (env MESHGRAD_REDIS_URL; docs/scale-out.md)',
       process.env.MESHGRAD_REDIS_URL,
-    )
-    .option(
-      '--peer-url <url>',
-      'with --redis: another server process volunteers may fail over to; repeat for several',
-      collect,
-    )
-    .option(
-      '--public-url <url>',
-      'the URL volunteers reach this process at, when it differs from http://localhost:<port>',
     )
     .option(
       '--stun <url>',

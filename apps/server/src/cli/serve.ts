@@ -11,8 +11,6 @@ export interface ServeOptions {
   readonly dataDir: string;
   readonly job?: string[];
   readonly redis?: string;
-  readonly peerUrl?: string[];
-  readonly publicUrl?: string;
   readonly stun?: string[];
   readonly turn?: string[];
   readonly turnSecret?: string;
@@ -50,6 +48,7 @@ export async function serve(opts: ServeOptions, io: CliIo): Promise<void> {
       ...(opts.turn?.length ? { turnUrls: opts.turn } : {}),
       ...(opts.turnSecret ? { turnSecret: opts.turnSecret } : {}),
       turnTtlSec: opts.turnTtl,
+      ...(opts.redis ? { redis: opts.redis } : {}),
     });
   } catch (err) {
     // Data files are loaded when the server opens the job: name the spec file it came from.

@@ -56,6 +56,47 @@ export interface JobOutbox {
   control(workerId: string, state: JobState, learningRate: number): void;
 }
 
+/** What a cluster already knows about a job when a process opens it. */
+export interface SharedJobState {
+  readonly samples: number;
+  readonly control?: { readonly state: JobState; readonly learningRate: number };
+  readonly balancer?: BalancerMode;
+  readonly checkpoint?: { readonly manifest: CheckpointManifest; readonly params: Float32Array };
+}
+
+/** A worker of this job connected to another server process (scale-out, DESIGN §5). */
+export interface RemoteWorker {
+  readonly id: string;
+  /** The process it is connected to. */
+  readonly server: string;
+  readonly shard: number;
+  readonly contributed: number;
+}
+
+/**
+ * How a job shares its state with the other server processes of a Redis cluster
+ * (scale/cluster.ts). A job without one runs alone, entirely in memory and on disk.
+ */
+export interface JobSync {
+  /** Other processes' workers of this job, as of the last `sync`. */
+  readonly remote: ReadonlyMap<string, RemoteWorker>;
+  /** Registers this process's workers (alive now), drops dead processes' ones and reloads the rest; resolves whether the remote set changed. */
+  sync(local: Iterable<WorkerEntry>): Promise<boolean>;
+  workerLeft(workerId: string): void;
+  /** The cumulative sample count a worker was last credited with on any process. */
+  credited(workerId: string): Promise<number | null>;
+  /** Credits samples job-wide; resolves the job's new total. */
+  addSamples(workerId: string, credit: number, cumulative: number): Promise<number>;
+  /** The job-wide sample total. */
+  samples(): Promise<number>;
+  /** Takes or keeps the lead (checkpoints, stop criteria) when `canLead`, else gives it up. */
+  lead(canLead: boolean): Promise<boolean>;
+  /** Shares a checkpoint the leader stored, so every process serves and resumes from it. */
+  checkpointStored(manifest: CheckpointManifest, params: Float32Array): Promise<void>;
+  controlChanged(state: JobState, learningRate: number): void;
+  balancerChanged(balancer: BalancerMode): void;
+}
+
 /**
  * One training job on this server: its spec, data, shards, workers, progress and checkpoints.
  * Progress (sample count, metrics history) is persisted so it never goes backwards across
@@ -78,6 +119,10 @@ export class Job {
   latest: CheckpointManifest | null = null;
   /** A custom model's compiled gradient kernel; null for built-in models. */
   kernel: CustomKernel | null = null;
+  /** Shared state with other server processes; null when this process runs alone. */
+  private sync: JobSync | null = null;
+  /** Whether this process leads the job in its cluster (always true alone). */
+  leader = true;
   private latestParams: Float32Array | null = null;
   private pendingState: {
     requestId: string;
@@ -224,6 +269,9 @@ export class Job {
       workerId && !this.workers.has(workerId) ? workerId : `w-${randomUUID().slice(0, 12)}`;
     const usage = new Array<number>(this.shards.length).fill(0);
     for (const w of this.workers.values()) usage[w.shard] = (usage[w.shard] ?? 0) + 1;
+    for (const w of this.sync?.remote.values() ?? []) {
+      if (w.id !== id) usage[w.shard] = (usage[w.shard] ?? 0) + 1;
+    }
     const shard = usage.indexOf(Math.min(...usage));
     const entry: WorkerEntry = {
       id,
@@ -245,6 +293,17 @@ export class Job {
     this.workers.set(id, entry);
     this.metrics.workers.set({ job: this.id }, this.workers.size);
     this.log.info({ worker: id, backend: device.backend, shard }, 'worker joined');
+    const sync = this.sync;
+    if (sync) {
+      // A tab that failed over from another process keeps counting its samples: what that
+      // process credited must not be credited again here.
+      if (!this.credited.has(id)) {
+        void sync.credited(id).then((c) => {
+          if (c !== null && !this.credited.has(id)) this.credited.set(id, c);
+        });
+      }
+      void sync.sync(this.workers.values());
+    }
     void this.store.appendEvent(this.id, { event: 'join', worker: id, backend: device.backend });
     this.renewNeighbours(outbox, id);
     return entry;
@@ -256,7 +315,18 @@ export class Job {
     if (this.pendingState?.workerId === workerId) this.pendingState = null;
     this.log.info({ worker: workerId, reason }, 'worker left');
     void this.store.appendEvent(this.id, { event: 'leave', worker: workerId, reason });
+    this.sync?.workerLeft(workerId);
     this.renewNeighbours(outbox);
+  }
+
+  /** Whether `workerId` is a worker of this job, on this process or another. */
+  hasWorker(workerId: string): boolean {
+    return this.workers.has(workerId) || (this.sync?.remote.has(workerId) ?? false);
+  }
+
+  /** Whether `workerId` is connected to another process of the cluster. */
+  isRemote(workerId: string): boolean {
+    return !this.workers.has(workerId) && (this.sync?.remote.has(workerId) ?? false);
   }
 
   /**
@@ -264,7 +334,8 @@ export class Job {
    * ⌈k/2⌉, so the graph is symmetric and connected, and a join or leave changes few links.
    */
   private renewNeighbours(outbox: JobOutbox, skip?: string): void {
-    const ids = [...this.workers.keys()].sort();
+    // Every process computes the same ring over all workers of the cluster and tells its own.
+    const ids = [...new Set([...this.workers.keys(), ...(this.sync?.remote.keys() ?? [])])].sort();
     const n = ids.length;
     const half = Math.ceil(this.spec.neighbours / 2);
     for (let i = 0; i < n; i++) {
@@ -296,6 +367,9 @@ export class Job {
       this.samples += credit;
       worker.contributed += credit;
       this.dirty = true;
+      void this.sync?.addSamples(worker.id, credit, stats.samples).then((total) => {
+        if (total > this.samples) this.samples = total;
+      });
     }
     worker.lastSeen = Date.now();
     worker.samplesPerSec = stats.samplesPerSec;
@@ -306,12 +380,13 @@ export class Job {
     worker.links = stats.links;
   }
 
-  setControl(state: JobState, learningRate: number, outbox: JobOutbox): void {
+  setControl(state: JobState, learningRate: number, outbox: JobOutbox, fromCluster = false): void {
     this.state = state;
     this.learningRate = learningRate;
     this.dirty = true;
     for (const w of this.workers.values()) outbox.control(w.id, state, learningRate);
     void this.store.appendEvent(this.id, { event: 'control', state, learningRate });
+    if (!fromCluster) this.sync?.controlChanged(state, learningRate);
   }
 
   /**
@@ -328,6 +403,7 @@ export class Job {
   setBalancer(
     balancer: BalancerMode,
     send: (worker: WorkerEntry, settings: WorkerSettings) => void,
+    fromCluster = false,
   ): void {
     this.balancer = balancer;
     this.dirty = true;
@@ -344,6 +420,80 @@ export class Job {
       send(w, w.settings);
     }
     void this.store.appendEvent(this.id, { event: 'balancer', ...balancer });
+    if (!fromCluster) this.sync?.balancerChanged(balancer);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Scale-out: the job's state shared with other server processes (scale/cluster.ts)
+
+  /**
+   * Joins the job to its cluster: from now on neighbours span processes, samples are counted
+   * job-wide, and only the leading process checkpoints. `shared` is what the cluster already
+   * knows about the job (from processes that ran it before), adopted where it is newer.
+   */
+  async attachSync(sync: JobSync, shared: SharedJobState | null): Promise<void> {
+    this.sync = sync;
+    this.leader = false;
+    if (!shared) return;
+    if (shared.samples > this.samples) this.samples = shared.samples;
+    if (shared.control) {
+      this.state = shared.control.state;
+      this.learningRate = shared.control.learningRate;
+    }
+    if (shared.balancer) this.balancer = shared.balancer;
+    if (shared.checkpoint)
+      await this.adoptCheckpoint(shared.checkpoint.manifest, shared.checkpoint.params);
+    this.dirty = true;
+  }
+
+  /** A checkpoint another process stored: kept here too, so this process serves and resumes from it. */
+  async adoptCheckpoint(manifest: CheckpointManifest, params: Float32Array): Promise<void> {
+    if (this.latest && manifest.seq <= this.latest.seq) return;
+    if (manifest.job !== this.id || params.length !== this.layout.size) {
+      this.log.warn(
+        { seq: manifest.seq },
+        'ignored a shared checkpoint that does not fit this job',
+      );
+      return;
+    }
+    await this.store.saveCheckpoint(manifest, params);
+    this.latest = manifest;
+    this.latestParams = params;
+    this.lastCheckpointAt = Date.now();
+    if (manifest.samples > this.samples) this.samples = manifest.samples;
+    this.metrics.checkpoints.inc({ job: this.id });
+    this.metrics.testLoss.set({ job: this.id }, manifest.testLoss);
+    if (manifest.testAccuracy !== undefined)
+      this.metrics.testAccuracy.set({ job: this.id }, manifest.testAccuracy);
+  }
+
+  /** Another process changed the workers of this job: renew the neighbours of ours. */
+  async remoteWorkersChanged(outbox: JobOutbox): Promise<void> {
+    if (this.sync && (await this.sync.sync(this.workers.values()))) this.renewNeighbours(outbox);
+  }
+
+  /** One tick's cluster work: registry, job-wide samples, leadership. */
+  private async clusterTick(sync: JobSync, outbox: JobOutbox): Promise<void> {
+    try {
+      if (await sync.sync(this.workers.values())) this.renewNeighbours(outbox);
+      const total = await sync.samples();
+      if (total > this.samples) {
+        this.samples = total;
+        this.dirty = true;
+      }
+      // Only a process with a worker that can answer a state request may lead.
+      const canLead = [...this.workers.values()].some((w) => !w.paused && w.contributed > 0);
+      const leading = await sync.lead(canLead);
+      if (leading !== this.leader) {
+        this.log.info(
+          { leader: leading },
+          leading ? 'leading the job in the cluster' : 'no longer leading the job',
+        );
+      }
+      this.leader = leading;
+    } catch (err) {
+      this.log.warn({ err }, 'cluster sync failed');
+    }
   }
 
   /** Calls `listener` with every metrics record the job appends; returns an unsubscribe. */
@@ -367,6 +517,7 @@ export class Job {
 
   /** Periodic work: drop stale workers, update gauges, persist progress, ask for state, stop. */
   async tick(outbox: JobOutbox): Promise<void> {
+    if (this.sync) await this.clusterTick(this.sync, outbox);
     const now = Date.now();
     this.checkStop(outbox, now);
     for (const w of [...this.workers.values()]) {
@@ -399,6 +550,7 @@ export class Job {
     }
     if (
       !this.pendingState &&
+      this.leader &&
       this.state === 'running' &&
       now - this.lastCheckpointAt >= this.spec.checkpointIntervalSec * 1000
     ) {
@@ -473,6 +625,11 @@ export class Job {
       'checkpoint stored',
     );
     this.stopDue ??= stopCriterionMet(this.spec.stop, manifest);
+    if (this.sync) {
+      await this.sync.checkpointStored(manifest, params).catch((err: unknown) => {
+        this.log.warn({ err, seq }, 'could not share the checkpoint with the cluster');
+      });
+    }
     let sps = 0;
     for (const w of this.workers.values()) sps += w.samplesPerSec;
     await this.appendRecord({ samplesPerSec: sps, checkpoint: manifest });
@@ -485,7 +642,8 @@ export class Job {
    * time, it stops without.
    */
   private checkStop(outbox: JobOutbox, now: number): void {
-    if (this.state === 'stopped') return;
+    // In a cluster the leading process decides; it tells the others (setControl).
+    if (this.state === 'stopped' || !this.leader) return;
     const { maxSamples } = this.spec.stop;
     if (this.stopDue === null && maxSamples !== undefined && this.samples >= maxSamples) {
       if (this.latest && this.latest.samples >= maxSamples) {

@@ -36,12 +36,16 @@ export interface NodeVolunteerOptions {
   /** Builds the backend; default the CPU backend. */
   readonly backend?: BackendFactory;
   readonly device?: DeviceInfo;
+  /** Asks for this worker id back (a reconnect, or a failover to another process). */
+  readonly workerId?: string;
 }
 
 export class NodeVolunteer {
   state: 'running' | 'paused' | 'stopped' = 'running';
   /** Relayed blocks received. */
   received = 0;
+  /** Relayed blocks received, by sender. */
+  readonly receivedFrom = new Map<string, number>();
   private lastStats = 0;
   private samplesAtLast = 0;
   private lossSum = 0;
@@ -68,6 +72,7 @@ export class NodeVolunteer {
     const reply = (await socket.timeout(10_000).emitWithAck('hello', {
       protocolVersion: PROTOCOL_VERSION,
       device: options.device ?? { backend: 'cpu', userAgent: 'node-volunteer' },
+      ...(options.workerId ? { workerId: options.workerId } : {}),
     })) as HelloReply;
     if (!reply.ok) {
       socket.disconnect();
@@ -111,6 +116,7 @@ export class NodeVolunteer {
     const v = new NodeVolunteer(socket, reply, worker, backend);
     socket.on('relay', (m: { from: string; data: ArrayBuffer | Uint8Array }) => {
       v.received++;
+      v.receivedFrom.set(m.from, (v.receivedFrom.get(m.from) ?? 0) + 1);
       worker.receive(m.from, m.data instanceof Uint8Array ? m.data : new Uint8Array(m.data));
     });
     socket.on('neighbours', (n: readonly string[]) => {

@@ -1,0 +1,126 @@
+/**
+ * Two job servers on one real redis-server act as one: neighbours span the processes, blocks
+ * are relayed between them, samples count job-wide, one process checkpoints and the other adopts
+ * its checkpoints; when one goes away its volunteers re-join the other and training goes on.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NodeVolunteer, trainUntil } from '../jobs/node-volunteer.test-support.ts';
+import { createServer, type MeshgradServer } from '../server.ts';
+import { RedisServer } from './redis-server.test-support.ts';
+
+const JOB = {
+  id: 'blobs',
+  name: 'Gaussian blobs',
+  model: { kind: 'kmeans', dims: 4, clusters: 3 },
+  dataset: { kind: 'clusters', clusters: 3, dims: 4, count: 900, testCount: 300 },
+  shards: 4,
+  batchSize: 16,
+  learningRate: 0.05,
+  checkpointIntervalSec: 1,
+  communication: { communicationPeriod: 32 },
+};
+
+let redis: RedisServer;
+const dirs: string[] = [];
+const servers: MeshgradServer[] = [];
+const volunteers: NodeVolunteer[] = [];
+
+async function start(): Promise<MeshgradServer> {
+  const dataDir = await mkdtemp(path.join(tmpdir(), 'meshgrad-scale-'));
+  dirs.push(dataDir);
+  const server = await createServer({
+    port: 0,
+    host: '127.0.0.1',
+    dataDir,
+    jobs: [JOB],
+    logLevel: 'silent',
+    clientDir: null,
+    redis: redis.url,
+  });
+  servers.push(server);
+  return server;
+}
+
+async function join(server: MeshgradServer, workerId?: string): Promise<NodeVolunteer> {
+  const v = await NodeVolunteer.join(server.url, workerId ? { workerId } : {});
+  volunteers.push(v);
+  return v;
+}
+
+beforeAll(async () => {
+  redis = await RedisServer.start();
+});
+
+afterAll(async () => {
+  for (const v of volunteers) v.close();
+  for (const s of servers) await s.close().catch(() => undefined);
+  await redis?.stop();
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+describe('scale-out over Redis', () => {
+  it('makes volunteers on two processes neighbours that exchange blocks; one fails, training goes on', async () => {
+    const a = await start();
+    const b = await start();
+    expect(a.cluster?.server).not.toBe(b.cluster?.server);
+    const onA = [await join(a), await join(a)];
+    const onB = [await join(b), await join(b)];
+    const all = [...onA, ...onB];
+    const idsOnB = new Set(onB.map((v) => v.workerId));
+    const idsOnA = new Set(onA.map((v) => v.workerId));
+
+    // Every worker sees the others, wherever they are connected (4 workers, 4 neighbours).
+    await expect
+      .poll(() => all.every((v) => v.worker.neighbours.length === 3), { timeout: 10_000 })
+      .toBe(true);
+    // Shards are balanced across the processes: four workers, four different shards.
+    expect(new Set(all.map((v) => v.assignment.shard.index)).size).toBe(4);
+
+    // Blocks cross processes (relayed through the Redis adapter) in both directions.
+    const crossed = () =>
+      onA.every((v) => [...v.receivedFrom.keys()].some((from) => idsOnB.has(from))) &&
+      onB.every((v) => [...v.receivedFrom.keys()].some((from) => idsOnA.has(from)));
+    expect(await trainUntil(all, crossed, 30_000)).toBe(true);
+
+    // Samples count job-wide on both processes; one process stores checkpoints, the other
+    // adopts them.
+    const jobA = a.jobs.get('blobs')!;
+    const jobB = b.jobs.get('blobs')!;
+    expect(
+      await trainUntil(
+        all,
+        () => (jobA.latest?.seq ?? 0) >= 2 && (jobB.latest?.seq ?? 0) >= 2,
+        30_000,
+      ),
+    ).toBe(true);
+    expect([jobA.leader, jobB.leader].filter(Boolean)).toHaveLength(1);
+    const credited = all.reduce((sum, v) => sum + v.worker.counters.samples, 0);
+    await trainUntil(all, () => false, 1_500);
+    expect(jobA.samples).toBeGreaterThan(credited * 0.8);
+    expect(Math.abs(jobA.samples - jobB.samples)).toBeLessThan(jobA.samples * 0.2);
+
+    // A goes away; its volunteers come back on B with their worker ids, and training goes on.
+    const seqBefore = jobB.latest?.seq ?? 0;
+    for (const v of onA) v.close();
+    await a.close();
+    const moved = [];
+    for (const v of onA) moved.push(await join(b, v.workerId));
+    expect(moved.map((v) => v.workerId)).toEqual(onA.map((v) => v.workerId));
+    const survivors = [...onB, ...moved];
+    await expect
+      .poll(() => survivors.every((v) => v.worker.neighbours.length === 3), { timeout: 15_000 })
+      .toBe(true);
+    expect(jobB.workers.size).toBe(4);
+    expect(
+      await trainUntil(
+        survivors,
+        () => jobB.leader && (jobB.latest?.seq ?? 0) > seqBefore + 1,
+        30_000,
+      ),
+    ).toBe(true);
+    expect(jobB.latest?.testObjective).toBeLessThan(20);
+  });
+});
