@@ -231,15 +231,19 @@ describe('balance: links', () => {
       samplesPerSec: speed,
       batchSize,
       sendBusyFraction: 0.3,
-      links: [link('a'), link('b', { goodputBytesPerSec: 20_000, backlogBytes: backlogB })],
+      links: [
+        link('a', { goodputBytesPerSec: 500_000 }),
+        link('b', { goodputBytesPerSec: 20_000, backlogBytes: backlogB }),
+      ],
       neighbours: ['a', 'b'],
     });
     const { plans } = balance(
       emptyBalancerState(),
-      { nowS: 1, model, workers: [worker(30_000)] },
+      { nowS: 1, model, workers: [worker(200_000)] },
       { neighbours: 0 },
     );
-    // Worker-level queue: 30 kB over 70 kB/s is under 0.5 s, but link b holds 1.5 s of its goodput.
+    // Worker-level queue: 200 kB over 520 kB/s is under 0.5 s, but link b holds 10 s of its goodput
+    // (and more than two messages).
     const plan = plans.get('w')!;
     expect(plan.congested).toBe(false);
     expect(plan.budgetBytesPerSec).toBeLessThanOrEqual(2 * 0.8 * 20_000 + 1e-9);
@@ -268,12 +272,12 @@ describe('balance: links', () => {
     );
     const t2 = balance(
       t1.state,
-      { nowS: 2, model, workers: [sender(20, 60_000), receiver(20, 6)] },
+      { nowS: 2, model, workers: [sender(20, 200_000), receiver(20, 7)] },
       options,
     );
     const plan = t2.plans.get('s')!;
     expect(plan.reason).toBe('overwrites');
-    expect(plan.budgetBytesPerSec).toBeCloseTo(100_000 * 0.4, 0);
+    expect(plan.budgetBytesPerSec).toBeCloseTo(100_000 * 0.3, 0);
     // Uncongested, the same overwrites do not matter.
     const t3 = balance(
       t1.state,
@@ -354,7 +358,9 @@ describe('settingsForBudget: encoding', () => {
     // Just above the f32 threshold: a worker on f16 stays on f16, a fresh one takes f32.
     expect(settingsForBudget(1.05 * ceiling, model, batchSize, speed, 'f16').encoding).toBe('f16');
     expect(settingsForBudget(1.05 * ceiling, model, batchSize, speed, null).encoding).toBe('f32');
-    expect(settingsForBudget(1.3 * ceiling, model, batchSize, speed, 'f16').encoding).toBe('f32');
+    expect(settingsForBudget(1.3 * ceiling, model, batchSize, speed, 'f16').encoding).toBe('f16');
+    expect(settingsForBudget(1.6 * ceiling, model, batchSize, speed, 'f16').encoding).toBe('f16');
+    expect(settingsForBudget(2.1 * ceiling, model, batchSize, speed, 'f16').encoding).toBe('f32');
   });
 
   it('never plans more traffic than the budget allows', () => {

@@ -16,16 +16,21 @@
  *    buffered on any channel (`sendBusyFraction`). Bytes only leave the buffer while it is
  *    non-empty, so goodput / busy fraction is what the link carries when pushed: a capacity
  *    sample that needs no probing and no saturation. Without the busy fraction, only a congested
- *    interval gives a sample (goodput itself). Samples below the estimate replace it at once (a
- *    drop must be acted on within a tick, before the queue grows); samples above move it half
- *    way (a single short busy spell can overstate the capacity).
+ *    interval gives a sample (goodput itself). A sample under `DROP_FRACTION` of the estimate,
+ *    or any lower sample while congested, replaces it at once (a drop must be acted on within a
+ *    tick, before the queue grows); other samples move it by `CAPACITY_SMOOTHING` (samples
+ *    scatter as receivers' downlinks and relays are shared with other senders, and one short
+ *    busy spell can overstate the capacity).
  * 2. Congestion. The worker is congested when its safety valve skipped a send, or when its
- *    buffered bytes exceed `maxQueueDelayS` seconds of its goodput. A congested worker with an
- *    unknown busy fraction takes its goodput as the capacity.
- * 3. Budget (bytes/s the worker may send) = `targetUtilisation` × capacity, less what it takes
- *    to drain a queue longer than the target within `DRAIN_HORIZON_S`. Utilisation below one
- *    leaves room for bursts (a message of m blocks lands in the queue at once) and for other
- *    traffic, so the queue stays short and blocks arrive fresh.
+ *    buffered bytes exceed `maxQueueDelayS` seconds of its goodput (and `QUEUE_BURST_MESSAGES`
+ *    messages of m blocks: on a slow link one message alone takes that long). A congested worker
+ *    with an unknown busy fraction takes its goodput as the capacity.
+ * 3. Budget (bytes/s the worker may send) = `targetUtilisation` × capacity. Utilisation below
+ *    one leaves room for bursts (a message of m blocks lands in the queue at once) and for other
+ *    traffic, so the queue stays short and blocks arrive fresh. While the queue is above target
+ *    and still growing, the budget also gives up what drains it within `DRAIN_HORIZON_S` (at
+ *    most `DRAIN_MAX_CUT` of it); a queue that already shrinks is left to the worker's valve
+ *    (`localValveBytes`), so the settings do not dip and come back.
  * 4. Per-link limits. A link whose own queue is long while the worker as a whole is not
  *    congested has a bottleneck of its own (the receiver's downlink, a relay): its goodput caps
  *    it, and since sends pick a neighbour at random, the worker's budget is at most k times that
@@ -41,12 +46,15 @@
  *    below it, float16 halves the bytes at a relative error of 2⁻¹¹, far under the noise of an
  *    SGD step, so it is the better trade. int8 (error up to max|w| / 254 per value) only when
  *    even float16 reaches less than `int8BelowFraction` of the ceiling. Switching back to a
- *    more precise encoding needs `1 + hysteresis` times the threshold, so a budget on the
- *    boundary does not flip the encoding every tick.
- * 8. Settings. The budget becomes a block rate per sample, then (b, m) with b a whole number of
- *    batches (see `periodAndBlocks`). The new settings are applied only if their traffic
- *    differs from the current settings' by more than `hysteresis`, or the encoding changes, or
- *    the worker is congested and they send less: a steady link keeps steady settings.
+ *    more precise encoding needs `ENCODING_RETURN_MARGIN` times the threshold, so a budget on
+ *    the boundary does not flip the encoding every tick.
+ * 8. Settings. The budget becomes a block rate per sample (at the smoothed speed), then (b, m)
+ *    with b a whole number of batches (see `periodAndBlocks`). New settings are applied when
+ *    they have pointed the same way for `CONFIRM_TICKS` ticks (a traffic change beyond
+ *    `hysteresis`, or an encoding switch, counted by precision), or at once when the worker is
+ *    congested and they send less or coarser. Raises need `RAISE_BAND_FACTOR` × `hysteresis`
+ *    and `RAISE_CONFIRM_TICKS`. So one noisy sample moves nothing, a steady link keeps steady
+ *    settings, and a drop is followed within a tick.
  * 9. Neighbours. `chooseNeighbours` with the links' measured capacity, RTT, relay flag and
  *    acceptance rate; it keeps current neighbours unless a candidate is clearly better.
  */
@@ -61,8 +69,34 @@ import {
   type ModelTraffic,
 } from './settings.ts';
 
-/** Time within which a queue above the target should drain, seconds. */
+/** Time within which a growing queue above the target should drain, seconds. */
 export const DRAIN_HORIZON_S = 2;
+/** Messages of m blocks a queue may hold before it counts as long, whatever their bytes. */
+export const QUEUE_BURST_MESSAGES = 2;
+/** The drain term takes at most this fraction of the budget. */
+export const DRAIN_MAX_CUT = 0.5;
+/** Weight of a new capacity sample that is not a drop (exponential smoothing). */
+export const CAPACITY_SMOOTHING = 0.3;
+/** A capacity sample under this fraction of the estimate is a drop and replaces it at once. */
+export const DROP_FRACTION = 0.5;
+/** Weight of a new speed measurement (exponential smoothing). */
+export const SPEED_SMOOTHING = 0.5;
+/** Ticks in a row a lower wanted traffic must lie beyond the hysteresis band to be applied. */
+export const CONFIRM_TICKS = 2;
+/**
+ * Raising traffic needs a band this many times wider and RAISE_CONFIRM_TICKS ticks: when a
+ * shared bottleneck (a receiver's downlink, a relay) frees up, every sender sees it at once, and
+ * quick raises would make them overshoot together and back off together.
+ */
+export const RAISE_BAND_FACTOR = 1.75;
+export const RAISE_CONFIRM_TICKS = 3;
+/**
+ * Budget relative to the threshold needed to go back to a more precise encoding: capacity
+ * samples scatter by ±20% on shared links, and each switch changes the bytes per block 2×.
+ */
+export const ENCODING_RETURN_MARGIN = 2;
+/** Interval assumed for the first tick, seconds (the server's stats period). */
+export const DEFAULT_INTERVAL_S = 1;
 /** Busy fraction below which goodput / busy is too noisy to be a capacity sample. */
 export const MIN_BUSY_FOR_SAMPLE = 0.02;
 /** Without busy fractions, the capacity estimate grows by this factor per uncongested tick. */
@@ -166,6 +200,10 @@ interface WorkerMemory {
   readonly settings: WorkerSettings;
   readonly budget: number;
   readonly capacity: number | null;
+  /** Smoothed training speed, samples/s. */
+  readonly speed: number;
+  /** Consecutive ticks the wanted traffic was beyond the hysteresis band: +n above, −n below. */
+  readonly pressure: number;
 }
 
 interface LinkMemory {
@@ -208,16 +246,20 @@ export function ceilingBytesPerSec(
 
 /**
  * Settings for a budget (rules 7 and 8 without the hysteresis on traffic): the encoding for the
- * budget given the current one, then (b, m).
+ * budget given the current one, then (b, m), keeping the current m when it fits as well.
  */
 export function settingsForBudget(
   budgetBytesPerSec: number,
   model: ModelTraffic,
   batchSize: number,
   samplesPerSec: number,
-  current: Encoding | null,
+  current: Encoding | WorkerSettings | null,
   options: BalancerOptions = {},
 ): WorkerSettings {
+  const currentEncoding =
+    typeof current === 'string' || current === null ? current : current.encoding;
+  const currentBlocks =
+    typeof current === 'object' && current !== null ? current.blocksPerMessage : undefined;
   const o = { ...DEFAULT_BALANCER_OPTIONS, ...options };
   const ceiling = ceilingBytesPerSec(model, batchSize, samplesPerSec);
   // Fraction of the full-model-per-step traffic each encoding reaches with this budget.
@@ -234,8 +276,8 @@ export function settingsForBudget(
   for (let i = 0; i + 1 < o.encodings.length; i++) {
     const e = o.encodings[i]!;
     const needed =
-      current !== null && o.encodings.indexOf(current) > i
-        ? threshold(e, i) * (1 + o.hysteresis) // currently coarser: come back only with margin
+      currentEncoding !== null && o.encodings.indexOf(currentEncoding) > i
+        ? threshold(e, i) * ENCODING_RETURN_MARGIN // currently coarser: come back with margin
         : threshold(e, i);
     if (reach(e) >= needed) break;
     encoding = o.encodings[i + 1]!;
@@ -247,6 +289,7 @@ export function settingsForBudget(
     batchSize,
     model.blockCount,
     o.maxPeriodBatches,
+    encoding === currentEncoding ? currentBlocks : undefined,
   );
   return { communicationPeriod, blocksPerMessage, encoding };
 }
@@ -276,6 +319,8 @@ export function balance(
   options: BalancerOptions = {},
 ): { state: BalancerState; plans: Map<string, WorkerPlan> } {
   const o = { ...DEFAULT_BALANCER_OPTIONS, ...options };
+  const intervalS =
+    state.nowS !== null && input.nowS > state.nowS ? input.nowS - state.nowS : DEFAULT_INTERVAL_S;
   const reports = new Map(input.workers.map((w) => [w.id, w]));
   const currentNeighbours = (id: string): readonly string[] =>
     reports.get(id)?.neighbours ?? state.neighbours.get(id) ?? [];
@@ -295,12 +340,17 @@ export function balance(
 
   for (const report of input.workers) {
     const memory = state.workers.get(report.id);
+    // Steps land on either side of a tick, so one interval's speed jitters by a batch or so.
+    const speed =
+      memory && memory.speed > 0 && report.samplesPerSec > 0
+        ? memory.speed + SPEED_SMOOTHING * (report.samplesPerSec - memory.speed)
+        : report.samplesPerSec;
     const current =
-      memory?.settings ??
-      initialSettings(input.model, report.batchSize, report.samplesPerSec, options);
+      memory?.settings ?? initialSettings(input.model, report.batchSize, speed, options);
     let goodput = 0;
     let backlog = 0;
     let skipped = 0;
+    let sent = 0;
     const linkCaps: number[] = [];
     const perLink: { stats: LinkStats; before: LinkMemory | undefined }[] = [];
     for (const l of report.links) {
@@ -308,19 +358,24 @@ export function balance(
       goodput += l.goodputBytesPerSec;
       backlog += l.backlogBytes;
       skipped += delta(l.skippedSends, before?.stats.skippedSends);
+      sent += delta(l.blocksSent, before?.stats.blocksSent);
       perLink.push({ stats: l, before });
     }
-    // Rule 2.
-    const congested =
-      skipped > 0 ||
-      (backlog > 0 && backlog > o.maxQueueDelayS * Math.max(goodput, Number.MIN_VALUE));
+    // Rule 2. A message of m blocks sits in the queue while it is transmitted, however short
+    // the target delay: on a slow link that alone can be seconds, and is not congestion.
+    const burst =
+      QUEUE_BURST_MESSAGES *
+      Math.min(current.blocksPerMessage, input.model.blockCount) *
+      messageBytes(input.model, current.encoding);
+    const allowance = (rate: number) => Math.max(o.maxQueueDelayS * rate, burst);
+    const congested = skipped > 0 || backlog > allowance(goodput);
 
     // Rule 4 (link memory is kept for every reported link, neighbour or not).
     for (const { stats: l, before } of perLink) {
       let cap = before?.cap ?? Infinity;
       const linkCongested =
         delta(l.skippedSends, before?.stats.skippedSends) > 0 ||
-        (l.backlogBytes > 0 && l.backlogBytes > o.maxQueueDelayS * l.goodputBytesPerSec);
+        l.backlogBytes > allowance(l.goodputBytesPerSec);
       if (linkCongested && !congested) cap = Math.min(cap, l.goodputBytesPerSec);
       else if (!linkCongested && cap !== Infinity && l.goodputBytesPerSec >= 0.5 * cap) {
         cap *= LINK_CAP_RECOVERY;
@@ -338,8 +393,13 @@ export function balance(
     if (busy !== undefined && busy >= MIN_BUSY_FOR_SAMPLE && goodput > 0) sample = goodput / busy;
     else if (busy === undefined && congested) sample = goodput;
     if (sample !== null) {
-      capacity =
-        capacity === null || sample < capacity ? sample : capacity + 0.5 * (sample - capacity);
+      if (
+        capacity === null ||
+        sample < DROP_FRACTION * capacity ||
+        (congested && sample < capacity)
+      ) {
+        capacity = sample;
+      } else capacity += CAPACITY_SMOOTHING * (sample - capacity);
     } else if (capacity !== null && busy === undefined) {
       // The link kept up with what the current settings ask: it may carry more, so probe.
       const asked = sendRateBytesPerSec(
@@ -353,7 +413,7 @@ export function balance(
     }
 
     // Rules 3 to 6.
-    const ceiling = ceilingBytesPerSec(input.model, report.batchSize, report.samplesPerSec);
+    const ceiling = ceilingBytesPerSec(input.model, report.batchSize, speed);
     const previousBudget = memory?.budget ?? Math.min(o.initialBudgetBytesPerSec, ceiling);
     let budget: number;
     let reason: BudgetReason;
@@ -368,8 +428,14 @@ export function balance(
         reason = 'growth';
       }
     }
-    const queueTarget = o.maxQueueDelayS * Math.max(goodput, budget) * 0.5;
-    if (backlog > queueTarget) budget -= (backlog - queueTarget) / DRAIN_HORIZON_S;
+    // Drain a queue that is still growing; a shrinking one drains by itself (and the worker's
+    // valve holds back sends meanwhile), and cutting the budget for it would only make the
+    // settings jump down and back up.
+    const offered = (sent * messageBytes(input.model, current.encoding)) / intervalS;
+    const queueTarget = Math.max(0.5 * o.maxQueueDelayS * Math.max(goodput, budget), burst);
+    if (backlog > queueTarget && offered > goodput) {
+      budget -= Math.min((backlog - queueTarget) / DRAIN_HORIZON_S, DRAIN_MAX_CUT * budget);
+    }
     const neighbourCount = Math.max(1, currentNeighbours(report.id).length);
     if (linkCaps.length) {
       const linkBudget = o.targetUtilisation * neighbourCount * Math.min(...linkCaps);
@@ -392,7 +458,7 @@ export function balance(
     }
     // The budget may exceed the float32 ceiling by the margin the encoding rule needs to come
     // back to float32; more than that would only let it grow without bound while unused.
-    const budgetLimit = ceiling * (1 + o.hysteresis) * 1.01;
+    const budgetLimit = ceiling * ENCODING_RETURN_MARGIN * 1.01;
     if (budget >= ceiling) reason = 'ceiling';
     budget = Math.min(budget, budgetLimit);
     if (report.samplesPerSec <= 0) {
@@ -403,28 +469,44 @@ export function balance(
 
     // Rules 7 and 8.
     let settings = current;
+    let pressure = 0;
     if (report.samplesPerSec > 0) {
       const wanted = settingsForBudget(
         budget,
         input.model,
         report.batchSize,
-        report.samplesPerSec,
-        current.encoding,
+        speed,
+        current,
         options,
       );
       const rate = (s: WorkerSettings) =>
-        sendRateBytesPerSec(s, input.model, report.batchSize, report.samplesPerSec);
+        sendRateBytesPerSec(s, input.model, report.batchSize, speed);
       const change = rate(wanted) / Math.max(rate(current), Number.MIN_VALUE) - 1;
+      // Direction of the wanted change: an encoding switch counts by precision, since fewer
+      // bytes per value may come with more traffic in blocks.
+      const precision = (e: Encoding) => -o.encodings.indexOf(e);
+      const direction =
+        wanted.encoding !== current.encoding
+          ? Math.sign(precision(wanted.encoding) - precision(current.encoding))
+          : change > o.hysteresis * RAISE_BAND_FACTOR
+            ? 1
+            : change < -o.hysteresis
+              ? -1
+              : 0;
+      const previous = memory?.pressure ?? 0;
+      if (direction > 0) pressure = Math.max(previous, 0) + 1;
+      else if (direction < 0) pressure = Math.min(previous, 0) - 1;
       if (
-        wanted.encoding !== current.encoding ||
-        Math.abs(change) > o.hysteresis ||
-        (congested && change < 0) ||
-        memory === undefined
+        !memory ||
+        pressure >= RAISE_CONFIRM_TICKS ||
+        pressure <= -CONFIRM_TICKS ||
+        (congested && pressure < 0)
       ) {
         settings = wanted;
+        pressure = 0;
       }
     }
-    workers.set(report.id, { settings, budget, capacity });
+    workers.set(report.id, { settings, budget, capacity, speed, pressure });
     plans.set(report.id, {
       settings,
       neighbours: [],

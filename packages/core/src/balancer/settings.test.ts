@@ -66,3 +66,19 @@ describe('periodAndBlocks', () => {
     });
   });
 });
+
+describe('periodAndBlocks with a preferred m', () => {
+  it('keeps m when it approximates the rate as well, and moves b instead', () => {
+    // 0.1 blocks per step: (1, 10) is exact; with m = 2 preferred, (2, 20) is exact too.
+    expect(periodAndBlocks(0.1, 32, 4, 256, 2)).toEqual({
+      communicationPeriod: 640,
+      blocksPerMessage: 2,
+    });
+    expect(periodAndBlocks(0.1, 32, 4, 256)).toEqual({
+      communicationPeriod: 320,
+      blocksPerMessage: 1,
+    });
+    // A preferred m that cannot come within 5% is ignored: 0.9 per step needs m ≥ 9 for that.
+    expect(periodAndBlocks(0.9, 32, 4, 256, 1).blocksPerMessage).toBeGreaterThan(1);
+  });
+});

@@ -51,14 +51,16 @@ export function sendRateBytesPerSec(
  * The (b, m) pair, b a whole number of batches of at most `maxPeriodBatches`, whose block rate
  * m / b comes closest to `blocksPerStep` / batch from below; the rate never exceeds the budget
  * (except the floor of one block per `maxPeriodBatches`). Among pairs within 5% of the best it
- * takes the smallest m: small frequent messages keep the queue short and even, where a burst of
- * m blocks would sit in the queue all at once.
+ * takes `preferredBlocks` when given (so a small change of budget moves b, not m), otherwise the
+ * smallest m: small frequent messages keep the queue short and even, where a burst of m blocks
+ * would sit in the queue all at once.
  */
 export function periodAndBlocks(
   blocksPerStep: number,
   batchSize: number,
   blockCount: number,
   maxPeriodBatches: number,
+  preferredBlocks?: number,
 ): { communicationPeriod: number; blocksPerMessage: number } {
   if (!(blocksPerStep > 0)) {
     return { communicationPeriod: maxPeriodBatches * batchSize, blocksPerMessage: 1 };
@@ -74,6 +76,7 @@ export function periodAndBlocks(
     candidates.push({ m, n, rate: m / n });
   }
   for (const c of candidates) if (c.rate > best.rate) best = c;
-  const chosen = candidates.find((c) => c.rate >= 0.95 * best.rate) ?? best;
+  const good = candidates.filter((c) => c.rate >= 0.95 * best.rate);
+  const chosen = good.find((c) => c.m === preferredBlocks) ?? good[0] ?? best;
   return { communicationPeriod: chosen.n * batchSize, blocksPerMessage: chosen.m };
 }

@@ -11,6 +11,7 @@ import {
   type WorkerReport,
 } from '../balancer/controller.ts';
 import { chooseNeighbours } from '../balancer/neighbours.ts';
+import { localValveBytes } from '../balancer/valve.ts';
 import { Batcher } from '../data/batcher.ts';
 import { CpuBackend } from '../model/cpu-backend.ts';
 import type { WorkerSettings } from '../protocol/events.ts';
@@ -79,7 +80,7 @@ export async function runAsgd(config: SimulationConfig): Promise<SimulationResul
   let stopped = false;
   let lastProgress: number | null = null;
   // Cumulative counters of channels that closed (a worker left), kept for the totals.
-  const closedTotals = { overflows: 0, skipped: 0, delivered: 0, bytes: 0 };
+  const closedTotals = { overflows: 0, delivered: 0, bytes: 0 };
 
   const settingsFor = (spec: SimWorkerSpec): WorkerSettings => {
     if (policy.kind === 'fixed') return policy.settings;
@@ -92,9 +93,21 @@ export async function runAsgd(config: SimulationConfig): Promise<SimulationResul
     );
   };
 
-  /** Fills neighbour lists after a join or leave, keeping existing choices. */
+  /**
+   * Fills neighbour lists after joins and leaves, keeping existing choices. Runs once after
+   * every join and leave due at the same instant, so workers starting together draw their
+   * neighbours together (with in-degree balancing) rather than in joining order.
+   */
+  let refreshPending = false;
   const refreshNeighbours = () => {
-    if (policy.kind === 'none') return;
+    if (policy.kind === 'none' || refreshPending) return;
+    refreshPending = true;
+    clock.at(clock.nowS, () => {
+      refreshPending = false;
+      chooseNow();
+    });
+  };
+  const chooseNow = () => {
     const ids = [...live.keys()];
     const chosen = chooseNeighbours(ids, {
       k,
@@ -106,6 +119,14 @@ export async function runAsgd(config: SimulationConfig): Promise<SimulationResul
   };
 
   const receiveKey = (to: string, from: string) => `${to}\u0000${from}`;
+  /** Sends refused (local valve, hard valve, overflow), keyed sender + receiver. */
+  const skips = new Map<string, number>();
+  const useLocalValve = config.localValve ?? true;
+  const overLocalValve = (spec: SimWorkerSpec, asgd: AsgdWorker, bytes: number) => {
+    const speed = spec.samplesPerSec.valueAt(clock.nowS);
+    const limit = localValveBytes(asgd.settings, model, workload.batchSize, speed);
+    return network.sendBacklogBytes(spec.id) + bytes > limit;
+  };
 
   const join = async (spec: SimWorkerSpec, index: number) => {
     // A joining worker starts from a live worker's model, as from the latest checkpoint.
@@ -117,13 +138,19 @@ export async function runAsgd(config: SimulationConfig): Promise<SimulationResul
       workload.batchSize,
       seed * 1009 + index,
     );
-    const asgd = new AsgdWorker({
+    const asgd: AsgdWorker = new AsgdWorker({
       backend,
       nextBatch: () => batcher.next(),
       sink: {
-        send: (peer, message) => {
-          const result = network.send(spec.id, peer, message);
-          return result === 'queued';
+        send: (peer: string, message: Uint8Array): boolean => {
+          const queued: boolean =
+            !(useLocalValve && overLocalValve(spec, asgd, message.byteLength)) &&
+            network.send(spec.id, peer, message) === 'queued';
+          if (!queued) {
+            const key = receiveKey(spec.id, peer);
+            skips.set(key, (skips.get(key) ?? 0) + 1);
+          }
+          return queued;
         },
       },
       jobId: workload.name,
@@ -166,7 +193,6 @@ export async function runAsgd(config: SimulationConfig): Promise<SimulationResul
     for (const [key, channel] of channelCounters()) {
       if (key.from === spec.id || key.to === spec.id) {
         closedTotals.overflows += channel.overflows;
-        closedTotals.skipped += channel.messagesSkipped;
         closedTotals.delivered += channel.messagesDelivered;
         closedTotals.bytes += channel.bytesDelivered;
       }
@@ -215,6 +241,7 @@ export async function runAsgd(config: SimulationConfig): Promise<SimulationResul
     totals.samples += c.samples;
     totals.steps += c.steps;
     totals.blocksSent += c.blocksSent;
+    totals.sendsSkipped += c.sendsSkipped;
     totals.overwritten += w.asgd.mailbox.overwritten;
     totals.offered += c.offered;
     totals.accepted += c.accepted;
@@ -284,7 +311,7 @@ export async function runAsgd(config: SimulationConfig): Promise<SimulationResul
         overwritten: incoming?.overwritten ?? 0,
         rejected: incoming?.rejected ?? 0,
         ...(acceptance !== undefined ? { acceptanceRate: acceptance } : {}),
-        skippedSends: (out?.counters.messagesSkipped ?? 0) + (out?.counters.overflows ?? 0),
+        skippedSends: skips.get(receiveKey(id, peer)) ?? 0,
       });
     }
     return {
@@ -301,8 +328,12 @@ export async function runAsgd(config: SimulationConfig): Promise<SimulationResul
     const w = live.get(r.id)!;
     const plan = plans.get(r.id);
     let maxBacklog = 0;
-    for (const ch of interval.channels)
-      if (ch.from === r.id) maxBacklog = Math.max(maxBacklog, ch.maxBacklogBytes);
+    let overflows = 0;
+    for (const ch of interval.channels) {
+      if (ch.from !== r.id) continue;
+      maxBacklog = Math.max(maxBacklog, ch.maxBacklogBytes);
+      overflows += ch.counters.overflows;
+    }
     return {
       id: r.id,
       samplesPerSec: r.samplesPerSec,
@@ -319,6 +350,8 @@ export async function runAsgd(config: SimulationConfig): Promise<SimulationResul
       backlogBytes: r.links.reduce((s, l) => s + l.backlogBytes, 0),
       maxBacklogBytes: maxBacklog,
       sendBusyFraction: r.sendBusyFraction ?? 0,
+      sendsSkipped: w.asgd.counters.sendsSkipped,
+      overflows,
     };
   };
 
@@ -345,13 +378,11 @@ export async function runAsgd(config: SimulationConfig): Promise<SimulationResul
 
   for (const [, c] of channelCounters()) {
     totals.overflows += c.overflows;
-    totals.sendsSkipped += c.messagesSkipped;
     totals.messagesDelivered += c.messagesDelivered;
     totals.bytesDelivered += c.bytesDelivered;
     totals.maxBacklogBytes = Math.max(totals.maxBacklogBytes, c.maxBacklogBytes);
   }
   totals.overflows += closedTotals.overflows;
-  totals.sendsSkipped += closedTotals.skipped;
   totals.messagesDelivered += closedTotals.delivered;
   totals.bytesDelivered += closedTotals.bytes;
   for (const w of live.values()) addWorkerTotals(w);

@@ -74,3 +74,16 @@ describe('Schedule', () => {
     expect(() => Schedule.withDrops(1, [{ fromS: 3, toS: 2, factor: 1 }])).toThrow(RangeError);
   });
 });
+
+describe('Schedule.withFactorFrom', () => {
+  it('scales every value from a time on and keeps earlier ones', () => {
+    const s = new Schedule(10, [
+      { atS: 2, value: 20 },
+      { atS: 6, value: 30 },
+    ]).withFactorFrom(4, 0.1);
+    expect(s.valueAt(1)).toBe(10);
+    expect(s.valueAt(3)).toBe(20);
+    expect(s.valueAt(4)).toBeCloseTo(2);
+    expect(s.valueAt(7)).toBeCloseTo(3);
+  });
+});

@@ -229,6 +229,14 @@ export class SimNetwork {
     return this.channels.get(channelKey(from, to))?.backlog ?? 0;
   }
 
+  /** Bytes queued on all of a node's outgoing channels. */
+  sendBacklogBytes(from: string): number {
+    this.advance();
+    let total = 0;
+    for (const ch of this.active) if (ch.from.id === from) total += ch.backlog;
+    return total;
+  }
+
   /** Current transmission rate of the channel, bytes/s (0 when idle). */
   rateBytesPerSec(from: string, to: string): number {
     return this.channels.get(channelKey(from, to))?.rate ?? 0;

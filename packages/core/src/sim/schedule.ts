@@ -81,6 +81,20 @@ export class Schedule {
     );
   }
 
+  /**
+   * This schedule with every value from `atS` on multiplied by `factor`: a lasting change such
+   * as a link dropping to a tenth.
+   */
+  withFactorFrom(atS: number, factor: number): Schedule {
+    const changes: ScheduleChange[] = [{ atS, value: this.valueAt(atS) * factor }];
+    for (let i = 1; i < this.times.length; i++) {
+      const t = this.times[i]!;
+      if (t < atS) changes.push({ atS: t, value: this.values[i]! });
+      else if (t > atS) changes.push({ atS: t, value: this.values[i]! * factor });
+    }
+    return new Schedule(this.values[0]!, changes);
+  }
+
   private indexAt(t: number): number {
     // Binary search for the last change time ≤ t.
     let lo = 0;

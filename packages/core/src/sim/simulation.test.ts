@@ -90,17 +90,23 @@ describe('simulate (asgd)', () => {
 
   it('exchange beats no exchange at equal samples', async () => {
     const workers = Array.from({ length: 8 }, (_, i) => worker(`w${i}`, 200));
-    const run = (policy: SimulationConfig['policy']) =>
-      simulate(
-        base(workers, { policy: policy!, maxTimeS: 8, evalIntervalS: 8, recordTicks: false }),
-      );
-    const [exchanged, alone] = await Promise.all([run(fullExchange), run({ kind: 'none' })]);
-    expect(exchanged.totals.samples).toBe(alone.totals.samples);
+    const run = (policy: NonNullable<SimulationConfig['policy']>, seed: number) =>
+      simulate(base(workers, { policy, seed, maxTimeS: 8, evalIntervalS: 8, recordTicks: false }));
     const gap = (r: { evaluations: readonly { value: number }[] }) =>
       r.evaluations.at(-1)!.value - 1;
-    // The objective's excess over the generating centres' is at least halved by exchanging.
-    expect(gap(exchanged)).toBeLessThan(0.5 * gap(alone));
-    expect(exchanged.totals.accepted).toBeGreaterThan(0);
+    const ratios: number[] = [];
+    for (const seed of [1, 2, 3]) {
+      const [exchanged, alone] = await Promise.all([
+        run(fullExchange, seed),
+        run({ kind: 'none' }, seed),
+      ]);
+      expect(exchanged.totals.samples).toBe(alone.totals.samples);
+      expect(exchanged.totals.accepted).toBeGreaterThan(0);
+      // The probe model's excess objective over the generating centres' is lower with exchange.
+      expect(gap(exchanged)).toBeLessThan(gap(alone));
+      ratios.push(gap(exchanged) / gap(alone));
+    }
+    expect(ratios.reduce((a, b) => a + b, 0) / ratios.length).toBeLessThan(0.8);
   });
 
   it('keeps backlog under the safety valve and never overflows a data channel', async () => {

@@ -82,8 +82,13 @@ export interface SimulationConfig {
   readonly stopAtTarget?: boolean;
   /** Seeds everything random (batches, neighbour choice, jitter); default 1. */
   readonly seed?: number;
-  /** Safety valve per channel, bytes; default DEFAULT_SEND_BACKLOG_LIMIT_BYTES. */
+  /** Hard safety valve per channel, bytes; default DEFAULT_SEND_BACKLOG_LIMIT_BYTES. */
   readonly sendBacklogLimitBytes?: number;
+  /**
+   * Workers also skip sends while their channels hold more than `localValveBytes` (about a
+   * second of their planned traffic); default true.
+   */
+  readonly localValve?: boolean;
   /** Parameter server capacity in 'sync' mode, bytes/s each way; default 125 MB/s (1 Gbit/s). */
   readonly serverBytesPerSec?: number;
   /** Encoding of the parameter server's transfers; default 'f32'. */
@@ -111,6 +116,10 @@ export interface WorkerTick {
   /** Largest backlog of any of its channels during the interval, bytes. */
   readonly maxBacklogBytes: number;
   readonly sendBusyFraction: number;
+  /** Sends this worker skipped so far (safety valve), cumulative. */
+  readonly sendsSkipped: number;
+  /** Sends of this worker that would have overflowed a data channel so far, cumulative. */
+  readonly overflows: number;
 }
 
 export interface TickRecord {

@@ -215,6 +215,8 @@ export async function runSync(config: SimulationConfig): Promise<SimulationResul
           backlogBytes: up?.meanBacklogBytes ?? 0,
           maxBacklogBytes: up?.maxBacklogBytes ?? 0,
           sendBusyFraction: interval.sendBusyFraction.get(w.spec.id) ?? 0,
+          sendsSkipped: 0,
+          overflows: 0,
         };
         w.samplesAtTick = w.samples;
         return tickRecord;
