@@ -89,6 +89,8 @@ export interface JobSync {
   addSamples(workerId: string, credit: number, cumulative: number): Promise<number>;
   /** The job-wide sample total. */
   samples(): Promise<number>;
+  /** Raises the job-wide sample total to at least `samples` (what this process already counted). */
+  seedSamples(samples: number): Promise<void>;
   /** Takes or keeps the lead (checkpoints, stop criteria) when `canLead`, else gives it up. */
   lead(canLead: boolean): Promise<boolean>;
   /** Shares a checkpoint the leader stored, so every process serves and resumes from it. */
@@ -434,16 +436,29 @@ export class Job {
   async attachSync(sync: JobSync, shared: SharedJobState | null): Promise<void> {
     this.sync = sync;
     this.leader = false;
-    if (!shared) return;
-    if (shared.samples > this.samples) this.samples = shared.samples;
-    if (shared.control) {
-      this.state = shared.control.state;
-      this.learningRate = shared.control.learningRate;
+    if (shared) {
+      if (shared.samples > this.samples) this.samples = shared.samples;
+      if (shared.control) {
+        this.state = shared.control.state;
+        this.learningRate = shared.control.learningRate;
+      }
+      if (shared.balancer) this.balancer = shared.balancer;
+      if (shared.checkpoint) {
+        await this.adoptCheckpoint(shared.checkpoint.manifest, shared.checkpoint.params);
+      }
+      this.dirty = true;
     }
-    if (shared.balancer) this.balancer = shared.balancer;
-    if (shared.checkpoint)
-      await this.adoptCheckpoint(shared.checkpoint.manifest, shared.checkpoint.params);
-    this.dirty = true;
+    // What this process knows from its own data directory and the cluster does not (a cluster
+    // restarted on an empty Redis): share it, so the processes agree.
+    await sync.seedSamples(this.samples);
+    if (!shared?.control) sync.controlChanged(this.state, this.learningRate);
+    if (
+      this.latest &&
+      this.latestParams &&
+      (shared?.checkpoint?.manifest.seq ?? 0) < this.latest.seq
+    ) {
+      await sync.checkpointStored(this.latest, this.latestParams);
+    }
   }
 
   /** A checkpoint another process stored: kept here too, so this process serves and resumes from it. */

@@ -392,6 +392,12 @@ class RedisJobSync implements JobSync {
     return Number((await this.data.get(this.key('samples'))) ?? 0) || 0;
   }
 
+  async seedSamples(samples: number): Promise<void> {
+    const current = await this.samples();
+    if (samples > current)
+      await this.data.incrBy(this.key('samples'), Math.round(samples - current));
+  }
+
   async lead(canLead: boolean): Promise<boolean> {
     const key = this.key('leader');
     if (!canLead) {
