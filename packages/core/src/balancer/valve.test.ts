@@ -5,10 +5,17 @@ import { localValveBytes, VALVE_MIN_MESSAGES, VALVE_QUEUE_SECONDS } from './valv
 const model = { blockCount: 4, parameterCount: 65_536 };
 
 describe('localValveBytes', () => {
-  it('lets about a second of planned traffic queue', () => {
-    const settings = { communicationPeriod: 32, blocksPerMessage: 4, encoding: 'f32' as const };
-    const planned = sendRateBytesPerSec(settings, model, 32, 640);
-    expect(localValveBytes(settings, model, 32, 640)).toBeCloseTo(VALVE_QUEUE_SECONDS * planned);
+  it('lets a fraction of a second of draining queue (planned traffic until a drain is seen)', () => {
+    const settings = { communicationPeriod: 32, blocksPerMessage: 1, encoding: 'f32' as const };
+    const planned = sendRateBytesPerSec(settings, model, 32, 64_000);
+    expect(localValveBytes(settings, model, 32, 64_000)).toBeCloseTo(VALVE_QUEUE_SECONDS * planned);
+    expect(localValveBytes(settings, model, 32, 64_000, 8e6)).toBeCloseTo(
+      VALVE_QUEUE_SECONDS * 8e6,
+    );
+    // A link that fell to a tenth lets a tenth as much queue, whatever the settings still say.
+    expect(localValveBytes(settings, model, 32, 64_000, 8e5)).toBeCloseTo(
+      VALVE_QUEUE_SECONDS * 8e5,
+    );
   });
 
   it('always leaves room for whole messages, however slow the schedule', () => {
@@ -23,11 +30,12 @@ describe('localValveBytes', () => {
     expect(localValveBytes(settings, model, 32, 0)).toBeGreaterThan(0);
   });
 
-  it('shrinks with the settings, so a queue left by a drop holds sends back', () => {
+  it('without a measured drain, shrinks with the settings', () => {
     const before = { communicationPeriod: 32, blocksPerMessage: 4, encoding: 'f32' as const };
     const after = { communicationPeriod: 32 * 10, blocksPerMessage: 1, encoding: 'f32' as const };
-    expect(localValveBytes(after, model, 32, 640)).toBeLessThan(
-      localValveBytes(before, model, 32, 640) / 10,
+    // Fast enough that the planned traffic, not the two-message floor, sets both limits.
+    expect(localValveBytes(after, model, 32, 64_000)).toBeLessThan(
+      localValveBytes(before, model, 32, 64_000) / 10,
     );
   });
 });

@@ -124,7 +124,14 @@ export async function runAsgd(config: SimulationConfig): Promise<SimulationResul
   const useLocalValve = config.localValve ?? true;
   const overLocalValve = (spec: SimWorkerSpec, asgd: AsgdWorker, bytes: number) => {
     const speed = spec.samplesPerSec.valueAt(clock.nowS);
-    const limit = localValveBytes(asgd.settings, model, workload.batchSize, speed);
+    const drain = network.drainRateBytesPerSec(spec.id);
+    const limit = localValveBytes(
+      asgd.settings,
+      model,
+      workload.batchSize,
+      speed,
+      drain > 0 ? drain : undefined,
+    );
     return network.sendBacklogBytes(spec.id) + bytes > limit;
   };
 

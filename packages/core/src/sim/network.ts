@@ -111,6 +111,8 @@ interface Node {
   readonly valveBytes: number;
   busyS: number;
   activeChannels: number;
+  /** Total rate of its channels the last time any had bytes queued, bytes/s. */
+  lastDrainRate: number;
 }
 
 interface Channel {
@@ -165,7 +167,7 @@ export class SimNetwork {
     this.advance();
     const valveBytes = options.sendBacklogLimitBytes ?? DEFAULT_SEND_BACKLOG_LIMIT_BYTES;
     if (!(valveBytes > 0)) throw new RangeError(`sendBacklogLimitBytes must be > 0`);
-    this.nodes.set(id, { id, options, valveBytes, busyS: 0, activeChannels: 0 });
+    this.nodes.set(id, { id, options, valveBytes, busyS: 0, activeChannels: 0, lastDrainRate: 0 });
     this.watch(options.uplink);
     this.watch(options.downlink);
   }
@@ -235,6 +237,15 @@ export class SimNetwork {
     let total = 0;
     for (const ch of this.active) if (ch.from.id === from) total += ch.backlog;
     return total;
+  }
+
+  /**
+   * The rate a node's send buffers empty at: the total rate of its busy channels, or when none
+   * is busy, that total the last time one was (0 before the first send). What a browser worker
+   * estimates from `bufferedAmount` falling.
+   */
+  drainRateBytesPerSec(from: string): number {
+    return this.nodes.get(from)?.lastDrainRate ?? 0;
   }
 
   /** Current transmission rate of the channel, bytes/s (0 when idle). */
@@ -474,6 +485,9 @@ export class SimNetwork {
         for (const ch of list) frozen.add(ch);
       }
     }
+    const totals = new Map<Node, number>();
+    for (const ch of this.active) totals.set(ch.from, (totals.get(ch.from) ?? 0) + ch.rate);
+    for (const [node, rate] of totals) node.lastDrainRate = rate;
   }
 }
 

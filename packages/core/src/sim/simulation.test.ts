@@ -135,6 +135,41 @@ describe('simulate (asgd)', () => {
   });
 });
 
+describe('simulate (asgd) with the balancer across a 10× drop', () => {
+  it('follows the drop within a few ticks, then holds its settings, without overflow', async () => {
+    // Uploads of 4 kB/s fall to 400 B/s at 12 s; downloads are ten times faster (home links).
+    const workers = ['a', 'b', 'c'].map((id) => ({
+      id,
+      samplesPerSec: Schedule.constant(800),
+      uplink: Schedule.constant(4_000).withFactorFrom(12, 0.1),
+      downlink: Schedule.constant(40_000).withFactorFrom(12, 0.1),
+    }));
+    const result = await simulate(base(workers, { policy: { kind: 'balancer' }, maxTimeS: 40 }));
+    const at = (t: number) => result.ticks.find((tick) => tick.timeS === t)!;
+    // Before the drop the links are busy; after it nobody gets more through than the link.
+    for (const w of at(11).workers) expect(w.goodputBytesPerSec).toBeGreaterThan(0.5 * 4_000);
+    for (const tick of result.ticks.filter((t) => t.timeS >= 13)) {
+      for (const w of tick.workers) expect(w.goodputBytesPerSec).toBeLessThanOrEqual(400 + 1e-6);
+    }
+    // Within 5 s the settings stop moving beyond ±20% for good, and the queues are short.
+    const late = result.ticks.filter((t) => t.timeS >= 17);
+    for (const tick of late) {
+      for (const w of tick.workers) {
+        const ref = late[0]!.workers.find((x) => x.id === w.id)!.settings;
+        expect(w.settings.encoding).toBe(ref.encoding);
+        expect(
+          Math.abs(w.settings.communicationPeriod / ref.communicationPeriod - 1),
+        ).toBeLessThanOrEqual(0.2);
+        expect(
+          Math.abs(w.settings.blocksPerMessage / ref.blocksPerMessage - 1),
+        ).toBeLessThanOrEqual(0.2);
+      }
+    }
+    for (const w of result.ticks.at(-1)!.workers) expect(w.backlogBytes).toBeLessThan(400);
+    expect(result.totals.overflows).toBe(0);
+  });
+});
+
 describe('simulate (sync)', () => {
   it('waits for the slowest worker every round', async () => {
     const result = await simulate(

@@ -85,8 +85,8 @@ export interface SimulationConfig {
   /** Hard safety valve per channel, bytes; default DEFAULT_SEND_BACKLOG_LIMIT_BYTES. */
   readonly sendBacklogLimitBytes?: number;
   /**
-   * Workers also skip sends while their channels hold more than `localValveBytes` (about a
-   * second of their planned traffic); default true.
+   * Workers also skip sends while their channels hold more than `localValveBytes` (a quarter
+   * second of what their buffers drain); default true.
    */
   readonly localValve?: boolean;
   /** Parameter server capacity in 'sync' mode, bytes/s each way; default 125 MB/s (1 Gbit/s). */
