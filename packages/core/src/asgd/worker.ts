@@ -206,17 +206,22 @@ export class AsgdWorker {
       let sent = false;
       if (encoding !== null) {
         const values = await this.opts.backend.readBlock(k);
-        this.blockNorms[k] = norm(values);
-        const message = encodeStateMessage({
-          job: this.jobHash,
-          sender: this.selfHash,
-          seq: this.seq++,
-          block: k,
-          encoding,
-          samples: this.counters.samples,
-          values,
-        });
-        sent = sink.send(peer, message);
+        const blockNorm = norm(values);
+        this.blockNorms[k] = blockNorm;
+        // A diverged block (NaN or ±Infinity) is not sent: receivers would reject it anyway,
+        // and int8 has no code for it.
+        if (Number.isFinite(blockNorm)) {
+          const message = encodeStateMessage({
+            job: this.jobHash,
+            sender: this.selfHash,
+            seq: this.seq++,
+            block: k,
+            encoding,
+            samples: this.counters.samples,
+            values,
+          });
+          sent = sink.send(peer, message);
+        }
       }
       if (sent) {
         this.counters.blocksSent++;

@@ -65,6 +65,13 @@ export function idHash(id: string): number {
   return h >>> 0;
 }
 
+/**
+ * Whether this host stores numbers little-endian, like the wire: then float32 and float16
+ * payloads are plain copies instead of per-value DataView calls (every browser engine and
+ * Node on x86 and ARM are little-endian; the DataView paths stay for any other).
+ */
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
 function checksum(bytes: Uint8Array): number {
   return crc32(bytes.subarray(MESSAGE_HEADER_BYTES), crc32(bytes.subarray(0, 40)));
 }
@@ -83,9 +90,14 @@ export function encodeStateMessage(m: StateMessage): Uint8Array {
   const view = new DataView(bytes.buffer);
   let scale = 0;
   const payload = bytes.subarray(MESSAGE_HEADER_BYTES);
-  if (m.encoding === 'f32') {
+  if (m.encoding === 'f32' && LITTLE_ENDIAN) {
+    payload.set(new Uint8Array(m.values.buffer, m.values.byteOffset, n * 4));
+  } else if (m.encoding === 'f32') {
     const out = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
     for (let i = 0; i < n; i++) out.setFloat32(i * 4, m.values[i]!, true);
+  } else if (m.encoding === 'f16' && LITTLE_ENDIAN) {
+    // The payload starts 48 bytes into a fresh buffer: aligned for 16-bit access.
+    encodeFloat16(m.values, new Uint16Array(payload.buffer, payload.byteOffset, n));
   } else if (m.encoding === 'f16') {
     const bits = encodeFloat16(m.values);
     const out = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
@@ -146,16 +158,24 @@ export function decodeStateMessage(input: Uint8Array | ArrayBuffer): StateMessag
   if (!Number.isFinite(scale) || scale < 0 || !(samples >= 0) || !Number.isFinite(samples)) {
     throw new MessageError('ERR_MESSAGE_HEADER', 'bad scale or sample count');
   }
-  const values = new Float32Array(n);
+  let values: Float32Array;
   const p = bytes.byteOffset + MESSAGE_HEADER_BYTES;
   const payload = new DataView(bytes.buffer, p, n * width);
-  if (encoding === 'f32') {
+  if (encoding === 'f32' && LITTLE_ENDIAN) {
+    // A copy (aligned, and independent of the message buffer, which the caller may reuse).
+    values = new Float32Array(bytes.slice(MESSAGE_HEADER_BYTES).buffer);
+  } else if (encoding === 'f32') {
+    values = new Float32Array(n);
     for (let i = 0; i < n; i++) values[i] = payload.getFloat32(i * 4, true);
   } else if (encoding === 'f16') {
-    const bits = new Uint16Array(n);
-    for (let i = 0; i < n; i++) bits[i] = payload.getUint16(i * 2, true);
+    values = new Float32Array(n);
+    const bits =
+      LITTLE_ENDIAN && p % 2 === 0
+        ? new Uint16Array(bytes.buffer, p, n)
+        : Uint16Array.from({ length: n }, (_, i) => payload.getUint16(i * 2, true));
     decodeFloat16(bits, values);
   } else {
+    values = new Float32Array(n);
     decodeInt8(new Int8Array(bytes.buffer, p, n), scale, values);
   }
   for (let i = 0; i < n; i++) {
