@@ -1,18 +1,30 @@
 /**
  * The volunteer page: shows the job, asks for consent, then runs the training Web Worker and
- * connects it to the job server (socket.io) and to peers (relay through the server for now).
+ * connects it to the job server (socket.io) and to its neighbours (WebRTC data channels, with
+ * the server relay as the fallback; see peers.ts).
+ *
+ * URL parameters: `backend=webgpu|cpu` forces a backend; `ice=relay` forces
+ * iceTransportPolicy "relay" (every link through TURN, for tests of NAT traversal);
+ * `stopAfter=N` stops training after N samples (for comparisons at equal work).
+ *
+ * Debugging hook, for tests and the console: `window.meshgrad` (see `MeshgradDebug`).
  */
 import { io, type Socket } from 'socket.io-client';
 import { probeWebGpu } from '@meshgrad/shaders';
 import {
+  describeModel,
+  LINK_STATUS_INTERVAL_MS,
   PROTOCOL_VERSION,
   type Assignment,
   type DeviceInfo,
+  type IceConfig,
   type JobInfo,
+  type LinkStats,
   type VolunteerClientToServerEvents,
   type VolunteerServerToClientEvents,
 } from '@meshgrad/core';
-import type { BackendChoice, FromWorker, ToWorker } from './messages.ts';
+import type { BackendChoice, FromWorker, PeerCountersReport, ToWorker } from './messages.ts';
+import { PeerMesh, type LinkReport } from './peers.ts';
 
 type VolunteerSocket = Socket<VolunteerServerToClientEvents, VolunteerClientToServerEvents>;
 
@@ -29,6 +41,20 @@ const params = new URLSearchParams(location.search);
 const backendParam = params.get('backend');
 const backendChoice: BackendChoice =
   backendParam === 'webgpu' || backendParam === 'cpu' ? backendParam : 'auto';
+const forceRelay = params.get('ice') === 'relay';
+const stopAfterParam = Number(params.get('stopAfter') ?? '');
+const stopAfterSamples =
+  Number.isInteger(stopAfterParam) && stopAfterParam > 0 ? stopAfterParam : undefined;
+
+/**
+ * What `window.meshgrad` offers: the worker id, the latest link statistics as reported to the
+ * server, and a copy of the current parameters. For tests and debugging; it changes nothing.
+ */
+export interface MeshgradDebug {
+  readonly workerId: () => string | null;
+  readonly links: () => readonly LinkStats[];
+  readonly readParameters: () => Promise<{ samples: number; params: Float32Array }>;
+}
 
 let socket: VolunteerSocket | null = null;
 let worker: Worker | null = null;
@@ -38,6 +64,19 @@ let hiddenPaused = false;
 let jobPaused = false;
 let learningRate = 0;
 let started = false;
+let mesh: PeerMesh | null = null;
+let ice: IceConfig = { iceServers: [] };
+/** When `ice` arrived, to refresh TURN credentials halfway through their lifetime. */
+let iceReceivedAt = 0;
+let lastLinks: LinkStats[] = [];
+/** Counters at the previous statistics report, for per-interval rates. */
+let previousReport: { offered: number; accepted: number; received: Map<string, number> } = {
+  offered: 0,
+  accepted: 0,
+  received: new Map(),
+};
+const parameterRequests = new Map<string, (r: { samples: number; params: Float32Array }) => void>();
+let requestCounter = 0;
 
 interface BackendDecision {
   readonly backend: 'webgpu' | 'cpu';
@@ -81,19 +120,12 @@ function deviceText(d: DeviceInfo): string {
   return `${[a.vendor, a.architecture, a.description].filter(Boolean).join(' ') || 'unnamed adapter'}${d.software ? ' (software)' : ''}`;
 }
 
-function modelText(job: JobInfo): string {
-  const m = job.model;
-  if (m.kind === 'mlp') return `MLP ${[m.inputs, ...m.hidden, m.classes].join('-')}`;
-  if (m.kind === 'softmax') return `softmax regression ${m.inputs}-${m.classes}`;
-  return `K-Means, ${m.clusters} centres in ${m.dims} dimensions`;
-}
-
 function showJob(job: JobInfo): void {
   $('job-name').textContent = job.name;
   $('job-description').textContent = job.description;
   $('job-description').classList.toggle('hidden', !job.description);
   $('job-host').textContent = job.host;
-  $('job-model').textContent = modelText(job);
+  $('job-model').textContent = describeModel(job.model);
   $('job-data').textContent =
     `${job.dataset.name} (${job.dataset.features} features${job.dataset.classes ? `, ${job.dataset.classes} classes` : ''})`;
   $('lr').textContent = String(job.learningRate);
@@ -153,23 +185,35 @@ function onWorkerMessage(msg: FromWorker): void {
       $('loss').textContent = msg.stats.loss === undefined ? '–' : msg.stats.loss.toFixed(3);
       $('samples').textContent = msg.stats.samples.toLocaleString('en-US');
       document.body.dataset.samples = String(msg.stats.samples);
-      if (socket?.connected && assignment) {
-        socket.emit('stats', {
-          jobId: assignment.job.id,
-          samples: msg.stats.samples,
-          samplesPerSec: msg.stats.samplesPerSec,
-          ...(msg.stats.loss !== undefined ? { loss: msg.stats.loss } : {}),
-          offered: msg.stats.offered,
-          accepted: msg.stats.accepted,
-          paused: msg.stats.paused,
-          links: [],
-        });
-      }
+      const stats = msg.stats;
+      void (mesh?.report() ?? Promise.resolve([])).then((reports) => {
+        const links = linkStats(reports, stats.peers, stats.offered, stats.accepted);
+        lastLinks = links;
+        showPeers(links);
+        if (socket?.connected && assignment) {
+          socket.emit('stats', {
+            jobId: assignment.job.id,
+            samples: stats.samples,
+            samplesPerSec: stats.samplesPerSec,
+            ...(stats.loss !== undefined ? { loss: stats.loss } : {}),
+            offered: stats.offered,
+            accepted: stats.accepted,
+            paused: stats.paused,
+            links,
+          });
+        }
+      });
       return;
     }
     case 'send':
-      if (socket?.connected) socket.emit('relay', { to: msg.peer, data: msg.data });
+      mesh?.send(msg.peer, msg.data);
       return;
+    case 'parameters': {
+      const resolve = parameterRequests.get(msg.requestId);
+      parameterRequests.delete(msg.requestId);
+      resolve?.({ samples: msg.samples, params: new Float32Array(msg.params) });
+      return;
+    }
     case 'state':
       socket?.emit(
         'state',
@@ -188,6 +232,110 @@ function onWorkerMessage(msg: FromWorker): void {
       showError(`Training stopped: ${msg.message}`);
       return;
   }
+}
+
+/**
+ * Per-link statistics for the server (DESIGN §3 signals): the page's measurements of each link
+ * joined with the training loop's per-peer counters. Sends the page had to drop count as
+ * skipped, not sent. The backend counts Parzen acceptance per worker, not per peer, so every
+ * link that delivered blocks in the interval reports the worker's rate for that interval.
+ */
+function linkStats(
+  reports: readonly LinkReport[],
+  peers: readonly PeerCountersReport[],
+  offered: number,
+  accepted: number,
+): LinkStats[] {
+  const counters = new Map(peers.map((p) => [p.peer, p]));
+  const offeredNow = offered - previousReport.offered;
+  const rate = offeredNow > 0 ? (accepted - previousReport.accepted) / offeredNow : undefined;
+  const received = new Map<string, number>();
+  const links = reports.slice(0, 64).map((r): LinkStats => {
+    const c = counters.get(r.peer);
+    const blocksReceived = c?.blocksReceived ?? 0;
+    received.set(r.peer, blocksReceived);
+    const fresh = blocksReceived > (previousReport.received.get(r.peer) ?? 0);
+    return {
+      peer: r.peer,
+      relayed: r.route === 'turn' || r.route === 'server',
+      ...(r.route !== 'connecting' ? { route: r.route } : {}),
+      goodputBytesPerSec: r.goodputBytesPerSec,
+      ...(r.rttMs !== undefined ? { rttMs: r.rttMs } : {}),
+      backlogBytes: r.backlogBytes,
+      blocksSent: Math.max(0, (c?.blocksSent ?? 0) - r.dropped),
+      blocksReceived,
+      overwritten: c?.overwritten ?? 0,
+      rejected: c?.rejected ?? 0,
+      ...(fresh && rate !== undefined ? { acceptanceRate: Math.min(1, Math.max(0, rate)) } : {}),
+      skippedSends: (c?.sendsSkipped ?? 0) + r.dropped,
+    };
+  });
+  previousReport = { offered, accepted, received };
+  return links;
+}
+
+function showPeers(links: readonly LinkStats[]): void {
+  const direct = links.filter((l) => l.route === 'direct').length;
+  const turn = links.filter((l) => l.route === 'turn').length;
+  const server = links.filter((l) => l.route === 'server').length;
+  const parts = [
+    direct ? `${direct} direct` : '',
+    turn ? `${turn} via TURN` : '',
+    server ? `${server} via server` : '',
+  ].filter(Boolean);
+  $('peers').textContent = `${links.length}${parts.length ? ` (${parts.join(', ')})` : ''}`;
+}
+
+function rtcConfiguration(): RTCConfiguration {
+  return {
+    iceServers: ice.iceServers.map((s) => ({
+      urls: typeof s.urls === 'string' ? s.urls : [...s.urls],
+      ...(s.username !== undefined ? { username: s.username } : {}),
+      ...(s.credential !== undefined ? { credential: s.credential } : {}),
+    })),
+    iceTransportPolicy: forceRelay ? 'relay' : 'all',
+  };
+}
+
+function setIce(config: IceConfig | undefined): void {
+  ice = config ?? { iceServers: [] };
+  iceReceivedAt = Date.now();
+}
+
+/** Fresh TURN credentials once half their lifetime has passed (links made later need them). */
+function refreshIce(): void {
+  const expiresAt = ice.expiresAt;
+  if (expiresAt === undefined || !socket?.connected) return;
+  if (Date.now() < iceReceivedAt + (expiresAt - iceReceivedAt) / 2) return;
+  socket.emit('ice', {}, (reply) => {
+    if (reply.ok) setIce(reply);
+  });
+}
+
+function postLinks(): void {
+  if (mesh) toWorker({ type: 'links', links: mesh.status() });
+}
+
+/** The peer mesh, made as soon as the worker id is known, so no early offer is missed. */
+function startMesh(workerId: string): PeerMesh {
+  const m = new PeerMesh({
+    selfId: workerId,
+    rtc: rtcConfiguration,
+    signal: (to, data) => {
+      if (socket?.connected) socket.emit('signal', { to, data });
+    },
+    relay: {
+      get available() {
+        return socket?.connected ?? false;
+      },
+      send: (to, data) => socket?.emit('relay', { to, data }),
+    },
+    onMessage: (from, data) => toWorker({ type: 'receive', from, data }, [data]),
+    onChange: postLinks,
+  });
+  setInterval(postLinks, LINK_STATUS_INTERVAL_MS);
+  setInterval(refreshIce, 60_000);
+  return m;
 }
 
 function hello(s: VolunteerSocket, d: BackendDecision): void {
@@ -217,6 +365,9 @@ async function onAssignment(a: Assignment): Promise<void> {
   learningRate = a.job.learningRate;
   jobPaused = a.job.state !== 'running';
   $('peers').textContent = String(a.neighbours.length);
+  setIce(a.ice);
+  mesh ??= startMesh(a.workerId);
+  mesh.setNeighbours(a.neighbours);
   if (!first) {
     // A reconnect (e.g. after a server restart): keep training with our own parameters.
     toWorker({ type: 'neighbours', neighbours: a.neighbours });
@@ -249,9 +400,11 @@ async function onAssignment(a: Assignment): Promise<void> {
       neighbours: a.neighbours,
       dutyCycle: Number(($('duty') as HTMLInputElement).value) / 100,
       paused: paused(),
+      stopAfterSamples,
     },
     [shard, weights],
   );
+  postLinks();
 }
 
 function connect(d: BackendDecision): void {
@@ -272,8 +425,10 @@ function connect(d: BackendDecision): void {
   });
   s.on('neighbours', (neighbours) => {
     $('peers').textContent = String(neighbours.length);
+    mesh?.setNeighbours(neighbours);
     toWorker({ type: 'neighbours', neighbours });
   });
+  s.on('signal', ({ from, data }) => mesh?.handleSignal(from, data));
   s.on('settings', (settings) => toWorker({ type: 'settings', settings }));
   s.on('control', (control) => {
     jobPaused = control.state !== 'running';
@@ -284,11 +439,12 @@ function connect(d: BackendDecision): void {
   s.on('requestState', ({ requestId }) => toWorker({ type: 'readState', requestId }));
   s.on('relay', ({ from, data }) => {
     const buffer = data instanceof ArrayBuffer ? data : (data.slice().buffer as ArrayBuffer);
-    toWorker({ type: 'receive', from, data: buffer }, [buffer]);
+    if (mesh) mesh.receiveRelayed(from, buffer);
+    else toWorker({ type: 'receive', from, data: buffer }, [buffer]);
   });
   s.on('refused', (e) => {
-    // A relay to a neighbour that just left races the neighbour update; nothing to report.
-    if (e.event === 'relay' && e.code === 'ERR_UNKNOWN_PEER') return;
+    // A relay or signal to a neighbour that just left races the neighbour update.
+    if ((e.event === 'relay' || e.event === 'signal') && e.code === 'ERR_UNKNOWN_PEER') return;
     console.warn(`server refused ${e.event}: ${e.code}: ${e.message}`);
   });
 }
@@ -345,5 +501,21 @@ async function init(): Promise<void> {
       .catch((err: unknown) => showError(`Device check failed: ${(err as Error).message}`));
   });
 }
+
+const debug: MeshgradDebug = {
+  workerId: () => assignment?.workerId ?? null,
+  links: () => lastLinks,
+  readParameters: () =>
+    new Promise((resolve, reject) => {
+      if (!worker) {
+        reject(new Error('training has not started'));
+        return;
+      }
+      const requestId = `p${++requestCounter}`;
+      parameterRequests.set(requestId, resolve);
+      toWorker({ type: 'readParameters', requestId });
+    }),
+};
+(window as unknown as { meshgrad: MeshgradDebug }).meshgrad = debug;
 
 void init();

@@ -19,13 +19,35 @@ export type ToWorker =
       readonly neighbours: readonly string[];
       readonly dutyCycle: number;
       readonly paused: boolean;
+      /** Stop stepping once this many samples are processed (the `stopAfter` URL parameter). */
+      readonly stopAfterSamples: number | undefined;
     }
   | { readonly type: 'receive'; readonly from: string; readonly data: ArrayBuffer }
   | { readonly type: 'settings'; readonly settings: WorkerSettings }
   | { readonly type: 'neighbours'; readonly neighbours: readonly string[] }
   | { readonly type: 'control'; readonly paused: boolean; readonly learningRate: number }
   | { readonly type: 'duty'; readonly dutyCycle: number }
-  | { readonly type: 'readState'; readonly requestId: string };
+  | { readonly type: 'readState'; readonly requestId: string }
+  /** Which peers take messages now; sent on every change and a few times a second. */
+  | { readonly type: 'links'; readonly links: readonly LinkReadiness[] }
+  /** Parameters for the page's debugging hook (`window.meshgrad.readParameters()`). */
+  | { readonly type: 'readParameters'; readonly requestId: string };
+
+export interface LinkReadiness {
+  readonly peer: string;
+  readonly ready: boolean;
+  readonly maxMessageBytes: number;
+}
+
+/** The training loop's counters for one peer, cumulative. */
+export interface PeerCountersReport {
+  readonly peer: string;
+  readonly blocksSent: number;
+  readonly blocksReceived: number;
+  readonly rejected: number;
+  readonly overwritten: number;
+  readonly sendsSkipped: number;
+}
 
 export interface WorkerStats {
   readonly samples: number;
@@ -39,6 +61,7 @@ export interface WorkerStats {
   readonly overwritten: number;
   readonly sendsSkipped: number;
   readonly paused: boolean;
+  readonly peers: readonly PeerCountersReport[];
 }
 
 export type FromWorker =
@@ -51,6 +74,12 @@ export type FromWorker =
   | { readonly type: 'send'; readonly peer: string; readonly data: ArrayBuffer }
   | {
       readonly type: 'state';
+      readonly requestId: string;
+      readonly samples: number;
+      readonly params: ArrayBuffer;
+    }
+  | {
+      readonly type: 'parameters';
       readonly requestId: string;
       readonly samples: number;
       readonly params: ArrayBuffer;

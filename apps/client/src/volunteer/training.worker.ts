@@ -10,12 +10,13 @@ import {
   CpuBackend,
   decodeDataset,
   idHash,
+  MAX_MESSAGE_BYTES,
   parameterLayout,
   type Backend,
   type ParameterLayout,
 } from '@meshgrad/core';
 import { WebGpuBackend, requestBackendDevice } from '@meshgrad/shaders';
-import type { FromWorker, ToWorker } from './messages.ts';
+import type { FromWorker, LinkReadiness, ToWorker } from './messages.ts';
 
 declare const self: DedicatedWorkerGlobalScope;
 
@@ -30,6 +31,9 @@ let asgd: AsgdWorker | null = null;
 let paused = false;
 let dutyCycle = 1;
 let running = false;
+let stopAfterSamples: number | undefined;
+/** The page's latest word on each peer's link; a peer it has not named is not ready. */
+let links = new Map<string, LinkReadiness>();
 
 function post(message: FromWorker, transfer: Transferable[] = []): void {
   self.postMessage(message, transfer);
@@ -73,7 +77,11 @@ async function start(msg: Extract<ToWorker, { type: 'start' }>): Promise<void> {
     backend,
     nextBatch: () => batcher.next(),
     sink: {
+      // Skips, counted by the loop, while the link connects or its backlog is over the limit.
+      ready: (peer) => links.get(peer)?.ready ?? false,
+      maxMessageBytes: (peer) => links.get(peer)?.maxMessageBytes ?? MAX_MESSAGE_BYTES,
       send(peer, message) {
+        if (!links.get(peer)?.ready) return false;
         // A standalone copy, so the transfer detaches nothing the loop still uses.
         const data = message.slice().buffer;
         post({ type: 'send', peer, data }, [data]);
@@ -90,6 +98,7 @@ async function start(msg: Extract<ToWorker, { type: 'start' }>): Promise<void> {
   });
   paused = msg.paused;
   dutyCycle = msg.dutyCycle;
+  stopAfterSamples = msg.stopAfterSamples;
   post({ type: 'ready', backend: backend.name, reason });
   void loop(asgd);
 }
@@ -101,10 +110,12 @@ async function loop(worker: AsgdWorker): Promise<void> {
   let lossSum = 0;
   let lossCount = 0;
   let sinceDrain = 0;
+  const halted = () =>
+    paused || (stopAfterSamples !== undefined && worker.counters.samples >= stopAfterSamples);
   while (running) {
     const sliceStart = performance.now();
-    if (!paused) {
-      while (performance.now() - sliceStart < SLICE_MS) {
+    if (!halted()) {
+      while (performance.now() - sliceStart < SLICE_MS && !halted()) {
         await worker.step();
         if (++sinceDrain >= DRAIN_EVERY_STEPS) {
           sinceDrain = 0;
@@ -118,7 +129,7 @@ async function loop(worker: AsgdWorker): Promise<void> {
     }
     const busy = performance.now() - sliceStart;
     // Duty cycle d: after `busy` ms of work rest busy·(1−d)/d ms, so work/(work+rest) = d.
-    const rest = paused ? 100 : dutyCycle < 1 ? (busy * (1 - dutyCycle)) / dutyCycle : 0;
+    const rest = halted() ? 100 : dutyCycle < 1 ? (busy * (1 - dutyCycle)) / dutyCycle : 0;
     await sleep(rest);
     const now = performance.now();
     if (now - lastStats >= STATS_INTERVAL_MS) {
@@ -136,7 +147,12 @@ async function loop(worker: AsgdWorker): Promise<void> {
           rejected: c.rejected,
           overwritten: worker.mailbox.overwritten,
           sendsSkipped: c.sendsSkipped,
-          paused,
+          paused: halted(),
+          peers: [...worker.peerCounters].map(([peer, p]) => ({
+            peer,
+            ...p,
+            overwritten: worker.mailbox.overwrittenByPeer.get(peer) ?? 0,
+          })),
         },
       });
       lastStats = now;
@@ -168,6 +184,16 @@ async function handle(msg: ToWorker): Promise<void> {
     case 'duty':
       dutyCycle = Math.min(1, Math.max(0.05, msg.dutyCycle));
       return;
+    case 'links':
+      links = new Map(msg.links.map((l) => [l.peer, l]));
+      return;
+    case 'readParameters': {
+      if (!asgd) return;
+      const samples = asgd.counters.samples;
+      const buffer = (await asgd.readParameters()).buffer as ArrayBuffer;
+      post({ type: 'parameters', requestId: msg.requestId, samples, params: buffer }, [buffer]);
+      return;
+    }
     case 'readState': {
       if (!asgd) return;
       const samples = asgd.counters.samples;

@@ -1,0 +1,526 @@
+/**
+ * Peer-to-peer links between volunteer tabs (DESIGN §4): WebRTC data channels through
+ * simple-peer behind core's `PeerLink`, and the `PeerMesh` that keeps one link per neighbour,
+ * signals through the job server, applies backpressure, falls back to the server relay, and
+ * measures every link. Runs on the page's main thread, where WebRTC lives; the training Web
+ * Worker learns which peers take messages through `status()`.
+ */
+// The e2e transport bench compiles this file without the client's tsconfig (which includes
+// the declaration); the reference makes the declaration travel with the file.
+// eslint-disable-next-line @typescript-eslint/triple-slash-reference
+/// <reference path="./simple-peer.d.ts" />
+import SimplePeer from 'simple-peer/simplepeer.min.js';
+import {
+  BACKLOG_HARD_LIMIT_BYTES,
+  BACKLOG_LOW_WATER_BYTES,
+  CONNECT_TIMEOUT_MS,
+  DEFAULT_MAX_MESSAGE_BYTES,
+  LinkError,
+  LinkMeter,
+  MAX_RELAY_BYTES,
+  probeFromStats,
+  RECONNECT_AFTER_MS,
+  SEND_QUEUE_CEILING_BYTES,
+  type LinkErrorCode,
+  type LinkProbe,
+  type LinkRoute,
+  type PeerLink,
+  type PeerLinkHandlers,
+  type SignalData,
+  type StatsRecord,
+} from '@meshgrad/core';
+
+export interface SimplePeerLinkOptions {
+  readonly peer: string;
+  /** The side that sends the offer; the other waits for it. */
+  readonly initiator: boolean;
+  readonly rtc: RTCConfiguration;
+  /** Sends signaling data to the peer (through the job server). */
+  readonly signal: (data: SignalData) => void;
+  readonly handlers: PeerLinkHandlers;
+  /** Default CONNECT_TIMEOUT_MS. */
+  readonly connectTimeoutMs?: number;
+}
+
+/** A `PeerLink` over one simple-peer data channel. */
+export class SimplePeerLink implements PeerLink {
+  readonly peer: string;
+  private readonly sp: SimplePeer;
+  private readonly handlers: PeerLinkHandlers;
+  private pc: RTCPeerConnection | null = null;
+  private channel: RTCDataChannel | null = null;
+  private state: 'connecting' | 'open' | 'closed' = 'connecting';
+  private connectTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Whether an offer reached this (answering) side yet. */
+  offered = false;
+
+  constructor(opts: SimplePeerLinkOptions) {
+    this.peer = opts.peer;
+    this.handlers = opts.handlers;
+    // simple-peer keeps its RTCPeerConnection and RTCDataChannel private. We need both (SCTP
+    // max message size, getStats, bufferedamountlow), so hand it the browser's classes through
+    // its documented `wrtc` option, subclassed to show us each object as it is made.
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const link = this;
+    class ObservedPeerConnection extends RTCPeerConnection {
+      constructor(config?: RTCConfiguration) {
+        super(config);
+        link.pc = this;
+        this.addEventListener('datachannel', (e) => link.adopt(e.channel));
+      }
+      override createDataChannel(label: string, init?: RTCDataChannelInit): RTCDataChannel {
+        const channel = super.createDataChannel(label, init);
+        link.adopt(channel);
+        return channel;
+      }
+    }
+    this.sp = new SimplePeer({
+      initiator: opts.initiator,
+      trickle: true,
+      config: opts.rtc,
+      // Ordered and reliable (the defaults): a state message is one SCTP message either way,
+      // and lossy delivery is the mailbox's job, not the wire's.
+      channelConfig: {},
+      wrtc: {
+        RTCPeerConnection: ObservedPeerConnection,
+        RTCSessionDescription,
+        RTCIceCandidate,
+      },
+    });
+    this.sp.on('signal', (data) => {
+      if (this.state === 'closed') return;
+      if (data.type === 'offer' || data.type === 'answer' || data.type === 'candidate') {
+        opts.signal(data as SignalData);
+      }
+    });
+    this.sp.on('connect', () => this.onConnect());
+    this.sp.on('data', (data) => {
+      if (this.state === 'open') this.handlers.onMessage(data);
+    });
+    this.sp.on('error', (err) =>
+      this.destroy(
+        new LinkError('ERR_LINK_FAILED', `${err.code ?? 'error'}: ${err.message}`, { cause: err }),
+      ),
+    );
+    this.sp.on('close', () =>
+      this.destroy(new LinkError('ERR_LINK_FAILED', 'the data channel closed')),
+    );
+    this.connectTimer = setTimeout(
+      () =>
+        this.destroy(
+          new LinkError(
+            'ERR_LINK_CONNECT_TIMEOUT',
+            `no data channel to ${this.peer} within ${opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS} ms`,
+          ),
+        ),
+      opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS,
+    );
+  }
+
+  get open(): boolean {
+    return this.state === 'open' && this.channel?.readyState === 'open';
+  }
+
+  get bufferedAmount(): number {
+    return this.channel?.bufferedAmount ?? 0;
+  }
+
+  get maxMessageSize(): number {
+    const max = this.pc?.sctp?.maxMessageSize;
+    // 0 would mean "no limit" per the spec; Chromium says 262,144. Clamp to what we can send.
+    return max && Number.isFinite(max) ? Math.min(max, MAX_RELAY_BYTES) : DEFAULT_MAX_MESSAGE_BYTES;
+  }
+
+  /** Hands the peer's signaling data to the connection. */
+  signal(data: SignalData): void {
+    if (this.state === 'closed') return;
+    if (data.type === 'offer') this.offered = true;
+    try {
+      this.sp.signal(data);
+    } catch (err) {
+      this.destroy(
+        new LinkError('ERR_LINK_FAILED', `bad signaling data: ${String(err)}`, { cause: err }),
+      );
+    }
+  }
+
+  send(bytes: Uint8Array): void {
+    if (!this.open) throw new LinkError('ERR_LINK_NOT_OPEN', `link to ${this.peer} is not open`);
+    if (bytes.byteLength > this.maxMessageSize) {
+      throw new LinkError(
+        'ERR_LINK_MESSAGE_SIZE',
+        `${bytes.byteLength} bytes is over the link's ${this.maxMessageSize}`,
+      );
+    }
+    if (this.bufferedAmount + bytes.byteLength > SEND_QUEUE_CEILING_BYTES) {
+      throw new LinkError('ERR_LINK_BACKLOG', `${this.bufferedAmount} bytes already queued`);
+    }
+    try {
+      this.sp.send(bytes);
+    } catch (err) {
+      // The channel closed under us (send() throws InvalidStateError then).
+      const failure = new LinkError('ERR_LINK_FAILED', `send failed: ${String(err)}`, {
+        cause: err,
+      });
+      this.destroy(failure);
+      throw failure;
+    }
+  }
+
+  async probe(): Promise<LinkProbe> {
+    const pc = this.pc;
+    if (!pc || this.state !== 'open') return { rttMs: undefined, route: undefined };
+    try {
+      const report = await pc.getStats();
+      return probeFromStats(report.values() as Iterable<StatsRecord>);
+    } catch {
+      return { rttMs: undefined, route: undefined };
+    }
+  }
+
+  destroy(err?: LinkError): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    clearTimeout(this.connectTimer);
+    this.sp.destroy();
+    this.channel = null;
+    this.pc = null;
+    this.handlers.onClose(err);
+  }
+
+  private adopt(channel: RTCDataChannel): void {
+    this.channel = channel;
+    channel.binaryType = 'arraybuffer';
+    channel.addEventListener('bufferedamountlow', () => {
+      if (this.state === 'open') this.handlers.onBufferedAmountLow();
+    });
+  }
+
+  private onConnect(): void {
+    if (this.state !== 'connecting') return;
+    clearTimeout(this.connectTimer);
+    this.state = 'open';
+    // simple-peer sets its own 64 KiB threshold when it wires the channel; ours replaces it.
+    if (this.channel) this.channel.bufferedAmountLowThreshold = BACKLOG_LOW_WATER_BYTES;
+    this.handlers.onOpen();
+  }
+}
+
+/** The sending side of the server relay (socket.io), the fallback route. */
+export interface RelaySender {
+  /** Whether the server connection is up. */
+  readonly available: boolean;
+  send(to: string, data: ArrayBuffer): void;
+}
+
+export interface PeerMeshOptions {
+  readonly selfId: string;
+  /** ICE servers and policy for new connections (fresh TURN credentials each time). */
+  readonly rtc: () => RTCConfiguration;
+  readonly signal: (to: string, data: SignalData) => void;
+  readonly relay: RelaySender;
+  /** A state message from a peer, direct or relayed. */
+  readonly onMessage: (from: string, data: ArrayBuffer) => void;
+  /** A link opened, closed, changed route or drained: `status()` changed. */
+  readonly onChange: () => void;
+  readonly connectTimeoutMs?: number;
+  readonly reconnectAfterMs?: number;
+  readonly now?: () => number;
+}
+
+/** What the training loop needs to know about a peer before it reads and sends blocks. */
+export interface LinkStatus {
+  readonly peer: string;
+  /** Takes a message now: open and under the backlog limit, or on the server relay. */
+  readonly ready: boolean;
+  readonly maxMessageBytes: number;
+}
+
+/** One link's measurements over the last interval, for the statistics report. */
+export interface LinkReport {
+  readonly peer: string;
+  /** `connecting` until the first link opens or fails. */
+  readonly route: LinkRoute | 'connecting';
+  readonly goodputBytesPerSec: number;
+  readonly backlogBytes: number;
+  readonly rttMs: number | undefined;
+  /** Sends the page refused (link not open, over the ceiling, relay down), cumulative. */
+  readonly dropped: number;
+  /** Why the last direct link failed, when the pair is on the relay. */
+  readonly lastError: LinkErrorCode | undefined;
+}
+
+interface Entry {
+  readonly peer: string;
+  /** The server named this peer a neighbour (else it reached us first through a signal). */
+  neighbour: boolean;
+  route: LinkRoute | 'connecting';
+  link: SimplePeerLink | null;
+  readonly meter: LinkMeter;
+  /** Over BACKLOG_HARD_LIMIT_BYTES and not yet drained to the low-water mark. */
+  full: boolean;
+  rttMs: number | undefined;
+  lastError: LinkErrorCode | undefined;
+  retry: ReturnType<typeof setTimeout> | undefined;
+}
+
+/**
+ * One link per neighbour. The lexicographically smaller worker id offers, so two tabs never
+ * both do. While a link connects, sends to that peer are skipped (counted), not relayed, so a
+ * healthy mesh relays nothing; a link that cannot be made within the connect timeout, or is
+ * lost, puts the pair on the server relay, and the offering side tries again later.
+ */
+export class PeerMesh {
+  private readonly entries = new Map<string, Entry>();
+  private readonly now: () => number;
+  private destroyed = false;
+
+  constructor(private readonly opts: PeerMeshOptions) {
+    this.now = opts.now ?? (() => performance.now());
+  }
+
+  /** The server's current neighbour list: links open to new neighbours, close to old ones. */
+  setNeighbours(neighbours: readonly string[]): void {
+    const wanted = new Set(neighbours.filter((p) => p !== this.opts.selfId));
+    for (const entry of [...this.entries.values()]) {
+      if (!wanted.has(entry.peer)) this.remove(entry);
+    }
+    for (const peer of wanted) {
+      const entry = this.entries.get(peer);
+      if (entry) entry.neighbour = true;
+      else this.connect(this.add(peer, true));
+    }
+    this.opts.onChange();
+  }
+
+  /** Signaling data from `from`, relayed by the server. */
+  handleSignal(from: string, data: SignalData): void {
+    if (this.destroyed || from === this.opts.selfId) return;
+    let entry = this.entries.get(from);
+    if (!entry) {
+      // Its neighbour list reached it before ours reached us: answer now, keep it if named.
+      if (data.type !== 'offer') return;
+      entry = this.add(from, false);
+    }
+    const link = entry.link;
+    if (data.type === 'offer' && !this.initiator(from) && (!link || link.offered)) {
+      // A new attempt from the offering side (after a failure or timeout): start afresh.
+      if (link) this.dropLink(entry, link);
+      entry.link = this.newLink(entry, false);
+    }
+    entry.link?.signal(data);
+  }
+
+  /**
+   * Sends one state message; false when it was dropped (link not open, over the queue ceiling,
+   * or relay down). The training loop already skips peers that are not ready, so drops here
+   * are races with a link that just changed, and are counted as skipped sends.
+   */
+  send(peer: string, data: ArrayBuffer): boolean {
+    const entry = this.entries.get(peer);
+    if (!entry) return false;
+    if (entry.route === 'server') {
+      if (!this.opts.relay.available || data.byteLength > MAX_RELAY_BYTES) {
+        entry.meter.dropped();
+        return false;
+      }
+      this.opts.relay.send(peer, data);
+      entry.meter.queued(data.byteLength);
+      return true;
+    }
+    const link = entry.link;
+    if (entry.route === 'connecting' || !link) {
+      entry.meter.dropped();
+      return false;
+    }
+    try {
+      link.send(new Uint8Array(data));
+    } catch {
+      entry.meter.dropped();
+      return false;
+    }
+    entry.meter.queued(data.byteLength);
+    if (!entry.full && link.bufferedAmount >= BACKLOG_HARD_LIMIT_BYTES) {
+      entry.full = true;
+      this.opts.onChange();
+    }
+    return true;
+  }
+
+  /** A state message that came through the server relay. */
+  receiveRelayed(from: string, data: ArrayBuffer): void {
+    this.entries.get(from)?.meter.received(data.byteLength);
+    this.opts.onMessage(from, data);
+  }
+
+  /** Which peers take messages now. */
+  status(): LinkStatus[] {
+    const out: LinkStatus[] = [];
+    for (const e of this.entries.values()) {
+      if (!e.neighbour) continue;
+      if (e.route === 'server') {
+        out.push({
+          peer: e.peer,
+          ready: this.opts.relay.available,
+          maxMessageBytes: MAX_RELAY_BYTES,
+        });
+        continue;
+      }
+      const link = e.link;
+      if (link && e.full && link.bufferedAmount <= BACKLOG_LOW_WATER_BYTES) e.full = false;
+      if (link && !e.full && link.bufferedAmount >= BACKLOG_HARD_LIMIT_BYTES) e.full = true;
+      out.push({
+        peer: e.peer,
+        ready: e.route !== 'connecting' && !!link?.open && !e.full,
+        maxMessageBytes: link?.maxMessageSize ?? DEFAULT_MAX_MESSAGE_BYTES,
+      });
+    }
+    return out;
+  }
+
+  /** Measures every link over the interval since the previous report. */
+  async report(): Promise<LinkReport[]> {
+    const entries = [...this.entries.values()].filter((e) => e.neighbour || e.link?.open);
+    const probes = await Promise.all(
+      entries.map((e) =>
+        e.link?.open && e.route !== 'server' ? e.link.probe() : Promise.resolve(null),
+      ),
+    );
+    const now = this.now();
+    return entries.map((e, i) => {
+      const probe = probes[i];
+      if (probe) {
+        e.rttMs = probe.rttMs;
+        if (probe.route && e.route !== probe.route && e.route !== 'server') {
+          e.route = probe.route;
+        }
+      }
+      const onLink = e.route === 'direct' || e.route === 'turn';
+      const backlog = onLink ? (e.link?.bufferedAmount ?? 0) : 0;
+      const interval = e.meter.sample(now, backlog);
+      return {
+        peer: e.peer,
+        route: e.route,
+        goodputBytesPerSec: interval.goodputBytesPerSec,
+        backlogBytes: backlog,
+        rttMs: onLink ? e.rttMs : undefined,
+        dropped: e.meter.messagesDropped,
+        lastError: e.lastError,
+      };
+    });
+  }
+
+  /** Closes every link. */
+  destroy(): void {
+    this.destroyed = true;
+    for (const entry of [...this.entries.values()]) this.remove(entry);
+  }
+
+  private initiator(peer: string): boolean {
+    return this.opts.selfId < peer;
+  }
+
+  private add(peer: string, neighbour: boolean): Entry {
+    const entry: Entry = {
+      peer,
+      neighbour,
+      route: 'connecting',
+      link: null,
+      meter: new LinkMeter(this.now()),
+      full: false,
+      rttMs: undefined,
+      lastError: undefined,
+      retry: undefined,
+    };
+    this.entries.set(peer, entry);
+    return entry;
+  }
+
+  /** Starts a link: the offering side now, the answering side waits for the offer. */
+  private connect(entry: Entry): void {
+    if (this.destroyed) return;
+    entry.link = this.newLink(entry, this.initiator(entry.peer));
+  }
+
+  private newLink(entry: Entry, initiator: boolean): SimplePeerLink {
+    const link: SimplePeerLink = new SimplePeerLink({
+      peer: entry.peer,
+      initiator,
+      rtc: this.opts.rtc(),
+      signal: (data) => this.opts.signal(entry.peer, data),
+      ...(this.opts.connectTimeoutMs !== undefined
+        ? { connectTimeoutMs: this.opts.connectTimeoutMs }
+        : {}),
+      handlers: {
+        onOpen: () => {
+          if (entry.link !== link) return;
+          clearTimeout(entry.retry);
+          entry.route = 'direct'; // refined to 'turn' by the first probe
+          entry.full = false;
+          entry.lastError = undefined;
+          void link.probe().then((p) => {
+            if (entry.link === link && p.route) {
+              entry.route = p.route;
+              entry.rttMs = p.rttMs;
+            }
+          });
+          this.opts.onChange();
+        },
+        onMessage: (bytes) => {
+          entry.meter.received(bytes.byteLength);
+          this.opts.onMessage(entry.peer, standalone(bytes));
+        },
+        onBufferedAmountLow: () => {
+          if (entry.full) {
+            entry.full = false;
+            this.opts.onChange();
+          }
+        },
+        onClose: (err) => {
+          if (entry.link !== link) return;
+          entry.link = null;
+          if (this.entries.get(entry.peer) !== entry) return;
+          entry.route = 'server';
+          entry.lastError = err?.code ?? 'ERR_LINK_CLOSED';
+          this.scheduleRetry(entry);
+          this.opts.onChange();
+        },
+      },
+    });
+    return link;
+  }
+
+  private scheduleRetry(entry: Entry): void {
+    if (!this.initiator(entry.peer) || this.destroyed) return;
+    clearTimeout(entry.retry);
+    entry.retry = setTimeout(() => {
+      // The pair keeps using the relay while the new attempt connects.
+      if (this.entries.get(entry.peer) === entry && !entry.link) this.connect(entry);
+    }, this.opts.reconnectAfterMs ?? RECONNECT_AFTER_MS);
+  }
+
+  private dropLink(entry: Entry, link: SimplePeerLink): void {
+    entry.link = null;
+    link.destroy(new LinkError('ERR_LINK_CLOSED', 'replaced by a new attempt'));
+  }
+
+  private remove(entry: Entry): void {
+    this.entries.delete(entry.peer);
+    clearTimeout(entry.retry);
+    const link = entry.link;
+    if (link) this.dropLink(entry, link);
+  }
+}
+
+/** The message as an ArrayBuffer of its own, so it can be transferred to the worker. */
+function standalone(bytes: Uint8Array): ArrayBuffer {
+  const buffer = bytes.buffer;
+  if (
+    buffer instanceof ArrayBuffer &&
+    bytes.byteOffset === 0 &&
+    bytes.byteLength === buffer.byteLength
+  ) {
+    return buffer;
+  }
+  return bytes.slice().buffer;
+}
