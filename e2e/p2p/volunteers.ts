@@ -1,0 +1,136 @@
+/**
+ * Helpers for the peer-to-peer spec: volunteer tabs with chosen worker ids, the page's
+ * debugging hook (`window.meshgrad`), the admin HTTP API and the server's metrics.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { expect, type Browser, type BrowserContext, type Page } from '@playwright/test';
+import type { LinkStats } from '@meshgrad/core';
+import type { ServerProcess } from '../volunteer/server-process.ts';
+
+export interface Tab {
+  readonly id: string;
+  readonly page: Page;
+  readonly context: BrowserContext;
+}
+
+/** The admin token the server keeps in its data directory (no MESHGRAD_ADMIN_TOKEN in tests). */
+export function adminToken(server: ServerProcess): string {
+  return (
+    process.env.MESHGRAD_ADMIN_TOKEN ??
+    readFileSync(join(server.dataDir, 'admin-token'), 'utf8').trim()
+  );
+}
+
+/** Pauses or resumes a job through the admin API. */
+export async function setJobState(
+  server: ServerProcess,
+  job: string,
+  state: 'running' | 'paused',
+): Promise<void> {
+  const res = await fetch(`${server.url}/api/admin/jobs/${job}/control`, {
+    method: 'POST',
+    headers: {
+      authorization: `Bearer ${adminToken(server)}`,
+      'content-type': 'application/json',
+    },
+    body: JSON.stringify({ state }),
+  });
+  expect(res.status, await res.text()).toBe(200);
+}
+
+/** What the server last heard from each worker about its links (admin API). */
+export async function serverLinks(
+  server: ServerProcess,
+  job: string,
+): Promise<Map<string, readonly LinkStats[]>> {
+  const res = await fetch(`${server.url}/api/admin/jobs/${job}`, {
+    headers: { authorization: `Bearer ${adminToken(server)}` },
+  });
+  expect(res.status).toBe(200);
+  const snapshot = (await res.json()) as { workers: { id: string; links: LinkStats[] }[] };
+  return new Map(snapshot.workers.map((w) => [w.id, w.links]));
+}
+
+export async function metricValue(server: ServerProcess, name: string): Promise<number> {
+  const text = await (await fetch(`${server.url}/metrics`)).text();
+  const m = text.match(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'm'));
+  return m ? Number(m[1]) : 0;
+}
+
+/**
+ * Opens the volunteer page in its own browser context as worker `id` (the page reuses the id
+ * it finds in sessionStorage, as after a reload) and joins the job.
+ */
+export async function openTab(
+  browser: Browser,
+  server: ServerProcess,
+  id: string,
+  query: string,
+  setup?: (context: BrowserContext) => Promise<void>,
+  dutyPercent?: number,
+): Promise<Tab> {
+  const context = await browser.newContext();
+  await context.addInitScript((workerId) => {
+    sessionStorage.setItem('meshgrad.workerId', workerId);
+  }, id);
+  if (setup) await setup(context);
+  const page = await context.newPage();
+  page.on('console', (msg) => {
+    if (msg.type() === 'error' || msg.type() === 'warning') console.log(`[${id}] ${msg.text()}`);
+  });
+  page.on('pageerror', (err) => console.log(`[${id}:error] ${err.message}`));
+  await page.goto(`${server.url}/${query}`);
+  await expect(page.locator('#join')).toBeEnabled({ timeout: 30_000 });
+  await page.locator('#join').click();
+  await expect(page.locator('#state')).toHaveText(/Training|Paused/, { timeout: 60_000 });
+  if (dutyPercent !== undefined) await page.locator('#duty').fill(String(dutyPercent));
+  expect(await page.evaluate(() => window.meshgrad.workerId())).toBe(id);
+  return { id, page, context };
+}
+
+/** The tab's link statistics as it last reported them to the server. */
+export function links(tab: Tab): Promise<LinkStats[]> {
+  return tab.page.evaluate(() => [...window.meshgrad.links()]);
+}
+
+export async function samples(tab: Tab): Promise<number> {
+  return Number((await tab.page.evaluate(() => document.body.dataset.samples)) ?? '0');
+}
+
+/** The tab's current parameters, read through the page's debugging hook. */
+export async function readParameters(tab: Tab): Promise<{ samples: number; params: Float32Array }> {
+  const r = await tab.page.evaluate(async () => {
+    const { samples, params } = await window.meshgrad.readParameters();
+    return { samples, params: Array.from(params) };
+  });
+  return { samples: r.samples, params: Float32Array.from(r.params) };
+}
+
+/** Waits until every tab has an open link of `route` to each of its `peers` other tabs. */
+export async function waitForMesh(
+  tabs: readonly Tab[],
+  route: 'direct' | 'turn' | 'server',
+  timeout = 30_000,
+): Promise<void> {
+  await expect
+    .poll(
+      async () => {
+        const all = await Promise.all(tabs.map(links));
+        return all.map((l) => l.filter((x) => x.route === route).length);
+      },
+      { timeout, intervals: [500] },
+    )
+    .toEqual(tabs.map(() => tabs.length - 1));
+}
+
+declare global {
+  interface Window {
+    /** The volunteer page's debugging hook (apps/client/src/volunteer/main.ts). */
+    meshgrad: {
+      workerId(): string | null;
+      links(): readonly LinkStats[];
+      readParameters(): Promise<{ samples: number; params: Float32Array }>;
+    };
+  }
+}

@@ -1,0 +1,330 @@
+/**
+ * Peer-to-peer ASGD over WebRTC data channels, end to end: the real server process, real
+ * Chromium tabs (CPU backend: on SwiftShader it is the faster one, DESIGN §7), real data
+ * channels between them, and a real coturn TURN server. Every tab is its own browser context,
+ * as separate volunteers would be. Network traffic stays on this host.
+ */
+import { type Browser } from '@playwright/test';
+import {
+  evaluate,
+  loadMnist,
+  parameterLayout,
+  type LinkStats,
+  type MnistSplit,
+  type ModelSpec,
+} from '@meshgrad/core';
+import { test, expect } from './fixtures.ts';
+import { buildOnce, freePort, ServerProcess } from '../volunteer/server-process.ts';
+import { faultCounts, injectFaults } from '../p2p/faults.ts';
+import { TurnServer } from '../p2p/turn.ts';
+import {
+  links,
+  metricValue,
+  openTab,
+  readParameters,
+  samples,
+  serverLinks,
+  setJobState,
+  waitForMesh,
+  type Tab,
+} from '../p2p/volunteers.ts';
+
+const MODEL: ModelSpec = { kind: 'mlp', inputs: 784, hidden: [128], classes: 10 };
+/** Worker ids are fixed, so both runs of the comparison share shards and minibatch orders. */
+const IDS = ['w-p2p-a', 'w-p2p-b', 'w-p2p-c', 'w-p2p-d'];
+/** Samples each tab processes in the exchange comparison. */
+const SAMPLES_PER_TAB = 3_000;
+/**
+ * Each tab's duty cycle (the page's GPU/CPU slider). Four tabs training flat out would take
+ * every cycle of a two-core machine from the browser's network process and the pages' main
+ * threads; real volunteers' links are not starved by their own tabs. At full duty the links
+ * back up, sends are skipped, and tabs drift apart in progress by a factor of two or more.
+ */
+const DUTY_PERCENT = 30;
+
+/**
+ * The job of this spec: four shards for four tabs, each tab's neighbours are the other three,
+ * and every 32 samples a tab sends its whole model (7 blocks) to one of them.
+ */
+function job(id: string, exchange: boolean): object {
+  return {
+    id,
+    name: `p2p ${id}`,
+    host: 'meshgrad e2e',
+    model: MODEL,
+    dataset: { kind: 'mnist' },
+    batchSize: 32,
+    learningRate: 0.5,
+    seed: 1,
+    shards: 4,
+    neighbours: 4,
+    checkpointIntervalSec: 3600,
+    // Exchange off: the same job with a send period no run reaches (independent workers).
+    balancer: {
+      mode: 'fixed',
+      communicationPeriod: exchange ? 32 : 1_000_000,
+      blocksPerMessage: 7,
+      encoding: 'f32',
+    },
+  };
+}
+
+let mnist: MnistSplit | null = null;
+const servers: ServerProcess[] = [];
+const turns: TurnServer[] = [];
+const tabs: Tab[] = [];
+
+test.describe.configure({ mode: 'serial' });
+
+test.beforeAll(() => {
+  test.setTimeout(300_000);
+  buildOnce();
+});
+
+// eslint-disable-next-line no-empty-pattern
+test.afterEach(async ({}, testInfo) => {
+  if (testInfo.status !== testInfo.expectedStatus) {
+    for (const s of servers) console.log(`[server output]\n${s.output.slice(-4000)}`);
+    for (const t of turns) console.log(`[turnserver output]\n${t.output.slice(-4000)}`);
+  }
+  for (const t of tabs.splice(0)) await t.context.close().catch(() => undefined);
+  for (const s of servers.splice(0)) await s.stop();
+  for (const t of turns.splice(0)) await t.stop();
+});
+
+async function startServer(spec: object, extraArgs: string[] = []): Promise<ServerProcess> {
+  const server = new ServerProcess(await freePort(), spec, extraArgs);
+  servers.push(server);
+  await server.start();
+  return server;
+}
+
+async function open(
+  browser: Browser,
+  server: ServerProcess,
+  ids: readonly string[],
+  query: string,
+): Promise<Tab[]> {
+  const opened: Tab[] = [];
+  for (const id of ids) {
+    const tab = await openTab(browser, server, id, query, undefined, DUTY_PERCENT);
+    tabs.push(tab);
+    opened.push(tab);
+  }
+  return opened;
+}
+
+interface Run {
+  /** Test loss of each tab's parameters on the MNIST test split. */
+  losses: number[];
+  accuracies: number[];
+  links: LinkStats[][];
+  relayedBytes: number;
+}
+
+/**
+ * Four tabs start paused, connect their mesh, then train SAMPLES_PER_TAB samples each; the
+ * test evaluates every tab's parameters in this process with core's `evaluate`.
+ */
+async function trainingRun(browser: Browser, exchange: boolean): Promise<Run> {
+  const id = exchange ? 'p2p-on' : 'p2p-off';
+  const server = await startServer(job(id, exchange));
+  await setJobState(server, id, 'paused');
+  const run = await open(browser, server, IDS, `?backend=cpu&stopAfter=${SAMPLES_PER_TAB}`);
+  // Training starts only once every pair has its data channel, so no early sample is wasted.
+  await waitForMesh(run, 'direct');
+  await setJobState(server, id, 'running');
+  await expect
+    .poll(async () => Math.min(...(await Promise.all(run.map(samples)))), {
+      timeout: 200_000,
+      intervals: [1_000],
+    })
+    .toBeGreaterThanOrEqual(SAMPLES_PER_TAB);
+  // Let the last per-second reports reach the server.
+  await new Promise((r) => setTimeout(r, 2_500));
+  mnist ??= await loadMnist();
+  const layout = parameterLayout(MODEL);
+  const losses: number[] = [];
+  const accuracies: number[] = [];
+  for (const tab of run) {
+    const { samples: n, params } = await readParameters(tab);
+    expect(n).toBeGreaterThanOrEqual(SAMPLES_PER_TAB);
+    expect(n).toBeLessThan(SAMPLES_PER_TAB + 32);
+    const r = evaluate(layout, params, mnist.test);
+    losses.push(r.loss);
+    accuracies.push(r.accuracy ?? 0);
+  }
+  const result: Run = {
+    losses,
+    accuracies,
+    links: await Promise.all(run.map(links)),
+    relayedBytes: await metricValue(server, 'meshgrad_relayed_bytes_total'),
+  };
+  const reported = await serverLinks(server, id);
+  for (const tab of run) {
+    // The server has each tab's per-link statistics, as the tab last reported them.
+    expect(
+      reported
+        .get(tab.id)
+        ?.map((l) => l.peer)
+        .sort(),
+    ).toEqual(IDS.filter((p) => p !== tab.id));
+  }
+  for (const tab of run.splice(0)) {
+    await tab.context.close();
+    tabs.splice(tabs.indexOf(tab), 1);
+  }
+  return result;
+}
+
+const mean = (v: readonly number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+
+test('four tabs exchange blocks peer to peer with zero relayed blocks; at equal samples the exchange lowers the test loss', async ({
+  browser,
+}) => {
+  test.setTimeout(600_000);
+  const off = await trainingRun(browser, false);
+  const on = await trainingRun(browser, true);
+  const describe = (r: Run) =>
+    `losses ${r.losses.map((l) => l.toFixed(4)).join(' ')} (mean ${mean(r.losses).toFixed(4)}), ` +
+    `accuracies ${r.accuracies.map((a) => a.toFixed(3)).join(' ')}`;
+  console.log(`[p2p] exchange off: ${describe(off)}`);
+  console.log(`[p2p] exchange on:  ${describe(on)}`);
+
+  // Exchange on: every link direct, blocks flowed both ways on every link, nothing relayed.
+  expect(on.relayedBytes).toBe(0);
+  for (const [i, tabLinks] of on.links.entries()) {
+    expect(tabLinks.map((l) => l.route)).toEqual(['direct', 'direct', 'direct']);
+    expect(tabLinks.every((l) => !l.relayed)).toBe(true);
+    expect(
+      tabLinks.every((l) => l.blocksReceived > 0 && l.blocksSent > 0 && l.rejected === 0),
+      `tab ${IDS[i]}: ${JSON.stringify(tabLinks)}`,
+    ).toBe(true);
+    expect(tabLinks.some((l) => l.rttMs !== undefined)).toBe(true);
+  }
+  const sent = on.links.flat().reduce((a, l) => a + l.blocksSent, 0);
+  const received = on.links.flat().reduce((a, l) => a + l.blocksReceived, 0);
+  console.log(`[p2p] exchange on: ${sent} blocks sent, ${received} received`);
+  expect(received).toBeGreaterThan(0);
+  // Exchange off: the mesh was up, but nothing was sent.
+  expect(off.links.flat().every((l) => l.blocksSent === 0 && l.blocksReceived === 0)).toBe(true);
+
+  // The ensemble (the mean test loss of the four workers) is lower with exchange on.
+  expect(mean(on.losses)).toBeLessThan(mean(off.losses));
+});
+
+test('through a real coturn server with iceTransportPolicy relay, blocks still flow and links show as relayed', async ({
+  browser,
+}) => {
+  test.setTimeout(180_000);
+  const turn = new TurnServer();
+  turns.push(turn);
+  await turn.start();
+  const id = 'p2p-turn';
+  const server = await startServer(job(id, true), [
+    '--turn',
+    turn.url,
+    '--turn-secret',
+    turn.secret,
+    '--turn-ttl',
+    '600',
+  ]);
+  const pair = await open(browser, server, IDS.slice(0, 2), '?backend=cpu&ice=relay');
+  await waitForMesh(pair, 'turn');
+  await expect
+    .poll(
+      async () =>
+        Math.min(...(await Promise.all(pair.map(links))).flat().map((l) => l.blocksReceived)),
+      { timeout: 60_000 },
+    )
+    .toBeGreaterThan(5);
+  for (const l of (await Promise.all(pair.map(links))).flat()) {
+    expect(l).toMatchObject({ route: 'turn', relayed: true, rejected: 0 });
+  }
+  // Relayed by TURN, not by the job server; and the server sees the links as relayed.
+  expect(await metricValue(server, 'meshgrad_relayed_bytes_total')).toBe(0);
+  const reported = await serverLinks(server, id);
+  for (const tab of pair) {
+    expect(reported.get(tab.id)?.[0]).toMatchObject({ route: 'turn', relayed: true });
+  }
+  // coturn saw allocations from these workers' minted usernames.
+  expect(turn.output).toMatch(new RegExp(`\\d+:${IDS[0]}`));
+});
+
+test('when no link can be made the pair falls back to the server relay, and the statistics say so', async ({
+  browser,
+}) => {
+  test.setTimeout(180_000);
+  const id = 'p2p-fallback';
+  // Relay-only ICE with no TURN server: no candidate, so no data channel can open.
+  const server = await startServer(job(id, true));
+  const pair = await open(browser, server, IDS.slice(0, 2), '?backend=cpu&ice=relay');
+  await waitForMesh(pair, 'server', 60_000);
+  await expect
+    .poll(
+      async () =>
+        Math.min(...(await Promise.all(pair.map(links))).flat().map((l) => l.blocksReceived)),
+      { timeout: 60_000 },
+    )
+    .toBeGreaterThan(5);
+  for (const l of (await Promise.all(pair.map(links))).flat()) {
+    expect(l).toMatchObject({ route: 'server', relayed: true, rejected: 0 });
+  }
+  expect(await metricValue(server, 'meshgrad_relayed_bytes_total')).toBeGreaterThan(0);
+  const reported = await serverLinks(server, id);
+  for (const tab of pair) {
+    expect(reported.get(tab.id)?.[0]).toMatchObject({ route: 'server', relayed: true });
+  }
+});
+
+test('a tab sending garbage, NaN blocks and blocks scaled by 1e6 does not disturb the others', async ({
+  browser,
+}) => {
+  test.setTimeout(400_000);
+  const id = 'p2p-faulty';
+  const target = 0.85;
+  const perTab = 4_000;
+  const server = await startServer(job(id, true));
+  await setJobState(server, id, 'paused');
+  const query = `?backend=cpu&stopAfter=${perTab}`;
+  const good = await open(browser, server, IDS.slice(0, 3), query);
+  const faulty = await openTab(browser, server, IDS[3]!, query, injectFaults, DUTY_PERCENT);
+  tabs.push(faulty);
+  await waitForMesh([...good, faulty], 'direct');
+  await setJobState(server, id, 'running');
+  await expect
+    .poll(async () => Math.min(...(await Promise.all(good.map(samples)))), {
+      timeout: 300_000,
+      intervals: [1_000],
+    })
+    .toBeGreaterThanOrEqual(perTab);
+  await new Promise((r) => setTimeout(r, 2_500));
+
+  const faults = await faultCounts(faulty.page);
+  console.log(`[p2p] faulty tab sent ${JSON.stringify(faults)}`);
+  expect(faults.garbage).toBeGreaterThan(0);
+  expect(faults.nan).toBeGreaterThan(0);
+  expect(faults.scaled).toBeGreaterThan(0);
+  mnist ??= await loadMnist();
+  const layout = parameterLayout(MODEL);
+  for (const tab of good) {
+    const fromFaulty = (await links(tab)).find((l) => l.peer === faulty.id);
+    // Every message from the faulty tab was counted as rejected; none reached the mailboxes.
+    expect(fromFaulty?.rejected ?? 0).toBeGreaterThan(0);
+    expect(fromFaulty?.blocksReceived).toBe(0);
+    const others = (await links(tab)).filter((l) => l.peer !== faulty.id);
+    expect(others.every((l) => l.rejected === 0 && l.blocksReceived > 0)).toBe(true);
+    const { params } = await readParameters(tab);
+    const r = evaluate(layout, params, mnist.test);
+    console.log(
+      `[p2p] ${tab.id}: test accuracy ${r.accuracy?.toFixed(4)}, rejected from the faulty tab ${fromFaulty?.rejected}`,
+    );
+    expect(r.accuracy).toBeGreaterThanOrEqual(target);
+  }
+  // The server's view agrees: the good tabs report rejections on their link to the faulty one.
+  const reported = await serverLinks(server, id);
+  for (const tab of good) {
+    const l = reported.get(tab.id)?.find((x) => x.peer === faulty.id);
+    expect(l?.rejected ?? 0).toBeGreaterThan(0);
+  }
+});
