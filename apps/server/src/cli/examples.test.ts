@@ -114,7 +114,8 @@ async function trainExample(spec: JobSpec, timeoutMs: number, options: NodeVolun
     stopped,
     `job still ${job.state} after ${timeoutMs} ms; latest ${JSON.stringify(job.latest)}`,
   ).toBe(true);
-  expect(volunteers.every((v) => v.state === 'stopped')).toBe(true);
+  // The volunteers hear the stop a moment after the job stops itself.
+  await expect.poll(() => volunteers.every((v) => v.state === 'stopped')).toBe(true);
   expect(volunteers.some((v) => v.received > 0)).toBe(true);
   return { job, checkpoint: job.latest };
 }

@@ -575,6 +575,8 @@ export class Job {
 
   /** Asks the worker that has contributed most (and is not paused) for its parameters. */
   requestState(outbox: JobOutbox): string | null {
+    // A job that met its stop criterion ends with the checkpoint that met it.
+    if (this.stopDue !== null || this.state === 'stopped') return null;
     let best: WorkerEntry | null = null;
     for (const w of this.workers.values()) {
       if (w.paused || w.contributed === 0) continue;
@@ -600,6 +602,10 @@ export class Job {
     const pending = this.pendingState;
     if (!pending || pending.requestId !== requestId || pending.workerId !== workerId) {
       return `no state request ${requestId} is pending for this worker`;
+    }
+    if (this.stopDue !== null || this.state === 'stopped') {
+      this.pendingState = null;
+      return 'the job has stopped; its last checkpoint is final';
     }
     this.pendingState = null;
     if (bytes.byteLength !== this.layout.size * 4) {

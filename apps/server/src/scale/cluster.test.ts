@@ -67,6 +67,10 @@ describe('scale-out over Redis', () => {
     const b = await start();
     expect(a.cluster?.server).not.toBe(b.cluster?.server);
     const onA = [await join(a), await join(a)];
+    // Once B knows A's workers (the registry is eventually consistent), it balances shards and
+    // neighbours over all of them.
+    const jobB = b.jobs.get('blobs')!;
+    await expect.poll(() => onA.every((v) => jobB.hasWorker(v.workerId))).toBe(true);
     const onB = [await join(b), await join(b)];
     const all = [...onA, ...onB];
     const idsOnB = new Set(onB.map((v) => v.workerId));
@@ -88,7 +92,6 @@ describe('scale-out over Redis', () => {
     // Samples count job-wide on both processes; one process stores checkpoints, the other
     // adopts them.
     const jobA = a.jobs.get('blobs')!;
-    const jobB = b.jobs.get('blobs')!;
     expect(
       await trainUntil(
         all,
