@@ -43,7 +43,7 @@ const SCALING_SINGLE_CAP_S = 120;
 /** Scaling runs with more workers stop at this many times the single worker's time. */
 const SCALING_CAP_FACTOR = 2;
 const DROP = { atS: 20, factor: 0.1 };
-const DROP_RUN_S = 50;
+const DROP_RUN_S = 40;
 
 interface Options {
   readonly quick: boolean;
@@ -209,21 +209,24 @@ export async function main(argv: readonly string[]): Promise<void> {
     SCALING_SINGLE_CAP_S;
   const scalingCap = SCALING_CAP_FACTOR * t1;
   for (const n of scalingCounts.filter((x) => x > 1)) phase2.push(scalingJob(n, scalingCap));
-  const dropId = (seed: number) => `drop/seed ${seed}`;
-  for (const seed of dropSeeds) {
-    phase2.push({
-      id: dropId(seed),
-      workload: dropWorkload,
-      profile: 'home',
-      arm: balancerArm,
-      workers: WORKERS,
-      speeds: 'heterogeneous',
-      maxTimeS: options.quick ? 35 : DROP_RUN_S,
-      seed,
-      drop: DROP,
-      runToEnd: true,
-      recordTicks: true,
-    });
+  const dropId = (seed: number, uplinkOnly = false) =>
+    `drop${uplinkOnly ? ' (uplinks only)' : ''}/seed ${seed}`;
+  for (const uplinkOnly of options.quick ? [false] : [false, true]) {
+    for (const seed of dropSeeds) {
+      phase2.push({
+        id: dropId(seed, uplinkOnly),
+        workload: dropWorkload,
+        profile: 'home',
+        arm: balancerArm,
+        workers: WORKERS,
+        speeds: 'heterogeneous',
+        maxTimeS: options.quick ? 35 : DROP_RUN_S,
+        seed,
+        drop: { ...DROP, uplinkOnly },
+        runToEnd: true,
+        recordTicks: true,
+      });
+    }
   }
   await run(phase2);
 
@@ -381,8 +384,8 @@ export async function main(argv: readonly string[]): Promise<void> {
   // The drop.
   const dropWl = await workloadFor(dropWorkload);
   const model = { blockCount: dropWl.layout.blockCount, parameterCount: dropWl.layout.size };
-  const drops = dropSeeds.map((seed) => {
-    const r = results.get(dropId(seed))!;
+  const dropStats = (seed: number, uplinkOnly: boolean) => {
+    const r = results.get(dropId(seed, uplinkOnly))!;
     const after = r.ticks.filter((t) => t.timeS > DROP.atS);
     const skippedAt = (t: (typeof r.ticks)[number] | undefined) =>
       t?.workers.reduce((sum, w) => sum + w.sendsSkipped, 0) ?? 0;
@@ -404,17 +407,21 @@ export async function main(argv: readonly string[]): Promise<void> {
         0,
         ...after.flatMap((t) => t.workers.map((w) => w.maxBacklogBytes)),
       ),
+      uplinkOnly,
     };
-  });
+  };
+  const drops = dropSeeds.map((seed) => dropStats(seed, false));
+  const uplinkDrops = options.quick ? [] : dropSeeds.map((seed) => dropStats(seed, true));
   const dropRows = [
-    'seed,time_s,worker,samples_per_s,b,m,encoding,planned_bytes_per_s,budget_bytes_per_s,capacity_estimate_bytes_per_s,goodput_bytes_per_s,backlog_bytes,max_backlog_bytes,sends_skipped,overflows',
+    'links,seed,time_s,worker,samples_per_s,b,m,encoding,planned_bytes_per_s,budget_bytes_per_s,capacity_estimate_bytes_per_s,goodput_bytes_per_s,backlog_bytes,max_backlog_bytes,sends_skipped,overflows',
   ];
-  for (const d of drops) {
+  for (const d of [...drops, ...uplinkDrops]) {
     for (const tick of d.result.ticks) {
       for (const w of tick.workers) {
         const planned = sendRateBytesPerSec(w.settings, model, BATCH_SIZE, w.samplesPerSec);
         dropRows.push(
           [
+            d.uplinkOnly ? 'uplinks' : 'all',
             d.seed,
             tick.timeS,
             w.id,
@@ -513,15 +520,15 @@ export async function main(argv: readonly string[]): Promise<void> {
   for (const w of workloads) md.push(`![${w}](balance/times-${w}.svg)`);
   md.push(
     '',
-    `**10× drop** (${dropWorkload} on home links; at t = ${DROP.atS} s every uplink and downlink falls to a tenth for good; run to ${options.quick ? 35 : DROP_RUN_S} s; "settled" = from then on every worker's b and m stay within ±20% and its encoding stays put):`,
+    `**10× drop** (${dropWorkload} on home links; at t = ${DROP.atS} s links fall to a tenth for good; run to ${options.quick ? 35 : DROP_RUN_S} s; "settled" = from then on every worker's b and m stay within ±20% and its encoding stays put). The result line uses the first case, every uplink *and* downlink falling: then the receivers' downlinks, shared by several senders, become bottlenecks whose share moves as the other senders adapt. In the second case only uplinks fall (downloads stay 10× faster):`,
     '',
-    '| seed | settled after | workers settled within 5 s | data-channel overflows | valve skips after the drop | largest backlog after the drop |',
-    '| ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| links that drop | seed | settled after | workers settled within 5 s | data-channel overflows | valve skips after the drop | largest backlog after the drop |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
   );
-  for (const d of drops) {
+  for (const d of [...drops, ...uplinkDrops]) {
     const quick = d.perWorker.filter((x) => x.settle <= 5).length;
     md.push(
-      `| ${d.seed} | ${secs(d.settle)} | ${quick} of ${d.perWorker.length} | ${d.overflows} | ${d.skippedAfter} | ${(d.maxBacklogAfter / 1024).toFixed(0)} KiB |`,
+      `| ${d.uplinkOnly ? 'uplinks' : 'all'} | ${d.seed} | ${secs(d.settle)} | ${quick} of ${d.perWorker.length} | ${d.overflows} | ${d.skippedAfter} | ${(d.maxBacklogAfter / 1024).toFixed(0)} KiB |`,
     );
   }
   md.push('', '![drop](balance/drop-traffic.svg)', '');
@@ -549,7 +556,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   log(`balancer / best fixed, worst profile: ${worstVsFixed.toFixed(2)} (goal ≤ 1.10)`);
   log(`sync SGD / balancer, worst profile: ${syncVsBalancer.toFixed(2)} (goal ≥ 2)`);
   log(
-    `settled after the 10× drop: ${settles.map(secs).join(', ')} (goal ≤ 5 s); overflows ${drops.map((d) => d.overflows).join(', ')}`,
+    `settled after the 10× drop (all links): ${settles.map(secs).join(', ')}; uplinks only: ${uplinkDrops.map((d) => secs(d.settle)).join(', ') || 'not run'} (goal ≤ 5 s); overflows ${[...drops, ...uplinkDrops].map((d) => d.overflows).join(', ')}`,
   );
   log(
     `scaling efficiency at ${scaling.at(-1)!.n} workers: ${(scaling.at(-1)!.speedup / scaling.at(-1)!.n).toFixed(3)} (goal ≥ 0.7 at 64)`,

@@ -36,8 +36,11 @@ export interface Job {
   readonly speeds: 'heterogeneous' | 'homogeneous';
   readonly maxTimeS: number;
   readonly seed: number;
-  /** Every worker's uplink and downlink fall by `factor` at `atS` and stay there. */
-  readonly drop?: { readonly atS: number; readonly factor: number };
+  /**
+   * Every worker's uplink (and downlink unless `uplinkOnly`) falls by `factor` at `atS` and
+   * stays there.
+   */
+  readonly drop?: { readonly atS: number; readonly factor: number; readonly uplinkOnly?: boolean };
   /** Run to maxTimeS even after the target (for the drop experiment). */
   readonly runToEnd?: boolean;
   /** Keep per-tick worker records in the result. */
@@ -151,7 +154,7 @@ export async function runJob(job: Job, now: () => number): Promise<JobResult> {
     ? profile.workers.map((w) => ({
         ...w,
         uplink: w.uplink.withFactorFrom(drop.atS, drop.factor),
-        downlink: w.downlink.withFactorFrom(drop.atS, drop.factor),
+        downlink: drop.uplinkOnly ? w.downlink : w.downlink.withFactorFrom(drop.atS, drop.factor),
       }))
     : profile.workers;
   const policy = policyOf(job.arm);
