@@ -73,9 +73,14 @@ check('typecheck', 'node', ['scripts/typecheck.mjs']);
   if (!existsSync('/usr/bin/chromium') && !process.env.CHROMIUM_PATH) {
     console.error('e2e: no Chromium at /usr/bin/chromium: run `apt-get install -y chromium`');
   }
-  const r = run('e2e', 'npx', ['playwright', 'test', '-c', 'e2e/playwright.config.ts'], {
-    PLAYWRIGHT_JSON_OUTPUT_NAME: out,
-  });
+  const r = run(
+    'e2e',
+    'npx',
+    ['playwright', 'test', '-c', 'e2e/playwright.config.ts', '--reporter=list,json'],
+    {
+      PLAYWRIGHT_JSON_OUTPUT_NAME: out,
+    },
+  );
   if (r) {
     const j = readJson(out);
     if (j?.stats) {

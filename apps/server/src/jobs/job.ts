@@ -112,8 +112,15 @@ export class Job {
   /** How workers' communication settings are chosen; see `setBalancer`. */
   balancer: BalancerMode = { mode: 'automatic' };
   private readonly recordListeners = new Set<(record: MetricsRecord) => void>();
-  /** Samples processed by all workers since the job was created. */
-  samples = 0;
+  private samplesSoFar = 0;
+  /** Samples processed by all workers since the job was created; /metrics follows it at once. */
+  get samples(): number {
+    return this.samplesSoFar;
+  }
+  set samples(value: number) {
+    this.samplesSoFar = value;
+    this.metrics.samples.set({ job: this.id }, value);
+  }
   /** Per-worker cumulative counters already credited (see `recordStats`). */
   private credited = new Map<string, number>();
   private shardBytes = new Map<number, { bytes: Uint8Array; etag: string }>();
@@ -184,7 +191,6 @@ export class Job {
     }
     // Never report fewer samples than the newest checkpoint already recorded.
     if (job.latest && job.latest.samples > job.samples) job.samples = job.latest.samples;
-    metrics.samples.set({ job: spec.id }, job.samples);
     if (job.latest) {
       metrics.testLoss.set({ job: spec.id }, job.latest.testLoss);
       if (job.latest.testAccuracy !== undefined)
@@ -550,7 +556,6 @@ export class Job {
     }
     if (lossN) this.lastTrainLoss = lossSum / lossN;
     this.metrics.samplesPerSecond.set({ job: this.id }, sps);
-    this.metrics.samples.set({ job: this.id }, this.samples);
     if (this.lastTrainLoss !== undefined)
       this.metrics.loss.set({ job: this.id }, this.lastTrainLoss);
 
