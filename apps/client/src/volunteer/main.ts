@@ -91,6 +91,9 @@ let decision: BackendDecision | null = null;
  * backend to use. A software adapter (SwiftShader) runs WGSL hundreds of times slower than the
  * CPU backend (DESIGN §7), so `auto` picks the CPU backend there and says why.
  */
+/** The job the page showed before consent; a custom-WGSL job needs WebGPU whatever the adapter. */
+let shownJob: JobInfo | null = null;
+
 async function probe(): Promise<BackendDecision> {
   const result = await probeWebGpu((navigator as Navigator & { gpu?: GPU }).gpu);
   const adapter = result.ok ? result.adapterInfo : undefined;
@@ -105,6 +108,10 @@ async function probe(): Promise<BackendDecision> {
   });
   if (backendChoice === 'cpu') return decide('cpu', 'chosen by the backend=cpu URL parameter');
   if (!result.ok) return decide('cpu', result.reason ?? 'no WebGPU adapter');
+  if (shownJob?.kernel) {
+    // The host's own WGSL kernel has no CPU implementation: even a software adapter must run it.
+    return decide('webgpu', 'this job runs its own WGSL kernel, which needs WebGPU');
+  }
   if (backendChoice === 'webgpu')
     return decide('webgpu', 'chosen by the backend=webgpu URL parameter');
   if (result.software) {
@@ -476,6 +483,7 @@ async function init(): Promise<void> {
     const { jobs } = (await res.json()) as { jobs: JobInfo[] };
     const job = jobs[0];
     if (!job) throw new Error('this server runs no job right now');
+    shownJob = job;
     showJob(job);
     $('join').removeAttribute('disabled');
     $('join-hint').textContent =

@@ -13,6 +13,7 @@ import {
   MAX_MESSAGE_BYTES,
   parameterLayout,
   type Backend,
+  type JobInfo,
   type ParameterLayout,
 } from '@meshgrad/core';
 import { WebGpuBackend, requestBackendDevice } from '@meshgrad/shaders';
@@ -41,24 +42,39 @@ function post(message: FromWorker, transfer: Transferable[] = []): void {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** The backend the page asked for; WebGPU falls back to the CPU backend when it cannot start. */
+/**
+ * The backend the page asked for. WebGPU falls back to the CPU backend when it cannot start,
+ * except for a job with its own WGSL kernel, which has no CPU implementation.
+ */
 async function createBackend(
   wanted: 'webgpu' | 'cpu',
   reason: string | undefined,
   layout: ParameterLayout,
   params: Float32Array,
+  kernel: JobInfo['kernel'],
 ): Promise<{ backend: Backend; reason: string | undefined }> {
+  if (kernel && wanted === 'cpu') {
+    throw new Error(
+      `this job runs its own WGSL kernel and needs WebGPU (${reason ?? 'CPU backend chosen'})`,
+    );
+  }
   if (wanted === 'cpu') return { backend: new CpuBackend(layout, params), reason };
   try {
     const gpu = (self.navigator as Navigator & { gpu?: GPU }).gpu;
     const adapter = await gpu?.requestAdapter();
     if (!adapter) throw new Error('no WebGPU adapter in the worker');
     const device = await requestBackendDevice(adapter);
-    return { backend: await WebGpuBackend.create(device, layout, params), reason };
+    const options = kernel ? { customKernel: kernel } : {};
+    return { backend: await WebGpuBackend.create(device, layout, params, options), reason };
   } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    if (kernel)
+      throw new Error(`WebGPU failed to start, and this job's WGSL kernel needs it: ${why}`, {
+        cause: err,
+      });
     return {
       backend: new CpuBackend(layout, params),
-      reason: `WebGPU failed to start (${err instanceof Error ? err.message : String(err)})`,
+      reason: `WebGPU failed to start (${why})`,
     };
   }
 }
@@ -70,7 +86,13 @@ async function start(msg: Extract<ToWorker, { type: 'start' }>): Promise<void> {
     throw new Error(`checkpoint has ${params.length} parameters, the model needs ${layout.size}`);
   }
   const shard = decodeDataset(new Uint8Array(msg.shard));
-  const { backend, reason } = await createBackend(msg.backend, msg.backendReason, layout, params);
+  const { backend, reason } = await createBackend(
+    msg.backend,
+    msg.backendReason,
+    layout,
+    params,
+    msg.job.kernel,
+  );
   const seed = idHash(msg.workerId);
   const batcher = new Batcher(shard, msg.job.batchSize, msg.job.seed ^ seed);
   asgd = new AsgdWorker({
