@@ -10,6 +10,7 @@ const projects = [
   'apps/server/tsconfig.json',
   'apps/client/tsconfig.json',
   'e2e/tsconfig.json',
+  'bench/tsconfig.json',
 ].filter((p) => existsSync(p));
 
 let failed = 0;
