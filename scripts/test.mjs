@@ -3,6 +3,7 @@
 // so one run shows everything that is broken. Ends with one line: `N passed, N failed`.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { resolve } from 'node:path';
 
 const resultsDir = 'test-results';
 mkdirSync(resultsDir, { recursive: true });
@@ -68,7 +69,8 @@ check('typecheck', 'node', ['scripts/typecheck.mjs']);
 }
 
 {
-  const out = `${resultsDir}/playwright.json`;
+  // Absolute: Playwright resolves a relative report path against its config's folder.
+  const out = resolve(resultsDir, 'playwright.json');
   rmSync(out, { force: true });
   if (!existsSync('/usr/bin/chromium') && !process.env.CHROMIUM_PATH) {
     console.error('e2e: no Chromium at /usr/bin/chromium: run `apt-get install -y chromium`');
