@@ -137,7 +137,7 @@ export class AsgdWorker {
         const { start, end } = blockRange(this.layout, m.block);
         if (m.values.length !== end - start) reason = 'ERR_BLOCK_LENGTH';
         else if (
-          norm(m.values) >
+          (m.norm ?? norm(m.values)) >
           NORM_BOUND_FACTOR * Math.max(this.blockNorms[m.block] ?? 0, NORM_FLOOR)
         ) {
           reason = 'ERR_NORM_BOUND';
