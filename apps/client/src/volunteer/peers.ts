@@ -77,7 +77,9 @@ export class SimplePeerLink implements PeerLink {
     this.sp = new SimplePeer({
       initiator: opts.initiator,
       trickle: true,
-      config: opts.rtc,
+      // Why the explicit empty list: simple-peer's default config names public STUN servers;
+      // ICE servers come from the job server's configuration only (DESIGN §4).
+      config: { iceServers: [], ...opts.rtc },
       // Ordered and reliable (the defaults): a state message is one SCTP message either way,
       // and lossy delivery is the mailbox's job, not the wire's.
       channelConfig: {},
