@@ -17,10 +17,10 @@ import { CHROMIUM_ARGS, CHROMIUM_PATH } from '../harness/chromium.ts';
 import { startTestServer } from '../harness/server.ts';
 import type { TransportBenchOptions, TransportBenchResult, TrialKind } from '../pages/transport.ts';
 
-const USAGE = 'usage: npm run bench:transport -- [--models=40] [--rounds=5]';
+const USAGE = 'usage: npm run bench:transport -- [--models=30] [--rounds=7]';
 
 export function parseArgs(argv: readonly string[]): TransportBenchOptions {
-  const o = { hidden: [128], blockSize: DEFAULT_BLOCK_SIZE, modelsPerTrial: 40, rounds: 5 };
+  const o = { hidden: [128], blockSize: DEFAULT_BLOCK_SIZE, modelsPerTrial: 30, rounds: 7 };
   for (const arg of argv) {
     const [key, value = ''] = arg.split('=', 2) as [string, string?];
     const n = Number(value);
@@ -60,8 +60,9 @@ export function summarize(result: TransportBenchResult): Record<string, string |
 export async function main(argv: readonly string[]): Promise<void> {
   const options = parseArgs(argv);
   console.log('[bench] building the transport page');
-  const [page] = await buildPages(['transport']);
-  if (!page || page.error !== null) throw new Error(page?.error ?? 'no transport page');
+  const pages = await buildPages(['transport', 'transport-worker']);
+  for (const p of pages) if (p.error !== null) throw new Error(p.error);
+  if (pages.length !== 2) throw new Error('the transport pages are missing');
   const server = await startTestServer(async () => undefined);
   const { chromium } = await import('playwright-core');
   const browser = await chromium.launch({

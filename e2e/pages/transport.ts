@@ -3,23 +3,21 @@
  * Two tabs of one browser context open it; they signal over a BroadcastChannel and, between the
  * same two tabs in one run, move the same model bytes two ways:
  *
- * - raw: one RTCDataChannel, the float32 parameters cut into block-sized messages, sent with
- *   the usual bufferedAmount / bufferedamountlow flow control;
- * - meshgrad: the volunteer page's own PeerMesh (simple-peer behind PeerLink) carrying state
- *   messages, each block encoded (f32, f16 or int8 with its header and CRC) on the sending side
- *   and checked by AsgdWorker.receive (size, header, CRC, finite values, norm bound, mailbox)
- *   on the receiving side.
+ * - raw: one RTCDataChannel, the float32 parameters cut into block-sized messages, sent from
+ *   the page with the usual bufferedAmount / bufferedamountlow flow control, counted on arrival;
+ * - meshgrad: the volunteer page's architecture. A Web Worker (transport-worker.ts, the
+ *   training loop's place) reads and encodes each block into a state message (header, CRC; f32,
+ *   f16 or int8) and transfers it to the page, which sends it through the volunteer page's own
+ *   PeerMesh (simple-peer behind PeerLink, its backlog limits); the receiving page transfers
+ *   each message to its Worker, where AsgdWorker.receive checks it (size, header, CRC, finite
+ *   values, norm bound) and files it in the mailbox. The clock stops when the last one is filed.
  *
- * Both use the same backlog thresholds, so the difference is meshgrad's own cost.
+ * Both ways use the same backlog thresholds, so the difference is meshgrad's own cost.
  */
 import {
-  AsgdWorker,
   BACKLOG_HARD_LIMIT_BYTES,
   BACKLOG_LOW_WATER_BYTES,
   blockRange,
-  CpuBackend,
-  encodeStateMessage,
-  idHash,
   initParameters,
   parameterLayout,
   type Encoding,
@@ -28,6 +26,7 @@ import {
 } from '@meshgrad/core';
 import { PeerMesh } from '../../apps/client/src/volunteer/peers.ts';
 import { expose, log } from './_common.ts';
+import type { FromBenchWorker, ToBenchWorker } from './transport-worker.ts';
 
 export type TrialKind = 'raw' | Encoding;
 
@@ -37,12 +36,13 @@ export interface TransportBenchOptions {
   readonly blockSize: number;
   /** Copies of the whole model per trial. */
   readonly modelsPerTrial: number;
-  /** Rounds; each round runs every kind once, in turn, so drift hits all kinds alike. */
+  /** Timed rounds; each runs every kind once, in turn, so drift hits all kinds alike. */
   readonly rounds: number;
 }
 
 export interface TrialResult {
   readonly kind: TrialKind;
+  /** -1 for the untimed warm-up round. */
   readonly round: number;
   /** Bytes on the wire (raw payload, or state messages with headers). */
   readonly wireBytes: number;
@@ -60,6 +60,8 @@ export interface TransportBenchResult {
   readonly trials: TrialResult[];
 }
 
+type Role = 'a' | 'b';
+
 type Control =
   | { type: 'raw-signal'; to: Role; data: RTCSessionDescriptionInit | RTCIceCandidateInit }
   | { type: 'mesh-signal'; to: Role; data: SignalData }
@@ -74,9 +76,15 @@ type Control =
       accepted: number;
     };
 
-type Role = 'a' | 'b';
-
 const JOB_ID = 'bench-transport';
+/** A trial that takes longer than this fails the run with what each side last saw. */
+const TRIAL_TIMEOUT_MS = 120_000;
+/** Messages the encoding worker hands over at a time; two batches are kept in flight. */
+const ENCODE_BATCH = 16;
+
+/** What this tab is doing, logged by the watchdog while a trial takes long. */
+const progress = { phase: 'starting', sent: 0, received: 0 };
+
 const channel = new BroadcastChannel('meshgrad-bench-transport');
 const listeners = new Set<(m: Control) => void>();
 channel.onmessage = (e: MessageEvent<Control>) => {
@@ -97,6 +105,24 @@ function next<T extends Control['type']>(
     };
     listeners.add(l);
   });
+}
+
+function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([
+    promise.finally(() => clearTimeout(timer)),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new Error(
+              `${what} did not finish in ${TRIAL_TIMEOUT_MS} ms: ${JSON.stringify(progress)}`,
+            ),
+          ),
+        TRIAL_TIMEOUT_MS,
+      );
+    }),
+  ]);
 }
 
 /** A plain RTCPeerConnection with one data channel to the other tab ('a' offers). */
@@ -137,10 +163,17 @@ async function rawChannel(role: Role): Promise<RTCDataChannel> {
   return dc;
 }
 
-function drained(dc: RTCDataChannel): Promise<void> {
-  return new Promise((resolve) =>
-    dc.addEventListener('bufferedamountlow', () => resolve(), { once: true }),
-  );
+/** The tab's training-loop stand-in; `requests` answers one request with one reply. */
+function startWorker(options: TransportBenchOptions): Worker {
+  const worker = new Worker(new URL('./transport-worker.js', location.href), { type: 'module' });
+  const init: ToBenchWorker = {
+    type: 'init',
+    hidden: [...options.hidden],
+    blockSize: options.blockSize,
+    jobId: JOB_ID,
+  };
+  worker.postMessage(init);
+  return worker;
 }
 
 async function run(role: Role, options: TransportBenchOptions): Promise<TransportBenchResult> {
@@ -150,12 +183,12 @@ async function run(role: Role, options: TransportBenchOptions): Promise<Transpor
     options.blockSize,
   );
   const params = initParameters(layout, 1);
+  const worker = startWorker(options);
   log(`${role}: ${layout.size} parameters in ${layout.blockCount} blocks`);
 
   // Both links first, so connecting costs no trial any time.
   let meshReady: () => void = () => undefined;
   const meshOpen = new Promise<void>((r) => (meshReady = r));
-  const receiver = role === 'b' ? receiverWorker(layout, params) : null;
   let onMeshMessage: (data: ArrayBuffer) => void = () => undefined;
   let onMeshChange: () => void = () => undefined;
   const mesh = new PeerMesh({
@@ -172,101 +205,140 @@ async function run(role: Role, options: TransportBenchOptions): Promise<Transpor
   listeners.add((m) => {
     if (m.type === 'mesh-signal' && m.to === role) mesh.handleSignal(other, m.data);
   });
-  const [dc] = await Promise.all([rawChannel(role), (mesh.setNeighbours([other]), meshOpen)]);
+  mesh.setNeighbours([other]);
+  const [dc] = await Promise.all([rawChannel(role), meshOpen]);
   log(`${role}: raw channel and meshgrad link open`);
 
   const kinds: TrialKind[] = ['raw', 'f32', 'f16', 'int8'];
   const trials: TrialResult[] = [];
-  for (let round = 0; round < options.rounds; round++) {
-    for (const kind of kinds) {
-      const messages = options.modelsPerTrial * layout.blockCount;
-      if (role === 'a') {
-        post({ type: 'trial', kind, round, messages });
-        await next('ready', (m) => m.kind === kind && m.round === round);
-        const done = next('done', (m) => m.kind === kind && m.round === round);
-        if (kind === 'raw') await sendRaw(dc, layout, params, options.modelsPerTrial);
-        else {
-          await sendMesh(mesh, other, layout, params, kind, options.modelsPerTrial, (l) => {
-            onMeshChange = l;
-          });
-        }
-        const d = await done;
-        const result: TrialResult = {
-          kind,
-          round,
-          wireBytes: d.bytes,
-          usefulBytes: layout.size * 4 * options.modelsPerTrial,
-          messages,
-          seconds: d.seconds,
-          accepted: d.accepted,
-        };
-        trials.push(result);
+  const watchdog = setInterval(() => {
+    void mesh
+      .report()
+      .then((links) =>
         log(
-          `round ${round} ${kind.padEnd(4)}: ${(result.usefulBytes / 1e6 / result.seconds).toFixed(1)} MB/s of parameters, ${(result.wireBytes / 1e6 / result.seconds).toFixed(1)} MB/s on the wire`,
-        );
-      } else {
-        const t = await next('trial', (m) => m.kind === kind && m.round === round);
-        const counted = receive(t.messages, kind === 'raw' ? null : receiver!, (handler) => {
-          if (kind === 'raw') dc.onmessage = (e: MessageEvent<ArrayBuffer>) => handler(e.data);
-          else onMeshMessage = handler;
-        });
-        post({ type: 'ready', kind, round });
-        const r = await counted;
-        post({ type: 'done', kind, round, ...r });
+          `${role}: still in ${JSON.stringify(progress)}; mesh ${JSON.stringify(links)}; raw backlog ${dc.bufferedAmount}`,
+        ),
+      );
+  }, 15_000);
+  try {
+    // Round -1 warms up the JIT, the workers and both SCTP associations; it is not reported.
+    for (let round = -1; round < options.rounds; round++) {
+      for (const kind of kinds) {
+        const messages = options.modelsPerTrial * layout.blockCount;
+        const what = `round ${round} ${kind}`;
+        Object.assign(progress, { phase: what, sent: 0, received: 0 });
+        if (role === 'a') {
+          post({ type: 'trial', kind, round, messages });
+          await withTimeout(
+            next('ready', (m) => m.kind === kind && m.round === round),
+            `${what}: ready`,
+          );
+          const done = next('done', (m) => m.kind === kind && m.round === round);
+          const sending =
+            kind === 'raw'
+              ? sendRaw(dc, layout, params, options.modelsPerTrial)
+              : sendMesh(mesh, other, worker, kind, messages, (l) => {
+                  onMeshChange = l;
+                });
+          await withTimeout(sending, `${what}: sending`);
+          const d = await withTimeout(done, `${what}: receiving`);
+          const result: TrialResult = {
+            kind,
+            round,
+            wireBytes: d.bytes,
+            usefulBytes: layout.size * 4 * options.modelsPerTrial,
+            messages,
+            seconds: d.seconds,
+            accepted: d.accepted,
+          };
+          if (round >= 0) trials.push(result);
+          log(
+            `round ${round < 0 ? 'warm-up' : round} ${kind.padEnd(4)}: ${(result.usefulBytes / 1e6 / result.seconds).toFixed(1)} MB/s of parameters, ${(result.wireBytes / 1e6 / result.seconds).toFixed(1)} MB/s on the wire`,
+          );
+        } else {
+          const t = await withTimeout(
+            next('trial', (m) => m.kind === kind && m.round === round),
+            `${what}: start`,
+          );
+          const counted =
+            kind === 'raw'
+              ? receiveRaw(dc, t.messages)
+              : receiveMesh(worker, t.messages, (handler) => (onMeshMessage = handler));
+          post({ type: 'ready', kind, round });
+          const r = await withTimeout(counted, `${what}: receiving`);
+          post({ type: 'done', kind, round, ...r });
+        }
       }
     }
+  } finally {
+    clearInterval(watchdog);
+    mesh.destroy();
+    dc.close();
+    worker.terminate();
   }
-  mesh.destroy();
-  dc.close();
   return { parameters: layout.size, blocks: layout.blockCount, trials };
 }
 
-/** The receiving side of meshgrad trials: a real AsgdWorker's checks and mailbox. */
-function receiverWorker(layout: ParameterLayout, params: Float32Array): AsgdWorker {
-  return new AsgdWorker({
-    backend: new CpuBackend(layout, params),
-    nextBatch: () => {
-      throw new Error('the benchmark never steps');
-    },
-    sink: { send: () => false },
-    jobId: JOB_ID,
-    workerId: 'b',
-    learningRate: 0.1,
-    settings: { communicationPeriod: 1, blocksPerMessage: 1, encoding: 'f32' },
-    initialParams: params,
-  });
+/** Seconds from the first arrival to `end`, scaled to all `bytes` (the first starts the clock). */
+function elapsed(first: number, end: number, bytes: number, firstBytes: number): number {
+  return ((end - first) / 1000) * (bytes / Math.max(bytes - firstBytes, 1));
 }
 
-/**
- * Counts `messages` arrivals; the clock runs from the first to the last, so connection
- * start-up and the control round trip are not part of either kind's time.
- */
-function receive(
+function receiveRaw(
+  dc: RTCDataChannel,
   messages: number,
-  worker: AsgdWorker | null,
-  attach: (handler: (data: ArrayBuffer) => void) => void,
 ): Promise<{ seconds: number; bytes: number; accepted: number }> {
   return new Promise((resolve) => {
     let count = 0;
     let bytes = 0;
-    let accepted = 0;
     let first = 0;
     let firstBytes = 0;
-    attach((data) => {
+    dc.onmessage = (e: MessageEvent<ArrayBuffer>) => {
       if (count === 0) {
+        first = performance.now();
+        firstBytes = e.data.byteLength;
+      }
+      bytes += e.data.byteLength;
+      progress.received = ++count;
+      if (count === messages) {
+        resolve({
+          seconds: elapsed(first, performance.now(), bytes, firstBytes),
+          bytes,
+          accepted: 0,
+        });
+      }
+    };
+  });
+}
+
+/** As the volunteer page does: each arriving message goes to the worker, transferred. */
+function receiveMesh(
+  worker: Worker,
+  messages: number,
+  attach: (handler: (data: ArrayBuffer) => void) => void,
+): Promise<{ seconds: number; bytes: number; accepted: number }> {
+  return new Promise((resolve) => {
+    let bytes = 0;
+    let first = 0;
+    let firstBytes = 0;
+    worker.onmessage = (e: MessageEvent<FromBenchWorker>) => {
+      if (e.data.type !== 'received') return;
+      const end = performance.now();
+      resolve({
+        seconds: elapsed(first, end, bytes, firstBytes),
+        bytes,
+        accepted: e.data.accepted,
+      });
+    };
+    worker.postMessage({ type: 'expect', count: messages } satisfies ToBenchWorker);
+    attach((data) => {
+      if (progress.received === 0) {
         first = performance.now();
         firstBytes = data.byteLength;
       }
-      count++;
+      progress.received++;
       bytes += data.byteLength;
-      if (worker && worker.receive('a', data)) accepted++;
-      if (count === messages) {
-        worker?.mailbox.drain();
-        const seconds = (performance.now() - first) / 1000;
-        // Rate over the messages after the first (its arrival starts the clock).
-        const scale = bytes / Math.max(bytes - firstBytes, 1);
-        resolve({ seconds: seconds * scale, bytes, accepted });
-      }
+      worker.postMessage({ type: 'receive', data } satisfies ToBenchWorker, [data]);
     });
   });
 }
@@ -280,41 +352,57 @@ async function sendRaw(
   const bytes = new Uint8Array(params.buffer as ArrayBuffer, params.byteOffset, params.byteLength);
   for (let m = 0; m < models; m++) {
     for (let k = 0; k < layout.blockCount; k++) {
-      if (dc.bufferedAmount >= BACKLOG_HARD_LIMIT_BYTES) await drained(dc);
+      if (dc.bufferedAmount >= BACKLOG_HARD_LIMIT_BYTES) {
+        await new Promise((resolve) =>
+          dc.addEventListener('bufferedamountlow', resolve, { once: true }),
+        );
+      }
       const { start, end } = blockRange(layout, k);
       dc.send(bytes.subarray(start * 4, end * 4));
+      progress.sent++;
     }
   }
 }
 
+/**
+ * Sends `total` state messages the worker encodes, a batch at a time, through the mesh, waiting
+ * whenever the link is not ready (its backlog over the hard limit), as the training loop does.
+ */
 async function sendMesh(
   mesh: PeerMesh,
   peer: string,
-  layout: ParameterLayout,
-  params: Float32Array,
+  worker: Worker,
   encoding: Encoding,
-  models: number,
+  total: number,
   onChange: (listener: () => void) => void,
 ): Promise<void> {
-  let seq = 0;
-  for (let m = 0; m < models; m++) {
-    for (let k = 0; k < layout.blockCount; k++) {
-      // What the training loop does: read the block, encode it, hand it to the page's mesh.
-      while (!mesh.status()[0]?.ready) {
-        await new Promise<void>((resolve) => onChange(resolve));
-      }
-      const { start, end } = blockRange(layout, k);
-      const message = encodeStateMessage({
-        job: idHash(JOB_ID),
-        sender: idHash('a'),
-        seq: seq++,
-        block: k,
-        encoding,
-        samples: 0,
-        values: params.subarray(start, end),
-      });
-      if (!mesh.send(peer, message.buffer as ArrayBuffer)) throw new Error('mesh refused a send');
-    }
+  const queue: ArrayBuffer[] = [];
+  let requested = 0;
+  let arrived: (() => void) | null = null;
+  worker.onmessage = (e: MessageEvent<FromBenchWorker>) => {
+    if (e.data.type !== 'encoded') return;
+    queue.push(...e.data.messages);
+    arrived?.();
+  };
+  const request = () => {
+    const count = Math.min(ENCODE_BATCH, total - requested);
+    if (count <= 0) return;
+    worker.postMessage({
+      type: 'encode',
+      encoding,
+      from: requested,
+      count,
+    } satisfies ToBenchWorker);
+    requested += count;
+  };
+  request();
+  request();
+  for (let sent = 0; sent < total; sent++) {
+    while (!mesh.status()[0]?.ready) await new Promise<void>((resolve) => onChange(resolve));
+    while (queue.length === 0) await new Promise<void>((resolve) => (arrived = resolve));
+    if (!mesh.send(peer, queue.shift()!)) throw new Error('mesh refused a send');
+    progress.sent++;
+    if (requested - sent - 1 < 2 * ENCODE_BATCH) request();
   }
 }
 
