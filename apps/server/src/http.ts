@@ -33,7 +33,8 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
-function sendBinary(
+/** Sends bytes with an ETag, answering 304 to a matching If-None-Match. */
+export function sendBinary(
   req: IncomingMessage,
   res: ServerResponse,
   bytes: Uint8Array,

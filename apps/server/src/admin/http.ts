@@ -3,6 +3,7 @@
  * before routing, so without the token nothing, not even which paths exist, can be learned.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { sendBinary } from '../http.ts';
 import type { Logger } from '../logger.ts';
 import type { TokenCheck } from './auth.ts';
 import type { AdminError, AdminErrorCode, AdminSession } from '@meshgrad/core';
@@ -169,24 +170,11 @@ export function createAdminHttpHandler(
           const format = m[3] === 'safetensors' ? 'safetensors' : 'bin';
           const file = await service.checkpointFile(m[1] as string, Number(m[2]), format);
           const etag = `"${m[1] as string}-${file.manifest.seq}-${format}"`;
-          const headers = {
-            etag,
-            'cache-control': CHECKPOINT_CACHE,
+          sendBinary(req, res, file.bytes, etag, CHECKPOINT_CACHE, {
             'content-disposition': `attachment; filename="${file.filename}"`,
             'x-meshgrad-samples': String(file.manifest.samples),
             'x-meshgrad-checkpoint': String(file.manifest.seq),
-          };
-          if (req.headers['if-none-match'] === etag) {
-            res.writeHead(304, headers);
-            res.end();
-            return;
-          }
-          res.writeHead(200, {
-            ...headers,
-            'content-type': 'application/octet-stream',
-            'content-length': file.bytes.byteLength,
           });
-          res.end(file.bytes);
         },
       },
     },
