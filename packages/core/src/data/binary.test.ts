@@ -2,19 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { crc32, dataViewOf, encodeUtf8 } from './bytes.ts';
 import { decodeDataset, encodeDataset, MAX_DATASET_NAME_BYTES } from './binary.ts';
 import { makeDataset, type Dataset } from './dataset.ts';
-import { DatasetFormatError, type DatasetErrorCode } from './errors.ts';
+import { catchFormatError } from './format-error.testing.ts';
 import { Rng } from '../util/rng.ts';
-
-function catchFormatError(run: () => unknown, code: DatasetErrorCode): DatasetFormatError {
-  try {
-    run();
-  } catch (err) {
-    if (!(err instanceof DatasetFormatError)) throw err;
-    expect(err.code).toBe(code);
-    return err;
-  }
-  throw new Error(`expected DatasetFormatError ${code}, nothing was thrown`);
-}
 
 function randomDataset(seed: number, labelled: boolean, name = `random-${seed}`): Dataset {
   const rng = new Rng(seed);

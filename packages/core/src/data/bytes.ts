@@ -1,5 +1,6 @@
 /** Internal helpers shared by the binary readers and writers; not re-exported. */
-import { DatasetFormatError } from './errors.ts';
+import { makeDataset, type Dataset, type NdArray } from './dataset.ts';
+import { DatasetFormatError, type DatasetErrorCode } from './errors.ts';
 
 /** Bytes as accepted by every parser: a view or a whole buffer. */
 export type BinaryInput = Uint8Array | ArrayBuffer;
@@ -78,6 +79,60 @@ export function scaled(data: Float32Array, scale: number, name: string): Float32
     throw new RangeError(`${name}: scale must be finite and non-zero, got ${scale}`);
   }
   return scale === 1 ? data : data.map((v) => v * scale);
+}
+
+/** How a file format names shapes and samples in its error messages. */
+export interface ShapeWording {
+  /** Error code of a labels array of the wrong shape. */
+  readonly shapeCode: DatasetErrorCode;
+  /** The label shapes allowed, as the format's users write them, e.g. `[count] or [count, 1]`. */
+  readonly labelShapes: string;
+  /** A shape as the format's users write it, e.g. `[3, 1]` or `(3, 1)`. */
+  readonly shape: (dims: readonly number[]) => string;
+  /** What the feature rows are called, e.g. `images`. */
+  readonly samples: string;
+}
+
+/**
+ * A dataset from `count` flattened samples of `features` values in `x`, labelled by `labels`
+ * (shape [count] or [count, 1], non-negative integers) unless null. A labels array that
+ * carries `dataOffset` and `itemBytes` (where its values start in the file) gets byte offsets
+ * in its errors.
+ * @throws DatasetFormatError: `wording.shapeCode`, ERR_LABEL_COUNT, ERR_LABEL_VALUE, or a
+ *   makeDataset code.
+ */
+export function labelledDataset(
+  name: string,
+  x: Float32Array,
+  features: number,
+  count: number,
+  labels: NdArray | null,
+  wording: ShapeWording,
+): Dataset {
+  if (labels === null) return makeDataset({ name, x, features });
+  const [labelCount, ...rest] = labels.shape;
+  if (labelCount === undefined || shapeSize(rest) !== 1) {
+    throw new DatasetFormatError(
+      wording.shapeCode,
+      `${name}: labels must have shape ${wording.labelShapes}, got ${wording.shape(labels.shape)}`,
+    );
+  }
+  if (labelCount !== count) {
+    throw new DatasetFormatError(
+      'ERR_LABEL_COUNT',
+      `${name}: ${count} ${wording.samples} but ${labelCount} labels`,
+    );
+  }
+  const located = labels as Partial<{ dataOffset: number; itemBytes: number }>;
+  const { dataOffset, itemBytes } = located;
+  const values = labelsFromValues(
+    labels.data,
+    `${name} labels`,
+    dataOffset !== undefined && itemBytes !== undefined
+      ? (i) => dataOffset + i * itemBytes
+      : undefined,
+  );
+  return makeDataset({ name, x, features, labels: values });
 }
 
 export { crc32 } from '../util/crc32.ts';

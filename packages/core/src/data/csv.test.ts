@@ -1,18 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseCsv } from './csv.ts';
-import { DatasetFormatError, type DatasetErrorCode } from './errors.ts';
+import { catchFormatError } from './format-error.testing.ts';
 import { Rng } from '../util/rng.ts';
-
-function catchFormatError(run: () => unknown, code: DatasetErrorCode): DatasetFormatError {
-  try {
-    run();
-  } catch (err) {
-    if (!(err instanceof DatasetFormatError)) throw err;
-    expect(err.code).toBe(code);
-    return err;
-  }
-  throw new Error(`expected DatasetFormatError ${code}, nothing was thrown`);
-}
 
 const rows = (ds: { x: Float32Array; features: number; count: number }): number[][] =>
   Array.from({ length: ds.count }, (_, i) =>

@@ -1,18 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { DatasetFormatError, type DatasetErrorCode } from './errors.ts';
+import { catchFormatError } from './format-error.testing.ts';
 import { datasetFromIdx, parseIdx } from './idx.ts';
 import { Rng } from '../util/rng.ts';
-
-function catchFormatError(run: () => unknown, code: DatasetErrorCode): DatasetFormatError {
-  try {
-    run();
-  } catch (err) {
-    if (!(err instanceof DatasetFormatError)) throw err;
-    expect(err.code).toBe(code);
-    return err;
-  }
-  throw new Error(`expected DatasetFormatError ${code}, nothing was thrown`);
-}
 
 const TYPES = {
   u8: { code: 0x08, bytes: 1, write: (v: DataView, at: number, x: number) => v.setUint8(at, x) },

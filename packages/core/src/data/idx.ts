@@ -2,15 +2,16 @@
  * IDX, the format of the original MNIST distribution: two zero bytes, a type byte, a dimension
  * count, big-endian u32 dimensions, then the values big-endian in row-major order.
  */
-import { makeDataset, type Dataset, type NdArray } from './dataset.ts';
+import type { Dataset, NdArray } from './dataset.ts';
 import { DatasetFormatError } from './errors.ts';
 import {
   dataViewOf,
-  labelsFromValues,
+  labelledDataset,
   scaled,
   shapeSize,
   toBytes,
   type BinaryInput,
+  type ShapeWording,
 } from './bytes.ts';
 
 export type IdxType = 'u8' | 'i8' | 'i16' | 'i32' | 'f32' | 'f64';
@@ -150,30 +151,16 @@ export function datasetFromIdx(
     throw new DatasetFormatError('ERR_IDX_DIMS', `${name}: images have no dimensions`);
   }
   const x = scaled(features.data, options.scale ?? 1, name);
-  if (labels === null) return makeDataset({ name, x, features: shapeSize(sampleShape) });
-
-  const labelArray = asArray(labels);
-  const [labelCount, ...rest] = labelArray.shape;
-  if (labelCount === undefined || shapeSize(rest) !== 1) {
-    throw new DatasetFormatError(
-      'ERR_IDX_DIMS',
-      `${name}: labels must have shape [count] or [count, 1], got [${labelArray.shape.join(', ')}]`,
-    );
-  }
-  if (labelCount !== count) {
-    throw new DatasetFormatError(
-      'ERR_LABEL_COUNT',
-      `${name}: ${count} images but ${labelCount} labels`,
-    );
-  }
-  const located = 'dataOffset' in labelArray ? (labelArray as IdxArray) : null;
-  const labelValues = labelsFromValues(
-    labelArray.data,
-    `${name} labels`,
-    located ? (i) => located.dataOffset + i * located.itemBytes : undefined,
-  );
-  return makeDataset({ name, x, features: shapeSize(sampleShape), labels: labelValues });
+  const labelArray = labels === null ? null : asArray(labels);
+  return labelledDataset(name, x, shapeSize(sampleShape), count, labelArray, IDX_WORDING);
 }
+
+const IDX_WORDING: ShapeWording = {
+  shapeCode: 'ERR_IDX_DIMS',
+  labelShapes: '[count] or [count, 1]',
+  shape: (dims) => `[${dims.join(', ')}]`,
+  samples: 'images',
+};
 
 function asArray(input: BinaryInput | NdArray): NdArray {
   return input instanceof Uint8Array || input instanceof ArrayBuffer ? parseIdx(input) : input;

@@ -1,18 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { DatasetFormatError, type DatasetErrorCode } from './errors.ts';
+import { catchFormatError } from './format-error.testing.ts';
 import { datasetFromNpy, encodeNpy, parseNpy } from './npy.ts';
 import { Rng } from '../util/rng.ts';
-
-function catchFormatError(run: () => unknown, code: DatasetErrorCode): DatasetFormatError {
-  try {
-    run();
-  } catch (err) {
-    if (!(err instanceof DatasetFormatError)) throw err;
-    expect(err.code).toBe(code);
-    return err;
-  }
-  throw new Error(`expected DatasetFormatError ${code}, nothing was thrown`);
-}
 
 type Writer = (view: DataView, at: number, value: number, little: boolean) => void;
 const WRITERS: Record<string, { bytes: number; write: Writer }> = {

@@ -4,17 +4,18 @@
  * `fortran_order` and `shape`, then the raw values. The header is parsed as a literal, never
  * evaluated.
  */
-import { makeDataset, type Dataset, type NdArray } from './dataset.ts';
+import type { Dataset, NdArray } from './dataset.ts';
 import { DatasetFormatError } from './errors.ts';
 import {
   dataViewOf,
   decodeUtf8,
   encodeUtf8,
-  labelsFromValues,
+  labelledDataset,
   scaled,
   shapeSize,
   toBytes,
   type BinaryInput,
+  type ShapeWording,
 } from './bytes.ts';
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
@@ -470,30 +471,16 @@ export function datasetFromNpy(
     );
   }
   const x = scaled(featureArray.data, options.scale ?? 1, name);
-  if (labels === null) return makeDataset({ name, x, features: shapeSize(sampleShape) });
-
-  const labelArray = asArray(labels);
-  const [labelCount, ...rest] = labelArray.shape;
-  if (labelCount === undefined || shapeSize(rest) !== 1) {
-    throw new DatasetFormatError(
-      'ERR_SHAPE',
-      `${name}: labels must have shape (count,) or (count, 1), got (${labelArray.shape.join(', ')})`,
-    );
-  }
-  if (labelCount !== count) {
-    throw new DatasetFormatError(
-      'ERR_LABEL_COUNT',
-      `${name}: ${count} samples but ${labelCount} labels`,
-    );
-  }
-  const located = 'dataOffset' in labelArray ? (labelArray as NpyArray) : null;
-  const labelValues = labelsFromValues(
-    labelArray.data,
-    `${name} labels`,
-    located ? (i) => located.dataOffset + i * located.itemBytes : undefined,
-  );
-  return makeDataset({ name, x, features: shapeSize(sampleShape), labels: labelValues });
+  const labelArray = labels === null ? null : asArray(labels);
+  return labelledDataset(name, x, shapeSize(sampleShape), count, labelArray, NPY_WORDING);
 }
+
+const NPY_WORDING: ShapeWording = {
+  shapeCode: 'ERR_SHAPE',
+  labelShapes: '(count,) or (count, 1)',
+  shape: (dims) => `(${dims.join(', ')})`,
+  samples: 'samples',
+};
 
 function asArray(input: BinaryInput | NdArray): NdArray {
   return input instanceof Uint8Array || input instanceof ArrayBuffer ? parseNpy(input) : input;
