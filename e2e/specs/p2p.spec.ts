@@ -114,6 +114,32 @@ async function open(
   return opened;
 }
 
+/**
+ * Waits until every link of `pair` carried a few blocks, then checks that both tabs and the
+ * server see the links as relayed over `route`, with nothing rejected.
+ */
+async function expectRelayedExchange(
+  server: ServerProcess,
+  jobId: string,
+  pair: readonly Tab[],
+  route: 'turn' | 'server',
+): Promise<void> {
+  await expect
+    .poll(
+      async () =>
+        Math.min(...(await Promise.all(pair.map(links))).flat().map((l) => l.blocksReceived)),
+      { timeout: 60_000 },
+    )
+    .toBeGreaterThan(5);
+  for (const l of (await Promise.all(pair.map(links))).flat()) {
+    expect(l).toMatchObject({ route, relayed: true, rejected: 0 });
+  }
+  const reported = await serverLinks(server, jobId);
+  for (const tab of pair) {
+    expect(reported.get(tab.id)?.[0]).toMatchObject({ route, relayed: true });
+  }
+}
+
 interface Run {
   /** Test loss of each tab's parameters on the MNIST test split. */
   losses: number[];
@@ -231,22 +257,9 @@ test('through a real coturn server with iceTransportPolicy relay, blocks still f
   ]);
   const pair = await open(browser, server, IDS.slice(0, 2), '?backend=cpu&ice=relay');
   await waitForMesh(pair, 'turn');
-  await expect
-    .poll(
-      async () =>
-        Math.min(...(await Promise.all(pair.map(links))).flat().map((l) => l.blocksReceived)),
-      { timeout: 60_000 },
-    )
-    .toBeGreaterThan(5);
-  for (const l of (await Promise.all(pair.map(links))).flat()) {
-    expect(l).toMatchObject({ route: 'turn', relayed: true, rejected: 0 });
-  }
-  // Relayed by TURN, not by the job server; and the server sees the links as relayed.
+  await expectRelayedExchange(server, id, pair, 'turn');
+  // Relayed by TURN, not by the job server.
   expect(await metricValue(server, 'meshgrad_relayed_bytes_total')).toBe(0);
-  const reported = await serverLinks(server, id);
-  for (const tab of pair) {
-    expect(reported.get(tab.id)?.[0]).toMatchObject({ route: 'turn', relayed: true });
-  }
   // coturn saw allocations from these workers' minted usernames.
   expect(turn.output).toMatch(new RegExp(`\\d+:${IDS[0]}`));
 });
@@ -260,21 +273,8 @@ test('when no link can be made the pair falls back to the server relay, and the 
   const server = await startServer(job(id, true));
   const pair = await open(browser, server, IDS.slice(0, 2), '?backend=cpu&ice=relay');
   await waitForMesh(pair, 'server', 60_000);
-  await expect
-    .poll(
-      async () =>
-        Math.min(...(await Promise.all(pair.map(links))).flat().map((l) => l.blocksReceived)),
-      { timeout: 60_000 },
-    )
-    .toBeGreaterThan(5);
-  for (const l of (await Promise.all(pair.map(links))).flat()) {
-    expect(l).toMatchObject({ route: 'server', relayed: true, rejected: 0 });
-  }
+  await expectRelayedExchange(server, id, pair, 'server');
   expect(await metricValue(server, 'meshgrad_relayed_bytes_total')).toBeGreaterThan(0);
-  const reported = await serverLinks(server, id);
-  for (const tab of pair) {
-    expect(reported.get(tab.id)?.[0]).toMatchObject({ route: 'server', relayed: true });
-  }
 });
 
 test('a tab sending garbage, NaN blocks and blocks scaled by 1e6 does not disturb the others', async ({
