@@ -1,0 +1,247 @@
+/**
+ * Shaped links for end-to-end balancer tests (shared RECIPES.md, "Shaping real links"): one
+ * network namespace per volunteer, a veth pair to the host namespace, and a `tbf` rate limit on
+ * both ends of the pair. Each namespace has its own small subnet; the host side is the
+ * namespace's default route and the host forwards between subnets, so volunteers in different
+ * namespaces reach each other (WebRTC host candidates) and the job server (listening on the host)
+ * through their own shaped link only.
+ *
+ *   volunteer ns ──veth── host ──veth── volunteer ns
+ *        upload: tbf on the namespace end;  download: tbf on the host end
+ *
+ * Needs root (`ip netns`, `tc`, `sysctl`). Everything a lab makes carries its prefix, and
+ * `NetnsLab.removeStale` deletes leftovers of that prefix from an earlier run that died.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** Subnets are 10.<SUBNET_OCTET>.<n>.0/30, n = 1, 2, … (host end .1, namespace end .2). */
+const SUBNET_OCTET = 213;
+/** Longest Linux interface name (IFNAMSIZ − 1). */
+const MAX_IFNAME = 15;
+/**
+ * Queue the token bucket holds before it drops, as time at the rate. Short, as at a home
+ * router: SCTP's congestion control sees the drops and keeps its window near the rate, so a
+ * sender's excess waits in the data channel (`bufferedAmount`), where the balancer can see it.
+ */
+const TBF_LATENCY_MS = 100;
+
+export interface ShapedLinkSpec {
+  /** Short name, e.g. `fast`; the namespace is `<prefix><name>`. */
+  readonly name: string;
+  /** Rate of each direction, kbit/s. */
+  readonly rateKbit: number;
+}
+
+export interface ShapedLink extends ShapedLinkSpec {
+  readonly namespace: string;
+  /** The veth end in the host namespace (its egress is the volunteer's download). */
+  readonly hostInterface: string;
+  /** The veth end in the volunteer's namespace (its egress is the volunteer's upload). */
+  readonly namespaceInterface: string;
+  /** Host end's address: the namespace's gateway, and where it reaches the host's servers. */
+  readonly hostAddress: string;
+  readonly namespaceAddress: string;
+}
+
+/** Byte counters of a link's two directions, from the kernel (`ip -s link`). */
+export interface LinkCounters {
+  readonly uploadBytes: number;
+  readonly downloadBytes: number;
+}
+
+function run(cmd: string, args: readonly string[]): string {
+  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** Runs a command whose failure is expected now and then (deleting what may not exist). */
+function tryRun(cmd: string, args: readonly string[]): boolean {
+  return spawnSync(cmd, args, { stdio: 'ignore' }).status === 0;
+}
+
+/**
+ * Why this machine cannot make namespaces, or null when it can: tries to add (and delete) one
+ * throwaway namespace.
+ */
+export function netnsRefusedReason(prefix: string): string | null {
+  const probe = `${prefix}probe`;
+  tryRun('ip', ['netns', 'delete', probe]);
+  const r = spawnSync('ip', ['netns', 'add', probe], { encoding: 'utf8' });
+  if (r.error) return `ip netns add failed: ${r.error.message}`;
+  if (r.status !== 0) return `ip netns add refused: ${(r.stderr || r.stdout).trim()}`;
+  tryRun('ip', ['netns', 'delete', probe]);
+  return null;
+}
+
+/** tbf parameters for a rate: a burst of at least one jiffy's bytes at HZ=100, and ≥ 2 MTUs. */
+function tbfArgs(rateKbit: number): string[] {
+  const burstBytes = Math.max(3_200, Math.ceil((rateKbit * 1000) / 8 / 100));
+  return [
+    'tbf',
+    'rate',
+    `${rateKbit}kbit`,
+    'burst',
+    String(burstBytes),
+    'latency',
+    `${TBF_LATENCY_MS}ms`,
+  ];
+}
+
+export class NetnsLab {
+  readonly links: ShapedLink[] = [];
+  private forwardingBefore: string | null = null;
+  private wrapperDir: string | null = null;
+
+  /** `prefix` names everything the lab makes; keep it short (interface names ≤ 15 chars). */
+  constructor(readonly prefix: string) {}
+
+  /** Deletes namespaces and host-side veths of this prefix left by an earlier run. */
+  removeStale(): void {
+    const namespaces = run('ip', ['netns', 'list'])
+      .split('\n')
+      .map((l) => l.split(' ')[0] ?? '')
+      .filter((n) => n.startsWith(this.prefix));
+    for (const ns of namespaces) tryRun('ip', ['netns', 'delete', ns]);
+    const interfaces = run('ip', ['-o', 'link', 'show'])
+      .split('\n')
+      .map((l) => /^\d+: ([^:@]+)/.exec(l)?.[1] ?? '')
+      .filter((n) => n.startsWith(this.prefix));
+    for (const dev of interfaces) tryRun('ip', ['link', 'delete', dev]);
+  }
+
+  /**
+   * Makes one namespace per spec, links it to the host and turns on forwarding. Links are not
+   * shaped yet (volunteers download their data shard first): call `shape`.
+   */
+  setup(specs: readonly ShapedLinkSpec[]): ShapedLink[] {
+    this.removeStale();
+    this.forwardingBefore = run('sysctl', ['-n', 'net.ipv4.ip_forward']).trim();
+    run('sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']);
+    for (const [i, spec] of specs.entries()) {
+      const namespace = `${this.prefix}${spec.name}`;
+      const hostInterface = `${namespace}-h`;
+      const namespaceInterface = `${namespace}-n`;
+      if (hostInterface.length > MAX_IFNAME) {
+        throw new Error(`interface name ${hostInterface} is longer than ${MAX_IFNAME} characters`);
+      }
+      const subnet = `10.${SUBNET_OCTET}.${i + 1}`;
+      const link: ShapedLink = {
+        ...spec,
+        namespace,
+        hostInterface,
+        namespaceInterface,
+        hostAddress: `${subnet}.1`,
+        namespaceAddress: `${subnet}.2`,
+      };
+      this.links.push(link);
+      const inNs = (...args: string[]) => run('ip', ['-n', namespace, ...args]);
+      run('ip', ['netns', 'add', namespace]);
+      run('ip', ['link', 'add', hostInterface, 'type', 'veth', 'peer', 'name', namespaceInterface]);
+      run('ip', ['link', 'set', namespaceInterface, 'netns', namespace]);
+      run('ip', ['addr', 'add', `${link.hostAddress}/30`, 'dev', hostInterface]);
+      run('ip', ['link', 'set', hostInterface, 'up']);
+      inNs('addr', 'add', `${link.namespaceAddress}/30`, 'dev', namespaceInterface);
+      inNs('link', 'set', 'lo', 'up');
+      inNs('link', 'set', namespaceInterface, 'up');
+      inNs('route', 'add', 'default', 'via', link.hostAddress);
+    }
+    return this.links;
+  }
+
+  /** Sets (or changes) the rate of both directions of a link; default: the spec's rate. */
+  shape(link: ShapedLink, rateKbit = link.rateKbit): void {
+    const tbf = tbfArgs(rateKbit);
+    run('tc', ['qdisc', 'replace', 'dev', link.hostInterface, 'root', ...tbf]);
+    run('tc', [
+      '-n',
+      link.namespace,
+      'qdisc',
+      'replace',
+      'dev',
+      link.namespaceInterface,
+      'root',
+      ...tbf,
+    ]);
+  }
+
+  /** Bytes the kernel moved over the link so far, each direction (from the volunteer's side). */
+  counters(link: ShapedLink): LinkCounters {
+    const bytes = (dev: string, dir: 'rx' | 'tx') =>
+      Number(run('cat', [`/sys/class/net/${dev}/statistics/${dir}_bytes`]).trim());
+    // The host end transmits what the volunteer downloads and receives what it uploads.
+    return {
+      uploadBytes: bytes(link.hostInterface, 'rx'),
+      downloadBytes: bytes(link.hostInterface, 'tx'),
+    };
+  }
+
+  /** The `tc -s` statistics of a link's two qdiscs (sent, dropped, overlimits), for logs. */
+  qdiscStats(link: ShapedLink): string {
+    const show = (args: string[]) =>
+      run('tc', [...args])
+        .replace(/\s+/g, ' ')
+        .trim();
+    return (
+      `download ${show(['-s', 'qdisc', 'show', 'dev', link.hostInterface])}; ` +
+      `upload ${show(['-n', link.namespace, '-s', 'qdisc', 'show', 'dev', link.namespaceInterface])}`
+    );
+  }
+
+  /**
+   * An executable that runs `binary` inside the link's namespace with the arguments it is given,
+   * for Playwright's `executablePath`. `ip netns exec` execs the browser in place, so the pipe
+   * Playwright drives it through (`--remote-debugging-pipe`, fds 3 and 4) stays connected.
+   *
+   * Chromium honours only the last `--enable-features`/`--disable-features` switch and
+   * Playwright passes its own: the wrapper merges every switch of each kind, with the names in
+   * `extraDisabledFeatures` added, into one.
+   */
+  browserWrapper(
+    link: ShapedLink,
+    binary: string,
+    extraDisabledFeatures: readonly string[] = [],
+  ): string {
+    this.wrapperDir ??= mkdtempSync(join(tmpdir(), `${this.prefix}wrappers-`));
+    const path = join(this.wrapperDir, `${link.namespace}.sh`);
+    const script = `#!/bin/bash
+# Made by e2e/harness/netns.ts: Chromium in network namespace ${link.namespace}.
+disabled=${JSON.stringify(extraDisabledFeatures.join(','))}
+enabled=""
+args=()
+for a in "$@"; do
+  case "$a" in
+    --disable-features=*) disabled="$disabled,\${a#--disable-features=}" ;;
+    --enable-features=*) enabled="$enabled,\${a#--enable-features=}" ;;
+    *) args+=("$a") ;;
+  esac
+done
+disabled="\${disabled#,}"; enabled="\${enabled#,}"
+[ -n "$disabled" ] && args+=("--disable-features=$disabled")
+[ -n "$enabled" ] && args+=("--enable-features=$enabled")
+exec ip netns exec ${link.namespace} ${binary} "\${args[@]}"
+`;
+    writeFileSync(path, script);
+    chmodSync(path, 0o755);
+    return path;
+  }
+
+  /**
+   * Removes every namespace (which deletes its veth pair and both qdiscs), the wrappers, and
+   * restores the forwarding setting. Safe to call twice and after a failed setup.
+   */
+  cleanup(): void {
+    for (const link of this.links.splice(0)) {
+      tryRun('ip', ['netns', 'delete', link.namespace]);
+      tryRun('ip', ['link', 'delete', link.hostInterface]);
+    }
+    this.removeStale();
+    if (this.forwardingBefore !== null) {
+      tryRun('sysctl', ['-q', '-w', `net.ipv4.ip_forward=${this.forwardingBefore}`]);
+      this.forwardingBefore = null;
+    }
+    if (this.wrapperDir) rmSync(this.wrapperDir, { recursive: true, force: true });
+    this.wrapperDir = null;
+  }
+}
