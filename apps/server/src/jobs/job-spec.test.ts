@@ -166,6 +166,24 @@ describe('parseJobSpec', () => {
     );
   });
 
+  it('reads the training mode: asgd by default, sync with a round timeout', () => {
+    expect(DEFAULT_JOB.training).toEqual({ mode: 'asgd', roundTimeoutSec: 30 });
+    const digits = {
+      ...base,
+      model: { kind: 'softmax', inputs: 784, classes: 10 },
+      dataset: { kind: 'mnist' },
+    };
+    const sync = parseJobSpec({ ...digits, training: { mode: 'sync', roundTimeoutSec: 5 } });
+    expect(sync.training).toEqual({ mode: 'sync', roundTimeoutSec: 5 });
+    expect(parseJobSpec(JSON.parse(JSON.stringify(sync)))).toEqual(sync);
+    fails({ ...digits, training: { mode: 'ssgd' } }, 'training.mode', /asgd.*sync/);
+    fails(
+      { ...digits, training: { mode: 'sync', roundTimeoutSec: 0 } },
+      'training.roundTimeoutSec',
+    );
+    fails({ ...digits, training: { rounds: 3 } }, 'training.rounds', /unknown field/);
+  });
+
   it('reads custom WGSL models: kernel path resolved, exactly one source, loss-only stops', () => {
     const custom = {
       ...base,

@@ -192,6 +192,20 @@ export const balancerSpecSchema = z.discriminatedUnion('mode', [
   }),
 ]);
 
+/** Default per-round timeout of a synchronous job (s): a worker this late leaves the round. */
+export const DEFAULT_ROUND_TIMEOUT_SEC = 30;
+
+/**
+ * How workers combine their work: `asgd` (default) is the paper's asynchronous SGD with peer
+ * block exchange (DESIGN §3); `sync` is the synchronous parameter-server baseline, one barrier
+ * per round (jobs/sync-rounds.ts).
+ */
+export const trainingSpecSchema = z.strictObject({
+  mode: z.enum(['asgd', 'sync']).default('asgd'),
+  /** Sync mode: a worker that has not contributed this long after a round began is left out of it. */
+  roundTimeoutSec: z.number().positive().max(3600).default(DEFAULT_ROUND_TIMEOUT_SEC),
+});
+
 export const stopSpecSchema = z.strictObject({
   /** Stop once a checkpoint's held-out accuracy is at least this (classifiers). */
   targetAccuracy: z.number().gt(0, 'must be > 0').max(1, 'must be at most 1').optional(),
@@ -239,6 +253,8 @@ export const jobSpecSchema = z.strictObject({
       encoding: encodingSchema.default('f32'),
     })
     .prefault({}),
+  /** Asynchronous SGD with peer exchange (default), or synchronous parameter-server rounds. */
+  training: trainingSpecSchema.prefault({}),
   /** Automatic balancing (default), or fixed settings for every worker. */
   balancer: balancerSpecSchema.prefault({ mode: 'automatic' }),
   /** When the job stops itself; none by default (it runs until stopped). */
@@ -253,6 +269,7 @@ export type DatasetSpec = JobSpec['dataset'];
 export type FileDatasetSpec = Extract<DatasetSpec, { kind: 'idx' | 'csv' | 'npy' }>;
 export type BalancerSpec = JobSpec['balancer'];
 export type StopSpec = JobSpec['stop'];
+export type TrainingMode = JobSpec['training']['mode'];
 
 /**
  * A spec the server cannot run. `field` is the dotted path of the offending field (`(spec)` for

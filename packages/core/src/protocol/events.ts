@@ -14,6 +14,7 @@ import type {
   SignalOut,
   StateUpload,
   Stats,
+  SyncContribution,
 } from './schemas.ts';
 
 /** Per-worker communication settings chosen by the balancer (DESIGN §3). */
@@ -41,6 +42,11 @@ export interface JobInfo {
   readonly seed: number;
   readonly state: JobState;
   readonly dataset: { readonly name: string; readonly features: number; readonly classes: number };
+  /**
+   * How workers combine their work: `asgd` (peer exchange, DESIGN §3) or `sync` (the server's
+   * rounds, `syncRound`/`syncContribution`). Absent from servers that predate sync mode: `asgd`.
+   */
+  readonly mode?: 'asgd' | 'sync';
   /**
    * A custom model's gradient kernel (docs/custom-wgsl.md), compiled and checked by the server;
    * present exactly when `model.kind` is `custom`. Such a job needs WebGPU: the server refuses
@@ -105,6 +111,15 @@ export interface ControlMessage {
   readonly learningRate: number;
 }
 
+/** One synchronous round's parameters for a worker (training mode `sync`). */
+export interface SyncRoundMessage {
+  readonly jobId: string;
+  readonly round: number;
+  readonly learningRate: number;
+  /** float32 little-endian parameter vector. */
+  readonly params: ArrayBuffer | Uint8Array;
+}
+
 export interface VolunteerClientToServerEvents {
   hello: (payload: Hello, reply: (r: HelloReply) => void) => void;
   stats: (payload: Stats) => void;
@@ -114,6 +129,8 @@ export interface VolunteerClientToServerEvents {
   signal: (payload: SignalOut) => void;
   /** Fresh ICE servers (TURN credentials expire); payload `{}`. */
   ice: (payload: Record<string, never>, reply: (r: IceReply) => void) => void;
+  /** Sync mode: the answer to a `syncRound`; refused (`refused`) when it cannot count. */
+  syncContribution: (payload: SyncContribution) => void;
 }
 
 export interface VolunteerServerToClientEvents {
@@ -123,6 +140,8 @@ export interface VolunteerServerToClientEvents {
   requestState: (request: { requestId: string }) => void;
   relay: (message: RelayIn) => void;
   signal: (message: SignalIn) => void;
+  /** Sync mode: a round began; compute one step from these parameters and contribute. */
+  syncRound: (message: SyncRoundMessage) => void;
   /** A fire-and-forget event was refused. */
   refused: (error: ErrorReply & { readonly event: string }) => void;
 }

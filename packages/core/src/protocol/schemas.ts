@@ -134,6 +134,22 @@ export const stateUploadSchema = z.object({
   params: bytes(MAX_PAYLOAD_BYTES),
 });
 
+/**
+ * A worker's contribution to a synchronous round (training mode `sync`): its parameters after
+ * one SGD step from the round's parameters, w − η·g_i. The server averages them, which equals
+ * w − η·mean(g_i) (apps/server/src/jobs/sync-rounds.ts).
+ */
+export const syncContributionSchema = z.object({
+  jobId: id,
+  round: count,
+  /** Samples in the minibatch behind this contribution. */
+  samples: count,
+  /** That minibatch's training loss. */
+  loss: finite.optional(),
+  /** float32 little-endian parameter vector. */
+  params: bytes(MAX_PAYLOAD_BYTES),
+});
+
 export const relaySchema = z.object({
   to: id,
   data: bytes(MAX_RELAY_BYTES),
@@ -170,6 +186,7 @@ export type LinkStats = z.infer<typeof linkStatsSchema>;
 export type Stats = z.infer<typeof statsSchema>;
 export type StateUpload = z.infer<typeof stateUploadSchema>;
 export type RelayOut = z.infer<typeof relaySchema>;
+export type SyncContribution = z.infer<typeof syncContributionSchema>;
 export type SignalData = z.infer<typeof signalDataSchema>;
 export type SignalOut = z.infer<typeof signalSchema>;
 
