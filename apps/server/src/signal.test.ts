@@ -85,6 +85,7 @@ describe('signaling relay', () => {
     // Stop job one so the next volunteer lands in job two.
     server.jobs.get('one')?.setControl('stopped', 0.1, {
       neighbours: () => undefined,
+      settings: () => undefined,
       requestState: () => undefined,
       control: () => undefined,
     });

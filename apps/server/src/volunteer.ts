@@ -11,6 +11,7 @@ import {
   type ProtocolErrorCode,
   type VolunteerClientToServerEvents,
   type VolunteerServerToClientEvents,
+  type WorkerSettings,
 } from '@meshgrad/core';
 import type { Job, JobOutbox } from './jobs/job.ts';
 import type { Logger } from './logger.ts';
@@ -53,6 +54,10 @@ export class VolunteerHub implements JobOutbox {
 
   neighbours(workerId: string, neighbours: readonly string[]): void {
     this.sockets.get(workerId)?.emit('neighbours', neighbours);
+  }
+
+  settings(workerId: string, settings: WorkerSettings): void {
+    this.sockets.get(workerId)?.emit('settings', settings);
   }
 
   requestState(workerId: string, requestId: string): void {

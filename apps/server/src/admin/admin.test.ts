@@ -309,9 +309,15 @@ describe('admin API and namespace', () => {
       contributed: 400,
       share: 1,
       device,
-      settings: { communicationPeriod: 64, blocksPerMessage: 1, encoding: 'f32' },
       links: [{ peer: 'w-peer', relayed: true, goodputBytesPerSec: 1200 }],
     });
+    // The automatic balancer plans for the worker once it reports, and the console shows why.
+    await expect
+      .poll(async () => (await json<AdminJobSnapshot>(api('/api/admin/jobs/blobs'))).workers[0])
+      .toMatchObject({
+        settings: { encoding: expect.any(String) },
+        balance: { reason: expect.any(String), congested: false },
+      });
 
     const admin = adminSocket({ token: TOKEN });
     const jobs = await nextEvent<AdminJobSummary[]>(admin, 'jobs');
@@ -352,11 +358,12 @@ describe('admin API and namespace', () => {
     const r = records.find((m) => m.record.checkpoint === 1) as RecordMessage;
     expect(r.jobId).toBe('blobs');
     expect(r.record).toMatchObject({ checkpoint: 1, samples: 400, workers: 1 });
+    // The settings are the balancer's, which may have changed since the join.
     expect(r.record.perWorker?.[ra.workerId]).toEqual({
       samplesPerSec: 250,
-      communicationPeriod: 64,
-      blocksPerMessage: 1,
-      encoding: 'f32',
+      communicationPeriod: expect.any(Number),
+      blocksPerMessage: expect.any(Number),
+      encoding: expect.any(String),
     });
     const history = await json<AdminMetricsHistory>(api('/api/admin/jobs/blobs/metrics'));
     expect(history.history.at(-1)).toEqual(r.record);
@@ -460,10 +467,17 @@ describe('admin API and namespace', () => {
     await start();
     expect(server.jobs.get('blobs')?.balancer).toMatchObject({ mode: 'fixed' });
     const c = volunteer();
-    await join(c);
-    const back = nextEvent<unknown>(c, 'settings');
+    const rc = await join(c);
+    expect(rc.settings).toEqual({ communicationPeriod: 32, blocksPerMessage: 2, encoding: 'f16' });
+    // Back to automatic: nothing changes on the switch; the balancer adapts the settings of
+    // a worker once it reports.
+    const received: unknown[] = [];
+    c.on('settings', (s: unknown) => received.push(s));
     await api('/api/admin/jobs/blobs/balancer', { body: { mode: 'automatic' } });
-    expect(await back).toEqual({ communicationPeriod: 64, blocksPerMessage: 1, encoding: 'f32' });
+    expect(received).toEqual([]);
+    stats(c, 100);
+    await expect.poll(() => received.length, { timeout: 10_000 }).toBeGreaterThan(0);
+    expect(received.at(-1)).toEqual(server.jobs.get('blobs')?.workers.get(rc.workerId)?.settings);
   });
 
   it('creates jobs from a spec with field-named errors; they resume after a restart', async () => {

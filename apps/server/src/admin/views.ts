@@ -87,6 +87,7 @@ export function workerView(job: Job, w: WorkerEntry, now: number): AdminWorker {
     accepted: w.accepted,
     neighbours: [...w.neighbours],
     settings: { ...w.settings },
+    ...(w.plan ? { balance: { ...w.plan } } : {}),
     links: w.links,
   };
 }

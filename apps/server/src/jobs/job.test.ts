@@ -2,10 +2,17 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  blocksPerSample,
+  DEFAULT_BALANCER_OPTIONS,
+  type LinkStats,
+  type WorkerSettings,
+} from '@meshgrad/core';
+import { workerView } from '../admin/views.ts';
 import { createLogger } from '../logger.ts';
 import { ServerMetrics } from '../metrics.ts';
 import { DataStore } from '../store.ts';
-import { Job, type JobOutbox } from './job.ts';
+import { Job, type JobOutbox, type WorkerEntry } from './job.ts';
 import { parseJobSpec } from './job-spec.ts';
 
 const device = { backend: 'cpu', userAgent: 'vitest' } as const;
@@ -19,9 +26,19 @@ afterEach(async () => {
 });
 
 function recordingOutbox() {
-  const calls: { control: string[]; requests: string[] } = { control: [], requests: [] };
+  const calls: {
+    control: string[];
+    requests: string[];
+    settings: { worker: string; settings: WorkerSettings }[];
+    neighbours: { worker: string; neighbours: readonly string[] }[];
+  } = { control: [], requests: [], settings: [], neighbours: [] };
   const outbox: JobOutbox = {
-    neighbours() {},
+    neighbours(worker, neighbours) {
+      calls.neighbours.push({ worker, neighbours });
+    },
+    settings(worker, settings) {
+      calls.settings.push({ worker, settings });
+    },
     requestState(_worker, requestId) {
       calls.requests.push(requestId);
     },
@@ -105,5 +122,258 @@ describe('Job', () => {
     await job.tick(outbox);
     expect(job.state).toBe('stopped');
     expect(job.latest?.samples).toBe(520);
+  });
+});
+
+/**
+ * The automatic balancer as the server runs it: workers' reports in, settings and neighbours
+ * out. A K-Means model of 1,024 parameters in 16 blocks of 64, so (b, m) have room to move.
+ */
+describe('Job balancer', () => {
+  const BATCH = 16;
+  const balancedJob = (extra: Record<string, unknown> = {}) =>
+    openJob({
+      model: { kind: 'kmeans', dims: 64, clusters: 16 },
+      dataset: { kind: 'clusters', clusters: 16, dims: 64, count: 400, testCount: 100 },
+      blockSize: 64,
+      batchSize: BATCH,
+      ...extra,
+    });
+
+  interface LinkPlan {
+    readonly peer: string;
+    readonly goodput: number;
+    readonly backlog?: number;
+    readonly blocksPerTick?: number;
+    readonly skipsPerTick?: number;
+    readonly relayed?: boolean;
+  }
+
+  /** Cumulative per-link counters a worker would report after `ticks` intervals. */
+  function report(
+    job: Job,
+    w: WorkerEntry,
+    ticks: number,
+    opts: { samplesPerSec: number; busy?: number; links: readonly LinkPlan[] },
+  ): void {
+    const links: LinkStats[] = opts.links.map((l) => ({
+      peer: l.peer,
+      relayed: l.relayed ?? false,
+      route: l.relayed ? 'server' : 'direct',
+      goodputBytesPerSec: l.goodput,
+      rttMs: 20,
+      backlogBytes: l.backlog ?? 0,
+      blocksSent: ticks * (l.blocksPerTick ?? 10),
+      blocksReceived: ticks * 10,
+      overwritten: 0,
+      rejected: 0,
+      skippedSends: ticks * (l.skipsPerTick ?? 0),
+    }));
+    job.recordStats(w, {
+      jobId: 'blobs',
+      samples: ticks * opts.samplesPerSec,
+      samplesPerSec: opts.samplesPerSec,
+      offered: 0,
+      accepted: 0,
+      paused: false,
+      links,
+      ...(opts.busy !== undefined ? { sendBusyFraction: opts.busy } : {}),
+    });
+  }
+
+  const rate = (s: WorkerSettings) => blocksPerSample(s, BATCH, 16);
+
+  it('gives a worker on a slow, congested link a lower block rate than a fast one', async () => {
+    const job = await balancedJob();
+    const { outbox, calls } = recordingOutbox();
+    const fast = job.join('fast', 's1', device, outbox);
+    const slow = job.join('slow', 's2', device, outbox);
+    expect(fast.settings).toEqual(job.spec.communication);
+    for (let t = 1; t <= 8; t++) {
+      // The fast worker's channel was busy 5% of the time for 50 KB/s: it could send 1 MB/s.
+      report(job, fast, t, {
+        samplesPerSec: 320,
+        busy: 0.05,
+        links: [{ peer: 'slow', goodput: 50_000 }],
+      });
+      // The slow one's channel was busy throughout for 2 KB/s, with a queue and skipped sends.
+      report(job, slow, t, {
+        samplesPerSec: 320,
+        busy: 1,
+        links: [{ peer: 'fast', goodput: 2_000, backlog: 20_000, skipsPerTick: 4 }],
+      });
+      job.balanceWorkers(outbox, t);
+    }
+    expect(rate(slow.settings)).toBeLessThan(rate(fast.settings));
+    expect(
+      slow.settings.communicationPeriod > fast.settings.communicationPeriod ||
+        slow.settings.blocksPerMessage < fast.settings.blocksPerMessage,
+    ).toBe(true);
+    expect(slow.plan).toMatchObject({ congested: true });
+    expect(slow.plan!.budgetBytesPerSec).toBeLessThan(2_000);
+    expect(fast.plan!.capacityBytesPerSec).toBeGreaterThan(500_000);
+    // What the workers were told is what the job keeps, and what the console shows.
+    const lastFor = (id: string) => calls.settings.filter((c) => c.worker === id).at(-1);
+    expect(lastFor('slow')?.settings).toEqual(slow.settings);
+    expect(lastFor('fast')?.settings).toEqual(fast.settings);
+    const view = workerView(job, slow, Date.now());
+    expect(view.settings).toEqual(slow.settings);
+    expect(view.balance).toMatchObject({ congested: true, reason: slow.plan!.reason });
+  });
+
+  it('pushes settings only when they change, and never to a worker without statistics', async () => {
+    const job = await balancedJob();
+    const { outbox, calls } = recordingOutbox();
+    const a = job.join('a', 's1', device, outbox);
+    const b = job.join('b', 's2', device, outbox);
+    const quiet = job.join('quiet', 's3', device, outbox);
+    const pushes: number[] = [];
+    for (let t = 1; t <= 20; t++) {
+      const before = calls.settings.length;
+      for (const [w, peer] of [
+        [a, 'b'],
+        [b, 'a'],
+      ] as const) {
+        report(job, w, t, {
+          samplesPerSec: 160,
+          busy: 0.5,
+          links: [{ peer, goodput: 3_000 }],
+        });
+      }
+      job.balanceWorkers(outbox, t);
+      pushes.push(calls.settings.length - before);
+    }
+    // The first plan applies at once; on a steady link the settings then settle.
+    expect(pushes[0]).toBe(2);
+    expect(pushes.slice(10)).toEqual(new Array(10).fill(0));
+    for (let i = 1; i < calls.settings.length; i++) {
+      const previous = calls.settings
+        .slice(0, i)
+        .filter((c) => c.worker === calls.settings[i]!.worker)
+        .at(-1);
+      if (previous) expect(previous.settings).not.toEqual(calls.settings[i]!.settings);
+    }
+    expect(calls.settings.some((c) => c.worker === 'quiet')).toBe(false);
+    expect(quiet.settings).toEqual(job.spec.communication);
+    expect(quiet.plan).toBeNull();
+  });
+
+  it('caps a relayed link at the relay capacity', async () => {
+    const job = await balancedJob();
+    const { outbox } = recordingOutbox();
+    const a = job.join('a', 's1', device, outbox);
+    const b = job.join('b', 's2', device, outbox);
+    for (let t = 1; t <= 4; t++) {
+      // Both could send 2 MB/s (busy 5% for 100 KB/s), far over the relay's capacity…
+      report(job, a, t, {
+        samplesPerSec: 16_000,
+        busy: 0.05,
+        links: [{ peer: 'b', goodput: 100_000, relayed: true }],
+      });
+      report(job, b, t, {
+        samplesPerSec: 16_000,
+        busy: 0.05,
+        links: [{ peer: 'a', goodput: 100_000 }],
+      });
+      job.balanceWorkers(outbox, t);
+    }
+    // …but a's only neighbour is through the server's relay.
+    const relayCap = DEFAULT_BALANCER_OPTIONS.relayCapacityBytesPerSec;
+    expect(a.plan).toMatchObject({ reason: 'link-limit' });
+    expect(a.plan!.budgetBytesPerSec).toBeLessThanOrEqual(
+      DEFAULT_BALANCER_OPTIONS.targetUtilisation * relayCap + 1e-6,
+    );
+    expect(b.plan!.budgetBytesPerSec).toBeGreaterThan(relayCap);
+    expect(rate(a.settings)).toBeLessThan(rate(b.settings));
+  });
+
+  it('never changes settings in fixed mode, and resumes from the current ones', async () => {
+    const fixed = { communicationPeriod: 48, blocksPerMessage: 2, encoding: 'f16' } as const;
+    const job = await balancedJob({ balancer: { mode: 'fixed', ...fixed } });
+    const { outbox, calls } = recordingOutbox();
+    const a = job.join('a', 's1', device, outbox);
+    const b = job.join('b', 's2', device, outbox);
+    const congested = (w: WorkerEntry, peer: string, t: number) =>
+      report(job, w, t, {
+        samplesPerSec: 320,
+        busy: 1,
+        links: [{ peer, goodput: 500, backlog: 50_000, skipsPerTick: 8 }],
+      });
+    for (let t = 1; t <= 5; t++) {
+      congested(a, 'b', t);
+      congested(b, 'a', t);
+      job.balanceWorkers(outbox, t);
+      await job.tick(outbox);
+    }
+    expect(calls.settings).toEqual([]);
+    expect(a.settings).toEqual(fixed);
+    expect(a.plan).toBeNull();
+
+    // Back to automatic: nothing is reset on the switch; the balancer's next tick adapts.
+    const sent: string[] = [];
+    job.setBalancer({ mode: 'automatic' }, (w) => sent.push(w.id));
+    expect(sent).toEqual([]);
+    expect(a.settings).toEqual(fixed);
+    congested(a, 'b', 6);
+    congested(b, 'a', 6);
+    job.balanceWorkers(outbox, 6);
+    expect(rate(a.settings)).toBeLessThan(rate(fixed));
+    expect(calls.settings.map((c) => c.worker).sort()).toEqual(['a', 'b']);
+
+    // And to fixed again: the fixed settings go out and the balancer stops.
+    job.setBalancer({ mode: 'fixed', settings: fixed }, (w, s) => outbox.settings(w.id, s));
+    expect(a.settings).toEqual(fixed);
+    expect(a.plan).toBeNull();
+    const pushed = calls.settings.length;
+    congested(a, 'b', 7);
+    congested(b, 'a', 7);
+    job.balanceWorkers(outbox, 7);
+    expect(calls.settings.length).toBe(pushed);
+  });
+
+  it('hands out the balancer’s neighbours, away from a relayed link', async () => {
+    const job = await balancedJob({ neighbours: 2 });
+    const { outbox, calls } = recordingOutbox();
+    const ids = ['w1', 'w2', 'w3', 'w4', 'w5'];
+    const workers = ids.map((id, i) => job.join(id, `s${i}`, device, outbox));
+    // Before any statistics: the ring (±1 at k = 2).
+    expect(workers[0]!.neighbours).toEqual(['w2', 'w5']);
+    const w1 = workers[0]!;
+    for (let t = 1; t <= 3; t++) {
+      for (const w of workers) {
+        report(job, w, t, {
+          samplesPerSec: 160,
+          busy: 0.5,
+          links: w.neighbours.map((peer) => ({
+            peer,
+            goodput: 20_000,
+            // w1 reaches w2 only through the server's relay.
+            relayed: w.id === 'w1' && peer === 'w2',
+          })),
+        });
+      }
+      job.balanceWorkers(outbox, t);
+    }
+    expect(w1.neighbours).not.toContain('w2');
+    expect(w1.neighbours).toHaveLength(2);
+    for (const w of workers) {
+      expect(w.neighbours).not.toContain(w.id);
+      const told = calls.neighbours.filter((c) => c.worker === w.id).at(-1);
+      // Every list the worker holds is the one it was last told (or its ring from the join).
+      if (told) expect(told.neighbours).toEqual(w.neighbours);
+    }
+    expect(calls.neighbours.some((c) => c.worker === 'w1')).toBe(true);
+
+    // A newcomer without statistics gets ring neighbours; the others keep the balancer's.
+    const before = new Map(workers.map((w) => [w.id, [...w.neighbours]]));
+    const newcomer = job.join('w6', 's6', device, outbox);
+    expect(newcomer.neighbours).toEqual(['w1', 'w5']);
+    for (const w of workers) expect(w.neighbours).toEqual(before.get(w.id));
+
+    // A worker that leaves is removed from every list at once.
+    const gone = w1.neighbours[0]!;
+    job.leave(gone, 'test', outbox);
+    expect(w1.neighbours).not.toContain(gone);
+    for (const w of job.workers.values()) expect(w.neighbours).not.toContain(gone);
   });
 });

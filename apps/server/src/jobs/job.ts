@@ -1,5 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import {
+  Balancer,
   encodeDataset,
   evaluate,
   initParameters,
@@ -10,8 +12,11 @@ import {
   type JobInfo,
   type JobState,
   type LinkStats,
+  type ModelTraffic,
   type ParameterLayout,
   type Stats,
+  type WorkerPlan,
+  type WorkerReport,
   type WorkerSettings,
 } from '@meshgrad/core';
 import type { Logger } from '../logger.ts';
@@ -47,11 +52,29 @@ export interface WorkerEntry {
   offered: number;
   accepted: number;
   links: LinkStats[];
+  /** The last report's `sendBusyFraction`, when the worker measures it. */
+  sendBusyFraction: number | undefined;
+  /** Whether the worker reported statistics since it joined: the balancer plans only for those. */
+  reported: boolean;
+  /** The automatic balancer's latest plan for this worker; null in fixed mode or before it. */
+  plan: WorkerBalance | null;
+}
+
+/** What the automatic balancer decided for a worker on its latest tick (for the console). */
+export interface WorkerBalance {
+  readonly reason: WorkerPlan['reason'];
+  /** Bytes/s the worker may send. */
+  readonly budgetBytesPerSec: number;
+  /** Estimated send capacity, bytes/s, or null while unknown. */
+  readonly capacityBytesPerSec: number | null;
+  readonly congested: boolean;
 }
 
 /** Callbacks the job uses to reach its workers; the socket layer provides them. */
 export interface JobOutbox {
   neighbours(workerId: string, neighbours: readonly string[]): void;
+  /** New communication settings for a worker connected to this process. */
+  settings(workerId: string, settings: WorkerSettings): void;
   requestState(workerId: string, requestId: string): void;
   control(workerId: string, state: JobState, learningRate: number): void;
 }
@@ -148,6 +171,12 @@ export class Job {
   private stopDue: string | null = null;
   /** When the job asked for its final state after reaching `stop.maxSamples`. */
   private finalStateRequestedAt: number | null = null;
+  /**
+   * The automatic balancer (core's `Balancer`, DESIGN §3), made on its first tick in automatic
+   * mode and dropped in fixed mode, so a switch back starts it afresh from the workers' current
+   * settings.
+   */
+  private autoBalancer: Balancer | null = null;
 
   private constructor(
     readonly spec: JobSpec,
@@ -297,6 +326,9 @@ export class Job {
       offered: 0,
       accepted: 0,
       links: [],
+      sendBusyFraction: undefined,
+      reported: false,
+      plan: null,
     };
     this.workers.set(id, entry);
     this.metrics.workers.set({ job: this.id }, this.workers.size);
@@ -338,28 +370,119 @@ export class Job {
   }
 
   /**
-   * Neighbours on a ring of the sorted worker ids: each worker sees the next and previous
-   * ⌈k/2⌉, so the graph is symmetric and connected, and a join or leave changes few links.
+   * Renews neighbour lists after a join or leave. Neighbours lie on a ring of the sorted worker
+   * ids: each worker sees the next and previous ⌈k/2⌉, so the graph is symmetric and connected,
+   * and a join or leave changes few links. Once the automatic balancer chooses neighbours
+   * (`balancerChoosesNeighbours`), workers it plans for keep its choice minus the workers that
+   * left (its next tick fills them up again), and only workers without statistics yet get
+   * their ring neighbours.
    */
   private renewNeighbours(outbox: JobOutbox, skip?: string): void {
     // Every process computes the same ring over all workers of the cluster and tells its own.
     const ids = [...new Set([...this.workers.keys(), ...(this.sync?.remote.keys() ?? [])])].sort();
     const n = ids.length;
     const half = Math.ceil(this.spec.neighbours / 2);
+    const balanced = this.balancerChoosesNeighbours && this.autoBalancer !== null;
     for (let i = 0; i < n; i++) {
-      const set = new Set<string>();
-      for (let d = 1; d <= half && set.size < Math.min(this.spec.neighbours, n - 1); d++) {
-        set.add(ids[(i + d) % n] as string);
-        if (set.size < Math.min(this.spec.neighbours, n - 1))
-          set.add(ids[(i - d + n) % n] as string);
-      }
-      set.delete(ids[i] as string);
       const w = this.workers.get(ids[i] as string);
       if (!w) continue;
-      const next = [...set].sort();
+      let next: string[];
+      if (balanced && w.reported) {
+        next = w.neighbours.filter((id) => this.workers.has(id));
+      } else {
+        const set = new Set<string>();
+        for (let d = 1; d <= half && set.size < Math.min(this.spec.neighbours, n - 1); d++) {
+          set.add(ids[(i + d) % n] as string);
+          if (set.size < Math.min(this.spec.neighbours, n - 1))
+            set.add(ids[(i - d + n) % n] as string);
+        }
+        set.delete(ids[i] as string);
+        next = [...set].sort();
+      }
       if (next.join() !== w.neighbours.join()) {
         w.neighbours = next;
         if (w.id !== skip) outbox.neighbours(w.id, next);
+      }
+    }
+  }
+
+  /**
+   * Whether the automatic balancer chooses neighbours: in automatic mode on a process that runs
+   * the job alone. In a cluster, neighbours span processes and every process computes the same
+   * ring (`renewNeighbours`); each process's balancer then tunes only its own workers' settings.
+   */
+  private get balancerChoosesNeighbours(): boolean {
+    return this.balancer.mode === 'automatic' && this.sync === null;
+  }
+
+  /** The model's shape as far as the balancer's traffic goes. */
+  modelTraffic(): ModelTraffic {
+    return { blockCount: this.layout.blockCount, parameterCount: this.layout.size };
+  }
+
+  /**
+   * One tick of the automatic balancer (DESIGN §3), once per stats period: the latest report
+   * of every worker that has sent one goes in; settings that changed go out to their workers,
+   * and so do neighbour lists that changed when the balancer chooses them. Does nothing in
+   * fixed mode or for a stopped job.
+   */
+  balanceWorkers(outbox: JobOutbox, nowS = performance.now() / 1000): void {
+    if (this.balancer.mode !== 'automatic' || this.state === 'stopped') return;
+    const reports: WorkerReport[] = [];
+    for (const w of this.workers.values()) {
+      if (!w.reported) continue;
+      reports.push({
+        id: w.id,
+        samplesPerSec: w.samplesPerSec,
+        batchSize: this.spec.batchSize,
+        ...(w.sendBusyFraction !== undefined ? { sendBusyFraction: w.sendBusyFraction } : {}),
+        links: w.links,
+        neighbours: w.neighbours,
+      });
+    }
+    if (reports.length === 0) return;
+    const choose = this.balancerChoosesNeighbours;
+    this.autoBalancer ??= new Balancer({
+      neighbours: choose ? this.spec.neighbours : 0,
+      seed: this.spec.seed,
+    });
+    const plans = this.autoBalancer.update({
+      nowS,
+      model: this.modelTraffic(),
+      workers: reports,
+    });
+    for (const [id, plan] of plans) {
+      const w = this.workers.get(id);
+      if (!w) continue;
+      w.plan = {
+        reason: plan.reason,
+        budgetBytesPerSec: plan.budgetBytesPerSec,
+        capacityBytesPerSec: plan.capacityBytesPerSec,
+        congested: plan.congested,
+      };
+      if (!sameSettings(w.settings, plan.settings)) {
+        this.log.debug(
+          {
+            worker: id,
+            from: w.settings,
+            to: plan.settings,
+            reason: plan.reason,
+            budgetBytesPerSec: Math.round(plan.budgetBytesPerSec),
+            capacityBytesPerSec:
+              plan.capacityBytesPerSec === null ? null : Math.round(plan.capacityBytesPerSec),
+            congested: plan.congested,
+          },
+          'balancer changed settings',
+        );
+        w.settings = { ...plan.settings };
+        outbox.settings(id, w.settings);
+      }
+      if (!choose) continue;
+      const next = [...plan.neighbours].filter((n) => this.workers.has(n)).sort();
+      if (next.length > 0 && next.join() !== w.neighbours.join()) {
+        this.log.debug({ worker: id, from: w.neighbours, to: next }, 'balancer chose neighbours');
+        w.neighbours = next;
+        outbox.neighbours(id, next);
       }
     }
   }
@@ -386,6 +509,8 @@ export class Job {
     worker.offered = stats.offered;
     worker.accepted = stats.accepted;
     worker.links = stats.links;
+    worker.sendBusyFraction = stats.sendBusyFraction;
+    worker.reported = true;
   }
 
   setControl(state: JobState, learningRate: number, outbox: JobOutbox, fromCluster = false): void {
@@ -398,8 +523,11 @@ export class Job {
   }
 
   /**
-   * The settings a worker gets: the fixed ones, or in automatic mode the spec's defaults (the
-   * automatic balancer will plug in here).
+   * The settings a joining worker gets: the fixed ones, or in automatic mode the spec's
+   * `communication` defaults, from which the balancer adapts once the worker reports (its first
+   * plan for a worker applies at once). The spec's defaults rather than core's
+   * `initialSettings`: those need the worker's speed, which the server learns only from its
+   * first report.
    */
   workerSettings(): WorkerSettings {
     return this.balancer.mode === 'fixed'
@@ -407,7 +535,11 @@ export class Job {
       : { ...this.spec.communication };
   }
 
-  /** Switches the balancer mode and hands every worker whose settings changed to `send`. */
+  /**
+   * Switches the balancer mode. Fixed mode hands every worker whose settings changed to `send`
+   * and stops the automatic balancer; automatic mode leaves every worker's settings as they are
+   * and starts the balancer afresh on the next tick, which adapts them from there.
+   */
   setBalancer(
     balancer: BalancerMode,
     send: (worker: WorkerEntry, settings: WorkerSettings) => void,
@@ -415,17 +547,15 @@ export class Job {
   ): void {
     this.balancer = balancer;
     this.dirty = true;
-    const next = this.workerSettings();
-    for (const w of this.workers.values()) {
-      const s = w.settings;
-      if (
-        s.communicationPeriod === next.communicationPeriod &&
-        s.blocksPerMessage === next.blocksPerMessage &&
-        s.encoding === next.encoding
-      )
-        continue;
-      w.settings = { ...next };
-      send(w, w.settings);
+    this.autoBalancer = null;
+    for (const w of this.workers.values()) w.plan = null;
+    if (balancer.mode === 'fixed') {
+      const next = this.workerSettings();
+      for (const w of this.workers.values()) {
+        if (sameSettings(w.settings, next)) continue;
+        w.settings = { ...next };
+        send(w, w.settings);
+      }
     }
     void this.store.appendEvent(this.id, { event: 'balancer', ...balancer });
     if (!fromCluster) this.sync?.balancerChanged(balancer);
@@ -442,6 +572,8 @@ export class Job {
   async attachSync(sync: JobSync, shared: SharedJobState | null): Promise<void> {
     this.sync = sync;
     this.leader = false;
+    // Neighbours span processes from now on: a balancer made alone would choose them.
+    this.autoBalancer = null;
     if (shared) {
       if (shared.samples > this.samples) this.samples = shared.samples;
       if (shared.control) {
@@ -555,6 +687,7 @@ export class Job {
       }
     }
     if (lossN) this.lastTrainLoss = lossSum / lossN;
+    this.balanceWorkers(outbox);
     this.metrics.samplesPerSecond.set({ job: this.id }, sps);
     if (this.lastTrainLoss !== undefined)
       this.metrics.loss.set({ job: this.id }, this.lastTrainLoss);
@@ -719,6 +852,14 @@ export class Job {
     await this.store.appendMetrics(this.id, record);
     for (const listener of this.recordListeners) listener(record);
   }
+}
+
+function sameSettings(a: WorkerSettings, b: WorkerSettings): boolean {
+  return (
+    a.communicationPeriod === b.communicationPeriod &&
+    a.blocksPerMessage === b.blocksPerMessage &&
+    a.encoding === b.encoding
+  );
 }
 
 /** The job's starting balancer mode, from its spec (the admin may change it later). */

@@ -110,7 +110,20 @@ export interface AdminWorker {
   readonly accepted: number;
   readonly neighbours: readonly string[];
   readonly settings: WorkerSettings;
+  /** The automatic balancer's latest decision for this worker; absent in fixed mode. */
+  readonly balance?: AdminWorkerBalance;
   readonly links: readonly LinkStats[];
+}
+
+/** Why the automatic balancer gave a worker its settings (balancer/controller.ts). */
+export interface AdminWorkerBalance {
+  /** Which rule set the budget: `capacity`, `congested`, `link-limit`, `ceiling`, … */
+  readonly reason: string;
+  /** Bytes/s the worker may send. */
+  readonly budgetBytesPerSec: number;
+  /** Estimated send capacity, bytes/s, or null while unknown. */
+  readonly capacityBytesPerSec: number | null;
+  readonly congested: boolean;
 }
 
 export interface AdminJobSnapshot {

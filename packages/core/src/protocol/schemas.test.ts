@@ -39,6 +39,23 @@ describe('protocol schemas', () => {
     if (!r.ok) expect(r.message).toMatch(/^samplesPerSec: /);
   });
 
+  it('takes an optional send busy fraction in [0, 1]', () => {
+    const stats = {
+      jobId: 'default',
+      samples: 10,
+      samplesPerSec: 5,
+      offered: 0,
+      accepted: 0,
+      paused: false,
+      links: [],
+    };
+    expect(validate(statsSchema, stats).ok).toBe(true);
+    expect(validate(statsSchema, { ...stats, sendBusyFraction: 0.25 }).ok).toBe(true);
+    const r = validate(statsSchema, { ...stats, sendBusyFraction: 1.5 });
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.message).toMatch(/^sendBusyFraction: /);
+  });
+
   it('caps relayed message size', () => {
     expect(validate(relaySchema, { to: 'w1', data: new Uint8Array(MAX_RELAY_BYTES) }).ok).toBe(
       true,

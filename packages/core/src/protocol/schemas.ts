@@ -123,6 +123,13 @@ export const statsSchema = z.object({
   accepted: count,
   paused: z.boolean(),
   links: z.array(linkStatsSchema).max(64),
+  /**
+   * Fraction of the interval during which any of the worker's data channels had bytes buffered
+   * (`bufferedAmount` > 0). Goodput divided by it is what the uplink carries when pushed, a
+   * capacity sample for the balancer (balancer/controller.ts, rule 1). Optional: older clients
+   * and workers without direct links leave it out.
+   */
+  sendBusyFraction: finite.refine((v) => v >= 0 && v <= 1, 'must be in [0, 1]').optional(),
 });
 
 export const stateUploadSchema = z.object({
