@@ -5,10 +5,12 @@ import {
   signalSchema,
   stateUploadSchema,
   statsSchema,
+  syncContributionSchema,
   validate,
   type ErrorReply,
   type IceConfig,
   type ProtocolErrorCode,
+  type SyncRoundMessage,
   type VolunteerClientToServerEvents,
   type VolunteerServerToClientEvents,
   type WorkerSettings,
@@ -62,6 +64,10 @@ export class VolunteerHub implements JobOutbox {
 
   requestState(workerId: string, requestId: string): void {
     this.sockets.get(workerId)?.emit('requestState', { requestId });
+  }
+
+  syncRound(workerId: string, message: SyncRoundMessage): void {
+    this.sockets.get(workerId)?.emit('syncRound', message);
   }
 
   control(workerId: string, state: 'running' | 'paused' | 'stopped', learningRate: number): void {
@@ -188,6 +194,8 @@ export class VolunteerHub implements JobOutbox {
         socket.data.workerId = worker.id;
         socket.data.jobId = job.id;
         this.sockets.set(worker.id, socket);
+        // Sync mode: a round starts now if none runs; the new worker is reachable from here on.
+        job.rounds?.kick();
         // Its room: with the Redis adapter, workers on other processes reach it through it.
         void socket.join(workerRoom(worker.id));
         const { manifest } = job.checkpointParams();
@@ -259,6 +267,35 @@ export class VolunteerHub implements JobOutbox {
           return;
         }
         if (typeof ack === 'function') (ack as (r: { ok: true }) => void)({ ok: true });
+      }),
+    );
+
+    // Sync mode (jobs/sync-rounds.ts): a worker's answer to the round's parameters.
+    socket.on(
+      'syncContribution',
+      this.guard('syncContribution', socket, (payload: unknown) => {
+        const ctx = joined('syncContribution', undefined);
+        if (!ctx) return;
+        const r = validate(syncContributionSchema, payload);
+        const problem = !r.ok
+          ? { code: 'ERR_INVALID_PAYLOAD' as const, message: r.message }
+          : r.value.jobId !== ctx.job.id
+            ? { code: 'ERR_UNKNOWN_JOB' as const, message: `jobId: not this worker's job` }
+            : ctx.job.contributeSync(ctx.workerId, {
+                round: r.value.round,
+                samples: r.value.samples,
+                loss: r.value.loss,
+                params:
+                  r.value.params instanceof Uint8Array
+                    ? r.value.params
+                    : new Uint8Array(r.value.params),
+              });
+        if (problem) {
+          socket.emit('refused', {
+            ...this.refuse('syncContribution', problem.code, problem.message),
+            event: 'syncContribution',
+          });
+        }
       }),
     );
 

@@ -90,6 +90,7 @@ describe('spec form', () => {
       name: 'Digits again',
       model: { kind: 'mlp', inputs: 784, hidden: [128], classes: 10 },
       dataset: { kind: 'mnist' },
+      training: { mode: 'asgd' },
       communication: { encoding: 'f32' },
     });
   });

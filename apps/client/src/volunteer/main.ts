@@ -20,9 +20,12 @@ import {
   type IceConfig,
   type JobInfo,
   type LinkStats,
+  type SyncRoundMessage,
   type VolunteerClientToServerEvents,
   type VolunteerServerToClientEvents,
+  type WorkerSettings,
 } from '@meshgrad/core';
+import { jobTraffic, valveLimit } from './backpressure.ts';
 import type { BackendChoice, FromWorker, PeerCountersReport, ToWorker } from './messages.ts';
 import { PeerMesh, type LinkReport } from './peers.ts';
 
@@ -64,11 +67,17 @@ let hiddenPaused = false;
 let jobPaused = false;
 let learningRate = 0;
 let started = false;
+/** Sync mode: the newest round that arrived before the training worker was ready. */
+let heldRound: SyncRoundMessage | null = null;
 let mesh: PeerMesh | null = null;
 let ice: IceConfig = { iceServers: [] };
 /** When `ice` arrived, to refresh TURN credentials halfway through their lifetime. */
 let iceReceivedAt = 0;
 let lastLinks: LinkStats[] = [];
+/** The settings the training worker runs (from the assignment and `settings`), for the valve. */
+let currentSettings: WorkerSettings | null = null;
+/** Samples/s in the worker's last statistics, for the valve. */
+let lastSamplesPerSec = 0;
 /** Counters at the previous statistics report, for per-interval rates. */
 let previousReport: { offered: number; accepted: number; received: Map<string, number> } = {
   offered: 0,
@@ -136,6 +145,23 @@ function showJob(job: JobInfo): void {
   $('job-data').textContent =
     `${job.dataset.name} (${job.dataset.features} features${job.dataset.classes ? `, ${job.dataset.classes} classes` : ''})`;
   $('lr').textContent = String(job.learningRate);
+  $('mode').textContent =
+    job.mode === 'sync'
+      ? 'synchronous rounds (parameter server)'
+      : 'asynchronous SGD with peer exchange';
+  document.body.dataset.mode = job.mode ?? 'asgd';
+}
+
+/** Sync mode: hands a round's parameters to the training worker (jobs/sync-rounds.ts). */
+function syncRound(m: SyncRoundMessage): void {
+  $('round').textContent = m.round.toLocaleString('en-US');
+  if (!started) {
+    heldRound = m;
+    return;
+  }
+  const params =
+    m.params instanceof ArrayBuffer ? m.params : (m.params.slice().buffer as ArrayBuffer);
+  toWorker({ type: 'syncRound', round: m.round, learningRate: m.learningRate, params }, [params]);
 }
 
 function setState(text: string, kind: 'training' | 'paused' | 'error' | 'idle'): void {
@@ -185,6 +211,8 @@ function onWorkerMessage(msg: FromWorker): void {
           : `CPU backend: ${msg.reason ?? 'chosen'}`;
       document.body.dataset.backend = msg.backend;
       applyPause();
+      if (heldRound) syncRound(heldRound);
+      heldRound = null;
       return;
     }
     case 'stats': {
@@ -193,7 +221,9 @@ function onWorkerMessage(msg: FromWorker): void {
       $('samples').textContent = msg.stats.samples.toLocaleString('en-US');
       document.body.dataset.samples = String(msg.stats.samples);
       const stats = msg.stats;
+      lastSamplesPerSec = stats.samplesPerSec;
       void (mesh?.report() ?? Promise.resolve([])).then((reports) => {
+        const busy = mesh?.sendBusyFraction;
         const links = linkStats(reports, stats.peers, stats.offered, stats.accepted);
         lastLinks = links;
         showPeers(links);
@@ -207,6 +237,7 @@ function onWorkerMessage(msg: FromWorker): void {
             accepted: stats.accepted,
             paused: stats.paused,
             links,
+            ...(busy !== undefined ? { sendBusyFraction: busy } : {}),
           });
         }
       });
@@ -234,6 +265,16 @@ function onWorkerMessage(msg: FromWorker): void {
           if (!reply.ok) console.warn(`state upload refused: ${reply.code}: ${reply.message}`);
         },
       );
+      return;
+    case 'syncContribution':
+      document.body.dataset.round = String(msg.round);
+      socket?.emit('syncContribution', {
+        jobId: assignment?.job.id ?? '',
+        round: msg.round,
+        samples: msg.samples,
+        ...(msg.loss !== undefined ? { loss: msg.loss } : {}),
+        params: msg.params,
+      });
       return;
     case 'error':
       showError(`Training stopped: ${msg.message}`);
@@ -339,6 +380,16 @@ function startMesh(workerId: string): PeerMesh {
     },
     onMessage: (from, data) => toWorker({ type: 'receive', from, data }, [data]),
     onChange: postLinks,
+    valve: (drain) =>
+      currentSettings && assignment
+        ? valveLimit(
+            currentSettings,
+            jobTraffic(assignment.job),
+            assignment.job.batchSize,
+            lastSamplesPerSec,
+            drain,
+          )
+        : null,
   });
   setInterval(postLinks, LINK_STATUS_INTERVAL_MS);
   setInterval(refreshIce, 60_000);
@@ -367,6 +418,7 @@ function hello(s: VolunteerSocket, d: BackendDecision): void {
 async function onAssignment(a: Assignment): Promise<void> {
   const first = assignment === null;
   assignment = a;
+  currentSettings = a.settings;
   sessionStorage.setItem(WORKER_ID_KEY, a.workerId);
   showJob(a.job);
   learningRate = a.job.learningRate;
@@ -436,7 +488,10 @@ function connect(d: BackendDecision): void {
     toWorker({ type: 'neighbours', neighbours });
   });
   s.on('signal', ({ from, data }) => mesh?.handleSignal(from, data));
-  s.on('settings', (settings) => toWorker({ type: 'settings', settings }));
+  s.on('settings', (settings) => {
+    currentSettings = settings;
+    toWorker({ type: 'settings', settings });
+  });
   s.on('control', (control) => {
     jobPaused = control.state !== 'running';
     learningRate = control.learningRate;
@@ -444,6 +499,7 @@ function connect(d: BackendDecision): void {
     applyPause();
   });
   s.on('requestState', ({ requestId }) => toWorker({ type: 'readState', requestId }));
+  s.on('syncRound', syncRound);
   s.on('relay', ({ from, data }) => {
     const buffer = data instanceof ArrayBuffer ? data : (data.slice().buffer as ArrayBuffer);
     if (mesh) mesh.receiveRelayed(from, buffer);
@@ -452,6 +508,8 @@ function connect(d: BackendDecision): void {
   s.on('refused', (e) => {
     // A relay or signal to a neighbour that just left races the neighbour update.
     if ((e.event === 'relay' || e.event === 'signal') && e.code === 'ERR_UNKNOWN_PEER') return;
+    // A sync round that ended (timeout, everyone else answered) while this tab computed it.
+    if (e.event === 'syncContribution' && e.code === 'ERR_UNEXPECTED') return;
     console.warn(`server refused ${e.event}: ${e.code}: ${e.message}`);
   });
 }

@@ -31,7 +31,14 @@ export type ToWorker =
   /** Which peers take messages now; sent on every change and a few times a second. */
   | { readonly type: 'links'; readonly links: readonly LinkReadiness[] }
   /** Parameters for the page's debugging hook (`window.meshgrad.readParameters()`). */
-  | { readonly type: 'readParameters'; readonly requestId: string };
+  | { readonly type: 'readParameters'; readonly requestId: string }
+  /** Sync mode: a round's parameters; the worker answers with `syncContribution`. */
+  | {
+      readonly type: 'syncRound';
+      readonly round: number;
+      readonly learningRate: number;
+      readonly params: ArrayBuffer;
+    };
 
 export interface LinkReadiness {
   readonly peer: string;
@@ -82,6 +89,14 @@ export type FromWorker =
       readonly type: 'parameters';
       readonly requestId: string;
       readonly samples: number;
+      readonly params: ArrayBuffer;
+    }
+  /** Sync mode: the parameters after one SGD step from a round's parameters. */
+  | {
+      readonly type: 'syncContribution';
+      readonly round: number;
+      readonly samples: number;
+      readonly loss: number | undefined;
       readonly params: ArrayBuffer;
     }
   | { readonly type: 'error'; readonly message: string };

@@ -18,6 +18,7 @@ import {
 } from '@meshgrad/core';
 import { WebGpuBackend, requestBackendDevice } from '@meshgrad/shaders';
 import type { FromWorker, LinkReadiness, ToWorker } from './messages.ts';
+import { SyncTrainer } from './sync-trainer.ts';
 
 declare const self: DedicatedWorkerGlobalScope;
 
@@ -29,6 +30,8 @@ const SLICE_MS = 50;
 const DRAIN_EVERY_STEPS = 8;
 
 let asgd: AsgdWorker | null = null;
+/** Training mode `sync`: the server's rounds drive the backend instead of the ASGD loop. */
+let sync: SyncTrainer | null = null;
 let paused = false;
 let dutyCycle = 1;
 let running = false;
@@ -122,6 +125,19 @@ async function start(msg: Extract<ToWorker, { type: 'start' }>): Promise<void> {
   dutyCycle = msg.dutyCycle;
   stopAfterSamples = msg.stopAfterSamples;
   post({ type: 'ready', backend: backend.name, reason });
+  if (msg.job.mode === 'sync') {
+    const trainer: SyncTrainer = new SyncTrainer({
+      backend,
+      nextBatch: () => batcher.next(),
+      post,
+      halted: () =>
+        paused || (stopAfterSamples !== undefined && trainer.samples >= stopAfterSamples),
+      dutyCycle: () => dutyCycle,
+    });
+    sync = trainer;
+    trainer.start();
+    return;
+  }
   void loop(asgd);
 }
 
@@ -202,6 +218,10 @@ async function handle(msg: ToWorker): Promise<void> {
     case 'control':
       paused = msg.paused;
       if (asgd) asgd.learningRate = msg.learningRate;
+      sync?.resume();
+      return;
+    case 'syncRound':
+      sync?.offer(msg);
       return;
     case 'duty':
       dutyCycle = Math.min(1, Math.max(0.05, msg.dutyCycle));
@@ -211,7 +231,7 @@ async function handle(msg: ToWorker): Promise<void> {
       return;
     case 'readParameters': {
       if (!asgd) return;
-      const samples = asgd.counters.samples;
+      const samples = sync?.samples ?? asgd.counters.samples;
       const buffer = (await asgd.readParameters()).buffer as ArrayBuffer;
       post({ type: 'parameters', requestId: msg.requestId, samples, params: buffer }, [buffer]);
       return;

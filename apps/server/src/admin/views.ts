@@ -58,6 +58,9 @@ export function jobSummary(job: Job): AdminJobSummary {
     samples: job.samples,
     workers: job.workers.size,
     samplesPerSec,
+    training: job.rounds
+      ? { mode: 'sync', round: job.rounds.round, waitingFor: job.rounds.pending().length }
+      : { mode: 'asgd' },
     ...(lossN > 0 ? { trainLoss: lossSum / lossN } : {}),
     balancer: job.balancer,
     defaultSettings: { ...job.spec.communication },

@@ -15,6 +15,7 @@ import {
   type ModelTraffic,
   type ParameterLayout,
   type Stats,
+  type SyncRoundMessage,
   type WorkerPlan,
   type WorkerReport,
   type WorkerSettings,
@@ -25,6 +26,7 @@ import type { BalancerMode, CheckpointManifest, DataStore, MetricsRecord } from 
 import { openCustomKernel, type CustomKernel } from './custom-kernel.ts';
 import { loadJobData } from './data.ts';
 import { coreModelSpec, type JobSpec } from './job-spec.ts';
+import { SyncRounds, type SyncContributionIn, type SyncRefusal } from './sync-rounds.ts';
 
 export { loadJobData } from './data.ts';
 
@@ -77,7 +79,12 @@ export interface JobOutbox {
   settings(workerId: string, settings: WorkerSettings): void;
   requestState(workerId: string, requestId: string): void;
   control(workerId: string, state: JobState, learningRate: number): void;
+  /** Sync mode: a round's parameters for a worker (jobs/sync-rounds.ts). */
+  syncRound?(workerId: string, message: SyncRoundMessage): void;
 }
+
+/** The checkpoint author in sync mode, where the server's own parameters are the model. */
+export const SYNC_SERVER_WORKER = 'server';
 
 /** What a cluster already knows about a job when a process opens it. */
 export interface SharedJobState {
@@ -149,6 +156,12 @@ export class Job {
   private shardBytes = new Map<number, { bytes: Uint8Array; etag: string }>();
   private shards: Dataset[] = [];
   latest: CheckpointManifest | null = null;
+  /** Sync mode's round coordinator, which owns the model there; null in ASGD mode. */
+  rounds: SyncRounds | null = null;
+  /** The round a sync-mode checkpoint last stored, so an idle job stores no duplicates. */
+  private roundAtCheckpoint = -1;
+  /** The socket layer's outbox as last handed in: sync rounds go out through it. */
+  private outbox: JobOutbox | null = null;
   /** A custom model's compiled gradient kernel; null for built-in models. */
   kernel: CustomKernel | null = null;
   /** Shared state with other server processes; null when this process runs alone. */
@@ -218,6 +231,7 @@ export class Job {
       job.credited = new Map(Object.entries(progress.credited));
       if (progress.balancer) job.balancer = progress.balancer;
     }
+    if (spec.training.mode === 'sync') job.rounds = job.createRounds();
     // Never report fewer samples than the newest checkpoint already recorded.
     if (job.latest && job.latest.samples > job.samples) job.samples = job.latest.samples;
     if (job.latest) {
@@ -249,6 +263,7 @@ export class Job {
       learningRate: this.learningRate,
       seed: spec.seed,
       state: this.state,
+      mode: spec.training.mode,
       dataset: {
         name: this.train.name,
         features: this.train.features,
@@ -346,11 +361,14 @@ export class Job {
     }
     void this.store.appendEvent(this.id, { event: 'join', worker: id, backend: device.backend });
     this.renewNeighbours(outbox, id);
+    // Sync mode: the socket layer starts a round once it can reach this worker (`kick`).
+    this.outbox = outbox;
     return entry;
   }
 
   leave(workerId: string, reason: string, outbox: JobOutbox): void {
     if (!this.workers.delete(workerId)) return;
+    this.rounds?.leave(workerId);
     this.metrics.workers.set({ job: this.id }, this.workers.size);
     if (this.pendingState?.workerId === workerId) this.pendingState = null;
     this.log.info({ worker: workerId, reason }, 'worker left');
@@ -378,6 +396,8 @@ export class Job {
    * their ring neighbours.
    */
   private renewNeighbours(outbox: JobOutbox, skip?: string): void {
+    // Sync mode exchanges nothing between workers: the server's rounds carry the model.
+    if (this.rounds) return;
     // Every process computes the same ring over all workers of the cluster and tells its own.
     const ids = [...new Set([...this.workers.keys(), ...(this.sync?.remote.keys() ?? [])])].sort();
     const n = ids.length;
@@ -428,6 +448,8 @@ export class Job {
    */
   balanceWorkers(outbox: JobOutbox, nowS = performance.now() / 1000): void {
     if (this.balancer.mode !== 'automatic' || this.state === 'stopped') return;
+    // Sync mode sends nothing between workers: there is no traffic to balance.
+    if (this.rounds) return;
     const reports: WorkerReport[] = [];
     for (const w of this.workers.values()) {
       if (!w.reported) continue;
@@ -511,6 +533,9 @@ export class Job {
     worker.links = stats.links;
     worker.sendBusyFraction = stats.sendBusyFraction;
     worker.reported = true;
+    // Sync mode: a paused tab holds its round, so the barrier stops waiting for it.
+    if (worker.paused) this.rounds?.leave(worker.id);
+    else this.rounds?.kick();
   }
 
   setControl(state: JobState, learningRate: number, outbox: JobOutbox, fromCluster = false): void {
@@ -520,6 +545,8 @@ export class Job {
     for (const w of this.workers.values()) outbox.control(w.id, state, learningRate);
     void this.store.appendEvent(this.id, { event: 'control', state, learningRate });
     if (!fromCluster) this.sync?.controlChanged(state, learningRate);
+    this.outbox = outbox;
+    this.rounds?.kick();
   }
 
   /**
@@ -671,6 +698,8 @@ export class Job {
   /** Periodic work: drop stale workers, update gauges, persist progress, ask for state, stop. */
   async tick(outbox: JobOutbox): Promise<void> {
     if (this.sync) await this.clusterTick(this.sync, outbox);
+    this.outbox = outbox;
+    this.rounds?.tick();
     const now = Date.now();
     this.checkStop(outbox, now);
     for (const w of [...this.workers.values()]) {
@@ -715,6 +744,7 @@ export class Job {
   requestState(outbox: JobOutbox): string | null {
     // A job that met its stop criterion ends with the checkpoint that met it.
     if (this.stopDue !== null || this.state === 'stopped') return null;
+    if (this.rounds) return this.checkpointRounds(this.rounds);
     let best: WorkerEntry | null = null;
     for (const w of this.workers.values()) {
       if (w.paused || w.contributed === 0) continue;
@@ -725,6 +755,54 @@ export class Job {
     this.pendingState = { requestId, workerId: best.id, sentAt: Date.now(), samples: this.samples };
     outbox.requestState(best.id, requestId);
     return requestId;
+  }
+
+  /**
+   * Sync mode: the server's own parameters are the model, so a checkpoint evaluates and stores
+   * them, through the same path as a worker's upload. Null when no round finished since the
+   * last one.
+   */
+  private checkpointRounds(rounds: SyncRounds): string | null {
+    if (rounds.round === this.roundAtCheckpoint || this.pendingState) return null;
+    this.roundAtCheckpoint = rounds.round;
+    const requestId = `r-${randomUUID().slice(0, 12)}`;
+    const workerId = SYNC_SERVER_WORKER;
+    this.pendingState = { requestId, workerId, sentAt: Date.now(), samples: this.samples };
+    const p = rounds.params;
+    const bytes = new Uint8Array(p.buffer, p.byteOffset, p.byteLength);
+    void this.acceptState(workerId, requestId, bytes).then(
+      (problem) => {
+        if (problem) this.log.warn({ problem }, 'sync checkpoint not stored');
+      },
+      (err: unknown) => this.log.error({ err }, 'sync checkpoint failed'),
+    );
+    return requestId;
+  }
+
+  /** Sync mode: a worker's contribution to the open round; a refusal, or null when counted. */
+  contributeSync(workerId: string, contribution: SyncContributionIn): SyncRefusal | null {
+    if (!this.rounds) {
+      return { code: 'ERR_UNEXPECTED', message: `(payload): job ${this.id} is not in sync mode` };
+    }
+    return this.rounds.contribute(workerId, contribution);
+  }
+
+  private createRounds(): SyncRounds {
+    return new SyncRounds({
+      jobId: this.id,
+      params: this.checkpointParams().params,
+      roundTimeoutMs: this.spec.training.roundTimeoutSec * 1000,
+      participants: () => [...this.workers.values()].filter((w) => !w.paused).map((w) => w.id),
+      running: () => this.state === 'running',
+      learningRate: () => this.learningRate,
+      send: (workerId, message) => this.outbox?.syncRound?.(workerId, message),
+      onRound: (r) => {
+        if (r.timedOut > 0 || r.contributors === 0) {
+          this.log.debug({ ...r }, 'sync round finished short');
+        }
+      },
+      log: this.log,
+    });
   }
 
   /**

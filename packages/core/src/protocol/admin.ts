@@ -84,6 +84,13 @@ export interface AdminJobSummary {
   /** Mean of the workers' last reported training loss. */
   readonly trainLoss?: number;
   readonly balancer: BalancerSetting;
+  /**
+   * How workers combine their work (job spec `training.mode`): `asgd`, or `sync` with the
+   * server's round in progress (or the last one). Absent from older servers: `asgd`.
+   */
+  readonly training?:
+    | { readonly mode: 'asgd' }
+    | { readonly mode: 'sync'; readonly round: number; readonly waitingFor: number };
   /** The spec's communication settings: what `automatic` hands out until the balancer lands. */
   readonly defaultSettings: WorkerSettings;
   readonly latestCheckpoint: AdminCheckpoint | null;

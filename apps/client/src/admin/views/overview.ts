@@ -22,6 +22,13 @@ export class OverviewView {
     const state = $('kpi-state');
     setText(state, STATE_TEXT[job.state]);
     state.className = `value state-${job.state}`;
+    const training = job.training ?? { mode: 'asgd' };
+    setText(
+      $('kpi-training'),
+      training.mode === 'sync'
+        ? `sync, round ${formatCount(training.round)}${training.waitingFor > 0 ? ` (waiting for ${training.waitingFor})` : ''}`
+        : 'ASGD',
+    );
     setText($('kpi-workers'), String(job.workers));
     setText($('kpi-sps'), formatRate(job.samplesPerSec));
     setText($('kpi-samples'), formatCount(job.samples));
