@@ -203,7 +203,9 @@ test('with the token the charts and tables show the running volunteers and updat
     const row = admin.locator(`#workers-table tr[data-worker="${id}"]`);
     await expect(row).toBeVisible();
     await expect(row.locator('.backend')).toContainText('CPU');
-    await expect(row.locator('.settings')).toHaveText('b=128 · m=1 · f32');
+    // The automatic balancer tunes them from the job's defaults and says why.
+    await expect(row.locator('.settings')).toHaveText(/^b=\d+ · m=\d+ · (f32|f16|int8)$/);
+    await expect(row.locator('.balance')).toContainText('budget');
     await expect(row).toHaveAttribute('data-state', 'training', { timeout: 15_000 });
     await expect(row.locator('.neighbours')).toContainText(ids.find((x) => x !== id) as string);
   }
@@ -268,8 +270,10 @@ test('pause, resume, a learning-rate change and fixed settings reach the running
   await openView(admin, 'workers');
   const rows = admin.locator('#workers-table tbody tr');
   await expect(rows).toHaveCount(2);
-  for (const row of await rows.all())
+  for (const row of await rows.all()) {
     await expect(row.locator('.settings')).toHaveText('b=64 · m=2 · f16');
+    await expect(row.locator('.balance')).toHaveCount(0);
+  }
   // The per-worker charts pick the change up from the next metrics record.
   await openView(admin, 'overview');
   await expect
@@ -284,17 +288,14 @@ test('pause, resume, a learning-rate change and fixed settings reach the running
       { timeout: 20_000 },
     )
     .toBe('f16');
-  // Back to automatic, which for now means the job's defaults, as the page says.
+  // Back to automatic: the balancer takes over from the current settings, as the page says.
   await openView(admin, 'control');
-  await expect(admin.locator('#balancer-note')).toContainText(
-    "automatic means the job's default settings",
-  );
+  await expect(admin.locator('#balancer-note')).toContainText('from the current settings');
   await admin.locator('#balancer-automatic').check();
   await admin.locator('#balancer-apply').click();
   await expect(admin.locator('#control-toast')).toContainText('automatic');
   await openView(admin, 'workers');
-  for (const row of await rows.all())
-    await expect(row.locator('.settings')).toHaveText('b=128 · m=1 · f32');
+  for (const row of await rows.all()) await expect(row.locator('.balance')).toContainText('budget');
 });
 
 test('a downloaded safetensors checkpoint parses and evaluates to the accuracy the console shows', async () => {

@@ -29,6 +29,12 @@ import {
   type SignalData,
   type StatsRecord,
 } from '@meshgrad/core';
+import { BUSY_SAMPLE_MS, BusyMeter, type ValveLimit } from './backpressure.ts';
+
+/** While the local safety valve holds sends back, the buffers are looked at this often, ms. */
+export const VALVE_RECHECK_MS = 50;
+/** A busy fraction under this gives no drain-rate sample (goodput / busy would be noise). */
+const MIN_BUSY_FOR_DRAIN = 0.02;
 
 export interface SimplePeerLinkOptions {
   readonly peer: string;
@@ -228,12 +234,21 @@ export interface PeerMeshOptions {
   readonly connectTimeoutMs?: number;
   readonly reconnectAfterMs?: number;
   readonly now?: () => number;
+  /**
+   * The local safety valve (DESIGN §3): what the channels may hold before the next send, given
+   * the rate they were last seen to drain at (bytes/s, undefined until measured); null while
+   * the settings are unknown. Absent: only the hard backlog limit applies.
+   */
+  readonly valve?: (drainBytesPerSec: number | undefined) => ValveLimit | null;
 }
 
 /** What the training loop needs to know about a peer before it reads and sends blocks. */
 export interface LinkStatus {
   readonly peer: string;
-  /** Takes a message now: open and under the backlog limit, or on the server relay. */
+  /**
+   * Takes a message now: on the server relay, or open, under the backlog limit and, with the
+   * worker's channels together, under the local safety valve.
+   */
   readonly ready: boolean;
   readonly maxMessageBytes: number;
 }
@@ -276,9 +291,26 @@ export class PeerMesh {
   private readonly entries = new Map<string, Entry>();
   private readonly now: () => number;
   private destroyed = false;
+  private readonly busy: BusyMeter;
+  private busyTimer: ReturnType<typeof setInterval> | undefined;
+  /** Rate the channels empty at while they hold bytes (goodput / busy fraction), bytes/s. */
+  private drainBytesPerSec: number | undefined;
+  private valveClosed = false;
+  private valveTimer: ReturnType<typeof setTimeout> | undefined;
+  /** See `sendBusyFraction`. */
+  private lastBusyFraction: number | undefined;
 
   constructor(private readonly opts: PeerMeshOptions) {
     this.now = opts.now ?? (() => performance.now());
+    this.busy = new BusyMeter(this.now());
+  }
+
+  /**
+   * Fraction of the interval up to the last `report()` during which any data channel had bytes
+   * buffered (the stats' `sendBusyFraction`); undefined when no direct link was open then.
+   */
+  get sendBusyFraction(): number | undefined {
+    return this.lastBusyFraction;
   }
 
   /** The server's current neighbour list: links open to new neighbours, close to old ones. */
@@ -342,8 +374,13 @@ export class PeerMesh {
       return false;
     }
     entry.meter.queued(data.byteLength);
+    this.busy.sent(this.now());
+    this.busyTimer ??= setInterval(() => this.lookAtBuffers(), BUSY_SAMPLE_MS);
     if (!entry.full && link.bufferedAmount >= BACKLOG_HARD_LIMIT_BYTES) {
       entry.full = true;
+      this.opts.onChange();
+    } else if (!this.valveClosed && this.overValve()) {
+      this.valveClosed = true;
       this.opts.onChange();
     }
     return true;
@@ -357,6 +394,8 @@ export class PeerMesh {
 
   /** Which peers take messages now. */
   status(): LinkStatus[] {
+    this.valveClosed = this.overValve();
+    if (this.valveClosed) this.recheckValve();
     const out: LinkStatus[] = [];
     for (const e of this.entries.values()) {
       if (!e.neighbour) continue;
@@ -373,7 +412,7 @@ export class PeerMesh {
       if (link && !e.full && link.bufferedAmount >= BACKLOG_HARD_LIMIT_BYTES) e.full = true;
       out.push({
         peer: e.peer,
-        ready: e.route !== 'connecting' && !!link?.open && !e.full,
+        ready: e.route !== 'connecting' && !!link?.open && !e.full && !this.valveClosed,
         maxMessageBytes: link?.maxMessageSize ?? DEFAULT_MAX_MESSAGE_BYTES,
       });
     }
@@ -389,7 +428,12 @@ export class PeerMesh {
       ),
     );
     const now = this.now();
-    return entries.map((e, i) => {
+    this.lookAtBuffers();
+    const busy = this.busy.take(now);
+    const direct = entries.filter((e) => e.link?.open && e.route !== 'server');
+    this.lastBusyFraction = direct.length > 0 ? busy : undefined;
+    let directGoodput = 0;
+    const reports = entries.map((e, i) => {
       const probe = probes[i];
       if (probe) {
         e.rttMs = probe.rttMs;
@@ -400,6 +444,7 @@ export class PeerMesh {
       const onLink = e.route === 'direct' || e.route === 'turn';
       const backlog = onLink ? (e.link?.bufferedAmount ?? 0) : 0;
       const interval = e.meter.sample(now, backlog);
+      if (onLink) directGoodput += interval.goodputBytesPerSec;
       return {
         peer: e.peer,
         route: e.route,
@@ -410,12 +455,56 @@ export class PeerMesh {
         lastError: e.lastError,
       };
     });
+    if (busy >= MIN_BUSY_FOR_DRAIN && directGoodput > 0) {
+      this.drainBytesPerSec = directGoodput / busy;
+    }
+    return reports;
   }
 
   /** Closes every link. */
   destroy(): void {
     this.destroyed = true;
+    clearInterval(this.busyTimer);
+    clearTimeout(this.valveTimer);
     for (const entry of [...this.entries.values()]) this.remove(entry);
+  }
+
+  /** Bytes buffered on all open direct (or TURN) channels. */
+  private bufferedBytes(): number {
+    let total = 0;
+    for (const e of this.entries.values()) {
+      if (e.route !== 'server' && e.link?.open) total += e.link.bufferedAmount;
+    }
+    return total;
+  }
+
+  /** Whether the next send would take the channels over the local safety valve. */
+  private overValve(): boolean {
+    const limit = this.opts.valve?.(this.drainBytesPerSec);
+    return !!limit && this.bufferedBytes() + limit.nextSendBytes > limit.limitBytes;
+  }
+
+  /** While the valve is closed, looks again soon, so sends resume once the buffers drain. */
+  private recheckValve(): void {
+    if (this.valveTimer !== undefined || this.destroyed) return;
+    this.valveTimer = setTimeout(() => {
+      this.valveTimer = undefined;
+      if (this.overValve()) this.recheckValve();
+      else {
+        this.valveClosed = false;
+        this.opts.onChange();
+      }
+    }, VALVE_RECHECK_MS);
+  }
+
+  /** Feeds the busy meter; stops looking once every buffer is empty. */
+  private lookAtBuffers(): void {
+    const busy = this.bufferedBytes() > 0;
+    this.busy.observe(this.now(), busy);
+    if (!busy) {
+      clearInterval(this.busyTimer);
+      this.busyTimer = undefined;
+    }
   }
 
   private initiator(peer: string): boolean {

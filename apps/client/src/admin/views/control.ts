@@ -237,10 +237,11 @@ export class ControlView {
     const d = job.defaultSettings;
     setText(
       $('balancer-note'),
-      `Automatic will hand each worker settings tuned to its links once the bandwidth-aware ` +
-        `balancer is built; until then automatic means the job's default settings ` +
-        `(${settingsText(d)}). Fixed gives every worker the same b, m and encoding, ` +
-        `now and when it joins. m is at most ${job.blockCount} (the model's blocks).`,
+      `Automatic: the bandwidth-aware balancer tunes each worker's settings to its links every ` +
+        `second, starting from the job's defaults (${settingsText(d)}) for a worker that ` +
+        `joins, and from the current settings when switched on. Fixed gives every worker the ` +
+        `same b, m and encoding, now and when it joins. m is at most ${job.blockCount} (the ` +
+        `model's blocks).`,
     );
     if (!this.dirty.has('balancer')) {
       const fixed = job.balancer.mode === 'fixed';

@@ -4,6 +4,7 @@ import { $, h, replaceChildren, setText, show } from '../dom.ts';
 import {
   adapterText,
   browserText,
+  formatBytesPerSec,
   formatCount,
   formatDuration,
   formatRate,
@@ -18,6 +19,13 @@ const STATE_TEXT: Record<AdminWorker['state'], string> = {
   idle: 'idle',
   silent: 'not reporting',
 };
+
+/** Why the automatic balancer chose a worker's settings: its rule, budget and capacity. */
+function balanceText(b: NonNullable<AdminWorker['balance']>): string {
+  const capacity =
+    b.capacityBytesPerSec === null ? 'unknown' : formatBytesPerSec(b.capacityBytesPerSec);
+  return `${b.reason}${b.congested ? ' (congested)' : ''} · budget ${formatBytesPerSec(b.budgetBytesPerSec)} · capacity ${capacity}`;
+}
 
 function row(w: AdminWorker): HTMLTableRowElement {
   const d = w.device;
@@ -49,7 +57,12 @@ function row(w: AdminWorker): HTMLTableRowElement {
       formatCount(w.contributed),
       h('span', { class: 'sub' }, `${formatShare(w.share)} of all`),
     ),
-    h('td', { class: 'settings' }, settingsText(w.settings)),
+    h(
+      'td',
+      {},
+      h('span', { class: 'settings' }, settingsText(w.settings)),
+      w.balance ? h('span', { class: 'sub balance' }, balanceText(w.balance)) : null,
+    ),
     h(
       'td',
       { class: 'neighbours' },
