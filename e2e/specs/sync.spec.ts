@@ -1,0 +1,153 @@
+/**
+ * Synchronous parameter-server SGD (job spec `training.mode: "sync"`, issue 5 part 3) end to
+ * end: real Chromium tabs (WebGPU on SwiftShader, and the CPU backend), the real server process,
+ * real socket.io. Each round the server sends its parameters to every tab, each tab steps once
+ * and sends its parameters back, and the server applies the mean once all have answered.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Browser, BrowserContext, Page } from '@playwright/test';
+import { test, expect } from './fixtures.ts';
+import { buildOnce, freePort, ServerProcess } from '../volunteer/server-process.ts';
+
+const ARTIFACTS = join(import.meta.dirname, '../artifacts');
+/** The volunteer spec's job, in sync mode. */
+const JOB = {
+  id: 'mnist-mlp-sync',
+  name: 'MNIST digits, 784-128-10 MLP, synchronous',
+  host: 'meshgrad e2e',
+  model: { kind: 'mlp', inputs: 784, hidden: [128], classes: 10 },
+  dataset: { kind: 'mnist' },
+  batchSize: 32,
+  learningRate: 0.1,
+  checkpointIntervalSec: 3,
+  // Longer than the closed-tab test waits: progress there can only come from the tab leaving.
+  training: { mode: 'sync', roundTimeoutSec: 120 },
+};
+/** The volunteer spec's target, evaluated by the server on the held-out digits. */
+const TARGET_ACCURACY = 0.85;
+
+interface History {
+  samples: number;
+  history: Array<{ samples: number; testAccuracy?: number; checkpoint?: number; workers: number }>;
+}
+
+let server: ServerProcess;
+const contexts: BrowserContext[] = [];
+
+test.describe.configure({ mode: 'serial' });
+
+test.beforeAll(async () => {
+  test.setTimeout(300_000);
+  buildOnce();
+  mkdirSync(ARTIFACTS, { recursive: true });
+  server = new ServerProcess(await freePort(), JOB);
+  await server.start();
+});
+
+test.afterAll(async () => {
+  for (const c of contexts) await c.close().catch(() => undefined);
+  await server?.stop();
+});
+
+async function history(): Promise<History> {
+  return (await (await fetch(`${server.url}/api/jobs/${JOB.id}/metrics`)).json()) as History;
+}
+
+async function health(): Promise<{ workers: number }> {
+  return (await (await fetch(`${server.url}/healthz`)).json()) as { workers: number };
+}
+
+async function volunteer(browser: Browser, query: string): Promise<Page> {
+  const context = await browser.newContext();
+  contexts.push(context);
+  const page = await context.newPage();
+  page.on('console', (msg) => console.log(`[tab ${query}] ${msg.text()}`));
+  page.on('pageerror', (err) => console.log(`[tab ${query}:error] ${err.message}`));
+  await page.goto(`${server.url}/${query}`);
+  await expect(page.locator('#job-name')).toHaveText(JOB.name);
+  await expect(page.locator('#mode')).toContainText('synchronous');
+  return page;
+}
+
+async function joinJob(page: Page): Promise<void> {
+  await page.locator('#join').click();
+  await expect(page.locator('#state')).toHaveText('Training', { timeout: 60_000 });
+}
+
+/** The last round a tab contributed to. */
+const roundOf = async (page: Page) =>
+  Number((await page.locator('body').getAttribute('data-round')) ?? '0');
+
+test('three tabs train the sync job to 85% test accuracy, round by round, without peers', async ({
+  browser,
+}) => {
+  test.setTimeout(420_000);
+  const gpuTab = await volunteer(browser, '?backend=webgpu');
+  const cpuTab = await volunteer(browser, '?backend=cpu');
+  const autoTab = await volunteer(browser, '');
+  const tabs = [gpuTab, cpuTab, autoTab];
+  for (const tab of tabs) await joinJob(tab);
+  await expect(gpuTab.locator('#backend')).toContainText('WebGPU');
+  await expect(cpuTab.locator('#backend')).toContainText('CPU backend');
+  await expect.poll(async () => (await health()).workers, { timeout: 10_000 }).toBe(3);
+
+  const started = Date.now();
+  await expect
+    .poll(
+      async () =>
+        (await history()).history.filter((h) => h.testAccuracy !== undefined).at(-1)
+          ?.testAccuracy ?? 0,
+      { timeout: 360_000, intervals: [2_000] },
+    )
+    .toBeGreaterThanOrEqual(TARGET_ACCURACY);
+  const rounds = await Promise.all(tabs.map(roundOf));
+  const h = await history();
+  const reached = h.history.filter((r) => (r.testAccuracy ?? 0) >= TARGET_ACCURACY)[0];
+  console.log(
+    `sync: ${TARGET_ACCURACY} test accuracy (${reached?.testAccuracy}) at checkpoint ${reached?.checkpoint}, ` +
+      `${reached?.samples} samples, tabs at rounds ${rounds.join('/')}, ${((Date.now() - started) / 1000).toFixed(0)} s after joining`,
+  );
+  await gpuTab.screenshot({ path: join(ARTIFACTS, 'volunteer-sync.png'), fullPage: true });
+
+  // Every tab took part in the rounds, as the barrier demands: none fell far behind.
+  for (const r of rounds) expect(r).toBeGreaterThan(10);
+  expect(Math.max(...rounds) - Math.min(...rounds)).toBeLessThan(Math.max(...rounds) / 2);
+  // No peer links in sync mode: the server's rounds carry the model.
+  for (const tab of tabs) {
+    await expect(tab.locator('#peers')).toHaveText('0');
+    expect(
+      await tab.evaluate(
+        () => (window as unknown as { meshgrad: { links(): unknown[] } }).meshgrad.links().length,
+      ),
+    ).toBe(0);
+  }
+  // Samples only go up.
+  for (let i = 1; i < h.history.length; i++) {
+    expect(h.history[i]!.samples).toBeGreaterThanOrEqual(h.history[i - 1]!.samples);
+  }
+});
+
+test('a tab closed mid-training leaves its round; the other tabs go on at once', async () => {
+  test.setTimeout(90_000);
+  const closing = contexts.pop();
+  if (!closing) throw new Error('no tab to close');
+  const remaining = contexts.map((c) => c.pages()[0]!);
+  // Close while rounds run, so the tab leaves with a round still waiting for it.
+  const before = await Promise.all(remaining.map(roundOf));
+  await closing.close();
+  await expect.poll(async () => (await health()).workers, { timeout: 10_000 }).toBe(2);
+  const after = await Promise.all(remaining.map(roundOf));
+  // Well within the 120 s round timeout: the barrier released when the tab left.
+  await expect
+    .poll(
+      async () => (await Promise.all(remaining.map(roundOf))).every((r, i) => r >= after[i]! + 5),
+      {
+        timeout: 45_000,
+      },
+    )
+    .toBe(true);
+  console.log(
+    `sync: after closing a tab, rounds ${before.join('/')} → ${(await Promise.all(remaining.map(roundOf))).join('/')}`,
+  );
+});
