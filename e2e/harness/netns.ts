@@ -9,16 +9,18 @@
  *   volunteer ns ──veth── host ──veth── volunteer ns
  *        upload: tbf on the namespace end;  download: tbf on the host end
  *
- * Needs root (`ip netns`, `tc`, `sysctl`). Everything a lab makes carries its prefix, and
+ * Needs root and iproute2 (`ip netns`, `tc`). Everything a lab makes carries its prefix, and
  * `NetnsLab.removeStale` deletes leftovers of that prefix from an earlier run that died.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /** Subnets are 10.<SUBNET_OCTET>.<n>.0/30, n = 1, 2, … (host end .1, namespace end .2). */
 const SUBNET_OCTET = 213;
+/** The host's IPv4 forwarding switch (no `sysctl` binary needed: minimal images lack procps). */
+const IP_FORWARD = '/proc/sys/net/ipv4/ip_forward';
 /** Longest Linux interface name (IFNAMSIZ − 1). */
 const MAX_IFNAME = 15;
 /**
@@ -31,8 +33,10 @@ const TBF_LATENCY_MS = 100;
 export interface ShapedLinkSpec {
   /** Short name, e.g. `fast`; the namespace is `<prefix><name>`. */
   readonly name: string;
-  /** Rate of each direction, kbit/s. */
-  readonly rateKbit: number;
+  /** Rate from the volunteer out (its upload), kbit/s. */
+  readonly uploadKbit: number;
+  /** Rate to the volunteer (its download), kbit/s. */
+  readonly downloadKbit: number;
 }
 
 export interface ShapedLink extends ShapedLinkSpec {
@@ -117,8 +121,8 @@ export class NetnsLab {
    */
   setup(specs: readonly ShapedLinkSpec[]): ShapedLink[] {
     this.removeStale();
-    this.forwardingBefore = run('sysctl', ['-n', 'net.ipv4.ip_forward']).trim();
-    run('sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']);
+    this.forwardingBefore = readFileSync(IP_FORWARD, 'utf8').trim();
+    writeFileSync(IP_FORWARD, '1');
     for (const [i, spec] of specs.entries()) {
       const namespace = `${this.prefix}${spec.name}`;
       const hostInterface = `${namespace}-h`;
@@ -150,10 +154,11 @@ export class NetnsLab {
     return this.links;
   }
 
-  /** Sets (or changes) the rate of both directions of a link; default: the spec's rate. */
-  shape(link: ShapedLink, rateKbit = link.rateKbit): void {
-    const tbf = tbfArgs(rateKbit);
-    run('tc', ['qdisc', 'replace', 'dev', link.hostInterface, 'root', ...tbf]);
+  /** Sets (or changes) the rates of a link's two directions; default: the spec's rates. */
+  shape(link: ShapedLink, uploadKbit = link.uploadKbit, downloadKbit = link.downloadKbit): void {
+    const up = tbfArgs(uploadKbit);
+    const down = tbfArgs(downloadKbit);
+    run('tc', ['qdisc', 'replace', 'dev', link.hostInterface, 'root', ...down]);
     run('tc', [
       '-n',
       link.namespace,
@@ -162,14 +167,14 @@ export class NetnsLab {
       'dev',
       link.namespaceInterface,
       'root',
-      ...tbf,
+      ...up,
     ]);
   }
 
   /** Bytes the kernel moved over the link so far, each direction (from the volunteer's side). */
   counters(link: ShapedLink): LinkCounters {
     const bytes = (dev: string, dir: 'rx' | 'tx') =>
-      Number(run('cat', [`/sys/class/net/${dev}/statistics/${dir}_bytes`]).trim());
+      Number(readFileSync(`/sys/class/net/${dev}/statistics/${dir}_bytes`, 'utf8').trim());
     // The host end transmits what the volunteer downloads and receives what it uploads.
     return {
       uploadBytes: bytes(link.hostInterface, 'rx'),
@@ -232,16 +237,16 @@ exec ip netns exec ${link.namespace} ${binary} "\${args[@]}"
    * restores the forwarding setting. Safe to call twice and after a failed setup.
    */
   cleanup(): void {
+    if (this.forwardingBefore !== null) {
+      writeFileSync(IP_FORWARD, this.forwardingBefore);
+      this.forwardingBefore = null;
+    }
+    if (this.wrapperDir) rmSync(this.wrapperDir, { recursive: true, force: true });
+    this.wrapperDir = null;
     for (const link of this.links.splice(0)) {
       tryRun('ip', ['netns', 'delete', link.namespace]);
       tryRun('ip', ['link', 'delete', link.hostInterface]);
     }
     this.removeStale();
-    if (this.forwardingBefore !== null) {
-      tryRun('sysctl', ['-q', '-w', `net.ipv4.ip_forward=${this.forwardingBefore}`]);
-      this.forwardingBefore = null;
-    }
-    if (this.wrapperDir) rmSync(this.wrapperDir, { recursive: true, force: true });
-    this.wrapperDir = null;
   }
 }
