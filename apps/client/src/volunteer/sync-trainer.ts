@@ -75,9 +75,11 @@ export class SyncTrainer {
     this.timer = null;
   }
 
-  /** A round's parameters from the server. */
+  /**
+   * A round's parameters from the server. The newest arrival wins, whatever its number: a
+   * restarted server counts rounds from its checkpoint again.
+   */
   offer(round: Round): void {
-    if (round.round < this.round) return;
     this.pending = round;
     this.resume();
   }

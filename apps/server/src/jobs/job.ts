@@ -599,6 +599,9 @@ export class Job {
   async attachSync(sync: JobSync, shared: SharedJobState | null): Promise<void> {
     this.sync = sync;
     this.leader = false;
+    if (this.rounds) {
+      this.log.warn('sync mode runs on one server process: each process runs its own rounds');
+    }
     // Neighbours span processes from now on: a balancer made alone would choose them.
     this.autoBalancer = null;
     if (shared) {
