@@ -31,6 +31,19 @@ import {
 } from '@meshgrad/core';
 import { BUSY_SAMPLE_MS, BusyMeter, type ValveLimit } from './backpressure.ts';
 
+/**
+ * A side that names a peer with a smaller id waits this long for the peer's offer before it
+ * offers itself, ms: neighbour lists are one-way (the balancer chooses whom each worker sends
+ * to), so the peer may not name it and no offer may come.
+ */
+export const OFFER_WAIT_MS = 5_000;
+/**
+ * A link kept only because the peer may send over it (we do not name the peer) closes after
+ * this long without a message from the peer, ms.
+ */
+export const IDLE_LINK_CLOSE_MS = 60_000;
+/** The answering side retries a failed link this many times later than the offering side. */
+const ANSWERER_RETRY_FACTOR = 1.5;
 /** While the local safety valve holds sends back, the buffers are looked at this often, ms. */
 export const VALVE_RECHECK_MS = 50;
 /** A busy fraction under this gives no drain-rate sample (goodput / busy would be noise). */
@@ -51,6 +64,8 @@ export interface SimplePeerLinkOptions {
 /** A `PeerLink` over one simple-peer data channel. */
 export class SimplePeerLink implements PeerLink {
   readonly peer: string;
+  /** This side sent the offer. */
+  readonly initiator: boolean;
   private readonly sp: SimplePeer;
   private readonly handlers: PeerLinkHandlers;
   private pc: RTCPeerConnection | null = null;
@@ -62,6 +77,7 @@ export class SimplePeerLink implements PeerLink {
 
   constructor(opts: SimplePeerLinkOptions) {
     this.peer = opts.peer;
+    this.initiator = opts.initiator;
     this.handlers = opts.handlers;
     // simple-peer keeps its RTCPeerConnection and RTCDataChannel private. We need both (SCTP
     // max message size, getStats, bufferedamountlow), so hand it the browser's classes through
@@ -279,13 +295,26 @@ interface Entry {
   rttMs: number | undefined;
   lastError: LinkErrorCode | undefined;
   retry: ReturnType<typeof setTimeout> | undefined;
+  /** See OFFER_WAIT_MS. */
+  offerWait: ReturnType<typeof setTimeout> | undefined;
+  /** The peer's offer lost a glare to ours: its attempt's candidates are dropped until it answers. */
+  ignoreCandidates: boolean;
+  /** When the peer last sent a message, or the link became one we only receive on. */
+  heardAt: number;
 }
 
 /**
- * One link per neighbour. The lexicographically smaller worker id offers, so two tabs never
- * both do. While a link connects, sends to that peer are skipped (counted), not relayed, so a
- * healthy mesh relays nothing; a link that cannot be made within the connect timeout, or is
- * lost, puts the pair on the server relay, and the offering side tries again later.
+ * One link per neighbour. Neighbour lists are one-way (a worker sends to the peers it names),
+ * while a link carries both ways, so a link exists when either side names the other: the
+ * lexicographically smaller worker id offers; the other side, if it names the peer, waits
+ * OFFER_WAIT_MS for that offer and then offers itself; when both offer at once, the smaller
+ * id's offer wins. A link the peer opened without being named here, or to a peer no longer
+ * named, stays while the peer sends over it (until it closes it or falls silent for
+ * IDLE_LINK_CLOSE_MS), so a change of lists on one side cuts no link the other still uses.
+ * While a link connects, sends to that peer are skipped (counted), not relayed, so a healthy
+ * mesh relays nothing; a link that cannot be made within the connect timeout, or is lost, puts
+ * the pair on the server relay, and the side that names the peer tries again later (the
+ * offering side first).
  */
 export class PeerMesh {
   private readonly entries = new Map<string, Entry>();
@@ -317,7 +346,14 @@ export class PeerMesh {
   setNeighbours(neighbours: readonly string[]): void {
     const wanted = new Set(neighbours.filter((p) => p !== this.opts.selfId));
     for (const entry of [...this.entries.values()]) {
-      if (!wanted.has(entry.peer)) this.remove(entry);
+      // A link the peer opened to us is the peer's to close: it may still send over it.
+      if (!entry.neighbour || wanted.has(entry.peer)) continue;
+      if (entry.link?.open && entry.route !== 'server') {
+        // The peer may still name us: keep the link until it closes it or falls silent.
+        entry.neighbour = false;
+        entry.heardAt = this.now();
+        clearTimeout(entry.retry);
+      } else this.remove(entry);
     }
     for (const peer of wanted) {
       const entry = this.entries.get(peer);
@@ -337,10 +373,23 @@ export class PeerMesh {
       entry = this.add(from, false);
     }
     const link = entry.link;
-    if (data.type === 'offer' && !this.initiator(from) && (!link || link.offered)) {
-      // A new attempt from the offering side (after a failure or timeout): start afresh.
-      if (link) this.dropLink(entry, link);
-      entry.link = this.newLink(entry, false);
+    if (data.type === 'offer') {
+      if (link?.initiator && !link.open && this.initiator(from)) {
+        // Both sides offered (glare): the smaller id's offer wins, so the peer answers ours.
+        entry.ignoreCandidates = true;
+        return;
+      }
+      if (!link || link.initiator || link.offered) {
+        // A new attempt (the first, one after a failure or timeout, or one that won a glare
+        // over ours): start afresh.
+        if (link) this.dropLink(entry, link);
+        entry.link = this.newLink(entry, false);
+      }
+      entry.ignoreCandidates = false;
+    } else if (data.type === 'answer') {
+      entry.ignoreCandidates = false;
+    } else if (entry.ignoreCandidates) {
+      return;
     }
     entry.link?.signal(data);
   }
@@ -421,6 +470,9 @@ export class PeerMesh {
 
   /** Measures every link over the interval since the previous report. */
   async report(): Promise<LinkReport[]> {
+    for (const e of [...this.entries.values()]) {
+      if (!e.neighbour && this.now() - e.heardAt > IDLE_LINK_CLOSE_MS) this.remove(e);
+    }
     const entries = [...this.entries.values()].filter((e) => e.neighbour || e.link?.open);
     const probes = await Promise.all(
       entries.map((e) =>
@@ -522,15 +574,30 @@ export class PeerMesh {
       rttMs: undefined,
       lastError: undefined,
       retry: undefined,
+      offerWait: undefined,
+      ignoreCandidates: false,
+      heardAt: this.now(),
     };
     this.entries.set(peer, entry);
     return entry;
   }
 
-  /** Starts a link: the offering side now, the answering side waits for the offer. */
-  private connect(entry: Entry): void {
+  /**
+   * Starts a link: the offering side (or `offer`) now; the other side waits for the offer, and
+   * offers itself when none came within OFFER_WAIT_MS (the peer may not name it).
+   */
+  private connect(entry: Entry, offer = this.initiator(entry.peer)): void {
     if (this.destroyed) return;
-    entry.link = this.newLink(entry, this.initiator(entry.peer));
+    const link = this.newLink(entry, offer);
+    entry.link = link;
+    clearTimeout(entry.offerWait);
+    if (offer) return;
+    entry.offerWait = setTimeout(() => {
+      if (this.entries.get(entry.peer) !== entry || entry.link !== link) return;
+      if (link.offered || link.open) return;
+      this.dropLink(entry, link);
+      entry.link = this.newLink(entry, true);
+    }, OFFER_WAIT_MS);
   }
 
   private newLink(entry: Entry, initiator: boolean): SimplePeerLink {
@@ -558,6 +625,7 @@ export class PeerMesh {
           this.opts.onChange();
         },
         onMessage: (bytes) => {
+          entry.heardAt = this.now();
           entry.meter.received(bytes.byteLength);
           this.opts.onMessage(entry.peer, standalone(bytes));
         },
@@ -571,6 +639,12 @@ export class PeerMesh {
           if (entry.link !== link) return;
           entry.link = null;
           if (this.entries.get(entry.peer) !== entry) return;
+          if (!entry.neighbour) {
+            // The peer opened it and we send nothing to it: no relay to fall back to.
+            this.remove(entry);
+            this.opts.onChange();
+            return;
+          }
           entry.route = 'server';
           entry.lastError = err?.code ?? 'ERR_LINK_CLOSED';
           this.scheduleRetry(entry);
@@ -581,13 +655,21 @@ export class PeerMesh {
     return link;
   }
 
+  /**
+   * Tries a direct link again later, offering. The offering side goes first; the other side
+   * later, in case the peer does not name it and so never tries (an offer that arrives first
+   * makes a link, and this retry then does nothing).
+   */
   private scheduleRetry(entry: Entry): void {
-    if (!this.initiator(entry.peer) || this.destroyed) return;
+    if (this.destroyed) return;
     clearTimeout(entry.retry);
+    const after =
+      (this.opts.reconnectAfterMs ?? RECONNECT_AFTER_MS) *
+      (this.initiator(entry.peer) ? 1 : ANSWERER_RETRY_FACTOR);
     entry.retry = setTimeout(() => {
       // The pair keeps using the relay while the new attempt connects.
-      if (this.entries.get(entry.peer) === entry && !entry.link) this.connect(entry);
-    }, this.opts.reconnectAfterMs ?? RECONNECT_AFTER_MS);
+      if (this.entries.get(entry.peer) === entry && !entry.link) this.connect(entry, true);
+    }, after);
   }
 
   private dropLink(entry: Entry, link: SimplePeerLink): void {
@@ -598,6 +680,7 @@ export class PeerMesh {
   private remove(entry: Entry): void {
     this.entries.delete(entry.peer);
     clearTimeout(entry.retry);
+    clearTimeout(entry.offerWait);
     const link = entry.link;
     if (link) this.dropLink(entry, link);
   }
