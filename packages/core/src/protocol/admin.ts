@@ -91,7 +91,7 @@ export interface AdminJobSummary {
   readonly training?:
     | { readonly mode: 'asgd' }
     | { readonly mode: 'sync'; readonly round: number; readonly waitingFor: number };
-  /** The spec's communication settings: what `automatic` hands out until the balancer lands. */
+  /** The spec's communication settings: where `automatic` starts a joining worker. */
   readonly defaultSettings: WorkerSettings;
   readonly latestCheckpoint: AdminCheckpoint | null;
 }
