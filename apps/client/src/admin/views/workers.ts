@@ -27,7 +27,7 @@ function balanceText(b: NonNullable<AdminWorker['balance']>): string {
   return `${b.reason}${b.congested ? ' (congested)' : ''} · budget ${formatBytesPerSec(b.budgetBytesPerSec)} · capacity ${capacity}`;
 }
 
-function row(w: AdminWorker): HTMLTableRowElement {
+function row(w: AdminWorker, sync: boolean): HTMLTableRowElement {
   const d = w.device;
   return h(
     'tr',
@@ -60,8 +60,9 @@ function row(w: AdminWorker): HTMLTableRowElement {
     h(
       'td',
       {},
-      h('span', { class: 'settings' }, settingsText(w.settings)),
-      w.balance ? h('span', { class: 'sub balance' }, balanceText(w.balance)) : null,
+      // Sync mode exchanges no blocks: the server's rounds replace the settings.
+      h('span', { class: 'settings' }, sync ? 'sync rounds' : settingsText(w.settings)),
+      !sync && w.balance ? h('span', { class: 'sub balance' }, balanceText(w.balance)) : null,
     ),
     h(
       'td',
@@ -85,7 +86,11 @@ function row(w: AdminWorker): HTMLTableRowElement {
 export function renderWorkers(snapshot: AdminJobSnapshot): void {
   const table = $('workers-table') as HTMLTableElement;
   const body = table.tBodies[0] as HTMLTableSectionElement;
-  replaceChildren(body, snapshot.workers.map(row));
+  const sync = snapshot.job.training?.mode === 'sync';
+  replaceChildren(
+    body,
+    snapshot.workers.map((w) => row(w, sync)),
+  );
   show(table, snapshot.workers.length > 0);
   show($('workers-empty'), snapshot.workers.length === 0);
   setText($('tab-workers'), String(snapshot.workers.length));
