@@ -36,15 +36,18 @@ const sockets: Socket[] = [];
 
 beforeEach(async () => {
   dataDir = await mkdtemp(path.join(tmpdir(), 'meshgrad-sync-'));
+});
+
+async function start(spec: unknown = job): Promise<void> {
   server = await createServer({
     port: 0,
     host: '127.0.0.1',
     dataDir,
-    jobs: [job],
+    jobs: [spec],
     logLevel: 'silent',
     clientDir: null,
   });
-});
+}
 
 afterEach(async () => {
   for (const s of sockets.splice(0)) s.disconnect();
@@ -90,6 +93,7 @@ function refusal(s: Socket): Promise<{ event: string; code: string; message: str
 }
 
 it('runs barrier rounds: mean applied, bad contributions refused, a disconnect releases the barrier, checkpoints are the server vector', async () => {
+  await start();
   const A = await volunteer();
   expect(A.a.job.mode).toBe('sync');
   expect(A.a.neighbours).toEqual([]);
@@ -172,4 +176,64 @@ it('runs barrier rounds: mean applied, bad contributions refused, a disconnect r
   const a5 = await A.round();
   expect(a5).toMatchObject({ round: 5, learningRate: 0.05 });
   expect(values(a5)).toEqual(Array.from(one));
+});
+
+it('a worker that pauses leaves the round; a stuck one is dropped after the round timeout', async () => {
+  await start({ ...job, training: { mode: 'sync', roundTimeoutSec: 1.5 } });
+  const A = await volunteer();
+  const B = await volunteer();
+  const j = server.jobs.get(job.id);
+  if (!j?.rounds) throw new Error('job has no round coordinator');
+  // Both are in round 2 (B joined during round 1, which A alone finishes).
+  await A.round();
+  A.s.emit('syncContribution', {
+    jobId: job.id,
+    round: 1,
+    samples: 16,
+    params: bytes(vector(() => 1)),
+  });
+  await Promise.all([A.round(), B.round()]);
+  expect(j.rounds.round).toBe(2);
+
+  // B reports that it paused: round 2 no longer waits for it, and round 3 is A's alone.
+  const stats = (paused: boolean) => ({
+    jobId: job.id,
+    samples: 0,
+    samplesPerSec: 0,
+    offered: 0,
+    accepted: 0,
+    paused,
+    links: [],
+  });
+  B.s.emit('stats', stats(true));
+  await expect.poll(() => j.workers.get(B.a.workerId)?.paused).toBe(true);
+  A.s.emit('syncContribution', {
+    jobId: job.id,
+    round: 2,
+    samples: 16,
+    params: bytes(vector(() => 2)),
+  });
+  expect((await A.round()).round).toBe(3);
+  expect(j.rounds.pending()).toEqual([A.a.workerId]);
+
+  // B resumes and takes part from round 4; then it stays silent, and the server's tick drops it.
+  B.s.emit('stats', stats(false));
+  await expect.poll(() => j.workers.get(B.a.workerId)?.paused).toBe(false);
+  A.s.emit('syncContribution', {
+    jobId: job.id,
+    round: 3,
+    samples: 16,
+    params: bytes(vector(() => 3)),
+  });
+  const [a4, b4] = await Promise.all([A.round(), B.round()]);
+  expect([a4.round, b4.round]).toEqual([4, 4]);
+  A.s.emit('syncContribution', {
+    jobId: job.id,
+    round: 4,
+    samples: 16,
+    params: bytes(vector(() => 4)),
+  });
+  const [a5, b5] = await Promise.all([A.round(), B.round()]);
+  expect([a5.round, b5.round]).toEqual([5, 5]);
+  expect(values(a5)).toEqual(Array.from(vector(() => 4)));
 });
