@@ -194,6 +194,71 @@ describe('balance: capacity and utilisation', () => {
   });
 });
 
+describe('balance: holding after a change', () => {
+  /** One worker, one link; busy fraction and goodput give capacity samples of goodput / busy. */
+  const report = (goodput: number, busy: number, skipped = 0, backlog = 0) => ({
+    id: 'w',
+    samplesPerSec: speed,
+    batchSize,
+    sendBusyFraction: busy,
+    links: [
+      {
+        peer: 'p',
+        relayed: false,
+        goodputBytesPerSec: goodput,
+        backlogBytes: backlog,
+        blocksSent: 100,
+        blocksReceived: 0,
+        overwritten: 0,
+        rejected: 0,
+        skippedSends: skipped,
+      },
+    ],
+  });
+  const run = (reports: ReturnType<typeof report>[]) => {
+    let state = emptyBalancerState();
+    const plans: WorkerPlan[] = [];
+    reports.forEach((r, i) => {
+      const next = balance(state, { nowS: i + 1, model, workers: [r] }, { neighbours: 0 });
+      state = next.state;
+      plans.push(next.plans.get('w')!);
+    });
+    return plans;
+  };
+
+  it('takes a low capacity sample as a drop only when the worker is congested', () => {
+    // 800 kB/s measured, then a sample of 200 kB/s: without congestion it is a standing queue
+    // on one slow link (the busy fraction counts any channel), so it only moves the estimate.
+    const calm = run([report(400_000, 0.5), report(200_000, 1)]);
+    expect(calm[1]!.capacityBytesPerSec).toBeCloseTo(800_000 + 0.3 * (200_000 - 800_000), -3);
+    // With skipped sends it is a drop and replaces the estimate at once.
+    const dropped = run([report(400_000, 0.5), report(200_000, 1, 5)]);
+    expect(dropped[1]!.capacityBytesPerSec).toBeCloseTo(200_000, -3);
+    expect(dropped[1]!.congested).toBe(true);
+  });
+
+  it('holds the settings when the capacity estimate drifts down by a quarter', () => {
+    const steady = Array.from({ length: 8 }, () => report(400_000, 0.5));
+    const lower = Array.from({ length: 8 }, () => report(300_000, 0.5));
+    const plans = run([...steady, ...lower]);
+    expect(plans.at(-1)!.capacityBytesPerSec).toBeLessThan(0.8 * 800_000);
+    for (const p of plans.slice(8)) expect(p.settings).toEqual(plans[7]!.settings);
+  });
+
+  it('confirms a small congested cut over ticks, and follows a drop at once', () => {
+    const plant = new LinkPlant(1_000_000, { valveBytes: 4 * messageBytes(model, 'f32') });
+    const plans = drive(plant, 40, {}, (t) => {
+      if (t === 20) plant.capacity = 700_000;
+    });
+    // Tick 20 sees the smaller link first: the settings wait for confirmation ...
+    expect(plans[19]!.settings).toEqual(plans[18]!.settings);
+    // ... and within a few ticks send less than the new capacity, then stay put.
+    expect(rateOf(plans[24]!)).toBeLessThanOrEqual(700_000);
+    const tail = plans.slice(26);
+    for (const p of tail) expect(p.settings).toEqual(tail[0]!.settings);
+  });
+});
+
 describe('balance: links', () => {
   const link = (peer: string, extra: Partial<LinkStats> = {}): LinkStats => ({
     peer,
@@ -361,6 +426,18 @@ describe('settingsForBudget: encoding', () => {
     expect(settingsForBudget(1.3 * ceiling, model, batchSize, speed, 'f16').encoding).toBe('f16');
     expect(settingsForBudget(1.6 * ceiling, model, batchSize, speed, 'f16').encoding).toBe('f16');
     expect(settingsForBudget(2.1 * ceiling, model, batchSize, speed, 'f16').encoding).toBe('f32');
+  });
+
+  it('needs a margin to leave the current encoding for a coarser one', () => {
+    // 0.6 of the ceiling: a fresh worker takes f16, one on f32 stays (0.6 > 1 / 1.5) ...
+    expect(settingsForBudget(0.6 * ceiling, model, batchSize, speed, null).encoding).toBe('f16');
+    expect(settingsForBudget(0.7 * ceiling, model, batchSize, speed, 'f32').encoding).toBe('f32');
+    // ... until the budget is below the threshold by the margin.
+    expect(settingsForBudget(0.6 * ceiling, model, batchSize, speed, 'f32').encoding).toBe('f16');
+    // The same for f16 → int8 (f16 reaches about twice the blocks of f32 per byte).
+    expect(settingsForBudget(0.04 * ceiling, model, batchSize, speed, null).encoding).toBe('int8');
+    expect(settingsForBudget(0.04 * ceiling, model, batchSize, speed, 'f16').encoding).toBe('f16');
+    expect(settingsForBudget(0.02 * ceiling, model, batchSize, speed, 'f16').encoding).toBe('int8');
   });
 
   it('never plans more traffic than the budget allows', () => {

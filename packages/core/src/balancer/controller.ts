@@ -16,11 +16,13 @@
  *    buffered on any channel (`sendBusyFraction`). Bytes only leave the buffer while it is
  *    non-empty, so goodput / busy fraction is what the link carries when pushed: a capacity
  *    sample that needs no probing and no saturation. Without the busy fraction, only a congested
- *    interval gives a sample (goodput itself). A sample under `DROP_FRACTION` of the estimate,
- *    or any lower sample while congested, replaces it at once (a drop must be acted on within a
- *    tick, before the queue grows); other samples move it by `CAPACITY_SMOOTHING` (samples
- *    scatter as receivers' downlinks and relays are shared with other senders, and one short
- *    busy spell can overstate the capacity).
+ *    interval gives a sample (goodput itself). A sample under `DROP_FRACTION` of the estimate
+ *    while the worker is congested replaces it at once (a drop must be acted on within a tick,
+ *    before the queue grows); other samples move it by `CAPACITY_SMOOTHING` (samples scatter as
+ *    receivers' downlinks and relays are shared with other senders, and one short busy spell
+ *    can overstate the capacity). A low sample without congestion is no drop: the busy fraction
+ *    counts any channel, so a standing queue towards one slow peer makes goodput / busy
+ *    understate what the uplink carries.
  * 2. Congestion. The worker is congested when its safety valve skipped a send, or when its
  *    buffered bytes exceed `maxQueueDelayS` seconds of its goodput (and `QUEUE_BURST_MESSAGES`
  *    messages of m blocks: on a slow link one message alone takes that long). A congested worker
@@ -46,15 +48,20 @@
  *    below it, float16 halves the bytes at a relative error of 2⁻¹¹, far under the noise of an
  *    SGD step, so it is the better trade. int8 (error up to max|w| / 254 per value) only when
  *    even float16 reaches less than `int8BelowFraction` of the ceiling. Switching back to a
- *    more precise encoding needs `ENCODING_RETURN_MARGIN` times the threshold, so a budget on
- *    the boundary does not flip the encoding every tick.
+ *    more precise encoding needs `ENCODING_RETURN_MARGIN` times the threshold, and leaving the
+ *    current one for a coarser one a reach under the threshold / `ENCODING_LEAVE_MARGIN`, so a
+ *    budget on the boundary does not flip the encoding.
  * 8. Settings. The budget becomes a block rate per sample (at the smoothed speed), then (b, m)
  *    with b a whole number of batches (see `periodAndBlocks`). New settings are applied when
- *    they have pointed the same way for `CONFIRM_TICKS` ticks (a traffic change beyond
- *    `hysteresis`, or an encoding switch, counted by precision), or at once when the worker is
- *    congested and they send less or coarser. Raises need `RAISE_BAND_FACTOR` × `hysteresis`
- *    and `RAISE_CONFIRM_TICKS`. So one noisy sample moves nothing, a steady link keeps steady
- *    settings, and a drop is followed within a tick.
+ *    they have pointed the same way for `CONFIRM_TICKS` ticks (a traffic cut beyond
+ *    `LOWER_BAND_FACTOR` × `hysteresis`, or an encoding switch, counted by precision), or at
+ *    once when the worker is congested and they switch to a coarser encoding or send less than
+ *    `DROP_FRACTION` of the current traffic (a smaller congested cut waits for confirmation like
+ *    any other: the worker's valve holds the queue meanwhile). Raises need `RAISE_BAND_FACTOR` ×
+ *    `hysteresis` and `RAISE_CONFIRM_TICKS`. So one noisy sample moves nothing, a steady link
+ *    keeps steady settings, a drop is followed within a tick and the settings are then held:
+ *    on shared bottlenecks every sender's share moves as the others adapt, and following each
+ *    move kept the settings wandering for 10 s and more after a 10× drop (bench:balance).
  * 9. Neighbours. `chooseNeighbours` with the links' measured capacity, RTT, relay flag and
  *    acceptance rate; it keeps current neighbours unless a candidate is clearly better.
  */
@@ -77,24 +84,40 @@ export const QUEUE_BURST_MESSAGES = 2;
 export const DRAIN_MAX_CUT = 0.5;
 /** Weight of a new capacity sample that is not a drop (exponential smoothing). */
 export const CAPACITY_SMOOTHING = 0.3;
-/** A capacity sample under this fraction of the estimate is a drop and replaces it at once. */
+/**
+ * A capacity sample under this fraction of the estimate, while the worker is congested, is a
+ * drop and replaces it at once; so does a wanted traffic under this fraction of the current one
+ * (see rule 8).
+ */
 export const DROP_FRACTION = 0.5;
 /** Weight of a new speed measurement (exponential smoothing). */
 export const SPEED_SMOOTHING = 0.5;
 /** Ticks in a row a lower wanted traffic must lie beyond the hysteresis band to be applied. */
 export const CONFIRM_TICKS = 2;
 /**
+ * Lowering traffic without a drop needs a band this many times the hysteresis: samples on
+ * shared bottlenecks (receivers' downlinks, relays) scatter by ±20–30%, and moving with them
+ * keeps the settings wandering long after a bandwidth change.
+ */
+export const LOWER_BAND_FACTOR = 1.5;
+/**
  * Raising traffic needs a band this many times wider and RAISE_CONFIRM_TICKS ticks: when a
  * shared bottleneck (a receiver's downlink, a relay) frees up, every sender sees it at once, and
  * quick raises would make them overshoot together and back off together.
  */
 export const RAISE_BAND_FACTOR = 1.75;
-export const RAISE_CONFIRM_TICKS = 3;
+export const RAISE_CONFIRM_TICKS = 6;
 /**
  * Budget relative to the threshold needed to go back to a more precise encoding: capacity
  * samples scatter by ±20% on shared links, and each switch changes the bytes per block 2×.
  */
 export const ENCODING_RETURN_MARGIN = 2;
+/**
+ * Reach relative to the threshold under which the current encoding is left for a coarser one:
+ * an estimate drifting around the threshold would otherwise flip the encoding (and halve the
+ * bytes per block) on noise.
+ */
+export const ENCODING_LEAVE_MARGIN = 1.5;
 /** Interval assumed for the first tick, seconds (the server's stats period). */
 export const DEFAULT_INTERVAL_S = 1;
 /** Busy fraction below which goodput / busy is too noisy to be a capacity sample. */
@@ -278,7 +301,9 @@ export function settingsForBudget(
     const needed =
       currentEncoding !== null && o.encodings.indexOf(currentEncoding) > i
         ? threshold(e, i) * ENCODING_RETURN_MARGIN // currently coarser: come back with margin
-        : threshold(e, i);
+        : currentEncoding === e
+          ? threshold(e, i) / ENCODING_LEAVE_MARGIN // currently this one: leave with margin
+          : threshold(e, i);
     if (reach(e) >= needed) break;
     encoding = o.encodings[i + 1]!;
   }
@@ -393,11 +418,7 @@ export function balance(
     if (busy !== undefined && busy >= MIN_BUSY_FOR_SAMPLE && goodput > 0) sample = goodput / busy;
     else if (busy === undefined && congested) sample = goodput;
     if (sample !== null) {
-      if (
-        capacity === null ||
-        sample < DROP_FRACTION * capacity ||
-        (congested && sample < capacity)
-      ) {
+      if (capacity === null || (congested && sample < DROP_FRACTION * capacity)) {
         capacity = sample;
       } else capacity += CAPACITY_SMOOTHING * (sample - capacity);
     } else if (capacity !== null && busy === undefined) {
@@ -490,7 +511,7 @@ export function balance(
           ? Math.sign(precision(wanted.encoding) - precision(current.encoding))
           : change > o.hysteresis * RAISE_BAND_FACTOR
             ? 1
-            : change < -o.hysteresis
+            : change < -o.hysteresis * LOWER_BAND_FACTOR
               ? -1
               : 0;
       const previous = memory?.pressure ?? 0;
@@ -500,7 +521,9 @@ export function balance(
         !memory ||
         pressure >= RAISE_CONFIRM_TICKS ||
         pressure <= -CONFIRM_TICKS ||
-        (congested && pressure < 0)
+        (congested &&
+          pressure < 0 &&
+          (change < DROP_FRACTION - 1 || wanted.encoding !== current.encoding))
       ) {
         settings = wanted;
         pressure = 0;
