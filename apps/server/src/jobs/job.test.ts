@@ -4,6 +4,8 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   blocksPerSample,
+  initialSettings,
+  messageBytes,
   DEFAULT_BALANCER_OPTIONS,
   type LinkStats,
   type WorkerSettings,
@@ -169,16 +171,20 @@ describe('Job balancer', () => {
       rejected: 0,
       skippedSends: ticks * (l.skipsPerTick ?? 0),
     }));
-    job.recordStats(w, {
-      jobId: 'blobs',
-      samples: ticks * opts.samplesPerSec,
-      samplesPerSec: opts.samplesPerSec,
-      offered: 0,
-      accepted: 0,
-      paused: false,
-      links,
-      ...(opts.busy !== undefined ? { sendBusyFraction: opts.busy } : {}),
-    });
+    job.recordStats(
+      w,
+      {
+        jobId: 'blobs',
+        samples: ticks * opts.samplesPerSec,
+        samplesPerSec: opts.samplesPerSec,
+        offered: 0,
+        accepted: 0,
+        paused: false,
+        links,
+        ...(opts.busy !== undefined ? { sendBusyFraction: opts.busy } : {}),
+      },
+      ticks,
+    );
   }
 
   const rate = (s: WorkerSettings) => blocksPerSample(s, BATCH, 16);
@@ -375,5 +381,67 @@ describe('Job balancer', () => {
     job.leave(gone, 'test', outbox);
     expect(w1.neighbours).not.toContain(gone);
     for (const w of job.workers.values()) expect(w.neighbours).not.toContain(gone);
+  });
+
+  it('acts only on fresh reports: a late one is not taken as a new interval each tick', async () => {
+    const job = await balancedJob();
+    const { outbox } = recordingOutbox();
+    const a = job.join('a', 's1', device, outbox);
+    const b = job.join('b', 's2', device, outbox);
+    // No busy fraction and no congestion: without a capacity sample the budget grows per
+    // interval (rule 6), so a report taken again each tick would double it each tick.
+    const quiet = (w: WorkerEntry, peer: string, t: number) =>
+      report(job, w, t, { samplesPerSec: 320, links: [{ peer, goodput: 2_000 }] });
+    quiet(a, 'b', 1);
+    quiet(b, 'a', 1);
+    job.balanceWorkers(outbox, 1);
+    const budget = a.plan!.budgetBytesPerSec;
+    const settings = { ...a.settings };
+    // b keeps reporting; a's stats are late for three ticks.
+    for (let t = 2; t <= 4; t++) {
+      quiet(b, 'a', t);
+      job.balanceWorkers(outbox, t);
+      expect(a.plan!.budgetBytesPerSec).toBe(budget);
+      expect(a.settings).toEqual(settings);
+      // Still a worker the balancer knows (a stale report is not a departure).
+      expect(a.statsFresh).toBe(false);
+    }
+    expect(b.plan!.budgetBytesPerSec).toBeGreaterThan(budget);
+    // The late report arrives: one interval's growth at most, from where a was.
+    quiet(a, 'b', 5);
+    job.balanceWorkers(outbox, 5);
+    expect(a.plan!.budgetBytesPerSec).toBeGreaterThan(budget);
+    expect(a.plan!.budgetBytesPerSec).toBeLessThanOrEqual(
+      budget * DEFAULT_BALANCER_OPTIONS.maxGrowth,
+    );
+  });
+
+  it('after a switch from fixed to automatic, starts from the settings the workers run', async () => {
+    const fixed = { communicationPeriod: 16, blocksPerMessage: 16, encoding: 'f32' } as const;
+    const job = await balancedJob({ balancer: { mode: 'fixed', ...fixed } });
+    const { outbox } = recordingOutbox();
+    const a = job.join('a', 's1', device, outbox);
+    const b = job.join('b', 's2', device, outbox);
+    job.setBalancer({ mode: 'automatic' }, () => undefined);
+    const traffic = { blockCount: 16, parameterCount: 1024 };
+    const burst = (s: WorkerSettings) => 2 * s.blocksPerMessage * messageBytes(traffic, s.encoding);
+    // A queue of one and a half full-model messages: within the burst allowance of the fixed
+    // settings (two messages of 16 blocks), beyond that of the settings the balancer would
+    // assume for a worker it never saw.
+    const backlog = 1.5 * 16 * messageBytes(traffic, 'f32');
+    expect(burst(initialSettings(traffic, BATCH, 320))).toBeLessThan(backlog);
+    expect(burst(fixed)).toBeGreaterThan(backlog);
+    for (const [w, peer] of [
+      [a, 'b'],
+      [b, 'a'],
+    ] as const) {
+      report(job, w, 1, {
+        samplesPerSec: 320,
+        busy: 0.5,
+        links: [{ peer, goodput: 2_000, backlog }],
+      });
+    }
+    job.balanceWorkers(outbox, 1);
+    expect(a.plan!.congested).toBe(false);
   });
 });

@@ -58,6 +58,14 @@ export interface WorkerEntry {
   sendBusyFraction: number | undefined;
   /** Whether the worker reported statistics since it joined: the balancer plans only for those. */
   reported: boolean;
+  /**
+   * Whether the last report is new since the balancer's last tick. Stats share the worker's
+   * (possibly saturated) uplink and ticks are not synchronised with them, so a report may be
+   * late and the same one seen by several ticks: the balancer must not take it as new again.
+   */
+  statsFresh: boolean;
+  /** When the last report arrived, seconds on `performance.now()`'s clock (the tick's clock). */
+  statsAtS: number;
   /** The automatic balancer's latest plan for this worker; null in fixed mode or before it. */
   plan: WorkerBalance | null;
 }
@@ -343,6 +351,8 @@ export class Job {
       links: [],
       sendBusyFraction: undefined,
       reported: false,
+      statsFresh: false,
+      statsAtS: 0,
       plan: null,
     };
     this.workers.set(id, entry);
@@ -460,7 +470,11 @@ export class Job {
         ...(w.sendBusyFraction !== undefined ? { sendBusyFraction: w.sendBusyFraction } : {}),
         links: w.links,
         neighbours: w.neighbours,
+        fresh: w.statsFresh,
+        atS: w.statsAtS,
+        settings: w.settings,
       });
+      w.statsFresh = false;
     }
     if (reports.length === 0) return;
     const choose = this.balancerChoosesNeighbours;
@@ -509,8 +523,11 @@ export class Job {
     }
   }
 
-  /** Credits a worker's statistics. `stats.samples` is cumulative per tab, so only the increase counts. */
-  recordStats(worker: WorkerEntry, stats: Stats): void {
+  /**
+   * Credits a worker's statistics. `stats.samples` is cumulative per tab, so only the increase
+   * counts. `nowS` is the arrival time on the clock `balanceWorkers` ticks with.
+   */
+  recordStats(worker: WorkerEntry, stats: Stats, nowS = performance.now() / 1000): void {
     const before = this.credited.get(worker.id);
     const delta = before === undefined ? stats.samples : stats.samples - before;
     // A counter that went down means the tab restarted its count: credit what it reports anew.
@@ -533,6 +550,8 @@ export class Job {
     worker.links = stats.links;
     worker.sendBusyFraction = stats.sendBusyFraction;
     worker.reported = true;
+    worker.statsFresh = true;
+    worker.statsAtS = nowS;
     // Sync mode: a paused tab holds its round, so the barrier stops waiting for it.
     if (worker.paused) this.rounds?.leave(worker.id);
     else this.rounds?.kick();

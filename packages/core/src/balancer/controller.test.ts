@@ -11,6 +11,7 @@ import {
   settingsForBudget,
   type BalancerOptions,
   type WorkerPlan,
+  type WorkerReport,
 } from './controller.ts';
 import { messageBytes, sendRateBytesPerSec, type ModelTraffic } from './settings.ts';
 
@@ -404,6 +405,227 @@ describe('balance: links', () => {
     const t2 = balance(t1.state, { nowS: 2, model, workers: [w('a', ['b']), w('b', ['a'])] });
     expect([...t2.state.workers.keys()].sort()).toEqual(['a', 'b']);
     expect(t2.plans.get('a')!.neighbours).toEqual(['b']);
+  });
+});
+
+describe('balance: zero is no measurement', () => {
+  const link = (extra: Partial<LinkStats> = {}): LinkStats => ({
+    peer: 'a',
+    relayed: false,
+    goodputBytesPerSec: 0,
+    backlogBytes: 0,
+    blocksSent: 0,
+    blocksReceived: 0,
+    overwritten: 0,
+    rejected: 0,
+    skippedSends: 0,
+    ...extra,
+  });
+  const report = (extra: Partial<WorkerReport> = {}): WorkerReport => ({
+    id: 'w',
+    samplesPerSec: speed,
+    batchSize,
+    links: [link()],
+    neighbours: ['a'],
+    ...extra,
+  });
+  const options = { neighbours: 0 };
+
+  it('plans a worker that joined without a speed from its first report with one', () => {
+    const running: WorkerSettings = {
+      communicationPeriod: 4096,
+      blocksPerMessage: 1,
+      encoding: 'f32',
+    };
+    const t1 = balance(
+      emptyBalancerState(),
+      { nowS: 1, model, workers: [report({ samplesPerSec: 0, settings: running })] },
+      options,
+    );
+    // It keeps what it runs, and the balancer keeps no budget of 0 for it.
+    expect(t1.plans.get('w')!.settings).toEqual(running);
+    expect(t1.state.workers.has('w')).toBe(false);
+    const t2 = balance(t1.state, { nowS: 2, model, workers: [report()] }, options);
+    const plan = t2.plans.get('w')!;
+    expect(plan.reason).toBe('initial');
+    expect(plan.budgetBytesPerSec).toBeGreaterThan(0);
+    expect(plan.settings).toEqual(
+      settingsForBudget(plan.budgetBytesPerSec, model, batchSize, speed, running),
+    );
+    expect(plan.settings.communicationPeriod).toBeLessThan(running.communicationPeriod);
+    // initialSettings itself never plans from a ceiling at zero speed.
+    const zero = initialSettings(model, batchSize, 0);
+    const fromZero = balance(
+      emptyBalancerState(),
+      { nowS: 1, model, workers: [report({ samplesPerSec: 0 })] },
+      options,
+    );
+    expect(fromZero.plans.get('w')!.settings).toEqual(zero);
+    expect(zero).toEqual(
+      settingsForBudget(
+        DEFAULT_BALANCER_OPTIONS.initialBudgetBytesPerSec,
+        model,
+        batchSize,
+        0,
+        null,
+      ),
+    );
+  });
+
+  it('takes no capacity sample from a congested interval with a goodput of 0', () => {
+    // Skipped sends while the link connects: congested, but nothing was measured.
+    const t1 = balance(
+      emptyBalancerState(),
+      { nowS: 1, model, workers: [report({ links: [link({ skippedSends: 5 })] })] },
+      options,
+    );
+    const plan = t1.plans.get('w')!;
+    expect(plan.congested).toBe(true);
+    expect(plan.capacityBytesPerSec).toBeNull();
+    expect(plan.budgetBytesPerSec).toBeGreaterThan(0);
+    // Once the link carries bytes the budget grows from where it was, not from 0.
+    const t2 = balance(t1.state, { nowS: 2, model, workers: [report()] }, options);
+    expect(t2.plans.get('w')!.budgetBytesPerSec).toBeGreaterThan(plan.budgetBytesPerSec);
+  });
+
+  it('grows from a floor when the budget reached 0', () => {
+    const t1 = balance(
+      emptyBalancerState(),
+      {
+        nowS: 1,
+        model,
+        workers: [report({ links: [link({ goodputBytesPerSec: 0, skippedSends: 0 })] })],
+      },
+      { ...options, initialBudgetBytesPerSec: 0 },
+    );
+    expect(t1.plans.get('w')!.budgetBytesPerSec).toBe(0);
+    const t2 = balance(t1.state, { nowS: 2, model, workers: [report()] }, options);
+    expect(t2.plans.get('w')!.reason).toBe('growth');
+    expect(t2.plans.get('w')!.budgetBytesPerSec).toBeGreaterThan(0);
+  });
+
+  it('takes no link cap from a link that carried nothing', () => {
+    const w = {
+      ...report({ sendBusyFraction: 0.5 }),
+      links: [
+        link({ peer: 'a', goodputBytesPerSec: 200_000 }),
+        // Queued on its own with a goodput of 0: not open yet, or stalled.
+        link({ peer: 'b', goodputBytesPerSec: 0, backlogBytes: 300_000 }),
+      ],
+      neighbours: ['a', 'b'],
+    };
+    const t1 = balance(emptyBalancerState(), { nowS: 1, model, workers: [w] }, options);
+    expect(t1.plans.get('w')!.reason).not.toBe('link-limit');
+    expect(t1.plans.get('w')!.budgetBytesPerSec).toBeGreaterThan(0);
+    expect(t1.state.links.get('w\u2192b')!.cap).toBe(Infinity);
+  });
+});
+
+describe('balance: stale reports', () => {
+  it('changes nothing for a report the server already used, and keeps the worker', () => {
+    const plant = new LinkPlant(400_000);
+    const balancer = new Balancer({ neighbours: 0 });
+    let settings = initialSettings(model, batchSize, speed);
+    let last = plant.report(settings);
+    let plan: WorkerPlan | undefined;
+    for (let t = 1; t <= 3; t++) {
+      last = plant.report(settings);
+      plan = balancer.update({ nowS: t, model, workers: [last] }).get('w')!;
+      settings = plan.settings;
+    }
+    const memory = balancer.snapshot().workers.get('w');
+    // The same report, ticks later: no new interval, so no new step (it was a raise each tick).
+    for (let t = 4; t <= 8; t++) {
+      const stale = balancer.update({ nowS: t, model, workers: [{ ...last, fresh: false }] });
+      expect(stale.get('w')!.settings).toEqual(settings);
+      expect(stale.get('w')!.budgetBytesPerSec).toBe(plan!.budgetBytesPerSec);
+    }
+    expect(balancer.snapshot().workers.get('w')).toBe(memory);
+    // Without the flag, a report with no capacity sample yet (no busy fraction, no congestion)
+    // taken again as a new interval doubles the budget each tick (rule 6's growth).
+    const growing = new Balancer({ neighbours: 0 });
+    const first = { ...new LinkPlant(400_000, { busy: false }).report(settings) };
+    const budgets = [1, 2, 3].map(
+      (t) => growing.update({ nowS: t, model, workers: [first] }).get('w')!.budgetBytesPerSec,
+    );
+    expect(budgets[2]).toBeCloseTo(4 * budgets[0]!, 6);
+    const held = new Balancer({ neighbours: 0 });
+    const kept = [1, 2, 3].map(
+      (t) =>
+        held.update({ nowS: t, model, workers: [{ ...first, fresh: t === 1 }] }).get('w')!
+          .budgetBytesPerSec,
+    );
+    expect(kept).toEqual([budgets[0], budgets[0], budgets[0]]);
+  });
+
+  it("measures a worker's interval from its own reports", () => {
+    // Ten blocks sent between reports 2 s apart, ticks 1 s apart: the offered rate is per 2 s.
+    const w = (sent: number, atS: number, fresh = true): WorkerReport => ({
+      id: 'w',
+      samplesPerSec: speed,
+      batchSize,
+      sendBusyFraction: 0.5,
+      links: [
+        {
+          peer: 'a',
+          relayed: false,
+          goodputBytesPerSec: 100_000,
+          backlogBytes: 0,
+          blocksSent: sent,
+          blocksReceived: 0,
+          overwritten: 0,
+          rejected: 0,
+          skippedSends: 0,
+        },
+      ],
+      neighbours: ['a'],
+      atS,
+      fresh,
+    });
+    const t1 = balance(emptyBalancerState(), { nowS: 1, model, workers: [w(0, 1)] });
+    const t2 = balance(t1.state, { nowS: 2, model, workers: [w(0, 1, false)] });
+    const t3 = balance(t2.state, { nowS: 3, model, workers: [w(10, 3)] });
+    expect(t3.state.workers.get('w')!.atS).toBe(3);
+    expect(t2.state.workers.get('w')!.atS).toBe(1);
+  });
+
+  it('starts a worker it has no memory of from the settings it reports', () => {
+    const running: WorkerSettings = {
+      communicationPeriod: 32,
+      blocksPerMessage: 4,
+      encoding: 'f32',
+    };
+    const burst = (s: WorkerSettings) => 2 * s.blocksPerMessage * messageBytes(model, s.encoding);
+    // A queue within two messages of what it runs, beyond two of what initialSettings plans.
+    const backlog = 1.5 * 4 * messageBytes(model, 'f32');
+    expect(burst(initialSettings(model, batchSize, speed))).toBeLessThan(backlog);
+    const worker = (settings?: WorkerSettings): WorkerReport => ({
+      id: 'w',
+      samplesPerSec: speed,
+      batchSize,
+      sendBusyFraction: 0.5,
+      links: [
+        {
+          peer: 'a',
+          relayed: false,
+          goodputBytesPerSec: 100_000,
+          backlogBytes: backlog,
+          blocksSent: 0,
+          blocksReceived: 0,
+          overwritten: 0,
+          rejected: 0,
+          skippedSends: 0,
+        },
+      ],
+      neighbours: ['a'],
+      ...(settings ? { settings } : {}),
+    });
+    const plan = (w: WorkerReport) =>
+      balance(emptyBalancerState(), { nowS: 1, model, workers: [w] }, { neighbours: 0 }).plans.get(
+        'w',
+      )!;
+    expect(plan(worker(running)).congested).toBe(false);
+    expect(plan(worker()).congested).toBe(true);
   });
 });
 

@@ -64,6 +64,13 @@
  *    move kept the settings wandering for 10 s and more after a 10× drop (bench:balance).
  * 9. Neighbours. `chooseNeighbours` with the links' measured capacity, RTT, relay flag and
  *    acceptance rate; it keeps current neighbours unless a candidate is clearly better.
+ *
+ * Zero is no measurement: a worker that reports no speed yet (paused, loading) keeps its
+ * settings and is planned from its first report with a speed; a goodput of 0 (no open link, a
+ * stalled interval) is neither a capacity sample nor a link cap; and growth starts from at
+ * least `GROWTH_FLOOR_FRACTION` of the initial budget. A stale report (`fresh: false`, the
+ * server has no new one since the last tick) changes nothing: counters have not moved, and
+ * treating it as a new interval would repeat its last step (a raise each tick).
  */
 import type { Encoding } from '../codec/encoding.ts';
 import type { WorkerSettings } from '../protocol/events.ts';
@@ -126,6 +133,11 @@ export const MIN_BUSY_FOR_SAMPLE = 0.02;
 export const PROBE_GROWTH = 1.1;
 /** A link cap is relaxed by this factor per tick once the link stops queueing. */
 export const LINK_CAP_RECOVERY = 1.25;
+/**
+ * Growth starts from at least this fraction of `initialBudgetBytesPerSec`, so a budget that
+ * reached 0 (nothing measured yet) can grow again.
+ */
+export const GROWTH_FLOOR_FRACTION = 1 / 16;
 
 export interface BalancerOptions {
   /** Fraction of the estimated send capacity a worker fills; default 0.8. */
@@ -187,6 +199,23 @@ export interface WorkerReport {
   readonly links: readonly LinkStats[];
   /** The worker's current neighbours; default: the ones the balancer chose last. */
   readonly neighbours?: readonly string[];
+  /**
+   * Whether this is a new report since the last tick; default true. A stale one (the worker's
+   * stats are late) keeps the worker's plan and memory as they are: forgetting it would mean
+   * the worker left.
+   */
+  readonly fresh?: boolean;
+  /**
+   * When the report arrived, seconds on the clock of `BalancerInput.nowS`: the interval since
+   * the worker's previous report is then its own, not the time between ticks. Default `nowS`.
+   */
+  readonly atS?: number;
+  /**
+   * The settings the worker runs now, when the caller knows them; used for a worker the
+   * balancer has no memory of (instead of `initialSettings`), e.g. after a switch from fixed
+   * settings back to automatic.
+   */
+  readonly settings?: WorkerSettings;
 }
 
 export interface BalancerInput {
@@ -227,6 +256,10 @@ interface WorkerMemory {
   readonly speed: number;
   /** Consecutive ticks the wanted traffic was beyond the hysteresis band: +n above, −n below. */
   readonly pressure: number;
+  /** Time of the report the memory is from (`WorkerReport.atS`). */
+  readonly atS: number;
+  readonly reason: BudgetReason;
+  readonly congested: boolean;
 }
 
 interface LinkMemory {
@@ -327,10 +360,10 @@ export function initialSettings(
   options: BalancerOptions = {},
 ): WorkerSettings {
   const o = { ...DEFAULT_BALANCER_OPTIONS, ...options };
-  const budget = Math.min(
-    o.initialBudgetBytesPerSec,
-    ceilingBytesPerSec(model, batchSize, samplesPerSec),
-  );
+  const ceiling = ceilingBytesPerSec(model, batchSize, samplesPerSec);
+  // A ceiling at zero speed says nothing about the link.
+  const budget =
+    ceiling > 0 ? Math.min(o.initialBudgetBytesPerSec, ceiling) : o.initialBudgetBytesPerSec;
   return settingsForBudget(budget, model, batchSize, samplesPerSec, null, options);
 }
 
@@ -365,13 +398,36 @@ export function balance(
 
   for (const report of input.workers) {
     const memory = state.workers.get(report.id);
+    const atS = report.atS ?? input.nowS;
+    if (memory && report.fresh === false) {
+      // Stale: the same counters again. Keep everything, including the link memories, so the
+      // next fresh report's deltas span its whole interval.
+      for (const l of report.links) {
+        const key = linkKey(report.id, l.peer);
+        const before = state.links.get(key);
+        if (before) links.set(key, before);
+      }
+      workers.set(report.id, memory);
+      plans.set(report.id, {
+        settings: memory.settings,
+        neighbours: [],
+        budgetBytesPerSec: memory.budget,
+        capacityBytesPerSec: memory.capacity,
+        reason: memory.reason,
+        congested: memory.congested,
+      });
+      continue;
+    }
+    const workerIntervalS = memory && atS > memory.atS ? atS - memory.atS : intervalS;
     // Steps land on either side of a tick, so one interval's speed jitters by a batch or so.
     const speed =
       memory && memory.speed > 0 && report.samplesPerSec > 0
         ? memory.speed + SPEED_SMOOTHING * (report.samplesPerSec - memory.speed)
         : report.samplesPerSec;
     const current =
-      memory?.settings ?? initialSettings(input.model, report.batchSize, speed, options);
+      memory?.settings ??
+      report.settings ??
+      initialSettings(input.model, report.batchSize, speed, options);
     let goodput = 0;
     let backlog = 0;
     let skipped = 0;
@@ -401,8 +457,10 @@ export function balance(
       const linkCongested =
         delta(l.skippedSends, before?.stats.skippedSends) > 0 ||
         l.backlogBytes > allowance(l.goodputBytesPerSec);
-      if (linkCongested && !congested) cap = Math.min(cap, l.goodputBytesPerSec);
-      else if (!linkCongested && cap !== Infinity && l.goodputBytesPerSec >= 0.5 * cap) {
+      // A link that carried nothing (not open yet, stalled) gives no cap.
+      if (linkCongested && !congested && l.goodputBytesPerSec > 0) {
+        cap = Math.min(cap, l.goodputBytesPerSec);
+      } else if (!linkCongested && cap !== Infinity && l.goodputBytesPerSec >= 0.5 * cap) {
         cap *= LINK_CAP_RECOVERY;
       }
       if (l.relayed) cap = Math.min(cap, o.relayCapacityBytesPerSec);
@@ -417,7 +475,7 @@ export function balance(
     const busy = report.sendBusyFraction;
     if (busy !== undefined && busy >= MIN_BUSY_FOR_SAMPLE && goodput > 0) sample = goodput / busy;
     else if (busy === undefined && congested) sample = goodput;
-    if (sample !== null) {
+    if (sample !== null && sample > 0) {
       if (capacity === null || (congested && sample < DROP_FRACTION * capacity)) {
         capacity = sample;
       } else capacity += CAPACITY_SMOOTHING * (sample - capacity);
@@ -435,24 +493,31 @@ export function balance(
 
     // Rules 3 to 6.
     const ceiling = ceilingBytesPerSec(input.model, report.batchSize, speed);
-    const previousBudget = memory?.budget ?? Math.min(o.initialBudgetBytesPerSec, ceiling);
+    const previousBudget =
+      memory?.budget ??
+      (ceiling > 0 ? Math.min(o.initialBudgetBytesPerSec, ceiling) : o.initialBudgetBytesPerSec);
+    const growthBase = Math.max(previousBudget, GROWTH_FLOOR_FRACTION * o.initialBudgetBytesPerSec);
     let budget: number;
     let reason: BudgetReason;
     if (capacity === null) {
-      budget = congested ? goodput * o.targetUtilisation : previousBudget * o.maxGrowth;
+      budget = congested
+        ? goodput > 0
+          ? goodput * o.targetUtilisation
+          : previousBudget
+        : growthBase * o.maxGrowth;
       reason = congested ? 'congested' : memory ? 'growth' : 'initial';
     } else {
       budget = o.targetUtilisation * capacity;
       reason = congested ? 'congested' : 'capacity';
-      if (budget > previousBudget * o.maxGrowth && sample === null) {
-        budget = previousBudget * o.maxGrowth;
+      if (budget > growthBase * o.maxGrowth && sample === null) {
+        budget = growthBase * o.maxGrowth;
         reason = 'growth';
       }
     }
     // Drain a queue that is still growing; a shrinking one drains by itself (and the worker's
     // valve holds back sends meanwhile), and cutting the budget for it would only make the
     // settings jump down and back up.
-    const offered = (sent * messageBytes(input.model, current.encoding)) / intervalS;
+    const offered = (sent * messageBytes(input.model, current.encoding)) / workerIntervalS;
     const queueTarget = Math.max(0.5 * o.maxQueueDelayS * Math.max(goodput, budget), burst);
     if (backlog > queueTarget && offered > goodput) {
       budget -= Math.min((backlog - queueTarget) / DRAIN_HORIZON_S, DRAIN_MAX_CUT * budget);
@@ -472,6 +537,7 @@ export function balance(
     if (
       congested &&
       worstOverwrite > o.overwriteTolerance &&
+      goodput > 0 &&
       goodput * (1 - worstOverwrite) < budget
     ) {
       budget = goodput * (1 - worstOverwrite);
@@ -529,7 +595,20 @@ export function balance(
         pressure = 0;
       }
     }
-    workers.set(report.id, { settings, budget, capacity, speed, pressure });
+    // A worker without a speed yet is planned from its first report with one (rule 8's
+    // first plan applies at once); until then it keeps the settings it has.
+    if (memory || report.samplesPerSec > 0) {
+      workers.set(report.id, {
+        settings,
+        budget,
+        capacity,
+        speed,
+        pressure,
+        atS,
+        reason,
+        congested,
+      });
+    }
     plans.set(report.id, {
       settings,
       neighbours: [],
