@@ -156,6 +156,8 @@ export class Job {
     return this.samplesSoFar;
   }
   set samples(value: number) {
+    // Every change reaches progress.json on the next write, whichever path made it.
+    if (value !== this.samplesSoFar) this.dirty = true;
     this.samplesSoFar = value;
     this.metrics.samples.set({ job: this.id }, value);
   }
@@ -187,6 +189,19 @@ export class Job {
   private lastRecordAt = 0;
   private lastTrainLoss: number | undefined;
   private dirty = false;
+  /**
+   * Progress writes and metrics-history appends, run one at a time in the order they were asked
+   * for (`persist`): an older snapshot never lands over a newer one, and a history record goes
+   * out only after the progress that covers its sample count is durable, so after a crash the
+   * restarted job never counts fewer samples than its history shows (DESIGN §5).
+   */
+  private persisting: Promise<void> = Promise.resolve();
+  /**
+   * State uploads and adopted checkpoints, evaluated and stored one at a time in arrival order
+   * (`storeInTurn`): checkpoint numbers stay unique, and once a checkpoint meets a stop criterion
+   * no upload that overlapped it can replace it as the job's last.
+   */
+  private storing: Promise<void> = Promise.resolve();
   private readonly specHash: string;
   /** A stop criterion met by a checkpoint, applied on the next tick (which has the outbox). */
   private stopDue: string | null = null;
@@ -649,7 +664,14 @@ export class Job {
   }
 
   /** A checkpoint another process stored: kept here too, so this process serves and resumes from it. */
-  async adoptCheckpoint(manifest: CheckpointManifest, params: Float32Array): Promise<void> {
+  adoptCheckpoint(manifest: CheckpointManifest, params: Float32Array): Promise<void> {
+    return this.storeInTurn(() => this.adoptCheckpointNow(manifest, params));
+  }
+
+  private async adoptCheckpointNow(
+    manifest: CheckpointManifest,
+    params: Float32Array,
+  ): Promise<void> {
     if (this.latest && manifest.seq <= this.latest.seq) return;
     if (manifest.job !== this.id || params.length !== this.layout.size) {
       this.log.warn(
@@ -704,17 +726,50 @@ export class Job {
     return () => this.recordListeners.delete(listener);
   }
 
-  /** Persists progress (samples, state, per-worker credit) when it changed. */
-  async flush(): Promise<void> {
+  /**
+   * Persists progress (samples, state, per-worker credit) when it changed; resolves once it, and
+   * every progress or history write asked for before it, is on disk.
+   */
+  flush(): Promise<void> {
+    return this.persist(() => this.saveProgress());
+  }
+
+  /** Runs `write` after every write `persist` was handed before it (see `persisting`). */
+  private persist<T>(write: () => Promise<T>): Promise<T> {
+    const done = this.persisting.then(write);
+    this.persisting = done.then(
+      () => undefined,
+      () => undefined,
+    );
+    return done;
+  }
+
+  /** Runs `work` after every store `storeInTurn` was handed before it (see `storing`). */
+  private storeInTurn<T>(work: () => Promise<T>): Promise<T> {
+    const done = this.storing.then(work);
+    this.storing = done.then(
+      () => undefined,
+      () => undefined,
+    );
+    return done;
+  }
+
+  /** Writes progress now when it changed; only ever called in `persist`'s turn. */
+  private async saveProgress(): Promise<void> {
     if (!this.dirty) return;
     this.dirty = false;
-    await this.store.saveProgress(this.id, {
-      samples: this.samples,
-      state: this.state,
-      learningRate: this.learningRate,
-      credited: Object.fromEntries(this.credited),
-      balancer: this.balancer,
-    });
+    try {
+      await this.store.saveProgress(this.id, {
+        samples: this.samples,
+        state: this.state,
+        learningRate: this.learningRate,
+        credited: Object.fromEntries(this.credited),
+        balancer: this.balancer,
+      });
+    } catch (err) {
+      this.dirty = true;
+      throw err;
+    }
   }
 
   /** Periodic work: drop stale workers, update gauges, persist progress, ask for state, stop. */
@@ -830,9 +885,15 @@ export class Job {
   /**
    * Takes a state upload: checks it answers our request and holds P finite floats, evaluates
    * it on the held-out test set with the CPU reference, and stores it as a checkpoint.
-   * Returns an error message, or null when stored.
+   * Returns an error message, or null when stored. Uploads are taken one at a time, in arrival
+   * order: one that arrives while another is being evaluated waits its turn, and is refused then
+   * when the checkpoint before it met a stop criterion.
    */
-  async acceptState(
+  acceptState(workerId: string, requestId: string, bytes: Uint8Array): Promise<string | null> {
+    return this.storeInTurn(() => this.acceptStateNow(workerId, requestId, bytes));
+  }
+
+  private async acceptStateNow(
     workerId: string,
     requestId: string,
     bytes: Uint8Array,
@@ -949,7 +1010,11 @@ export class Job {
         ]),
       ),
     };
-    await this.store.appendMetrics(this.id, record);
+    await this.persist(async () => {
+      // Samples only grow, so the progress saved now covers the record taken above.
+      await this.saveProgress();
+      await this.store.appendMetrics(this.id, record);
+    });
     for (const listener of this.recordListeners) listener(record);
   }
 }
