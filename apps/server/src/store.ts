@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { WorkerSettings } from '@meshgrad/core';
+import type { AdminMetricsRecord, AdminWorkerRecord, WorkerSettings } from '@meshgrad/core';
 
 /** Everything the server persists about a job (DESIGN §5). */
 export interface CheckpointManifest {
@@ -19,27 +19,10 @@ export interface CheckpointManifest {
   readonly file: string;
 }
 
-export interface MetricsRecord {
-  readonly time: string;
-  readonly samples: number;
-  readonly workers: number;
-  readonly samplesPerSec: number;
-  readonly trainLoss?: number;
-  readonly testLoss?: number;
-  readonly testAccuracy?: number;
-  readonly testObjective?: number;
-  readonly checkpoint?: number;
-  /** Per-worker speed and communication settings at this time, keyed by worker id. */
-  readonly perWorker?: Readonly<Record<string, WorkerRecord>>;
-}
-
+/** One record of a job's metrics.jsonl: the admin API serves these as they are. */
+export type MetricsRecord = AdminMetricsRecord;
 /** One worker's line in a metrics record. */
-export interface WorkerRecord {
-  readonly samplesPerSec: number;
-  readonly communicationPeriod: number;
-  readonly blocksPerMessage: number;
-  readonly encoding: WorkerSettings['encoding'];
-}
+export type WorkerRecord = AdminWorkerRecord;
 
 /**
  * How a job picks workers' communication settings: `automatic` (the balancer's job; until the

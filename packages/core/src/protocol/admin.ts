@@ -150,17 +150,16 @@ export interface AdminMetricsRecord {
   readonly testAccuracy?: number;
   readonly testObjective?: number;
   readonly checkpoint?: number;
-  readonly perWorker?: Readonly<
-    Record<
-      string,
-      {
-        readonly samplesPerSec: number;
-        readonly communicationPeriod: number;
-        readonly blocksPerMessage: number;
-        readonly encoding: WorkerSettings['encoding'];
-      }
-    >
-  >;
+  /** Per-worker speed and communication settings at this time, keyed by worker id. */
+  readonly perWorker?: Readonly<Record<string, AdminWorkerRecord>>;
+}
+
+/** One worker's line in a metrics record. */
+export interface AdminWorkerRecord {
+  readonly samplesPerSec: number;
+  readonly communicationPeriod: number;
+  readonly blocksPerMessage: number;
+  readonly encoding: WorkerSettings['encoding'];
 }
 
 export interface AdminMetricsHistory {
