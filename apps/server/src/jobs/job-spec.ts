@@ -9,6 +9,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import {
+  customTensorSchema,
   DEFAULT_BLOCK_SIZE,
   encodingSchema,
   MAX_BLOCK_SIZE,
@@ -128,20 +129,7 @@ const customModel = z
     inputs: z.number().int().positive().max(1_000_000),
     /** Classes of the labels the kernel reads; 0 when it reads none. */
     classes: z.number().int().min(0).max(65_536).default(0),
-    tensors: z
-      .array(
-        z.strictObject({
-          name: z
-            .string()
-            .max(128)
-            .regex(/^[A-Za-z_][A-Za-z0-9_.]*$/, 'must be letters, digits, _ and .'),
-          shape: z.array(z.number().int().positive()).min(1).max(8),
-          /** Standard deviation of the seeded normal initialisation; absent: zeros. */
-          initStd: z.number().min(0).optional(),
-        }),
-      )
-      .min(1)
-      .max(256),
+    tensors: z.array(customTensorSchema.strict()).min(1).max(256),
   })
   .refine((m) => (m.kernel === undefined) !== (m.wgsl === undefined), {
     message: 'give kernel (a .wgsl file) or wgsl (the source inline), exactly one',

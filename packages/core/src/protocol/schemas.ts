@@ -29,6 +29,17 @@ const bytes = (max: number) =>
     )
     .refine((v) => v.byteLength <= max, `must be at most ${max} bytes`);
 
+/** One parameter tensor of a custom model (model/spec.ts CustomSpec). */
+export const customTensorSchema = z.object({
+  name: z
+    .string()
+    .max(128)
+    .regex(/^[A-Za-z_][A-Za-z0-9_.]*$/, 'must be letters, digits, _ and .'),
+  shape: z.array(z.number().int().positive()).min(1).max(8),
+  /** Standard deviation of the seeded normal initialisation; absent: zeros. */
+  initStd: z.number().min(0).optional(),
+});
+
 export const modelSpecSchema = z.discriminatedUnion('kind', [
   z.object({
     kind: z.literal('softmax'),
@@ -51,19 +62,7 @@ export const modelSpecSchema = z.discriminatedUnion('kind', [
     kind: z.literal('custom'),
     inputs: z.number().int().positive(),
     classes: z.number().int().min(0),
-    tensors: z
-      .array(
-        z.object({
-          name: z
-            .string()
-            .max(128)
-            .regex(/^[A-Za-z_][A-Za-z0-9_.]*$/, 'must be letters, digits, _ and .'),
-          shape: z.array(z.number().int().positive()).min(1).max(8),
-          initStd: z.number().min(0).optional(),
-        }),
-      )
-      .min(1)
-      .max(256),
+    tensors: z.array(customTensorSchema).min(1).max(256),
   }),
 ]);
 
