@@ -222,8 +222,9 @@ function onWorkerMessage(msg: FromWorker): void {
       document.body.dataset.samples = String(msg.stats.samples);
       const stats = msg.stats;
       lastSamplesPerSec = stats.samplesPerSec;
-      void (mesh?.report() ?? Promise.resolve([])).then((reports) => {
-        const busy = mesh?.sendBusyFraction;
+      const measured =
+        mesh?.measure() ?? Promise.resolve({ links: [], sendBusyFraction: undefined });
+      void measured.then(({ links: reports, sendBusyFraction: busy }) => {
         const links = linkStats(reports, stats.peers, stats.offered, stats.accepted);
         lastLinks = links;
         showPeers(links);

@@ -470,6 +470,16 @@ export class PeerMesh {
 
   /** Measures every link over the interval since the previous report. */
   async report(): Promise<LinkReport[]> {
+    return (await this.measure()).links;
+  }
+
+  /**
+   * Measures every link, and the send busy fraction, over the interval since the previous
+   * measurement: both end at the same instant, so goodput / busy fraction is a capacity sample.
+   * (Read from `sendBusyFraction` after an await instead, an overlapping call may have replaced
+   * it with a fraction of another, possibly very short, interval.)
+   */
+  async measure(): Promise<{ links: LinkReport[]; sendBusyFraction: number | undefined }> {
     for (const e of [...this.entries.values()]) {
       if (!e.neighbour && this.now() - e.heardAt > IDLE_LINK_CLOSE_MS) this.remove(e);
     }
@@ -483,7 +493,8 @@ export class PeerMesh {
     this.lookAtBuffers();
     const busy = this.busy.take(now);
     const direct = entries.filter((e) => e.link?.open && e.route !== 'server');
-    this.lastBusyFraction = direct.length > 0 ? busy : undefined;
+    const sendBusyFraction = direct.length > 0 ? busy : undefined;
+    this.lastBusyFraction = sendBusyFraction;
     let directGoodput = 0;
     const reports = entries.map((e, i) => {
       const probe = probes[i];
@@ -510,7 +521,7 @@ export class PeerMesh {
     if (busy >= MIN_BUSY_FOR_DRAIN && directGoodput > 0) {
       this.drainBytesPerSec = directGoodput / busy;
     }
-    return reports;
+    return { links: reports, sendBusyFraction };
   }
 
   /** Closes every link. */

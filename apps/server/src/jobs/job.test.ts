@@ -196,11 +196,11 @@ describe('Job balancer', () => {
     const slow = job.join('slow', 's2', device, outbox);
     expect(fast.settings).toEqual(job.spec.communication);
     for (let t = 1; t <= 8; t++) {
-      // The fast worker's channel was busy 5% of the time for 50 KB/s: it could send 1 MB/s.
+      // The fast worker's channel was busy 40% of the time for 400 KB/s: it could send 1 MB/s.
       report(job, fast, t, {
         samplesPerSec: 320,
-        busy: 0.05,
-        links: [{ peer: 'slow', goodput: 50_000 }],
+        busy: 0.4,
+        links: [{ peer: 'slow', goodput: 400_000 }],
       });
       // The slow one's channel was busy throughout for 2 KB/s, with a queue and skipped sends.
       report(job, slow, t, {

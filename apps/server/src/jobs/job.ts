@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import {
   Balancer,
+  BROWSER_TRUSTED_BUSY_FRACTION,
   encodeDataset,
   evaluate,
   initParameters,
@@ -496,6 +497,8 @@ export class Job {
     this.autoBalancer ??= new Balancer({
       neighbours: choose ? this.spec.neighbours : 0,
       seed: this.spec.seed,
+      // Workers are browsers: a busy fraction from bufferedAmount understates a light load.
+      trustedBusyFraction: BROWSER_TRUSTED_BUSY_FRACTION,
     });
     const plans = this.autoBalancer.update({
       nowS,

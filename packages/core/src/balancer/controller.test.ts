@@ -4,6 +4,7 @@ import type { WorkerSettings } from '../protocol/events.ts';
 import {
   balance,
   Balancer,
+  CAPACITY_SMOOTHING,
   ceilingBytesPerSec,
   DEFAULT_BALANCER_OPTIONS,
   emptyBalancerState,
@@ -518,6 +519,62 @@ describe('balance: zero is no measurement', () => {
     expect(t1.plans.get('w')!.reason).not.toBe('link-limit');
     expect(t1.plans.get('w')!.budgetBytesPerSec).toBeGreaterThan(0);
     expect(t1.state.links.get('w\u2192b')!.cap).toBe(Infinity);
+  });
+});
+
+describe('balance: busy fractions that understate', () => {
+  const w = (goodput: number, busy: number): WorkerReport => ({
+    id: 'w',
+    samplesPerSec: speed,
+    batchSize,
+    sendBusyFraction: busy,
+    links: [
+      {
+        peer: 'a',
+        relayed: false,
+        goodputBytesPerSec: goodput,
+        backlogBytes: 0,
+        blocksSent: 0,
+        blocksReceived: 0,
+        overwritten: 0,
+        rejected: 0,
+        skippedSends: 0,
+      },
+    ],
+    neighbours: ['a'],
+  });
+
+  it('with trustedBusyFraction, a lightly used link raises the estimate only as far as that fraction allows', () => {
+    const options = { neighbours: 0, trustedBusyFraction: 0.35 };
+    // A browser's bufferedAmount empties while SCTP still sends its window: 100 kB/s at a
+    // measured 10% busy is no evidence of 1 MB/s.
+    const t1 = balance(
+      emptyBalancerState(),
+      { nowS: 1, model, workers: [w(100_000, 0.1)] },
+      options,
+    );
+    expect(t1.plans.get('w')!.capacityBytesPerSec).toBeCloseTo(100_000 / 0.35, 6);
+    // Still above the goodput, so an estimate that is too low grows.
+    const t2 = balance(t1.state, { nowS: 2, model, workers: [w(200_000, 0.2)] }, options);
+    expect(t2.plans.get('w')!.capacityBytesPerSec!).toBeGreaterThan(
+      t1.plans.get('w')!.capacityBytesPerSec!,
+    );
+    // A lower sample is taken as measured: a low busy fraction never understates the capacity.
+    const t3 = balance(t2.state, { nowS: 3, model, workers: [w(10_000, 0.1)] }, options);
+    const before = t2.plans.get('w')!.capacityBytesPerSec!;
+    expect(t3.plans.get('w')!.capacityBytesPerSec).toBeCloseTo(
+      before + CAPACITY_SMOOTHING * (100_000 - before),
+      6,
+    );
+    // By default (exact busy fractions, as in the simulator) the sample is goodput / busy.
+    const exact = balance(
+      emptyBalancerState(),
+      { nowS: 1, model, workers: [w(100_000, 0.1)] },
+      {
+        neighbours: 0,
+      },
+    );
+    expect(exact.plans.get('w')!.capacityBytesPerSec).toBeCloseTo(1_000_000, 6);
   });
 });
 

@@ -22,7 +22,14 @@
  *    receivers' downlinks and relays are shared with other senders, and one short busy spell
  *    can overstate the capacity). A low sample without congestion is no drop: the busy fraction
  *    counts any channel, so a standing queue towards one slow peer makes goodput / busy
- *    understate what the uplink carries.
+ *    understate what the uplink carries. A busy fraction under the option `trustedBusyFraction`
+ *    counts as that fraction (off by default, as in the simulator, whose measurement is exact): a
+ *    browser's `bufferedAmount` holds only what SCTP has not yet taken into its
+ *    congestion window, so every busy spell ends while its last window of bytes is still on the
+ *    wire, and a lightly used link looks far faster than it is (on a 2 Mbit/s uplink, samples of
+ *    600 kB/s from 146 kB/s of goodput). The floor applies to samples that would raise the
+ *    estimate; it keeps them low, yet above the goodput, so an estimate that is too low still
+ *    grows until the link is used enough to be measured.
  * 2. Congestion. The worker is congested when its safety valve skipped a send, or when its
  *    buffered bytes exceed `maxQueueDelayS` seconds of its goodput (and `QUEUE_BURST_MESSAGES`
  *    messages of m blocks: on a slow link one message alone takes that long). A congested worker
@@ -129,6 +136,8 @@ export const ENCODING_LEAVE_MARGIN = 1.5;
 export const DEFAULT_INTERVAL_S = 1;
 /** Busy fraction below which goodput / busy is too noisy to be a capacity sample. */
 export const MIN_BUSY_FOR_SAMPLE = 0.02;
+/** `trustedBusyFraction` for browsers' reports (rule 1). */
+export const BROWSER_TRUSTED_BUSY_FRACTION = 0.35;
 /** Without busy fractions, the capacity estimate grows by this factor per uncongested tick. */
 export const PROBE_GROWTH = 1.1;
 /** A link cap is relaxed by this factor per tick once the link stops queueing. */
@@ -164,6 +173,13 @@ export interface BalancerOptions {
   readonly neighbours?: number;
   /** Seeds neighbour choice; default 1. */
   readonly seed?: number;
+  /**
+   * A busy fraction under this counts as this much in a capacity sample that would raise the
+   * estimate (rule 1); default 0 (the busy fraction is exact, as in the simulator). For
+   * browsers, whose `bufferedAmount` misses the bytes in SCTP's window, the server sets
+   * `BROWSER_TRUSTED_BUSY_FRACTION`.
+   */
+  readonly trustedBusyFraction?: number;
 }
 
 type Required_ = { readonly [K in keyof BalancerOptions]-?: NonNullable<BalancerOptions[K]> };
@@ -182,6 +198,7 @@ export const DEFAULT_BALANCER_OPTIONS: Required_ = {
   overwriteTolerance: 0.25,
   neighbours: DEFAULT_NEIGHBOURS,
   seed: 1,
+  trustedBusyFraction: 0,
 };
 
 /** One worker's report, as the server has it from the worker's `stats`. */
@@ -473,8 +490,13 @@ export function balance(
     let capacity = memory?.capacity ?? null;
     let sample: number | null = null;
     const busy = report.sendBusyFraction;
-    if (busy !== undefined && busy >= MIN_BUSY_FOR_SAMPLE && goodput > 0) sample = goodput / busy;
-    else if (busy === undefined && congested) sample = goodput;
+    if (busy !== undefined && busy >= MIN_BUSY_FOR_SAMPLE && goodput > 0) {
+      sample = goodput / busy;
+      // Only a raise is held back: a low busy fraction overstates, it never understates.
+      if (busy < o.trustedBusyFraction && (capacity === null || sample > capacity)) {
+        sample = Math.max(capacity ?? 0, goodput / o.trustedBusyFraction);
+      }
+    } else if (busy === undefined && congested) sample = goodput;
     if (sample !== null && sample > 0) {
       if (capacity === null || (congested && sample < DROP_FRACTION * capacity)) {
         capacity = sample;
