@@ -480,13 +480,14 @@ export async function main(argv: readonly string[]): Promise<void> {
   const worstVsFixed = Math.max(...summary.map((s) => s.balancer.mean / s.bestFixed.mean));
   const syncVsBalancer = Math.min(...summary.map((s) => (s.sync ?? s.cap) / s.balancer.mean));
   const settles = drops.map((d) => d.settle).sort((a, b) => a - b);
-  const settleMedian = settles[Math.floor((settles.length - 1) / 2)]!;
+  // The goal holds only if it holds on every seed: the result is the worst one.
+  const settleWorst = settles[settles.length - 1]!;
   const at64 = scaling.find((s) => s.n === 64);
   const json = {
     bench: 'balance',
     balancer_vs_best_fixed_worst_profile: round3(worstVsFixed),
     sync_vs_balancer_heterogeneous: round3(syncVsBalancer),
-    resettle_s_after_10x_drop: Number.isFinite(settleMedian) ? round3(settleMedian) : null,
+    resettle_s_after_10x_drop: Number.isFinite(settleWorst) ? round3(settleWorst) : null,
     scaling_efficiency_64: at64 ? round3(at64.speedup / 64) : null,
   };
 
@@ -500,7 +501,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   const goalLines = [
     `- Balancer within 1.1× of the best fixed (b, m) on every profile: ${mark(worstVsFixed <= 1.1)}; worst ${worstVsFixed.toFixed(2)} (${worstCase.workload}/${worstCase.profile}).`,
     `- Synchronous SGD at least 2× slower than the balancer on every profile: ${mark(syncVsBalancer >= 2)}; at least ${syncVsBalancer.toFixed(2)}×${syncLowerBound ? ' (a lower bound: sync SGD did not reach the target before its cutoff)' : ''}.`,
-    `- Settings settle within 5 s of a 10× drop, without overflow: ${mark(Number.isFinite(settleMedian) && settleMedian <= 5 && drops.every((d) => d.overflows === 0))}; median over seeds ${secs(settleMedian)} when all links drop${uplinkDrops.length ? `, ${secs([...uplinkDrops].map((d) => d.settle).sort((a, b) => a - b)[Math.floor((uplinkDrops.length - 1) / 2)]!)} when only uplinks drop` : ''}; overflows: ${[...drops, ...uplinkDrops].reduce((n, d) => n + d.overflows, 0)}.`,
+    `- Settings settle within 5 s of a 10× drop, without overflow: ${mark(Number.isFinite(settleWorst) && settleWorst <= 5 && drops.every((d) => d.overflows === 0))}; worst seed ${secs(settleWorst)} when all links drop (${settles.map(secs).join(', ')})${uplinkDrops.length ? `, ${secs(Math.max(...uplinkDrops.map((d) => d.settle)))} when only uplinks drop` : ''}; overflows: ${[...drops, ...uplinkDrops].reduce((n, d) => n + d.overflows, 0)}.`,
     at64
       ? `- Scaling efficiency at 64 workers of at least 0.7: ${mark(at64.speedup / 64 >= 0.7)}; ${(at64.speedup / 64).toFixed(3)}.`
       : '- Scaling efficiency at 64 workers: not measured (the quick run stops at 16 workers).',
@@ -511,7 +512,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     'Notes on the misses, from the traces in `docs/balance/*.csv`:',
     '',
     "- Where bandwidth is no constraint (lan) the balancer sends up to one full model per step (rule 6 of `packages/core/src/balancer/controller.ts`), i.e. it behaves like fixed b=32 with all blocks. On MNIST/lan the arms differ by less than the seed noise: one arm's times spread by 2–4 s over seeds (b=128 m=4: 11.5 / 14.5 / 13.0 s; b=32 m=4: 15.5 / 13.5 / 14.5 s; b=64 m=4, not in the grid: 15.5 / 17.0 / 12.0 s), and the best fixed setting is picked on the seed where it did best. Tried on the balancer, 3 seeds each, none better on every profile: a ceiling of one full model every 2 steps, sent as whole-model messages (MNIST lan 14.0 / 16.5 / 16.5 s, home 14.0 / 17.5 / 17.0 s; K-Means unchanged); every 4 steps (K-Means lan 8.0 / 8.3 / 6.8 s, 1.18× its best fixed); a budget ceiling of a quarter model per step (MNIST lan 15.5 / 13.0 / 12.0 s, but home 19.5 / 24.0 / 17.0 s and K-Means mobile 6.8 / 9.0 / 6.8 s); applying the overwrite rule (rule 5) to uncongested senders as well (MNIST lan 14.0 / 17.0 / 17.0 s, K-Means home and mobile slower). The merge frequency has an optimum of its own on MNIST that the links do not show, and the signals the balancer has do not tell it apart: the Parzen acceptance rate at one model per step is 0.27–0.29 on MNIST and 0.25–0.26 on K-Means.",
-    "- 10× drop of all links: the balancer now follows a drop at once and then holds (rules 1 and 8): a low capacity sample counts as a drop only while the worker is congested (the busy fraction counts any channel, so a standing queue to one slow peer understates the uplink), a congested cut is applied at once only when it halves the traffic or coarsens the encoding (the valve holds the queue meanwhile), lowering otherwise needs a 30% change for 2 ticks, raising 35% for 6 ticks, and leaving an encoding a 1.5× margin. Most workers settle 1–2 s after the drop. The late moves left are workers whose bottleneck is a receiver's downlink shared with other senders (after the drop, downlinks of 125–250 kB/s receive from up to five senders), whose share jumps when a neighbour changes or another sender bursts. The median over 3 seeds is not a robust pass: on seeds 4–6, outside the bench, the same code settled after 13 s, 2 s and not at all (before these rules: 10, 13 and 14 s). No data channel overflowed in any case: the worker's valve (`localValveBytes`, a quarter second of drain) holds back sends until a queue left by the drop has drained.",
+    "- 10× drop of all links: the balancer now follows a drop at once and then holds (rules 1 and 8): a low capacity sample counts as a drop only while the worker is congested (the busy fraction counts any channel, so a standing queue to one slow peer understates the uplink), a congested cut is applied at once only when it halves the traffic or coarsens the encoding (the valve holds the queue meanwhile), lowering otherwise needs a 30% change for 2 ticks, raising 35% for 6 ticks, and leaving an encoding a 1.5× margin. Most workers settle 1–2 s after the drop. The late moves left are workers whose bottleneck is a receiver's downlink shared with other senders (after the drop, downlinks of 125–250 kB/s receive from up to five senders), whose share jumps when a neighbour changes or another sender bursts. On one of the bench's 3 seeds some workers never settle, and on seeds 4–6, outside the bench, the same code settled after 13 s, 2 s and not at all (before these rules: 10, 13 and 14 s). No data channel overflowed in any case: the worker's valve (`localValveBytes`, a quarter second of drain) holds back sends until a queue left by the drop has drained.",
     '- Scaling: with the same η and batch for every worker count, averaging models reduces the noise of the steps but not the number of sequential steps the target needs. Quick experiments (K-Means, lan, equal speeds, seed 1; CpuBackend changed locally, not committed): averaging first and then taking the full local step, w ← (w + Σv) / (1 + n) − η·g, with the Parzen filter off: 11.0 s at 8 and at 64 workers (the current merge: 11.75 s and not reached). Synchronous SGD over 64 workers (batch 2,048 per round) takes 13.0 s at η = 1: the target is bound by sequential steps, not by gradient noise. Scaling η (one worker diverges from η = 2): sync SGD at 64 workers 6.5 s (η = 2), 3.25 s (η = 4), 1.75 s (η = 8), efficiency 0.034, 0.068, 0.127; the average-then-step ASGD 4.5 s at η = 4 and not reached at η = 8. Efficiency 0.7 at 64 workers means the target in 0.32 s, about 4 steps of one worker, less than gossip needs to spread blocks to all 64; even the synchronous ideal reaches 0.13. So the goal is out of reach for this workload and target whatever the merge, and the merge (also in the WGSL kernels) was left as it is.',
     '',
   ];
@@ -574,7 +575,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     ...goalLines,
     '',
     ...(options.quick ? [] : notes),
-    'Result line (resettle: median over seeds):',
+    'Result line (resettle: the worst seed; null when a seed never settled):',
     '',
     '```',
     JSON.stringify(json),
