@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from '@playwright/test';
 import { test, expect } from './fixtures.ts';
 import { buildOnce, freePort, ServerProcess } from '../volunteer/server-process.ts';
+import { fetchHealth, fetchHistory, joinJob, openVolunteer } from '../volunteer/job-pages.ts';
 
 const ARTIFACTS = join(import.meta.dirname, '../artifacts');
 /** The volunteer spec's job, in sync mode. */
@@ -26,11 +27,6 @@ const JOB = {
 };
 /** The volunteer spec's target, evaluated by the server on the held-out digits. */
 const TARGET_ACCURACY = 0.85;
-
-interface History {
-  samples: number;
-  history: Array<{ samples: number; testAccuracy?: number; checkpoint?: number; workers: number }>;
-}
 
 let server: ServerProcess;
 const contexts: BrowserContext[] = [];
@@ -50,23 +46,7 @@ test.afterAll(async () => {
   await server?.stop();
 });
 
-async function history(): Promise<History> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return (await (await fetch(`${server.url}/api/jobs/${JOB.id}/metrics`)).json()) as History;
-    } catch (err) {
-      // A kept-alive connection the server closed as it was reused fails once (ECONNRESET) on a
-      // loaded machine; a server that stopped answering fails every time, and its log says why.
-      if (attempt < 3) {
-        await new Promise((r) => setTimeout(r, 500));
-        continue;
-      }
-      throw new Error(`${String(err)}; server log:\n${server.output.slice(-4000)}`, {
-        cause: err,
-      });
-    }
-  }
-}
+const history = () => fetchHistory(server, JOB.id);
 
 /** The admin API, with the token the server wrote to its data directory. */
 async function admin<T>(path: string, body?: unknown): Promise<T> {
@@ -80,25 +60,12 @@ async function admin<T>(path: string, body?: unknown): Promise<T> {
   return (await res.json()) as T;
 }
 
-async function health(): Promise<{ workers: number }> {
-  return (await (await fetch(`${server.url}/healthz`)).json()) as { workers: number };
-}
+const health = () => fetchHealth(server);
 
 async function volunteer(browser: Browser, query: string): Promise<Page> {
-  const context = await browser.newContext();
-  contexts.push(context);
-  const page = await context.newPage();
-  page.on('console', (msg) => console.log(`[tab ${query}] ${msg.text()}`));
-  page.on('pageerror', (err) => console.log(`[tab ${query}:error] ${err.message}`));
-  await page.goto(`${server.url}/${query}`);
-  await expect(page.locator('#job-name')).toHaveText(JOB.name);
+  const page = await openVolunteer(browser, server, contexts, query, JOB.name);
   await expect(page.locator('#mode')).toContainText('synchronous');
   return page;
-}
-
-async function joinJob(page: Page): Promise<void> {
-  await page.locator('#join').click();
-  await expect(page.locator('#state')).toHaveText('Training', { timeout: 60_000 });
 }
 
 /** The last round a tab contributed to. */

@@ -10,6 +10,7 @@ import { io as connect } from 'socket.io-client';
 import { test, expect } from './fixtures.ts';
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from '../harness/chromium.ts';
 import { buildOnce, freePort, ServerProcess } from '../volunteer/server-process.ts';
+import { fetchHealth, fetchHistory, joinJob, openVolunteer } from '../volunteer/job-pages.ts';
 
 const ARTIFACTS = join(import.meta.dirname, '../artifacts');
 const JOB = {
@@ -23,11 +24,6 @@ const JOB = {
   checkpointIntervalSec: 3,
   communication: { communicationPeriod: 128, blocksPerMessage: 1, encoding: 'f32' },
 };
-
-interface History {
-  samples: number;
-  history: Array<{ samples: number; testAccuracy?: number; checkpoint?: number; workers: number }>;
-}
 
 let server: ServerProcess;
 const contexts: BrowserContext[] = [];
@@ -47,13 +43,8 @@ test.afterAll(async () => {
   await server?.stop();
 });
 
-async function history(): Promise<History> {
-  return (await (await fetch(`${server.url}/api/jobs/mnist-mlp/metrics`)).json()) as History;
-}
-
-async function health(): Promise<{ workers: number }> {
-  return (await (await fetch(`${server.url}/healthz`)).json()) as { workers: number };
-}
+const history = () => fetchHistory(server, JOB.id);
+const health = () => fetchHealth(server);
 
 function metricValue(text: string, name: string): number {
   const m = text.match(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'm'));
@@ -61,21 +52,8 @@ function metricValue(text: string, name: string): number {
   return Number(m[1]);
 }
 
-async function volunteer(browser: Browser, query: string): Promise<Page> {
-  const context = await browser.newContext();
-  contexts.push(context);
-  const page = await context.newPage();
-  page.on('console', (msg) => console.log(`[tab ${query}] ${msg.text()}`));
-  page.on('pageerror', (err) => console.log(`[tab ${query}:error] ${err.message}`));
-  await page.goto(`${server.url}/${query}`);
-  await expect(page.locator('#job-name')).toHaveText(JOB.name);
-  return page;
-}
-
-async function joinJob(page: Page): Promise<void> {
-  await page.locator('#join').click();
-  await expect(page.locator('#state')).toHaveText('Training', { timeout: 60_000 });
-}
+const volunteer = (browser: Browser, query: string) =>
+  openVolunteer(browser, server, contexts, query, JOB.name);
 
 const samplesOf = async (page: Page) =>
   Number((await page.locator('#samples').textContent())?.replace(/,/g, '') ?? '0');

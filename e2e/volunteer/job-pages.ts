@@ -1,0 +1,65 @@
+/**
+ * What the volunteer and sync specs share: the server's metrics history and health as the
+ * specs read them, and volunteer tabs that open the page and join the job.
+ */
+import { expect, type Browser, type BrowserContext, type Page } from '@playwright/test';
+import type { ServerProcess } from './server-process.ts';
+
+/** A job's metrics history (`/api/jobs/<job>/metrics`), the fields the specs read. */
+export interface History {
+  samples: number;
+  history: Array<{ samples: number; testAccuracy?: number; checkpoint?: number; workers: number }>;
+}
+
+/**
+ * The job's metrics history. A kept-alive connection that the server closed as it was reused
+ * fails once (ECONNRESET) on a loaded machine, so a failed fetch is retried; a server that
+ * stopped answering fails every time, and the error carries the end of its log.
+ */
+export async function fetchHistory(server: ServerProcess, jobId: string): Promise<History> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return (await (await fetch(`${server.url}/api/jobs/${jobId}/metrics`)).json()) as History;
+    } catch (err) {
+      if (attempt < 3) {
+        await new Promise((r) => setTimeout(r, 500));
+        continue;
+      }
+      throw new Error(`${String(err)}; server log:\n${server.output.slice(-4000)}`, {
+        cause: err,
+      });
+    }
+  }
+}
+
+/** The server's `/healthz`: connected volunteers. */
+export async function fetchHealth(server: ServerProcess): Promise<{ workers: number }> {
+  return (await (await fetch(`${server.url}/healthz`)).json()) as { workers: number };
+}
+
+/**
+ * Opens the volunteer page with `query` in a fresh context (added to `contexts` for the
+ * caller to close), logs the tab's console, and waits until it shows `jobName`.
+ */
+export async function openVolunteer(
+  browser: Browser,
+  server: ServerProcess,
+  contexts: BrowserContext[],
+  query: string,
+  jobName: string,
+): Promise<Page> {
+  const context = await browser.newContext();
+  contexts.push(context);
+  const page = await context.newPage();
+  page.on('console', (msg) => console.log(`[tab ${query}] ${msg.text()}`));
+  page.on('pageerror', (err) => console.log(`[tab ${query}:error] ${err.message}`));
+  await page.goto(`${server.url}/${query}`);
+  await expect(page.locator('#job-name')).toHaveText(jobName);
+  return page;
+}
+
+/** Clicks Join and waits until the tab trains. */
+export async function joinJob(page: Page): Promise<void> {
+  await page.locator('#join').click();
+  await expect(page.locator('#state')).toHaveText('Training', { timeout: 60_000 });
+}
