@@ -263,6 +263,16 @@ export async function main(argv: readonly string[]): Promise<void> {
       reached: ts.every((t) => t !== null),
     };
   };
+  /** Ratio of the mean times over the seeds after the first (null with one seed). */
+  const heldOutRatio = (
+    a: ReturnType<typeof meanTime>,
+    b: ReturnType<typeof meanTime>,
+    cap: number,
+  ): number | null => {
+    const rest = (m: ReturnType<typeof meanTime>) =>
+      m.all.slice(1).reduce<number>((sum, t) => sum + (t ?? cap), 0);
+    return a.all.length > 1 ? rest(a) / rest(b) : null;
+  };
   mkdirSync(options.out, { recursive: true });
   const rows: string[] = [
     'workload,profile,arm,b,m,encoding,seed,reached,time_to_target_s,cap_s,samples,bytes_delivered,sends_skipped,overflows,max_backlog_bytes,wall_s',
@@ -301,6 +311,11 @@ export async function main(argv: readonly string[]): Promise<void> {
     balancer: ReturnType<typeof meanTime>;
     bestFixed: ReturnType<typeof meanTime>;
     bestFixedLabel: string;
+    /**
+     * Balancer / the fixed setting that was best on seed 1, both on the other seeds only: a
+     * comparison the pick's own luck does not flatter (null without extra seeds).
+     */
+    heldOut: number | null;
     balancerF32: number | null;
     sync: number | null;
     none: number | null;
@@ -320,6 +335,11 @@ export async function main(argv: readonly string[]): Promise<void> {
         balancer: meanTime(w, p, balancerArm),
         bestFixed: best.t,
         bestFixedLabel: armLabel(best.arm),
+        heldOut: heldOutRatio(
+          meanTime(w, p, balancerArm),
+          meanTime(w, p, topFixed.get(`${w}/${p}`)![0]!),
+          cap,
+        ),
         balancerF32: seed1({ kind: 'balancer', encodings: ['f32'] }),
         sync: seed1({ kind: 'sync' }),
         none: seed1({ kind: 'none' }),
@@ -478,6 +498,8 @@ export async function main(argv: readonly string[]): Promise<void> {
   );
 
   const worstVsFixed = Math.max(...summary.map((s) => s.balancer.mean / s.bestFixed.mean));
+  const heldOuts = summary.flatMap((s) => (s.heldOut === null ? [] : [s.heldOut]));
+  const heldOutWorst = heldOuts.length ? Math.max(...heldOuts) : null;
   const syncVsBalancer = Math.min(...summary.map((s) => (s.sync ?? s.cap) / s.balancer.mean));
   const settles = drops.map((d) => d.settle).sort((a, b) => a - b);
   // The goal holds only if it holds on every seed: the result is the worst one.
@@ -499,7 +521,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   const syncLowerBound = summary.some((s) => s.sync === null);
   const mark = (ok: boolean) => (ok ? 'met' : '**not met**');
   const goalLines = [
-    `- Balancer within 1.1× of the best fixed (b, m) on every profile: ${mark(worstVsFixed <= 1.1)}; worst ${worstVsFixed.toFixed(2)} (${worstCase.workload}/${worstCase.profile}).`,
+    `- Balancer within 1.1× of the best fixed (b, m) on every profile: ${mark(worstVsFixed <= 1.1)}; worst ${worstVsFixed.toFixed(2)} (${worstCase.workload}/${worstCase.profile}).${heldOutWorst === null ? '' : ` For reference, not the goal's measure: against the setting that was best on seed ${SEED}, on the other seeds only, the worst ratio is ${heldOutWorst.toFixed(2)}.`}`,
     `- Synchronous SGD at least 2× slower than the balancer on every profile: ${mark(syncVsBalancer >= 2)}; at least ${syncVsBalancer.toFixed(2)}×${syncLowerBound ? ' (a lower bound: sync SGD did not reach the target before its cutoff)' : ''}.`,
     `- Settings settle within 5 s of a 10× drop, without overflow: ${mark(Number.isFinite(settleWorst) && settleWorst <= 5 && drops.every((d) => d.overflows === 0))}; worst seed ${secs(settleWorst)} when all links drop (${settles.map(secs).join(', ')})${uplinkDrops.length ? `, ${secs(Math.max(...uplinkDrops.map((d) => d.settle)))} when only uplinks drop` : ''}; overflows: ${[...drops, ...uplinkDrops].reduce((n, d) => n + d.overflows, 0)}.`,
     at64
@@ -591,6 +613,9 @@ export async function main(argv: readonly string[]): Promise<void> {
   if (options.docs) updateBenchmarksDoc('docs/benchmarks.md', section);
 
   log(`balancer / best fixed, worst profile: ${worstVsFixed.toFixed(2)} (goal ≤ 1.10)`);
+  if (heldOutWorst !== null) {
+    log(`  held-out seeds, vs the seed-${SEED} pick: ${heldOutWorst.toFixed(2)} (reference only)`);
+  }
   log(`sync SGD / balancer, worst profile: ${syncVsBalancer.toFixed(2)} (goal ≥ 2)`);
   log(
     `settled after the 10× drop (all links): ${settles.map(secs).join(', ')}; uplinks only: ${uplinkDrops.map((d) => secs(d.settle)).join(', ') || 'not run'} (goal ≤ 5 s); overflows ${[...drops, ...uplinkDrops].map((d) => d.overflows).join(', ')}`,
