@@ -31,9 +31,11 @@ function recordingOutbox() {
   const calls: {
     control: string[];
     requests: string[];
+    /** Who each state request went to. */
+    requestedFrom: string[];
     settings: { worker: string; settings: WorkerSettings }[];
     neighbours: { worker: string; neighbours: readonly string[] }[];
-  } = { control: [], requests: [], settings: [], neighbours: [] };
+  } = { control: [], requests: [], requestedFrom: [], settings: [], neighbours: [] };
   const outbox: JobOutbox = {
     neighbours(worker, neighbours) {
       calls.neighbours.push({ worker, neighbours });
@@ -41,8 +43,9 @@ function recordingOutbox() {
     settings(worker, settings) {
       calls.settings.push({ worker, settings });
     },
-    requestState(_worker, requestId) {
+    requestState(worker, requestId) {
       calls.requests.push(requestId);
+      calls.requestedFrom.push(worker);
     },
     control(_worker, state) {
       calls.control.push(state);
@@ -443,5 +446,30 @@ describe('Job balancer', () => {
     }
     job.balanceWorkers(outbox, 1);
     expect(a.plan!.congested).toBe(false);
+  });
+  it('asks the worker with the fastest uplink for checkpoints, not the slow one', async () => {
+    const job = await balancedJob();
+    const { outbox, calls } = recordingOutbox();
+    const fast = job.join('fast', 's1', device, outbox);
+    const slow = job.join('slow', 's2', device, outbox);
+    for (let t = 1; t <= 3; t++) {
+      report(job, fast, t, {
+        samplesPerSec: 160,
+        busy: 0.5,
+        links: [{ peer: 'slow', goodput: 500_000 }],
+      });
+      // The slow one contributed more samples, but its uplink carries a tenth.
+      report(job, slow, t, {
+        samplesPerSec: 320,
+        busy: 0.5,
+        links: [{ peer: 'fast', goodput: 50_000 }],
+      });
+      job.balanceWorkers(outbox, t);
+    }
+    expect(slow.contributed).toBeGreaterThan(fast.contributed);
+    expect(fast.plan!.capacityBytesPerSec!).toBeGreaterThan(slow.plan!.capacityBytesPerSec!);
+    const requestId = job.requestState(outbox);
+    expect(requestId).not.toBeNull();
+    expect(calls.requestedFrom).toEqual(['fast']);
   });
 });

@@ -820,15 +820,29 @@ export class Job {
     }
   }
 
-  /** Asks the worker that has contributed most (and is not paused) for its parameters. */
+  /**
+   * Asks a worker that contributed (and is not paused) for its parameters: the one with the
+   * fastest uplink as the automatic balancer estimates it, else (fixed mode, before its first
+   * tick) the one that has contributed most. Why the uplink: the upload is the whole model in
+   * float32 over the same uplink as the worker's blocks, every checkpoint interval; on a slow
+   * link it takes seconds and crowds out the blocks, which the balancer then sees as a
+   * capacity drop every interval (on a 2 Mbit/s link, ~400 kB each 10 s swung its settings 3x).
+   */
   requestState(outbox: JobOutbox): string | null {
     // A job that met its stop criterion ends with the checkpoint that met it.
     if (this.stopDue !== null || this.state === 'stopped') return null;
     if (this.rounds) return this.checkpointRounds(this.rounds);
+    const uplink = (w: WorkerEntry) => w.plan?.capacityBytesPerSec ?? -1;
     let best: WorkerEntry | null = null;
     for (const w of this.workers.values()) {
       if (w.paused || w.contributed === 0) continue;
-      if (!best || w.contributed > best.contributed) best = w;
+      if (
+        !best ||
+        uplink(w) > uplink(best) ||
+        (uplink(w) === uplink(best) && w.contributed > best.contributed)
+      ) {
+        best = w;
+      }
     }
     if (!best) return null;
     const requestId = `r-${randomUUID().slice(0, 12)}`;

@@ -576,6 +576,28 @@ describe('balance: busy fractions that understate', () => {
     );
     expect(exact.plans.get('w')!.capacityBytesPerSec).toBeCloseTo(1_000_000, 6);
   });
+
+  it('never raises the estimate from a congested interval', () => {
+    const options = { neighbours: 0 };
+    const t1 = balance(
+      emptyBalancerState(),
+      { nowS: 1, model, workers: [w(100_000, 0.5)] },
+      options,
+    );
+    expect(t1.plans.get('w')!.capacityBytesPerSec).toBeCloseTo(200_000, 6);
+    // Skipped sends: the worker offers more than the link takes, whatever goodput / busy says.
+    const congested = w(150_000, 0.5);
+    const skipped: WorkerReport = {
+      ...congested,
+      links: congested.links.map((l) => ({ ...l, skippedSends: 3 })),
+    };
+    const t2 = balance(t1.state, { nowS: 2, model, workers: [skipped] }, options);
+    expect(t2.plans.get('w')!.congested).toBe(true);
+    expect(t2.plans.get('w')!.capacityBytesPerSec).toBeCloseTo(200_000, 6);
+    // Uncongested, the same sample raises it.
+    const t3 = balance(t1.state, { nowS: 2, model, workers: [congested] }, options);
+    expect(t3.plans.get('w')!.capacityBytesPerSec!).toBeGreaterThan(200_000);
+  });
 });
 
 describe('balance: stale reports', () => {

@@ -29,7 +29,8 @@
  *    wire, and a lightly used link looks far faster than it is (on a 2 Mbit/s uplink, samples of
  *    600 kB/s from 146 kB/s of goodput). The floor applies to samples that would raise the
  *    estimate; it keeps them low, yet above the goodput, so an estimate that is too low still
- *    grows until the link is used enough to be measured.
+ *    grows until the link is used enough to be measured. A congested worker's sample never
+ *    raises the estimate: the worker already sends more than the link takes.
  * 2. Congestion. The worker is congested when its safety valve skipped a send, or when its
  *    buffered bytes exceed `maxQueueDelayS` seconds of its goodput (and `QUEUE_BURST_MESSAGES`
  *    messages of m blocks: on a slow link one message alone takes that long). A congested worker
@@ -497,6 +498,16 @@ export function balance(
         sample = Math.max(capacity ?? 0, goodput / o.trustedBusyFraction);
       }
     } else if (busy === undefined && congested) sample = goodput;
+    // A congested worker already sends more than its link takes: no evidence of more room.
+    if (
+      busy !== undefined &&
+      congested &&
+      capacity !== null &&
+      sample !== null &&
+      sample > capacity
+    ) {
+      sample = null;
+    }
     if (sample !== null && sample > 0) {
       if (capacity === null || (congested && sample < DROP_FRACTION * capacity)) {
         capacity = sample;
