@@ -138,7 +138,7 @@ export const DEFAULT_INTERVAL_S = 1;
 /** Busy fraction below which goodput / busy is too noisy to be a capacity sample. */
 export const MIN_BUSY_FOR_SAMPLE = 0.02;
 /** `trustedBusyFraction` for browsers' reports (rule 1). */
-export const BROWSER_TRUSTED_BUSY_FRACTION = 0.35;
+export const BROWSER_TRUSTED_BUSY_FRACTION = 0.5;
 /** Without busy fractions, the capacity estimate grows by this factor per uncongested tick. */
 export const PROBE_GROWTH = 1.1;
 /** A link cap is relaxed by this factor per tick once the link stops queueing. */
