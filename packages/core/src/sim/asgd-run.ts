@@ -22,6 +22,8 @@ import {
   DEFAULT_EVAL_INTERVAL_S,
   DEFAULT_TICK_INTERVAL_S,
   emptyTotals,
+  runScheduled,
+  TargetTracker,
   validateConfig,
   type SimulationConfig,
   type SimulationResult,
@@ -70,15 +72,12 @@ export async function runAsgd(config: SimulationConfig): Promise<SimulationResul
   const live = new Map<string, LiveWorker>();
   const receiveCounters = new Map<string, ReceiveCounters>();
   const totals = emptyTotals();
-  const evaluations: { timeS: number; value: number }[] = [];
   const ticks: TickRecord[] = [];
   const plans = new Map<
     string,
     { budget: number; capacity: number | null; reason: BudgetReason }
   >();
-  let timeToTarget: number | null = null;
-  let stopped = false;
-  let lastProgress: number | null = null;
+  const target = new TargetTracker(stopAtTarget);
   // Cumulative counters of channels that closed (a worker left), kept for the totals.
   const closedTotals = { overflows: 0, delivered: 0, bytes: 0 };
 
@@ -232,7 +231,7 @@ export async function runAsgd(config: SimulationConfig): Promise<SimulationResul
       return;
     }
     clock.after(workload.batchSize / speed, async () => {
-      if (live.get(worker.spec.id) !== worker || stopped) return;
+      if (live.get(worker.spec.id) !== worker || target.stopped) return;
       await worker.asgd.step();
       scheduleStep(worker);
     });
@@ -279,7 +278,7 @@ export async function runAsgd(config: SimulationConfig): Promise<SimulationResul
     }
     const record: TickRecord = {
       timeS: clock.nowS,
-      progress: lastProgress,
+      progress: target.last,
       workers: reports.map((r) => workerTick(r, interval)),
     };
     for (const w of record.workers)
@@ -365,23 +364,15 @@ export async function runAsgd(config: SimulationConfig): Promise<SimulationResul
   const evaluateProbe = async () => {
     const p = probe();
     if (!p) return;
-    const { value, reached } = workload.progress(await p.asgd.readParameters());
-    lastProgress = value;
-    evaluations.push({ timeS: clock.nowS, value });
-    if (reached && timeToTarget === null) {
-      timeToTarget = clock.nowS;
-      if (stopAtTarget) stopped = true;
-    }
+    target.record(clock.nowS, workload.progress(await p.asgd.readParameters()));
   };
 
-  config.workers.forEach((spec, index) => {
-    clock.at(spec.joinAtS ?? 0, () => join(spec, index));
-    if (spec.leaveAtS !== undefined) clock.at(spec.leaveAtS, () => leave(spec));
+  await runScheduled(clock, config, tickS, evalS, target, {
+    join,
+    leave,
+    tick,
+    evaluate: evaluateProbe,
   });
-  for (let t = tickS; t <= config.maxTimeS + 1e-9; t += tickS) clock.at(t, tick);
-  for (let t = evalS; t <= config.maxTimeS + 1e-9; t += evalS) clock.at(t, evaluateProbe);
-
-  await clock.run(config.maxTimeS, () => stopped);
 
   for (const [, c] of channelCounters()) {
     totals.overflows += c.overflows;
@@ -393,5 +384,11 @@ export async function runAsgd(config: SimulationConfig): Promise<SimulationResul
   totals.messagesDelivered += closedTotals.delivered;
   totals.bytesDelivered += closedTotals.bytes;
   for (const w of live.values()) addWorkerTotals(w);
-  return { timeToTargetS: timeToTarget, endS: clock.nowS, evaluations, ticks, totals };
+  return {
+    timeToTargetS: target.timeToTargetS,
+    endS: clock.nowS,
+    evaluations: target.evaluations,
+    ticks,
+    totals,
+  };
 }

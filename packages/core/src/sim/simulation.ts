@@ -8,6 +8,7 @@ import type { BalancerOptions, BudgetReason } from '../balancer/controller.ts';
 import type { Dataset } from '../data/dataset.ts';
 import type { ParameterLayout } from '../model/spec.ts';
 import type { WorkerSettings } from '../protocol/events.ts';
+import type { EventQueue } from './event-queue.ts';
 import type { PathOptions } from './network.ts';
 import type { Schedule } from './schedule.ts';
 
@@ -207,3 +208,54 @@ export function validateConfig(config: SimulationConfig): void {
 
 /** Node id of the parameter server in 'sync' mode. */
 export const SERVER_ID = 'server';
+
+/**
+ * What a run knows of its evaluated model: every evaluation, the latest value, and when the
+ * target was first reached (after which a run with `stopAtTarget` stops).
+ */
+export class TargetTracker {
+  readonly evaluations: { timeS: number; value: number }[] = [];
+  last: number | null = null;
+  timeToTargetS: number | null = null;
+  stopped = false;
+
+  constructor(private readonly stopAtTarget: boolean) {}
+
+  record(timeS: number, { value, reached }: { value: number; reached: boolean }): void {
+    this.last = value;
+    this.evaluations.push({ timeS, value });
+    if (reached && this.timeToTargetS === null) {
+      this.timeToTargetS = timeS;
+      if (this.stopAtTarget) this.stopped = true;
+    }
+  }
+}
+
+/** A runner's handlers for the events every run has. */
+export interface RunHandlers {
+  join(spec: SimWorkerSpec, index: number): void | Promise<void>;
+  leave(spec: SimWorkerSpec): void;
+  tick(): void | Promise<void>;
+  evaluate(): void | Promise<void>;
+}
+
+/**
+ * Schedules the workers' joins and leaves, a tick every `tickS` and an evaluation every
+ * `evalS` on `clock`, and runs it to `config.maxTimeS` or until `target` stops the run.
+ */
+export async function runScheduled(
+  clock: EventQueue,
+  config: SimulationConfig,
+  tickS: number,
+  evalS: number,
+  target: TargetTracker,
+  on: RunHandlers,
+): Promise<void> {
+  config.workers.forEach((spec, index) => {
+    clock.at(spec.joinAtS ?? 0, () => on.join(spec, index));
+    if (spec.leaveAtS !== undefined) clock.at(spec.leaveAtS, () => on.leave(spec));
+  });
+  for (let t = tickS; t <= config.maxTimeS + 1e-9; t += tickS) clock.at(t, () => on.tick());
+  for (let t = evalS; t <= config.maxTimeS + 1e-9; t += evalS) clock.at(t, () => on.evaluate());
+  await clock.run(config.maxTimeS, () => target.stopped);
+}

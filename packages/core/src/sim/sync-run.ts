@@ -18,6 +18,8 @@ import {
   DEFAULT_SERVER_BYTES_PER_SEC,
   DEFAULT_TICK_INTERVAL_S,
   emptyTotals,
+  runScheduled,
+  TargetTracker,
   SERVER_ID,
   validateConfig,
   type SimulationConfig,
@@ -55,11 +57,8 @@ export async function runSync(config: SimulationConfig): Promise<SimulationResul
   const gradientSum = new Float64Array(layout.size);
   const live = new Map<string, SyncWorker>();
   const totals = emptyTotals();
-  const evaluations: { timeS: number; value: number }[] = [];
   const ticks: TickRecord[] = [];
-  let timeToTarget: number | null = null;
-  let stopped = false;
-  let lastProgress: number | null = null;
+  const target = new TargetTracker(stopAtTarget);
   let round = 0;
   let roundOpen = false;
   let roundScheduled = false;
@@ -107,7 +106,7 @@ export async function runSync(config: SimulationConfig): Promise<SimulationResul
   });
 
   const startRound = () => {
-    if (stopped) return;
+    if (target.stopped) return;
     if (live.size === 0) {
       roundOpen = false;
       return;
@@ -143,7 +142,7 @@ export async function runSync(config: SimulationConfig): Promise<SimulationResul
     }
     const startedRound = round;
     clock.after(workload.batchSize / speed, () => {
-      if (live.get(w.spec.id) !== w || round !== startedRound || stopped) return;
+      if (live.get(w.spec.id) !== w || round !== startedRound || target.stopped) return;
       lossAndGradient(layout, w.params, w.batcher.next(), w.gradient, scratch);
       w.samples += workload.batchSize;
       totals.samples += workload.batchSize;
@@ -199,7 +198,7 @@ export async function runSync(config: SimulationConfig): Promise<SimulationResul
     const span = Math.max(interval.toS - interval.fromS, Number.MIN_VALUE);
     const record: TickRecord = {
       timeS: clock.nowS,
-      progress: lastProgress,
+      progress: target.last,
       workers: [...live.values()].map((w) => {
         const up = interval.channels.find((c) => c.from === w.spec.id);
         const tickRecord = {
@@ -226,24 +225,14 @@ export async function runSync(config: SimulationConfig): Promise<SimulationResul
     config.onTick?.(record);
   };
 
-  const evaluateServer = () => {
-    const { value, reached } = workload.progress(weights);
-    lastProgress = value;
-    evaluations.push({ timeS: clock.nowS, value });
-    if (reached && timeToTarget === null) {
-      timeToTarget = clock.nowS;
-      if (stopAtTarget) stopped = true;
-    }
-  };
+  const evaluateServer = () => target.record(clock.nowS, workload.progress(weights));
 
-  config.workers.forEach((spec, index) => {
-    clock.at(spec.joinAtS ?? 0, () => join(spec, index));
-    if (spec.leaveAtS !== undefined) clock.at(spec.leaveAtS, () => leave(spec));
+  await runScheduled(clock, config, tickS, evalS, target, {
+    join,
+    leave,
+    tick,
+    evaluate: evaluateServer,
   });
-  for (let t = tickS; t <= config.maxTimeS + 1e-9; t += tickS) clock.at(t, tick);
-  for (let t = evalS; t <= config.maxTimeS + 1e-9; t += evalS) clock.at(t, evaluateServer);
-
-  await clock.run(config.maxTimeS, () => stopped);
 
   const ids = [SERVER_ID, ...live.keys()];
   for (const a of ids) {
@@ -256,5 +245,11 @@ export async function runSync(config: SimulationConfig): Promise<SimulationResul
     }
   }
   totals.blocksSent = seq;
-  return { timeToTargetS: timeToTarget, endS: clock.nowS, evaluations, ticks, totals };
+  return {
+    timeToTargetS: target.timeToTargetS,
+    endS: clock.nowS,
+    evaluations: target.evaluations,
+    ticks,
+    totals,
+  };
 }
