@@ -4,12 +4,17 @@
  * real socket.io. Each round the server sends its parameters to every tab, each tab steps once
  * and sends its parameters back, and the server applies the mean once all have answered.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Browser, BrowserContext, Page } from '@playwright/test';
+import type { Browser, Page } from '@playwright/test';
 import { test, expect } from './fixtures.ts';
-import { buildOnce, freePort, ServerProcess } from '../volunteer/server-process.ts';
-import { fetchHealth, fetchHistory, joinJob, openVolunteer } from '../volunteer/job-pages.ts';
+import {
+  fetchHealth,
+  fetchHistory,
+  joinJob,
+  openVolunteer,
+  serveJobForFile,
+} from '../volunteer/job-pages.ts';
 
 const ARTIFACTS = join(import.meta.dirname, '../artifacts');
 /** The volunteer spec's job, in sync mode. */
@@ -28,30 +33,15 @@ const JOB = {
 /** The volunteer spec's target, evaluated by the server on the held-out digits. */
 const TARGET_ACCURACY = 0.85;
 
-let server: ServerProcess;
-const contexts: BrowserContext[] = [];
+const served = serveJobForFile(JOB, ARTIFACTS);
+const contexts = served.contexts;
 
-test.describe.configure({ mode: 'serial' });
-
-test.beforeAll(async () => {
-  test.setTimeout(300_000);
-  buildOnce();
-  mkdirSync(ARTIFACTS, { recursive: true });
-  server = new ServerProcess(await freePort(), JOB);
-  await server.start();
-});
-
-test.afterAll(async () => {
-  for (const c of contexts) await c.close().catch(() => undefined);
-  await server?.stop();
-});
-
-const history = () => fetchHistory(server, JOB.id);
+const history = () => fetchHistory(served.server, JOB.id);
 
 /** The admin API, with the token the server wrote to its data directory. */
 async function admin<T>(path: string, body?: unknown): Promise<T> {
-  const token = readFileSync(join(server.dataDir, 'admin-token'), 'utf8').trim();
-  const res = await fetch(`${server.url}/api/admin/jobs/${JOB.id}${path}`, {
+  const token = readFileSync(join(served.server.dataDir, 'admin-token'), 'utf8').trim();
+  const res = await fetch(`${served.server.url}/api/admin/jobs/${JOB.id}${path}`, {
     method: body === undefined ? 'GET' : 'POST',
     headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
@@ -60,10 +50,10 @@ async function admin<T>(path: string, body?: unknown): Promise<T> {
   return (await res.json()) as T;
 }
 
-const health = () => fetchHealth(server);
+const health = () => fetchHealth(served.server);
 
 async function volunteer(browser: Browser, query: string): Promise<Page> {
-  const page = await openVolunteer(browser, server, contexts, query, JOB.name);
+  const page = await openVolunteer(browser, served.server, contexts, query, JOB.name);
   await expect(page.locator('#mode')).toContainText('synchronous');
   return page;
 }

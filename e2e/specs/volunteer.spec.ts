@@ -3,14 +3,18 @@
  * and the CPU backend), the real server process (`apps/server/dist/main.js`, what `npm start`
  * runs), real socket.io. One server for the whole file, killed and restarted mid-way.
  */
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from '@playwright/test';
+import { chromium, type Browser, type Page } from '@playwright/test';
 import { io as connect } from 'socket.io-client';
 import { test, expect } from './fixtures.ts';
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from '../harness/chromium.ts';
-import { buildOnce, freePort, ServerProcess } from '../volunteer/server-process.ts';
-import { fetchHealth, fetchHistory, joinJob, openVolunteer } from '../volunteer/job-pages.ts';
+import {
+  fetchHealth,
+  fetchHistory,
+  joinJob,
+  openVolunteer,
+  serveJobForFile,
+} from '../volunteer/job-pages.ts';
 
 const ARTIFACTS = join(import.meta.dirname, '../artifacts');
 const JOB = {
@@ -25,26 +29,11 @@ const JOB = {
   communication: { communicationPeriod: 128, blocksPerMessage: 1, encoding: 'f32' },
 };
 
-let server: ServerProcess;
-const contexts: BrowserContext[] = [];
+const served = serveJobForFile(JOB, ARTIFACTS);
+const contexts = served.contexts;
 
-test.describe.configure({ mode: 'serial' });
-
-test.beforeAll(async () => {
-  test.setTimeout(300_000);
-  buildOnce();
-  mkdirSync(ARTIFACTS, { recursive: true });
-  server = new ServerProcess(await freePort(), JOB);
-  await server.start();
-});
-
-test.afterAll(async () => {
-  for (const c of contexts) await c.close().catch(() => undefined);
-  await server?.stop();
-});
-
-const history = () => fetchHistory(server, JOB.id);
-const health = () => fetchHealth(server);
+const history = () => fetchHistory(served.server, JOB.id);
+const health = () => fetchHealth(served.server);
 
 function metricValue(text: string, name: string): number {
   const m = text.match(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'm'));
@@ -53,7 +42,7 @@ function metricValue(text: string, name: string): number {
 }
 
 const volunteer = (browser: Browser, query: string) =>
-  openVolunteer(browser, server, contexts, query, JOB.name);
+  openVolunteer(browser, served.server, contexts, query, JOB.name);
 
 const samplesOf = async (page: Page) =>
   Number((await page.locator('#samples').textContent())?.replace(/,/g, '') ?? '0');
@@ -94,7 +83,7 @@ test('three tabs train the default job to 85% test accuracy; metrics agree', asy
 
   const h = await history();
   const lastEval = h.history.filter((r) => r.testAccuracy !== undefined).at(-1);
-  const metrics = await (await fetch(`${server.url}/metrics`)).text();
+  const metrics = await (await fetch(`${served.server.url}/metrics`)).text();
   expect(metricValue(metrics, 'meshgrad_test_accuracy')).toBeGreaterThanOrEqual(
     lastEval?.testAccuracy ?? 1,
   );
@@ -133,9 +122,9 @@ test('the server killed and restarted: tabs reconnect and the job resumes from i
   const lastCheckpoint =
     before.history.filter((r) => r.checkpoint !== undefined).at(-1)?.checkpoint ?? 0;
   expect(lastCheckpoint).toBeGreaterThan(0);
-  await server.kill();
+  await served.server.kill();
   await expect(tabs[0]!.locator('#connection')).toContainText('reconnecting', { timeout: 15_000 });
-  await server.start();
+  await served.server.start();
   await expect.poll(async () => (await health()).workers, { timeout: 30_000 }).toBe(2);
   for (const tab of tabs) await expect(tab.locator('#connection')).toHaveText('connected');
   const resumed = await history();
@@ -156,7 +145,10 @@ test('the server killed and restarted: tabs reconnect and the job resumes from i
 
 test('malformed, oversized and out-of-order messages get error replies; training goes on', async () => {
   test.setTimeout(60_000);
-  const s = connect(`${server.url}/volunteer`, { transports: ['websocket'], reconnection: false });
+  const s = connect(`${served.server.url}/volunteer`, {
+    transports: ['websocket'],
+    reconnection: false,
+  });
   try {
     await new Promise<void>((r) => s.once('connect', () => r()));
     const refused: Array<{ event: string; code: string; message: string }> = [];
@@ -185,7 +177,7 @@ test('malformed, oversized and out-of-order messages get error replies; training
     })
     .toBe(true);
   expect((await health()).workers).toBe(2);
-  const metrics = await (await fetch(`${server.url}/metrics`)).text();
+  const metrics = await (await fetch(`${served.server.url}/metrics`)).text();
   expect(metrics).toMatch(
     /meshgrad_rejected_messages_total\{event="relay",code="ERR_INVALID_PAYLOAD"\} [1-9]/,
   );

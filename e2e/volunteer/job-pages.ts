@@ -1,9 +1,47 @@
 /**
- * What the volunteer and sync specs share: the server's metrics history and health as the
- * specs read them, and volunteer tabs that open the page and join the job.
+ * What the volunteer and sync specs share: one server process per spec file, the server's
+ * metrics history and health as the specs read them, and volunteer tabs that open the page and
+ * join the job.
  */
-import { expect, type Browser, type BrowserContext, type Page } from '@playwright/test';
-import type { ServerProcess } from './server-process.ts';
+import { mkdirSync } from 'node:fs';
+import { expect, test, type Browser, type BrowserContext, type Page } from '@playwright/test';
+import { buildOnce, freePort, ServerProcess } from './server-process.ts';
+
+/** A spec file's server and the browser contexts its tests opened. */
+export interface ServedJob {
+  /** The server process (throws before the file's first test). */
+  readonly server: ServerProcess;
+  readonly contexts: BrowserContext[];
+}
+
+/**
+ * Runs the file's tests in order against one server process serving `job`: built and started
+ * before the first test (artefacts go to `artifacts`), stopped after the last, with every
+ * context the tests opened closed.
+ */
+export function serveJobForFile(job: object, artifacts: string): ServedJob {
+  let server: ServerProcess | undefined;
+  const contexts: BrowserContext[] = [];
+  test.describe.configure({ mode: 'serial' });
+  test.beforeAll(async () => {
+    test.setTimeout(300_000);
+    buildOnce();
+    mkdirSync(artifacts, { recursive: true });
+    server = new ServerProcess(await freePort(), job);
+    await server.start();
+  });
+  test.afterAll(async () => {
+    for (const c of contexts) await c.close().catch(() => undefined);
+    await server?.stop();
+  });
+  return {
+    get server() {
+      if (!server) throw new Error("the spec file's server has not started");
+      return server;
+    },
+    contexts,
+  };
+}
 
 /** A job's metrics history (`/api/jobs/<job>/metrics`), the fields the specs read. */
 export interface History {
