@@ -22,6 +22,20 @@ const batchSize = 32;
 const speed = 320; // samples/s: 10 steps/s, so the f32 ceiling is 10 full models/s ≈ 2.6 MB/s
 const ceiling = ceilingBytesPerSec(model, batchSize, speed);
 
+/** One link's report with every counter at zero, `extra` on top. */
+const linkStats = (peer: string, extra: Partial<LinkStats> = {}): LinkStats => ({
+  peer,
+  relayed: false,
+  goodputBytesPerSec: 0,
+  backlogBytes: 0,
+  blocksSent: 0,
+  blocksReceived: 0,
+  overwritten: 0,
+  rejected: 0,
+  skippedSends: 0,
+  ...extra,
+});
+
 /**
  * A one-worker "plant": a send queue drained at `capacity` bytes/s, fed at the rate the
  * settings imply. Returns the report a worker would send, with cumulative counters.
@@ -262,18 +276,8 @@ describe('balance: holding after a change', () => {
 });
 
 describe('balance: links', () => {
-  const link = (peer: string, extra: Partial<LinkStats> = {}): LinkStats => ({
-    peer,
-    relayed: false,
-    goodputBytesPerSec: 50_000,
-    backlogBytes: 0,
-    blocksSent: 0,
-    blocksReceived: 0,
-    overwritten: 0,
-    rejected: 0,
-    skippedSends: 0,
-    ...extra,
-  });
+  const link = (peer: string, extra: Partial<LinkStats> = {}): LinkStats =>
+    linkStats(peer, { goodputBytesPerSec: 50_000, ...extra });
 
   it('caps relayed links and counts them as slow', () => {
     const options = { neighbours: 0, relayCapacityBytesPerSec: 10_000 };
@@ -410,18 +414,7 @@ describe('balance: links', () => {
 });
 
 describe('balance: zero is no measurement', () => {
-  const link = (extra: Partial<LinkStats> = {}): LinkStats => ({
-    peer: 'a',
-    relayed: false,
-    goodputBytesPerSec: 0,
-    backlogBytes: 0,
-    blocksSent: 0,
-    blocksReceived: 0,
-    overwritten: 0,
-    rejected: 0,
-    skippedSends: 0,
-    ...extra,
-  });
+  const link = (extra: Partial<LinkStats> = {}): LinkStats => linkStats('a', extra);
   const report = (extra: Partial<WorkerReport> = {}): WorkerReport => ({
     id: 'w',
     samplesPerSec: speed,
@@ -528,19 +521,7 @@ describe('balance: busy fractions that understate', () => {
     samplesPerSec: speed,
     batchSize,
     sendBusyFraction: busy,
-    links: [
-      {
-        peer: 'a',
-        relayed: false,
-        goodputBytesPerSec: goodput,
-        backlogBytes: 0,
-        blocksSent: 0,
-        blocksReceived: 0,
-        overwritten: 0,
-        rejected: 0,
-        skippedSends: 0,
-      },
-    ],
+    links: [linkStats('a', { goodputBytesPerSec: goodput })],
     neighbours: ['a'],
   });
 
@@ -644,19 +625,7 @@ describe('balance: stale reports', () => {
       samplesPerSec: speed,
       batchSize,
       sendBusyFraction: 0.5,
-      links: [
-        {
-          peer: 'a',
-          relayed: false,
-          goodputBytesPerSec: 100_000,
-          backlogBytes: 0,
-          blocksSent: sent,
-          blocksReceived: 0,
-          overwritten: 0,
-          rejected: 0,
-          skippedSends: 0,
-        },
-      ],
+      links: [linkStats('a', { goodputBytesPerSec: 100_000, blocksSent: sent })],
       neighbours: ['a'],
       atS,
       fresh,
@@ -683,19 +652,7 @@ describe('balance: stale reports', () => {
       samplesPerSec: speed,
       batchSize,
       sendBusyFraction: 0.5,
-      links: [
-        {
-          peer: 'a',
-          relayed: false,
-          goodputBytesPerSec: 100_000,
-          backlogBytes: backlog,
-          blocksSent: 0,
-          blocksReceived: 0,
-          overwritten: 0,
-          rejected: 0,
-          skippedSends: 0,
-        },
-      ],
+      links: [linkStats('a', { goodputBytesPerSec: 100_000, backlogBytes: backlog })],
       neighbours: ['a'],
       ...(settings ? { settings } : {}),
     });
