@@ -326,20 +326,10 @@ export class PeerMesh {
   private drainBytesPerSec: number | undefined;
   private valveClosed = false;
   private valveTimer: ReturnType<typeof setTimeout> | undefined;
-  /** See `sendBusyFraction`. */
-  private lastBusyFraction: number | undefined;
 
   constructor(private readonly opts: PeerMeshOptions) {
     this.now = opts.now ?? (() => performance.now());
     this.busy = new BusyMeter(this.now());
-  }
-
-  /**
-   * Fraction of the interval up to the last `report()` during which any data channel had bytes
-   * buffered (the stats' `sendBusyFraction`); undefined when no direct link was open then.
-   */
-  get sendBusyFraction(): number | undefined {
-    return this.lastBusyFraction;
   }
 
   /** The server's current neighbour list: links open to new neighbours, close to old ones. */
@@ -476,8 +466,7 @@ export class PeerMesh {
   /**
    * Measures every link, and the send busy fraction, over the interval since the previous
    * measurement: both end at the same instant, so goodput / busy fraction is a capacity sample.
-   * (Read from `sendBusyFraction` after an await instead, an overlapping call may have replaced
-   * it with a fraction of another, possibly very short, interval.)
+   * The busy fraction (the stats' `sendBusyFraction`) is undefined when no direct link is open.
    */
   async measure(): Promise<{ links: LinkReport[]; sendBusyFraction: number | undefined }> {
     for (const e of [...this.entries.values()]) {
@@ -494,7 +483,6 @@ export class PeerMesh {
     const busy = this.busy.take(now);
     const direct = entries.filter((e) => e.link?.open && e.route !== 'server');
     const sendBusyFraction = direct.length > 0 ? busy : undefined;
-    this.lastBusyFraction = sendBusyFraction;
     let directGoodput = 0;
     const reports = entries.map((e, i) => {
       const probe = probes[i];
