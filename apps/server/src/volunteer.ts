@@ -38,6 +38,10 @@ type VolunteerSocket = Socket<
   SocketData
 >;
 
+/** A validated binary payload as bytes (socket.io hands out Buffers or ArrayBuffers). */
+const asBytes = (v: Uint8Array | ArrayBuffer): Uint8Array =>
+  v instanceof Uint8Array ? v : new Uint8Array(v);
+
 /** Every worker's socket, so the job can reach it by worker id. */
 export class VolunteerHub implements JobOutbox {
   private readonly sockets = new Map<string, VolunteerSocket>();
@@ -259,9 +263,11 @@ export class VolunteerHub implements JobOutbox {
           replyOrRefuse('state', ack, this.refuse('state', 'ERR_INVALID_PAYLOAD', r.message));
           return;
         }
-        const bytes =
-          r.value.params instanceof Uint8Array ? r.value.params : new Uint8Array(r.value.params);
-        const problem = await ctx.job.acceptState(ctx.workerId, r.value.requestId, bytes);
+        const problem = await ctx.job.acceptState(
+          ctx.workerId,
+          r.value.requestId,
+          asBytes(r.value.params),
+        );
         if (problem) {
           replyOrRefuse('state', ack, this.refuse('state', 'ERR_INVALID_PAYLOAD', problem));
           return;
@@ -285,10 +291,7 @@ export class VolunteerHub implements JobOutbox {
                 round: r.value.round,
                 samples: r.value.samples,
                 loss: r.value.loss,
-                params:
-                  r.value.params instanceof Uint8Array
-                    ? r.value.params
-                    : new Uint8Array(r.value.params),
+                params: asBytes(r.value.params),
               });
         if (problem) {
           socket.emit('refused', {
