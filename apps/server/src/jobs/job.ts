@@ -196,13 +196,13 @@ export class Job {
    * out only after the progress that covers its sample count is durable, so after a crash the
    * restarted job never counts fewer samples than its history shows (DESIGN §5).
    */
-  private persisting: Promise<void> = Promise.resolve();
+  private readonly persisting = new InOrder();
   /**
    * State uploads and adopted checkpoints, evaluated and stored one at a time in arrival order
    * (`storeInTurn`): checkpoint numbers stay unique, and once a checkpoint meets a stop criterion
    * no upload that overlapped it can replace it as the job's last.
    */
-  private storing: Promise<void> = Promise.resolve();
+  private readonly storing = new InOrder();
   private readonly specHash: string;
   /** A stop criterion met by a checkpoint, applied on the next tick (which has the outbox). */
   private stopDue: string | null = null;
@@ -739,22 +739,12 @@ export class Job {
 
   /** Runs `write` after every write `persist` was handed before it (see `persisting`). */
   private persist<T>(write: () => Promise<T>): Promise<T> {
-    const done = this.persisting.then(write);
-    this.persisting = done.then(
-      () => undefined,
-      () => undefined,
-    );
-    return done;
+    return this.persisting.run(write);
   }
 
   /** Runs `work` after every store `storeInTurn` was handed before it (see `storing`). */
   private storeInTurn<T>(work: () => Promise<T>): Promise<T> {
-    const done = this.storing.then(work);
-    this.storing = done.then(
-      () => undefined,
-      () => undefined,
-    );
-    return done;
+    return this.storing.run(work);
   }
 
   /** Writes progress now when it changed; only ever called in `persist`'s turn. */
@@ -1033,6 +1023,21 @@ export class Job {
       await this.store.appendMetrics(this.id, record);
     });
     for (const listener of this.recordListeners) listener(record);
+  }
+}
+
+/** Runs asynchronous work one piece at a time, in the order it was handed over. */
+class InOrder {
+  private last: Promise<void> = Promise.resolve();
+
+  /** Runs `work` once everything handed over before has settled; a failure stops nothing. */
+  run<T>(work: () => Promise<T>): Promise<T> {
+    const done = this.last.then(work);
+    this.last = done.then(
+      () => undefined,
+      () => undefined,
+    );
+    return done;
   }
 }
 
