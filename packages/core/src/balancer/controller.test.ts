@@ -275,6 +275,112 @@ describe('balance: holding after a change', () => {
   });
 });
 
+describe('balance: a drop with a queue and overwrites', () => {
+  it('cuts to the new capacity at once, not deeper, and then holds', () => {
+    // Sender s sends to r; after 5 calm ticks its link falls to a tenth: the queue grows, sends
+    // are skipped, and r finds most blocks overwritten unread. The queue is the old settings'
+    // and the valve drains it, so the cut follows the capacity alone: a deeper cut would come
+    // back up once the queue is gone, a second move after the drop.
+    let sent = 0;
+    let skipped = 0;
+    let received = 0;
+    let overwritten = 0;
+    const tick = (
+      goodput: number,
+      busy: number,
+      extra: { skips?: number; backlog?: number; ow?: number } = {},
+    ) => {
+      sent += 20;
+      skipped += extra.skips ?? 0;
+      received += 20;
+      overwritten += extra.ow ?? 0;
+      return [
+        {
+          id: 's',
+          samplesPerSec: speed,
+          batchSize,
+          sendBusyFraction: busy,
+          links: [
+            linkStats('r', {
+              goodputBytesPerSec: goodput,
+              backlogBytes: extra.backlog ?? 0,
+              blocksSent: sent,
+              skippedSends: skipped,
+            }),
+          ],
+          neighbours: ['r'],
+        },
+        {
+          id: 'r',
+          samplesPerSec: speed,
+          batchSize,
+          links: [linkStats('s', { blocksReceived: received, overwritten })],
+          neighbours: ['s'],
+        },
+      ];
+    };
+    let state = emptyBalancerState();
+    const plans: WorkerPlan[] = [];
+    const step = (workers: WorkerReport[]) => {
+      const next = balance(state, { nowS: plans.length + 1, model, workers }, { neighbours: 0 });
+      state = next.state;
+      plans.push(next.plans.get('s')!);
+    };
+    for (let t = 0; t < 5; t++) step(tick(500_000, 0.5));
+    step(tick(100_000, 1, { skips: 6, backlog: 600_000, ow: 12 }));
+    const drop = plans.at(-1)!;
+    expect(drop.congested).toBe(true);
+    expect(drop.capacityBytesPerSec).toBeCloseTo(100_000, -3);
+    expect(drop.budgetBytesPerSec).toBeCloseTo(0.8 * 100_000, -2);
+    // The link carries 100 kB/s from now on and the queue is gone.
+    for (let t = 0; t < 12; t++) step(tick(80_000, 0.8));
+    for (const p of plans.slice(5)) expect(p.settings).toEqual(drop.settings);
+  });
+});
+
+describe('balance: neighbours', () => {
+  it('keeps the neighbours on steady links while acceptance rates jump from tick to tick', () => {
+    // Eight equal workers on equal links; each receiver's acceptance rate is drawn afresh every
+    // tick (one interval's rate comes from a handful of blocks). Every change of neighbours
+    // costs a new data channel, so noise must not move them.
+    const ids = Array.from({ length: 8 }, (_, i) => `w${i}`);
+    let noise = 12345;
+    const draw = () => {
+      noise = (noise * 1103515245 + 12345) % 2 ** 31;
+      return noise / 2 ** 31;
+    };
+    const balancer = new Balancer();
+    let neighbours = new Map<string, readonly string[]>();
+    let changes = 0;
+    for (let t = 1; t <= 30; t++) {
+      const workers = ids.map((id) => {
+        const acceptanceRate = 0.05 + 0.55 * draw();
+        return {
+          id,
+          samplesPerSec: speed,
+          batchSize,
+          sendBusyFraction: 0.3,
+          links: ids
+            .filter((p) => p !== id)
+            .map((p) => linkStats(p, { goodputBytesPerSec: 30_000, rttMs: 20, acceptanceRate })),
+          neighbours: neighbours.get(id) ?? [],
+        };
+      });
+      const plans = balancer.update({ nowS: t, model, workers });
+      const next = new Map([...plans].map(([id, p]) => [id, p.neighbours]));
+      if (t > 3) {
+        for (const id of ids) {
+          const key = (l: readonly string[] | undefined) => [...(l ?? [])].sort().join();
+          if (key(next.get(id)) !== key(neighbours.get(id))) changes++;
+        }
+      }
+      neighbours = next;
+    }
+    for (const id of ids) expect(neighbours.get(id)).toHaveLength(4);
+    expect(changes).toBe(0);
+  });
+});
+
 describe('balance: links', () => {
   const link = (peer: string, extra: Partial<LinkStats> = {}): LinkStats =>
     linkStats(peer, { goodputBytesPerSec: 50_000, ...extra });

@@ -40,7 +40,8 @@
  *    traffic, so the queue stays short and blocks arrive fresh. While the queue is above target
  *    and still growing, the budget also gives up what drains it within `DRAIN_HORIZON_S` (at
  *    most `DRAIN_MAX_CUT` of it); a queue that already shrinks is left to the worker's valve
- *    (`localValveBytes`), so the settings do not dip and come back.
+ *    (`localValveBytes`), so the settings do not dip and come back. Nor does the tick of a
+ *    drop (rule 1) drain: that queue is the old settings', which the new ones replace.
  * 4. Per-link limits. A link whose own queue is long while the worker as a whole is not
  *    congested has a bottleneck of its own (the receiver's downlink, a relay): its goodput caps
  *    it, and since sends pick a neighbour at random, the worker's budget is at most k times that
@@ -48,7 +49,9 @@
  * 5. Overwrites. When a congested sender's blocks are overwritten unread at a receiver beyond
  *    `overwriteTolerance`, part of what queued was wasted: its budget drops to its goodput times
  *    the fraction that was read. An uncongested sender's overwrites cost nothing (the newer block
- *    supersedes the older, and the link had room), so they do not slow it down.
+ *    supersedes the older, and the link had room), so they do not slow it down; nor do those
+ *    in the tick of a drop, which were queued under the old settings. (Both cuts at a drop
+ *    made the settings fall below the new capacity and come back up seconds later.)
  * 6. Ceiling. More than the whole model per step buys nothing, so the traffic stops at one
  *    full model per minibatch. Without a capacity estimate yet, the budget grows by at most
  *    `maxGrowth` per tick from `initialBudgetBytesPerSec`.
@@ -71,7 +74,10 @@
  *    on shared bottlenecks every sender's share moves as the others adapt, and following each
  *    move kept the settings wandering for 10 s and more after a 10× drop (bench:balance).
  * 9. Neighbours. `chooseNeighbours` with the links' measured capacity, RTT, relay flag and
- *    acceptance rate; it keeps current neighbours unless a candidate is clearly better.
+ *    acceptance rate; it keeps current neighbours unless a candidate is clearly better. The
+ *    acceptance rate is smoothed per link (`ACCEPTANCE_SMOOTHING`) and the workers choose in
+ *    the same order every tick: with the raw rate of one interval and a new order each tick, a
+ *    quarter of the workers changed neighbours every tick on steady links (bench:balance).
  *
  * Zero is no measurement: a worker that reports no speed yet (paused, loading) keeps its
  * settings and is planned from its first report with a speed; a goodput of 0 (no open link, a
@@ -105,6 +111,11 @@ export const CAPACITY_SMOOTHING = 0.3;
  * (see rule 8).
  */
 export const DROP_FRACTION = 0.5;
+/**
+ * Weight of a new acceptance rate in a link's memory (exponential smoothing): one interval's
+ * rate comes from a handful of blocks and jumps by ±0.3, which alone would swap neighbours.
+ */
+export const ACCEPTANCE_SMOOTHING = 0.2;
 /** Weight of a new speed measurement (exponential smoothing). */
 export const SPEED_SMOOTHING = 0.5;
 /** Ticks in a row a lower wanted traffic must lie beyond the hysteresis band to be applied. */
@@ -285,6 +296,8 @@ interface LinkMemory {
   readonly stats: LinkStats;
   /** Cap of the reporter → peer direction, bytes/s (Infinity when unknown). */
   readonly cap: number;
+  /** Smoothed acceptance rate the reporter gives the peer's blocks (undefined: none yet). */
+  readonly acceptance?: number;
 }
 
 /** Everything the balancer remembers between ticks. Plain data; treat as immutable. */
@@ -482,7 +495,17 @@ export function balance(
         cap *= LINK_CAP_RECOVERY;
       }
       if (l.relayed) cap = Math.min(cap, o.relayCapacityBytesPerSec);
-      links.set(linkKey(report.id, l.peer), { stats: l, cap });
+      const acceptance =
+        l.acceptanceRate === undefined
+          ? before?.acceptance
+          : before?.acceptance === undefined
+            ? l.acceptanceRate
+            : before.acceptance + ACCEPTANCE_SMOOTHING * (l.acceptanceRate - before.acceptance);
+      links.set(linkKey(report.id, l.peer), {
+        stats: l,
+        cap,
+        ...(acceptance !== undefined ? { acceptance } : {}),
+      });
       const isNeighbour = currentNeighbours(report.id).includes(l.peer);
       if (isNeighbour && cap < Infinity) linkCaps.push(cap);
     }
@@ -508,8 +531,10 @@ export function balance(
     ) {
       sample = null;
     }
+    let dropped = false;
     if (sample !== null && sample > 0) {
       if (capacity === null || (congested && sample < DROP_FRACTION * capacity)) {
+        dropped = capacity !== null;
         capacity = sample;
       } else capacity += CAPACITY_SMOOTHING * (sample - capacity);
     } else if (capacity !== null && busy === undefined) {
@@ -552,7 +577,7 @@ export function balance(
     // settings jump down and back up.
     const offered = (sent * messageBytes(input.model, current.encoding)) / workerIntervalS;
     const queueTarget = Math.max(0.5 * o.maxQueueDelayS * Math.max(goodput, budget), burst);
-    if (backlog > queueTarget && offered > goodput) {
+    if (backlog > queueTarget && offered > goodput && !dropped) {
       budget -= Math.min((backlog - queueTarget) / DRAIN_HORIZON_S, DRAIN_MAX_CUT * budget);
     }
     const neighbourCount = Math.max(1, currentNeighbours(report.id).length);
@@ -569,6 +594,7 @@ export function balance(
     }
     if (
       congested &&
+      !dropped &&
       worstOverwrite > o.overwriteTolerance &&
       goodput > 0 &&
       goodput * (1 - worstOverwrite) < budget
@@ -659,7 +685,8 @@ export function balance(
     const quality = (from: string, to: string): LinkQuality | undefined => {
       const memory = links.get(linkKey(from, to)) ?? state.links.get(linkKey(from, to));
       if (!memory) return undefined;
-      const acceptance = reports.get(to)?.links.find((l) => l.peer === from)?.acceptanceRate;
+      const acceptance = (links.get(linkKey(to, from)) ?? state.links.get(linkKey(to, from)))
+        ?.acceptance;
       const sender = workers.get(from);
       const senderCapacity = sender?.capacity ?? null;
       const share =
@@ -678,7 +705,7 @@ export function balance(
       k: o.neighbours,
       quality,
       previous: new Map(ids.map((id) => [id, currentNeighbours(id)])),
-      seed: o.seed + state.tick,
+      seed: o.seed,
     });
     for (const [id, plan] of plans)
       plans.set(id, { ...plan, neighbours: neighbours.get(id) ?? [] });
