@@ -253,6 +253,52 @@ describe('balance: holding after a change', () => {
     expect(dropped[1]!.congested).toBe(true);
   });
 
+  it("takes a queue on one link, while another drained, as that link's and not as a drop", () => {
+    // Two neighbours: after 5 calm ticks (800 kB/s measured) the worker is congested (a skipped
+    // send) with 200 kB/s of goodput. Queued on `slow` alone while `fast` drained, the
+    // bottleneck is slow's downlink: slow gets a cap, the estimate only moves, and the settings
+    // wait for confirmation. Queued on both links, it is a drop of the uplink.
+    const worker = (slowBacklog: number, fastBacklog: number, skipped: number) => ({
+      id: 'w',
+      samplesPerSec: speed,
+      batchSize,
+      sendBusyFraction: skipped > 0 ? 1 : 0.5,
+      links: [
+        linkStats('slow', {
+          goodputBytesPerSec: skipped > 0 ? 50_000 : 200_000,
+          backlogBytes: slowBacklog,
+          skippedSends: skipped,
+        }),
+        linkStats('fast', {
+          goodputBytesPerSec: skipped > 0 ? 150_000 : 200_000,
+          backlogBytes: fastBacklog,
+          skippedSends: fastBacklog > 0 ? skipped : 0,
+        }),
+      ],
+      neighbours: ['slow', 'fast'],
+    });
+    const runWith = (last: ReturnType<typeof worker>) => {
+      let state = emptyBalancerState();
+      const plans: WorkerPlan[] = [];
+      for (const [i, r] of [...Array.from({ length: 5 }, () => worker(0, 0, 0)), last].entries()) {
+        const next = balance(state, { nowS: i + 1, model, workers: [r] }, { neighbours: 0 });
+        state = next.state;
+        plans.push(next.plans.get('w')!);
+      }
+      return plans;
+    };
+    const oneLink = runWith(worker(400_000, 0, 1));
+    expect(oneLink[5]!.congested).toBe(true);
+    expect(oneLink[5]!.capacityBytesPerSec).toBeCloseTo(800_000 + 0.3 * (200_000 - 800_000), -3);
+    expect(oneLink[5]!.settings).toEqual(oneLink[4]!.settings);
+    // Two neighbours picked at random: at most 2 × 80% of slow's 50 kB/s.
+    expect(oneLink[5]!.reason).toBe('link-limit');
+    expect(oneLink[5]!.budgetBytesPerSec).toBeLessThanOrEqual(2 * 0.8 * 50_000 + 1e-9);
+    const both = runWith(worker(200_000, 200_000, 1));
+    expect(both[5]!.capacityBytesPerSec).toBeCloseTo(200_000, -3);
+    expect(rateOf(both[5]!)).toBeLessThan(0.5 * rateOf(both[4]!));
+  });
+
   it('holds the settings when the capacity estimate drifts down by a quarter', () => {
     const steady = Array.from({ length: 8 }, () => report(400_000, 0.5));
     const lower = Array.from({ length: 8 }, () => report(300_000, 0.5));

@@ -17,7 +17,7 @@
  *    non-empty, so goodput / busy fraction is what the link carries when pushed: a capacity
  *    sample that needs no probing and no saturation. Without the busy fraction, only a congested
  *    interval gives a sample (goodput itself). A sample under `DROP_FRACTION` of the estimate
- *    while the worker is congested replaces it at once (a drop must be acted on within a tick,
+ *    while the worker's uplink is congested (rule 2) replaces it at once (a drop must be acted on within a tick,
  *    before the queue grows); other samples move it by `CAPACITY_SMOOTHING` (samples scatter as
  *    receivers' downlinks and relays are shared with other senders, and one short busy spell
  *    can overstate the capacity). A low sample without congestion is no drop: the busy fraction
@@ -34,7 +34,13 @@
  * 2. Congestion. The worker is congested when its safety valve skipped a send, or when its
  *    buffered bytes exceed `maxQueueDelayS` seconds of its goodput (and `QUEUE_BURST_MESSAGES`
  *    messages of m blocks: on a slow link one message alone takes that long). A congested worker
- *    with an unknown busy fraction takes its goodput as the capacity.
+ *    with an unknown busy fraction takes its goodput as the capacity. When one link holds
+ *    `CONCENTRATED_BACKLOG_FRACTION` of the queue while another link drained in the same
+ *    interval, the queue is that link's receiver's (a downlink shared with other senders): the
+ *    link gets a cap (rule 4), and the interval is no drop (rules 1 and 8). Taken as drops, such
+ *    intervals cut a fast sender with one slow neighbour to a fraction of its uplink, and its
+ *    estimate climbed back within seconds: settings that moved for 10 s and more after a
+ *    bandwidth change (bench:balance).
  * 3. Budget (bytes/s the worker may send) = `targetUtilisation` × capacity. Utilisation below
  *    one leaves room for bursts (a message of m blocks lands in the queue at once) and for other
  *    traffic, so the queue stays short and blocks arrive fresh. While the queue is above target
@@ -66,11 +72,12 @@
  *    with b a whole number of batches (see `periodAndBlocks`). New settings are applied when
  *    they have pointed the same way for `CONFIRM_TICKS` ticks (a traffic cut beyond
  *    `LOWER_BAND_FACTOR` × `hysteresis`, or an encoding switch, counted by precision), or at
- *    once when the worker is congested and they switch to a coarser encoding or send less than
- *    `DROP_FRACTION` of the current traffic (a smaller congested cut waits for confirmation like
- *    any other: the worker's valve holds the queue meanwhile). Raises need `RAISE_BAND_FACTOR` ×
- *    `hysteresis` and `RAISE_CONFIRM_TICKS`. So one noisy sample moves nothing, a steady link
- *    keeps steady settings, a drop is followed within a tick and the settings are then held:
+ *    once when the worker's uplink is congested (rule 2) and they switch to a coarser encoding
+ *    or send less than `DROP_FRACTION` of the current traffic (a smaller congested cut waits for
+ *    confirmation like any other: the worker's valve holds the queue meanwhile). Raises need
+ *    `RAISE_BAND_FACTOR` × `hysteresis` and `RAISE_CONFIRM_TICKS`. So one noisy sample moves
+ *    nothing, a steady link keeps steady settings, a drop is followed within a tick and the
+ *    settings are then held:
  *    on shared bottlenecks every sender's share moves as the others adapt, and following each
  *    move kept the settings wandering for 10 s and more after a 10× drop (bench:balance).
  * 9. Neighbours. `chooseNeighbours` with the links' measured capacity, RTT, relay flag and
@@ -116,6 +123,8 @@ export const DROP_FRACTION = 0.5;
  * rate comes from a handful of blocks and jumps by ±0.3, which alone would swap neighbours.
  */
 export const ACCEPTANCE_SMOOTHING = 0.2;
+/** Share of a congested worker's backlog on one link that makes the queue that link's. */
+export const CONCENTRATED_BACKLOG_FRACTION = 2 / 3;
 /** Weight of a new speed measurement (exponential smoothing). */
 export const SPEED_SMOOTHING = 0.5;
 /** Ticks in a row a lower wanted traffic must lie beyond the hysteresis band to be applied. */
@@ -481,15 +490,36 @@ export function balance(
       messageBytes(input.model, current.encoding);
     const allowance = (rate: number) => Math.max(o.maxQueueDelayS * rate, burst);
     const congested = skipped > 0 || backlog > allowance(goodput);
+    // A queue that sits on one link while another link of the same worker drained in the same
+    // interval is that link's receiver's (its downlink, shared with other senders), not the
+    // uplink's: it caps that link (rule 4) and is no drop (rules 1 and 8).
+    const linkCongestedOf = (l: LinkStats, before: LinkMemory | undefined) =>
+      delta(l.skippedSends, before?.stats.skippedSends) > 0 ||
+      l.backlogBytes > allowance(l.goodputBytesPerSec);
+    let heaviest: LinkStats | undefined;
+    for (const { stats: l } of perLink) {
+      if (!heaviest || l.backlogBytes > heaviest.backlogBytes) heaviest = l;
+    }
+    const oneLink =
+      congested &&
+      heaviest !== undefined &&
+      heaviest.backlogBytes >= CONCENTRATED_BACKLOG_FRACTION * backlog &&
+      perLink.some(
+        ({ stats: l, before }) =>
+          l !== heaviest && l.goodputBytesPerSec > 0 && !linkCongestedOf(l, before),
+      );
+    const uplinkCongested = congested && !oneLink;
 
     // Rule 4 (link memory is kept for every reported link, neighbour or not).
     for (const { stats: l, before } of perLink) {
       let cap = before?.cap ?? Infinity;
-      const linkCongested =
-        delta(l.skippedSends, before?.stats.skippedSends) > 0 ||
-        l.backlogBytes > allowance(l.goodputBytesPerSec);
+      const linkCongested = linkCongestedOf(l, before);
       // A link that carried nothing (not open yet, stalled) gives no cap.
-      if (linkCongested && !congested && l.goodputBytesPerSec > 0) {
+      if (
+        linkCongested &&
+        (!congested || (oneLink && l === heaviest)) &&
+        l.goodputBytesPerSec > 0
+      ) {
         cap = Math.min(cap, l.goodputBytesPerSec);
       } else if (!linkCongested && cap !== Infinity && l.goodputBytesPerSec >= 0.5 * cap) {
         cap *= LINK_CAP_RECOVERY;
@@ -533,7 +563,7 @@ export function balance(
     }
     let dropped = false;
     if (sample !== null && sample > 0) {
-      if (capacity === null || (congested && sample < DROP_FRACTION * capacity)) {
+      if (capacity === null || (uplinkCongested && sample < DROP_FRACTION * capacity)) {
         dropped = capacity !== null;
         capacity = sample;
       } else capacity += CAPACITY_SMOOTHING * (sample - capacity);
@@ -646,7 +676,7 @@ export function balance(
         !memory ||
         pressure >= RAISE_CONFIRM_TICKS ||
         pressure <= -CONFIRM_TICKS ||
-        (congested &&
+        (uplinkCongested &&
           pressure < 0 &&
           (change < DROP_FRACTION - 1 || wanted.encoding !== current.encoding))
       ) {
