@@ -253,50 +253,94 @@ describe('balance: holding after a change', () => {
     expect(dropped[1]!.congested).toBe(true);
   });
 
-  it("takes a queue on one link, while another drained, as that link's and not as a drop", () => {
-    // Two neighbours: after 5 calm ticks (800 kB/s measured) the worker is congested (a skipped
-    // send) with 200 kB/s of goodput. Queued on `slow` alone while `fast` drained, the
-    // bottleneck is slow's downlink: slow gets a cap, the estimate only moves, and the settings
-    // wait for confirmation. Queued on both links, it is a drop of the uplink.
-    const worker = (slowBacklog: number, fastBacklog: number, skipped: number) => ({
+  describe('a congested worker with two neighbours', () => {
+    // After 5 calm ticks (800 kB/s measured) the worker reports one interval in trouble; `slow`
+    // and `fast` are its two neighbours. The valve books a skipped send on whichever peer the
+    // send was for, so skips say nothing about which link queued.
+    interface Trouble {
+      slowBacklog: number;
+      fastBacklog: number;
+      slowGoodput: number;
+      fastGoodput: number;
+      busy: number;
+      skipsOn: 'slow' | 'fast';
+    }
+    const worker = (t: Trouble | null) => ({
       id: 'w',
       samplesPerSec: speed,
       batchSize,
-      sendBusyFraction: skipped > 0 ? 1 : 0.5,
+      sendBusyFraction: t?.busy ?? 0.5,
       links: [
         linkStats('slow', {
-          goodputBytesPerSec: skipped > 0 ? 50_000 : 200_000,
-          backlogBytes: slowBacklog,
-          skippedSends: skipped,
+          goodputBytesPerSec: t?.slowGoodput ?? 200_000,
+          backlogBytes: t?.slowBacklog ?? 0,
+          skippedSends: t?.skipsOn === 'slow' ? 1 : 0,
         }),
         linkStats('fast', {
-          goodputBytesPerSec: skipped > 0 ? 150_000 : 200_000,
-          backlogBytes: fastBacklog,
-          skippedSends: fastBacklog > 0 ? skipped : 0,
+          goodputBytesPerSec: t?.fastGoodput ?? 200_000,
+          backlogBytes: t?.fastBacklog ?? 0,
+          skippedSends: t?.skipsOn === 'fast' ? 1 : 0,
         }),
       ],
       neighbours: ['slow', 'fast'],
     });
-    const runWith = (last: ReturnType<typeof worker>) => {
+    const after = (t: Trouble) => {
       let state = emptyBalancerState();
       const plans: WorkerPlan[] = [];
-      for (const [i, r] of [...Array.from({ length: 5 }, () => worker(0, 0, 0)), last].entries()) {
+      const reports = [...Array.from({ length: 5 }, () => worker(null)), worker(t)];
+      reports.forEach((r, i) => {
         const next = balance(state, { nowS: i + 1, model, workers: [r] }, { neighbours: 0 });
         state = next.state;
         plans.push(next.plans.get('w')!);
-      }
-      return plans;
+      });
+      return { calm: plans[4]!, now: plans[5]! };
     };
-    const oneLink = runWith(worker(400_000, 0, 1));
-    expect(oneLink[5]!.congested).toBe(true);
-    expect(oneLink[5]!.capacityBytesPerSec).toBeCloseTo(800_000 + 0.3 * (200_000 - 800_000), -3);
-    expect(oneLink[5]!.settings).toEqual(oneLink[4]!.settings);
-    // Two neighbours picked at random: at most 2 × 80% of slow's 50 kB/s.
-    expect(oneLink[5]!.reason).toBe('link-limit');
-    expect(oneLink[5]!.budgetBytesPerSec).toBeLessThanOrEqual(2 * 0.8 * 50_000 + 1e-9);
-    const both = runWith(worker(200_000, 200_000, 1));
-    expect(both[5]!.capacityBytesPerSec).toBeCloseTo(200_000, -3);
-    expect(rateOf(both[5]!)).toBeLessThan(0.5 * rateOf(both[4]!));
+    const trouble = (extra: Partial<Trouble>): Trouble => ({
+      slowBacklog: 0,
+      fastBacklog: 0,
+      slowGoodput: 50_000,
+      fastGoodput: 150_000,
+      busy: 1,
+      skipsOn: 'fast',
+      ...extra,
+    });
+    // More than the two-message allowance of any settings at this speed.
+    const long = 3 * 2 * model.blockCount * messageBytes(model, 'f32');
+
+    it("takes a queue on one link, while the other drained, as that link's: a cap, no drop", () => {
+      const { calm, now } = after(trouble({ slowBacklog: long }));
+      expect(now.congested).toBe(true);
+      // The sample (200 kB/s) only moves the estimate, and the settings wait for confirmation.
+      expect(now.capacityBytesPerSec).toBeCloseTo(800_000 + 0.3 * (200_000 - 800_000), -3);
+      expect(now.settings).toEqual(calm.settings);
+      // Two neighbours picked at random: at most 2 × 80% of slow's 50 kB/s.
+      expect(now.reason).toBe('link-limit');
+      expect(now.budgetBytesPerSec).toBeLessThanOrEqual(2 * 0.8 * 50_000 + 1e-9);
+    });
+
+    it('takes a queue on both links as a drop of the uplink, cut at once', () => {
+      for (const split of [0.5, 0.6]) {
+        const { calm, now } = after(
+          trouble({ slowBacklog: split * 2 * long, fastBacklog: (1 - split) * 2 * long }),
+        );
+        expect(now.capacityBytesPerSec).toBeCloseTo(200_000, -3);
+        expect(rateOf(now)).toBeLessThan(0.5 * rateOf(calm));
+      }
+    });
+
+    it('takes a queue on one link as a drop when no other link carried anything', () => {
+      const { now } = after(trouble({ slowBacklog: long, fastGoodput: 0, slowGoodput: 200_000 }));
+      expect(now.capacityBytesPerSec).toBeCloseTo(200_000, -3);
+    });
+
+    it('caps no link for a skipped send without a queue', () => {
+      const { calm, now } = after(
+        trouble({ slowGoodput: 200_000, fastGoodput: 200_000, busy: 0.5, skipsOn: 'slow' }),
+      );
+      expect(now.congested).toBe(true);
+      expect(now.reason).not.toBe('link-limit');
+      expect(now.settings).toEqual(calm.settings);
+    });
   });
 
   it('holds the settings when the capacity estimate drifts down by a quarter', () => {
@@ -385,6 +429,45 @@ describe('balance: a drop with a queue and overwrites', () => {
 });
 
 describe('balance: neighbours', () => {
+  it("prefers the receivers that accept a sender's blocks, and remembers through gaps", () => {
+    // k = 1 among three workers on equal links. b accepts most of a's blocks, c few; a's own
+    // rates for b's and c's blocks point the other way, so reading the wrong side would pick c.
+    const rates: Record<string, Record<string, number>> = {
+      a: { b: 0.05, c: 0.9 },
+      b: { a: 0.9, c: 0.5 },
+      c: { a: 0.05, b: 0.5 },
+    };
+    const report = (id: string, withRates: boolean, fresh = true): WorkerReport => ({
+      id,
+      samplesPerSec: speed,
+      batchSize,
+      sendBusyFraction: 0.3,
+      fresh,
+      links: Object.entries(rates[id]!).map(([peer, acceptanceRate]) =>
+        linkStats(peer, {
+          goodputBytesPerSec: 30_000,
+          rttMs: 20,
+          ...(withRates ? { acceptanceRate } : {}),
+        }),
+      ),
+    });
+    const balancer = new Balancer({ neighbours: 1 });
+    const tick = (nowS: number, withRates: boolean, fresh = true) =>
+      balancer.update({
+        nowS,
+        model,
+        workers: ['a', 'b', 'c'].map((id) => report(id, withRates, fresh)),
+      });
+    for (let t = 1; t <= 3; t++) expect(tick(t, true).get('a')!.neighbours).toEqual(['b']);
+    // Reports without rates, then stale ones: the smoothed rates stay and so does the choice.
+    const rateAtB = () => balancer.snapshot().links.get('b\u2192a')?.acceptance;
+    expect(rateAtB()).toBeCloseTo(0.9, 6);
+    expect(tick(4, false).get('a')!.neighbours).toEqual(['b']);
+    expect(rateAtB()).toBeCloseTo(0.9, 6);
+    expect(tick(5, false, false).get('a')!.neighbours).toEqual(['b']);
+    expect(rateAtB()).toBeCloseTo(0.9, 6);
+  });
+
   it('keeps the neighbours on steady links while acceptance rates jump from tick to tick', () => {
     // Eight equal workers on equal links; each receiver's acceptance rate is drawn afresh every
     // tick (one interval's rate comes from a handful of blocks). Every change of neighbours

@@ -14,50 +14,51 @@
  *
  * 1. Send capacity. The worker reports the fraction of the interval during which it had bytes
  *    buffered on any channel (`sendBusyFraction`). Bytes only leave the buffer while it is
- *    non-empty, so goodput / busy fraction is what the link carries when pushed: a capacity
- *    sample that needs no probing and no saturation. Without the busy fraction, only a congested
- *    interval gives a sample (goodput itself). A sample under `DROP_FRACTION` of the estimate
- *    while the worker's uplink is congested (rule 2) replaces it at once (a drop must be acted on within a tick,
- *    before the queue grows); other samples move it by `CAPACITY_SMOOTHING` (samples scatter as
- *    receivers' downlinks and relays are shared with other senders, and one short busy spell
- *    can overstate the capacity). A low sample without congestion is no drop: the busy fraction
- *    counts any channel, so a standing queue towards one slow peer makes goodput / busy
- *    understate what the uplink carries. A busy fraction under the option `trustedBusyFraction`
- *    counts as that fraction (off by default, as in the simulator, whose measurement is exact): a
- *    browser's `bufferedAmount` holds only what SCTP has not yet taken into its
- *    congestion window, so every busy spell ends while its last window of bytes is still on the
- *    wire, and a lightly used link looks far faster than it is (on a 2 Mbit/s uplink, samples of
- *    600 kB/s from 146 kB/s of goodput). The floor applies to samples that would raise the
- *    estimate; it keeps them low, yet above the goodput, so an estimate that is too low still
- *    grows until the link is used enough to be measured. A congested worker's sample never
- *    raises the estimate: the worker already sends more than the link takes.
- * 2. Congestion. The worker is congested when its safety valve skipped a send, or when its
- *    buffered bytes exceed `maxQueueDelayS` seconds of its goodput (and `QUEUE_BURST_MESSAGES`
- *    messages of m blocks: on a slow link one message alone takes that long). A congested worker
- *    with an unknown busy fraction takes its goodput as the capacity. When one link holds
- *    `CONCENTRATED_BACKLOG_FRACTION` of the queue while another link drained in the same
- *    interval, the queue is that link's receiver's (a downlink shared with other senders): the
- *    link gets a cap (rule 4), and the interval is no drop (rules 1 and 8). Taken as drops, such
- *    intervals cut a fast sender with one slow neighbour to a fraction of its uplink, and its
- *    estimate climbed back within seconds: settings that moved for 10 s and more after a
- *    bandwidth change (bench:balance).
- * 3. Budget (bytes/s the worker may send) = `targetUtilisation` × capacity. Utilisation below
- *    one leaves room for bursts (a message of m blocks lands in the queue at once) and for other
- *    traffic, so the queue stays short and blocks arrive fresh. While the queue is above target
- *    and still growing, the budget also gives up what drains it within `DRAIN_HORIZON_S` (at
- *    most `DRAIN_MAX_CUT` of it); a queue that already shrinks is left to the worker's valve
- *    (`localValveBytes`), so the settings do not dip and come back. Nor does the tick of a
- *    drop (rule 1) drain: that queue is the old settings', which the new ones replace.
- * 4. Per-link limits. A link whose own queue is long while the worker as a whole is not
- *    congested has a bottleneck of its own (the receiver's downlink, a relay): its goodput caps
- *    it, and since sends pick a neighbour at random, the worker's budget is at most k times that
- *    cap. Relayed links are capped at `relayCapacityBytesPerSec`: they share the server's pipe.
- * 5. Overwrites. When a congested sender's blocks are overwritten unread at a receiver beyond
- *    `overwriteTolerance`, part of what queued was wasted: its budget drops to its goodput times
- *    the fraction that was read. An uncongested sender's overwrites cost nothing (the newer block
- *    supersedes the older, and the link had room), so they do not slow it down; nor do those
- *    in the tick of a drop, which were queued under the old settings. (Both cuts at a drop
- *    made the settings fall below the new capacity and come back up seconds later.)
+ *    non-empty, so goodput / busy fraction is what the link carries when pushed: a capacity sample
+ *    that needs no probing and no saturation. Without the busy fraction, only a congested interval
+ *    gives a sample (goodput itself). A sample under `DROP_FRACTION` of the estimate while the
+ *    worker's uplink is congested (rule 2) replaces it at once (a drop must be acted on within a
+ *    tick, before the queue grows); other samples move it by `CAPACITY_SMOOTHING` (samples scatter
+ *    as receivers' downlinks and relays are shared with other senders, and one short busy spell can
+ *    overstate the capacity). A low sample without congestion is no drop: the busy fraction counts
+ *    any channel, so a standing queue towards one slow peer makes goodput / busy understate what
+ *    the uplink carries. A busy fraction under the option `trustedBusyFraction` counts as that
+ *    fraction (off by default, as in the simulator, whose measurement is exact): a browser's
+ *    `bufferedAmount` holds only what SCTP has not yet taken into its congestion window, so every
+ *    busy spell ends while its last window of bytes is still on the wire, and a lightly used link
+ *    looks far faster than it is (on a 2 Mbit/s uplink, samples of 600 kB/s from 146 kB/s of
+ *    goodput). The floor applies to samples that would raise the estimate; it keeps them low, yet
+ *    above the goodput, so an estimate that is too low still grows until the link is used enough to
+ *    be measured. A congested worker's sample never raises the estimate: the worker already sends
+ *    more than the link takes.
+ * 2. Congestion. The worker is congested when its safety valve skipped a send, or when its buffered
+ *    bytes exceed `maxQueueDelayS` seconds of its goodput (and `QUEUE_BURST_MESSAGES` messages of m
+ *    blocks: on a slow link one message alone takes that long). A congested worker with an unknown
+ *    busy fraction takes its goodput as the capacity. When one link's queue is long and holds
+ *    `CONCENTRATED_BACKLOG_FRACTION` of the worker's, while another link carried bytes and kept its
+ *    queue short, the queue is that link's receiver's (a downlink shared with other senders): the
+ *    link gets a cap (rule 4), and the uplink counts as uncongested in rules 1, 5 and 8. Skipped
+ *    sends do not tell links apart: the valve watches all channels together. Taken as a drop, such
+ *    an interval would cut a fast sender with one slow neighbour to that neighbour's share of a
+ *    downlink, and its estimate would climb back within seconds.
+ * 3. Budget (bytes/s the worker may send) = `targetUtilisation` × capacity. Utilisation below one
+ *    leaves room for bursts (a message of m blocks lands in the queue at once) and for other
+ *    traffic, so the queue stays short and blocks arrive fresh. While the queue is above target and
+ *    still growing, the budget also gives up what drains it within `DRAIN_HORIZON_S` (at most
+ *    `DRAIN_MAX_CUT` of it); a queue that already shrinks is left to the worker's valve
+ *    (`localValveBytes`), so the settings do not dip and come back. Nor does the tick of a drop
+ *    (rule 1) drain: that queue is the old settings', which the new ones replace.
+ * 4. Per-link limits. A link whose own queue is long while the worker as a whole is not congested,
+ *    or that holds the queue of a worker congested on that link alone (rule 2), has a bottleneck of
+ *    its own (the receiver's downlink, a relay): its goodput caps it, and since sends pick a
+ *    neighbour at random, the worker's budget is at most k times that cap. Relayed links are capped
+ *    at `relayCapacityBytesPerSec`: they share the server's pipe.
+ * 5. Overwrites. When the blocks of a sender whose uplink is congested (rule 2) are overwritten
+ *    unread at a receiver beyond `overwriteTolerance`, part of what queued was wasted: its budget
+ *    drops to its goodput times the fraction that was read. An uncongested sender's overwrites cost
+ *    nothing (the newer block supersedes the older, and the link had room), so they do not slow it
+ *    down; nor do those in the tick of a drop, which were queued under the old settings. (Both cuts
+ *    at a drop made the settings fall below the new capacity and come back up seconds later.)
  * 6. Ceiling. More than the whole model per step buys nothing, so the traffic stops at one
  *    full model per minibatch. Without a capacity estimate yet, the budget grows by at most
  *    `maxGrowth` per tick from `initialBudgetBytesPerSec`.
@@ -113,9 +114,9 @@ export const DRAIN_MAX_CUT = 0.5;
 /** Weight of a new capacity sample that is not a drop (exponential smoothing). */
 export const CAPACITY_SMOOTHING = 0.3;
 /**
- * A capacity sample under this fraction of the estimate, while the worker is congested, is a
- * drop and replaces it at once; so does a wanted traffic under this fraction of the current one
- * (see rule 8).
+ * A capacity sample under this fraction of the estimate, while the worker's uplink is congested
+ * (rule 2), is a drop and replaces it at once; so does a wanted traffic under this fraction of
+ * the current one (see rule 8).
  */
 export const DROP_FRACTION = 0.5;
 /**
@@ -500,14 +501,16 @@ export function balance(
     for (const { stats: l } of perLink) {
       if (!heaviest || l.backlogBytes > heaviest.backlogBytes) heaviest = l;
     }
+    // Skips say nothing here: the valve watches the backlog of all channels together and books
+    // a skip on whichever peer the send was for. Queued means queued beyond the allowance, and
+    // drained means carried bytes with a backlog within it.
+    const queuedOn = (l: LinkStats) => l.backlogBytes > allowance(l.goodputBytesPerSec);
     const oneLink =
       congested &&
       heaviest !== undefined &&
+      queuedOn(heaviest) &&
       heaviest.backlogBytes >= CONCENTRATED_BACKLOG_FRACTION * backlog &&
-      perLink.some(
-        ({ stats: l, before }) =>
-          l !== heaviest && l.goodputBytesPerSec > 0 && !linkCongestedOf(l, before),
-      );
+      perLink.some(({ stats: l }) => l !== heaviest && l.goodputBytesPerSec > 0 && !queuedOn(l));
     const uplinkCongested = congested && !oneLink;
 
     // Rule 4 (link memory is kept for every reported link, neighbour or not).
@@ -623,7 +626,7 @@ export function balance(
       worstOverwrite = Math.max(worstOverwrite, overwriteFraction(report.id, l.peer) ?? 0);
     }
     if (
-      congested &&
+      uplinkCongested &&
       !dropped &&
       worstOverwrite > o.overwriteTolerance &&
       goodput > 0 &&
