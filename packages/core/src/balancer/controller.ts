@@ -14,51 +14,44 @@
  *
  * 1. Send capacity. The worker reports the fraction of the interval during which it had bytes
  *    buffered on any channel (`sendBusyFraction`). Bytes only leave the buffer while it is
- *    non-empty, so goodput / busy fraction is what the link carries when pushed: a capacity sample
- *    that needs no probing and no saturation. Without the busy fraction, only a congested interval
- *    gives a sample (goodput itself). A sample under `DROP_FRACTION` of the estimate while the
- *    worker's uplink is congested (rule 2) replaces it at once (a drop must be acted on within a
- *    tick, before the queue grows); other samples move it by `CAPACITY_SMOOTHING` (samples scatter
- *    as receivers' downlinks and relays are shared with other senders, and one short busy spell can
- *    overstate the capacity). A low sample without congestion is no drop: the busy fraction counts
- *    any channel, so a standing queue towards one slow peer makes goodput / busy understate what
- *    the uplink carries. A busy fraction under the option `trustedBusyFraction` counts as that
- *    fraction (off by default, as in the simulator, whose measurement is exact): a browser's
- *    `bufferedAmount` holds only what SCTP has not yet taken into its congestion window, so every
- *    busy spell ends while its last window of bytes is still on the wire, and a lightly used link
- *    looks far faster than it is (on a 2 Mbit/s uplink, samples of 600 kB/s from 146 kB/s of
- *    goodput). The floor applies to samples that would raise the estimate; it keeps them low, yet
- *    above the goodput, so an estimate that is too low still grows until the link is used enough to
- *    be measured. A congested worker's sample never raises the estimate: the worker already sends
- *    more than the link takes.
- * 2. Congestion. The worker is congested when its safety valve skipped a send, or when its buffered
- *    bytes exceed `maxQueueDelayS` seconds of its goodput (and `QUEUE_BURST_MESSAGES` messages of m
- *    blocks: on a slow link one message alone takes that long). A congested worker with an unknown
- *    busy fraction takes its goodput as the capacity. When one link's queue is long and holds
- *    `CONCENTRATED_BACKLOG_FRACTION` of the worker's, while another link carried bytes and kept its
- *    queue short, the queue is that link's receiver's (a downlink shared with other senders): the
- *    link gets a cap (rule 4), and the uplink counts as uncongested in rules 1, 5 and 8. Skipped
- *    sends do not tell links apart: the valve watches all channels together. Taken as a drop, such
- *    an interval would cut a fast sender with one slow neighbour to that neighbour's share of a
- *    downlink, and its estimate would climb back within seconds.
- * 3. Budget (bytes/s the worker may send) = `targetUtilisation` × capacity. Utilisation below one
- *    leaves room for bursts (a message of m blocks lands in the queue at once) and for other
- *    traffic, so the queue stays short and blocks arrive fresh. While the queue is above target and
- *    still growing, the budget also gives up what drains it within `DRAIN_HORIZON_S` (at most
- *    `DRAIN_MAX_CUT` of it); a queue that already shrinks is left to the worker's valve
- *    (`localValveBytes`), so the settings do not dip and come back. Nor does the tick of a drop
- *    (rule 1) drain: that queue is the old settings', which the new ones replace.
- * 4. Per-link limits. A link whose own queue is long while the worker as a whole is not congested,
- *    or that holds the queue of a worker congested on that link alone (rule 2), has a bottleneck of
- *    its own (the receiver's downlink, a relay): its goodput caps it, and since sends pick a
- *    neighbour at random, the worker's budget is at most k times that cap. Relayed links are capped
- *    at `relayCapacityBytesPerSec`: they share the server's pipe.
- * 5. Overwrites. When the blocks of a sender whose uplink is congested (rule 2) are overwritten
- *    unread at a receiver beyond `overwriteTolerance`, part of what queued was wasted: its budget
- *    drops to its goodput times the fraction that was read. An uncongested sender's overwrites cost
- *    nothing (the newer block supersedes the older, and the link had room), so they do not slow it
- *    down; nor do those in the tick of a drop, which were queued under the old settings. (Both cuts
- *    at a drop made the settings fall below the new capacity and come back up seconds later.)
+ *    non-empty, so goodput / busy fraction is what the link carries when pushed: a capacity
+ *    sample that needs no probing and no saturation. Without the busy fraction, only a congested
+ *    interval gives a sample (goodput itself). A sample under `DROP_FRACTION` of the estimate
+ *    while the worker is congested replaces it at once (a drop must be acted on within a tick,
+ *    before the queue grows); other samples move it by `CAPACITY_SMOOTHING` (samples scatter as
+ *    receivers' downlinks and relays are shared with other senders, and one short busy spell
+ *    can overstate the capacity). A low sample without congestion is no drop: the busy fraction
+ *    counts any channel, so a standing queue towards one slow peer makes goodput / busy
+ *    understate what the uplink carries. A busy fraction under the option `trustedBusyFraction`
+ *    counts as that fraction (off by default, as in the simulator, whose measurement is exact): a
+ *    browser's `bufferedAmount` holds only what SCTP has not yet taken into its
+ *    congestion window, so every busy spell ends while its last window of bytes is still on the
+ *    wire, and a lightly used link looks far faster than it is (on a 2 Mbit/s uplink, samples of
+ *    600 kB/s from 146 kB/s of goodput). The floor applies to samples that would raise the
+ *    estimate; it keeps them low, yet above the goodput, so an estimate that is too low still
+ *    grows until the link is used enough to be measured. A congested worker's sample never
+ *    raises the estimate: the worker already sends more than the link takes.
+ * 2. Congestion. The worker is congested when its safety valve skipped a send, or when its
+ *    buffered bytes exceed `maxQueueDelayS` seconds of its goodput (and `QUEUE_BURST_MESSAGES`
+ *    messages of m blocks: on a slow link one message alone takes that long). A congested worker
+ *    with an unknown busy fraction takes its goodput as the capacity.
+ * 3. Budget (bytes/s the worker may send) = `targetUtilisation` × capacity. Utilisation below
+ *    one leaves room for bursts (a message of m blocks lands in the queue at once) and for other
+ *    traffic, so the queue stays short and blocks arrive fresh. While the queue is above target
+ *    and still growing, the budget also gives up what drains it within `DRAIN_HORIZON_S` (at
+ *    most `DRAIN_MAX_CUT` of it); a queue that already shrinks is left to the worker's valve
+ *    (`localValveBytes`), so the settings do not dip and come back. Nor does the tick of a
+ *    drop (rule 1) drain: that queue is the old settings', which the new ones replace.
+ * 4. Per-link limits. A link whose own queue is long while the worker as a whole is not
+ *    congested has a bottleneck of its own (the receiver's downlink, a relay): its goodput caps
+ *    it, and since sends pick a neighbour at random, the worker's budget is at most k times that
+ *    cap. Relayed links are capped at `relayCapacityBytesPerSec`: they share the server's pipe.
+ * 5. Overwrites. When a congested sender's blocks are overwritten unread at a receiver beyond
+ *    `overwriteTolerance`, part of what queued was wasted: its budget drops to its goodput times
+ *    the fraction that was read. An uncongested sender's overwrites cost nothing (the newer block
+ *    supersedes the older, and the link had room), so they do not slow it down; nor do those
+ *    in the tick of a drop, which were queued under the old settings. (Both cuts at a drop
+ *    made the settings fall below the new capacity and come back up seconds later.)
  * 6. Ceiling. More than the whole model per step buys nothing, so the traffic stops at one
  *    full model per minibatch. Without a capacity estimate yet, the budget grows by at most
  *    `maxGrowth` per tick from `initialBudgetBytesPerSec`.
@@ -73,12 +66,11 @@
  *    with b a whole number of batches (see `periodAndBlocks`). New settings are applied when
  *    they have pointed the same way for `CONFIRM_TICKS` ticks (a traffic cut beyond
  *    `LOWER_BAND_FACTOR` × `hysteresis`, or an encoding switch, counted by precision), or at
- *    once when the worker's uplink is congested (rule 2) and they switch to a coarser encoding
- *    or send less than `DROP_FRACTION` of the current traffic (a smaller congested cut waits for
- *    confirmation like any other: the worker's valve holds the queue meanwhile). Raises need
- *    `RAISE_BAND_FACTOR` × `hysteresis` and `RAISE_CONFIRM_TICKS`. So one noisy sample moves
- *    nothing, a steady link keeps steady settings, a drop is followed within a tick and the
- *    settings are then held:
+ *    once when the worker is congested and they switch to a coarser encoding or send less than
+ *    `DROP_FRACTION` of the current traffic (a smaller congested cut waits for confirmation like
+ *    any other: the worker's valve holds the queue meanwhile). Raises need `RAISE_BAND_FACTOR` ×
+ *    `hysteresis` and `RAISE_CONFIRM_TICKS`. So one noisy sample moves nothing, a steady link
+ *    keeps steady settings, a drop is followed within a tick and the settings are then held:
  *    on shared bottlenecks every sender's share moves as the others adapt, and following each
  *    move kept the settings wandering for 10 s and more after a 10× drop (bench:balance).
  * 9. Neighbours. `chooseNeighbours` with the links' measured capacity, RTT, relay flag and
@@ -114,9 +106,9 @@ export const DRAIN_MAX_CUT = 0.5;
 /** Weight of a new capacity sample that is not a drop (exponential smoothing). */
 export const CAPACITY_SMOOTHING = 0.3;
 /**
- * A capacity sample under this fraction of the estimate, while the worker's uplink is congested
- * (rule 2), is a drop and replaces it at once; so does a wanted traffic under this fraction of
- * the current one (see rule 8).
+ * A capacity sample under this fraction of the estimate, while the worker is congested, is a
+ * drop and replaces it at once; so does a wanted traffic under this fraction of the current one
+ * (see rule 8).
  */
 export const DROP_FRACTION = 0.5;
 /**
@@ -124,8 +116,6 @@ export const DROP_FRACTION = 0.5;
  * rate comes from a handful of blocks and jumps by ±0.3, which alone would swap neighbours.
  */
 export const ACCEPTANCE_SMOOTHING = 0.2;
-/** Share of a congested worker's backlog on one link that makes the queue that link's. */
-export const CONCENTRATED_BACKLOG_FRACTION = 2 / 3;
 /** Weight of a new speed measurement (exponential smoothing). */
 export const SPEED_SMOOTHING = 0.5;
 /** Ticks in a row a lower wanted traffic must lie beyond the hysteresis band to be applied. */
@@ -491,38 +481,15 @@ export function balance(
       messageBytes(input.model, current.encoding);
     const allowance = (rate: number) => Math.max(o.maxQueueDelayS * rate, burst);
     const congested = skipped > 0 || backlog > allowance(goodput);
-    // A queue that sits on one link while another link of the same worker drained in the same
-    // interval is that link's receiver's (its downlink, shared with other senders), not the
-    // uplink's: it caps that link (rule 4) and is no drop (rules 1 and 8).
-    const linkCongestedOf = (l: LinkStats, before: LinkMemory | undefined) =>
-      delta(l.skippedSends, before?.stats.skippedSends) > 0 ||
-      l.backlogBytes > allowance(l.goodputBytesPerSec);
-    let heaviest: LinkStats | undefined;
-    for (const { stats: l } of perLink) {
-      if (!heaviest || l.backlogBytes > heaviest.backlogBytes) heaviest = l;
-    }
-    // Skips say nothing here: the valve watches the backlog of all channels together and books
-    // a skip on whichever peer the send was for. Queued means queued beyond the allowance, and
-    // drained means carried bytes with a backlog within it.
-    const queuedOn = (l: LinkStats) => l.backlogBytes > allowance(l.goodputBytesPerSec);
-    const oneLink =
-      congested &&
-      heaviest !== undefined &&
-      queuedOn(heaviest) &&
-      heaviest.backlogBytes >= CONCENTRATED_BACKLOG_FRACTION * backlog &&
-      perLink.some(({ stats: l }) => l !== heaviest && l.goodputBytesPerSec > 0 && !queuedOn(l));
-    const uplinkCongested = congested && !oneLink;
 
     // Rule 4 (link memory is kept for every reported link, neighbour or not).
     for (const { stats: l, before } of perLink) {
       let cap = before?.cap ?? Infinity;
-      const linkCongested = linkCongestedOf(l, before);
+      const linkCongested =
+        delta(l.skippedSends, before?.stats.skippedSends) > 0 ||
+        l.backlogBytes > allowance(l.goodputBytesPerSec);
       // A link that carried nothing (not open yet, stalled) gives no cap.
-      if (
-        linkCongested &&
-        (!congested || (oneLink && l === heaviest)) &&
-        l.goodputBytesPerSec > 0
-      ) {
+      if (linkCongested && !congested && l.goodputBytesPerSec > 0) {
         cap = Math.min(cap, l.goodputBytesPerSec);
       } else if (!linkCongested && cap !== Infinity && l.goodputBytesPerSec >= 0.5 * cap) {
         cap *= LINK_CAP_RECOVERY;
@@ -566,7 +533,7 @@ export function balance(
     }
     let dropped = false;
     if (sample !== null && sample > 0) {
-      if (capacity === null || (uplinkCongested && sample < DROP_FRACTION * capacity)) {
+      if (capacity === null || (congested && sample < DROP_FRACTION * capacity)) {
         dropped = capacity !== null;
         capacity = sample;
       } else capacity += CAPACITY_SMOOTHING * (sample - capacity);
@@ -626,7 +593,7 @@ export function balance(
       worstOverwrite = Math.max(worstOverwrite, overwriteFraction(report.id, l.peer) ?? 0);
     }
     if (
-      uplinkCongested &&
+      congested &&
       !dropped &&
       worstOverwrite > o.overwriteTolerance &&
       goodput > 0 &&
@@ -679,7 +646,7 @@ export function balance(
         !memory ||
         pressure >= RAISE_CONFIRM_TICKS ||
         pressure <= -CONFIRM_TICKS ||
-        (uplinkCongested &&
+        (congested &&
           pressure < 0 &&
           (change < DROP_FRACTION - 1 || wanted.encoding !== current.encoding))
       ) {
