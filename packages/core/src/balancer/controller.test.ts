@@ -253,6 +253,16 @@ describe('balance: holding after a change', () => {
     expect(dropped[1]!.congested).toBe(true);
   });
 
+  it('takes a congested sample of nearly half the estimate as a share that moved, not a drop', () => {
+    // A receiver's downlink that other senders fill for a moment: 360 kB/s while congested
+    // against an estimate of 800 kB/s. The estimate moves by the smoothing, and the settings
+    // wait for a second tick.
+    const plans = run([report(400_000, 0.5), report(360_000, 1, 3)]);
+    expect(plans[1]!.congested).toBe(true);
+    expect(plans[1]!.capacityBytesPerSec).toBeCloseTo(800_000 + 0.3 * (360_000 - 800_000), -3);
+    expect(plans[1]!.settings).toEqual(plans[0]!.settings);
+  });
+
   it('holds the settings when the capacity estimate drifts down by a quarter', () => {
     const steady = Array.from({ length: 8 }, () => report(400_000, 0.5));
     const lower = Array.from({ length: 8 }, () => report(300_000, 0.5));

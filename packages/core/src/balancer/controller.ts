@@ -108,9 +108,13 @@ export const CAPACITY_SMOOTHING = 0.3;
 /**
  * A capacity sample under this fraction of the estimate, while the worker is congested, is a
  * drop and replaces it at once; so does a wanted traffic under this fraction of the current one
- * (see rule 8).
+ * (see rule 8). A 10× drop gives samples of 0.1–0.15; a receiver's downlink that other senders
+ * fill for a moment gives congested samples of 0.4–0.5 of the estimate while the uplink is as
+ * before (bench:balance: at 0.5, such a sample cut a sender to a third 6 s after a drop and the
+ * raise back came 6 s later). Smoothing and confirmation (rule 8) still follow a real halving
+ * within a few ticks, and the valve holds the queue meanwhile.
  */
-export const DROP_FRACTION = 0.5;
+export const DROP_FRACTION = 0.35;
 /**
  * Weight of a new acceptance rate in a link's memory (exponential smoothing): one interval's
  * rate comes from a handful of blocks and jumps by ±0.3, which alone would swap neighbours.
