@@ -12,6 +12,7 @@ import {
   fetchHealth,
   fetchHistory,
   joinJob,
+  MNIST_MLP_JOB,
   openVolunteer,
   serveJobForFile,
 } from '../volunteer/job-pages.ts';
@@ -19,14 +20,9 @@ import {
 const ARTIFACTS = join(import.meta.dirname, '../artifacts');
 /** The volunteer spec's job, in sync mode. */
 const JOB = {
+  ...MNIST_MLP_JOB,
   id: 'mnist-mlp-sync',
   name: 'MNIST digits, 784-128-10 MLP, synchronous',
-  host: 'meshgrad e2e',
-  model: { kind: 'mlp', inputs: 784, hidden: [128], classes: 10 },
-  dataset: { kind: 'mnist' },
-  batchSize: 32,
-  learningRate: 0.1,
-  checkpointIntervalSec: 3,
   // Longer than the closed-tab test waits: progress there can only come from the tab leaving.
   training: { mode: 'sync', roundTimeoutSec: 120 },
 };

@@ -12,20 +12,14 @@ import {
   fetchHealth,
   fetchHistory,
   joinJob,
+  MNIST_MLP_JOB,
   openVolunteer,
   serveJobForFile,
 } from '../volunteer/job-pages.ts';
 
 const ARTIFACTS = join(import.meta.dirname, '../artifacts');
 const JOB = {
-  id: 'mnist-mlp',
-  name: 'MNIST digits, 784-128-10 MLP',
-  host: 'meshgrad e2e',
-  model: { kind: 'mlp', inputs: 784, hidden: [128], classes: 10 },
-  dataset: { kind: 'mnist' },
-  batchSize: 32,
-  learningRate: 0.1,
-  checkpointIntervalSec: 3,
+  ...MNIST_MLP_JOB,
   communication: { communicationPeriod: 128, blocksPerMessage: 1, encoding: 'f32' },
 };
 

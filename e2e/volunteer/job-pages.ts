@@ -7,6 +7,21 @@ import { mkdirSync } from 'node:fs';
 import { expect, test, type Browser, type BrowserContext, type Page } from '@playwright/test';
 import { buildOnce, freePort, ServerProcess } from './server-process.ts';
 
+/**
+ * The volunteer and sync specs' job without its training settings: the MNIST MLP (784-128-10)
+ * at batch 32 and η = 0.1, checkpointed every 3 s.
+ */
+export const MNIST_MLP_JOB = {
+  id: 'mnist-mlp',
+  name: 'MNIST digits, 784-128-10 MLP',
+  host: 'meshgrad e2e',
+  model: { kind: 'mlp', inputs: 784, hidden: [128], classes: 10 },
+  dataset: { kind: 'mnist' },
+  batchSize: 32,
+  learningRate: 0.1,
+  checkpointIntervalSec: 3,
+};
+
 /** A spec file's server and the browser contexts its tests opened. */
 export interface ServedJob {
   /** The server process (throws before the file's first test). */

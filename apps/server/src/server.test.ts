@@ -1,8 +1,5 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { io as connect, type Socket } from 'socket.io-client';
+import { describe, expect, it } from 'vitest';
+import type { Socket } from 'socket.io-client';
 import {
   decodeDataset,
   PROTOCOL_VERSION,
@@ -10,7 +7,8 @@ import {
   type HelloReply,
   type OkReply,
 } from '@meshgrad/core';
-import { createServer, type MeshgradServer } from './server.ts';
+import type { MeshgradServer } from './server.ts';
+import { nextEvent, ServerFixture } from './server.test-support.ts';
 
 const clustersJob = {
   id: 'blobs',
@@ -23,27 +21,15 @@ const clustersJob = {
 
 const device = { backend: 'cpu', userAgent: 'vitest' } as const;
 
-let dataDir: string;
+const fixture = new ServerFixture('meshgrad-test-');
 let server: MeshgradServer;
-const sockets: Socket[] = [];
 
 async function start(jobs: unknown[] = [clustersJob]): Promise<MeshgradServer> {
-  server = await createServer({
-    port: 0,
-    host: '127.0.0.1',
-    dataDir,
-    jobs,
-    logLevel: 'silent',
-    clientDir: null,
-  });
+  server = await fixture.start({ jobs });
   return server;
 }
 
-function client(): Socket {
-  const s = connect(`${server.url}/volunteer`, { transports: ['websocket'], reconnection: false });
-  sockets.push(s);
-  return s;
-}
+const client = (): Socket => fixture.socket();
 
 function hello(
   s: Socket,
@@ -51,20 +37,6 @@ function hello(
 ): Promise<HelloReply> {
   return s.timeout(5_000).emitWithAck('hello', payload) as Promise<HelloReply>;
 }
-
-function nextEvent<T>(s: Socket, event: string): Promise<T> {
-  return new Promise((resolve) => s.once(event, (v: T) => resolve(v)));
-}
-
-beforeEach(async () => {
-  dataDir = await mkdtemp(path.join(tmpdir(), 'meshgrad-test-'));
-});
-
-afterEach(async () => {
-  for (const s of sockets.splice(0)) s.disconnect();
-  await server?.close();
-  await rm(dataDir, { recursive: true, force: true });
-});
 
 describe('job server', () => {
   it('serves health, metrics and public job info', async () => {
@@ -207,7 +179,7 @@ describe('job server', () => {
     void a;
 
     // Restart on the same data directory: the job resumes with its samples and checkpoint.
-    for (const sock of sockets.splice(0)) sock.disconnect();
+    fixture.disconnectAll();
     await server.close();
     await start();
     const resumed = server.jobs.get('blobs');

@@ -3,13 +3,11 @@
  * real socket.io clients (no browser; the e2e p2p spec covers real data channels).
  */
 import { createHmac } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { io as connect, type Socket } from 'socket.io-client';
+import { describe, expect, it } from 'vitest';
+import type { Socket } from 'socket.io-client';
 import { PROTOCOL_VERSION, type Assignment, type IceReply, type SignalIn } from '@meshgrad/core';
-import { createServer, type MeshgradServer, type ServerOptions } from './server.ts';
+import type { MeshgradServer, ServerOptions } from './server.ts';
+import { nextEvent as next, ServerFixture } from './server.test-support.ts';
 
 const job = (id: string) => ({
   id,
@@ -22,45 +20,21 @@ const job = (id: string) => ({
 const device = { backend: 'cpu', userAgent: 'vitest' } as const;
 const offer = { type: 'offer', sdp: 'v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n' };
 
-let dataDir: string;
+const fixture = new ServerFixture('meshgrad-signal-');
 let server: MeshgradServer;
-const sockets: Socket[] = [];
 
 async function start(options: Partial<ServerOptions> = {}): Promise<void> {
-  server = await createServer({
-    port: 0,
-    host: '127.0.0.1',
-    dataDir,
-    jobs: [job('one')],
-    logLevel: 'silent',
-    clientDir: null,
-    ...options,
-  });
+  server = await fixture.start({ jobs: [job('one')], ...options });
 }
 
 async function join(): Promise<{ s: Socket; a: Assignment }> {
-  const s = connect(`${server.url}/volunteer`, { transports: ['websocket'], reconnection: false });
-  sockets.push(s);
+  const s = fixture.socket();
   const a = (await s
     .timeout(5_000)
     .emitWithAck('hello', { protocolVersion: PROTOCOL_VERSION, device })) as Assignment;
   expect(a.ok).toBe(true);
   return { s, a };
 }
-
-function next<T>(s: Socket, event: string): Promise<T> {
-  return new Promise((resolve) => s.once(event, (v: T) => resolve(v)));
-}
-
-beforeEach(async () => {
-  dataDir = await mkdtemp(path.join(tmpdir(), 'meshgrad-signal-'));
-});
-
-afterEach(async () => {
-  for (const s of sockets.splice(0)) s.disconnect();
-  await server?.close();
-  await rm(dataDir, { recursive: true, force: true });
-});
 
 describe('signaling relay', () => {
   it('forwards offers and candidates to a worker of the same job, with the sender named', async () => {
@@ -116,11 +90,7 @@ describe('signaling relay', () => {
 
   it('refuses signals before hello', async () => {
     await start();
-    const s = connect(`${server.url}/volunteer`, {
-      transports: ['websocket'],
-      reconnection: false,
-    });
-    sockets.push(s);
+    const s = fixture.socket();
     const refused = next<{ event: string; code: string }>(s, 'refused');
     s.emit('signal', { to: 'w-x', data: offer });
     expect(await refused).toMatchObject({ event: 'signal', code: 'ERR_NOT_JOINED' });

@@ -4,18 +4,16 @@
  * and a worker that disconnects releases the barrier. Workers here are bare sockets that answer
  * with chosen vectors, so every value can be checked.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { afterEach, beforeEach, expect, it } from 'vitest';
-import { io as connect, type Socket } from 'socket.io-client';
+import { expect, it } from 'vitest';
+import type { Socket } from 'socket.io-client';
 import {
   PROTOCOL_VERSION,
   type Assignment,
   type HelloReply,
   type SyncRoundMessage,
 } from '@meshgrad/core';
-import { createServer, type MeshgradServer } from './server.ts';
+import type { MeshgradServer } from './server.ts';
+import { ServerFixture } from './server.test-support.ts';
 import { SYNC_SERVER_WORKER } from './jobs/job.ts';
 
 const P = 3 * 4; // K-Means, 3 clusters × 4 dims
@@ -30,30 +28,12 @@ const job = {
 };
 const device = { backend: 'cpu', userAgent: 'vitest' } as const;
 
-let dataDir: string;
+const fixture = new ServerFixture('meshgrad-sync-');
 let server: MeshgradServer;
-const sockets: Socket[] = [];
-
-beforeEach(async () => {
-  dataDir = await mkdtemp(path.join(tmpdir(), 'meshgrad-sync-'));
-});
 
 async function start(spec: unknown = job): Promise<void> {
-  server = await createServer({
-    port: 0,
-    host: '127.0.0.1',
-    dataDir,
-    jobs: [spec],
-    logLevel: 'silent',
-    clientDir: null,
-  });
+  server = await fixture.start({ jobs: [spec] });
 }
-
-afterEach(async () => {
-  for (const s of sockets.splice(0)) s.disconnect();
-  await server?.close();
-  await rm(dataDir, { recursive: true, force: true });
-});
 
 /** A connected volunteer socket that queues the rounds it receives. */
 async function volunteer(): Promise<{
@@ -61,8 +41,7 @@ async function volunteer(): Promise<{
   a: Assignment;
   round: () => Promise<SyncRoundMessage>;
 }> {
-  const s = connect(`${server.url}/volunteer`, { transports: ['websocket'], reconnection: false });
-  sockets.push(s);
+  const s = fixture.socket();
   const queue: SyncRoundMessage[] = [];
   const waiters: Array<(m: SyncRoundMessage) => void> = [];
   s.on('syncRound', (m: SyncRoundMessage) => {

@@ -1,8 +1,5 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { io as connect, type Socket } from 'socket.io-client';
+import { describe, expect, it } from 'vitest';
+import type { Socket } from 'socket.io-client';
 import {
   decodeSafetensors,
   importParameters,
@@ -10,7 +7,8 @@ import {
   type Assignment,
   type OkReply,
 } from '@meshgrad/core';
-import { createServer, type MeshgradServer } from '../server.ts';
+import type { MeshgradServer } from '../server.ts';
+import { nextEvent, ServerFixture } from '../server.test-support.ts';
 import { TokenCheck } from './auth.ts';
 import type {
   AdminCheckpoint,
@@ -40,20 +38,11 @@ const clustersJob = {
 
 const device = { backend: 'cpu', userAgent: 'vitest <script>alert(1)</script>' } as const;
 
-let dataDir: string;
+const fixture = new ServerFixture('meshgrad-admin-test-');
 let server: MeshgradServer;
-const sockets: Socket[] = [];
 
 async function start(): Promise<MeshgradServer> {
-  server = await createServer({
-    port: 0,
-    host: '127.0.0.1',
-    dataDir,
-    jobs: [clustersJob],
-    adminToken: TOKEN,
-    logLevel: 'silent',
-    clientDir: null,
-  });
+  server = await fixture.start({ jobs: [clustersJob], adminToken: TOKEN });
   return server;
 }
 
@@ -78,21 +67,10 @@ async function json<T>(res: Promise<Response> | Response): Promise<T> {
   return (await (await res).json()) as T;
 }
 
-function volunteer(): Socket {
-  const s = connect(`${server.url}/volunteer`, { transports: ['websocket'], reconnection: false });
-  sockets.push(s);
-  return s;
-}
+const volunteer = (): Socket => fixture.socket();
 
-function adminSocket(auth?: unknown): Socket {
-  const s = connect(`${server.url}/admin`, {
-    transports: ['websocket'],
-    reconnection: false,
-    ...(auth === undefined ? {} : { auth: auth as Record<string, unknown> }),
-  });
-  sockets.push(s);
-  return s;
-}
+const adminSocket = (auth?: unknown): Socket =>
+  fixture.socket('/admin', auth === undefined ? {} : { auth: auth as Record<string, unknown> });
 
 async function join(s: Socket): Promise<Assignment> {
   const r = (await s
@@ -115,20 +93,6 @@ function stats(s: Socket, samples: number, extra: Record<string, unknown> = {}):
     ...extra,
   });
 }
-
-function nextEvent<T>(s: Socket, event: string): Promise<T> {
-  return new Promise((resolve) => s.once(event, (v: T) => resolve(v)));
-}
-
-beforeEach(async () => {
-  dataDir = await mkdtemp(path.join(tmpdir(), 'meshgrad-admin-test-'));
-});
-
-afterEach(async () => {
-  for (const s of sockets.splice(0)) s.disconnect();
-  await server?.close();
-  await rm(dataDir, { recursive: true, force: true });
-});
 
 describe('TokenCheck', () => {
   it('accepts only the exact token, whatever the length of the guess', () => {
@@ -421,7 +385,7 @@ describe('admin API and namespace', () => {
     const again = await post({ state: 'running' });
     expect(again.status).toBe(409);
     // The stop is on disk at once: a restart keeps the job stopped.
-    for (const s of sockets.splice(0)) s.disconnect();
+    fixture.disconnectAll();
     await server.close();
     await start();
     expect(server.jobs.get('blobs')?.state).toBe('stopped');
@@ -462,7 +426,7 @@ describe('admin API and namespace', () => {
     expect(badMode.field).toBe('mode');
 
     // The mode survives a restart.
-    for (const s of sockets.splice(0)) s.disconnect();
+    fixture.disconnectAll();
     await server.close();
     await start();
     expect(server.jobs.get('blobs')?.balancer).toMatchObject({ mode: 'fixed' });

@@ -15,7 +15,8 @@ import {
   trainUntil,
   type NodeVolunteerOptions,
 } from '../jobs/node-volunteer.test-support.ts';
-import { createServer, type MeshgradServer } from '../server.ts';
+import type { MeshgradServer } from '../server.ts';
+import { startTestServer } from '../server.test-support.ts';
 import { runCli } from './program.ts';
 import { readSpecFile } from './spec-file.ts';
 
@@ -84,14 +85,7 @@ async function validates(file: string): Promise<void> {
 /** Trains the example's job until it stops itself; returns the final checkpoint. */
 async function trainExample(spec: JobSpec, timeoutMs: number, options: NodeVolunteerOptions) {
   dataDir = await mkdtemp(path.join(tmpdir(), 'meshgrad-example-'));
-  server = await createServer({
-    port: 0,
-    host: '127.0.0.1',
-    dataDir,
-    jobs: [spec],
-    logLevel: 'silent',
-    clientDir: null,
-  });
+  server = await startTestServer({ dataDir, jobs: [spec] });
   const url = server.url;
   if (spec.model.kind === 'custom') {
     // No CPU implementation of a host's kernel: a CPU volunteer is told it cannot join.

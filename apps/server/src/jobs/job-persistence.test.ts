@@ -17,6 +17,7 @@ import {
 } from '../store.ts';
 import { Job, type JobOutbox } from './job.ts';
 import { parseJobSpec } from './job-spec.ts';
+import { stats } from './job.test-support.ts';
 
 const device = { backend: 'cpu', userAgent: 'vitest' } as const;
 
@@ -125,16 +126,6 @@ async function openJob(store: DataStore, extra: Record<string, unknown> = {}): P
     createLogger('silent'),
   );
 }
-
-const stats = (samples: number) => ({
-  jobId: 'blobs',
-  samples,
-  samplesPerSec: 10,
-  offered: 0,
-  accepted: 0,
-  paused: false,
-  links: [],
-});
 
 const bytesOf = (params: Float32Array) => new Uint8Array(params.buffer.slice(0));
 

@@ -16,6 +16,7 @@ import { ServerMetrics } from '../metrics.ts';
 import { DataStore } from '../store.ts';
 import { Job, type JobOutbox, type WorkerEntry } from './job.ts';
 import { parseJobSpec } from './job-spec.ts';
+import { stats } from './job.test-support.ts';
 
 const device = { backend: 'cpu', userAgent: 'vitest' } as const;
 
@@ -66,16 +67,6 @@ async function openJob(extra: Record<string, unknown>): Promise<Job> {
   });
   return Job.open(spec, store, new ServerMetrics(), createLogger('silent'));
 }
-
-const stats = (samples: number) => ({
-  jobId: 'blobs',
-  samples,
-  samplesPerSec: 10,
-  offered: 0,
-  accepted: 0,
-  paused: false,
-  links: [],
-});
 
 describe('Job', () => {
   it('starts with the spec’s fixed balancer settings', async () => {

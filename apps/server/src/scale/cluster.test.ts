@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NodeVolunteer, trainUntil } from '../jobs/node-volunteer.test-support.ts';
-import { createServer, type MeshgradServer } from '../server.ts';
+import type { MeshgradServer } from '../server.ts';
+import { startTestServer } from '../server.test-support.ts';
 import { RedisServer } from './redis-server.test-support.ts';
 
 const JOB = {
@@ -31,15 +32,7 @@ const volunteers: NodeVolunteer[] = [];
 async function start(): Promise<MeshgradServer> {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'meshgrad-scale-'));
   dirs.push(dataDir);
-  const server = await createServer({
-    port: 0,
-    host: '127.0.0.1',
-    dataDir,
-    jobs: [JOB],
-    logLevel: 'silent',
-    clientDir: null,
-    redis: redis.url,
-  });
+  const server = await startTestServer({ dataDir, jobs: [JOB], redis: redis.url });
   servers.push(server);
   return server;
 }
