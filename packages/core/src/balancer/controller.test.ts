@@ -501,7 +501,8 @@ describe('balance: links', () => {
       options,
     );
     // Worker-level queue: 600 kB over 1.52 MB/s is under 0.5 s, but link b holds 30 s of its
-    // goodput (and more than two messages of the settings planned). One tick of it may be a burst of random sends to b.
+    // goodput (and more than two messages of the settings planned). One tick of it may be a
+    // burst of random sends to b.
     expect(t1.plans.get('w')!.congested).toBe(false);
     expect(t1.plans.get('w')!.reason).not.toBe('link-limit');
     expect(t1.state.links.get('w\u2192b')!.cap).toBe(Infinity);

@@ -14,27 +14,27 @@
  *
  * 1. Send capacity. The worker reports the fraction of the interval during which it had bytes
  *    buffered on any channel (`sendBusyFraction`). Bytes only leave the buffer while it is
- *    non-empty, so goodput / busy fraction is what the link carries when pushed: a capacity
- *    sample that needs no probing and no saturation. Without the busy fraction, only a congested
- *    interval gives a sample (goodput itself). A drop replaces the estimate: a sample under
- *    `DROP_FRACTION` of it while the worker is congested, confirmed by the next tick's sample
- *    under `DROP_FRACTION` of the same estimate (congested or not: the first may have relieved
- *    the queue). One low sample alone is smoothed in like any other: SCTP in a browser on a real
- *    2 Mbit/s uplink gives single congested seconds at a fifth of the estimate and less
- *    (balance-netns e2e: taken as a drop at once, one cut the slow volunteer's settings to a
- *    third of their median and the test failed in CI). Other samples move the estimate by
- *    `CAPACITY_SMOOTHING` (samples scatter as receivers' downlinks and relays are shared with
- *    other senders, and one short busy spell can overstate the capacity). A low sample without congestion is no drop: the busy fraction
- *    counts any channel, so a standing queue towards one slow peer makes goodput / busy
- *    understate what the uplink carries. A busy fraction under the option `trustedBusyFraction`
- *    counts as that fraction (off by default, as in the simulator, whose measurement is exact): a
- *    browser's `bufferedAmount` holds only what SCTP has not yet taken into its
- *    congestion window, so every busy spell ends while its last window of bytes is still on the
- *    wire, and a lightly used link looks far faster than it is (on a 2 Mbit/s uplink, samples of
- *    600 kB/s from 146 kB/s of goodput). The floor applies to samples that would raise the
- *    estimate; it keeps them low, yet above the goodput, so an estimate that is too low still
- *    grows until the link is used enough to be measured. A congested worker's sample never
- *    raises the estimate: the worker already sends more than the link takes.
+ *    non-empty, so goodput / busy fraction is what the link carries when pushed: a capacity sample
+ *    that needs no probing and no saturation. Without the busy fraction, only a congested interval
+ *    gives a sample (goodput itself). A drop replaces the estimate: a sample under `DROP_FRACTION`
+ *    of it while the worker is congested, confirmed by the next tick's sample under `DROP_FRACTION`
+ *    of the same estimate (congested or not: the valve may have held back enough sends to clear the
+ *    queue). One low sample alone is smoothed in like any other: SCTP in a browser on a real 2
+ *    Mbit/s uplink gives single congested seconds at a fifth of the estimate and less
+ *    (balance-netns e2e: taken as a drop at once, one cut the slow volunteer's settings to a third
+ *    of their median and the test failed in CI). Other samples move the estimate by
+ *    `CAPACITY_SMOOTHING` (samples scatter as receivers' downlinks and relays are shared with other
+ *    senders, and one short busy spell can overstate the capacity). A low sample without congestion
+ *    starts no drop: the busy fraction counts any channel, so a standing queue towards one slow
+ *    peer makes goodput / busy understate what the uplink carries. A busy fraction under the option
+ *    `trustedBusyFraction` counts as that fraction (off by default, as in the simulator, whose
+ *    measurement is exact): a browser's `bufferedAmount` holds only what SCTP has not yet taken
+ *    into its congestion window, so every busy spell ends while its last window of bytes is still
+ *    on the wire, and a lightly used link looks far faster than it is (on a 2 Mbit/s uplink,
+ *    samples of 600 kB/s from 146 kB/s of goodput). The floor applies to samples that would raise
+ *    the estimate; it keeps them low, yet above the goodput, so an estimate that is too low still
+ *    grows until the link is used enough to be measured. A congested worker's sample never raises
+ *    the estimate: the worker already sends more than the link takes.
  * 2. Congestion. The worker is congested when its safety valve skipped a send, or when its
  *    buffered bytes exceed `maxQueueDelayS` seconds of its goodput (and `QUEUE_BURST_MESSAGES`
  *    messages of m blocks: on a slow link one message alone takes that long). A congested worker
@@ -76,8 +76,9 @@
  *    waits for confirmation like any other: the worker's valve holds the queue meanwhile).
  *    Raises need `RAISE_BAND_FACTOR` × `hysteresis` and `RAISE_CONFIRM_TICKS`. So one noisy
  *    sample moves nothing, a steady link keeps steady settings, a drop is followed within two
- *    ticks and the settings are then held: on shared bottlenecks every sender's share moves as the others adapt, and following each
- *    move kept the settings wandering for 10 s and more after a 10× drop (bench:balance).
+ *    ticks and the settings are then held: on shared bottlenecks every sender's share moves as
+ *    the others adapt, and following each move kept the settings wandering for 10 s and more
+ *    after a 10× drop (bench:balance).
  * 9. Neighbours. `chooseNeighbours` with the links' measured capacity, RTT, relay flag and
  *    acceptance rate; it keeps current neighbours unless a candidate is clearly better. The
  *    acceptance rate is smoothed per link (`ACCEPTANCE_SMOOTHING`) and the workers choose in
@@ -565,7 +566,7 @@ export function balance(
       // A low sample is measured against the estimate before the first of a run of low ones.
       const reference = memory?.dropFrom ?? capacity;
       const pending = (memory?.dropFrom ?? null) !== null;
-      // The second sample of a run need not be congested: the first may have cut the settings.
+      // The second sample of a run need not be congested: the valve may have cleared the queue.
       const low =
         reference !== null && (congested || pending) && sample < DROP_FRACTION * reference;
       if (capacity === null || (low && pending)) {
