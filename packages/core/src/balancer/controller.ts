@@ -616,7 +616,9 @@ export function balance(
     // settings jump down and back up.
     const offered = (sent * messageBytes(input.model, current.encoding)) / workerIntervalS;
     const queueTarget = Math.max(0.5 * o.maxQueueDelayS * Math.max(goodput, budget), burst);
-    if (backlog > queueTarget && offered > goodput && !dropped && dropFrom === null) {
+    // The two ticks of a drop (rule 1) cut neither for the queue nor for overwrites.
+    const inDrop = dropped || dropFrom !== null;
+    if (backlog > queueTarget && offered > goodput && !inDrop) {
       budget -= Math.min((backlog - queueTarget) / DRAIN_HORIZON_S, DRAIN_MAX_CUT * budget);
     }
     const neighbourCount = Math.max(1, currentNeighbours(report.id).length);
@@ -633,8 +635,7 @@ export function balance(
     }
     if (
       congested &&
-      !dropped &&
-      dropFrom === null &&
+      !inDrop &&
       worstOverwrite > o.overwriteTolerance &&
       goodput > 0 &&
       goodput * (1 - worstOverwrite) < budget
