@@ -1,9 +1,11 @@
 /**
  * The `meshgrad` command: serve, validate, export, schema. User-facing output goes to
- * stdout/stderr as plain text (the server's own logs are pino JSON on stdout).
+ * stdout/stderr as plain text (the server's own logs go to stdout: readable lines on a terminal,
+ * pino JSON lines otherwise or with `--log-format json`).
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { jobSpecJsonSchema } from '../jobs/job-spec.ts';
+import { LOG_FORMATS } from '../logger.ts';
 import { exportCheckpoint, type ExportFormat } from './export.ts';
 import { serve, type ServeOptions } from './serve.ts';
 import { CliError } from './spec-file.ts';
@@ -88,6 +90,12 @@ export function buildProgram(io: CliIo, done: (code: number) => void): Command {
       new Option('--log-level <level>', 'log level')
         .choices(['trace', 'debug', 'info', 'warn', 'error', 'silent'])
         .default('info'),
+    )
+    .addOption(
+      new Option(
+        '--log-format <format>',
+        'log lines: pretty (readable) or json (one object per line); default pretty on a terminal, json otherwise',
+      ).choices(LOG_FORMATS),
     )
     .action(async (opts: ServeOptions) => {
       await serve(opts, io);

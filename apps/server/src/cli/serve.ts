@@ -1,6 +1,6 @@
 /** `meshgrad serve`: starts a job server and keeps it running until SIGINT or SIGTERM. */
 import { JobSpecError, type JobSpec } from '../jobs/job-spec.ts';
-import { createLogger } from '../logger.ts';
+import { createLogger, type LogFormat } from '../logger.ts';
 import { createServer } from '../server.ts';
 import type { CliIo } from './program.ts';
 import { CliError, readSpecFile } from './spec-file.ts';
@@ -16,6 +16,8 @@ export interface ServeOptions {
   readonly turnSecret?: string;
   readonly turnTtl: number;
   readonly logLevel: string;
+  /** Default: pretty on a terminal, JSON lines otherwise. */
+  readonly logFormat?: LogFormat;
 }
 
 async function readSpecs(files: readonly string[]): Promise<JobSpec[]> {
@@ -34,7 +36,7 @@ async function readSpecs(files: readonly string[]): Promise<JobSpec[]> {
 }
 
 export async function serve(opts: ServeOptions, io: CliIo): Promise<void> {
-  const log = createLogger(opts.logLevel);
+  const log = createLogger(opts.logLevel, opts.logFormat ? { format: opts.logFormat } : {});
   const jobs = opts.job?.length ? await readSpecs(opts.job) : undefined;
   let server;
   try {
