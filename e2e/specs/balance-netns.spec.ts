@@ -50,11 +50,16 @@ const LINKS: readonly ShapedLinkSpec[] = [
 /** The page's compute duty cycle: three browsers share two cores with the network stack. */
 const DUTY_PERCENT = 50;
 /**
- * Bound on the slow volunteer's backlog (all of its channels): about one second of its link,
- * and never less than a few messages at the settings it had (DESIGN §3: a short queue; the
- * worker's valve lets VALVE_MIN_MESSAGES messages queue and the last send may overshoot).
+ * Bound on the slow volunteer's backlog (all of its channels), as seconds of what its shaped
+ * uplink drains (the tbf rate), so it does not move with the settings the balancer chooses: a
+ * worse choice (larger messages, more traffic) must fail the test, not loosen it. The design
+ * asks for a short queue (DESIGN §3): the worker's valve holds about half a second of the link
+ * (a quarter second of a drain rate it counts as at most twice its goodput) plus the one send
+ * of m blocks that passed it, so one second of the link covers it. The margin, a factor 2 on
+ * that second, is for the loaded machine: three Chromiums and the server share two cores, and
+ * while Chromium's network thread waits for a core the channels drain below the tbf rate.
  */
-const BACKLOG_LINK_SECONDS = 1;
+const BACKLOG_DRAIN_SECONDS = 2;
 /**
  * Seconds of training (sampler ticks, one per balancer tick) before the settings are compared:
  * the target accuracy comes within seconds on three CPU-backend tabs, the balancer needs longer.
@@ -62,7 +67,6 @@ const BACKLOG_LINK_SECONDS = 1;
 const SETTLE_TICKS = 60;
 /** Ticks in a row the slow worker must have the coarser settings: a steady state, not a blip. */
 const STEADY_TICKS = 10;
-const BACKLOG_MESSAGES = 3;
 /**
  * Once settled (from SETTLE_TICKS on) the slow volunteer's link is steady, and so must its
  * settings be: for STEADY_WINDOW_TICKS samples its planned bytes per sample stay within a factor
@@ -397,10 +401,7 @@ test('volunteers behind tbf links of different speeds: the slow one gets less tr
   const report = volunteers.map((v) => {
     const ss = sampler.of(v.id);
     const last = ss.at(-1);
-    const upload = (v.link.uploadKbit * 1000) / 8;
-    const maxMessage = Math.max(
-      ...ss.map((s) => s.settings.blocksPerMessage * messageBytes(model, s.settings.encoding)),
-    );
+    const uploadBytesPerSec = (v.link.uploadKbit * 1000) / 8;
     return {
       id: v.id,
       uploadKbit: v.link.uploadKbit,
@@ -413,7 +414,7 @@ test('volunteers behind tbf links of different speeds: the slow one gets less tr
       meanDownloadBytesPerSec: mean(ss.map((s) => s.downloadBytesPerSec)),
       meanGoodputBytesPerSec: mean(ss.map((s) => s.goodputBytesPerSec)),
       maxBacklogBytes: Math.max(0, ...ss.map((s) => s.backlogBytes)),
-      backlogBoundBytes: Math.max(BACKLOG_LINK_SECONDS * upload, BACKLOG_MESSAGES * maxMessage),
+      backlogBoundBytes: BACKLOG_DRAIN_SECONDS * uploadBytesPerSec,
       settingsSeen: [...new Set(ss.map((s) => describeSettings(s.settings)))],
       links: pageLinks[volunteers.indexOf(v)] ?? [],
     };

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { localValveBytes, messageBytes } from '@meshgrad/core';
-import { BusyMeter, valveLimit } from './backpressure.ts';
+import { BusyMeter, drainRateSample, valveLimit } from './backpressure.ts';
 
 describe('BusyMeter', () => {
   it('is idle until a send, and counts a busy spell from the send to halfway past its last look', () => {
@@ -34,6 +34,17 @@ describe('BusyMeter', () => {
     expect(meter.take(1000)).toBe(1);
     expect(meter.busy).toBe(true);
     expect(meter.take(1500)).toBe(1);
+  });
+});
+
+describe('drainRateSample', () => {
+  it('is goodput / busy on a busy link, and at most twice the goodput on a lightly used one', () => {
+    // Busy all along: the link carries what left the buffers.
+    expect(drainRateSample(250_000, 1)).toBe(250_000);
+    expect(drainRateSample(250_000, 0.8)).toBeCloseTo(312_500, 6);
+    // The slow volunteer of the balancer e2e: 150 kB/s of goodput, buffers busy 2.5% of the time
+    // because SCTP takes each message into its window at once. Unfloored, 6 MB/s.
+    expect(drainRateSample(150_000, 0.025)).toBe(300_000);
   });
 });
 

@@ -4,6 +4,7 @@
  * safety valve that skips a send while they hold more than the current settings should queue.
  */
 import {
+  BROWSER_TRUSTED_BUSY_FRACTION,
   localValveBytes,
   messageBytes,
   parameterLayout,
@@ -68,6 +69,19 @@ export class BusyMeter {
     this.intervalStart = now;
     return span > 0 ? Math.min(1, Math.max(0, busy / span)) : 0;
   }
+}
+
+/**
+ * The rate the channels drain at, from one interval's goodput and busy fraction: goodput / busy,
+ * the busy fraction counted as at least BROWSER_TRUSTED_BUSY_FRACTION, as the balancer counts it
+ * (its rule 1). `bufferedAmount` holds only what SCTP has not yet taken into its congestion
+ * window, so on a lightly used link every busy spell ends early and goodput / busy overstates
+ * the link many times over; the valve's quarter second of such a rate let the slow volunteer of
+ * the balancer e2e queue 1.5 MB on a 250 kB/s uplink. With the floor the estimate is at most
+ * twice the goodput, and exact once the link is busy half of the time or more.
+ */
+export function drainRateSample(goodputBytesPerSec: number, busyFraction: number): number {
+  return goodputBytesPerSec / Math.max(busyFraction, BROWSER_TRUSTED_BUSY_FRACTION);
 }
 
 /** What the valve allows now: the most bytes the channels may hold after the next send. */

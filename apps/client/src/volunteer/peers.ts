@@ -29,7 +29,7 @@ import {
   type SignalData,
   type StatsRecord,
 } from '@meshgrad/core';
-import { BUSY_SAMPLE_MS, BusyMeter, type ValveLimit } from './backpressure.ts';
+import { BUSY_SAMPLE_MS, BusyMeter, drainRateSample, type ValveLimit } from './backpressure.ts';
 
 /**
  * A side that names a peer with a smaller id waits this long for the peer's offer before it
@@ -507,7 +507,7 @@ export class PeerMesh {
       };
     });
     if (busy >= MIN_BUSY_FOR_DRAIN && directGoodput > 0) {
-      this.drainBytesPerSec = directGoodput / busy;
+      this.drainBytesPerSec = drainRateSample(directGoodput, busy);
     }
     return { links: reports, sendBusyFraction };
   }
