@@ -20,7 +20,12 @@ describe('vitestCounts', () => {
             { title: 'later', status: 'todo' },
           ],
         },
-        { name: 'b.test.ts', status: 'failed', message: 'Cannot find module', assertionResults: [] },
+        {
+          name: 'b.test.ts',
+          status: 'failed',
+          message: 'Cannot find module',
+          assertionResults: [],
+        },
         { name: 'c.test.ts', status: 'passed', assertionResults: [{ status: 'passed' }] },
       ],
     };

@@ -52,10 +52,19 @@ export async function serverLinks(
   return new Map(snapshot.workers.map((w) => [w.id, w.links]));
 }
 
+/**
+ * A Prometheus metric of the server, summed over its series. A metric the server does not
+ * export at all is an error, not 0: "zero relayed bytes" must not pass because the metric was
+ * renamed. A declared metric with no series yet (a labelled counter nothing has incremented)
+ * is 0.
+ */
 export async function metricValue(server: ServerProcess, name: string): Promise<number> {
   const text = await (await fetch(`${server.url}/metrics`)).text();
-  const m = text.match(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'm'));
-  return m ? Number(m[1]) : 0;
+  if (!new RegExp(`^# TYPE ${name} `, 'm').test(text)) {
+    throw new Error(`metric ${name} is not exported by the server's /metrics`);
+  }
+  const series = [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))];
+  return series.reduce((sum, m) => sum + Number(m[1]), 0);
 }
 
 /**

@@ -130,8 +130,8 @@ test('tabs on two processes become neighbours and exchange blocks', async ({ bro
       { timeout: 20_000 },
     )
     .toBe(true);
-  // Blocks flow between tabs on different processes, both ways (over a direct WebRTC link
-  // signaled across the processes, or relayed through them).
+  // Blocks flow between tabs on different processes, both ways, over WebRTC links signaled
+  // across the processes.
   const crossed = async (server: ServerProcess, others: ReadonlySet<string>): Promise<boolean> =>
     (await snapshot(server)).workers.every((w) =>
       w.links.some((l) => others.has(l.peer) && l.blocksReceived > 0),
@@ -146,6 +146,11 @@ test('tabs on two processes become neighbours and exchange blocks', async ({ bro
     w.links.filter((l) => l.blocksReceived > 0).map((l) => l.route ?? 'unknown'),
   );
   console.log(`[scale] links carrying blocks, by route: ${routes.sort().join(', ')}`);
+  // All of them direct, as docs/scale-out.md says: the tabs share one host, so the offer and
+  // answer signaled across the two processes give a peer-to-peer link, and no block goes
+  // through the relay (a link that cannot be made falls back to it; this test would show it).
+  expect(routes.length).toBeGreaterThan(0);
+  expect(routes).toEqual(routes.map(() => 'direct'));
   // Both processes count the same job-wide samples, and share checkpoints.
   await expect
     .poll(async () => (await snapshot(b)).job.latestCheckpoint?.seq ?? 0, { timeout: 30_000 })

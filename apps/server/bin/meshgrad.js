@@ -3,6 +3,8 @@
 // exists then; dist/ exists only after a build, so the bin is this committed launcher, which
 // runs the built CLI or says how to build it.
 import { existsSync } from 'node:fs';
+import process from 'node:process';
+import { URL } from 'node:url';
 
 const main = new URL('../dist/main.js', import.meta.url);
 if (!existsSync(main)) {

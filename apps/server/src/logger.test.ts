@@ -2,6 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { createLogger, type LogOutput } from './logger.ts';
 import { prettyLogLine } from './log-pretty.ts';
 
+/** An ANSI colour code, as the pretty format writes on a terminal. */
+const ANSI_COLOUR = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g');
+
 function output(isTTY: boolean): LogOutput & { text: string } {
   const out = {
     text: '',
@@ -31,9 +34,9 @@ describe('createLogger', () => {
     const lines = out.text.trimEnd().split('\n');
     expect(lines).toHaveLength(1);
     // Colour codes aside, the line reads as a person would want it.
-    const plain = (lines[0] ?? '').replace(/\x1b\[[0-9;]*m/g, '');
+    const plain = (lines[0] ?? '').replace(ANSI_COLOUR, '');
     expect(plain).toMatch(
-      /^\d\d:\d\d:\d\d\.\d{3} INFO  meshgrad server listening {2}port=8080 jobs=\["mnist-mlp"\]$/,
+      /^\d\d:\d\d:\d\d\.\d{3} INFO {2}meshgrad server listening {2}port=8080 jobs=\["mnist-mlp"\]$/,
     );
     expect(plain).not.toContain('"level"');
   });
