@@ -1,5 +1,5 @@
 /**
- * Shaped links for end-to-end balancer tests (shared RECIPES.md, "Shaping real links"): one
+ * Shaped links for end-to-end balancer tests (docs/recipes.md, "Shaped links"): one
  * network namespace per volunteer, a veth pair to the host namespace, and a `tbf` rate limit on
  * both ends of the pair. Each namespace has its own small subnet; the host side is the
  * namespace's default route and the host forwards between subnets, so volunteers in different
@@ -10,10 +10,20 @@
  *        upload: tbf on the namespace end;  download: tbf on the host end
  *
  * Needs root and iproute2 (`ip netns`, `tc`). Everything a lab makes carries its prefix, and
- * `NetnsLab.removeStale` deletes leftovers of that prefix from an earlier run that died.
+ * `NetnsLab.removeStale` deletes leftovers of that prefix from an earlier run that died. Two runs
+ * of one lab on one machine would share names and subnets, and the second's clean-up would tear
+ * down the first's links mid-test, so a run first takes the lab's lock (`NetnsLab.lock`).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -21,6 +31,14 @@ import { join } from 'node:path';
 const SUBNET_OCTET = 213;
 /** The host's IPv4 forwarding switch (no `sysctl` binary needed: minimal images lack procps). */
 const IP_FORWARD = '/proc/sys/net/ipv4/ip_forward';
+/**
+ * How long a run waits for another run of the same lab on this machine to finish, ms: a whole
+ * balancer spec takes 2–4 minutes, more on a loaded machine.
+ */
+export const LAB_LOCK_WAIT_MS = 15 * 60_000;
+const LAB_LOCK_POLL_MS = 2_000;
+/** A lock directory younger than this without an owner file is still being taken, ms. */
+const LAB_LOCK_GRACE_MS = 5_000;
 /** Longest Linux interface name (IFNAMSIZ − 1). */
 const MAX_IFNAME = 15;
 /**
@@ -97,9 +115,50 @@ export class NetnsLab {
   readonly links: ShapedLink[] = [];
   private forwardingBefore: string | null = null;
   private wrapperDir: string | null = null;
+  private lockDir: string | null = null;
 
   /** `prefix` names everything the lab makes; keep it short (interface names ≤ 15 chars). */
   constructor(readonly prefix: string) {}
+
+  /**
+   * Takes the lab's machine-wide lock (a directory holding the owner's pid), waiting up to
+   * LAB_LOCK_WAIT_MS while a live process holds it. A lock whose owner is gone is taken over.
+   * `cleanup` releases it.
+   */
+  async lock(): Promise<void> {
+    const dir = join(tmpdir(), `${this.prefix}lock`);
+    const ownerFile = join(dir, 'pid');
+    const deadline = Date.now() + LAB_LOCK_WAIT_MS;
+    for (;;) {
+      try {
+        mkdirSync(dir);
+        writeFileSync(ownerFile, String(process.pid));
+        this.lockDir = dir;
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      let owner: number | null = null;
+      try {
+        owner = Number(readFileSync(ownerFile, 'utf8'));
+      } catch {
+        // No owner file yet: being taken right now, unless it was left half-made long ago.
+        if (Date.now() - lockAge(dir) > LAB_LOCK_GRACE_MS)
+          rmSync(dir, { recursive: true, force: true });
+      }
+      if (owner !== null && !processAlive(owner)) {
+        rmSync(dir, { recursive: true, force: true });
+        continue;
+      }
+      if (Date.now() > deadline) {
+        throw new Error(
+          `another run (pid ${String(owner)}) has held the ${this.prefix} network namespaces for ` +
+            `${LAB_LOCK_WAIT_MS / 60_000} minutes (lock ${dir})`,
+        );
+      }
+      await new Promise((resolveWait) => setTimeout(resolveWait, LAB_LOCK_POLL_MS));
+    }
+  }
 
   /** Deletes namespaces and host-side veths of this prefix left by an earlier run. */
   removeStale(): void {
@@ -120,6 +179,7 @@ export class NetnsLab {
    * shaped yet (volunteers download their data shard first): call `shape`.
    */
   setup(specs: readonly ShapedLinkSpec[]): ShapedLink[] {
+    if (this.lockDir === null) throw new Error('NetnsLab.setup: take the lab lock first (lock())');
     this.removeStale();
     this.forwardingBefore = readFileSync(IP_FORWARD, 'utf8').trim();
     writeFileSync(IP_FORWARD, '1');
@@ -247,6 +307,29 @@ exec ip netns exec ${link.namespace} ${binary} "\${args[@]}"
       tryRun('ip', ['netns', 'delete', link.namespace]);
       tryRun('ip', ['link', 'delete', link.hostInterface]);
     }
+    // Without the lock (a run that never got it), what is left belongs to the run that holds it.
+    if (this.lockDir === null) return;
     this.removeStale();
+    rmSync(this.lockDir, { recursive: true, force: true });
+    this.lockDir = null;
+  }
+}
+
+/** When `dir` was last changed, ms since the epoch (0 when it is gone). */
+function lockAge(dir: string): number {
+  try {
+    return statSync(dir).mtimeMs;
+  } catch {
+    return 0;
+  }
+}
+
+function processAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

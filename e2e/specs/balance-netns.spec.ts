@@ -22,6 +22,7 @@ import {
 import { test, expect } from './fixtures.ts';
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from '../harness/chromium.ts';
 import {
+  LAB_LOCK_WAIT_MS,
   NetnsLab,
   netnsRefusedReason,
   type ShapedLink,
@@ -135,13 +136,15 @@ let refused: string | null = null;
 
 test.describe.configure({ mode: 'serial' });
 
-test.beforeAll(() => {
-  test.setTimeout(300_000);
+test.beforeAll(async () => {
+  // Another run of this spec on the machine holds the namespaces until it is done.
+  test.setTimeout(300_000 + LAB_LOCK_WAIT_MS);
   refused = netnsRefusedReason(PREFIX);
   if (refused !== null) {
     console.log(`[balance-netns] skipped: ${refused}`);
     return;
   }
+  await lab.lock();
   // A run that died earlier may have left namespaces behind.
   lab.removeStale();
   buildOnce();
