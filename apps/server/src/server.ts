@@ -141,16 +141,10 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
     startedAt,
     io,
     outbox: hub,
-    volunteers,
   });
   adminHttp = admin.handleHttp;
-  if (cluster) {
-    cluster.bind({
-      outbox: hub,
-      sendSettings: (worker, settings) => volunteers.to(worker.socketId).emit('settings', settings),
-    });
-    for (const job of jobs.values()) await cluster.attach(job);
-  }
+  for (const job of jobs.values()) job.attach(hub);
+  if (cluster) for (const job of jobs.values()) await cluster.attach(job);
 
   let ticking = false;
   const timer = setInterval(() => {
@@ -160,7 +154,7 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
       [...jobs.values()].map(async (j) => {
         // Jobs created from the admin console join the cluster on their first tick.
         if (cluster && !cluster.isAttached(j)) await cluster.attach(j);
-        await j.tick(hub);
+        await j.tick();
       }),
     )
       .catch((err: unknown) => log.error({ err }, 'job tick failed'))
@@ -193,7 +187,7 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
     http,
     io,
     requestCheckpoint(jobId) {
-      return jobs.get(jobId)?.requestState(hub) ?? null;
+      return jobs.get(jobId)?.requestState() ?? null;
     },
     cluster,
     close() {

@@ -57,12 +57,7 @@ describe('signaling relay', () => {
     await start({ jobs: [job('one'), job('two')] });
     const x = await join();
     // Stop job one so the next volunteer lands in job two.
-    server.jobs.get('one')?.setControl('stopped', 0.1, {
-      neighbours: () => undefined,
-      settings: () => undefined,
-      requestState: () => undefined,
-      control: () => undefined,
-    });
+    server.jobs.get('one')?.setControl('stopped', 0.1);
     const other = await join();
     expect(other.a.job.id).toBe('two');
     const refusals: Array<{ event: string; code: string; message: string }> = [];

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { z } from 'zod';
 import type { AdminMetricsRecord, AdminWorkerRecord, WorkerSettings } from '@meshgrad/core';
 
 /** Everything the server persists about a job (DESIGN §5). */
@@ -17,6 +18,47 @@ export interface CheckpointManifest {
   readonly testAccuracy?: number;
   readonly testObjective?: number;
   readonly file: string;
+}
+
+/**
+ * The one check of a manifest that comes from outside this process (a file on disk, the
+ * cluster's Redis): it is checked, not trusted. `file` is a plain `<seq>.bin` name, so a
+ * manifest cannot point a read anywhere else.
+ */
+const checkpointManifestSchema = z.object({
+  job: z.string().min(1).max(128),
+  seq: z.number().int().positive(),
+  samples: z.number().min(0),
+  createdAt: z.string(),
+  parameters: z.number().int().positive(),
+  worker: z.string(),
+  testLoss: z.number(),
+  testAccuracy: z.number().optional(),
+  testObjective: z.number().optional(),
+  file: z.string().regex(/^\d+\.bin$/, 'must be a <seq>.bin file name'),
+});
+
+/** A manifest, or what is wrong with it (`field: reason`). */
+export function parseCheckpointManifest(
+  value: unknown,
+): { ok: true; manifest: CheckpointManifest } | { ok: false; message: string } {
+  const r = checkpointManifestSchema.safeParse(value);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    return {
+      ok: false,
+      message: `${issue?.path.join('.') || '(manifest)'}: ${issue?.message ?? 'invalid'}`,
+    };
+  }
+  const { testAccuracy, testObjective, ...rest } = r.data;
+  return {
+    ok: true,
+    manifest: {
+      ...rest,
+      ...(testAccuracy !== undefined ? { testAccuracy } : {}),
+      ...(testObjective !== undefined ? { testObjective } : {}),
+    },
+  };
 }
 
 /** One record of a job's metrics.jsonl: the admin API serves these as they are. */

@@ -123,10 +123,11 @@ it('runs barrier rounds: mean applied, bad contributions refused, a disconnect r
 
   // B leaves mid-round 3 after A answered: the round finishes with A alone.
   const j = server.jobs.get(job.id);
-  if (!j?.rounds) throw new Error('job has no round coordinator');
+  if (j?.training.kind !== 'sync') throw new Error('job has no round coordinator');
+  const rounds = j.training.rounds;
   const five = vector(() => 5);
   A.s.emit('syncContribution', { jobId: job.id, round: 3, samples: 16, params: bytes(five) });
-  await expect.poll(() => j.rounds?.pending()).toEqual([B.a.workerId]);
+  await expect.poll(() => rounds.pending()).toEqual([B.a.workerId]);
   B.s.disconnect();
   const a4 = await A.round();
   expect(a4.round).toBe(4);
@@ -149,8 +150,8 @@ it('runs barrier rounds: mean applied, bad contributions refused, a disconnect r
     });
   expect((await control('paused', 0.1)).status).toBe(200);
   A.s.emit('syncContribution', { jobId: job.id, round: 4, samples: 16, params: bytes(one) });
-  await expect.poll(() => j.rounds?.inProgress).toBe(false);
-  expect(j.rounds.round).toBe(4);
+  await expect.poll(() => rounds.inProgress).toBe(false);
+  expect(rounds.round).toBe(4);
   expect((await control('running', 0.05)).status).toBe(200);
   const a5 = await A.round();
   expect(a5).toMatchObject({ round: 5, learningRate: 0.05 });
@@ -162,7 +163,8 @@ it('a worker that pauses leaves the round; a stuck one is dropped after the roun
   const A = await volunteer();
   const B = await volunteer();
   const j = server.jobs.get(job.id);
-  if (!j?.rounds) throw new Error('job has no round coordinator');
+  if (j?.training.kind !== 'sync') throw new Error('job has no round coordinator');
+  const rounds = j.training.rounds;
   // Both are in round 2 (B joined during round 1, which A alone finishes).
   await A.round();
   A.s.emit('syncContribution', {
@@ -172,7 +174,7 @@ it('a worker that pauses leaves the round; a stuck one is dropped after the roun
     params: bytes(vector(() => 1)),
   });
   await Promise.all([A.round(), B.round()]);
-  expect(j.rounds.round).toBe(2);
+  expect(rounds.round).toBe(2);
 
   // B reports that it paused: round 2 no longer waits for it, and round 3 is A's alone.
   const stats = (paused: boolean) => ({
@@ -193,7 +195,7 @@ it('a worker that pauses leaves the round; a stuck one is dropped after the roun
     params: bytes(vector(() => 2)),
   });
   expect((await A.round()).round).toBe(3);
-  expect(j.rounds.pending()).toEqual([A.a.workerId]);
+  expect(rounds.pending()).toEqual([A.a.workerId]);
 
   // B resumes and takes part from round 4; then it stays silent, and the server's tick drops it.
   B.s.emit('stats', stats(false));

@@ -80,7 +80,7 @@ export class VolunteerHub implements JobOutbox {
 
   /** Whether `workerId` is a worker of `job` this process can reach (here or on another process). */
   private reachable(job: Job, workerId: string): boolean {
-    return (this.sockets.has(workerId) && job.workers.has(workerId)) || job.isRemote(workerId);
+    return (this.sockets.has(workerId) && job.hasLocalWorker(workerId)) || job.isRemote(workerId);
   }
 
   /**
@@ -95,11 +95,12 @@ export class VolunteerHub implements JobOutbox {
   ): void {
     const local = this.sockets.get(workerId);
     const args = [payload] as Parameters<VolunteerServerToClientEvents[E]>;
-    if (local && job.workers.has(workerId)) local.emit(event, ...args);
+    if (local && job.hasLocalWorker(workerId)) local.emit(event, ...args);
     else this.nsp.to(workerRoom(workerId)).emit(event, ...args);
   }
 
-  private refuse(event: string, code: ProtocolErrorCode, message: string): ErrorReply {
+  /** Counts and logs a refusal; the reply to send (see `refuse` in `attach`). */
+  private refusal(event: string, code: ProtocolErrorCode, message: string): ErrorReply {
     this.metrics.rejectedMessages.inc({ event, code });
     this.log.debug({ event, code, message }, 'message refused');
     return { ok: false, code, message };
@@ -119,35 +120,41 @@ export class VolunteerHub implements JobOutbox {
         .then(() => fn(...args))
         .catch((err: unknown) => {
           this.log.error({ err, event }, 'handler failed');
-          const reply = this.refuse(event, 'ERR_INTERNAL', 'internal error');
-          const ack = args[args.length - 1];
-          if (typeof ack === 'function') (ack as (r: ErrorReply) => void)(reply);
-          else socket.emit('refused', { ...reply, event });
+          this.reply(socket, event, args[args.length - 1], 'ERR_INTERNAL', 'internal error');
         });
     };
   }
 
+  /**
+   * Refuses a message: through its acknowledgement when it has one, else as a `refused` event
+   * naming the event, so the sender always learns why.
+   */
+  private reply(
+    socket: VolunteerSocket,
+    event: string,
+    ack: unknown,
+    code: ProtocolErrorCode,
+    message: string,
+  ): void {
+    const reply = this.refusal(event, code, message);
+    if (typeof ack === 'function') (ack as (r: ErrorReply) => void)(reply);
+    else socket.emit('refused', { ...reply, event });
+  }
+
   private attach(socket: VolunteerSocket): void {
-    const replyOrRefuse = (event: string, ack: unknown, reply: ErrorReply) => {
-      if (typeof ack === 'function') (ack as (r: ErrorReply) => void)(reply);
-      else socket.emit('refused', { ...reply, event });
-    };
+    const refuse = (event: string, ack: unknown, code: ProtocolErrorCode, message: string) =>
+      this.reply(socket, event, ack, code, message);
 
     const joined = (event: string, ack: unknown): { job: Job; workerId: string } | null => {
       const { workerId, jobId } = socket.data;
       const job = jobId ? this.jobs.get(jobId) : undefined;
-      if (!workerId || !job || !job.workers.has(workerId)) {
-        replyOrRefuse(
-          event,
-          ack,
-          this.refuse(event, 'ERR_NOT_JOINED', `send hello before ${event}`),
-        );
+      if (!workerId || !job || !job.hasLocalWorker(workerId)) {
+        refuse(event, ack, 'ERR_NOT_JOINED', `send hello before ${event}`);
         return null;
       }
       // Any message, even one refused below, shows the worker is alive: a worker whose stats
       // fail validation must hear about it, not be dropped as stale while it trains.
-      const worker = job.workers.get(workerId);
-      if (worker) worker.lastSeen = Date.now();
+      job.touch(workerId);
       return { job, workerId };
     };
 
@@ -155,14 +162,7 @@ export class VolunteerHub implements JobOutbox {
       'hello',
       this.guard('hello', socket, (payload: unknown, ack: unknown) => {
         if (typeof ack !== 'function') {
-          socket.emit('refused', {
-            ...this.refuse(
-              'hello',
-              'ERR_INVALID_PAYLOAD',
-              'hello needs an acknowledgement callback',
-            ),
-            event: 'hello',
-          });
+          refuse('hello', ack, 'ERR_INVALID_PAYLOAD', 'hello needs an acknowledgement callback');
           return;
         }
         const r = validate(helloSchema, payload);
@@ -170,11 +170,11 @@ export class VolunteerHub implements JobOutbox {
           const code = r.message.startsWith('protocolVersion')
             ? 'ERR_PROTOCOL_VERSION'
             : 'ERR_INVALID_PAYLOAD';
-          ack(this.refuse('hello', code, r.message));
+          refuse('hello', ack, code, r.message);
           return;
         }
         if (socket.data.workerId) {
-          ack(this.refuse('hello', 'ERR_UNEXPECTED', 'already joined on this connection'));
+          refuse('hello', ack, 'ERR_UNEXPECTED', 'already joined on this connection');
           return;
         }
         const running = [...this.jobs.values()].filter((j) => j.state !== 'stopped');
@@ -183,23 +183,24 @@ export class VolunteerHub implements JobOutbox {
         const job = running.find((j) => j.kernel === null || webgpu);
         if (!job) {
           const custom = running[0];
-          ack(
-            custom
-              ? this.refuse(
-                  'hello',
-                  'ERR_NEEDS_WEBGPU',
-                  `job ${custom.id} runs the host's own WGSL kernel, which needs WebGPU; this browser has no usable WebGPU adapter${r.value.device.backendReason ? ` (${r.value.device.backendReason})` : ''}, so it cannot join`,
-                )
-              : this.refuse('hello', 'ERR_UNKNOWN_JOB', 'no job is running on this server'),
-          );
+          if (custom) {
+            refuse(
+              'hello',
+              ack,
+              'ERR_NEEDS_WEBGPU',
+              `job ${custom.id} runs the host's own WGSL kernel, which needs WebGPU; this browser has no usable WebGPU adapter${r.value.device.backendReason ? ` (${r.value.device.backendReason})` : ''}, so it cannot join`,
+            );
+          } else {
+            refuse('hello', ack, 'ERR_UNKNOWN_JOB', 'no job is running on this server');
+          }
           return;
         }
-        const worker = job.join(r.value.workerId, socket.id, r.value.device, this);
+        const worker = job.join(r.value.workerId, socket.id, r.value.device);
         socket.data.workerId = worker.id;
         socket.data.jobId = job.id;
         this.sockets.set(worker.id, socket);
         // Sync mode: a round starts now if none runs; the new worker is reachable from here on.
-        job.rounds?.kick();
+        job.workerReachable();
         // Its room: with the Redis adapter, workers on other processes reach it through it.
         void socket.join(workerRoom(worker.id));
         const { manifest } = job.checkpointParams();
@@ -235,21 +236,14 @@ export class VolunteerHub implements JobOutbox {
         if (!ctx) return;
         const r = validate(statsSchema, payload);
         if (!r.ok) {
-          socket.emit('refused', {
-            ...this.refuse('stats', 'ERR_INVALID_PAYLOAD', r.message),
-            event: 'stats',
-          });
+          refuse('stats', undefined, 'ERR_INVALID_PAYLOAD', r.message);
           return;
         }
         if (r.value.jobId !== ctx.job.id) {
-          socket.emit('refused', {
-            ...this.refuse('stats', 'ERR_UNKNOWN_JOB', `jobId: not this worker's job`),
-            event: 'stats',
-          });
+          refuse('stats', undefined, 'ERR_UNKNOWN_JOB', `jobId: not this worker's job`);
           return;
         }
-        const worker = ctx.job.workers.get(ctx.workerId);
-        if (worker) ctx.job.recordStats(worker, r.value);
+        ctx.job.report(ctx.workerId, r.value);
       }),
     );
 
@@ -260,7 +254,7 @@ export class VolunteerHub implements JobOutbox {
         if (!ctx) return;
         const r = validate(stateUploadSchema, payload);
         if (!r.ok) {
-          replyOrRefuse('state', ack, this.refuse('state', 'ERR_INVALID_PAYLOAD', r.message));
+          refuse('state', ack, 'ERR_INVALID_PAYLOAD', r.message);
           return;
         }
         const problem = await ctx.job.acceptState(
@@ -269,7 +263,7 @@ export class VolunteerHub implements JobOutbox {
           asBytes(r.value.params),
         );
         if (problem) {
-          replyOrRefuse('state', ack, this.refuse('state', 'ERR_INVALID_PAYLOAD', problem));
+          refuse('state', ack, 'ERR_INVALID_PAYLOAD', problem);
           return;
         }
         if (typeof ack === 'function') (ack as (r: { ok: true }) => void)({ ok: true });
@@ -287,18 +281,13 @@ export class VolunteerHub implements JobOutbox {
           ? { code: 'ERR_INVALID_PAYLOAD' as const, message: r.message }
           : r.value.jobId !== ctx.job.id
             ? { code: 'ERR_UNKNOWN_JOB' as const, message: `jobId: not this worker's job` }
-            : ctx.job.contributeSync(ctx.workerId, {
+            : ctx.job.training.contribute(ctx.workerId, {
                 round: r.value.round,
                 samples: r.value.samples,
                 loss: r.value.loss,
                 params: asBytes(r.value.params),
               });
-        if (problem) {
-          socket.emit('refused', {
-            ...this.refuse('syncContribution', problem.code, problem.message),
-            event: 'syncContribution',
-          });
-        }
+        if (problem) refuse('syncContribution', undefined, problem.code, problem.message);
       }),
     );
 
@@ -309,17 +298,11 @@ export class VolunteerHub implements JobOutbox {
         if (!ctx) return;
         const r = validate(relaySchema, payload);
         if (!r.ok) {
-          socket.emit('refused', {
-            ...this.refuse('relay', 'ERR_INVALID_PAYLOAD', r.message),
-            event: 'relay',
-          });
+          refuse('relay', undefined, 'ERR_INVALID_PAYLOAD', r.message);
           return;
         }
         if (!this.reachable(ctx.job, r.value.to)) {
-          socket.emit('refused', {
-            ...this.refuse('relay', 'ERR_UNKNOWN_PEER', `to: no worker ${r.value.to} in this job`),
-            event: 'relay',
-          });
+          refuse('relay', undefined, 'ERR_UNKNOWN_PEER', `to: no worker ${r.value.to} in this job`);
           return;
         }
         this.metrics.bytesRelayed.inc(r.value.data.byteLength);
@@ -336,17 +319,16 @@ export class VolunteerHub implements JobOutbox {
         if (!ctx) return;
         const r = validate(signalSchema, payload);
         if (!r.ok) {
-          socket.emit('refused', {
-            ...this.refuse('signal', 'ERR_INVALID_PAYLOAD', r.message),
-            event: 'signal',
-          });
+          refuse('signal', undefined, 'ERR_INVALID_PAYLOAD', r.message);
           return;
         }
         if (r.value.to === ctx.workerId || !this.reachable(ctx.job, r.value.to)) {
-          socket.emit('refused', {
-            ...this.refuse('signal', 'ERR_UNKNOWN_PEER', `to: no worker ${r.value.to} in this job`),
-            event: 'signal',
-          });
+          refuse(
+            'signal',
+            undefined,
+            'ERR_UNKNOWN_PEER',
+            `to: no worker ${r.value.to} in this job`,
+          );
           return;
         }
         this.deliver(ctx.job, r.value.to, 'signal', { from: ctx.workerId, data: r.value.data });
@@ -359,10 +341,7 @@ export class VolunteerHub implements JobOutbox {
         const ctx = joined('ice', ack);
         if (!ctx) return;
         if (typeof ack !== 'function') {
-          socket.emit('refused', {
-            ...this.refuse('ice', 'ERR_INVALID_PAYLOAD', 'ice needs an acknowledgement callback'),
-            event: 'ice',
-          });
+          refuse('ice', ack, 'ERR_INVALID_PAYLOAD', 'ice needs an acknowledgement callback');
           return;
         }
         (ack as (r: { ok: true } & IceConfig) => void)({ ok: true, ...this.ice(ctx.workerId) });
@@ -373,7 +352,7 @@ export class VolunteerHub implements JobOutbox {
       const { workerId, jobId } = socket.data;
       if (!workerId || !jobId) return;
       if (this.sockets.get(workerId) === socket) this.sockets.delete(workerId);
-      this.jobs.get(jobId)?.leave(workerId, `disconnected: ${reason}`, this);
+      this.jobs.get(jobId)?.leave(workerId, `disconnected: ${reason}`);
     });
   }
 }

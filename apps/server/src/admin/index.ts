@@ -8,7 +8,6 @@ import type { Job, JobOutbox } from '../jobs/job.ts';
 import type { Logger } from '../logger.ts';
 import type { ServerMetrics } from '../metrics.ts';
 import type { DataStore } from '../store.ts';
-import type { VolunteerNamespace } from '../volunteer.ts';
 import { TokenCheck } from './auth.ts';
 import { createAdminHttpHandler } from './http.ts';
 import { AdminHub, type AdminNamespace } from './hub.ts';
@@ -28,8 +27,6 @@ export interface AdminOptions {
   readonly io: SocketServer;
   /** The volunteer hub: control messages and state requests reach workers through it. */
   readonly outbox: JobOutbox;
-  /** The volunteer namespace, for sending workers new settings. */
-  readonly volunteers: VolunteerNamespace;
 }
 
 export interface Admin {
@@ -51,9 +48,6 @@ export function createAdmin(options: AdminOptions): Admin {
     metrics: options.metrics,
     log,
     outbox: options.outbox,
-    sendSettings: (worker, settings) => {
-      options.volunteers.to(worker.socketId).emit('settings', settings);
-    },
     changed: (jobId) => hub?.push(jobId),
   });
   hub = new AdminHub(nsp, options.jobs, tokens, log);

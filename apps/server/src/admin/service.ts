@@ -2,8 +2,8 @@
  * What the admin can do to jobs, independent of HTTP or socket.io: list, create, control,
  * balance and export. Failures are `AdminFailure`s carrying the HTTP status and a stable code.
  */
-import { exportParameters, validate, type WorkerSettings } from '@meshgrad/core';
-import { Job, type JobOutbox, type WorkerEntry } from '../jobs/job.ts';
+import { exportParameters, validate } from '@meshgrad/core';
+import { Job, type JobOutbox } from '../jobs/job.ts';
 import { parseJobSpec } from '../jobs/job-spec.ts';
 import type { Logger } from '../logger.ts';
 import type { ServerMetrics } from '../metrics.ts';
@@ -61,10 +61,8 @@ export interface AdminServiceContext {
   readonly store: DataStore;
   readonly metrics: ServerMetrics;
   readonly log: Logger;
-  /** Reaches volunteers with control messages and state requests. */
+  /** The volunteer hub: a job created here reaches its workers through it. */
   readonly outbox: JobOutbox;
-  /** Sends new communication settings to one volunteer. */
-  sendSettings(worker: WorkerEntry, settings: WorkerSettings): void;
   /** Called after anything changed a job, so live views update at once. */
   changed(jobId: string): void;
 }
@@ -110,6 +108,7 @@ export class AdminService {
         );
       }
       const job = await Job.open(spec, this.ctx.store, this.ctx.metrics, this.ctx.log);
+      job.attach(this.ctx.outbox);
       this.ctx.jobs.set(job.id, job);
       this.ctx.log.info({ job: job.id }, 'job created from the admin console');
       this.ctx.changed(job.id);
@@ -128,7 +127,7 @@ export class AdminService {
     }
     const state = r.value.state ?? job.state;
     const learningRate = r.value.learningRate ?? job.learningRate;
-    job.setControl(state, learningRate, this.ctx.outbox);
+    job.setControl(state, learningRate);
     // Persist now: a restart right after a stop must not bring the job back running.
     await job.flush();
     this.ctx.log.info({ job: id, state, learningRate }, 'job control changed by the admin');
@@ -163,7 +162,6 @@ export class AdminService {
             },
           }
         : { mode: 'automatic' },
-      this.ctx.sendSettings,
     );
     await job.flush();
     this.ctx.log.info({ job: id, balancer: job.balancer }, 'balancer changed by the admin');
@@ -177,7 +175,7 @@ export class AdminService {
     if (job.state !== 'running') {
       throw new AdminFailure(409, 'ERR_CONFLICT', `job ${id} is ${job.state}`);
     }
-    const requestId = job.requestState(this.ctx.outbox);
+    const requestId = job.requestState();
     if (!requestId) {
       throw new AdminFailure(
         409,

@@ -32,16 +32,7 @@ export function checkpointView(jobId: string, m: CheckpointManifest): AdminCheck
 
 export function jobSummary(job: Job): AdminJobSummary {
   const info = job.info();
-  let samplesPerSec = 0;
-  let lossSum = 0;
-  let lossN = 0;
-  for (const w of job.workers.values()) {
-    samplesPerSec += w.samplesPerSec;
-    if (w.loss !== undefined) {
-      lossSum += w.loss;
-      lossN++;
-    }
-  }
+  const { samplesPerSec, trainLoss } = job.throughput();
   return {
     id: info.id,
     name: info.name,
@@ -58,10 +49,8 @@ export function jobSummary(job: Job): AdminJobSummary {
     samples: job.samples,
     workers: job.workers.size,
     samplesPerSec,
-    training: job.rounds
-      ? { mode: 'sync', round: job.rounds.round, waitingFor: job.rounds.pending().length }
-      : { mode: 'asgd' },
-    ...(lossN > 0 ? { trainLoss: lossSum / lossN } : {}),
+    training: job.training.summary(),
+    ...(trainLoss !== undefined ? { trainLoss } : {}),
     balancer: job.balancer,
     defaultSettings: { ...job.spec.communication },
     latestCheckpoint: job.latest ? checkpointView(job.id, job.latest) : null,

@@ -4,27 +4,12 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { z } from 'zod';
 import { encodeNpy, exportParameters, parameterLayout, type ParameterLayout } from '@meshgrad/core';
 import { coreModelSpec, parseJobSpec, type JobSpec } from '../jobs/job-spec.ts';
-import type { CheckpointManifest } from '../store.ts';
+import { parseCheckpointManifest, type CheckpointManifest } from '../store.ts';
 import { CliError, parseJsonText } from './spec-file.ts';
 
 export type ExportFormat = 'safetensors' | 'npy';
-
-/** The fields of a checkpoint manifest the export reads; the file is checked, not trusted. */
-const manifestSchema = z.object({
-  job: z.string().min(1),
-  seq: z.number().int().nonnegative(),
-  samples: z.number().nonnegative(),
-  createdAt: z.string(),
-  parameters: z.number().int().positive(),
-  worker: z.string(),
-  testLoss: z.number(),
-  testAccuracy: z.number().optional(),
-  testObjective: z.number().optional(),
-  file: z.string().regex(/^[\w.-]+$/, 'must be a plain file name'),
-});
 
 export interface LoadedCheckpoint {
   readonly spec: JobSpec;
@@ -101,18 +86,9 @@ export async function loadCheckpoint(target: string): Promise<LoadedCheckpoint> 
     }
     throw err;
   }
-  const m = manifestSchema.safeParse(manifestValue);
-  if (!m.success) {
-    const issue = m.error.issues[0];
-    throw new CliError(
-      `${manifestFile}: not a checkpoint manifest: ${issue?.path.join('.') || '(file)'}: ${issue?.message ?? 'invalid'}`,
-    );
-  }
-  const manifest: CheckpointManifest = {
-    ...m.data,
-    ...(m.data.testAccuracy === undefined ? {} : { testAccuracy: m.data.testAccuracy }),
-    ...(m.data.testObjective === undefined ? {} : { testObjective: m.data.testObjective }),
-  } as CheckpointManifest;
+  const m = parseCheckpointManifest(manifestValue);
+  if (!m.ok) throw new CliError(`${manifestFile}: not a checkpoint manifest: ${m.message}`);
+  const { manifest } = m;
   let spec: JobSpec;
   try {
     spec = parseJobSpec(await readJsonFile(specFile));

@@ -15,7 +15,7 @@ import {
   type JobProgress,
   type MetricsRecord,
 } from '../store.ts';
-import { Job, type JobOutbox } from './job.ts';
+import { Job } from './job.ts';
 import { parseJobSpec } from './job-spec.ts';
 import { stats } from './job.test-support.ts';
 
@@ -101,13 +101,6 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const outbox: JobOutbox = {
-  neighbours() {},
-  settings() {},
-  requestState() {},
-  control() {},
-};
-
 const SPEC = {
   id: 'blobs',
   name: 'Blobs',
@@ -133,10 +126,10 @@ describe('Job progress and metrics history', () => {
   it('never appends a history record with more samples than the progress saved before it', async () => {
     const store = new GatedStore(dir);
     const job = await openJob(store);
-    const w = job.join(undefined, 's1', device, outbox);
+    const w = job.join(undefined, 's1', device);
     job.recordStats(w, stats(100));
     store.holding.add('progress');
-    const ticked = job.tick(outbox);
+    const ticked = job.tick();
     const release = await store.nextHeld('progress');
     // The worker reports while the progress write is on its way to disk.
     job.recordStats(w, stats(250));
@@ -161,14 +154,14 @@ describe('Job progress and metrics history', () => {
   it('lands progress writes in the order they were made', async () => {
     const store = new GatedStore(dir);
     const job = await openJob(store);
-    const w = job.join(undefined, 's1', device, outbox);
+    const w = job.join(undefined, 's1', device);
     job.recordStats(w, stats(100));
     store.holding.add('progress');
     const first = job.flush();
     await vi.waitUntil(() => store.held.length === 1, WAIT);
     // The admin pauses the job meanwhile, and that is persisted at once.
     job.recordStats(w, stats(300));
-    job.setControl('paused', job.learningRate, outbox);
+    job.setControl('paused', job.learningRate);
     const second = job.flush();
     await settle();
     await store.releaseNewestFirst();
@@ -182,13 +175,13 @@ describe('Job progress and metrics history', () => {
   it('appends history records in the order they were taken', async () => {
     const store = new GatedStore(dir);
     const job = await openJob(store);
-    const w = job.join(undefined, 's1', device, outbox);
+    const w = job.join(undefined, 's1', device);
     job.recordStats(w, stats(100));
-    const requestId = job.requestState(outbox) as string;
+    const requestId = job.requestState() as string;
     job.recordStats(w, stats(150));
     store.holding.add('metrics');
     // The tick's record (150 samples) is held on its way to disk …
-    const ticked = job.tick(outbox);
+    const ticked = job.tick();
     await vi.waitUntil(() => store.held.length === 1, WAIT);
     // … while a state upload arrives and its checkpoint's record (400 samples) is written.
     job.recordStats(w, stats(400));
@@ -215,16 +208,16 @@ describe('Job stop criteria', () => {
     expect(evaluate(probe.layout, bad, probe.test).objective).toBeGreaterThan(goodObjective);
 
     const job = await openJob(store, { stop: { targetObjective: goodObjective } });
-    const w = job.join(undefined, 's1', device, outbox);
+    const w = job.join(undefined, 's1', device);
     job.recordStats(w, stats(100));
     store.holding.add('checkpoint');
-    const first = job.requestState(outbox) as string;
+    const first = job.requestState() as string;
     const acceptedGood = job.acceptState(w.id, first, bytesOf(good));
     const releaseGood = await store.nextHeld('checkpoint');
     // While the good state is being stored, another request goes out (the tick, or the admin)
     // and its worse answer arrives.
     job.recordStats(w, stats(200));
-    const second = job.requestState(outbox);
+    const second = job.requestState();
     const acceptedBad =
       second === null
         ? Promise.resolve('not requested')
@@ -234,7 +227,7 @@ describe('Job stop criteria', () => {
     expect(await acceptedGood).toBeNull();
     store.releaseAll();
     expect(await acceptedBad).not.toBeNull();
-    await job.tick(outbox);
+    await job.tick();
 
     expect(job.state).toBe('stopped');
     expect(job.latest?.testObjective).toBe(goodObjective);

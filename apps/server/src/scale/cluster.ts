@@ -21,17 +21,10 @@ import { hostname } from 'node:os';
 import { createAdapter } from '@socket.io/redis-adapter';
 import { createClient, type RedisClientType } from 'redis';
 import { z } from 'zod';
-import type { JobState, WorkerSettings } from '@meshgrad/core';
-import type {
-  Job,
-  JobOutbox,
-  JobSync,
-  RemoteWorker,
-  SharedJobState,
-  WorkerEntry,
-} from '../jobs/job.ts';
+import type { JobState } from '@meshgrad/core';
+import type { ClusterLink, Job, RemoteWorker, SharedJobState, WorkerEntry } from '../jobs/job.ts';
 import type { Logger } from '../logger.ts';
-import type { BalancerMode, CheckpointManifest } from '../store.ts';
+import { parseCheckpointManifest, type BalancerMode, type CheckpointManifest } from '../store.ts';
 
 /** Prefix of every key and channel meshgrad uses in Redis. */
 export const REDIS_PREFIX = 'meshgrad';
@@ -71,19 +64,7 @@ const registryEntrySchema = z.object({
   lastSeen: z.number(),
 });
 const controlSchema = z.object({ state: jobState, learningRate: z.number().positive() });
-const manifestSchema = z.object({
-  job: id,
-  seq: z.number().int().positive(),
-  samples: z.number().min(0),
-  createdAt: z.string(),
-  parameters: z.number().int().positive(),
-  worker: z.string(),
-  testLoss: z.number(),
-  testAccuracy: z.number().optional(),
-  testObjective: z.number().optional(),
-  file: z.string().regex(/^\d+\.bin$/),
-});
-const checkpointSchema = z.object({ manifest: manifestSchema, params: z.string() });
+const checkpointSchema = z.object({ manifest: z.unknown(), params: z.string() });
 /** What processes tell each other; every message is checked before use, like any input. */
 const eventSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('workers'), server: id, job: id }),
@@ -103,15 +84,6 @@ function parseJson<T>(schema: z.ZodType<T>, text: string | null | undefined): T 
   }
 }
 
-function manifestOf(m: z.infer<typeof manifestSchema>): CheckpointManifest {
-  const { testAccuracy, testObjective, ...rest } = m;
-  return {
-    ...rest,
-    ...(testAccuracy !== undefined ? { testAccuracy } : {}),
-    ...(testObjective !== undefined ? { testObjective } : {}),
-  };
-}
-
 function encodeParams(params: Float32Array): string {
   return Buffer.from(params.buffer, params.byteOffset, params.byteLength).toString('base64');
 }
@@ -123,18 +95,11 @@ function decodeParams(text: string): Float32Array {
   return out;
 }
 
-/** Where a job's cluster events go once the server has its socket layer. */
-export interface ClusterHooks {
-  readonly outbox: JobOutbox;
-  sendSettings(worker: WorkerEntry, settings: WorkerSettings): void;
-}
-
 /** This process's membership in a Redis cluster of meshgrad servers. */
 export class Cluster {
   /** This process's id in the cluster. */
   readonly server = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
-  private readonly jobs = new Map<string, { job: Job; sync: RedisJobSync }>();
-  private hooks: ClusterHooks | null = null;
+  private readonly jobs = new Map<string, { job: Job; sync: RedisClusterLink }>();
   private closed = false;
 
   private constructor(
@@ -186,20 +151,21 @@ export class Cluster {
     return createAdapter(this.data, this.adapterSub, { key: `${REDIS_PREFIX}:socket.io` });
   }
 
-  /** Lets cluster events reach volunteers (neighbours, control, settings). */
-  bind(hooks: ClusterHooks): void {
-    this.hooks = hooks;
-  }
-
   isAttached(job: Job): boolean {
     return this.jobs.get(job.id)?.job === job;
   }
 
   /** Joins `job` to the cluster, adopting what the cluster already knows about it. */
   async attach(job: Job): Promise<void> {
-    const sync = new RedisJobSync(job.id, this.server, this.data, (e) => this.publish(e), this.log);
+    const sync = new RedisClusterLink(
+      job.id,
+      this.server,
+      this.data,
+      (e) => this.publish(e),
+      this.log,
+    );
     this.jobs.set(job.id, { job, sync });
-    await job.attachSync(sync, await sync.load(job.layout.size));
+    await job.joinCluster(sync, await sync.load(job.layout.size));
   }
 
   private publish(event: ClusterEvent): void {
@@ -218,13 +184,12 @@ export class Cluster {
     }
     if (event.server === this.server) return;
     const entry = this.jobs.get(event.job);
-    const hooks = this.hooks;
-    if (!entry || !hooks) return;
+    if (!entry) return;
     const { job, sync } = entry;
     const work = (async () => {
       switch (event.type) {
         case 'workers':
-          await job.remoteWorkersChanged(hooks.outbox);
+          await job.remoteWorkersChanged();
           return;
         case 'checkpoint': {
           const c = await sync.loadCheckpoint(job.layout.size);
@@ -233,12 +198,12 @@ export class Cluster {
         }
         case 'control':
           if (job.state !== 'stopped') {
-            job.setControl(event.control.state, event.control.learningRate, hooks.outbox, true);
+            job.setControl(event.control.state, event.control.learningRate, true);
             await job.flush();
           }
           return;
         case 'balancer':
-          job.setBalancer(event.balancer, (w, s) => hooks.sendSettings(w, s), true);
+          job.setBalancer(event.balancer, true);
           return;
       }
     })();
@@ -262,7 +227,8 @@ export class Cluster {
 }
 
 /** One job's shared state in Redis (see the module comment). */
-class RedisJobSync implements JobSync {
+class RedisClusterLink implements ClusterLink {
+  readonly shared = true;
   remote: ReadonlyMap<string, RemoteWorker> = new Map();
   private leading = false;
   /** This process's worker ids at the last sync, to announce changes. */
@@ -302,10 +268,11 @@ class RedisJobSync implements JobSync {
     parameters: number,
   ): Promise<{ manifest: CheckpointManifest; params: Float32Array } | null> {
     const c = parseJson(checkpointSchema, await this.data.get(this.key('checkpoint')));
-    if (!c || c.manifest.job !== this.jobId) return null;
+    const m = c ? parseCheckpointManifest(c.manifest) : null;
+    if (!c || !m?.ok || m.manifest.job !== this.jobId) return null;
     const params = decodeParams(c.params);
-    if (params.length !== parameters || c.manifest.parameters !== parameters) return null;
-    return { manifest: manifestOf(c.manifest), params };
+    if (params.length !== parameters || m.manifest.parameters !== parameters) return null;
+    return { manifest: m.manifest, params };
   }
 
   async sync(local: Iterable<WorkerEntry>): Promise<boolean> {

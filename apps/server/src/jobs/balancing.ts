@@ -1,0 +1,172 @@
+/**
+ * How a job picks its workers' communication settings (DESIGN §3): fixed settings for every
+ * worker, or core's automatic `Balancer`, fed each worker's latest report once per tick.
+ */
+import {
+  Balancer,
+  BROWSER_TRUSTED_BUSY_FRACTION,
+  type ModelTraffic,
+  type WorkerReport,
+  type WorkerSettings,
+} from '@meshgrad/core';
+import type { Logger } from '../logger.ts';
+import type { BalancerMode } from '../store.ts';
+import type { JobSpec } from './job-spec.ts';
+import type { JobOutbox } from './outbox.ts';
+import type { Roster, WorkerEntry } from './roster.ts';
+
+export class AutoBalancing {
+  mode: BalancerMode;
+  /**
+   * Core's balancer, made on its first tick in automatic mode and dropped in fixed mode (and
+   * when the job joins a cluster), so a restart begins afresh from the workers' current settings.
+   */
+  private balancer: Balancer | null = null;
+
+  constructor(
+    private readonly spec: JobSpec,
+    private readonly model: ModelTraffic,
+    private readonly log: Logger,
+  ) {
+    this.mode = balancerFromSpec(spec);
+  }
+
+  /** Whether the balancer has planned (so it chooses neighbours when `choosesNeighbours`). */
+  get planning(): boolean {
+    return this.balancer !== null;
+  }
+
+  /**
+   * Whether the balancer chooses neighbours: in automatic mode on a process that runs the job
+   * alone. In a cluster, neighbours span processes and every process computes the same ring
+   * (`Roster.renewNeighbours`); each process's balancer then tunes only its own workers.
+   */
+  choosesNeighbours(sharedJob: boolean): boolean {
+    return this.mode.mode === 'automatic' && !sharedJob;
+  }
+
+  /**
+   * The settings a joining worker gets: the fixed ones, or in automatic mode the spec's
+   * `communication` defaults, from which the balancer adapts once the worker reports (its first
+   * plan for a worker applies at once). The spec's defaults rather than core's
+   * `initialSettings`: those need the worker's speed, which the server learns only from its
+   * first report.
+   */
+  settingsForNewWorker(): WorkerSettings {
+    return this.mode.mode === 'fixed' ? { ...this.mode.settings } : { ...this.spec.communication };
+  }
+
+  /** Starts the automatic balancer afresh on its next tick (neighbours now span processes). */
+  restart(): void {
+    this.balancer = null;
+  }
+
+  /**
+   * Switches the mode. Fixed mode sends every worker whose settings changed the fixed ones and
+   * stops the automatic balancer; automatic mode leaves every worker's settings as they are and
+   * starts the balancer afresh on the next tick, which adapts them from there.
+   */
+  setMode(mode: BalancerMode, roster: Roster, outbox: JobOutbox): void {
+    this.mode = mode;
+    this.balancer = null;
+    for (const w of roster.workers.values()) w.plan = null;
+    if (mode.mode !== 'fixed') return;
+    for (const w of roster.workers.values()) this.apply(w, mode.settings, outbox);
+  }
+
+  /**
+   * One tick of the automatic balancer, once per stats period: the latest report of every
+   * worker that has sent one goes in; settings that changed go out to their workers, and so do
+   * neighbour lists that changed when `chooseNeighbours`. Does nothing in fixed mode.
+   */
+  tick(roster: Roster, outbox: JobOutbox, chooseNeighbours: boolean, nowS: number): void {
+    if (this.mode.mode !== 'automatic') return;
+    const reports: WorkerReport[] = [];
+    for (const w of roster.workers.values()) {
+      if (!w.reported) continue;
+      reports.push({
+        id: w.id,
+        samplesPerSec: w.samplesPerSec,
+        batchSize: this.spec.batchSize,
+        ...(w.sendBusyFraction !== undefined ? { sendBusyFraction: w.sendBusyFraction } : {}),
+        links: w.links,
+        neighbours: w.neighbours,
+        fresh: w.statsFresh,
+        atS: w.statsAtS,
+        settings: w.settings,
+      });
+      w.statsFresh = false;
+    }
+    if (reports.length === 0) return;
+    this.balancer ??= new Balancer({
+      neighbours: chooseNeighbours ? this.spec.neighbours : 0,
+      seed: this.spec.seed,
+      // Workers are browsers: a busy fraction from bufferedAmount understates a light load.
+      trustedBusyFraction: BROWSER_TRUSTED_BUSY_FRACTION,
+    });
+    const plans = this.balancer.update({ nowS, model: this.model, workers: reports });
+    for (const [id, plan] of plans) {
+      const w = roster.get(id);
+      if (!w) continue;
+      w.plan = {
+        reason: plan.reason,
+        budgetBytesPerSec: plan.budgetBytesPerSec,
+        capacityBytesPerSec: plan.capacityBytesPerSec,
+        congested: plan.congested,
+      };
+      if (!sameSettings(w.settings, plan.settings)) {
+        this.log.debug(
+          {
+            worker: id,
+            from: w.settings,
+            to: plan.settings,
+            reason: plan.reason,
+            budgetBytesPerSec: Math.round(plan.budgetBytesPerSec),
+            capacityBytesPerSec:
+              plan.capacityBytesPerSec === null ? null : Math.round(plan.capacityBytesPerSec),
+            congested: plan.congested,
+          },
+          'balancer changed settings',
+        );
+      }
+      this.apply(w, plan.settings, outbox);
+      if (!chooseNeighbours) continue;
+      const next = [...plan.neighbours].filter((n) => roster.has(n)).sort();
+      if (next.length === 0) continue;
+      const from = w.neighbours;
+      if (roster.tellNeighbours(w, next, outbox)) {
+        this.log.debug({ worker: id, from, to: next }, 'balancer chose neighbours');
+      }
+    }
+  }
+
+  /** Gives a worker new settings when they differ from what it runs: the one road there. */
+  private apply(w: WorkerEntry, settings: WorkerSettings, outbox: JobOutbox): void {
+    if (sameSettings(w.settings, settings)) return;
+    w.settings = { ...settings };
+    outbox.settings(w.id, w.settings);
+  }
+}
+
+function sameSettings(a: WorkerSettings, b: WorkerSettings): boolean {
+  return (
+    a.communicationPeriod === b.communicationPeriod &&
+    a.blocksPerMessage === b.blocksPerMessage &&
+    a.encoding === b.encoding
+  );
+}
+
+/** The job's starting balancer mode, from its spec (the admin may change it later). */
+export function balancerFromSpec(spec: JobSpec): BalancerMode {
+  const b = spec.balancer;
+  return b.mode === 'fixed'
+    ? {
+        mode: 'fixed',
+        settings: {
+          communicationPeriod: b.communicationPeriod,
+          blocksPerMessage: b.blocksPerMessage,
+          encoding: b.encoding,
+        },
+      }
+    : { mode: 'automatic' };
+}

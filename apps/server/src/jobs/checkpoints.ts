@@ -1,0 +1,318 @@
+/**
+ * A job's checkpoints (DESIGN §5): asking a worker for its state, evaluating and storing what
+ * it sends, adopting the cluster's, and the stop criteria that a checkpoint can meet.
+ */
+import { randomUUID } from 'node:crypto';
+import { evaluate, type Dataset, type ParameterLayout } from '@meshgrad/core';
+import type { Logger } from '../logger.ts';
+import type { ServerMetrics } from '../metrics.ts';
+import type { CheckpointManifest, DataStore } from '../store.ts';
+import type { ClusterLink } from './cluster-link.ts';
+import type { CustomKernel } from './custom-kernel.ts';
+import { InOrder } from './in-order.ts';
+import type { JobSpec } from './job-spec.ts';
+import type { JobOutbox } from './outbox.ts';
+import type { Progress } from './progress.ts';
+import type { Roster, WorkerEntry } from './roster.ts';
+
+/** A state request not answered within this time is abandoned and another worker is asked (ms). */
+export const STATE_REQUEST_TIMEOUT_MS = 15_000;
+
+/** The checkpoint author in sync mode, where the server's own parameters are the model. */
+export const SYNC_SERVER_WORKER = 'server';
+
+/** What the checkpoints need of the rest of the job. */
+export interface CheckpointsContext {
+  readonly spec: JobSpec;
+  readonly layout: ParameterLayout;
+  readonly test: Dataset;
+  readonly store: DataStore;
+  readonly metrics: ServerMetrics;
+  readonly log: Logger;
+  readonly progress: Progress;
+  readonly roster: Roster;
+  /** A custom model's kernel (evaluates it: there is no CPU implementation); null otherwise. */
+  kernel(): CustomKernel | null;
+  link(): ClusterLink;
+  outbox(): JobOutbox;
+  /** Whether the job is stopped: it then ends with the checkpoint it has. */
+  stopped(): boolean;
+}
+
+interface PendingState {
+  readonly requestId: string;
+  readonly workerId: string;
+  readonly sentAt: number;
+  readonly samples: number;
+}
+
+export class Checkpoints {
+  latest: CheckpointManifest | null = null;
+  private latestParams: Float32Array | null = null;
+  private pending: PendingState | null = null;
+  private lastCheckpointAt = Date.now();
+  /** A stop criterion met by a checkpoint, applied on the job's next tick. */
+  private stopDue: string | null = null;
+  /** When the job asked for its final state after reaching `stop.maxSamples`. */
+  private finalStateRequestedAt: number | null = null;
+  /**
+   * State uploads and adopted checkpoints, evaluated and stored one at a time in arrival order
+   * (`storing.run`): checkpoint numbers stay unique, and once a checkpoint meets a stop
+   * criterion no upload that overlapped it can replace it as the job's last.
+   */
+  private readonly storing = new InOrder();
+
+  constructor(private readonly ctx: CheckpointsContext) {}
+
+  /** The checkpoint the job resumes from (the data directory's latest). */
+  restore(manifest: CheckpointManifest, params: Float32Array): void {
+    this.latest = manifest;
+    this.latestParams = params;
+    this.gauges(manifest);
+  }
+
+  /** The latest checkpoint and its parameters, or null before the first. */
+  current(): { manifest: CheckpointManifest; params: Float32Array } | null {
+    return this.latest && this.latestParams
+      ? { manifest: this.latest, params: this.latestParams }
+      : null;
+  }
+
+  /** Whether a state request is out (or a server-side checkpoint is being stored). */
+  get requestPending(): boolean {
+    return this.pending !== null;
+  }
+
+  /** Whether the job ends with the checkpoint it has: a stop criterion was met, or it stopped. */
+  private get final(): boolean {
+    return this.stopDue !== null || this.ctx.stopped();
+  }
+
+  workerLeft(workerId: string): void {
+    if (this.pending?.workerId === workerId) this.pending = null;
+  }
+
+  /** Whether the checkpoint interval has passed since the last checkpoint. */
+  due(now: number): boolean {
+    return now - this.lastCheckpointAt >= this.ctx.spec.checkpointIntervalSec * 1000;
+  }
+
+  /** Abandons a state request that went unanswered for too long. */
+  expireRequest(now: number): void {
+    if (this.pending && now - this.pending.sentAt > STATE_REQUEST_TIMEOUT_MS) {
+      this.ctx.log.warn({ worker: this.pending.workerId }, 'state request timed out');
+      this.pending = null;
+    }
+  }
+
+  /**
+   * Asks a worker that contributed (and is not paused) for its parameters: the one with the
+   * fastest uplink as the automatic balancer estimates it, else (fixed mode, before its first
+   * tick) the one that has contributed most. Why the uplink: the upload is the whole model in
+   * float32 over the same uplink as the worker's blocks, every checkpoint interval; on a slow
+   * link it takes seconds and crowds out the blocks, which the balancer then sees as a
+   * capacity drop every interval (on a 2 Mbit/s link, ~400 kB each 10 s swung its settings 3x).
+   */
+  requestFromWorker(): string | null {
+    if (this.final) return null;
+    const uplink = (w: WorkerEntry) => w.plan?.capacityBytesPerSec ?? -1;
+    let best: WorkerEntry | null = null;
+    for (const w of this.ctx.roster.workers.values()) {
+      if (w.paused || w.contributed === 0) continue;
+      if (
+        !best ||
+        uplink(w) > uplink(best) ||
+        (uplink(w) === uplink(best) && w.contributed > best.contributed)
+      ) {
+        best = w;
+      }
+    }
+    if (!best) return null;
+    const requestId = this.expect(best.id);
+    this.ctx.outbox().requestState(best.id, requestId);
+    return requestId;
+  }
+
+  /**
+   * Sync mode: the server's own parameters are the model, so a checkpoint evaluates and stores
+   * them, through the same path as a worker's upload. Null when one is already under way.
+   */
+  storeServerState(params: Float32Array): string | null {
+    if (this.final || this.pending) return null;
+    const workerId = SYNC_SERVER_WORKER;
+    const requestId = this.expect(workerId);
+    const bytes = new Uint8Array(params.buffer, params.byteOffset, params.byteLength);
+    void this.accept(workerId, requestId, bytes).then(
+      (problem) => {
+        if (problem) this.ctx.log.warn({ problem }, 'sync checkpoint not stored');
+      },
+      (err: unknown) => this.ctx.log.error({ err }, 'sync checkpoint failed'),
+    );
+    return requestId;
+  }
+
+  private expect(workerId: string): string {
+    const requestId = `r-${randomUUID().slice(0, 12)}`;
+    this.pending = {
+      requestId,
+      workerId,
+      sentAt: Date.now(),
+      samples: this.ctx.progress.samples,
+    };
+    return requestId;
+  }
+
+  /**
+   * Takes a state upload: checks it answers our request and holds P finite floats, evaluates
+   * it on the held-out test set, and stores it as a checkpoint. Returns an error message, or
+   * null when stored. Uploads are taken one at a time, in arrival order: one that arrives while
+   * another is being evaluated waits its turn, and is refused then when the checkpoint before
+   * it met a stop criterion.
+   */
+  accept(workerId: string, requestId: string, bytes: Uint8Array): Promise<string | null> {
+    return this.storing.run(() => this.acceptNow(workerId, requestId, bytes));
+  }
+
+  private async acceptNow(
+    workerId: string,
+    requestId: string,
+    bytes: Uint8Array,
+  ): Promise<string | null> {
+    const { ctx } = this;
+    const pending = this.pending;
+    if (!pending || pending.requestId !== requestId || pending.workerId !== workerId) {
+      return `no state request ${requestId} is pending for this worker`;
+    }
+    this.pending = null;
+    if (this.final) return 'the job has stopped; its last checkpoint is final';
+    const size = ctx.layout.size;
+    if (bytes.byteLength !== size * 4) {
+      return `params must be ${size} float32 values (${size * 4} bytes), got ${bytes.byteLength} bytes`;
+    }
+    const params = new Float32Array(size);
+    new Uint8Array(params.buffer).set(bytes);
+    for (let i = 0; i < params.length; i++) {
+      if (!Number.isFinite(params[i])) return `params[${i}] is not finite`;
+    }
+    const result = await this.evaluate(params);
+    const seq = (this.latest?.seq ?? 0) + 1;
+    const manifest: CheckpointManifest = {
+      job: ctx.spec.id,
+      seq,
+      samples: Math.max(pending.samples, this.latest?.samples ?? 0),
+      createdAt: new Date().toISOString(),
+      parameters: size,
+      worker: workerId,
+      testLoss: result.loss,
+      ...(result.accuracy !== undefined ? { testAccuracy: result.accuracy } : {}),
+      ...(result.objective !== undefined ? { testObjective: result.objective } : {}),
+      file: `${seq}.bin`,
+    };
+    await this.keep(manifest, params);
+    ctx.log.info(
+      { seq, samples: manifest.samples, testLoss: result.loss, testAccuracy: result.accuracy },
+      'checkpoint stored',
+    );
+    this.stopDue ??= stopCriterionMet(ctx.spec.stop, manifest);
+    await ctx
+      .link()
+      .checkpointStored(manifest, params)
+      .catch((err: unknown) => {
+        ctx.log.warn({ err, seq }, 'could not share the checkpoint with the cluster');
+      });
+    await ctx.progress.record(manifest);
+    return null;
+  }
+
+  /** The held-out evaluation: a custom model by its own kernel, any other by core's CPU one. */
+  private evaluate(params: Float32Array) {
+    const kernel = this.ctx.kernel();
+    return kernel
+      ? kernel.evaluate(params, this.ctx.test)
+      : Promise.resolve(evaluate(this.ctx.layout, params, this.ctx.test));
+  }
+
+  /** A checkpoint another process stored: kept here too, so this process serves and resumes from it. */
+  adopt(manifest: CheckpointManifest, params: Float32Array): Promise<void> {
+    return this.storing.run(async () => {
+      if (this.latest && manifest.seq <= this.latest.seq) return;
+      if (manifest.job !== this.ctx.spec.id || params.length !== this.ctx.layout.size) {
+        this.ctx.log.warn(
+          { seq: manifest.seq },
+          'ignored a shared checkpoint that does not fit this job',
+        );
+        return;
+      }
+      await this.keep(manifest, params);
+      this.ctx.progress.raiseTo(manifest.samples);
+    });
+  }
+
+  /** Stores a checkpoint and makes it the job's latest. */
+  private async keep(manifest: CheckpointManifest, params: Float32Array): Promise<void> {
+    await this.ctx.store.saveCheckpoint(manifest, params);
+    this.latest = manifest;
+    this.latestParams = params;
+    this.lastCheckpointAt = Date.now();
+    this.ctx.metrics.checkpoints.inc({ job: this.ctx.spec.id });
+    this.gauges(manifest);
+  }
+
+  private gauges(manifest: CheckpointManifest): void {
+    const job = { job: this.ctx.spec.id };
+    this.ctx.metrics.testLoss.set(job, manifest.testLoss);
+    if (manifest.testAccuracy !== undefined)
+      this.ctx.metrics.testAccuracy.set(job, manifest.testAccuracy);
+  }
+
+  /**
+   * The stop criterion the job met, or null while it runs on. Reaching `maxSamples` first asks
+   * for a final state (`requestState`), so the job ends with a checkpoint of the final model;
+   * if none can answer in time, it stops without.
+   */
+  stopReason(now: number, requestState: () => string | null): string | null {
+    const { maxSamples } = this.ctx.spec.stop;
+    const samples = this.ctx.progress.samples;
+    if (this.stopDue === null && maxSamples !== undefined && samples >= maxSamples) {
+      if (this.latest && this.latest.samples >= maxSamples) {
+        this.stopDue = `reached ${maxSamples} samples`;
+      } else if (this.finalStateRequestedAt === null) {
+        this.finalStateRequestedAt = now;
+        if (!this.pending && requestState() === null) {
+          this.stopDue = `reached ${maxSamples} samples (no worker could send a final state)`;
+        }
+      } else if (now - this.finalStateRequestedAt > STATE_REQUEST_TIMEOUT_MS) {
+        this.stopDue = `reached ${maxSamples} samples (the final state did not arrive)`;
+      }
+    }
+    return this.stopDue;
+  }
+}
+
+/** Which stop criterion of `stop` a checkpoint meets, or null when none. */
+export function stopCriterionMet(
+  stop: JobSpec['stop'],
+  checkpoint: CheckpointManifest,
+): string | null {
+  if (
+    stop.targetAccuracy !== undefined &&
+    checkpoint.testAccuracy !== undefined &&
+    checkpoint.testAccuracy >= stop.targetAccuracy
+  ) {
+    return `test accuracy ${checkpoint.testAccuracy.toFixed(4)} reached the target ${stop.targetAccuracy}`;
+  }
+  if (
+    stop.targetObjective !== undefined &&
+    checkpoint.testObjective !== undefined &&
+    checkpoint.testObjective <= stop.targetObjective
+  ) {
+    return `test objective ${checkpoint.testObjective.toPrecision(4)} reached the target ${stop.targetObjective}`;
+  }
+  if (stop.targetLoss !== undefined && checkpoint.testLoss <= stop.targetLoss) {
+    return `test loss ${checkpoint.testLoss.toPrecision(4)} reached the target ${stop.targetLoss}`;
+  }
+  if (stop.maxSamples !== undefined && checkpoint.samples >= stop.maxSamples) {
+    return `reached ${stop.maxSamples} samples`;
+  }
+  return null;
+}

@@ -1,0 +1,174 @@
+/**
+ * A job's progress: the samples its workers processed, the credit behind them, and the metrics
+ * history. Progress is persisted so it never goes backwards across restarts (DESIGN §5).
+ */
+import type { Stats } from '@meshgrad/core';
+import type { ServerMetrics } from '../metrics.ts';
+import type { CheckpointManifest, DataStore, JobProgress, MetricsRecord } from '../store.ts';
+import type { ClusterLink } from './cluster-link.ts';
+import { InOrder } from './in-order.ts';
+import type { Roster, WorkerEntry } from './roster.ts';
+
+/** How often the job writes a metrics-history record (ms). */
+export const METRICS_RECORD_INTERVAL_MS = 5_000;
+
+/** The parts of `JobProgress` other rooms of the job own (control state, balancer mode). */
+export type ProgressControl = Omit<JobProgress, 'samples' | 'credited'>;
+
+export class Progress {
+  private samplesSoFar = 0;
+  /** Per-worker cumulative counters already credited (see `credit`). */
+  private credited = new Map<string, number>();
+  private dirty = false;
+  private lastRecordAt = 0;
+  /** The mean train loss workers last reported; kept while none reports one. */
+  private lastTrainLoss: number | undefined;
+  private readonly recordListeners = new Set<(record: MetricsRecord) => void>();
+  /**
+   * Progress writes and metrics-history appends, run one at a time in the order they were asked
+   * for (`persist`): an older snapshot never lands over a newer one, and a history record goes
+   * out only after the progress that covers its sample count is durable, so after a crash the
+   * restarted job never counts fewer samples than its history shows (DESIGN §5).
+   */
+  private readonly persisting = new InOrder();
+
+  constructor(
+    private readonly jobId: string,
+    private readonly store: DataStore,
+    private readonly metrics: ServerMetrics,
+    private readonly roster: Roster,
+    /** What else progress.json holds, as of the write. */
+    private readonly control: () => ProgressControl,
+  ) {}
+
+  /** Samples processed by all workers since the job was created; /metrics follows it at once. */
+  get samples(): number {
+    return this.samplesSoFar;
+  }
+
+  /** Raises the sample count to `value` when it is higher (a checkpoint's, the cluster's). */
+  raiseTo(value: number): void {
+    if (value > this.samplesSoFar) this.set(value);
+  }
+
+  private set(value: number): void {
+    // Every change reaches progress.json on the next write, whichever path made it.
+    if (value !== this.samplesSoFar) this.dirty = true;
+    this.samplesSoFar = value;
+    this.metrics.samples.set({ job: this.jobId }, value);
+  }
+
+  /** Something progress.json holds changed (control state, balancer mode). */
+  changed(): void {
+    this.dirty = true;
+  }
+
+  /** Takes what progress.json held when the job ran before. */
+  restore(progress: JobProgress): void {
+    this.set(progress.samples);
+    this.credited = new Map(Object.entries(progress.credited));
+  }
+
+  /** What the cluster last credited a worker that failed over here, unless this process knows. */
+  seedCredit(workerId: string, cumulative: number): void {
+    if (!this.credited.has(workerId)) this.credited.set(workerId, cumulative);
+  }
+
+  hasCredit(workerId: string): boolean {
+    return this.credited.has(workerId);
+  }
+
+  /**
+   * Credits a worker's report. `stats.samples` is cumulative per tab, so only the increase
+   * counts; a counter that went down means the tab restarted its count: credit what it reports
+   * anew. Shares the credit with the cluster.
+   */
+  credit(worker: WorkerEntry, stats: Stats, link: ClusterLink): void {
+    const before = this.credited.get(worker.id);
+    const delta = before === undefined ? stats.samples : stats.samples - before;
+    const credit = delta >= 0 ? delta : stats.samples;
+    this.credited.set(worker.id, stats.samples);
+    if (credit <= 0) return;
+    this.set(this.samplesSoFar + credit);
+    worker.contributed += credit;
+    this.dirty = true;
+    void link.addSamples(worker.id, credit, stats.samples).then((total) => this.raiseTo(total));
+  }
+
+  /** Calls `listener` with every metrics record the job appends; returns an unsubscribe. */
+  onRecord(listener: (record: MetricsRecord) => void): () => void {
+    this.recordListeners.add(listener);
+    return () => this.recordListeners.delete(listener);
+  }
+
+  /** The mean train loss as last reported, for the gauges and records. */
+  trainLoss(): number | undefined {
+    const { trainLoss } = this.roster.throughput();
+    if (trainLoss !== undefined) this.lastTrainLoss = trainLoss;
+    return this.lastTrainLoss;
+  }
+
+  /**
+   * Persists progress when it changed; resolves once it, and every progress or history write
+   * asked for before it, is on disk.
+   */
+  flush(): Promise<void> {
+    return this.persisting.run(() => this.saveNow());
+  }
+
+  /** Appends a periodic history record when one is due and the job has workers. */
+  async recordIfDue(now: number): Promise<void> {
+    if (now - this.lastRecordAt < METRICS_RECORD_INTERVAL_MS || this.roster.size === 0) return;
+    this.lastRecordAt = now;
+    await this.record();
+  }
+
+  /** Appends a history record, with the checkpoint just stored when there is one. */
+  async record(checkpoint?: CheckpointManifest): Promise<void> {
+    const c = checkpoint;
+    const trainLoss = this.lastTrainLoss;
+    const record: MetricsRecord = {
+      time: new Date().toISOString(),
+      samples: this.samples,
+      workers: this.roster.size,
+      samplesPerSec: this.roster.throughput().samplesPerSec,
+      ...(trainLoss !== undefined ? { trainLoss } : {}),
+      ...(c ? { testLoss: c.testLoss, checkpoint: c.seq } : {}),
+      ...(c?.testAccuracy !== undefined ? { testAccuracy: c.testAccuracy } : {}),
+      ...(c?.testObjective !== undefined ? { testObjective: c.testObjective } : {}),
+      perWorker: Object.fromEntries(
+        [...this.roster.workers.values()].map((w) => [
+          w.id,
+          {
+            samplesPerSec: w.samplesPerSec,
+            communicationPeriod: w.settings.communicationPeriod,
+            blocksPerMessage: w.settings.blocksPerMessage,
+            encoding: w.settings.encoding,
+          },
+        ]),
+      ),
+    };
+    await this.persisting.run(async () => {
+      // Samples only grow, so the progress saved now covers the record taken above.
+      await this.saveNow();
+      await this.store.appendMetrics(this.jobId, record);
+    });
+    for (const listener of this.recordListeners) listener(record);
+  }
+
+  /** Writes progress now when it changed; only ever called in `persisting`'s turn. */
+  private async saveNow(): Promise<void> {
+    if (!this.dirty) return;
+    this.dirty = false;
+    try {
+      await this.store.saveProgress(this.jobId, {
+        samples: this.samples,
+        credited: Object.fromEntries(this.credited),
+        ...this.control(),
+      });
+    } catch (err) {
+      this.dirty = true;
+      throw err;
+    }
+  }
+}
