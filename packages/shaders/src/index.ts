@@ -17,14 +17,15 @@ export {
   DEFAULT_MAX_BATCH,
   DEFAULT_MAILBOX_SLOTS,
   DEFAULT_LOSS_RING,
-  SPARSE_MAX_DENSITY,
 } from './backend/webgpu-backend.ts';
+export { SPARSE_MAX_DENSITY } from './backend/models/dense.ts';
 export type { WebGpuBackendOptions } from './backend/webgpu-backend.ts';
 export { HARDWARE_TUNING, SOFTWARE_TUNING, tuningFor } from './kernels/programs.ts';
 export type { KernelTuning } from './kernels/programs.ts';
 export { GpuBlockCodec } from './backend/block-codec.ts';
 export type { EncodedBlock, GpuBlockCodecOptions } from './backend/block-codec.ts';
-export { BufferPlan, STEP_PARAMS, CODEC_PARAMS } from './backend/buffers.ts';
+export { BufferPlan } from './backend/buffers.ts';
+export { STEP_PARAMS, CODEC_PARAMS } from './backend/uniforms.ts';
 export type { BufferRole, Region, BufferPlanOptions } from './backend/buffers.ts';
 export { runKernelChecks } from './checks/kernel-checks.ts';
 export type { KernelCheckResult, KernelCheckOptions } from './checks/kernel-checks.ts';

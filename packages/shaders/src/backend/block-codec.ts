@@ -14,7 +14,7 @@ import {
   int8DecodeKernel,
   int8EncodeKernel,
 } from '../kernels/programs.ts';
-import { CODEC_PARAMS } from './buffers.ts';
+import { CODEC_PARAMS } from './uniforms.ts';
 import { copyMapped, StagingPool } from './staging.ts';
 
 /** One encoded block. */

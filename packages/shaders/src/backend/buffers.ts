@@ -1,67 +1,12 @@
 /**
  * The one schema of the WebGPU backend's buffers: which buffers exist, which named regions they
- * hold at which byte offsets, and the layout of the uniform structs. Bind groups, uploads,
- * readbacks and the WGSL struct declarations are all derived from it; no offset is written by
- * hand anywhere else.
+ * hold at which byte offsets (the model kind adds its own regions, model-kind.ts). Bind groups,
+ * uploads and readbacks are all derived from it; no offset is written by hand anywhere else.
  */
 import type { ParameterLayout } from '@meshgrad/core';
-import { CUSTOM_KERNEL_BATCH_BYTES, denseWidths, inputSize } from '@meshgrad/core';
-
-// ---------------------------------------------------------------------------------------------
-// Uniform structs
-
-type ScalarType = 'u32' | 'f32';
-
-/** A uniform struct of 4-byte scalars: its WGSL declaration and a writer share one field list. */
-export class UniformStruct<Name extends string> {
-  /** Size in bytes, a multiple of 16 as uniform buffers require. */
-  readonly byteSize: number;
-
-  constructor(
-    readonly wgslName: string,
-    readonly fields: readonly { readonly name: Name; readonly type: ScalarType }[],
-  ) {
-    this.byteSize = Math.max(16, Math.ceil((fields.length * 4) / 16) * 16);
-  }
-
-  /** `struct Name { field: type, ... }` for a WGSL preamble. */
-  wgsl(): string {
-    const body = this.fields.map((f) => `  ${f.name}: ${f.type},`).join('\n');
-    return `struct ${this.wgslName} {\n${body}\n}\n`;
-  }
-
-  /** Writes `values` into `view` at `byteOffset` in the struct's layout. */
-  write(view: DataView, values: Readonly<Record<Name, number>>, byteOffset = 0): void {
-    this.fields.forEach((f, i) => {
-      const at = byteOffset + 4 * i;
-      if (f.type === 'u32') view.setUint32(at, values[f.name], true);
-      else view.setFloat32(at, values[f.name], true);
-    });
-  }
-}
-
-/** Per-step parameters, written once per step before its command buffer. */
-export const STEP_PARAMS = new UniformStruct('StepParams', [
-  /** Samples in this step's minibatch. */
-  { name: 'batch', type: 'u32' },
-  /** Loss ring slot this step's mean loss goes to. */
-  { name: 'lossSlot', type: 'u32' },
-  /** Mailbox slots in use this step. */
-  { name: 'slotCount', type: 'u32' },
-  /** η, as float32. */
-  { name: 'learningRate', type: 'f32' },
-] as const);
-
-/** Parameters of one codec call. */
-export const CODEC_PARAMS = new UniformStruct('CodecParams', [
-  /** First value of the block in the source buffer (in values, not bytes). */
-  { name: 'offset', type: 'u32' },
-  /** Values in the block. */
-  { name: 'count', type: 'u32' },
-] as const);
-
-// ---------------------------------------------------------------------------------------------
-// Buffers and regions
+import { inputSize } from '@meshgrad/core';
+import { modelKindOf } from './models/registry.ts';
+import { STEP_PARAMS } from './uniforms.ts';
 
 /**
  * What a buffer is for; sets its usage flags. A kernel may not bind one buffer both writable and
@@ -137,37 +82,18 @@ export class BufferPlan {
     readonly options: BufferPlanOptions,
   ) {
     const f32 = 4;
-    const { maxBatch, mailboxSlots, lossRing, sparseEntries } = options;
+    const { maxBatch, mailboxSlots, lossRing } = options;
     const p = paddedParameterCount(layout) * f32;
     this.add('params', 'params', 'params', p);
     this.add('grad', 'grad', 'grad', p);
 
-    const spec = layout.spec;
-    const inputs = inputSize(spec);
     const work = (name: string, bytes: number) => this.add(name, name, 'work', bytes);
-    work('input', maxBatch * inputs * f32);
+    work('input', maxBatch * inputSize(layout.spec) * f32);
     work('sampleLoss', maxBatch * f32);
-    if (spec.kind === 'kmeans') {
-      work('nearest', maxBatch * 4);
-    } else if (spec.kind === 'custom') {
-      // A host's kernel (docs/custom-wgsl.md): labels, and its Batch uniform beside `step`.
-      work('labels', maxBatch * 4);
-      this.add('batchInfo', 'uniforms', 'uniforms', CUSTOM_KERNEL_BATCH_BYTES);
-    } else {
-      work('labels', maxBatch * 4);
-      if (sparseEntries > 0) {
-        // CSR rows of [x | 1] per sample, CSC columns per input (plus the bias column).
-        work('csrRows', (maxBatch + 1) * 4);
-        work('csrEntries', sparseEntries * 8);
-        work('cscCols', (inputs + 2) * 4);
-        work('cscEntries', sparseEntries * 8);
-      }
-      const widths = denseWidths(spec);
-      for (let l = 1; l < widths.length; l++) {
-        work(`act${l - 1}`, maxBatch * widths[l]! * f32);
-        work(`delta${l - 1}`, maxBatch * widths[l]! * f32);
-      }
-    }
+    modelKindOf(layout.spec).regions(layout, options, {
+      work,
+      uniform: (name, bytes) => this.add(name, 'uniforms', 'uniforms', bytes),
+    });
 
     this.add('counters', 'stats', 'stats', 4 * 4);
     this.add('lossRing', 'stats', 'stats', lossRing * f32);

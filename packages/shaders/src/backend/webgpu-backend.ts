@@ -12,31 +12,15 @@ import type {
   ParameterLayout,
   ReceivedBlock,
 } from '@meshgrad/core';
-import {
-  blockRange,
-  customKernelBatchInfo,
-  denseWidths,
-  inputSize,
-  MAX_PEERS_PER_BLOCK,
-  validateBatch,
-} from '@meshgrad/core';
+import { blockRange, MAX_PEERS_PER_BLOCK, validateBatch } from '@meshgrad/core';
 import { DeviceMonitor, WebGpuError } from '../gpu/errors.ts';
 import type { CompiledProgram } from '../gpu/program.ts';
 import { compileProgram, compileProgramNow, programListing } from '../gpu/program.ts';
-import type { DenseShape, Kernel } from '../kernels/programs.ts';
+import type { Kernel } from '../kernels/programs.ts';
 import {
-  customGradKernel,
-  denseBackwardInputKernel,
-  denseBackwardWeightsKernel,
-  denseBackwardWeightsSparseKernel,
-  denseForwardKernel,
-  denseForwardSparseKernel,
   HARDWARE_TUNING,
-  kmeansAssignKernel,
-  kmeansGradKernel,
   lossReduceKernel,
   sgdParzenKernel,
-  softmaxCrossEntropyKernel,
   SOFTWARE_TUNING,
   tuningFor,
 } from '../kernels/programs.ts';
@@ -50,11 +34,12 @@ import {
   createBuffers,
   createPlannedBuffer,
   regionBuffer,
-  STEP_PARAMS,
 } from './buffers.ts';
-import type { SparseBatch } from './sparse-input.ts';
-import { SparseInputEncoder } from './sparse-input.ts';
+import type { CompiledKernel, ModelPasses, Pass } from './model-kind.ts';
+import { bindPass } from './model-kind.ts';
+import { modelKindOf } from './models/registry.ts';
 import { copyMapped, StagingPool } from './staging.ts';
+import { STEP_PARAMS } from './uniforms.ts';
 
 /** Default largest minibatch. */
 export const DEFAULT_MAX_BATCH = 256;
@@ -65,13 +50,6 @@ export const DEFAULT_MAX_BATCH = 256;
 export const DEFAULT_MAILBOX_SLOTS = 32;
 /** Default loss ring length in steps. A full ring is copied out without waiting, never lost. */
 export const DEFAULT_LOSS_RING = 1024;
-/**
- * Largest fraction of nonzero first-layer inputs for which the sparse path runs. The CSR and CSC
- * lists take 16 bytes per nonzero against 4 per dense value, so above a quarter the upload grows;
- * on SwiftShader the sparse kernels still win up to about this fraction.
- */
-export const SPARSE_MAX_DENSITY = 0.35;
-
 export interface WebGpuBackendOptions {
   /** Largest minibatch `step` accepts (default `DEFAULT_MAX_BATCH`). */
   readonly maxBatch?: number;
@@ -88,7 +66,7 @@ export interface WebGpuBackendOptions {
    */
   readonly debug?: boolean | ((text: string) => void);
   /**
-   * First-layer sparse path: `auto` uses it for batches with at most `SPARSE_MAX_DENSITY`
+   * First-layer sparse path: `auto` uses it for batches with at most `SPARSE_MAX_DENSITY` (models/dense.ts)
    * nonzero inputs, `never` always runs the dense kernels (default `auto`).
    */
   readonly sparseInput?: 'auto' | 'never';
@@ -105,29 +83,6 @@ export interface WebGpuBackendOptions {
    */
   readonly customKernel?: { readonly wgsl: string; readonly entryPoint?: string };
 }
-
-/** A compiled kernel and its bind group. */
-interface Pass {
-  readonly compiled: CompiledProgram;
-  readonly kernel: Kernel;
-  group: GPUBindGroup;
-}
-
-interface DenseLayer {
-  readonly shape: DenseShape;
-  readonly forward: Pass;
-  readonly backWeights: Pass;
-  /** Layers after the first: dX for the layer below. */
-  readonly backInput: Pass | null;
-  /** First layer with the sparse path enabled. */
-  readonly forwardSparse: Pass | null;
-  readonly backWeightsSparse: Pass | null;
-}
-
-type ModelPasses =
-  | { readonly kind: 'dense'; readonly layers: DenseLayer[]; readonly head: Pass }
-  | { readonly kind: 'kmeans'; readonly assign: Pass; readonly grad: Pass }
-  | { readonly kind: 'custom'; readonly grad: Pass };
 
 /** A copy of loss-ring slots on its way back. */
 interface LossChunk {
@@ -169,11 +124,10 @@ export class WebGpuBackend implements Backend {
     readonly layout: ParameterLayout,
     private plan: BufferPlan,
     private readonly buffers: BufferSet,
-    private readonly passes: ModelPasses,
+    private readonly model: ModelPasses,
     private readonly lossReduce: Pass,
     private update: Pass,
     private readonly codec: GpuBlockCodec,
-    private readonly sparse: SparseInputEncoder | null,
     readonly label: string,
   ) {
     this.monitor = DeviceMonitor.of(device);
@@ -225,23 +179,20 @@ export class WebGpuBackend implements Backend {
         : options.tuning === 'hardware'
           ? HARDWARE_TUNING
           : tuningFor(device);
-    const spec = layout.spec;
-    if ((spec.kind === 'custom') !== (options.customKernel !== undefined)) {
+    const kind = modelKindOf(layout.spec);
+    if (kind.takesKernel !== (options.customKernel !== undefined)) {
       throw new RangeError(
-        spec.kind === 'custom'
-          ? 'a custom model needs options.customKernel (its WGSL gradient kernel)'
-          : `options.customKernel is for custom models, not ${spec.kind}`,
+        kind.takesKernel
+          ? `a ${layout.spec.kind} model needs options.customKernel (its WGSL gradient kernel)`
+          : `options.customKernel is for custom models, not ${layout.spec.kind}`,
       );
     }
-    const inputs = inputSize(spec);
-    const sparse =
-      spec.kind !== 'kmeans' && spec.kind !== 'custom' && (options.sparseInput ?? 'auto') === 'auto'
-        ? new SparseInputEncoder(
-            inputs,
-            maxBatch,
-            Math.floor(maxBatch * inputs * SPARSE_MAX_DENSITY) + maxBatch,
-          )
-        : null;
+    const prepared = kind.prepare(layout, {
+      maxBatch,
+      tuning,
+      sparseInput: options.sparseInput ?? 'auto',
+      ...(options.customKernel && { customKernel: options.customKernel }),
+    });
     const plan = new BufferPlan(layout, {
       maxBatch,
       mailboxSlots,
@@ -250,7 +201,7 @@ export class WebGpuBackend implements Backend {
         limits.minStorageBufferOffsetAlignment,
         limits.minUniformBufferOffsetAlignment,
       ),
-      sparseEntries: sparse?.capacity ?? 0,
+      sparseEntries: prepared.sparseEntries,
     });
     for (const [name, { size }] of plan.buffers) {
       if (size > limits.maxStorageBufferBindingSize || size > limits.maxBufferSize) {
@@ -260,24 +211,12 @@ export class WebGpuBackend implements Backend {
       }
     }
 
-    const shapes: DenseShape[] = [];
-    if (spec.kind !== 'kmeans' && spec.kind !== 'custom') {
-      const widths = denseWidths(spec);
-      for (let l = 0; l + 1 < widths.length; l++) {
-        const weight = layout.tensors[2 * l]!;
-        const bias = layout.tensors[2 * l + 1]!;
-        if (bias.offset !== weight.offset + weight.size) {
-          throw new RangeError(`layer ${l}: the bias must follow the weight (spec.ts layout)`);
-        }
-        shapes.push({ inputs: widths[l]!, outputs: widths[l + 1]!, weightOffset: weight.offset });
-      }
-    }
-
     // Compile everything first (in parallel), then allocate.
-    const compile = async (kernel: Kernel) => {
+    const compile = async (kernel: Kernel): Promise<CompiledKernel> => {
       debug?.(`// ${label}\n${programListing(kernel.program)}`);
       return { kernel, compiled: await compileProgram(device, kernel.program) };
     };
+    const modelP = prepared.compile(compile);
     const lossReduceP = compile(lossReduceKernel());
     const updateP = compile(
       sgdParzenKernel({
@@ -292,48 +231,6 @@ export class WebGpuBackend implements Backend {
       maxValues: Math.min(layout.blockSize, layout.size),
       label: `${label}:codec`,
     });
-    let modelP: Promise<
-      | {
-          kind: 'dense';
-          layers: Awaited<ReturnType<typeof compileLayer>>[];
-          head: Awaited<ReturnType<typeof compile>>;
-        }
-      | {
-          kind: 'kmeans';
-          assign: Awaited<ReturnType<typeof compile>>;
-          grad: Awaited<ReturnType<typeof compile>>;
-        }
-      | { kind: 'custom'; grad: Awaited<ReturnType<typeof compile>> }
-    >;
-    const compileLayer = async (shape: DenseShape, index: number, relu: boolean) => {
-      const first = index === 0;
-      const [forward, backWeights, backInput, forwardSparse, backWeightsSparse] = await Promise.all(
-        [
-          compile(denseForwardKernel(shape, relu, tuning)),
-          compile(denseBackwardWeightsKernel(shape, tuning)),
-          first ? null : compile(denseBackwardInputKernel(shape)),
-          first && sparse ? compile(denseForwardSparseKernel(shape, relu)) : null,
-          first && sparse ? compile(denseBackwardWeightsSparseKernel(shape)) : null,
-        ],
-      );
-      return { shape, forward, backWeights, backInput, forwardSparse, backWeightsSparse };
-    };
-    if (spec.kind === 'custom') {
-      modelP = compile(customGradKernel(layout, options.customKernel!)).then((grad) => ({
-        kind: 'custom',
-        grad,
-      }));
-    } else if (spec.kind === 'kmeans') {
-      modelP = Promise.all([
-        compile(kmeansAssignKernel(spec.dims, spec.clusters)),
-        compile(kmeansGradKernel(spec.dims, spec.clusters)),
-      ]).then(([assign, grad]) => ({ kind: 'kmeans', assign, grad }));
-    } else {
-      modelP = Promise.all([
-        Promise.all(shapes.map((s, l) => compileLayer(s, l, l + 1 < shapes.length))),
-        compile(softmaxCrossEntropyKernel(spec.classes)),
-      ]).then(([layers, head]) => ({ kind: 'dense', layers, head }));
-    }
     let compiled;
     try {
       compiled = await Promise.all([modelP, lossReduceP, updateP, codecP]);
@@ -367,109 +264,21 @@ export class WebGpuBackend implements Backend {
     );
 
     const bind = (name: string) => bindRegion(plan, buffers, name);
-    const pass = (
-      c: { kernel: Kernel; compiled: CompiledProgram },
-      resources: Record<string, GPUBufferBinding>,
-    ): Pass => ({
-      kernel: c.kernel,
-      compiled: c.compiled,
-      group: c.compiled.bindGroup(resources),
-    });
-    const step = bind('step');
-    const params_ = bind('params');
-    const grad = bind('grad');
-    let passes: ModelPasses;
-    if (model.kind === 'custom') {
-      // Bound by the contract's names (CUSTOM_KERNEL_BINDINGS), not the kernel's own.
-      passes = {
-        kind: 'custom',
-        grad: pass(model.grad, {
-          batch: bind('batchInfo'),
-          params: params_,
-          grad,
-          x: bind('input'),
-          labels: bind('labels'),
-          loss: bind('sampleLoss'),
-        }),
-      };
-    } else if (model.kind === 'kmeans') {
-      passes = {
-        kind: 'kmeans',
-        assign: pass(model.assign, {
-          step,
-          x: bind('input'),
-          params: params_,
-          nearest: bind('nearest'),
-          sampleLoss: bind('sampleLoss'),
-        }),
-        grad: pass(model.grad, {
-          step,
-          x: bind('input'),
-          params: params_,
-          nearest: bind('nearest'),
-          grad,
-        }),
-      };
-    } else {
-      const layers = model.layers.map((c, l): DenseLayer => {
-        const x = l === 0 ? bind('input') : bind(`act${l - 1}`);
-        const y = bind(`act${l}`);
-        const dy = bind(`delta${l}`);
-        return {
-          shape: c.shape,
-          forward: pass(c.forward, { step, x, params: params_, y }),
-          backWeights: pass(c.backWeights, { step, x, dy, grad }),
-          backInput: c.backInput
-            ? pass(c.backInput, { step, a: x, dy, params: params_, dx: bind(`delta${l - 1}`) })
-            : null,
-          forwardSparse: c.forwardSparse
-            ? pass(c.forwardSparse, {
-                step,
-                rowStart: bind('csrRows'),
-                entries: bind('csrEntries'),
-                params: params_,
-                y,
-              })
-            : null,
-          backWeightsSparse: c.backWeightsSparse
-            ? pass(c.backWeightsSparse, {
-                colStart: bind('cscCols'),
-                entries: bind('cscEntries'),
-                dy,
-                grad,
-              })
-            : null,
-        };
-      });
-      const last = layers.length - 1;
-      passes = {
-        kind: 'dense',
-        layers,
-        head: pass(model.head, {
-          step,
-          logits: bind(`act${last}`),
-          labels: bind('labels'),
-          dlogits: bind(`delta${last}`),
-          sampleLoss: bind('sampleLoss'),
-        }),
-      };
-    }
-    const lossReduce = pass(lossReduceC, {
-      step,
+    const lossReduce = bindPass(lossReduceC, {
+      step: bind('step'),
       sampleLoss: bind('sampleLoss'),
       lossRing: bind('lossRing'),
     });
-    const update = pass(updateC, WebGpuBackend.updateResources(plan, buffers));
+    const update = bindPass(updateC, WebGpuBackend.updateResources(plan, buffers));
     return new WebGpuBackend(
       device,
       layout,
       plan,
       buffers,
-      passes,
+      model.bind(bind),
       lossReduce,
       update,
       codec,
-      sparse,
       label,
     );
   }
@@ -536,11 +345,7 @@ export class WebGpuBackend implements Backend {
     this.buffers.get(name)?.destroy();
     this.buffers.set(name, mailbox);
     this.plan = plan;
-    this.update = {
-      kernel,
-      compiled,
-      group: compiled.bindGroup(WebGpuBackend.updateResources(plan, this.buffers)),
-    };
+    this.update = bindPass({ kernel, compiled }, WebGpuBackend.updateResources(plan, this.buffers));
     this.mailboxBlocks = new Uint32Array(plan.options.mailboxSlots);
   }
 
@@ -598,25 +403,10 @@ export class WebGpuBackend implements Backend {
     const rows = batch.size;
     const slot = this.steps % this.lossRing;
 
-    // Uploads: input (sparse or dense), labels, mailbox, step parameters.
-    let sparseBatch: SparseBatch | null = null;
-    if (this.passes.kind === 'dense' && this.sparse)
-      sparseBatch = this.sparse.encode(batch.x, rows);
-    if (sparseBatch) {
-      this.upload('csrRows', sparseBatch.csrRows);
-      this.upload('csrEntries', sparseBatch.csrEntries);
-      this.upload('cscCols', sparseBatch.cscCols);
-      this.upload('cscEntries', sparseBatch.cscEntries);
-    } else {
-      this.upload('input', batch.x.subarray(0, rows * inputSize(this.layout.spec)));
-    }
-    this.lastInputPath = sparseBatch ? 'sparse' : 'dense';
-    if (this.passes.kind === 'dense') this.upload('labels', batch.labels!.subarray(0, rows));
-    if (this.passes.kind === 'custom') {
-      // Unlabelled data reaches the kernel as all-zero labels.
-      this.upload('labels', batch.labels?.subarray(0, rows) ?? new Uint32Array(rows));
-      this.upload('batchInfo', customKernelBatchInfo(this.layout, rows));
-    }
+    // Uploads: the model's inputs, the mailbox, the step parameters.
+    this.lastInputPath = this.model.upload(batch, rows, (region, data) =>
+      this.upload(region, data),
+    );
     if (received.length > 0) {
       const values = plan.region('mailboxValues');
       const stride = blockStride(this.layout) * 4;
@@ -653,27 +443,9 @@ export class WebGpuBackend implements Backend {
       const [x, y] = p.kernel.grid(rows);
       p.compiled.dispatch(pass, p.group, x, y);
     };
-    if (this.passes.kind === 'custom') {
-      run(this.passes.grad);
-      run(this.lossReduce);
-    } else if (this.passes.kind === 'kmeans') {
-      run(this.passes.assign);
-      run(this.lossReduce);
-      run(this.passes.grad);
-    } else {
-      const layers = this.passes.layers;
-      layers.forEach((layer, l) => {
-        run(l === 0 && sparseBatch ? layer.forwardSparse! : layer.forward);
-      });
-      run(this.passes.head);
-      run(this.lossReduce);
-      for (let l = layers.length - 1; l >= 0; l--) {
-        const layer = layers[l]!;
-        // dX reads W_l before the update pass changes it; both come before that pass.
-        if (layer.backInput) run(layer.backInput);
-        run(l === 0 && sparseBatch ? layer.backWeightsSparse! : layer.backWeights);
-      }
-    }
+    this.model.encodeLoss(run);
+    run(this.lossReduce);
+    this.model.encodeGradient(run);
     run(this.update);
     pass.end();
 

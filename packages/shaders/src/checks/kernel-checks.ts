@@ -17,7 +17,8 @@ import {
   Rng,
 } from '@meshgrad/core';
 import { GpuBlockCodec } from '../backend/block-codec.ts';
-import { blockStride, STEP_PARAMS } from '../backend/buffers.ts';
+import { blockStride } from '../backend/buffers.ts';
+import { STEP_PARAMS } from '../backend/uniforms.ts';
 import { SparseInputEncoder } from '../backend/sparse-input.ts';
 import { WebGpuBackend } from '../backend/webgpu-backend.ts';
 import type { ComputeProgram } from '../gpu/program.ts';

@@ -9,7 +9,7 @@ import {
   customKernelWorkgroups,
   type ParameterLayout,
 } from '@meshgrad/core';
-import { CODEC_PARAMS, STEP_PARAMS } from '../backend/buffers.ts';
+import { CODEC_PARAMS, STEP_PARAMS } from '../backend/uniforms.ts';
 import { ComputeProgram } from '../gpu/program.ts';
 import type { VectorWidth } from './preamble.ts';
 import { vectorPreamble } from './preamble.ts';
