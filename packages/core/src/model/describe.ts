@@ -1,3 +1,5 @@
+import type { PlanNode } from './layers/graph.ts';
+import { planOf } from './layers/graph.ts';
 import type { ModelSpec } from './spec.ts';
 
 /** A short human-readable description of a model, e.g. `MLP 784-128-10`, for pages and logs. */
@@ -11,5 +13,31 @@ export function describeModel(m: ModelSpec): string {
       return `K-Means, ${m.clusters} centres in ${m.dims} dimensions`;
     case 'custom':
       return `custom WGSL model, ${m.tensors.length} tensor${m.tensors.length === 1 ? '' : 's'}`;
+    case 'layers': {
+      const plan = planOf(m);
+      const params = plan.tensors.reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
+      const head = plan.loss === 'next-token' ? 'next-token' : `${plan.classes} classes`;
+      return `layers [${plan.inputShape.join('×')}]: ${plan.nodes.map(describeNode).join(', ')}; ${head}, ${params.toLocaleString('en-US')} parameters`;
+    }
+  }
+}
+
+function describeNode(n: PlanNode): string {
+  switch (n.op) {
+    case 'dense':
+      return `dense ${n.outWidth}`;
+    case 'conv2d':
+      return `conv2d ${n.filters} ${n.kernel}×${n.kernel}${n.stride > 1 ? ` /${n.stride}` : ''}`;
+    case 'maxpool2d':
+    case 'avgpool2d':
+      return `${n.op} ${n.size}`;
+    case 'embedding':
+      return `embedding ${n.vocab}×${n.dim}`;
+    case 'attention':
+      return `attention ${n.heads} heads`;
+    case 'residual':
+      return `residual(${n.inner.map(describeNode).join(', ')})`;
+    default:
+      return n.op;
   }
 }

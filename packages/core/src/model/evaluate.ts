@@ -2,9 +2,17 @@
  * Held-out evaluation of a parameter vector, as the server does for checkpoints.
  */
 import type { Dataset } from '../data/dataset.ts';
-import { argmax, forwardLogits, logSumExp, ModelScratch, nearestCentres } from './math.ts';
+import {
+  argmax,
+  forwardLogits,
+  logSumExp,
+  ModelScratch,
+  nearestCentres,
+  validateBatch,
+} from './math.ts';
 import type { ParameterLayout } from './spec.ts';
 import { CUSTOM_MODEL_NEEDS_WEBGPU, inputSize } from './spec.ts';
+import { planOf } from './layers/graph.ts';
 
 /** Rows per forward pass; bounds the scratch memory of an evaluation. */
 export const EVALUATE_CHUNK_ROWS = 512;
@@ -68,6 +76,7 @@ export function evaluate(
     return { loss: 0.5 * objective, objective, count };
   }
 
+  if (spec.kind === 'layers') return evaluateLayers(layout, params, dataset, count, chunk);
   const labels = dataset.labels;
   if (labels === null) throw new RangeError(`a ${spec.kind} model needs a labelled dataset`);
   if (labels.length < count) throw new RangeError('dataset has fewer labels than rows');
@@ -92,4 +101,45 @@ export function evaluate(
     }
   }
   return { loss: lossSum / count, accuracy: correct / count, count };
+}
+
+/**
+ * A `layers` model: mean loss and accuracy over the scored positions (every next token for a
+ * next-token model, so its loss is the validation cross-entropy in nats per token).
+ */
+function evaluateLayers(
+  layout: ParameterLayout,
+  params: Float32Array,
+  dataset: Dataset,
+  count: number,
+  chunk: number,
+): EvaluationResult {
+  const spec = layout.spec;
+  if (spec.kind !== 'layers') throw new RangeError('evaluateLayers needs a layers model');
+  const plan = planOf(spec);
+  const features = plan.features;
+  const labels = dataset.labels;
+  if (plan.loss === 'classify') {
+    if (labels === null) throw new RangeError('a classify layers model needs a labelled dataset');
+    if (labels.length < count) throw new RangeError('dataset has fewer labels than rows');
+  }
+  const scratch = new ModelScratch(layout, chunk);
+  const network = scratch.layers!;
+  let lossSum = 0;
+  let correct = 0;
+  let scored = 0;
+  for (let start = 0; start < count; start += chunk) {
+    const n = Math.min(chunk, count - start);
+    const batch = {
+      size: n,
+      x: dataset.x.subarray(start * features, (start + n) * features),
+      labels: labels === null ? null : labels.subarray(start, start + n),
+    };
+    validateBatch(layout, batch);
+    const s = network.evaluate(params, batch.x, batch.labels, n);
+    lossSum += s.lossSum;
+    correct += s.correct;
+    scored += s.scored;
+  }
+  return { loss: lossSum / scored, accuracy: correct / scored, count };
 }

@@ -5,3 +5,4 @@ export * from './init.ts';
 export * from './evaluate.ts';
 export * from './cpu-backend.ts';
 export * from './describe.ts';
+export * from './layers/index.ts';

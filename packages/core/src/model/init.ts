@@ -5,7 +5,9 @@
 import type { Dataset } from '../data/dataset.ts';
 import { Rng } from '../util/rng.ts';
 import type { ParameterLayout } from './spec.ts';
-import { denseWidths } from './spec.ts';
+import { initLayers } from './layers/init.ts';
+import { planOf } from './layers/graph.ts';
+import { denseWidths, tensorOffsets } from './spec.ts';
 
 /** Rows of `data` that k-means++ seeding looks at, at most; keeps it O(rows · clusters). */
 export const KMEANS_SEEDING_ROWS = 2_000;
@@ -21,6 +23,7 @@ export const KMEANS_SEEDING_ROWS = 2_000;
  *   the nearest centre so far); without `data`, every coordinate standard normal.
  *   `data.features` must equal the model's `dims` and `data` must not be empty.
  * - Custom: each tensor N(0, initStd²) (zeros when `initStd` is 0 or absent).
+ * - Layers: per layer type, see `initLayers` (layers/init.ts).
  */
 export function initParameters(
   layout: ParameterLayout,
@@ -38,6 +41,10 @@ export function initParameters(
       const { offset, size } = layout.tensors[i]!;
       for (let j = offset; j < offset + size; j++) params[j] = std * rng.normal();
     });
+    return params;
+  }
+  if (spec.kind === 'layers') {
+    initLayers(planOf(spec), tensorOffsets(layout), params, rng);
     return params;
   }
   if (spec.kind === 'kmeans') {

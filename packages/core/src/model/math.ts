@@ -24,8 +24,16 @@
  * checks at the public entry points guarantee the array lengths.
  */
 import type { Batch } from '../data/dataset.ts';
+import { planOf } from './layers/graph.ts';
+import { LayersNetwork } from './layers/network.ts';
 import type { ParameterLayout } from './spec.ts';
-import { CUSTOM_MODEL_NEEDS_WEBGPU, denseWidths, inputSize } from './spec.ts';
+import {
+  CUSTOM_MODEL_NEEDS_WEBGPU,
+  denseWidths,
+  inputSize,
+  modelClasses,
+  tensorOffsets,
+} from './spec.ts';
 
 /**
  * Preallocated working memory for up to `capacity` samples of one model shape, so a training
@@ -44,6 +52,10 @@ export class ModelScratch {
   readonly nearest: Uint32Array;
   /** K-Means: squared distance to the nearest centre of each sample. */
   readonly nearestDistance: Float64Array;
+  /** `layers` models: the network with its workspaces; null for the other kinds. */
+  readonly layers: LayersNetwork | null = null;
+  /** `layers` models: the spec as JSON, which identifies the model shape. */
+  private readonly layersKey: string = '';
 
   constructor(layout: ParameterLayout, capacity: number) {
     if (!Number.isInteger(capacity) || capacity < 1) {
@@ -52,7 +64,13 @@ export class ModelScratch {
     this.capacity = capacity;
     const spec = layout.spec;
     if (spec.kind === 'custom') throw new RangeError(CUSTOM_MODEL_NEEDS_WEBGPU);
-    if (spec.kind === 'kmeans') {
+    if (spec.kind === 'layers') {
+      this.shape = [];
+      this.layers = new LayersNetwork(planOf(spec), tensorOffsets(layout), capacity);
+      this.layersKey = JSON.stringify(spec);
+      this.nearest = new Uint32Array(0);
+      this.nearestDistance = new Float64Array(0);
+    } else if (spec.kind === 'kmeans') {
       this.shape = [spec.dims, spec.clusters];
       this.nearest = new Uint32Array(capacity);
       this.nearestDistance = new Float64Array(capacity);
@@ -71,6 +89,9 @@ export class ModelScratch {
   /** True when this scratch was made for a model of `layout`'s shape. */
   fits(layout: ParameterLayout): boolean {
     const spec = layout.spec;
+    if (spec.kind === 'layers' || this.layers !== null) {
+      return spec.kind === 'layers' && JSON.stringify(spec) === this.layersKey;
+    }
     const shape = spec.kind === 'kmeans' ? [spec.dims, spec.clusters] : denseWidths(spec);
     return shape.length === this.shape.length && shape.every((w, i) => w === this.shape[i]);
   }
@@ -93,6 +114,10 @@ export function validateBatch(layout: ParameterLayout, batch: Batch): void {
   }
   if (spec.kind === 'kmeans') return;
   const labels = batch.labels;
+  if (spec.kind === 'layers') {
+    validateLayersBatch(layout, batch);
+    return;
+  }
   if (spec.kind === 'custom') {
     // A custom kernel may read labels or not; when it does they must fit its classes.
     if (labels === null || spec.classes === 0) return;
@@ -116,6 +141,41 @@ export function validateBatch(layout: ParameterLayout, batch: Batch): void {
     if (labels[i]! >= spec.classes) {
       throw new RangeError(
         `batch.labels[${i}] = ${labels[i]} is not below classes = ${spec.classes}`,
+      );
+    }
+  }
+}
+
+/**
+ * A `layers` batch: labels below the class count for `classify`; token ids (whole numbers below
+ * the vocabulary) wherever the first layer is an embedding, the targets of `next-token` included.
+ */
+function validateLayersBatch(layout: ParameterLayout, batch: Batch): void {
+  const spec = layout.spec;
+  if (spec.kind !== 'layers') return;
+  const plan = planOf(spec);
+  const labels = batch.labels;
+  if (plan.loss === 'classify') {
+    if (labels === null) throw new RangeError('a classify layers model needs labelled batches');
+    if (labels.length !== batch.size) {
+      throw new RangeError(`batch.labels has ${labels.length} entries, expected ${batch.size}`);
+    }
+    for (let i = 0; i < labels.length; i++) {
+      if (labels[i]! >= plan.classes) {
+        throw new RangeError(
+          `batch.labels[${i}] = ${labels[i]} is not below classes = ${plan.classes}`,
+        );
+      }
+    }
+  }
+  const first = plan.nodes[0]!;
+  if (first.op !== 'embedding') return;
+  const x = batch.x;
+  for (let i = 0; i < x.length; i++) {
+    const t = x[i]!;
+    if (!(Number.isInteger(t) && t >= 0 && t < first.vocab)) {
+      throw new RangeError(
+        `batch.x[${i}] = ${t} is not a token id below vocab = ${first.vocab} (sample ${Math.floor(i / plan.features)})`,
       );
     }
   }
@@ -355,6 +415,9 @@ export function lossAndGradient(
   checkParameters(layout, gradOut, 'gradOut');
   validateBatch(layout, batch);
   const work = scratchFor(layout, batch.size, scratch);
+  if (work.layers !== null) {
+    return work.layers.lossAndGradient(params, batch.x, batch.labels, batch.size, gradOut);
+  }
   return layout.spec.kind === 'kmeans'
     ? kmeansLossAndGradient(params, batch, gradOut, work)
     : classifierLossAndGradient(layout, params, batch, gradOut, work);
@@ -375,6 +438,10 @@ export function batchLoss(
   const spec = layout.spec;
   const rows = batch.size;
   let sum = 0;
+  if (work.layers !== null) {
+    const { lossSum, scored } = work.layers.evaluate(params, batch.x, batch.labels, rows);
+    return lossSum / scored;
+  }
   if (spec.kind === 'kmeans') {
     assignNearest(
       params,
@@ -386,7 +453,7 @@ export function batchLoss(
       work.nearestDistance,
     );
     for (let i = 0; i < rows; i++) sum += 0.5 * work.nearestDistance[i]!;
-  } else {
+  } else if (spec.kind !== 'layers') {
     const logits = denseStack(layout, params, batch.x, rows, work);
     const labels = batch.labels!;
     for (let i = 0; i < rows; i++) {
@@ -405,8 +472,9 @@ function checkRows(layout: ParameterLayout, x: Float32Array, rows: number): void
 }
 
 /**
- * Logits of a softmax or MLP model for the first `rows` samples of `x`. Returns a view into
- * `scratch` (valid until its next use), `rows × classes` floats, row-major.
+ * Logits of a softmax, MLP or `layers` model for the first `rows` samples of `x`. Returns a view
+ * into `scratch` (valid until its next use), `rows × classes` floats, row-major (for a
+ * next-token model `rows × positions × vocab`).
  */
 export function forwardLogits(
   layout: ParameterLayout,
@@ -421,6 +489,8 @@ export function forwardLogits(
   checkRows(layout, x, rows);
   if (rows === 0) return new Float32Array(0);
   const work = scratchFor(layout, rows, scratch);
+  if (work.layers !== null) return work.layers.forward(params, x, rows) as Float32Array;
+  if (spec.kind === 'layers') throw new RangeError('scratch was made for a different model shape');
   return denseStack(layout, params, x, rows, work).subarray(0, rows * spec.classes);
 }
 
@@ -459,15 +529,19 @@ export function predict(
 ): Uint32Array {
   const spec = layout.spec;
   if (spec.kind === 'kmeans') return nearestCentres(layout, params, x, rows).nearest;
+  if (spec.kind === 'layers' && planOf(spec).loss !== 'classify') {
+    throw new RangeError('predict needs a classifier; a next-token model predicts every position');
+  }
   const out = new Uint32Array(rows);
   const chunk = Math.min(Math.max(rows, 1), 256);
   const scratch = new ModelScratch(layout, chunk);
-  const features = spec.inputs;
+  const features = inputSize(spec);
+  const classes = modelClasses(spec);
   for (let start = 0; start < rows; start += chunk) {
     const n = Math.min(chunk, rows - start);
     const rowsX = x.subarray(start * features, (start + n) * features);
     const logits = forwardLogits(layout, params, rowsX, n, scratch);
-    for (let i = 0; i < n; i++) out[start + i] = argmax(logits, i * spec.classes, spec.classes);
+    for (let i = 0; i < n; i++) out[start + i] = argmax(logits, i * classes, classes);
   }
   return out;
 }

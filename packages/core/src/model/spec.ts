@@ -6,6 +6,8 @@
  * `blockSize` floats (the last one may be shorter); a block is the unit of exchange between
  * workers and of the Parzen test (DESIGN §3).
  */
+import { planOf } from './layers/graph.ts';
+import type { LayersSpec } from './layers/types.ts';
 
 /** Softmax regression: logits = x·W + b. */
 export interface SoftmaxSpec {
@@ -54,7 +56,9 @@ export interface CustomTensorSpec {
   readonly initStd?: number | undefined;
 }
 
-export type ModelSpec = SoftmaxSpec | MlpSpec | KMeansSpec | CustomSpec;
+export type { LayersSpec } from './layers/types.ts';
+
+export type ModelSpec = SoftmaxSpec | MlpSpec | KMeansSpec | CustomSpec | LayersSpec;
 
 export interface TensorLayout {
   /** Stable name, used in checkpoints and safetensors exports, e.g. `dense0.weight`. */
@@ -98,7 +102,17 @@ export function denseWidths(spec: ModelSpec): number[] {
 
 /** Number of input features a model consumes per sample. */
 export function inputSize(spec: ModelSpec): number {
+  if (spec.kind === 'layers') return planOf(spec).features;
   return spec.kind === 'kmeans' ? spec.dims : spec.inputs;
+}
+
+/**
+ * Classes a classifier's labels must stay below (for `layers`: the width of the logits, the
+ * vocabulary for next-token models); 0 for K-Means and unlabelled custom models.
+ */
+export function modelClasses(spec: ModelSpec): number {
+  if (spec.kind === 'layers') return planOf(spec).classes;
+  return spec.kind === 'kmeans' ? 0 : spec.classes;
 }
 
 /** Checks a spec's numbers and throws a RangeError that names the bad field. */
@@ -147,10 +161,14 @@ export function validateModelSpec(spec: ModelSpec): void {
       });
       break;
     }
+    case 'layers':
+      // Shape inference checks every layer; its errors name the layer and the dimension.
+      planOf(spec);
+      break;
     default: {
       const kind: unknown = (spec as { kind?: unknown }).kind;
       throw new RangeError(
-        `model.kind must be softmax, mlp, kmeans or custom, got ${String(kind)}`,
+        `model.kind must be softmax, mlp, kmeans, custom or layers, got ${String(kind)}`,
       );
     }
   }
@@ -177,6 +195,8 @@ export function parameterLayout(
     add('centres', [spec.clusters, spec.dims]);
   } else if (spec.kind === 'custom') {
     for (const t of spec.tensors) add(t.name, [...t.shape]);
+  } else if (spec.kind === 'layers') {
+    for (const t of planOf(spec).tensors) add(t.name, [...t.shape]);
   } else {
     const widths = denseWidths(spec);
     for (let l = 0; l + 1 < widths.length; l++) {
@@ -193,6 +213,11 @@ export function parameterLayout(
     blockSize,
     blockCount: Math.ceil(offset / blockSize),
   };
+}
+
+/** Where each tensor of a `layers` plan starts in the flat vector (plan order = layout order). */
+export function tensorOffsets(layout: ParameterLayout): number[] {
+  return layout.tensors.map((t) => t.offset);
 }
 
 /** Half-open float range [start, end) of block k. */
