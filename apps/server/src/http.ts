@@ -168,31 +168,20 @@ export function createHttpHandler(
     },
   ];
 
-  return (req, res) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    if (ctx.admin && /^\/api\/admin(\/|$)/.test(url.pathname)) {
-      ctx.admin(req, res);
-      return;
-    }
+  const dispatch = (req: IncomingMessage, res: ServerResponse): Promise<void> | void => {
+    const target = parseRequestTarget(req.url);
+    if (!target.ok) return sendJson(res, 400, { error: target.error });
+    const { pathname } = target.url;
+    if (ctx.admin && /^\/api\/admin(\/|$)/.test(pathname)) return ctx.admin(req, res);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      sendJson(res, 405, { error: `${req.method ?? 'this method'} is not allowed` });
-      return;
+      return sendJson(res, 405, { error: `${req.method ?? 'this method'} is not allowed` });
     }
     for (const route of routes) {
-      const m = url.pathname.match(route.pattern);
-      if (!m) continue;
-      Promise.resolve(route.handle(m, req, res)).catch((err: unknown) => {
-        ctx.log.error({ err, path: url.pathname }, 'http handler failed');
-        if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
-        else res.destroy();
-      });
-      return;
+      const m = pathname.match(route.pattern);
+      if (m) return route.handle(m, req, res);
     }
-    if (statics) {
-      statics(req, res, () => sendJson(res, 404, { error: 'not found' }));
-      return;
-    }
-    if (url.pathname === '/' || url.pathname === '/admin') {
+    if (statics) return statics(req, res, () => sendJson(res, 404, { error: 'not found' }));
+    if (pathname === '/' || pathname === '/admin') {
       res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8' });
       res.end(
         'The meshgrad client has not been built: run `npm start` (it builds it) or `npm run build`.\n',
@@ -201,4 +190,58 @@ export function createHttpHandler(
     }
     sendJson(res, 404, { error: 'not found' });
   };
+
+  return (req, res) => {
+    // Why: this is the one boundary every request crosses; a throw or rejection from any route
+    // must end as an answer to that request, never as an uncaught error that exits the process.
+    const fail = (err: unknown) => {
+      ctx.log.error({ err, method: req.method, path: safePath(req.url) }, 'http handler failed');
+      if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
+      else res.destroy();
+    };
+    try {
+      const pending = dispatch(req, res);
+      if (pending) pending.catch(fail);
+    } catch (err) {
+      fail(err);
+    }
+  };
+}
+
+/** The longest request target echoed into a log line. */
+const MAX_LOGGED_PATH = 200;
+
+/** A request target for a log line: cut short, so a client cannot write big lines into the log. */
+function safePath(target: string | undefined): string {
+  return (target ?? '').slice(0, MAX_LOGGED_PATH);
+}
+
+export type RequestTarget =
+  { readonly ok: true; readonly url: URL } | { readonly ok: false; readonly error: string };
+
+/**
+ * Reads a request target in origin form (`/path?query`, RFC 9112 §3.2.1). Anything else, such as
+ * `//host:port/` (which `new URL(target, base)` reads as another host, and throws on when the
+ * host is invalid), an absolute URL or a broken `%` escape, is refused with the reason.
+ */
+export function parseRequestTarget(target: string | undefined): RequestTarget {
+  const raw = target ?? '/';
+  const bad = (why: string): RequestTarget => ({
+    ok: false,
+    error: `malformed request path: ${why}`,
+  });
+  if (!raw.startsWith('/')) return bad('it must start with "/"');
+  if (raw.startsWith('//')) return bad('it must not start with "//"');
+  const queryAt = raw.indexOf('?');
+  const rawPath = queryAt === -1 ? raw : raw.slice(0, queryAt);
+  try {
+    decodeURIComponent(rawPath);
+  } catch {
+    return bad('it has a "%" that is not followed by two hex digits');
+  }
+  try {
+    return { ok: true, url: new URL(raw, 'http://localhost') };
+  } catch {
+    return bad('it is not a valid URL path');
+  }
 }
