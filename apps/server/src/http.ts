@@ -4,6 +4,7 @@ import sirv from 'sirv';
 import type { Job } from './jobs/job.ts';
 import type { Logger } from './logger.ts';
 import type { ServerMetrics } from './metrics.ts';
+import type { MetricsRange } from './metrics-history.ts';
 import type { DataStore } from './store.ts';
 
 /** Shards never change for a given spec; clients and proxies may keep them for a day. */
@@ -80,8 +81,13 @@ export function createHttpHandler(
       handle: (_m, _req, res) => {
         let workers = 0;
         for (const j of ctx.jobs.values()) workers += j.workers.size;
+        // Why 200 when degraded: the process serves and keeps training; what fails is named so
+        // that whoever watches can act, and a load balancer does not drop a working process.
+        const degraded = ctx.store.health.problems();
         sendJson(res, 200, {
           ok: true,
+          status: degraded.length ? 'degraded' : 'ok',
+          ...(degraded.length ? { degraded } : {}),
           uptimeSec: Math.round((Date.now() - ctx.startedAt) / 1000),
           jobs: ctx.jobs.size,
           workers,
@@ -133,9 +139,7 @@ export function createHttpHandler(
           );
         }
         const manifest =
-          which === 'latest'
-            ? job.latest
-            : (await ctx.store.listCheckpoints(job.id)).find((c) => c.seq === Number(which));
+          which === 'latest' ? job.latest : await ctx.store.checkpoint(job.id, Number(which));
         if (!manifest) return sendJson(res, 404, { error: 'no such checkpoint' });
         const params =
           manifest.seq === job.latest?.seq
@@ -156,14 +160,13 @@ export function createHttpHandler(
     },
     {
       pattern: /^\/api\/jobs\/([a-z0-9_-]+)\/metrics$/,
-      handle: async (m, _req, res) => {
+      handle: async (m, req, res) => {
         const job = ctx.jobs.get(m[1] as string);
         if (!job) return sendJson(res, 404, { error: 'no such job' });
-        sendJson(res, 200, {
-          job: job.id,
-          samples: job.samples,
-          history: await ctx.store.readMetrics(job.id),
-        });
+        const range = parseMetricsRange(new URL(req.url ?? '/', 'http://localhost').searchParams);
+        if (!range.ok) return sendJson(res, 400, { error: range.error });
+        const answer = await ctx.store.queryMetrics(job.id, range.range);
+        sendJson(res, 200, { job: job.id, samples: job.samples, ...answer });
       },
     },
   ];
@@ -205,6 +208,38 @@ export function createHttpHandler(
     } catch (err) {
       fail(err);
     }
+  };
+}
+
+/**
+ * `?since=&until=&limit=` of a metrics request: times as ISO strings or epoch milliseconds,
+ * limit a positive integer (capped by the history, see metrics-history.ts).
+ */
+export function parseMetricsRange(
+  query: URLSearchParams,
+): { ok: true; range: MetricsRange } | { ok: false; error: string } {
+  const time = (name: 'since' | 'until'): number | undefined | string => {
+    const raw = query.get(name);
+    if (raw === null || raw === '') return undefined;
+    const ms = /^\d+$/.test(raw) ? Number(raw) : Date.parse(raw);
+    return Number.isFinite(ms) ? ms : `${name} must be an ISO time or epoch milliseconds`;
+  };
+  const since = time('since');
+  const until = time('until');
+  if (typeof since === 'string') return { ok: false, error: since };
+  if (typeof until === 'string') return { ok: false, error: until };
+  const rawLimit = query.get('limit');
+  const limit = rawLimit === null || rawLimit === '' ? undefined : Number(rawLimit);
+  if (limit !== undefined && (!Number.isInteger(limit) || limit < 1)) {
+    return { ok: false, error: 'limit must be a positive integer' };
+  }
+  return {
+    ok: true,
+    range: {
+      ...(since !== undefined ? { since } : {}),
+      ...(until !== undefined ? { until } : {}),
+      ...(limit !== undefined ? { limit } : {}),
+    },
   };
 }
 
