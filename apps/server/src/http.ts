@@ -4,6 +4,7 @@ import sirv from 'sirv';
 import type { Job } from './jobs/job.ts';
 import type { Logger } from './logger.ts';
 import type { ServerMetrics } from './metrics.ts';
+import type { MetricsRange } from './metrics-history.ts';
 import type { DataStore } from './store.ts';
 
 /** Shards never change for a given spec; clients and proxies may keep them for a day. */
@@ -80,8 +81,13 @@ export function createHttpHandler(
       handle: (_m, _req, res) => {
         let workers = 0;
         for (const j of ctx.jobs.values()) workers += j.workers.size;
+        // Why 200 when degraded: the process serves and keeps training; what fails is named so
+        // that whoever watches can act, and a load balancer does not drop a working process.
+        const degraded = ctx.store.health.problems();
         sendJson(res, 200, {
           ok: true,
+          status: degraded.length ? 'degraded' : 'ok',
+          ...(degraded.length ? { degraded } : {}),
           uptimeSec: Math.round((Date.now() - ctx.startedAt) / 1000),
           jobs: ctx.jobs.size,
           workers,
@@ -133,9 +139,7 @@ export function createHttpHandler(
           );
         }
         const manifest =
-          which === 'latest'
-            ? job.latest
-            : (await ctx.store.listCheckpoints(job.id)).find((c) => c.seq === Number(which));
+          which === 'latest' ? job.latest : await ctx.store.checkpoint(job.id, Number(which));
         if (!manifest) return sendJson(res, 404, { error: 'no such checkpoint' });
         const params =
           manifest.seq === job.latest?.seq
@@ -156,43 +160,31 @@ export function createHttpHandler(
     },
     {
       pattern: /^\/api\/jobs\/([a-z0-9_-]+)\/metrics$/,
-      handle: async (m, _req, res) => {
+      handle: async (m, req, res) => {
         const job = ctx.jobs.get(m[1] as string);
         if (!job) return sendJson(res, 404, { error: 'no such job' });
-        sendJson(res, 200, {
-          job: job.id,
-          samples: job.samples,
-          history: await ctx.store.readMetrics(job.id),
-        });
+        const range = parseMetricsRange(new URL(req.url ?? '/', 'http://localhost').searchParams);
+        if (!range.ok) return sendJson(res, 400, { error: range.error });
+        const answer = await ctx.store.queryMetrics(job.id, range.range);
+        sendJson(res, 200, { job: job.id, samples: job.samples, ...answer });
       },
     },
   ];
 
-  return (req, res) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    if (ctx.admin && /^\/api\/admin(\/|$)/.test(url.pathname)) {
-      ctx.admin(req, res);
-      return;
-    }
+  const dispatch = (req: IncomingMessage, res: ServerResponse): Promise<void> | void => {
+    const target = parseRequestTarget(req.url);
+    if (!target.ok) return sendJson(res, 400, { error: target.error });
+    const { pathname } = target.url;
+    if (ctx.admin && /^\/api\/admin(\/|$)/.test(pathname)) return ctx.admin(req, res);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      sendJson(res, 405, { error: `${req.method ?? 'this method'} is not allowed` });
-      return;
+      return sendJson(res, 405, { error: `${req.method ?? 'this method'} is not allowed` });
     }
     for (const route of routes) {
-      const m = url.pathname.match(route.pattern);
-      if (!m) continue;
-      Promise.resolve(route.handle(m, req, res)).catch((err: unknown) => {
-        ctx.log.error({ err, path: url.pathname }, 'http handler failed');
-        if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
-        else res.destroy();
-      });
-      return;
+      const m = pathname.match(route.pattern);
+      if (m) return route.handle(m, req, res);
     }
-    if (statics) {
-      statics(req, res, () => sendJson(res, 404, { error: 'not found' }));
-      return;
-    }
-    if (url.pathname === '/' || url.pathname === '/admin') {
+    if (statics) return statics(req, res, () => sendJson(res, 404, { error: 'not found' }));
+    if (pathname === '/' || pathname === '/admin') {
       res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8' });
       res.end(
         'The meshgrad client has not been built: run `npm start` (it builds it) or `npm run build`.\n',
@@ -201,4 +193,90 @@ export function createHttpHandler(
     }
     sendJson(res, 404, { error: 'not found' });
   };
+
+  return (req, res) => {
+    // Why: this is the one boundary every request crosses; a throw or rejection from any route
+    // must end as an answer to that request, never as an uncaught error that exits the process.
+    const fail = (err: unknown) => {
+      ctx.log.error({ err, method: req.method, path: safePath(req.url) }, 'http handler failed');
+      if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
+      else res.destroy();
+    };
+    try {
+      const pending = dispatch(req, res);
+      if (pending) pending.catch(fail);
+    } catch (err) {
+      fail(err);
+    }
+  };
+}
+
+/**
+ * `?since=&until=&limit=` of a metrics request: times as ISO strings or epoch milliseconds,
+ * limit a positive integer (capped by the history, see metrics-history.ts).
+ */
+export function parseMetricsRange(
+  query: URLSearchParams,
+): { ok: true; range: MetricsRange } | { ok: false; error: string } {
+  const time = (name: 'since' | 'until'): number | undefined | string => {
+    const raw = query.get(name);
+    if (raw === null || raw === '') return undefined;
+    const ms = /^\d+$/.test(raw) ? Number(raw) : Date.parse(raw);
+    return Number.isFinite(ms) ? ms : `${name} must be an ISO time or epoch milliseconds`;
+  };
+  const since = time('since');
+  const until = time('until');
+  if (typeof since === 'string') return { ok: false, error: since };
+  if (typeof until === 'string') return { ok: false, error: until };
+  const rawLimit = query.get('limit');
+  const limit = rawLimit === null || rawLimit === '' ? undefined : Number(rawLimit);
+  if (limit !== undefined && (!Number.isInteger(limit) || limit < 1)) {
+    return { ok: false, error: 'limit must be a positive integer' };
+  }
+  return {
+    ok: true,
+    range: {
+      ...(since !== undefined ? { since } : {}),
+      ...(until !== undefined ? { until } : {}),
+      ...(limit !== undefined ? { limit } : {}),
+    },
+  };
+}
+
+/** The longest request target echoed into a log line. */
+const MAX_LOGGED_PATH = 200;
+
+/** A request target for a log line: cut short, so a client cannot write big lines into the log. */
+function safePath(target: string | undefined): string {
+  return (target ?? '').slice(0, MAX_LOGGED_PATH);
+}
+
+export type RequestTarget =
+  { readonly ok: true; readonly url: URL } | { readonly ok: false; readonly error: string };
+
+/**
+ * Reads a request target in origin form (`/path?query`, RFC 9112 §3.2.1). Anything else, such as
+ * `//host:port/` (which `new URL(target, base)` reads as another host, and throws on when the
+ * host is invalid), an absolute URL or a broken `%` escape, is refused with the reason.
+ */
+export function parseRequestTarget(target: string | undefined): RequestTarget {
+  const raw = target ?? '/';
+  const bad = (why: string): RequestTarget => ({
+    ok: false,
+    error: `malformed request path: ${why}`,
+  });
+  if (!raw.startsWith('/')) return bad('it must start with "/"');
+  if (raw.startsWith('//')) return bad('it must not start with "//"');
+  const queryAt = raw.indexOf('?');
+  const rawPath = queryAt === -1 ? raw : raw.slice(0, queryAt);
+  try {
+    decodeURIComponent(rawPath);
+  } catch {
+    return bad('it has a "%" that is not followed by two hex digits');
+  }
+  try {
+    return { ok: true, url: new URL(raw, 'http://localhost') };
+  } catch {
+    return bad('it is not a valid URL path');
+  }
 }

@@ -57,6 +57,13 @@ export class ServerMetrics {
     registers: [this.registry],
   });
 
+  readonly durableWriteFailures = new Counter({
+    name: 'meshgrad_durable_write_failures_total',
+    help: 'Failed writes to the data directory, per kind of file; outcome says whether it was tried again',
+    labelNames: ['file', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'meshgrad_process_' });
   }

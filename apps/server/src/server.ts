@@ -9,10 +9,11 @@ import { DEFAULT_JOB, parseJobSpec, type JobSpec } from './jobs/job-spec.ts';
 import { Job } from './jobs/job.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { ServerMetrics } from './metrics.ts';
-import { DataStore } from './store.ts';
+import { DataStore, type CheckpointRetention } from './store.ts';
 import { checkIceOptions, iceConfigFor, type IceOptions } from './turn.ts';
 import { Cluster } from './scale/cluster.ts';
 import { VolunteerHub, type VolunteerNamespace } from './volunteer.ts';
+import { WriteHealth } from './write-health.ts';
 
 /** How often jobs run their periodic work (ms). */
 export const TICK_MS = 1_000;
@@ -37,6 +38,8 @@ export interface ServerOptions extends IceOptions {
    * processes on the same Redis, so they act as one server (docs/scale-out.md). Default: alone.
    */
   readonly redis?: string;
+  /** Which checkpoints are kept; default the newest 10 and the best (store.ts). */
+  readonly checkpointRetention?: CheckpointRetention;
 }
 
 export interface MeshgradServer {
@@ -71,10 +74,14 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
   const log = options.logger ?? createLogger(options.logLevel);
   checkIceOptions(options);
   const dataDir = path.resolve(options.dataDir ?? './.meshgrad');
-  const store = new DataStore(dataDir);
+  const metrics = new ServerMetrics();
+  const store = new DataStore(dataDir, {
+    log,
+    health: new WriteHealth(log, metrics.durableWriteFailures),
+    ...(options.checkpointRetention ? { retention: options.checkpointRetention } : {}),
+  });
   await store.init();
   const adminToken = await store.adminToken(options.adminToken ?? process.env.MESHGRAD_ADMIN_TOKEN);
-  const metrics = new ServerMetrics();
 
   const specs: JobSpec[] = (options.jobs ?? [DEFAULT_JOB]).map((s) => parseJobSpec(s));
   const jobs = new Map<string, Job>();

@@ -1,8 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { z } from 'zod';
 import type { AdminMetricsRecord, AdminWorkerRecord, WorkerSettings } from '@meshgrad/core';
+import { createLogger, type Logger } from './logger.ts';
+import {
+  METRICS_TAIL_BYTES,
+  MetricsHistory,
+  type MetricsAnswer,
+  type MetricsRange,
+} from './metrics-history.ts';
+import { WriteHealth, type DurableFile } from './write-health.ts';
 
 /** Everything the server persists about a job (DESIGN §5). */
 export interface CheckpointManifest {
@@ -85,36 +94,122 @@ export interface JobProgress {
 }
 
 /**
- * Writes `data` to `file` atomically: a temporary file in the same directory, fsync, rename.
- * A crash mid-write leaves the old file intact.
+ * The file-system calls the store makes. Tests of the code around the store hand in one that
+ * fails on purpose (a full disk cannot be made on demand); everyone else gets node's.
  */
-export async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
-  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  const handle = await fs.open(tmp, 'w', 0o600);
-  try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await fs.rename(tmp, file);
+export type FileSystem = Pick<
+  typeof fs,
+  'appendFile' | 'mkdir' | 'open' | 'readFile' | 'readdir' | 'rename' | 'stat' | 'unlink'
+>;
+
+/** Which checkpoints survive pruning: the newest `keepLast` and the one with the best test loss. */
+export interface CheckpointRetention {
+  readonly keepLast: number;
 }
 
-async function readJson<T>(file: string): Promise<T | null> {
+/** Keeps 10 checkpoints (about 4 MB for the built-in MNIST MLP) besides the best one. */
+export const DEFAULT_CHECKPOINT_RETENTION: CheckpointRetention = { keepLast: 10 };
+
+export interface DataStoreOptions {
+  /** Default: silent. */
+  readonly log?: Logger;
+  /** Where failing writes are reported; default one of its own. */
+  readonly health?: WriteHealth;
+  readonly retention?: CheckpointRetention;
+  readonly files?: FileSystem;
+}
+
+/** Tries of an append before its line is given up; the waits between them. */
+const APPEND_RETRY_DELAYS_MS = [100, 400] as const;
+/** Manifests read at once when a job's checkpoint index is built. */
+const MANIFEST_READ_BATCH = 64;
+/** Temporary files of `writeFileAtomic`, left behind by a crash or a full disk. */
+const TEMPORARY_FILE = /\.\d+\.[0-9a-f]{8}\.tmp$/;
+
+/**
+ * Writes `data` to `file` atomically: a temporary file in the same directory, fsync, rename.
+ * A crash mid-write leaves the old file intact; a failed write removes its temporary file.
+ */
+export async function writeFileAtomic(
+  file: string,
+  data: string | Uint8Array,
+  files: FileSystem = fs,
+): Promise<void> {
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   try {
-    return JSON.parse(await fs.readFile(file, 'utf8')) as T;
+    const handle = await files.open(tmp, 'w', 0o600);
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await files.rename(tmp, file);
+  } catch (err) {
+    // Why: on a full disk the half-written temporary file is what keeps the disk full.
+    await files.unlink(tmp).catch(() => undefined);
+    throw err;
+  }
+}
+
+async function readJson<T>(file: string, files: FileSystem = fs): Promise<T | null> {
+  try {
+    return JSON.parse(await files.readFile(file, 'utf8')) as T;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw new Error(`cannot read ${file}: ${(err as Error).message}`, { cause: err });
   }
 }
 
+const errorCode = (err: unknown) => (err as NodeJS.ErrnoException | undefined)?.code;
+
 /** The data directory: `<dataDir>/jobs/<job>/{spec.json, progress.json, checkpoints/, metrics.jsonl, events.jsonl}`. */
 export class DataStore {
-  constructor(readonly dir: string) {}
+  readonly health: WriteHealth;
+  readonly retention: CheckpointRetention;
+  private readonly log: Logger;
+  private readonly files: FileSystem;
+  /** Per job: its checkpoint manifests by seq, read from disk once. */
+  private readonly checkpointIndex = new Map<string, Promise<Map<number, CheckpointManifest>>>();
+  private readonly histories = new Map<string, Promise<MetricsHistory>>();
 
+  constructor(
+    readonly dir: string,
+    options: DataStoreOptions = {},
+  ) {
+    this.log = options.log ?? createLogger('silent');
+    this.health = options.health ?? new WriteHealth(this.log);
+    this.retention = options.retention ?? DEFAULT_CHECKPOINT_RETENTION;
+    this.files = options.files ?? fs;
+    if (!Number.isInteger(this.retention.keepLast) || this.retention.keepLast < 1) {
+      throw new Error(`checkpoint retention must keep at least 1, not ${this.retention.keepLast}`);
+    }
+  }
+
+  /** Creates the directory and removes temporary files a crash or a full disk left behind. */
   async init(): Promise<void> {
-    await fs.mkdir(path.join(this.dir, 'jobs'), { recursive: true });
+    await this.files.mkdir(path.join(this.dir, 'jobs'), { recursive: true });
+    const dirs = [this.dir];
+    for (const job of await this.listJobs()) {
+      dirs.push(this.jobDir(job), path.join(this.jobDir(job), 'checkpoints'));
+    }
+    let removed = 0;
+    for (const dir of dirs) {
+      let names: string[];
+      try {
+        names = await this.files.readdir(dir);
+      } catch {
+        continue;
+      }
+      for (const name of names.filter((n) => TEMPORARY_FILE.test(n))) {
+        await this.files.unlink(path.join(dir, name)).then(
+          () => removed++,
+          () => undefined,
+        );
+      }
+    }
+    if (removed > 0)
+      this.log.info({ removed }, 'removed temporary files left in the data directory');
   }
 
   /**
@@ -125,13 +220,13 @@ export class DataStore {
     if (fromEnv) return fromEnv;
     const file = path.join(this.dir, 'admin-token');
     try {
-      const token = (await fs.readFile(file, 'utf8')).trim();
+      const token = (await this.files.readFile(file, 'utf8')).trim();
       if (token) return token;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      if (errorCode(err) !== 'ENOENT') throw err;
     }
     const token = randomBytes(24).toString('base64url');
-    await writeFileAtomic(file, token + '\n');
+    await writeFileAtomic(file, token + '\n', this.files);
     return token;
   }
 
@@ -140,66 +235,202 @@ export class DataStore {
   }
 
   async listJobs(): Promise<string[]> {
-    const entries = await fs.readdir(path.join(this.dir, 'jobs'), { withFileTypes: true });
+    const entries = await this.files.readdir(path.join(this.dir, 'jobs'), { withFileTypes: true });
     return entries.filter((e) => e.isDirectory()).map((e) => e.name);
   }
 
+  /** Runs a durable write, reporting its failure or success to `health`; a failure rethrows. */
+  private async tracked<T>(file: DurableFile, job: string, write: () => Promise<T>): Promise<T> {
+    try {
+      const out = await write();
+      this.health.succeeded(file, job);
+      return out;
+    } catch (err) {
+      this.health.failed(file, job, err, 'failed');
+      throw err;
+    }
+  }
+
+  /** Saves the spec unless the saved one is the same: a restart on a full disk writes nothing. */
   async saveSpec(job: string, spec: unknown): Promise<void> {
-    await fs.mkdir(path.join(this.jobDir(job), 'checkpoints'), { recursive: true });
-    await writeFileAtomic(path.join(this.jobDir(job), 'spec.json'), JSON.stringify(spec, null, 2));
+    const text = JSON.stringify(spec, null, 2);
+    const file = path.join(this.jobDir(job), 'spec.json');
+    const saved = await this.files.readFile(file, 'utf8').catch(() => null);
+    if (saved === text) return;
+    await this.tracked('spec', job, async () => {
+      await this.files.mkdir(path.join(this.jobDir(job), 'checkpoints'), { recursive: true });
+      await writeFileAtomic(file, text, this.files);
+    });
   }
 
   loadSpec(job: string): Promise<unknown> {
-    return readJson(path.join(this.jobDir(job), 'spec.json'));
+    return readJson(path.join(this.jobDir(job), 'spec.json'), this.files);
   }
 
-  async saveProgress(job: string, progress: JobProgress): Promise<void> {
-    await writeFileAtomic(path.join(this.jobDir(job), 'progress.json'), JSON.stringify(progress));
+  saveProgress(job: string, progress: JobProgress): Promise<void> {
+    return this.tracked('progress', job, () =>
+      writeFileAtomic(
+        path.join(this.jobDir(job), 'progress.json'),
+        JSON.stringify(progress),
+        this.files,
+      ),
+    );
   }
 
   loadProgress(job: string): Promise<JobProgress | null> {
-    return readJson<JobProgress>(path.join(this.jobDir(job), 'progress.json'));
+    return readJson<JobProgress>(path.join(this.jobDir(job), 'progress.json'), this.files);
   }
 
-  /** Writes weights then manifest, then points `latest.json` at it; each step atomic. */
+  private checkpointDir(job: string): string {
+    return path.join(this.jobDir(job), 'checkpoints');
+  }
+
+  /**
+   * Writes weights then manifest, then points `latest.json` at it; each step atomic. Then prunes
+   * to the retention policy; a failed prune is logged, never the checkpoint's failure.
+   */
   async saveCheckpoint(manifest: CheckpointManifest, params: Float32Array): Promise<void> {
-    const dir = path.join(this.jobDir(manifest.job), 'checkpoints');
-    await fs.mkdir(dir, { recursive: true });
-    await writeFileAtomic(
-      path.join(dir, manifest.file),
-      new Uint8Array(params.buffer, params.byteOffset, params.byteLength),
-    );
-    await writeFileAtomic(
-      path.join(dir, `${manifest.seq}.json`),
-      JSON.stringify(manifest, null, 2),
-    );
-    await writeFileAtomic(path.join(dir, 'latest.json'), JSON.stringify(manifest, null, 2));
+    const dir = this.checkpointDir(manifest.job);
+    const index = await this.index(manifest.job);
+    await this.tracked('checkpoint', manifest.job, async () => {
+      await this.files.mkdir(dir, { recursive: true });
+      await writeFileAtomic(
+        path.join(dir, manifest.file),
+        new Uint8Array(params.buffer, params.byteOffset, params.byteLength),
+        this.files,
+      );
+      const text = JSON.stringify(manifest, null, 2);
+      await writeFileAtomic(path.join(dir, `${manifest.seq}.json`), text, this.files);
+      index.set(manifest.seq, manifest);
+      await writeFileAtomic(path.join(dir, 'latest.json'), text, this.files);
+    });
+    await this.prune(manifest.job, index).catch((err: unknown) => {
+      this.log.warn({ err, job: manifest.job }, 'could not prune old checkpoints');
+    });
   }
 
-  latestCheckpoint(job: string): Promise<CheckpointManifest | null> {
-    return readJson<CheckpointManifest>(path.join(this.jobDir(job), 'checkpoints', 'latest.json'));
+  /** Deletes the checkpoints the retention policy does not keep (the newest is always kept). */
+  private async prune(job: string, index: Map<number, CheckpointManifest>): Promise<void> {
+    const bySeq = [...index.values()].sort((a, b) => a.seq - b.seq);
+    const keep = new Set(bySeq.slice(-this.retention.keepLast).map((m) => m.seq));
+    const best = bySeq.reduce<CheckpointManifest | null>(
+      (b, m) => (Number.isFinite(m.testLoss) && (!b || m.testLoss < b.testLoss) ? m : b),
+      null,
+    );
+    if (best) keep.add(best.seq);
+    const dir = this.checkpointDir(job);
+    for (const m of bySeq) {
+      if (keep.has(m.seq)) continue;
+      // The manifest goes first: a manifest without its weights would be listed but unreadable.
+      for (const name of [`${m.seq}.json`, m.file]) {
+        await this.files.unlink(path.join(dir, name)).catch((err: unknown) => {
+          if (errorCode(err) !== 'ENOENT') throw err;
+        });
+      }
+      index.delete(m.seq);
+    }
+  }
+
+  /** A job's manifests by seq: read from disk on first use, then kept up to date in memory. */
+  private index(job: string): Promise<Map<number, CheckpointManifest>> {
+    let index = this.checkpointIndex.get(job);
+    if (!index) {
+      index = this.readIndex(job);
+      this.checkpointIndex.set(job, index);
+      index.catch(() => this.checkpointIndex.delete(job));
+    }
+    return index;
+  }
+
+  private async readIndex(job: string): Promise<Map<number, CheckpointManifest>> {
+    const dir = this.checkpointDir(job);
+    let names: string[];
+    try {
+      names = await this.files.readdir(dir);
+    } catch {
+      return new Map();
+    }
+    const index = new Map<number, CheckpointManifest>();
+    const manifests = names.filter((n) => /^\d+\.json$/.test(n));
+    for (let i = 0; i < manifests.length; i += MANIFEST_READ_BATCH) {
+      const batch = manifests.slice(i, i + MANIFEST_READ_BATCH);
+      const read = await Promise.all(
+        batch.map((name) =>
+          readJson<CheckpointManifest>(path.join(dir, name), this.files).catch((err: unknown) => {
+            this.log.warn({ err, job, file: name }, 'skipped an unreadable checkpoint manifest');
+            return null;
+          }),
+        ),
+      );
+      for (const m of read) if (m && Number.isInteger(m.seq)) index.set(m.seq, m);
+    }
+    return index;
+  }
+
+  /**
+   * The newest checkpoint whose manifest and weights read back whole. `latest.json` is tried
+   * first; when it or its weights are unreadable or truncated, the numbered manifests are tried
+   * newest first, and the log says which one the job resumes from.
+   */
+  async latestCheckpoint(job: string): Promise<CheckpointManifest | null> {
+    let latest: CheckpointManifest | null = null;
+    let problem: string | null = null;
+    try {
+      latest = await readJson<CheckpointManifest>(
+        path.join(this.checkpointDir(job), 'latest.json'),
+        this.files,
+      );
+      if (latest) problem = await this.weightsProblem(latest);
+    } catch (err) {
+      problem = (err as Error).message;
+    }
+    if (latest && problem === null) return latest;
+    const index = await this.index(job);
+    if (!latest && problem === null && index.size === 0) return null;
+    const candidates = [...index.values()].sort((a, b) => b.seq - a.seq);
+    for (const m of candidates) {
+      const why = await this.weightsProblem(m);
+      if (why === null) {
+        this.log.warn(
+          { job, resumedFrom: m.seq, latest: latest?.seq ?? null, problem },
+          'the latest checkpoint is unreadable: resuming from the newest readable one',
+        );
+        return m;
+      }
+    }
+    this.log.warn(
+      { job, problem },
+      'no readable checkpoint: the job starts from its initial model',
+    );
+    return null;
+  }
+
+  /** Why a checkpoint's weights cannot be read back, or null when they can. */
+  private async weightsProblem(m: CheckpointManifest): Promise<string | null> {
+    if (typeof m.file !== 'string' || !Number.isInteger(m.parameters))
+      return 'a malformed manifest';
+    try {
+      const stat = await this.files.stat(path.join(this.checkpointDir(m.job), m.file));
+      return stat.size === m.parameters * 4
+        ? null
+        : `${m.file} has ${stat.size} bytes, expected ${m.parameters * 4}`;
+    } catch (err) {
+      return `${m.file}: ${(err as Error).message}`;
+    }
   }
 
   async listCheckpoints(job: string): Promise<CheckpointManifest[]> {
-    const dir = path.join(this.jobDir(job), 'checkpoints');
-    let names: string[];
-    try {
-      names = await fs.readdir(dir);
-    } catch {
-      return [];
-    }
-    const manifests: CheckpointManifest[] = [];
-    for (const name of names) {
-      if (!/^\d+\.json$/.test(name)) continue;
-      const m = await readJson<CheckpointManifest>(path.join(dir, name));
-      if (m) manifests.push(m);
-    }
-    return manifests.sort((a, b) => a.seq - b.seq);
+    return [...(await this.index(job)).values()].sort((a, b) => a.seq - b.seq);
+  }
+
+  /** One checkpoint's manifest by number, without listing the others. */
+  async checkpoint(job: string, seq: number): Promise<CheckpointManifest | null> {
+    return (await this.index(job)).get(seq) ?? null;
   }
 
   async readCheckpoint(manifest: CheckpointManifest): Promise<Float32Array> {
-    const buf = await fs.readFile(
-      path.join(this.jobDir(manifest.job), 'checkpoints', manifest.file),
+    const buf = await this.files.readFile(
+      path.join(this.checkpointDir(manifest.job), manifest.file),
     );
     if (buf.byteLength !== manifest.parameters * 4) {
       throw new Error(
@@ -211,34 +442,96 @@ export class DataStore {
     return out;
   }
 
-  async appendMetrics(job: string, record: MetricsRecord): Promise<void> {
-    await fs.appendFile(
-      path.join(this.jobDir(job), 'metrics.jsonl'),
-      JSON.stringify(record) + '\n',
-    );
-  }
-
-  async readMetrics(job: string): Promise<MetricsRecord[]> {
-    let text: string;
-    try {
-      text = await fs.readFile(path.join(this.jobDir(job), 'metrics.jsonl'), 'utf8');
-    } catch {
-      return [];
-    }
-    const out: MetricsRecord[] = [];
-    for (const line of text.split('\n')) {
-      if (!line.trim()) continue;
+  /**
+   * Appends a line, trying again after a short wait when it fails. Never rejects: a line that
+   * cannot be written is counted and reported to `health`, and the job goes on.
+   */
+  private async append(file: 'events' | 'metrics', job: string, line: string): Promise<boolean> {
+    const target = path.join(this.jobDir(job), `${file}.jsonl`);
+    for (let attempt = 0; ; attempt++) {
       try {
-        out.push(JSON.parse(line) as MetricsRecord);
-      } catch {
-        // A torn last line after a crash: skip it, keep the rest.
+        await this.files.appendFile(target, line);
+        this.health.succeeded(file, job);
+        return true;
+      } catch (err) {
+        const wait = APPEND_RETRY_DELAYS_MS[attempt];
+        this.health.failed(file, job, err, wait === undefined ? 'failed' : 'retried');
+        if (wait === undefined) return false;
+        await delay(wait);
       }
     }
-    return out;
   }
 
+  private history(job: string): Promise<MetricsHistory> {
+    let history = this.histories.get(job);
+    if (!history) {
+      history = this.readHistory(job);
+      this.histories.set(job, history);
+      history.catch(() => this.histories.delete(job));
+    }
+    return history;
+  }
+
+  /** Loads a history from the tail of its file: a bounded read and parse, however big the file. */
+  private async readHistory(job: string): Promise<MetricsHistory> {
+    const history = new MetricsHistory();
+    let handle;
+    try {
+      handle = await this.files.open(path.join(this.jobDir(job), 'metrics.jsonl'), 'r');
+    } catch (err) {
+      if (errorCode(err) === 'ENOENT') return history;
+      throw err;
+    }
+    try {
+      const { size } = await handle.stat();
+      const length = Math.min(size, METRICS_TAIL_BYTES);
+      const buf = Buffer.alloc(length);
+      await handle.read(buf, 0, length, size - length);
+      history.load(buf.toString('utf8'), length < size, size);
+    } finally {
+      await handle.close();
+    }
+    return history;
+  }
+
+  /** Appends a record; a file past its cap is rewritten from the bounded history. Never rejects. */
+  async appendMetrics(job: string, record: MetricsRecord): Promise<void> {
+    let history: MetricsHistory | null = null;
+    try {
+      history = await this.history(job);
+    } catch (err) {
+      this.log.warn({ err, job }, 'cannot read the metrics history; appending without it');
+    }
+    const line = JSON.stringify(record) + '\n';
+    if (!(await this.append('metrics', job, line)) || !history) return;
+    history.add(record);
+    history.fileBytes += Buffer.byteLength(line);
+    if (history.needsCompaction) {
+      const text = history.text();
+      await this.tracked('metrics', job, () =>
+        writeFileAtomic(path.join(this.jobDir(job), 'metrics.jsonl'), text, this.files),
+      ).then(
+        () => {
+          history.fileBytes = Buffer.byteLength(text);
+        },
+        () => undefined,
+      );
+    }
+  }
+
+  /** Metrics records in `range` (see MetricsHistory.query), from memory. */
+  async queryMetrics(job: string, range: MetricsRange = {}): Promise<MetricsAnswer> {
+    return (await this.history(job)).query(range);
+  }
+
+  /** The newest records, as many as one answer holds (see MetricsHistory.query). */
+  async readMetrics(job: string): Promise<MetricsRecord[]> {
+    return (await this.queryMetrics(job)).history;
+  }
+
+  /** Appends an event line. Never rejects: failures are retried, counted and reported. */
   async appendEvent(job: string, event: Record<string, unknown>): Promise<void> {
     const line = JSON.stringify({ time: new Date().toISOString(), ...event }) + '\n';
-    await fs.appendFile(path.join(this.jobDir(job), 'events.jsonl'), line);
+    await this.append('events', job, line);
   }
 }

@@ -3,7 +3,7 @@
  * before routing, so without the token nothing, not even which paths exist, can be learned.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { sendBinary } from '../http.ts';
+import { parseRequestTarget, sendBinary } from '../http.ts';
 import type { Logger } from '../logger.ts';
 import type { TokenCheck } from './auth.ts';
 import type { AdminError, AdminErrorCode, AdminSession } from '@meshgrad/core';
@@ -181,7 +181,13 @@ export function createAdminHttpHandler(
   ];
 
   return (req, res) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    const target = parseRequestTarget(req.url);
+    if (!target.ok) {
+      sendError(res, 400, 'ERR_INVALID_PAYLOAD', target.error);
+      req.resume();
+      return;
+    }
+    const { url } = target;
     const auth = ctx.tokens.checkRequest(req);
     if (auth !== 'ok') {
       // Why: the same two answers for every path, so an outsider learns nothing about routes

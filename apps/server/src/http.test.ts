@@ -1,0 +1,66 @@
+import { connect } from 'node:net';
+import { describe, expect, it } from 'vitest';
+import type { MeshgradServer } from './server.ts';
+import { ServerFixture } from './server.test-support.ts';
+
+const clustersJob = {
+  id: 'blobs',
+  name: 'Gaussian blobs',
+  model: { kind: 'kmeans', dims: 2, clusters: 2 },
+  dataset: { kind: 'clusters', clusters: 2, dims: 2, count: 40, testCount: 20 },
+  shards: 2,
+  batchSize: 8,
+};
+
+const fixture = new ServerFixture('meshgrad-http-');
+
+interface RawAnswer {
+  readonly status: number;
+  readonly body: string;
+}
+
+/**
+ * Sends `GET <target>` exactly as written: fetch and node:http would normalise the request
+ * target, and the malformed ones are what an attacker sends.
+ */
+function rawGet(server: MeshgradServer, target: string): Promise<RawAnswer> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(server.port, '127.0.0.1');
+    let text = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (text += chunk));
+    socket.on('error', reject);
+    socket.on('end', () => {
+      const [head = '', body = ''] = text.split('\r\n\r\n');
+      const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0);
+      resolve({ status, body });
+    });
+    socket.write(`GET ${target} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n`);
+  });
+}
+
+describe('HTTP request boundary', () => {
+  it.each([
+    '//a:99999/',
+    '//[/',
+    '//%zz/',
+    '//user@/',
+    '/api/jobs/%zz/metrics',
+    '/api/admin/%zz',
+    'http://[/',
+  ])('answers %s with 400 and a message, and keeps serving', async (target) => {
+    const server = await fixture.start({ jobs: [clustersJob] });
+    const answer = await rawGet(server, target);
+    expect(answer.status).toBe(400);
+    expect(JSON.parse(answer.body)).toMatchObject({ error: expect.stringMatching(/request path/) });
+    const health = await fetch(`${server.url}/healthz`);
+    expect(health.status).toBe(200);
+  });
+
+  it('still routes well-formed paths with a query string', async () => {
+    const server = await fixture.start({ jobs: [clustersJob] });
+    const answer = await rawGet(server, '/api/jobs?x=1');
+    expect(answer.status).toBe(200);
+    expect(JSON.parse(answer.body)).toMatchObject({ jobs: [{ id: 'blobs' }] });
+  });
+});
