@@ -8,12 +8,14 @@ import type { ModelKind } from '../model-kind.ts';
 import { customModel } from './custom.ts';
 import { denseModel } from './dense.ts';
 import { kmeansModel } from './kmeans.ts';
+import { layersModel } from './layers.ts';
 
 const MODEL_KINDS: { readonly [K in ModelSpec['kind']]: ModelKind } = {
   softmax: denseModel,
   mlp: denseModel,
   kmeans: kmeansModel,
   custom: customModel,
+  layers: layersModel,
 };
 
 /** The kind that runs `spec` on the WebGPU backend. */
