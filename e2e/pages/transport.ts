@@ -25,6 +25,7 @@ import {
   type SignalData,
 } from '@meshgrad/core';
 import { PeerMesh } from '../../apps/client/src/volunteer/peers.ts';
+import { simplePeerLinks } from '../../apps/client/src/volunteer/simple-peer-link.ts';
 import { expose, log } from './_common.ts';
 import type { FromBenchWorker, ToBenchWorker } from './transport-worker.ts';
 
@@ -193,7 +194,7 @@ async function run(role: Role, options: TransportBenchOptions): Promise<Transpor
   let onMeshChange: () => void = () => undefined;
   const mesh = new PeerMesh({
     selfId: role,
-    rtc: () => ({}),
+    createLink: simplePeerLinks(() => ({})),
     signal: (_to, data) => post({ type: 'mesh-signal', to: other, data }),
     relay: { available: false, send: () => undefined },
     onMessage: (_from, data) => onMeshMessage(data),

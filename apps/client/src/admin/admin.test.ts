@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { AdminMetricsRecord } from '@meshgrad/core';
+import type { AdminMetricsRecord, Encoding } from '@meshgrad/core';
 import {
   browserText,
   formatAccuracy,
@@ -57,7 +57,7 @@ describe('series', () => {
   });
 
   it('gives each worker a column, null while it was away', () => {
-    const w = (b: number, encoding: 'f32' | 'f16' | 'int8' = 'f32') => ({
+    const w = (b: number, encoding: Encoding = 'f32') => ({
       samplesPerSec: 1,
       communicationPeriod: b,
       blocksPerMessage: 1,

@@ -2,8 +2,8 @@
  * Text for numbers, devices and models as the console shows them. Pure functions (no DOM), so
  * the console and its tests agree on what a cell says.
  */
-import type { DeviceInfo, ModelSpecPayload, WorkerSettings } from '@meshgrad/core';
-import { describeModel } from '@meshgrad/core';
+import type { DeviceInfo, Encoding, ModelSpecPayload, WorkerSettings } from '@meshgrad/core';
+import { bytesPerValue, describeModel, ENCODINGS } from '@meshgrad/core';
 
 const en = (digits: number) =>
   new Intl.NumberFormat('en-US', { maximumFractionDigits: digits, minimumFractionDigits: 0 });
@@ -81,12 +81,13 @@ export function settingsText(s: WorkerSettings): string {
 }
 
 /** Bits per value of an encoding, for charting it. */
-export function encodingBits(e: WorkerSettings['encoding']): number {
-  return e === 'f32' ? 32 : e === 'f16' ? 16 : 8;
+export function encodingBits(e: Encoding): number {
+  return bytesPerValue(e) * 8;
 }
 
-export function encodingFromBits(bits: number): string {
-  return bits >= 32 ? 'f32' : bits >= 16 ? 'f16' : 'int8';
+/** The most precise encoding whose values fit in `bits` (a chart's axis tick back to a name). */
+export function encodingFromBits(bits: number): Encoding {
+  return ENCODINGS.find((e) => encodingBits(e) <= bits) ?? 'int8';
 }
 
 /** The adapter a worker reported, or why it has none. */

@@ -10,6 +10,7 @@ import type {
   AdminMetricsHistory,
   AdminMetricsRecord,
 } from '@meshgrad/core';
+import { DEFAULT_REQUEST_TIMEOUT_MS } from '@meshgrad/core';
 import { AdminApi, ApiError } from './api.ts';
 import { $, h, replaceChildren, setText, show } from './dom.ts';
 import { connectLive, type AdminSocket, type LiveStatus } from './live.ts';
@@ -28,10 +29,6 @@ const TOKEN_KEY = 'meshgrad.adminToken';
 const JOB_KEY = 'meshgrad.adminJob';
 const VIEWS = ['overview', 'workers', 'links', 'control', 'checkpoints', 'new-job'] as const;
 type View = (typeof VIEWS)[number];
-
-const STATE_TEXT = { running: 'running', paused: 'paused', stopped: 'stopped' } as const;
-/** How long `watch` waits for its acknowledgement (the protocol's default request timeout). */
-const WATCH_TIMEOUT_MS = 10_000;
 
 let api: AdminApi | null = null;
 let socket: AdminSocket | null = null;
@@ -88,7 +85,7 @@ function renderJobPicker(): void {
     h(
       'option',
       { value: j.id, selected: j.id === jobId },
-      `${j.name} (${j.id}, ${STATE_TEXT[j.state]}${j === firstRunning ? ', takes new volunteers' : ''})`,
+      `${j.name} (${j.id}, ${j.state}${j === firstRunning ? ', takes new volunteers' : ''})`,
     ),
   );
   // Rebuilding the options while the list is open would close it; only do it on a change.
@@ -107,7 +104,7 @@ function onSummary(job: AdminJobSummary): void {
   renderJobPicker();
   if (job.id !== jobId) return;
   const badge = $('job-state');
-  setText(badge, STATE_TEXT[job.state]);
+  setText(badge, job.state);
   badge.className = `badge job-${job.state}`;
   overview.renderSummary(job);
   control.render(job);
@@ -149,7 +146,7 @@ async function loadJobData(id: string, gen: number): Promise<void> {
 
 function watch(id: string): void {
   const gen = generation;
-  socket?.timeout(WATCH_TIMEOUT_MS).emit('watch', { jobId: id }, (err, reply) => {
+  socket?.timeout(DEFAULT_REQUEST_TIMEOUT_MS).emit('watch', { jobId: id }, (err, reply) => {
     if (gen !== generation) return;
     // A timeout while disconnected is retried by the reconnect handler (onLiveStatus).
     if (err) setText($('tagline'), `The server did not answer in time; retrying on reconnect.`);

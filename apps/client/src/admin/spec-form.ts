@@ -3,6 +3,7 @@
  * back (an uploaded spec fills the form), and which input a server error's field path belongs to.
  * Validation itself is the server's (parseJobSpec); the form only shapes what it sends.
  */
+import { ENCODINGS } from '@meshgrad/core';
 
 export type FieldKind = 'text' | 'textarea' | 'int' | 'number' | 'select' | 'list';
 
@@ -187,7 +188,7 @@ export const SPEC_FIELDS: readonly SpecField[] = [
     label: 'Encoding',
     kind: 'select',
     group: 'Communication',
-    options: ['f32', 'f16', 'int8'],
+    options: ENCODINGS,
     initial: 'f32',
   },
 ];

@@ -1,7 +1,7 @@
 /**
- * The volunteer page: shows the job, asks for consent, then runs the training Web Worker and
- * connects it to the job server (socket.io) and to its neighbours (WebRTC data channels, with
- * the server relay as the fallback; see peers.ts).
+ * The volunteer page's wiring: shows the job, asks for consent, then connects the session with
+ * the job server (session.ts), the peer mesh (peers.ts, over simple-peer-link.ts), the training
+ * Web Worker (trainer.ts) and the page (view.ts), and reports link statistics (link-stats.ts).
  *
  * URL parameters: `backend=webgpu|cpu` forces a backend; `ice=relay` forces
  * iceTransportPolicy "relay" (every link through TURN, for tests of NAT traversal);
@@ -9,45 +9,24 @@
  *
  * Debugging hook, for tests and the console: `window.meshgrad` (see `MeshgradDebug`).
  */
-import { io, type Socket } from 'socket.io-client';
-import { probeWebGpu } from '@meshgrad/shaders';
 import {
-  describeModel,
   LINK_STATUS_INTERVAL_MS,
-  PROTOCOL_VERSION,
   type Assignment,
-  type DeviceInfo,
-  type IceConfig,
   type JobInfo,
   type LinkStats,
   type SyncRoundMessage,
-  type VolunteerClientToServerEvents,
-  type VolunteerServerToClientEvents,
   type WorkerSettings,
 } from '@meshgrad/core';
 import { jobTraffic, valveLimit } from './backpressure.ts';
-import type { BackendChoice, FromWorker, PeerCountersReport, ToWorker } from './messages.ts';
-import { PeerMesh, type LinkReport } from './peers.ts';
-
-type VolunteerSocket = Socket<VolunteerServerToClientEvents, VolunteerClientToServerEvents>;
-
-/** Remembers this tab's worker id so a reconnect after a server restart keeps its identity. */
-const WORKER_ID_KEY = 'meshgrad.workerId';
-
-const $ = <T extends HTMLElement>(id: string): T => {
-  const el = document.getElementById(id);
-  if (!el) throw new Error(`page is missing #${id}`);
-  return el as T;
-};
-
-const params = new URLSearchParams(location.search);
-const backendParam = params.get('backend');
-const backendChoice: BackendChoice =
-  backendParam === 'webgpu' || backendParam === 'cpu' ? backendParam : 'auto';
-const forceRelay = params.get('ice') === 'relay';
-const stopAfterParam = Number(params.get('stopAfter') ?? '');
-const stopAfterSamples =
-  Number.isInteger(stopAfterParam) && stopAfterParam > 0 ? stopAfterParam : undefined;
+import { chooseBackend, type BackendDecision } from './device-probe.ts';
+import { LinkStatsReporter } from './link-stats.ts';
+import type { BackendChoice, WorkerStats } from './messages.ts';
+import { PeerMesh } from './peers.ts';
+import { VolunteerSession } from './session.ts';
+import { simplePeerLinks } from './simple-peer-link.ts';
+import { Trainer, type ParameterSnapshot, type WorkerEvent } from './trainer.ts';
+import * as view from './view.ts';
+import type { PauseReasons } from './view.ts';
 
 /**
  * What `window.meshgrad` offers: the worker id, the latest link statistics as reported to the
@@ -56,143 +35,245 @@ const stopAfterSamples =
 export interface MeshgradDebug {
   readonly workerId: () => string | null;
   readonly links: () => readonly LinkStats[];
-  readonly readParameters: () => Promise<{ samples: number; params: Float32Array }>;
+  readonly readParameters: () => Promise<ParameterSnapshot>;
 }
 
-let socket: VolunteerSocket | null = null;
-let worker: Worker | null = null;
-let assignment: Assignment | null = null;
-let userPaused = false;
-let hiddenPaused = false;
-let jobPaused = false;
-let learningRate = 0;
-let started = false;
-/** Sync mode: the newest round that arrived before the training worker was ready. */
-let heldRound: SyncRoundMessage | null = null;
-let mesh: PeerMesh | null = null;
-let ice: IceConfig = { iceServers: [] };
-/** When `ice` arrived, to refresh TURN credentials halfway through their lifetime. */
-let iceReceivedAt = 0;
-let lastLinks: LinkStats[] = [];
-/** The settings the training worker runs (from the assignment and `settings`), for the valve. */
-let currentSettings: WorkerSettings | null = null;
-/** Samples/s in the worker's last statistics, for the valve. */
-let lastSamplesPerSec = 0;
-/** Counters at the previous statistics report, for per-interval rates. */
-let previousReport: { offered: number; accepted: number; received: Map<string, number> } = {
-  offered: 0,
-  accepted: 0,
-  received: new Map(),
-};
-const parameterRequests = new Map<string, (r: { samples: number; params: Float32Array }) => void>();
-let requestCounter = 0;
-
-interface BackendDecision {
-  readonly backend: 'webgpu' | 'cpu';
-  readonly reason: string | undefined;
-  readonly device: DeviceInfo;
+/** The page's URL parameters. */
+interface PageOptions {
+  readonly backend: BackendChoice;
+  readonly forceRelay: boolean;
+  readonly stopAfterSamples: number | undefined;
 }
 
-let decision: BackendDecision | null = null;
-
-/**
- * The capability probe, run once after consent: which adapter this browser offers and which
- * backend to use. A software adapter (SwiftShader) runs WGSL hundreds of times slower than the
- * CPU backend (DESIGN §7), so `auto` picks the CPU backend there and says why.
- */
-/** The job the page showed before consent; a custom-WGSL job needs WebGPU whatever the adapter. */
-let shownJob: JobInfo | null = null;
-
-async function probe(): Promise<BackendDecision> {
-  const result = await probeWebGpu((navigator as Navigator & { gpu?: GPU }).gpu);
-  const adapter = result.ok ? result.adapterInfo : undefined;
-  const base = {
-    userAgent: navigator.userAgent.slice(0, 512),
-    ...(adapter ? { adapter, software: result.software } : {}),
+function pageOptions(params: URLSearchParams): PageOptions {
+  const backend = params.get('backend');
+  const stopAfter = Number(params.get('stopAfter') ?? '');
+  return {
+    backend: backend === 'webgpu' || backend === 'cpu' ? backend : 'auto',
+    forceRelay: params.get('ice') === 'relay',
+    stopAfterSamples: Number.isInteger(stopAfter) && stopAfter > 0 ? stopAfter : undefined,
   };
-  const decide = (backend: 'webgpu' | 'cpu', reason: string | undefined): BackendDecision => ({
-    backend,
-    reason,
-    device: { ...base, backend, ...(reason ? { backendReason: reason.slice(0, 256) } : {}) },
-  });
-  if (backendChoice === 'cpu') return decide('cpu', 'chosen by the backend=cpu URL parameter');
-  if (!result.ok) return decide('cpu', result.reason ?? 'no WebGPU adapter');
-  if (shownJob?.kernel) {
-    // The host's own WGSL kernel has no CPU implementation: even a software adapter must run it.
-    return decide('webgpu', 'this job runs its own WGSL kernel, which needs WebGPU');
+}
+
+/** One joined volunteer: made on consent, lives as long as the tab. */
+class Volunteer {
+  private readonly session: VolunteerSession;
+  private readonly trainer: Trainer;
+  private readonly linkStats = new LinkStatsReporter();
+  private mesh: PeerMesh | null = null;
+  private assignment: Assignment | null = null;
+  /** The settings the training worker runs (from the assignment and `settings`), for the valve. */
+  private settings: WorkerSettings | null = null;
+  /** Samples/s in the worker's last statistics, for the valve. */
+  private samplesPerSec = 0;
+  private lastLinks: LinkStats[] = [];
+  private learningRate = 0;
+  /** The worker said `ready`: it trains. */
+  private training = false;
+  /** Sync mode: the newest round that arrived before the training worker was ready. */
+  private heldRound: SyncRoundMessage | null = null;
+
+  constructor(
+    private readonly options: PageOptions,
+    private readonly decision: BackendDecision,
+    /** Shared with the page's controls, which set `user` and `hidden`; the host sets `job`. */
+    private readonly pause: PauseReasons,
+  ) {
+    this.trainer = new Trainer(
+      (m) => this.onWorkerMessage(m),
+      (message) => view.showError(message),
+    );
+    this.session = new VolunteerSession(
+      decision.device,
+      {
+        onConnection: view.showConnection,
+        onAssignment: (a) => void this.onAssignment(a),
+        onJoinRefused: (message) => view.showError(`The server refused to join: ${message}`),
+        onNeighbours: (neighbours) => {
+          view.showNeighbourCount(neighbours.length);
+          this.mesh?.setNeighbours(neighbours);
+          this.trainer.post({ type: 'neighbours', neighbours });
+        },
+        onSignal: (from, data) => this.mesh?.handleSignal(from, data),
+        onSettings: (settings) => {
+          this.settings = settings;
+          this.trainer.post({ type: 'settings', settings });
+        },
+        onControl: (control) => {
+          this.pause.job = control.state !== 'running';
+          this.learningRate = control.learningRate;
+          view.showLearningRate(control.learningRate);
+          this.applyPause();
+        },
+        onRequestState: (requestId) => this.trainer.post({ type: 'readState', requestId }),
+        onSyncRound: (round) => this.syncRound(round),
+        onRelay: (from, data) => {
+          if (this.mesh) this.mesh.receiveRelayed(from, data);
+          else this.trainer.post({ type: 'receive', from, data }, [data]);
+        },
+      },
+      options.forceRelay,
+    );
   }
-  if (backendChoice === 'webgpu')
-    return decide('webgpu', 'chosen by the backend=webgpu URL parameter');
-  if (result.software) {
-    const name = adapter?.architecture || adapter?.description || 'fallback';
-    return decide('cpu', `software adapter (${name}) is slower than the CPU backend`);
+
+  dutyCycle(dutyCycle: number): void {
+    this.trainer.post({ type: 'duty', dutyCycle });
   }
-  return decide('webgpu', undefined);
-}
 
-function deviceText(d: DeviceInfo): string {
-  if (!d.adapter) return 'no WebGPU adapter';
-  const a = d.adapter;
-  return `${[a.vendor, a.architecture, a.description].filter(Boolean).join(' ') || 'unnamed adapter'}${d.software ? ' (software)' : ''}`;
-}
+  readonly debug: MeshgradDebug = {
+    workerId: () => this.session.workerId,
+    links: () => this.lastLinks,
+    readParameters: () => this.trainer.readParameters(),
+  };
 
-function showJob(job: JobInfo): void {
-  $('job-name').textContent = job.name;
-  $('job-description').textContent = job.description;
-  $('job-description').classList.toggle('hidden', !job.description);
-  $('job-host').textContent = job.host;
-  $('job-model').textContent = describeModel(job.model);
-  $('job-data').textContent =
-    `${job.dataset.name} (${job.dataset.features} features${job.dataset.classes ? `, ${job.dataset.classes} classes` : ''})`;
-  $('lr').textContent = String(job.learningRate);
-  $('mode').textContent =
-    job.mode === 'sync'
-      ? 'synchronous rounds (parameter server)'
-      : 'asynchronous SGD with peer exchange';
-  document.body.dataset.mode = job.mode ?? 'asgd';
-}
-
-/** Sync mode: hands a round's parameters to the training worker (jobs/sync-rounds.ts). */
-function syncRound(m: SyncRoundMessage): void {
-  $('round').textContent = m.round.toLocaleString('en-US');
-  if (!started) {
-    heldRound = m;
-    return;
+  private paused(): boolean {
+    return this.pause.user || this.pause.hidden || this.pause.job;
   }
-  const params =
-    m.params instanceof ArrayBuffer ? m.params : (m.params.slice().buffer as ArrayBuffer);
-  toWorker({ type: 'syncRound', round: m.round, learningRate: m.learningRate, params }, [params]);
-}
 
-function setState(text: string, kind: 'training' | 'paused' | 'error' | 'idle'): void {
-  const el = $('state');
-  el.textContent = text;
-  el.className = `value state-${kind}`;
-}
+  /** Tells the worker and the page whether training is held, after any pause reason changed. */
+  applyPause(): void {
+    this.trainer.post({ type: 'control', paused: this.paused(), learningRate: this.learningRate });
+    view.showPause(this.pause, this.training);
+  }
 
-function showError(message: string): void {
-  const el = $('error');
-  el.textContent = message;
-  el.classList.remove('hidden');
-  setState('Error', 'error');
-}
+  private async onAssignment(a: Assignment): Promise<void> {
+    const first = this.assignment === null;
+    this.assignment = a;
+    this.settings = a.settings;
+    view.showJob(a.job);
+    this.learningRate = a.job.learningRate;
+    this.pause.job = a.job.state !== 'running';
+    view.showNeighbourCount(a.neighbours.length);
+    this.mesh ??= this.startMesh(a.workerId);
+    this.mesh.setNeighbours(a.neighbours);
+    if (!first) {
+      // A reconnect (e.g. after a server restart): keep training with our own parameters.
+      this.trainer.post({ type: 'neighbours', neighbours: a.neighbours });
+      this.trainer.post({ type: 'settings', settings: a.settings });
+      this.applyPause();
+      return;
+    }
+    view.setState('Downloading data…', 'idle');
+    const [shard, params] = await Promise.all([
+      fetchBytes(a.shard.url),
+      fetchBytes(a.checkpoint.url),
+    ]);
+    view.setState('Starting…', 'idle');
+    this.trainer.start({
+      type: 'start',
+      job: a.job,
+      workerId: a.workerId,
+      backend: this.decision.backend,
+      backendReason: this.decision.reason,
+      shard,
+      params,
+      settings: a.settings,
+      neighbours: a.neighbours,
+      dutyCycle: view.dutyCycle(),
+      paused: this.paused(),
+      stopAfterSamples: this.options.stopAfterSamples,
+    });
+    this.postLinks();
+  }
 
-function paused(): boolean {
-  return userPaused || hiddenPaused || jobPaused;
-}
+  /** The peer mesh, made as soon as the worker id is known, so no early offer is missed. */
+  private startMesh(workerId: string): PeerMesh {
+    const mesh = new PeerMesh({
+      selfId: workerId,
+      createLink: simplePeerLinks(() => this.session.rtcConfiguration()),
+      signal: (to, data) => this.session.signal(to, data),
+      relay: this.session.relay,
+      onMessage: (from, data) => this.trainer.post({ type: 'receive', from, data }, [data]),
+      onChange: () => this.postLinks(),
+      valve: (drain) =>
+        this.settings && this.assignment
+          ? valveLimit(
+              this.settings,
+              jobTraffic(this.assignment.job),
+              this.assignment.job.batchSize,
+              this.samplesPerSec,
+              drain,
+            )
+          : null,
+    });
+    setInterval(() => this.postLinks(), LINK_STATUS_INTERVAL_MS);
+    return mesh;
+  }
 
-function toWorker(message: ToWorker, transfer: Transferable[] = []): void {
-  worker?.postMessage(message, transfer);
-}
+  private postLinks(): void {
+    if (this.mesh) this.trainer.post({ type: 'links', links: this.mesh.status() });
+  }
 
-function applyPause(): void {
-  toWorker({ type: 'control', paused: paused(), learningRate });
-  $('pause').textContent = userPaused ? 'Resume' : 'Pause';
-  if (!started) return;
-  if (jobPaused) setState('Paused by the host', 'paused');
-  else if (userPaused) setState('Paused', 'paused');
-  else if (hiddenPaused) setState('Paused (tab hidden)', 'paused');
-  else setState('Training', 'training');
+  /** Sync mode: hands a round's parameters to the training worker (jobs/sync-rounds.ts). */
+  private syncRound(m: SyncRoundMessage): void {
+    view.showRound(m.round);
+    if (!this.training) {
+      this.heldRound = m;
+      return;
+    }
+    const params =
+      m.params instanceof ArrayBuffer ? m.params : (m.params.slice().buffer as ArrayBuffer);
+    this.trainer.post({ type: 'syncRound', round: m.round, learningRate: m.learningRate, params }, [
+      params,
+    ]);
+  }
+
+  private onWorkerMessage(msg: WorkerEvent): void {
+    switch (msg.type) {
+      case 'ready': {
+        this.training = true;
+        view.showBackend(msg.backend, msg.reason, true);
+        this.applyPause();
+        if (this.heldRound) this.syncRound(this.heldRound);
+        this.heldRound = null;
+        return;
+      }
+      case 'stats':
+        this.onStats(msg.stats);
+        return;
+      case 'send':
+        this.mesh?.send(msg.peer, msg.data);
+        return;
+      case 'state':
+        this.session.uploadState(msg.requestId, msg.samples, msg.params);
+        return;
+      case 'syncContribution':
+        view.markContributedRound(msg.round);
+        this.session.contribute({
+          round: msg.round,
+          samples: msg.samples,
+          ...(msg.loss !== undefined ? { loss: msg.loss } : {}),
+          params: msg.params,
+        });
+        return;
+      case 'error':
+        view.showError(`Training stopped: ${msg.message}`);
+        return;
+    }
+  }
+
+  /** The worker's statistics: shown, joined with the link measurements, reported. */
+  private onStats(stats: WorkerStats): void {
+    view.showTraining(stats);
+    this.samplesPerSec = stats.samplesPerSec;
+    const measured =
+      this.mesh?.measure() ?? Promise.resolve({ links: [], sendBusyFraction: undefined });
+    void measured.then(({ links: reports, sendBusyFraction: busy }) => {
+      const links = this.linkStats.report(reports, stats.peers, stats.offered, stats.accepted);
+      this.lastLinks = links;
+      view.showPeers(links);
+      this.session.reportStats({
+        samples: stats.samples,
+        samplesPerSec: stats.samplesPerSec,
+        ...(stats.loss !== undefined ? { loss: stats.loss } : {}),
+        offered: stats.offered,
+        accepted: stats.accepted,
+        paused: stats.paused,
+        links,
+        ...(busy !== undefined ? { sendBusyFraction: busy } : {}),
+      });
+    });
+  }
 }
 
 async function fetchBytes(url: string): Promise<ArrayBuffer> {
@@ -201,341 +282,46 @@ async function fetchBytes(url: string): Promise<ArrayBuffer> {
   return res.arrayBuffer();
 }
 
-function onWorkerMessage(msg: FromWorker): void {
-  switch (msg.type) {
-    case 'ready': {
-      started = true;
-      $('backend').textContent =
-        msg.backend === 'webgpu'
-          ? `WebGPU${msg.reason ? ` (${msg.reason})` : ''}`
-          : `CPU backend: ${msg.reason ?? 'chosen'}`;
-      document.body.dataset.backend = msg.backend;
-      applyPause();
-      if (heldRound) syncRound(heldRound);
-      heldRound = null;
-      return;
-    }
-    case 'stats': {
-      $('sps').textContent = msg.stats.samplesPerSec.toFixed(0);
-      $('loss').textContent = msg.stats.loss === undefined ? '–' : msg.stats.loss.toFixed(3);
-      $('samples').textContent = msg.stats.samples.toLocaleString('en-US');
-      document.body.dataset.samples = String(msg.stats.samples);
-      const stats = msg.stats;
-      lastSamplesPerSec = stats.samplesPerSec;
-      const measured =
-        mesh?.measure() ?? Promise.resolve({ links: [], sendBusyFraction: undefined });
-      void measured.then(({ links: reports, sendBusyFraction: busy }) => {
-        const links = linkStats(reports, stats.peers, stats.offered, stats.accepted);
-        lastLinks = links;
-        showPeers(links);
-        if (socket?.connected && assignment) {
-          socket.emit('stats', {
-            jobId: assignment.job.id,
-            samples: stats.samples,
-            samplesPerSec: stats.samplesPerSec,
-            ...(stats.loss !== undefined ? { loss: stats.loss } : {}),
-            offered: stats.offered,
-            accepted: stats.accepted,
-            paused: stats.paused,
-            links,
-            ...(busy !== undefined ? { sendBusyFraction: busy } : {}),
-          });
-        }
-      });
-      return;
-    }
-    case 'send':
-      mesh?.send(msg.peer, msg.data);
-      return;
-    case 'parameters': {
-      const resolve = parameterRequests.get(msg.requestId);
-      parameterRequests.delete(msg.requestId);
-      resolve?.({ samples: msg.samples, params: new Float32Array(msg.params) });
-      return;
-    }
-    case 'state':
-      socket?.emit(
-        'state',
-        {
-          requestId: msg.requestId,
-          jobId: assignment?.job.id ?? '',
-          samples: msg.samples,
-          params: msg.params,
-        },
-        (reply) => {
-          if (!reply.ok) console.warn(`state upload refused: ${reply.code}: ${reply.message}`);
-        },
-      );
-      return;
-    case 'syncContribution':
-      document.body.dataset.round = String(msg.round);
-      socket?.emit('syncContribution', {
-        jobId: assignment?.job.id ?? '',
-        round: msg.round,
-        samples: msg.samples,
-        ...(msg.loss !== undefined ? { loss: msg.loss } : {}),
-        params: msg.params,
-      });
-      return;
-    case 'error':
-      showError(`Training stopped: ${msg.message}`);
-      return;
-  }
-}
-
-/**
- * Per-link statistics for the server (DESIGN §3 signals): the page's measurements of each link
- * joined with the training loop's per-peer counters. Sends the page had to drop count as
- * skipped, not sent. The backend counts Parzen acceptance per worker, not per peer, so every
- * link that delivered blocks in the interval reports the worker's rate for that interval.
- */
-function linkStats(
-  reports: readonly LinkReport[],
-  peers: readonly PeerCountersReport[],
-  offered: number,
-  accepted: number,
-): LinkStats[] {
-  const counters = new Map(peers.map((p) => [p.peer, p]));
-  const offeredNow = offered - previousReport.offered;
-  const rate = offeredNow > 0 ? (accepted - previousReport.accepted) / offeredNow : undefined;
-  const received = new Map<string, number>();
-  const links = reports.slice(0, 64).map((r): LinkStats => {
-    const c = counters.get(r.peer);
-    const blocksReceived = c?.blocksReceived ?? 0;
-    received.set(r.peer, blocksReceived);
-    const fresh = blocksReceived > (previousReport.received.get(r.peer) ?? 0);
-    return {
-      peer: r.peer,
-      relayed: r.route === 'turn' || r.route === 'server',
-      ...(r.route !== 'connecting' ? { route: r.route } : {}),
-      goodputBytesPerSec: r.goodputBytesPerSec,
-      ...(r.rttMs !== undefined ? { rttMs: r.rttMs } : {}),
-      backlogBytes: r.backlogBytes,
-      blocksSent: Math.max(0, (c?.blocksSent ?? 0) - r.dropped),
-      blocksReceived,
-      overwritten: c?.overwritten ?? 0,
-      rejected: c?.rejected ?? 0,
-      ...(fresh && rate !== undefined ? { acceptanceRate: Math.min(1, Math.max(0, rate)) } : {}),
-      skippedSends: (c?.sendsSkipped ?? 0) + r.dropped,
-    };
-  });
-  previousReport = { offered, accepted, received };
-  return links;
-}
-
-function showPeers(links: readonly LinkStats[]): void {
-  const direct = links.filter((l) => l.route === 'direct').length;
-  const turn = links.filter((l) => l.route === 'turn').length;
-  const server = links.filter((l) => l.route === 'server').length;
-  const parts = [
-    direct ? `${direct} direct` : '',
-    turn ? `${turn} via TURN` : '',
-    server ? `${server} via server` : '',
-  ].filter(Boolean);
-  $('peers').textContent = `${links.length}${parts.length ? ` (${parts.join(', ')})` : ''}`;
-}
-
-function rtcConfiguration(): RTCConfiguration {
-  return {
-    iceServers: ice.iceServers.map((s) => ({
-      urls: typeof s.urls === 'string' ? s.urls : [...s.urls],
-      ...(s.username !== undefined ? { username: s.username } : {}),
-      ...(s.credential !== undefined ? { credential: s.credential } : {}),
-    })),
-    iceTransportPolicy: forceRelay ? 'relay' : 'all',
-  };
-}
-
-function setIce(config: IceConfig | undefined): void {
-  ice = config ?? { iceServers: [] };
-  iceReceivedAt = Date.now();
-}
-
-/** Fresh TURN credentials once half their lifetime has passed (links made later need them). */
-function refreshIce(): void {
-  const expiresAt = ice.expiresAt;
-  if (expiresAt === undefined || !socket?.connected) return;
-  if (Date.now() < iceReceivedAt + (expiresAt - iceReceivedAt) / 2) return;
-  socket.emit('ice', {}, (reply) => {
-    if (reply.ok) setIce(reply);
-  });
-}
-
-function postLinks(): void {
-  if (mesh) toWorker({ type: 'links', links: mesh.status() });
-}
-
-/** The peer mesh, made as soon as the worker id is known, so no early offer is missed. */
-function startMesh(workerId: string): PeerMesh {
-  const m = new PeerMesh({
-    selfId: workerId,
-    rtc: rtcConfiguration,
-    signal: (to, data) => {
-      if (socket?.connected) socket.emit('signal', { to, data });
-    },
-    relay: {
-      get available() {
-        return socket?.connected ?? false;
-      },
-      send: (to, data) => socket?.emit('relay', { to, data }),
-    },
-    onMessage: (from, data) => toWorker({ type: 'receive', from, data }, [data]),
-    onChange: postLinks,
-    valve: (drain) =>
-      currentSettings && assignment
-        ? valveLimit(
-            currentSettings,
-            jobTraffic(assignment.job),
-            assignment.job.batchSize,
-            lastSamplesPerSec,
-            drain,
-          )
-        : null,
-  });
-  setInterval(postLinks, LINK_STATUS_INTERVAL_MS);
-  setInterval(refreshIce, 60_000);
-  return m;
-}
-
-function hello(s: VolunteerSocket, d: BackendDecision): void {
-  const known = sessionStorage.getItem(WORKER_ID_KEY);
-  s.emit(
-    'hello',
-    {
-      protocolVersion: PROTOCOL_VERSION,
-      ...(known ? { workerId: known } : {}),
-      device: d.device,
-    },
-    (reply) => {
-      if (!reply.ok) {
-        showError(`The server refused to join: ${reply.message}`);
-        return;
-      }
-      void onAssignment(reply);
-    },
-  );
-}
-
-async function onAssignment(a: Assignment): Promise<void> {
-  const first = assignment === null;
-  assignment = a;
-  currentSettings = a.settings;
-  sessionStorage.setItem(WORKER_ID_KEY, a.workerId);
-  showJob(a.job);
-  learningRate = a.job.learningRate;
-  jobPaused = a.job.state !== 'running';
-  $('peers').textContent = String(a.neighbours.length);
-  setIce(a.ice);
-  mesh ??= startMesh(a.workerId);
-  mesh.setNeighbours(a.neighbours);
-  if (!first) {
-    // A reconnect (e.g. after a server restart): keep training with our own parameters.
-    toWorker({ type: 'neighbours', neighbours: a.neighbours });
-    toWorker({ type: 'settings', settings: a.settings });
-    applyPause();
-    return;
-  }
-  setState('Downloading data…', 'idle');
-  const [shard, weights] = await Promise.all([
-    fetchBytes(a.shard.url),
-    fetchBytes(a.checkpoint.url),
-  ]);
-  setState('Starting…', 'idle');
-  worker = new Worker(new URL('./training.worker.ts', import.meta.url), {
-    type: 'module',
-    name: 'meshgrad-training',
-  });
-  worker.onmessage = (e: MessageEvent<FromWorker>) => onWorkerMessage(e.data);
-  worker.onerror = (e) => showError(`Training worker failed: ${e.message}`);
-  toWorker(
-    {
-      type: 'start',
-      job: a.job,
-      workerId: a.workerId,
-      backend: decision?.backend ?? 'cpu',
-      backendReason: decision?.reason,
-      shard,
-      params: weights,
-      settings: a.settings,
-      neighbours: a.neighbours,
-      dutyCycle: Number(($('duty') as HTMLInputElement).value) / 100,
-      paused: paused(),
-      stopAfterSamples,
-    },
-    [shard, weights],
-  );
-  postLinks();
-}
-
-function connect(d: BackendDecision): void {
-  const s: VolunteerSocket = io('/volunteer', {
-    transports: ['websocket'],
-    reconnectionDelayMax: 2_000,
-  });
-  socket = s;
-  s.on('connect', () => {
-    $('connection').textContent = 'connected';
-    hello(s, d);
-  });
-  s.on('disconnect', (reason) => {
-    $('connection').textContent = `reconnecting (${reason})`;
-  });
-  s.on('connect_error', () => {
-    $('connection').textContent = 'reconnecting…';
-  });
-  s.on('neighbours', (neighbours) => {
-    $('peers').textContent = String(neighbours.length);
-    mesh?.setNeighbours(neighbours);
-    toWorker({ type: 'neighbours', neighbours });
-  });
-  s.on('signal', ({ from, data }) => mesh?.handleSignal(from, data));
-  s.on('settings', (settings) => {
-    currentSettings = settings;
-    toWorker({ type: 'settings', settings });
-  });
-  s.on('control', (control) => {
-    jobPaused = control.state !== 'running';
-    learningRate = control.learningRate;
-    $('lr').textContent = String(learningRate);
-    applyPause();
-  });
-  s.on('requestState', ({ requestId }) => toWorker({ type: 'readState', requestId }));
-  s.on('syncRound', syncRound);
-  s.on('relay', ({ from, data }) => {
-    const buffer = data instanceof ArrayBuffer ? data : (data.slice().buffer as ArrayBuffer);
-    if (mesh) mesh.receiveRelayed(from, buffer);
-    else toWorker({ type: 'receive', from, data: buffer }, [buffer]);
-  });
-  s.on('refused', (e) => {
-    // A relay or signal to a neighbour that just left races the neighbour update.
-    if ((e.event === 'relay' || e.event === 'signal') && e.code === 'ERR_UNKNOWN_PEER') return;
-    // A sync round that ended (timeout, everyone else answered) while this tab computed it.
-    if (e.event === 'syncContribution' && e.code === 'ERR_UNEXPECTED') return;
-    console.warn(`server refused ${e.event}: ${e.code}: ${e.message}`);
-  });
-}
-
-function wireControls(): void {
-  $('pause').addEventListener('click', () => {
-    userPaused = !userPaused;
-    applyPause();
-  });
-  const duty = $('duty') as HTMLInputElement;
-  duty.addEventListener('input', () => {
-    $('duty-value').textContent = `${duty.value}%`;
-    toWorker({ type: 'duty', dutyCycle: Number(duty.value) / 100 });
-  });
-  const pauseHidden = $('pause-hidden') as HTMLInputElement;
-  const onVisibility = () => {
-    hiddenPaused = pauseHidden.checked && document.visibilityState === 'hidden';
-    applyPause();
-  };
-  document.addEventListener('visibilitychange', onVisibility);
-  pauseHidden.addEventListener('change', onVisibility);
-}
-
+/** Before consent: shows the job; on Join, probes the device and starts a `Volunteer`. */
 async function init(): Promise<void> {
-  wireControls();
+  const options = pageOptions(new URLSearchParams(location.search));
+  let shownJob: JobInfo | null = null;
+  let volunteer: Volunteer | null = null;
+  const debug: MeshgradDebug = {
+    workerId: () => volunteer?.debug.workerId() ?? null,
+    links: () => volunteer?.debug.links() ?? [],
+    readParameters: () =>
+      volunteer?.debug.readParameters() ?? Promise.reject(new Error('training has not started')),
+  };
+  (window as unknown as { meshgrad: MeshgradDebug }).meshgrad = debug;
+
+  // Pause reasons outlive the device check: a click or a hidden tab during it still counts.
+  const pause: PauseReasons = { user: false, hidden: false, job: false };
+  view.wireControls({
+    onJoin: () => {
+      view.showJoined();
+      view.setState('Checking your device…', 'idle');
+      chooseBackend(options.backend, shownJob)
+        .then((decision) => {
+          view.showDevice(decision.device);
+          view.showBackend(decision.backend, decision.reason, false);
+          view.setState('Connecting…', 'idle');
+          volunteer = new Volunteer(options, decision, pause);
+        })
+        .catch((err: unknown) => view.showError(`Device check failed: ${(err as Error).message}`));
+    },
+    onPauseToggle: () => {
+      pause.user = !pause.user;
+      if (volunteer) volunteer.applyPause();
+      else view.showPause(pause, false);
+    },
+    onDutyCycle: (dutyCycle) => volunteer?.dutyCycle(dutyCycle),
+    onHiddenPause: (paused) => {
+      pause.hidden = paused;
+      if (volunteer) volunteer.applyPause();
+      else view.showPause(pause, false);
+    },
+  });
   try {
     const res = await fetch('/api/jobs');
     if (!res.ok) throw new Error(`${res.status} ${res.statusText}`);
@@ -543,46 +329,13 @@ async function init(): Promise<void> {
     const job = jobs[0];
     if (!job) throw new Error('this server runs no job right now');
     shownJob = job;
-    showJob(job);
-    $('join').removeAttribute('disabled');
-    $('join-hint').textContent =
-      backendChoice === 'auto' ? '' : `Backend forced to ${backendChoice} by the URL.`;
+    view.showJob(job);
+    view.enableJoin(
+      options.backend === 'auto' ? '' : `Backend forced to ${options.backend} by the URL.`,
+    );
   } catch (err) {
-    $('job-name').textContent = 'No job available';
-    $('join-hint').textContent = `Could not load the job: ${(err as Error).message}`;
+    view.showNoJob((err as Error).message);
   }
-  $('join').addEventListener('click', () => {
-    $('join').setAttribute('disabled', '');
-    $('consent-card').classList.add('hidden');
-    $('status-card').classList.remove('hidden');
-    setState('Checking your device…', 'idle');
-    probe()
-      .then((d) => {
-        decision = d;
-        $('device').textContent = deviceText(d.device);
-        $('backend').textContent =
-          d.backend === 'webgpu' ? 'WebGPU' : `CPU backend: ${d.reason ?? ''}`;
-        setState('Connecting…', 'idle');
-        connect(d);
-      })
-      .catch((err: unknown) => showError(`Device check failed: ${(err as Error).message}`));
-  });
 }
-
-const debug: MeshgradDebug = {
-  workerId: () => assignment?.workerId ?? null,
-  links: () => lastLinks,
-  readParameters: () =>
-    new Promise((resolve, reject) => {
-      if (!worker) {
-        reject(new Error('training has not started'));
-        return;
-      }
-      const requestId = `p${++requestCounter}`;
-      parameterRequests.set(requestId, resolve);
-      toWorker({ type: 'readParameters', requestId });
-    }),
-};
-(window as unknown as { meshgrad: MeshgradDebug }).meshgrad = debug;
 
 void init();

@@ -1,15 +1,11 @@
 /**
- * Peer-to-peer links between volunteer tabs (DESIGN §4): WebRTC data channels through
- * simple-peer behind core's `PeerLink`, and the `PeerMesh` that keeps one link per neighbour,
- * signals through the job server, applies backpressure, falls back to the server relay, and
- * measures every link. Runs on the page's main thread, where WebRTC lives; the training Web
- * Worker learns which peers take messages through `status()`.
+ * The peer mesh between volunteer tabs (DESIGN §4): one link per neighbour, signaled through the
+ * job server, with backpressure, the server relay as the fallback, and measurements of every
+ * link. It sees links only through core's `PeerLink` (plus the signaling they need), made by a
+ * factory: the page passes simple-peer's (simple-peer-link.ts), unit tests links in memory.
+ * Runs on the page's main thread, where WebRTC lives; the training Web Worker learns which peers
+ * take messages through `status()`.
  */
-// The e2e transport bench compiles this file without the client's tsconfig (which includes
-// the declaration); the reference makes the declaration travel with the file.
-// eslint-disable-next-line @typescript-eslint/triple-slash-reference
-/// <reference path="./simple-peer.d.ts" />
-import SimplePeer from 'simple-peer/simplepeer.min.js';
 import {
   BACKLOG_HARD_LIMIT_BYTES,
   BACKLOG_LOW_WATER_BYTES,
@@ -18,18 +14,36 @@ import {
   LinkError,
   LinkMeter,
   MAX_RELAY_BYTES,
-  probeFromStats,
   RECONNECT_AFTER_MS,
-  SEND_QUEUE_CEILING_BYTES,
   type LinkErrorCode,
-  type LinkProbe,
   type LinkRoute,
   type PeerLink,
   type PeerLinkHandlers,
   type SignalData,
-  type StatsRecord,
 } from '@meshgrad/core';
 import { BUSY_SAMPLE_MS, BusyMeter, drainRateSample, type ValveLimit } from './backpressure.ts';
+
+/** A `PeerLink` that is made by exchanging signaling data with the peer (WebRTC's offer/answer). */
+export interface SignaledLink extends PeerLink {
+  /** Hands the peer's signaling data (relayed by the job server) to the connection. */
+  signal(data: SignalData): void;
+}
+
+/** What the mesh asks of a link factory. */
+export interface LinkRequest {
+  readonly peer: string;
+  /** This side sends the offer; the other waits for it. */
+  readonly initiator: boolean;
+  /** Sends this side's signaling data to the peer (through the job server). */
+  readonly signal: (data: SignalData) => void;
+  readonly handlers: PeerLinkHandlers;
+}
+
+/**
+ * Makes one link; the connection starts at once (the initiator's offer follows on `signal`).
+ * The link calls its handlers only after the factory returned (WebRTC's events are async).
+ */
+export type LinkFactory = (request: LinkRequest) => SignaledLink;
 
 /**
  * A side that names a peer with a smaller id waits this long for the peer's offer before it
@@ -49,187 +63,6 @@ export const VALVE_RECHECK_MS = 50;
 /** A busy fraction under this gives no drain-rate sample (goodput / busy would be noise). */
 const MIN_BUSY_FOR_DRAIN = 0.02;
 
-export interface SimplePeerLinkOptions {
-  readonly peer: string;
-  /** The side that sends the offer; the other waits for it. */
-  readonly initiator: boolean;
-  readonly rtc: RTCConfiguration;
-  /** Sends signaling data to the peer (through the job server). */
-  readonly signal: (data: SignalData) => void;
-  readonly handlers: PeerLinkHandlers;
-  /** Default CONNECT_TIMEOUT_MS. */
-  readonly connectTimeoutMs?: number;
-}
-
-/** A `PeerLink` over one simple-peer data channel. */
-export class SimplePeerLink implements PeerLink {
-  readonly peer: string;
-  /** This side sent the offer. */
-  readonly initiator: boolean;
-  private readonly sp: SimplePeer;
-  private readonly handlers: PeerLinkHandlers;
-  private pc: RTCPeerConnection | null = null;
-  private channel: RTCDataChannel | null = null;
-  private state: 'connecting' | 'open' | 'closed' = 'connecting';
-  private connectTimer: ReturnType<typeof setTimeout> | undefined;
-  /** Whether an offer reached this (answering) side yet. */
-  offered = false;
-
-  constructor(opts: SimplePeerLinkOptions) {
-    this.peer = opts.peer;
-    this.initiator = opts.initiator;
-    this.handlers = opts.handlers;
-    // simple-peer keeps its RTCPeerConnection and RTCDataChannel private. We need both (SCTP
-    // max message size, getStats, bufferedamountlow), so hand it the browser's classes through
-    // its documented `wrtc` option, subclassed to show us each object as it is made.
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
-    const link = this;
-    class ObservedPeerConnection extends RTCPeerConnection {
-      constructor(config?: RTCConfiguration) {
-        super(config);
-        link.pc = this;
-        this.addEventListener('datachannel', (e) => link.adopt(e.channel));
-      }
-      override createDataChannel(label: string, init?: RTCDataChannelInit): RTCDataChannel {
-        const channel = super.createDataChannel(label, init);
-        link.adopt(channel);
-        return channel;
-      }
-    }
-    this.sp = new SimplePeer({
-      initiator: opts.initiator,
-      trickle: true,
-      // Why the explicit empty list: simple-peer's default config names public STUN servers;
-      // ICE servers come from the job server's configuration only (DESIGN §4).
-      config: { iceServers: [], ...opts.rtc },
-      // Ordered and reliable (the defaults): a state message is one SCTP message either way,
-      // and lossy delivery is the mailbox's job, not the wire's.
-      channelConfig: {},
-      wrtc: {
-        RTCPeerConnection: ObservedPeerConnection,
-        RTCSessionDescription,
-        RTCIceCandidate,
-      },
-    });
-    this.sp.on('signal', (data) => {
-      if (this.state === 'closed') return;
-      if (data.type === 'offer' || data.type === 'answer' || data.type === 'candidate') {
-        opts.signal(data as SignalData);
-      }
-    });
-    this.sp.on('connect', () => this.onConnect());
-    this.sp.on('data', (data) => {
-      if (this.state === 'open') this.handlers.onMessage(data);
-    });
-    this.sp.on('error', (err) =>
-      this.destroy(
-        new LinkError('ERR_LINK_FAILED', `${err.code ?? 'error'}: ${err.message}`, { cause: err }),
-      ),
-    );
-    this.sp.on('close', () =>
-      this.destroy(new LinkError('ERR_LINK_FAILED', 'the data channel closed')),
-    );
-    this.connectTimer = setTimeout(
-      () =>
-        this.destroy(
-          new LinkError(
-            'ERR_LINK_CONNECT_TIMEOUT',
-            `no data channel to ${this.peer} within ${opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS} ms`,
-          ),
-        ),
-      opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS,
-    );
-  }
-
-  get open(): boolean {
-    return this.state === 'open' && this.channel?.readyState === 'open';
-  }
-
-  get bufferedAmount(): number {
-    return this.channel?.bufferedAmount ?? 0;
-  }
-
-  get maxMessageSize(): number {
-    const max = this.pc?.sctp?.maxMessageSize;
-    // 0 would mean "no limit" per the spec; Chromium says 262,144. Clamp to what we can send.
-    return max && Number.isFinite(max) ? Math.min(max, MAX_RELAY_BYTES) : DEFAULT_MAX_MESSAGE_BYTES;
-  }
-
-  /** Hands the peer's signaling data to the connection. */
-  signal(data: SignalData): void {
-    if (this.state === 'closed') return;
-    if (data.type === 'offer') this.offered = true;
-    try {
-      this.sp.signal(data);
-    } catch (err) {
-      this.destroy(
-        new LinkError('ERR_LINK_FAILED', `bad signaling data: ${String(err)}`, { cause: err }),
-      );
-    }
-  }
-
-  send(bytes: Uint8Array): void {
-    if (!this.open) throw new LinkError('ERR_LINK_NOT_OPEN', `link to ${this.peer} is not open`);
-    if (bytes.byteLength > this.maxMessageSize) {
-      throw new LinkError(
-        'ERR_LINK_MESSAGE_SIZE',
-        `${bytes.byteLength} bytes is over the link's ${this.maxMessageSize}`,
-      );
-    }
-    if (this.bufferedAmount + bytes.byteLength > SEND_QUEUE_CEILING_BYTES) {
-      throw new LinkError('ERR_LINK_BACKLOG', `${this.bufferedAmount} bytes already queued`);
-    }
-    try {
-      this.sp.send(bytes);
-    } catch (err) {
-      // The channel closed under us (send() throws InvalidStateError then).
-      const failure = new LinkError('ERR_LINK_FAILED', `send failed: ${String(err)}`, {
-        cause: err,
-      });
-      this.destroy(failure);
-      throw failure;
-    }
-  }
-
-  async probe(): Promise<LinkProbe> {
-    const pc = this.pc;
-    if (!pc || this.state !== 'open') return { rttMs: undefined, route: undefined };
-    try {
-      const report = await pc.getStats();
-      return probeFromStats(report.values() as Iterable<StatsRecord>);
-    } catch {
-      return { rttMs: undefined, route: undefined };
-    }
-  }
-
-  destroy(err?: LinkError): void {
-    if (this.state === 'closed') return;
-    this.state = 'closed';
-    clearTimeout(this.connectTimer);
-    this.sp.destroy();
-    this.channel = null;
-    this.pc = null;
-    this.handlers.onClose(err);
-  }
-
-  private adopt(channel: RTCDataChannel): void {
-    this.channel = channel;
-    channel.binaryType = 'arraybuffer';
-    channel.addEventListener('bufferedamountlow', () => {
-      if (this.state === 'open') this.handlers.onBufferedAmountLow();
-    });
-  }
-
-  private onConnect(): void {
-    if (this.state !== 'connecting') return;
-    clearTimeout(this.connectTimer);
-    this.state = 'open';
-    // simple-peer sets its own 64 KiB threshold when it wires the channel; ours replaces it.
-    if (this.channel) this.channel.bufferedAmountLowThreshold = BACKLOG_LOW_WATER_BYTES;
-    this.handlers.onOpen();
-  }
-}
-
 /** The sending side of the server relay (socket.io), the fallback route. */
 export interface RelaySender {
   /** Whether the server connection is up. */
@@ -239,14 +72,15 @@ export interface RelaySender {
 
 export interface PeerMeshOptions {
   readonly selfId: string;
-  /** ICE servers and policy for new connections (fresh TURN credentials each time). */
-  readonly rtc: () => RTCConfiguration;
+  /** Makes each link (simple-peer's in the page: `simplePeerLinks`). */
+  readonly createLink: LinkFactory;
   readonly signal: (to: string, data: SignalData) => void;
   readonly relay: RelaySender;
   /** A state message from a peer, direct or relayed. */
   readonly onMessage: (from: string, data: ArrayBuffer) => void;
   /** A link opened, closed, changed route or drained: `status()` changed. */
   readonly onChange: () => void;
+  /** A link not open within this long is given up for the relay. Default CONNECT_TIMEOUT_MS. */
   readonly connectTimeoutMs?: number;
   readonly reconnectAfterMs?: number;
   readonly now?: () => number;
@@ -288,7 +122,13 @@ interface Entry {
   /** The server named this peer a neighbour (else it reached us first through a signal). */
   neighbour: boolean;
   route: LinkRoute | 'connecting';
-  link: SimplePeerLink | null;
+  link: SignaledLink | null;
+  /** The current link's side: this side sent (or will send) the offer. */
+  linkInitiator: boolean;
+  /** An offer for the current (answering) link arrived. */
+  offerReceived: boolean;
+  /** Gives the current link up when it is not open within the connect timeout. */
+  connectTimer: ReturnType<typeof setTimeout> | undefined;
   readonly meter: LinkMeter;
   /** Over BACKLOG_HARD_LIMIT_BYTES and not yet drained to the low-water mark. */
   full: boolean;
@@ -364,17 +204,18 @@ export class PeerMesh {
     }
     const link = entry.link;
     if (data.type === 'offer') {
-      if (link?.initiator && !link.open && this.initiator(from)) {
+      if (link && entry.linkInitiator && !link.open && this.initiator(from)) {
         // Both sides offered (glare): the smaller id's offer wins, so the peer answers ours.
         entry.ignoreCandidates = true;
         return;
       }
-      if (!link || link.initiator || link.offered) {
+      if (!link || entry.linkInitiator || entry.offerReceived) {
         // A new attempt (the first, one after a failure or timeout, or one that won a glare
         // over ours): start afresh.
         if (link) this.dropLink(entry, link);
-        entry.link = this.newLink(entry, false);
+        this.newLink(entry, false);
       }
+      entry.offerReceived = true;
       entry.ignoreCandidates = false;
     } else if (data.type === 'answer') {
       entry.ignoreCandidates = false;
@@ -568,6 +409,9 @@ export class PeerMesh {
       neighbour,
       route: 'connecting',
       link: null,
+      linkInitiator: false,
+      offerReceived: false,
+      connectTimer: undefined,
       meter: new LinkMeter(this.now()),
       full: false,
       rttMs: undefined,
@@ -588,29 +432,27 @@ export class PeerMesh {
   private connect(entry: Entry, offer = this.initiator(entry.peer)): void {
     if (this.destroyed) return;
     const link = this.newLink(entry, offer);
-    entry.link = link;
     clearTimeout(entry.offerWait);
     if (offer) return;
     entry.offerWait = setTimeout(() => {
       if (this.entries.get(entry.peer) !== entry || entry.link !== link) return;
-      if (link.offered || link.open) return;
+      if (entry.offerReceived || link.open) return;
       this.dropLink(entry, link);
-      entry.link = this.newLink(entry, true);
+      this.newLink(entry, true);
     }, OFFER_WAIT_MS);
   }
 
-  private newLink(entry: Entry, initiator: boolean): SimplePeerLink {
-    const link: SimplePeerLink = new SimplePeerLink({
+  /** Makes the entry's current link (the factory's handlers check that it still is). */
+  private newLink(entry: Entry, initiator: boolean): SignaledLink {
+    const timeoutMs = this.opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
+    const link: SignaledLink = this.opts.createLink({
       peer: entry.peer,
       initiator,
-      rtc: this.opts.rtc(),
       signal: (data) => this.opts.signal(entry.peer, data),
-      ...(this.opts.connectTimeoutMs !== undefined
-        ? { connectTimeoutMs: this.opts.connectTimeoutMs }
-        : {}),
       handlers: {
         onOpen: () => {
           if (entry.link !== link) return;
+          clearTimeout(entry.connectTimer);
           clearTimeout(entry.retry);
           entry.route = 'direct'; // refined to 'turn' by the first probe
           entry.full = false;
@@ -636,6 +478,7 @@ export class PeerMesh {
         },
         onClose: (err) => {
           if (entry.link !== link) return;
+          clearTimeout(entry.connectTimer);
           entry.link = null;
           if (this.entries.get(entry.peer) !== entry) return;
           if (!entry.neighbour) {
@@ -651,6 +494,19 @@ export class PeerMesh {
         },
       },
     });
+    entry.link = link;
+    entry.linkInitiator = initiator;
+    entry.offerReceived = false;
+    clearTimeout(entry.connectTimer);
+    entry.connectTimer = setTimeout(() => {
+      if (entry.link !== link || link.open) return;
+      link.destroy(
+        new LinkError(
+          'ERR_LINK_CONNECT_TIMEOUT',
+          `no data channel to ${entry.peer} within ${timeoutMs} ms`,
+        ),
+      );
+    }, timeoutMs);
     return link;
   }
 
@@ -671,8 +527,9 @@ export class PeerMesh {
     }, after);
   }
 
-  private dropLink(entry: Entry, link: SimplePeerLink): void {
+  private dropLink(entry: Entry, link: SignaledLink): void {
     entry.link = null;
+    clearTimeout(entry.connectTimer);
     link.destroy(new LinkError('ERR_LINK_CLOSED', 'replaced by a new attempt'));
   }
 

@@ -4,11 +4,14 @@
  * same encodings and is tested against these functions, so every rounding rule is spelled out.
  */
 
-/** Value encoding of a block: float32 as is, IEEE binary16, or int8 with a per-block scale. */
-export type Encoding = 'f32' | 'f16' | 'int8';
+/**
+ * Every value encoding of a block, in order of decreasing precision: float32 as is, IEEE
+ * binary16, or int8 with a per-block scale. The one list; schemas and forms derive from it.
+ */
+export const ENCODINGS = ['f32', 'f16', 'int8'] as const;
 
-/** All encodings, in order of decreasing precision. */
-export const ENCODINGS: readonly Encoding[] = ['f32', 'f16', 'int8'];
+/** Value encoding of a block (one of ENCODINGS). */
+export type Encoding = (typeof ENCODINGS)[number];
 
 /** Bytes per encoded value (the int8 scale travels in the message header). */
 export function bytesPerValue(encoding: Encoding): number {

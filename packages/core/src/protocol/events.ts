@@ -5,6 +5,7 @@
  * `{ ok: true, ... }` or an `ErrorReply`. Fire-and-forget events that fail validation are
  * answered with a `refused` event naming the offending event.
  */
+import type { Encoding } from '../codec/encoding.ts';
 import type { ErrorReply } from './errors.ts';
 import type {
   Hello,
@@ -23,10 +24,13 @@ export interface WorkerSettings {
   readonly communicationPeriod: number;
   /** Blocks per send (the paper's m). */
   readonly blocksPerMessage: number;
-  readonly encoding: 'f32' | 'f16' | 'int8';
+  readonly encoding: Encoding;
 }
 
-export type JobState = 'running' | 'paused' | 'stopped';
+/** Every state of a job as the host sets it; the one list (schemas and views derive from it). */
+export const JOB_STATES = ['running', 'paused', 'stopped'] as const;
+
+export type JobState = (typeof JOB_STATES)[number];
 
 /** What a volunteer needs to know about its job. */
 export interface JobInfo {

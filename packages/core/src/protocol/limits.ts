@@ -17,6 +17,9 @@ export const MAX_RELAY_BYTES = 262_144;
  */
 export const MAX_SIGNAL_BYTES = 16_384;
 
+/** Most links one statistics report may carry (a volunteer's first neighbours). */
+export const MAX_REPORTED_LINKS = 64;
+
 /** How often a volunteer reports statistics (ms). */
 export const STATS_INTERVAL_MS = 1_000;
 

@@ -3,9 +3,12 @@
  * before use (types are not validation); the client may use them too.
  */
 import { z } from 'zod';
+import { ENCODINGS } from '../codec/encoding.ts';
+import { JOB_STATES } from './events.ts';
 import {
   MAX_PAYLOAD_BYTES,
   MAX_RELAY_BYTES,
+  MAX_REPORTED_LINKS,
   MAX_SIGNAL_BYTES,
   PROTOCOL_VERSION,
 } from './limits.ts';
@@ -66,7 +69,8 @@ export const modelSpecSchema = z.discriminatedUnion('kind', [
   }),
 ]);
 
-export const encodingSchema = z.enum(['f32', 'f16', 'int8']);
+export const encodingSchema = z.enum(ENCODINGS);
+export const jobStateSchema = z.enum(JOB_STATES);
 
 export const deviceInfoSchema = z.object({
   backend: z.enum(['webgpu', 'cpu']),
@@ -121,7 +125,7 @@ export const statsSchema = z.object({
   offered: count,
   accepted: count,
   paused: z.boolean(),
-  links: z.array(linkStatsSchema).max(64),
+  links: z.array(linkStatsSchema).max(MAX_REPORTED_LINKS),
   /**
    * Fraction of the interval during which any of the worker's data channels had bytes buffered
    * (`bufferedAmount` > 0). Goodput divided by it is what the uplink carries when pushed, a

@@ -2,7 +2,7 @@
  * Job control: pause, resume, stop, learning rate, balancer mode, checkpoint now. Every change
  * goes through the admin API; errors appear next to the field the server names.
  */
-import type { AdminJobSummary, AdminBalancerRequest } from '@meshgrad/core';
+import type { AdminJobSummary, AdminBalancerRequest, JobState } from '@meshgrad/core';
 import { ApiError, type AdminApi } from '../api.ts';
 import { $, h, replaceChildren, setText, show } from '../dom.ts';
 import { formatCount, modelText, settingsText } from '../format.ts';
@@ -96,7 +96,7 @@ export class ControlView {
     return `/api/admin/jobs/${encodeURIComponent(this.job?.id ?? '')}/${suffix}`;
   }
 
-  private async setState(state: 'running' | 'paused' | 'stopped'): Promise<void> {
+  private async setState(state: JobState): Promise<void> {
     const error = $('state-error');
     setText(error, '');
     try {
