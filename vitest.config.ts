@@ -1,7 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
 // Unit tests run in Node. WebGPU tests use Dawn (the `webgpu` package) on SwiftShader's Vulkan
-// driver, which ships with Debian's chromium package (see shared RECIPES.md).
+// driver, which ships with Debian's chromium package (docs/recipes.md).
 export default defineConfig({
   test: {
     include: ['packages/*/src/**/*.test.ts', 'apps/*/src/**/*.test.ts', 'scripts/*.test.mjs'],

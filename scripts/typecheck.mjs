@@ -1,4 +1,4 @@
-// Typechecks every workspace with its own tsconfig (one per runtime, see STYLE.md).
+// Typechecks every workspace with its own tsconfig (one per runtime, docs/design.md §2.1).
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 

@@ -1,5 +1,5 @@
 /**
- * How every e2e spec and the browser half of the benchmark launch Chromium (shared RECIPES.md).
+ * How every e2e spec and the browser half of the benchmark launch Chromium (docs/recipes.md).
  */
 
 /** Debian's full Chromium; Playwright's own downloads cannot be fetched here (no network). */
