@@ -12,7 +12,7 @@ import { ServerMetrics } from './metrics.ts';
 import { DataStore } from './store.ts';
 import { checkIceOptions, iceConfigFor, type IceOptions } from './turn.ts';
 import { Cluster } from './scale/cluster.ts';
-import { VolunteerHub, type VolunteerNamespace } from './volunteer.ts';
+import { socketParser, VolunteerHub, type VolunteerNamespace } from './volunteer.ts';
 
 /** How often jobs run their periodic work (ms). */
 export const TICK_MS = 1_000;
@@ -118,6 +118,7 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
     // schema instead of a silent disconnect; far beyond it engine.io drops the connection.
     maxHttpBufferSize: MAX_PAYLOAD_BYTES + 1024 * 1024,
     serveClient: false,
+    parser: socketParser,
   });
   // Scale-out: the Redis adapter goes in before the namespace, so its rooms span processes.
   const cluster = options.redis ? await Cluster.connect(options.redis, log) : null;
