@@ -162,7 +162,8 @@ describe('job server', () => {
     const request = nextEvent<{ requestId: string }>(s, 'requestState');
     expect(server.requestCheckpoint('blobs')).not.toBeNull();
     const { requestId } = await request;
-    const params = new Float32Array(job.layout.size).fill(0.25);
+    // A state near the job's model: one far from it would be refused as a regression.
+    const params = job.initialParams().map((v) => v + 1 / 64);
     const reply = (await s.timeout(5_000).emitWithAck('state', {
       requestId,
       jobId: 'blobs',
@@ -190,6 +191,6 @@ describe('job server', () => {
     const w = new Float32Array(
       await (await fetch(server.url + again.checkpoint.url)).arrayBuffer(),
     );
-    expect(w[0]).toBe(0.25);
+    expect(w[0]).toBe(params[0]);
   });
 });

@@ -12,7 +12,7 @@ import { ServerMetrics } from './metrics.ts';
 import { DataStore, type CheckpointRetention } from './store.ts';
 import { checkIceOptions, iceConfigFor, type IceOptions } from './turn.ts';
 import { Cluster } from './scale/cluster.ts';
-import { VolunteerHub, type VolunteerNamespace } from './volunteer.ts';
+import { socketParser, VolunteerHub, type VolunteerNamespace } from './volunteer.ts';
 import { WriteHealth } from './write-health.ts';
 
 /** How often jobs run their periodic work (ms). */
@@ -125,6 +125,7 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
     // schema instead of a silent disconnect; far beyond it engine.io drops the connection.
     maxHttpBufferSize: MAX_PAYLOAD_BYTES + 1024 * 1024,
     serveClient: false,
+    parser: socketParser,
   });
   // Scale-out: the Redis adapter goes in before the namespace, so its rooms span processes.
   const cluster = options.redis ? await Cluster.connect(options.redis, log) : null;

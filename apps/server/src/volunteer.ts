@@ -1,4 +1,5 @@
 import type { Namespace, Socket } from 'socket.io';
+import { Decoder, Encoder, protocol } from 'socket.io-parser';
 import {
   helloSchema,
   relaySchema,
@@ -19,6 +20,24 @@ import type { Job, JobOutbox } from './jobs/job.ts';
 import type { Logger } from './logger.ts';
 import { workerRoom } from './scale/cluster.ts';
 import type { ServerMetrics } from './metrics.ts';
+import { RelayQuota } from './relay-quota.ts';
+
+/**
+ * Binary attachments one event may carry: every volunteer message has at most one (a relayed
+ * block, a state, a contribution). socket.io's default is 10, each up to the frame size.
+ */
+export const MAX_ATTACHMENTS_PER_EVENT = 2;
+
+/** socket.io's parser with `MAX_ATTACHMENTS_PER_EVENT`; an event over it closes its connection. */
+class CappedDecoder extends Decoder {
+  constructor() {
+    super({ maxAttachments: MAX_ATTACHMENTS_PER_EVENT });
+  }
+}
+export const socketParser = { protocol, Encoder, Decoder: CappedDecoder };
+
+/** The worker ids this server issues (`Job.join`); a hello may only ask for one of this form. */
+const ISSUED_WORKER_ID = /^w-[0-9a-f]{12}$/;
 
 interface SocketData {
   workerId?: string;
@@ -45,6 +64,7 @@ const asBytes = (v: Uint8Array | ArrayBuffer): Uint8Array =>
 /** Every worker's socket, so the job can reach it by worker id. */
 export class VolunteerHub implements JobOutbox {
   private readonly sockets = new Map<string, VolunteerSocket>();
+  private readonly relays = new RelayQuota();
 
   constructor(
     private readonly nsp: VolunteerNamespace,
@@ -148,7 +168,9 @@ export class VolunteerHub implements JobOutbox {
     const joined = (event: string, ack: unknown): { job: Job; workerId: string } | null => {
       const { workerId, jobId } = socket.data;
       const job = jobId ? this.jobs.get(jobId) : undefined;
-      if (!workerId || !job || !job.hasLocalWorker(workerId)) {
+      // The id is this socket's only while the socket holds it (see `hello`).
+      const owns = workerId !== undefined && this.sockets.get(workerId) === socket;
+      if (!workerId || !job || !owns || !job.hasLocalWorker(workerId)) {
         refuse(event, ack, 'ERR_NOT_JOINED', `send hello before ${event}`);
         return null;
       }
@@ -173,11 +195,28 @@ export class VolunteerHub implements JobOutbox {
           refuse('hello', ack, code, r.message);
           return;
         }
-        if (socket.data.workerId) {
+        // A worker id is bound to its socket: a socket keeps the id it was issued (and gets it
+        // back after being dropped for silence); another socket may take an id it asks for
+        // only when the id has the form this server issues and no live socket holds it, which
+        // is how a tab resumes after a reconnect or a failover to this process.
+        const bound = socket.data.workerId;
+        const boundJob = socket.data.jobId ? this.jobs.get(socket.data.jobId) : undefined;
+        if (bound && boundJob?.hasLocalWorker(bound)) {
           refuse('hello', ack, 'ERR_UNEXPECTED', 'already joined on this connection');
           return;
         }
-        const running = [...this.jobs.values()].filter((j) => j.state !== 'stopped');
+        const asked = r.value.workerId;
+        const holder = asked === undefined ? undefined : this.sockets.get(asked);
+        const requested =
+          bound ??
+          (asked !== undefined &&
+          ISSUED_WORKER_ID.test(asked) &&
+          (holder === undefined || holder.disconnected)
+            ? asked
+            : undefined);
+        const running = [...this.jobs.values()].filter(
+          (j) => j.state !== 'stopped' && (boundJob === undefined || j === boundJob),
+        );
         // A custom WGSL kernel has no CPU implementation: only WebGPU volunteers can run it.
         const webgpu = r.value.device.backend === 'webgpu';
         const job = running.find((j) => j.kernel === null || webgpu);
@@ -195,10 +234,13 @@ export class VolunteerHub implements JobOutbox {
           }
           return;
         }
-        const worker = job.join(r.value.workerId, socket.id, r.value.device);
+        const worker = job.join(requested, socket.id, r.value.device);
         socket.data.workerId = worker.id;
         socket.data.jobId = job.id;
         this.sockets.set(worker.id, socket);
+        if (bound === undefined) {
+          socket.conn.on('drain', () => this.relays.drained(worker.id));
+        }
         // Sync mode: a round starts now if none runs; the new worker is reachable from here on.
         job.workerReachable();
         // Its room: with the Redis adapter, workers on other processes reach it through it.
@@ -301,8 +343,20 @@ export class VolunteerHub implements JobOutbox {
           refuse('relay', undefined, 'ERR_INVALID_PAYLOAD', r.message);
           return;
         }
-        if (!this.reachable(ctx.job, r.value.to)) {
-          refuse('relay', undefined, 'ERR_UNKNOWN_PEER', `to: no worker ${r.value.to} in this job`);
+        const { to } = r.value;
+        if (!this.reachable(ctx.job, to)) {
+          refuse('relay', undefined, 'ERR_UNKNOWN_PEER', `to: no worker ${to} in this job`);
+          return;
+        }
+        if (!ctx.job.isNeighbour(ctx.workerId, to)) {
+          const message = `to: worker ${to} is not a neighbour of this worker; relays go only between neighbours`;
+          refuse('relay', undefined, 'ERR_UNKNOWN_PEER', message);
+          return;
+        }
+        const local = this.sockets.has(to) && ctx.job.hasLocalWorker(to);
+        const overQuota = this.relays.admit(ctx.workerId, to, r.value.data.byteLength, local);
+        if (overQuota) {
+          refuse('relay', undefined, 'ERR_RATE_LIMITED', overQuota);
           return;
         }
         this.metrics.bytesRelayed.inc(r.value.data.byteLength);
@@ -351,7 +405,10 @@ export class VolunteerHub implements JobOutbox {
     socket.on('disconnect', (reason) => {
       const { workerId, jobId } = socket.data;
       if (!workerId || !jobId) return;
-      if (this.sockets.get(workerId) === socket) this.sockets.delete(workerId);
+      // Only the socket that holds the id may end the worker it names.
+      if (this.sockets.get(workerId) !== socket) return;
+      this.sockets.delete(workerId);
+      this.relays.forget(workerId);
       this.jobs.get(jobId)?.leave(workerId, `disconnected: ${reason}`);
     });
   }

@@ -309,7 +309,8 @@ describe('admin API and namespace', () => {
     const asked = await api('/api/admin/jobs/blobs/checkpoints', { method: 'POST' });
     expect(asked.status).toBe(202);
     const { requestId } = await request;
-    const params = new Float32Array(job.layout.size).map((_, i) => i / 10);
+    // A state near the job's model: one far from it would be refused as a regression.
+    const params = job.initialParams().map((v) => v + 1 / 64);
     const reply = (await a.timeout(5_000).emitWithAck('state', {
       requestId,
       jobId: 'blobs',
@@ -498,7 +499,8 @@ describe('admin API and namespace', () => {
       const request = nextEvent<{ requestId: string }>(a, 'requestState');
       expect((await api('/api/admin/jobs/blobs/checkpoints', { method: 'POST' })).status).toBe(202);
       const { requestId } = await request;
-      const params = new Float32Array(job.layout.size).map((_, i) => k + i * 0.5);
+      // States near the job's model, each its own: far ones would be refused as regressions.
+      const params = job.initialParams().map((v) => v + k / 64);
       uploads.push(params);
       await a.timeout(5_000).emitWithAck('state', {
         requestId,

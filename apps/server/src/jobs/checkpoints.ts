@@ -18,6 +18,15 @@ import type { Roster, WorkerEntry } from './roster.ts';
 /** A state request not answered within this time is abandoned and another worker is asked (ms). */
 export const STATE_REQUEST_TIMEOUT_MS = 15_000;
 
+/**
+ * How much worse than the job's latest checkpoint (or its initial parameters before the first)
+ * an uploaded state's held-out loss may be. ASGD states of different workers differ, and a
+ * worker's state wobbles between checkpoints: that noise stays well within a tenth to a third of
+ * the loss on the models and test sets we run, while a state that replaces the model with
+ * garbage is worse by orders of magnitude (a forged upload measured 44.4 against 2.38).
+ */
+export const REGRESSION_TOLERANCE = 0.5;
+
 /** The checkpoint author in sync mode, where the server's own parameters are the model. */
 export const SYNC_SERVER_WORKER = 'server';
 
@@ -33,6 +42,8 @@ export interface CheckpointsContext {
   readonly roster: Roster;
   /** A custom model's kernel (evaluates it: there is no CPU implementation); null otherwise. */
   kernel(): CustomKernel | null;
+  /** The job's seeded initial parameters. */
+  initialParams(): Float32Array;
   link(): ClusterLink;
   outbox(): JobOutbox;
   /** Whether the job is stopped: it then ends with the checkpoint it has. */
@@ -61,6 +72,8 @@ export class Checkpoints {
    * criterion no upload that overlapped it can replace it as the job's last.
    */
   private readonly storing = new InOrder();
+  /** The held-out loss of the job's initial parameters: the reference before the first checkpoint. */
+  private initialLoss: number | null = null;
 
   constructor(private readonly ctx: CheckpointsContext) {}
 
@@ -106,26 +119,21 @@ export class Checkpoints {
   }
 
   /**
-   * Asks a worker that contributed (and is not paused) for its parameters: the one with the
-   * fastest uplink as the automatic balancer estimates it, else (fixed mode, before its first
-   * tick) the one that has contributed most. Why the uplink: the upload is the whole model in
-   * float32 over the same uplink as the worker's blocks, every checkpoint interval; on a slow
-   * link it takes seconds and crowds out the blocks, which the balancer then sees as a
-   * capacity drop every interval (on a 2 Mbit/s link, ~400 kB each 10 s swung its settings 3x).
+   * Asks a worker that contributed (and is not paused) for its parameters, chosen from what the
+   * server observed, never from the samples a tab claims: first the workers with the fewest
+   * refused uploads; among them the fastest uplink, timed by the server on the worker's last
+   * upload, else as the automatic balancer estimates it; then the one in the job longest. Why
+   * the uplink: the upload is the whole model in float32 over the same uplink as the worker's
+   * blocks, every checkpoint interval; on a slow link it takes seconds and crowds out the
+   * blocks, which the balancer then sees as a capacity drop every interval (on a 2 Mbit/s link,
+   * ~400 kB each 10 s swung its settings 3x).
    */
   requestFromWorker(): string | null {
     if (this.final) return null;
-    const uplink = (w: WorkerEntry) => w.plan?.capacityBytesPerSec ?? -1;
     let best: WorkerEntry | null = null;
     for (const w of this.ctx.roster.workers.values()) {
       if (w.paused || w.contributed === 0) continue;
-      if (
-        !best ||
-        uplink(w) > uplink(best) ||
-        (uplink(w) === uplink(best) && w.contributed > best.contributed)
-      ) {
-        best = w;
-      }
+      if (!best || betterUploader(w, best)) best = w;
     }
     if (!best) return null;
     const requestId = this.expect(best.id);
@@ -195,6 +203,21 @@ export class Checkpoints {
       if (!Number.isFinite(params[i])) return `params[${i}] is not finite`;
     }
     const result = await this.evaluate(params);
+    if (workerId !== SYNC_SERVER_WORKER) {
+      const problem = await this.regression(result.loss);
+      if (problem) {
+        const worker = ctx.roster.get(workerId);
+        if (worker) worker.refusedUploads++;
+        ctx.log.warn({ worker: workerId, testLoss: result.loss, problem }, 'upload refused');
+        void ctx.store
+          .appendEvent(ctx.spec.id, { event: 'upload-refused', worker: workerId, problem })
+          .catch((err: unknown) => ctx.log.warn({ err }, 'could not record a refused upload'));
+        return problem;
+      }
+      const worker = ctx.roster.get(workerId);
+      const seconds = (Date.now() - pending.sentAt) / 1000;
+      if (worker && seconds > 0) worker.uploadBytesPerSec = bytes.byteLength / seconds;
+    }
     const seq = (this.latest?.seq ?? 0) + 1;
     const manifest: CheckpointManifest = {
       job: ctx.spec.id,
@@ -222,6 +245,22 @@ export class Checkpoints {
       });
     await ctx.progress.record(manifest);
     return null;
+  }
+
+  /**
+   * Why a state with held-out loss `loss` may not become the checkpoint, or null: its loss is
+   * worse than the reference (the latest checkpoint's, else the initial parameters') by more than
+   * `REGRESSION_TOLERANCE`.
+   */
+  private async regression(loss: number): Promise<string | null> {
+    if (!Number.isFinite(loss)) return `the state's test loss is ${loss}`;
+    let reference = this.latest?.testLoss;
+    if (reference === undefined) {
+      this.initialLoss ??= (await this.evaluate(this.ctx.initialParams())).loss;
+      reference = this.initialLoss;
+    }
+    if (loss <= reference + REGRESSION_TOLERANCE * Math.abs(reference)) return null;
+    return `the state regressed: test loss ${loss.toPrecision(4)} against ${reference.toPrecision(4)} for the job's model; it is not stored`;
   }
 
   /** The held-out evaluation: a custom model by its own kernel, any other by core's CPU one. */
@@ -287,6 +326,14 @@ export class Checkpoints {
     }
     return this.stopDue;
   }
+}
+
+/** Whether `a` should upload the job's state rather than `b` (see `requestFromWorker`). */
+function betterUploader(a: WorkerEntry, b: WorkerEntry): boolean {
+  if (a.refusedUploads !== b.refusedUploads) return a.refusedUploads < b.refusedUploads;
+  const uplink = (w: WorkerEntry) => w.uploadBytesPerSec ?? w.plan?.capacityBytesPerSec ?? -1;
+  if (uplink(a) !== uplink(b)) return uplink(a) > uplink(b);
+  return a.joinedAt < b.joinedAt;
 }
 
 /** Which stop criterion of `stop` a checkpoint meets, or null when none. */

@@ -15,6 +15,7 @@ import { createLogger } from '../logger.ts';
 import { ServerMetrics } from '../metrics.ts';
 import { DataStore } from '../store.ts';
 import { Job, type JobOutbox, type WorkerEntry } from './job.ts';
+import { MAX_DEPARTED_CREDITS, maxCredit } from './progress.ts';
 import { parseJobSpec } from './job-spec.ts';
 import { stats } from './job.test-support.ts';
 
@@ -464,5 +465,80 @@ describe('Job balancer', () => {
     const requestId = job.requestState();
     expect(requestId).not.toBeNull();
     expect(calls.requestedFrom).toEqual(['fast']);
+  });
+});
+
+/** What a volunteer claims is not what the job believes: counts, states and ids are checked. */
+describe('Job against a volunteer that lies', () => {
+  const bytesOf = (params: Float32Array) => new Uint8Array(params.buffer.slice(0));
+
+  it('credits a claim of 2^53 − 1 samples at most the measured-rate bound; maxSamples does not stop the job', async () => {
+    const job = await openJob({ stop: { maxSamples: 1e12 }, checkpointIntervalSec: 3600 });
+    const { calls } = recordingOutbox(job);
+    const liar = job.join(undefined, 's1', device);
+    job.recordStats(liar, stats(Number.MAX_SAFE_INTEGER));
+    expect(job.samples).toBeGreaterThan(0);
+    expect(job.samples).toBeLessThanOrEqual(maxCredit(Date.now() - liar.joinedAt));
+    expect(liar.contributed).toBe(job.samples);
+    await job.tick();
+    expect(job.state).toBe('running');
+    expect(calls.requests).toHaveLength(0);
+    // Honest reports keep being credited in full.
+    const honest = job.join(undefined, 's2', device);
+    job.recordStats(honest, stats(300));
+    expect(honest.contributed).toBe(300);
+  });
+
+  it('chooses the uploader from what the server saw: a refused upload ranks a worker last, its claims never count', async () => {
+    const job = await openJob({
+      balancer: { mode: 'fixed', communicationPeriod: 48, blocksPerMessage: 1, encoding: 'f32' },
+    });
+    const { calls } = recordingOutbox(job);
+    // The liar joined first, so the server has known it longest.
+    const liar = job.join(undefined, 's1', device);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const honest = job.join(undefined, 's2', device);
+    job.recordStats(liar, stats(Number.MAX_SAFE_INTEGER));
+    job.recordStats(honest, stats(100));
+    const first = job.requestState() as string;
+    expect(calls.requestedFrom).toEqual([liar.id]);
+    const garbage = job.initialParams().map((v) => v + 100);
+    expect(await job.acceptState(liar.id, first, bytesOf(garbage))).toMatch(/regressed/);
+    expect(job.latest).toBeNull();
+    // However many samples it claims, the worker whose upload was refused is asked last.
+    job.recordStats(liar, stats(Number.MAX_SAFE_INTEGER));
+    job.requestState();
+    expect(calls.requestedFrom).toEqual([liar.id, honest.id]);
+  });
+
+  it('refuses an uploaded state whose held-out loss regressed beyond noise; the checkpoint stays', async () => {
+    const job = await openJob({});
+    const { calls } = recordingOutbox(job);
+    const w = job.join(undefined, 's1', device);
+    job.recordStats(w, stats(100));
+    const good = job.initialParams();
+    expect(await job.acceptState(w.id, job.requestState() as string, bytesOf(good))).toBeNull();
+    const before = job.latest;
+    job.recordStats(w, stats(200));
+    const bad = good.map((v) => v + 100);
+    const problem = await job.acceptState(w.id, job.requestState() as string, bytesOf(bad));
+    expect(problem).toMatch(/regress/);
+    expect(job.latest).toEqual(before);
+    expect(job.checkpointParams().params).toEqual(good);
+    expect(calls.requestedFrom).toEqual([w.id, w.id]);
+  });
+
+  it('keeps credit for a bounded number of departed ids', async () => {
+    const job = await openJob({});
+    recordingOutbox(job);
+    for (let i = 0; i < 3_000; i++) {
+      const w = job.join(undefined, `s${i}`, device);
+      job.recordStats(w, stats(1));
+      job.leave(w.id, 'test');
+    }
+    await job.flush();
+    const progress = await new DataStore(dir).loadProgress('blobs');
+    expect(Object.keys(progress?.credited ?? {}).length).toBeLessThanOrEqual(MAX_DEPARTED_CREDITS);
+    expect(MAX_DEPARTED_CREDITS).toBeLessThan(3_000);
   });
 });

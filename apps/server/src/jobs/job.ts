@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import {
   encodeDataset,
@@ -94,6 +94,7 @@ export class Job {
       progress: this.progress,
       roster: this.roster,
       kernel: () => this.kernel,
+      initialParams: () => this.initialParams(),
       link: () => this.link,
       outbox: () => this.outbox,
       stopped: () => this.state === 'stopped',
@@ -250,7 +251,8 @@ export class Job {
 
   /** Adds a worker (or re-attaches a reconnecting one) and renews everyone's neighbours. */
   join(workerId: string | undefined, socketId: string, device: DeviceInfo): WorkerEntry {
-    const id = workerId && !this.roster.has(workerId) ? workerId : `w-${randomUUID().slice(0, 12)}`;
+    const id =
+      workerId && !this.roster.has(workerId) ? workerId : `w-${randomBytes(6).toString('hex')}`;
     const link = this.link;
     const entry = this.roster.add(
       id,
@@ -279,6 +281,7 @@ export class Job {
     this.training.workerLeft(workerId);
     this.metrics.workers.set({ job: this.id }, this.roster.size);
     this.checkpoints.workerLeft(workerId);
+    this.progress.workerLeft(workerId);
     this.log.info({ worker: workerId, reason }, 'worker left');
     void this.store.appendEvent(this.id, { event: 'leave', worker: workerId, reason });
     this.link.workerLeft(workerId);
@@ -293,6 +296,11 @@ export class Job {
   /** Whether `workerId` is a worker of this job connected to this process. */
   hasLocalWorker(workerId: string): boolean {
     return this.roster.has(workerId);
+  }
+
+  /** Whether `peer` is among the neighbours `workerId` (connected here) was given. */
+  isNeighbour(workerId: string, peer: string): boolean {
+    return this.roster.get(workerId)?.neighbours.includes(peer) ?? false;
   }
 
   /** Whether `workerId` is connected to another process of the cluster. */

@@ -12,13 +12,39 @@ import type { Roster, WorkerEntry } from './roster.ts';
 /** How often the job writes a metrics-history record (ms). */
 export const METRICS_RECORD_INTERVAL_MS = 5_000;
 
+/**
+ * The most samples per second the job credits one worker. A tab reports its own count, which
+ * the server cannot check; what it can measure is the time between reports. A bound far above
+ * any real volunteer (a browser tab trains these models at thousands to tens of thousands of
+ * samples/s) keeps honest workers whole and turns a forged count of 2^53 − 1 into a few
+ * seconds' worth of credit.
+ */
+export const MAX_SAMPLES_PER_SEC = 1_000_000;
+/**
+ * Seconds of `MAX_SAMPLES_PER_SEC` a worker may bank: a report that comes late (stats share the
+ * worker's uplink) is still credited in full, but silence does not save up credit for a burst.
+ */
+export const CREDIT_BURST_SEC = 5;
+/**
+ * Credit counters kept for workers that left, so a reconnecting tab is not credited twice; the
+ * oldest are forgotten beyond this, so ids that come and go cannot grow the job's state.
+ */
+export const MAX_DEPARTED_CREDITS = 1_024;
+
+/** The most a worker can be credited `elapsedMs` after it joined (see `MAX_SAMPLES_PER_SEC`). */
+export function maxCredit(elapsedMs: number): number {
+  return Math.min(Math.max(elapsedMs, 0) / 1000 + 1, CREDIT_BURST_SEC) * MAX_SAMPLES_PER_SEC;
+}
+
 /** The parts of `JobProgress` other rooms of the job own (control state, balancer mode). */
 export type ProgressControl = Omit<JobProgress, 'samples' | 'credited'>;
 
 export class Progress {
   private samplesSoFar = 0;
-  /** Per-worker cumulative counters already credited (see `credit`). */
+  /** Per-worker cumulative counters already credited (see `credit`), oldest first. */
   private credited = new Map<string, number>();
+  /** Per worker here: credit it may still be given, and when that was last topped up (ms). */
+  private readonly allowance = new Map<string, { samples: number; at: number }>();
   private dirty = false;
   private lastRecordAt = 0;
   /** The mean train loss workers last reported; kept while none reports one. */
@@ -83,16 +109,51 @@ export class Progress {
    * counts; a counter that went down means the tab restarted its count: credit what it reports
    * anew. Shares the credit with the cluster.
    */
-  credit(worker: WorkerEntry, stats: Stats, link: ClusterLink): void {
+  credit(worker: WorkerEntry, stats: Stats, link: ClusterLink, now = Date.now()): void {
     const before = this.credited.get(worker.id);
     const delta = before === undefined ? stats.samples : stats.samples - before;
-    const credit = delta >= 0 ? delta : stats.samples;
+    const claimed = delta >= 0 ? delta : stats.samples;
+    this.credited.delete(worker.id); // re-inserted last: the map stays oldest first
     this.credited.set(worker.id, stats.samples);
+    const credit = Math.min(claimed, this.allowed(worker, now));
     if (credit <= 0) return;
+    const left = this.allowance.get(worker.id);
+    if (left) left.samples -= credit;
     this.set(this.samplesSoFar + credit);
     worker.contributed += credit;
     this.dirty = true;
     void link.addSamples(worker.id, credit, stats.samples).then((total) => this.raiseTo(total));
+  }
+
+  /**
+   * The credit a worker may be given now: a bucket that fills at `MAX_SAMPLES_PER_SEC` on the
+   * server's clock, from one second's worth at the join, up to `CREDIT_BURST_SEC`' worth.
+   */
+  private allowed(worker: WorkerEntry, now: number): number {
+    let a = this.allowance.get(worker.id);
+    if (!a) {
+      a = { samples: maxCredit(now - worker.joinedAt), at: now };
+      this.allowance.set(worker.id, a);
+      return a.samples;
+    }
+    const cap = CREDIT_BURST_SEC * MAX_SAMPLES_PER_SEC;
+    a.samples = Math.min(cap, a.samples + (Math.max(0, now - a.at) / 1000) * MAX_SAMPLES_PER_SEC);
+    a.at = now;
+    return a.samples;
+  }
+
+  /** A worker left: its allowance goes, and the oldest departed ids' counters beyond the cap. */
+  workerLeft(workerId: string): void {
+    this.allowance.delete(workerId);
+    let departed = 0;
+    for (const id of this.credited.keys()) if (!this.roster.has(id)) departed++;
+    for (const id of this.credited.keys()) {
+      if (departed <= MAX_DEPARTED_CREDITS) break;
+      if (this.roster.has(id)) continue;
+      this.credited.delete(id);
+      departed--;
+      this.dirty = true;
+    }
   }
 
   /** Calls `listener` with every metrics record the job appends; returns an unsubscribe. */

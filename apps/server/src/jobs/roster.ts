@@ -40,6 +40,10 @@ export interface WorkerEntry {
   statsAtS: number;
   /** The automatic balancer's latest plan for this worker; null in fixed mode or before it. */
   plan: WorkerBalance | null;
+  /** State uploads of this worker the job refused (a regression, a malformed state). */
+  refusedUploads: number;
+  /** Bytes/s of its last stored upload as the server timed it (request to arrival); null before. */
+  uploadBytesPerSec: number | null;
 }
 
 /** What the automatic balancer decided for a worker on its latest tick (for the console). */
@@ -121,6 +125,8 @@ export class Roster {
       statsFresh: false,
       statsAtS: 0,
       plan: null,
+      refusedUploads: 0,
+      uploadBytesPerSec: null,
     };
     this.entries.set(id, entry);
     return entry;
