@@ -64,6 +64,19 @@ export class ServerMetrics {
     registers: [this.registry],
   });
 
+  readonly adminRefused = new Counter({
+    name: 'meshgrad_admin_refused_total',
+    help: 'Admin API requests refused: no token (unauthorized), a wrong one (forbidden), or throttled after too many wrong ones',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly addressLimited = new Counter({
+    name: 'meshgrad_address_limited_total',
+    help: 'Connections or hellos refused because their remote address was over its limit',
+    labelNames: ['limit'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'meshgrad_process_' });
   }

@@ -9,7 +9,7 @@ import type { Logger } from '../logger.ts';
 import type { ServerMetrics } from '../metrics.ts';
 import type { DataStore } from '../store.ts';
 import type { VolunteerNamespace } from '../volunteer.ts';
-import { TokenCheck } from './auth.ts';
+import { TokenCheck, TokenThrottle, type TokenThrottleOptions } from './auth.ts';
 import { createAdminHttpHandler } from './http.ts';
 import { AdminHub, type AdminNamespace } from './hub.ts';
 import { AdminService } from './service.ts';
@@ -30,6 +30,10 @@ export interface AdminOptions {
   readonly outbox: JobOutbox;
   /** The volunteer namespace, for sending workers new settings. */
   readonly volunteers: VolunteerNamespace;
+  /** Directories a spec's data files may lie in. */
+  readonly allowedDataDirs: readonly string[];
+  /** Wrong-token throttling per address (auth.ts defaults). */
+  readonly tokenThrottle?: TokenThrottleOptions;
 }
 
 export interface Admin {
@@ -55,11 +59,14 @@ export function createAdmin(options: AdminOptions): Admin {
       options.volunteers.to(worker.socketId).emit('settings', settings);
     },
     changed: (jobId) => hub?.push(jobId),
+    allowedDataDirs: options.allowedDataDirs,
   });
   hub = new AdminHub(nsp, options.jobs, tokens, log);
   const handleHttp = createAdminHttpHandler({
     service,
     tokens,
+    throttle: new TokenThrottle(options.tokenThrottle),
+    refused: (outcome) => options.metrics.adminRefused.inc({ outcome }),
     log,
     startedAt: options.startedAt,
   });
