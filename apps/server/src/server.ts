@@ -191,7 +191,12 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
       [...jobs.values()].map(async (j) => {
         // Jobs created from the admin console join the cluster on their first tick.
         if (cluster && !cluster.isAttached(j)) await cluster.attach(j);
-        await j.tick(hub);
+        const endTimer = metrics.tickSeconds.startTimer({ job: j.id });
+        try {
+          await j.tick(hub);
+        } finally {
+          endTimer();
+        }
       }),
     )
       .catch((err: unknown) => log.error({ err }, 'job tick failed'))
@@ -238,6 +243,7 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
         await new Promise<void>((resolve) => http.close(() => resolve()));
         http.closeAllConnections();
         await cluster?.close();
+        metrics.close();
       })();
       return closing;
     },
