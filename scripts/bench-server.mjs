@@ -39,3 +39,5 @@ try {
   );
   process.exitCode = 1;
 }
+// Load threads of a step the server stopped answering may still hold sockets: end them too.
+process.exit(process.exitCode ?? 0);

@@ -195,7 +195,15 @@ export async function main(args: readonly string[]): Promise<void> {
         out(`N=${n}: skipped, the run reached --max-seconds`);
         continue;
       }
-      const r = await runStep(url, n, options, baseline, deadline);
+      let r: StepResult;
+      try {
+        r = await runStep(url, n, options, baseline, deadline);
+      } catch (err) {
+        // A stalled or dead server is a result too: say so and stop climbing.
+        const cause = (err as { cause?: unknown }).cause;
+        out(`N=${n}: the server stopped answering (${String(cause ?? err)}); no larger N is tried`);
+        break;
+      }
       out(
         `N=${r.volunteers}: held ${r.held} (failed ${r.failed}), hello p50 ${r.helloP50Ms} ms p99 ${r.helloP99Ms} ms, ` +
           `event loop p99 ${r.eventLoopP99Ms} ms (max ${r.eventLoopMaxMs}), RSS ${r.rssKbPerVolunteer} KB/volunteer, ` +
