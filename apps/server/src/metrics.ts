@@ -1,4 +1,8 @@
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Sampling resolution of the event-loop delay monitor (ms). */
+const EVENT_LOOP_RESOLUTION_MS = 10;
 
 /** Prometheus metrics served at /metrics. One registry per server instance (tests run several). */
 export class ServerMetrics {
@@ -64,7 +68,54 @@ export class ServerMetrics {
     registers: [this.registry],
   });
 
+  readonly adminRefused = new Counter({
+    name: 'meshgrad_admin_refused_total',
+    help: 'Admin API requests refused: no token (unauthorized), a wrong one (forbidden), or throttled after too many wrong ones',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly addressLimited = new Counter({
+    name: 'meshgrad_address_limited_total',
+    help: 'Connections or hellos refused because their remote address was over its limit',
+    labelNames: ['limit'] as const,
+    registers: [this.registry],
+  });
+
+  readonly tickSeconds = new Histogram({
+    name: 'meshgrad_balancer_tick_seconds',
+    help: "Duration of a job's periodic tick on the main thread: the balancer, the stale-worker sweep, progress and state requests",
+    labelNames: ['job'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30],
+    registers: [this.registry],
+  });
+  private readonly loopDelay = monitorEventLoopDelay({ resolution: EVENT_LOOP_RESOLUTION_MS });
+  readonly eventLoopDelayP99 = new Gauge({
+    name: 'meshgrad_event_loop_delay_p99_seconds',
+    help: 'p99 of the event-loop delay since the previous scrape (perf_hooks.monitorEventLoopDelay)',
+    registers: [this.registry],
+    collect: () => this.sampleLoopDelay(),
+  });
+  readonly eventLoopDelayMax = new Gauge({
+    name: 'meshgrad_event_loop_delay_max_seconds',
+    help: 'Longest event-loop delay since the previous scrape',
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'meshgrad_process_' });
+    this.loopDelay.enable();
+  }
+
+  /** Stops the event-loop monitor (a closed server must not keep sampling). */
+  close(): void {
+    this.loopDelay.disable();
+  }
+
+  /** Sets both delay gauges from the monitor and starts a new window. */
+  private sampleLoopDelay(): void {
+    // The monitor reports nanoseconds; with no sample yet its percentiles are 0.
+    this.eventLoopDelayP99.set(this.loopDelay.percentile(99) / 1e9);
+    this.eventLoopDelayMax.set(this.loopDelay.max / 1e9);
+    this.loopDelay.reset();
   }
 }

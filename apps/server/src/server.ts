@@ -4,8 +4,10 @@ import { fileURLToPath } from 'node:url';
 import { Server as SocketServer } from 'socket.io';
 import { MAX_PAYLOAD_BYTES } from '@meshgrad/core';
 import { createAdmin } from './admin/index.ts';
+import type { TokenThrottleOptions } from './admin/auth.ts';
+import { AddressLimits, type AddressLimitOptions } from './address-limits.ts';
 import { createHttpHandler, type HttpContext } from './http.ts';
-import { DEFAULT_JOB, parseJobSpec, type JobSpec } from './jobs/job-spec.ts';
+import { DEFAULT_JOB, JobSpecError, parseJobSpec, type JobSpec } from './jobs/job-spec.ts';
 import { Job } from './jobs/job.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { ServerMetrics } from './metrics.ts';
@@ -38,6 +40,15 @@ export interface ServerOptions extends IceOptions {
    * processes on the same Redis, so they act as one server (docs/scale-out.md). Default: alone.
    */
   readonly redis?: string;
+  /**
+   * Directories a job spec's data files may lie in, besides the data directory (the CLI adds
+   * the folders of its `--job` files and `--allow-data-dir`). A path outside is a spec error.
+   */
+  readonly allowDataDirs?: readonly string[];
+  /** Connection and hello limits per remote address (address-limits.ts defaults). */
+  readonly addressLimits?: AddressLimitOptions;
+  /** Wrong admin tokens per address before 429 (admin/auth.ts defaults). */
+  readonly tokenThrottle?: TokenThrottleOptions;
   /** Which checkpoints are kept; default the newest 10 and the best (store.ts). */
   readonly checkpointRetention?: CheckpointRetention;
 }
@@ -83,7 +94,10 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
   await store.init();
   const adminToken = await store.adminToken(options.adminToken ?? process.env.MESHGRAD_ADMIN_TOKEN);
 
-  const specs: JobSpec[] = (options.jobs ?? [DEFAULT_JOB]).map((s) => parseJobSpec(s));
+  const allowedDirs = [dataDir, ...(options.allowDataDirs ?? []).map((d) => path.resolve(d))];
+  const specs: JobSpec[] = (options.jobs ?? [DEFAULT_JOB]).map((s) =>
+    parseJobSpec(s, { allowedDirs }),
+  );
   const jobs = new Map<string, Job>();
   for (const spec of specs) {
     jobs.set(spec.id, await Job.open(spec, store, metrics, log));
@@ -95,11 +109,13 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
     try {
       const saved = await store.loadSpec(id);
       if (saved === null) continue;
-      const spec = parseJobSpec(saved);
+      const spec = parseJobSpec(saved, { allowedDirs });
       if (spec.id !== id) throw new Error(`its spec names job ${spec.id}`);
       jobs.set(id, await Job.open(spec, store, metrics, log));
     } catch (err) {
-      log.warn({ err, job: id }, 'cannot resume a job from the data directory');
+      // A spec error's reason may quote a data file: the log names the field and file only.
+      const why = err instanceof JobSpecError ? { field: err.field, file: err.file } : { err };
+      log.warn({ ...why, job: id }, 'cannot resume a job from the data directory');
     }
   }
 
@@ -130,6 +146,12 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
   // Scale-out: the Redis adapter goes in before the namespace, so its rooms span processes.
   const cluster = options.redis ? await Cluster.connect(options.redis, log) : null;
   if (cluster) io.adapter(cluster.socketAdapter());
+  // The limits go in before any other connection handler, so a refused socket reaches none.
+  const addressLimits = new AddressLimits(log, options.addressLimits, (limit) =>
+    metrics.addressLimited.inc({ limit }),
+  );
+  addressLimits.install(io.of('/volunteer'));
+  addressLimits.install(io.of('/admin'));
   // socket.io types one event map per Server; each namespace has its own, so narrow it here.
   const volunteers = io.of('/volunteer') as unknown as VolunteerNamespace;
   const hub = new VolunteerHub(
@@ -149,6 +171,8 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
     startedAt,
     io,
     outbox: hub,
+    allowedDataDirs: allowedDirs,
+    ...(options.tokenThrottle ? { tokenThrottle: options.tokenThrottle } : {}),
   });
   adminHttp = admin.handleHttp;
   for (const job of jobs.values()) job.attach(hub);
@@ -162,7 +186,12 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
       [...jobs.values()].map(async (j) => {
         // Jobs created from the admin console join the cluster on their first tick.
         if (cluster && !cluster.isAttached(j)) await cluster.attach(j);
-        await j.tick();
+        const endTimer = metrics.tickSeconds.startTimer({ job: j.id });
+        try {
+          await j.tick();
+        } finally {
+          endTimer();
+        }
       }),
     )
       .catch((err: unknown) => log.error({ err }, 'job tick failed'))
@@ -202,12 +231,14 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
       // Once: a second close (a test's cleanup after a failover) must not reach closed clients.
       closing ??= (async () => {
         clearInterval(timer);
+        addressLimits.close();
         admin.close();
         await Promise.all([...jobs.values()].map((j) => j.flush()));
         await new Promise<void>((resolve) => io.close(() => resolve()));
         await new Promise<void>((resolve) => http.close(() => resolve()));
         http.closeAllConnections();
         await cluster?.close();
+        metrics.close();
       })();
       return closing;
     },

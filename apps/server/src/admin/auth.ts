@@ -35,3 +35,76 @@ export class TokenCheck {
     return this.check(m[1]);
   }
 }
+
+export interface TokenThrottleOptions {
+  /** Wrong tokens one address may present per window before it is refused for the rest. Default 30. */
+  readonly failuresPerWindow?: number;
+  /** Default 60 s. */
+  readonly windowMs?: number;
+}
+
+export type ThrottleVerdict = { readonly ok: true } | { readonly ok: false; retryAfterSec: number };
+
+interface Burst {
+  start: number;
+  failures: number;
+  /** Whether this burst's refusal was logged (once per burst, not per attempt). */
+  logged: boolean;
+}
+
+/**
+ * Throttles wrong admin tokens per remote address. Why: without it one address can try about
+ * 900 tokens a second over HTTP. An address past its failures in a window gets 429 for the rest
+ * of the window, before its token is even checked, so a guess in that time learns nothing.
+ */
+export class TokenThrottle {
+  readonly failuresPerWindow: number;
+  readonly windowMs: number;
+  private readonly bursts = new Map<string, Burst>();
+
+  constructor(options: TokenThrottleOptions = {}) {
+    this.failuresPerWindow = options.failuresPerWindow ?? 30;
+    this.windowMs = options.windowMs ?? 60_000;
+  }
+
+  /** Whether `address` may present a token now. */
+  admit(address: string, now = Date.now()): ThrottleVerdict {
+    const b = this.current(address, now);
+    if (!b || b.failures < this.failuresPerWindow) return { ok: true };
+    return {
+      ok: false,
+      retryAfterSec: Math.max(1, Math.ceil((b.start + this.windowMs - now) / 1000)),
+    };
+  }
+
+  /**
+   * Records a wrong token from `address`; true when this is the first of its burst, i.e. the
+   * one refusal of the burst that should be logged.
+   */
+  failed(address: string, now = Date.now()): boolean {
+    const b = this.current(address, now) ?? { start: now, failures: 0, logged: false };
+    b.failures++;
+    this.bursts.set(address, b);
+    if (b.logged) return false;
+    b.logged = true;
+    return true;
+  }
+
+  /** Failures of `address` in its current window. */
+  failures(address: string, now = Date.now()): number {
+    return this.current(address, now)?.failures ?? 0;
+  }
+
+  private current(address: string, now: number): Burst | undefined {
+    const b = this.bursts.get(address);
+    if (b && now - b.start >= this.windowMs) {
+      this.bursts.delete(address);
+      return undefined;
+    }
+    // Bounded: a sweep on the way drops windows that are over, so the map holds live ones only.
+    if (this.bursts.size > 10_000) {
+      for (const [a, x] of this.bursts) if (now - x.start >= this.windowMs) this.bursts.delete(a);
+    }
+    return b;
+  }
+}

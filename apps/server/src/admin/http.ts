@@ -5,8 +5,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseRequestTarget, sendBinary } from '../http.ts';
 import type { Logger } from '../logger.ts';
-import type { TokenCheck } from './auth.ts';
+import type { TokenCheck, TokenThrottle } from './auth.ts';
 import type { AdminError, AdminErrorCode, AdminSession } from '@meshgrad/core';
+import { JobSpecError } from '../jobs/job-spec.ts';
 import { AdminFailure, type AdminService } from './service.ts';
 import { jobSnapshot, jobSummary } from './views.ts';
 
@@ -90,6 +91,10 @@ interface Route {
 export interface AdminHttpContext {
   readonly service: AdminService;
   readonly tokens: TokenCheck;
+  /** Wrong tokens per address: past the limit an address gets 429 until its window ends. */
+  readonly throttle: TokenThrottle;
+  /** Counts refused requests by outcome (`unauthorized`, `forbidden`, `throttled`). */
+  readonly refused?: (outcome: 'unauthorized' | 'forbidden' | 'throttled') => void;
   readonly log: Logger;
   readonly startedAt: number;
 }
@@ -188,14 +193,37 @@ export function createAdminHttpHandler(
       return;
     }
     const { url } = target;
+    const remote = req.socket.remoteAddress ?? 'unknown';
+    const admitted = ctx.throttle.admit(remote);
+    if (!admitted.ok) {
+      ctx.refused?.('throttled');
+      sendError(
+        res,
+        429,
+        'ERR_RATE_LIMITED',
+        `too many wrong admin tokens from your address; try again in ${admitted.retryAfterSec} s`,
+        undefined,
+        { 'retry-after': String(admitted.retryAfterSec) },
+      );
+      req.resume();
+      return;
+    }
     const auth = ctx.tokens.checkRequest(req);
     if (auth !== 'ok') {
       // Why: the same two answers for every path, so an outsider learns nothing about routes
-      // or jobs; the log keeps the address for whoever watches for guessing.
-      ctx.log.warn(
-        { path: url.pathname, remote: req.socket.remoteAddress, reason: auth },
-        'admin API request refused',
-      );
+      // or jobs. The log keeps the address of a guesser once per burst, not once per guess.
+      if (auth === 'wrong' && ctx.throttle.failed(remote)) {
+        ctx.log.warn(
+          {
+            path: url.pathname.slice(0, 200),
+            remote,
+            limit: ctx.throttle.failuresPerWindow,
+            windowSec: ctx.throttle.windowMs / 1000,
+          },
+          'admin API refused a wrong token; further refusals from this address in this window are counted, not logged',
+        );
+      }
+      ctx.refused?.(auth === 'missing' ? 'unauthorized' : 'forbidden');
       if (auth === 'missing') {
         sendError(res, 401, 'ERR_UNAUTHORIZED', 'the admin token is required', undefined, {
           'www-authenticate': 'Bearer realm="meshgrad admin"',
@@ -231,6 +259,13 @@ export function createAdminHttpHandler(
     handler(m, req, res).catch((err: unknown) => {
       if (err instanceof AdminFailure) {
         if (!res.headersSent) sendError(res, err.status, err.code, err.message, err.field);
+        return;
+      }
+      if (err instanceof JobSpecError) {
+        // A spec whose data cannot be loaded (found when the job opens). Why the log names only
+        // the field and file: the reason may quote the file, and a file can hold secrets.
+        ctx.log.info({ path: url.pathname, field: err.field, file: err.file }, 'job spec refused');
+        if (!res.headersSent) sendError(res, 400, 'ERR_INVALID_PAYLOAD', err.reason, err.field);
         return;
       }
       ctx.log.error({ err, path: url.pathname }, 'admin handler failed');

@@ -8,7 +8,7 @@ import type { Job, JobOutbox } from '../jobs/job.ts';
 import type { Logger } from '../logger.ts';
 import type { ServerMetrics } from '../metrics.ts';
 import type { DataStore } from '../store.ts';
-import { TokenCheck } from './auth.ts';
+import { TokenCheck, TokenThrottle, type TokenThrottleOptions } from './auth.ts';
 import { createAdminHttpHandler } from './http.ts';
 import { AdminHub, type AdminNamespace } from './hub.ts';
 import { AdminService } from './service.ts';
@@ -27,6 +27,10 @@ export interface AdminOptions {
   readonly io: SocketServer;
   /** The volunteer hub: control messages and state requests reach workers through it. */
   readonly outbox: JobOutbox;
+  /** Directories a spec's data files may lie in. */
+  readonly allowedDataDirs: readonly string[];
+  /** Wrong-token throttling per address (auth.ts defaults). */
+  readonly tokenThrottle?: TokenThrottleOptions;
 }
 
 export interface Admin {
@@ -49,11 +53,14 @@ export function createAdmin(options: AdminOptions): Admin {
     log,
     outbox: options.outbox,
     changed: (jobId) => hub?.push(jobId),
+    allowedDataDirs: options.allowedDataDirs,
   });
   hub = new AdminHub(nsp, options.jobs, tokens, log);
   const handleHttp = createAdminHttpHandler({
     service,
     tokens,
+    throttle: new TokenThrottle(options.tokenThrottle),
+    refused: (outcome) => options.metrics.adminRefused.inc({ outcome }),
     log,
     startedAt: options.startedAt,
   });

@@ -65,6 +65,8 @@ export interface AdminServiceContext {
   readonly outbox: JobOutbox;
   /** Called after anything changed a job, so live views update at once. */
   changed(jobId: string): void;
+  /** Directories a spec's data files may lie in (job-spec.ts `allowedDirs`). */
+  readonly allowedDataDirs: readonly string[];
 }
 
 export class AdminService {
@@ -86,7 +88,7 @@ export class AdminService {
   async createJob(body: unknown): Promise<Job> {
     let spec;
     try {
-      spec = parseJobSpec(body);
+      spec = parseJobSpec(body, { allowedDirs: this.ctx.allowedDataDirs });
     } catch (err) {
       throw invalidSpec(err);
     }

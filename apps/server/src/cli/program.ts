@@ -86,6 +86,29 @@ export function buildProgram(io: CliIo, done: (code: number) => void): Command {
       process.env.MESHGRAD_TURN_SECRET,
     )
     .option('--turn-ttl <seconds>', 'lifetime of TURN credentials', positiveInt, 3600)
+    .option(
+      '--allow-data-dir <dir>',
+      'a directory job specs may read data files from, besides the data directory and the folders of the --job files; repeatable',
+      collect,
+    )
+    .option(
+      '--keep-checkpoints <n>',
+      'checkpoints kept per job: the newest n, and the best by test loss besides',
+      positiveInt,
+      10,
+    )
+    .option(
+      '--max-connections-per-address <n>',
+      'sockets one remote address may hold at once',
+      positiveInt,
+      256,
+    )
+    .option(
+      '--hellos-per-minute <n>',
+      'hellos one remote address may send a minute',
+      positiveInt,
+      240,
+    )
     .addOption(
       new Option('--log-level <level>', 'log level')
         .choices(['trace', 'debug', 'info', 'warn', 'error', 'silent'])

@@ -1,4 +1,5 @@
 /** `meshgrad serve`: starts a job server and keeps it running until SIGINT or SIGTERM. */
+import path from 'node:path';
 import { JobSpecError, type JobSpec } from '../jobs/job-spec.ts';
 import { createLogger, type LogFormat } from '../logger.ts';
 import { createServer } from '../server.ts';
@@ -18,6 +19,10 @@ export interface ServeOptions {
   readonly logLevel: string;
   /** Default: pretty on a terminal, JSON lines otherwise. */
   readonly logFormat?: LogFormat;
+  readonly allowDataDir?: string[];
+  readonly keepCheckpoints: number;
+  readonly maxConnectionsPerAddress: number;
+  readonly hellosPerMinute: number;
 }
 
 async function readSpecs(files: readonly string[]): Promise<JobSpec[]> {
@@ -51,6 +56,16 @@ export async function serve(opts: ServeOptions, io: CliIo): Promise<void> {
       ...(opts.turnSecret ? { turnSecret: opts.turnSecret } : {}),
       turnTtlSec: opts.turnTtl,
       ...(opts.redis ? { redis: opts.redis } : {}),
+      // A spec file's own folder holds its data by default; anything else the host names.
+      allowDataDirs: [
+        ...(opts.job ?? []).map((file) => path.dirname(path.resolve(file))),
+        ...(opts.allowDataDir ?? []),
+      ],
+      checkpointRetention: { keepLast: opts.keepCheckpoints },
+      addressLimits: {
+        maxConnectionsPerAddress: opts.maxConnectionsPerAddress,
+        hellosPerMinute: opts.hellosPerMinute,
+      },
     });
   } catch (err) {
     // Data files are loaded when the server opens the job: name the spec file it came from.

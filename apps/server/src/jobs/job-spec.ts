@@ -6,6 +6,7 @@
  * A parsed spec is itself a valid spec: the server saves it in the data directory and parses it
  * again when it resumes the job, so nothing here may change a value's shape on the way through.
  */
+import { realpathSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import {
@@ -410,6 +411,12 @@ export interface ParseJobSpecOptions {
    * directory for `meshgrad serve --job` and `meshgrad validate`. Default: the working directory.
    */
   readonly baseDir?: string;
+  /**
+   * Directories the spec's data and kernel files must lie in (after following symlinks);
+   * absent: no confinement (tools that only check a spec's form, such as `meshgrad validate`).
+   * The server passes the data directory, the folders of its `--job` files and `--allow-data-dir`.
+   */
+  readonly allowedDirs?: readonly string[];
 }
 
 /** Number of input features the model takes per sample. */
@@ -434,7 +441,81 @@ export function parseJobSpec(value: unknown, options: ParseJobSpecOptions = {}):
   }
   const spec = r.data;
   checkModelAgainstSpec(spec);
-  return resolvePaths(spec, path.resolve(options.baseDir ?? process.cwd()));
+  const resolved = resolvePaths(spec, path.resolve(options.baseDir ?? process.cwd()));
+  if (options.allowedDirs) confinePaths(resolved, options.allowedDirs);
+  return resolved;
+}
+
+/** Every file a spec names, with its field. */
+function specFiles(spec: JobSpec): Array<{ field: string; file: string }> {
+  const out: Array<{ field: string; file: string | null }> = [];
+  if (spec.model.kind === 'custom' && spec.model.kernel !== undefined) {
+    out.push({ field: 'model.kernel', file: spec.model.kernel });
+  }
+  const d = spec.dataset;
+  if (d.kind === 'idx') {
+    out.push(
+      { field: 'dataset.images', file: d.images },
+      { field: 'dataset.labels', file: d.labels },
+    );
+    if (d.test) {
+      out.push(
+        { field: 'dataset.test.images', file: d.test.images },
+        { field: 'dataset.test.labels', file: d.test.labels },
+      );
+    }
+  } else if (d.kind === 'npy') {
+    out.push(
+      { field: 'dataset.features', file: d.features },
+      { field: 'dataset.labels', file: d.labels },
+    );
+    if (d.test) {
+      out.push(
+        { field: 'dataset.test.features', file: d.test.features },
+        { field: 'dataset.test.labels', file: d.test.labels },
+      );
+    }
+  } else if (d.kind === 'csv') {
+    out.push({ field: 'dataset.file', file: d.file });
+    if (d.test) out.push({ field: 'dataset.test.file', file: d.test.file });
+  }
+  return out.filter((f): f is { field: string; file: string } => f.file !== null);
+}
+
+const isInside = (file: string, dir: string) => {
+  const rel = path.relative(dir, file);
+  return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);
+};
+
+/** The real path of a file (or of its nearest existing parent, for files not there yet). */
+function realPath(file: string): string {
+  try {
+    return realpathSync(file);
+  } catch {
+    const parent = path.dirname(file);
+    return parent === file ? file : path.join(realPath(parent), path.basename(file));
+  }
+}
+
+/**
+ * Why: a spec comes from whoever holds the admin token, and the server would read and parse
+ * any path it names (`/proc/self/environ` holds the TURN secret). Both the path as written and
+ * the file it leads to through symlinks must lie inside a directory the host allowed.
+ */
+function confinePaths(spec: JobSpec, allowedDirs: readonly string[]): void {
+  const written = allowedDirs.map((d) => path.resolve(d));
+  const real = written.map(realPath);
+  const allowed = [...written, ...real];
+  for (const { field, file } of specFiles(spec)) {
+    const asWritten = allowed.some((d) => isInside(file, d));
+    const followed = realPath(file);
+    if (asWritten && real.some((d) => isInside(followed, d))) continue;
+    throw new JobSpecError(
+      field,
+      `${file} is outside the directories this server reads data from (${allowedDirs.join(', ')}); put the file there or start the server with --allow-data-dir`,
+      file,
+    );
+  }
 }
 
 /** Cross-field checks that need no data: the model against the dataset, balancer and stop. */

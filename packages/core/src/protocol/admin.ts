@@ -18,7 +18,8 @@
  *   GET  /api/admin/jobs/:id/checkpoints/:seq.safetensors | :seq.bin   → the file
  *
  * Failures answer `AdminError` with a status: 400 (invalid, `field` names what), 401, 403, 404,
- * 405, 409 (conflicts with the job's state), 413 (body too large), 415 (not JSON).
+ * 405, 409 (conflicts with the job's state), 413 (body too large), 415 (not JSON), 429 (too many
+ * wrong tokens from one address).
  */
 import type { DeviceInfo, LinkStats, ModelSpecPayload } from './schemas.ts';
 import type { JobInfo, JobState, WorkerSettings } from './events.ts';
@@ -32,6 +33,8 @@ export type AdminErrorCode =
   | 'ERR_CONFLICT'
   | 'ERR_PAYLOAD_TOO_LARGE'
   | 'ERR_UNSUPPORTED_MEDIA_TYPE'
+  /** 429: too many wrong tokens from one address; `retry-after` says when to try again. */
+  | 'ERR_RATE_LIMITED'
   | 'ERR_INTERNAL';
 
 export interface AdminError {

@@ -1,0 +1,98 @@
+import { Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import type { Socket } from 'socket.io-client';
+import { PROTOCOL_VERSION, type AdminError } from '@meshgrad/core';
+import type { Logger } from './logger.ts';
+import { ServerFixture } from './server.test-support.ts';
+
+const clustersJob = {
+  id: 'blobs',
+  name: 'Gaussian blobs',
+  model: { kind: 'kmeans', dims: 2, clusters: 2 },
+  dataset: { kind: 'clusters', clusters: 2, dims: 2, count: 40, testCount: 20 },
+  shards: 2,
+  batchSize: 8,
+};
+const device = { backend: 'cpu', userAgent: 'vitest' } as const;
+const TOKEN = 'test-admin-token-limits';
+const fixture = new ServerFixture('meshgrad-limits-');
+
+function connected(s: Socket): Promise<'connected' | string> {
+  return new Promise((resolve) => {
+    s.once('connect', () => resolve('connected'));
+    s.once('connect_error', (err) => resolve(err.message));
+  });
+}
+
+function capturingLogger(): { lines: string[]; logger: Logger } {
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      lines.push(chunk.toString('utf8'));
+      done();
+    },
+  });
+  return { lines, logger: pino({ level: 'info' }, sink) as Logger };
+}
+
+describe('limits per remote address', () => {
+  it('refuses sockets over the connection limit with a reason, and admits again once one leaves', async () => {
+    await fixture.start({ jobs: [clustersJob], addressLimits: { maxConnectionsPerAddress: 3 } });
+    const held = [fixture.socket(), fixture.socket(), fixture.socket()];
+    expect(await Promise.all(held.map(connected))).toEqual(['connected', 'connected', 'connected']);
+    const extra = fixture.socket();
+    expect(await connected(extra)).toMatch(/too many connections from your address/);
+    // The admin namespace counts against the same address.
+    expect(await connected(fixture.socket('/admin'))).toMatch(/too many connections/);
+    held[0]?.disconnect();
+    await expect
+      .poll(async () => connected(fixture.socket()), { timeout: 20_000, interval: 200 })
+      .toBe('connected');
+  });
+
+  it('answers hellos over the per-minute limit with ERR_RATE_LIMITED and keeps the socket', async () => {
+    const server = await fixture.start({
+      jobs: [clustersJob],
+      addressLimits: { hellosPerMinute: 2 },
+    });
+    const hello = (s: Socket) =>
+      s.timeout(5_000).emitWithAck('hello', { protocolVersion: PROTOCOL_VERSION, device });
+    const a = fixture.socket();
+    const b = fixture.socket();
+    expect(await hello(a)).toMatchObject({ ok: true });
+    expect(await hello(b)).toMatchObject({ ok: true });
+    const c = fixture.socket();
+    expect(await hello(c)).toMatchObject({ ok: false, code: 'ERR_RATE_LIMITED' });
+    expect(c.connected).toBe(true);
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metrics).toMatch(/meshgrad_address_limited_total\{limit="hellos"\} 1/);
+  });
+
+  it('throttles wrong admin tokens with 429 and Retry-After, logging one line per burst', async () => {
+    const { lines, logger } = capturingLogger();
+    const server = await fixture.start({
+      jobs: [clustersJob],
+      adminToken: TOKEN,
+      logger,
+      tokenThrottle: { failuresPerWindow: 3, windowMs: 60_000 },
+    });
+    const get = (token: string) =>
+      fetch(`${server.url}/api/admin/session`, { headers: { authorization: `Bearer ${token}` } });
+    for (let i = 0; i < 3; i++) expect((await get(`wrong-${i}`)).status).toBe(403);
+    const throttled = await get('wrong-again');
+    expect(throttled.status).toBe(429);
+    const retryAfter = Number(throttled.headers.get('retry-after'));
+    expect(retryAfter).toBeGreaterThan(0);
+    expect(retryAfter).toBeLessThanOrEqual(60);
+    expect(((await throttled.json()) as AdminError).code).toBe('ERR_RATE_LIMITED');
+    // Even the right token waits: a guess made while throttled must not learn anything.
+    expect((await get(TOKEN)).status).toBe(429);
+    for (let i = 0; i < 20; i++) await get(`more-${i}`);
+    const refusals = lines.filter((l) => l.includes('refused a wrong token'));
+    expect(refusals).toHaveLength(1);
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metrics).toMatch(/meshgrad_admin_refused_total\{outcome="throttled"\} 22/);
+    expect(metrics).toMatch(/meshgrad_admin_refused_total\{outcome="forbidden"\} 3/);
+  });
+});
