@@ -92,7 +92,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     current.tick(job, true);
     const budgetMs = options.baselineBudgetS * 1000;
     // All-pairs work grows as N²: from the last timed N, a tick past the budget is not started.
-    const previous = results.findLast((r) => r.baselineMs !== null);
+    const previous = [...results].reverse().find((r) => r.baselineMs !== null);
     const predictedMs =
       previous?.baselineMs != null ? previous.baselineMs * (n / previous.n) ** 2 : 0;
     let oldSpent = predictedMs > budgetMs || budgetMs === 0 ? Infinity : old.tick(job, true);
