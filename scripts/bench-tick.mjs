@@ -33,6 +33,7 @@ try {
   } catch (err) {
     throw new Error(
       `the baseline needs the git history with commit ${BASELINE_COMMIT} (the all-pairs balancer): ${err instanceof Error ? err.message : String(err)}`,
+      { cause: err },
     );
   }
   const baseline = join(root, 'bench/dist/tick-baseline.mjs');

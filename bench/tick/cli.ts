@@ -94,7 +94,9 @@ export async function main(argv: readonly string[]): Promise<void> {
     // All-pairs work grows as N²: from the last timed N, a tick past the budget is not started.
     const previous = [...results].reverse().find((r) => r.baselineMs !== null);
     const predictedMs =
-      previous?.baselineMs != null ? previous.baselineMs * (n / previous.n) ** 2 : 0;
+      previous?.baselineMs !== undefined && previous.baselineMs !== null
+        ? previous.baselineMs * (n / previous.n) ** 2
+        : 0;
     let oldSpent = predictedMs > budgetMs || budgetMs === 0 ? Infinity : old.tick(job, true);
     for (let r = 0; r < options.rounds; r++) {
       current.tick(job);
