@@ -34,7 +34,14 @@ import { initialSettings, settingsForBudget, ceilingBytesPerSec } from './budget
 import { estimateCapacity } from './capacity.ts';
 import { confirmSettings } from './confirmation.ts';
 import { nextLinkMemory } from './links.ts';
-import { measure, queueAllowance, smoothedSpeed, worstOverwriteFraction } from './measurement.ts';
+import {
+  measure,
+  queueAllowance,
+  reportedLinks,
+  smoothedSpeed,
+  worstOverwriteFraction,
+  type ReportedLinks,
+} from './measurement.ts';
 import { planNeighbours } from './neighbour-plan.ts';
 import { resolveOptions, type BalancerOptions, type ResolvedBalancerOptions } from './options.ts';
 import type { BalancerInput, WorkerPlan, WorkerReport } from './report.ts';
@@ -102,6 +109,7 @@ export function balance(
   const intervalS =
     state.nowS !== null && input.nowS > state.nowS ? input.nowS - state.nowS : DEFAULT_INTERVAL_S;
   const reports = new Map(input.workers.map((w) => [w.id, w]));
+  const reported = reportedLinks(reports.values());
   const currentNeighbours = (id: string): readonly string[] =>
     reports.get(id)?.neighbours ?? state.neighbours.get(id) ?? [];
   const links = new Map<string, LinkMemory>();
@@ -125,7 +133,7 @@ export function balance(
     const planned = planWorker(report, memory, {
       state,
       input,
-      reports,
+      reported,
       currentNeighbours,
       intervalS,
       o,
@@ -167,7 +175,8 @@ export function balance(
 interface TickContext {
   readonly state: BalancerState;
   readonly input: BalancerInput;
-  readonly reports: ReadonlyMap<string, WorkerReport>;
+  /** The receivers' view of each link, for the overwrite rule. */
+  readonly reported: ReportedLinks;
   readonly currentNeighbours: (id: string) => readonly string[];
   /** Seconds since the last tick. */
   readonly intervalS: number;
@@ -182,7 +191,7 @@ function planWorker(
   memory: WorkerMemory | undefined,
   tick: TickContext,
 ): { memory: WorkerMemory; links: Map<string, LinkMemory> } {
-  const { state, input, reports, currentNeighbours, o } = tick;
+  const { state, input, reported, currentNeighbours, o } = tick;
   const { model } = input;
   const atS = report.atS ?? input.nowS;
   const workerIntervalS = memory && atS > memory.atS ? atS - memory.atS : tick.intervalS;
@@ -243,7 +252,7 @@ function planWorker(
       offeredBytesPerSec: (measured.sent * messageBytes(model, current.encoding)) / workerIntervalS,
       linkCaps,
       neighbourCount: Math.max(1, neighbours.length),
-      worstOverwrite: worstOverwriteFraction(report.id, measured.links, reports, state.links),
+      worstOverwrite: worstOverwriteFraction(report.id, measured.links, reported, state.links),
       ceiling,
       samplesPerSec: report.samplesPerSec,
     },

@@ -86,6 +86,20 @@ export function measure(
   return { goodput, backlog, skipped, sent, links: readings, burst, congested };
 }
 
+/** Each reporter's links by peer (the first entry where a peer is listed twice). */
+export type ReportedLinks = ReadonlyMap<string, ReadonlyMap<string, LinkStats>>;
+
+/** Indexes the reports' links by reporter and peer, once per tick. */
+export function reportedLinks(reports: Iterable<WorkerReport>): ReportedLinks {
+  const index = new Map<string, Map<string, LinkStats>>();
+  for (const report of reports) {
+    let row = index.get(report.id);
+    if (!row) index.set(report.id, (row = new Map()));
+    for (const l of report.links) if (!row.has(l.peer)) row.set(l.peer, l);
+  }
+  return index;
+}
+
 /**
  * The largest fraction of `sender`'s blocks that one of its receivers overwrote unread in the
  * interval, from the receivers' own reports (0 when none says).
@@ -93,12 +107,12 @@ export function measure(
 export function worstOverwriteFraction(
   sender: string,
   links: readonly LinkReading[],
-  reports: ReadonlyMap<string, WorkerReport>,
+  reported: ReportedLinks,
   previousLinks: ReadonlyMap<string, LinkMemory>,
 ): number {
   let worst = 0;
   for (const { stats } of links) {
-    const atReceiver = reports.get(stats.peer)?.links.find((l) => l.peer === sender);
+    const atReceiver = reported.get(stats.peer)?.get(sender);
     if (!atReceiver) continue;
     const before = previousLinks.get(linkKey(stats.peer, sender))?.stats;
     const received = counterDelta(atReceiver.blocksReceived, before?.blocksReceived);

@@ -6,7 +6,7 @@
  * workers choose in the same seeded order every tick, so steady links keep steady neighbours.
  */
 import { chooseNeighbours, type LinkQuality } from './neighbours.ts';
-import { linkKey, type LinkMemory, type WorkerMemory } from './state.ts';
+import type { LinkMemory, WorkerMemory } from './state.ts';
 
 export interface NeighbourPlanInput {
   /** The reporting workers, in report order. */
@@ -25,9 +25,18 @@ export interface NeighbourPlanInput {
 
 /** Rule 9: every reporting worker's neighbours. */
 export function planNeighbours(input: NeighbourPlanInput): Map<string, string[]> {
-  const { links, previousLinks } = input;
-  const memoryOf = (from: string, to: string) =>
-    links.get(linkKey(from, to)) ?? previousLinks.get(linkKey(from, to));
+  // Link memories by sender, then receiver: this tick's first, then the last tick's for links
+  // not reported now. They are the only pairs `quality` knows, so the choice need not ask every
+  // pair, and a lookup builds no key.
+  const bySender = new Map<string, Map<string, LinkMemory>>();
+  for (const memories of [input.links.values(), input.previousLinks.values()]) {
+    for (const memory of memories) {
+      let row = bySender.get(memory.from);
+      if (!row) bySender.set(memory.from, (row = new Map()));
+      if (!row.has(memory.stats.peer)) row.set(memory.stats.peer, memory);
+    }
+  }
+  const memoryOf = (from: string, to: string) => bySender.get(from)?.get(to);
   const quality = (from: string, to: string): LinkQuality | undefined => {
     const memory = memoryOf(from, to);
     if (!memory) return undefined;
@@ -45,20 +54,12 @@ export function planNeighbours(input: NeighbourPlanInput): Map<string, string[]>
       ...(acceptance !== undefined ? { acceptanceRate: acceptance } : {}),
     };
   };
-  // Who has a memory of a link to whom: the only pairs `quality` knows, so the choice need not
-  // ask every pair.
-  const measuredPeers = new Map<string, string[]>();
-  for (const memory of [...links.values(), ...previousLinks.values()]) {
-    const peers = measuredPeers.get(memory.from);
-    if (peers) peers.push(memory.stats.peer);
-    else measuredPeers.set(memory.from, [memory.stats.peer]);
-  }
   return chooseNeighbours(input.ids, {
     k: input.k,
     quality,
     previous: new Map(input.ids.map((id) => [id, input.currentNeighbours(id)])),
     seed: input.seed,
-    measuredPeers: (from) => measuredPeers.get(from) ?? [],
+    measuredPeers: (from) => bySender.get(from)?.keys() ?? [],
     round: input.round,
   });
 }

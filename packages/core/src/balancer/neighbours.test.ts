@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { Rng } from '../util/rng.ts';
 import {
   chooseNeighbours,
+  EXHAUSTIVE_NEIGHBOUR_SEARCH_MAX,
   linkScore,
+  SAMPLED_CANDIDATES,
   RELAYED_SCORE_FACTOR,
   type LinkQuality,
 } from './neighbours.ts';
@@ -113,5 +116,77 @@ describe('chooseNeighbours', () => {
     const previous = new Map([['a', ['gone', 'b']]]);
     const map = chooseNeighbours(['a', 'b', 'c'], { k: 2, quality: () => undefined, previous });
     expect(map.get('a')!.sort()).toEqual(['b', 'c']);
+  });
+});
+
+describe('chooseNeighbours in a large job', () => {
+  /**
+   * N workers each with measured links to 4 random others (as a running job has), the quality
+   * function counting its calls: the work of one choice.
+   */
+  function choose(n: number, round = 0) {
+    const workers = ids(n);
+    const rng = new Rng(7);
+    const peers = new Map(workers.map((w) => [w, new Set<string>()]));
+    for (const w of workers)
+      for (let j = 0; j < 4; j++) {
+        const other = workers[rng.int(n)]!;
+        if (other !== w) peers.get(w)!.add(other);
+      }
+    let calls = 0;
+    const quality = (from: string, to: string): LinkQuality | undefined => {
+      calls++;
+      return peers.get(from)!.has(to)
+        ? { relayed: false, capacityBytesPerSec: 1000 + from.length * to.length }
+        : undefined;
+    };
+    const previous = new Map(workers.map((w) => [w, [...peers.get(w)!]]));
+    const map = chooseNeighbours(workers, {
+      k: 4,
+      quality,
+      previous,
+      measuredPeers: (w) => peers.get(w)!,
+      round,
+    });
+    return { workers, map, calls };
+  }
+
+  it('asks for a bounded number of link qualities per worker, whatever N', () => {
+    const small = choose(EXHAUSTIVE_NEIGHBOUR_SEARCH_MAX + 1);
+    const large = choose(4000);
+    // Per worker: its measured peers for the prior, then at most current + measured + sampled
+    // candidates, each weighed once (and the same again to join a stray component).
+    const bound = 4 + 2 * (4 + 4 + SAMPLED_CANDIDATES);
+    expect(large.calls / large.workers.length).toBeLessThanOrEqual(bound);
+    expect(small.calls / small.workers.length).toBeLessThanOrEqual(bound);
+    // All-pairs would ask N − 1 per worker for the prior alone.
+    expect(large.calls).toBeLessThan(large.workers.length * (large.workers.length - 1));
+  });
+
+  it('still gives every worker k distinct neighbours and a connected graph', () => {
+    const { workers, map } = choose(1000);
+    for (const w of workers) {
+      const list = map.get(w)!;
+      expect(list.length).toBeGreaterThanOrEqual(4);
+      expect(new Set(list).size).toBe(list.length);
+      expect(list).not.toContain(w);
+    }
+    expect(connected(workers, map)).toBe(true);
+  });
+
+  it('samples other candidates from one round to the next', () => {
+    // Without measured links every candidate beyond the current ones is a sampled one.
+    const workers = ids(500);
+    const pick = (round: number) =>
+      chooseNeighbours(workers, {
+        k: 4,
+        quality: () => undefined,
+        measuredPeers: () => [],
+        round,
+      });
+    const a = pick(1);
+    const b = pick(2);
+    const same = workers.filter((w) => a.get(w)!.join() === b.get(w)!.join()).length;
+    expect(same).toBeLessThan(workers.length / 2);
   });
 });

@@ -1,0 +1,51 @@
+// `npm run bench:tick`: the balancer's tick at N workers against the all-pairs balancer it
+// replaced (docs/benchmarks.md, "Balancer tick"). The baseline is packages/core/src as of
+// BASELINE_COMMIT, taken from the git history and bundled beside the current code, so both run
+// in one process. Arguments pass through: `npm run bench:tick -- --counts=250,1000`.
+import { build } from 'esbuild';
+import { execSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+/** The last commit with the all-pairs neighbour choice. */
+const BASELINE_COMMIT = '38290cab8d909f804db45b5731182b4c9078c734';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+process.chdir(root);
+const bundle = (entry, outfile) =>
+  build({
+    entryPoints: [entry],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    nodePaths: [join(root, 'node_modules')],
+    logLevel: 'warning',
+  });
+const scratch = mkdtempSync(join(tmpdir(), 'bench-tick-'));
+try {
+  try {
+    execSync(`git archive ${BASELINE_COMMIT} packages/core/src | tar -x -C "${scratch}"`, {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+  } catch (err) {
+    throw new Error(
+      `the baseline needs the git history with commit ${BASELINE_COMMIT} (the all-pairs balancer): ${err instanceof Error ? err.message : String(err)}`,
+      { cause: err },
+    );
+  }
+  const baseline = join(root, 'bench/dist/tick-baseline.mjs');
+  await bundle(join(scratch, 'packages/core/src/balancer/controller.ts'), baseline);
+  await bundle('bench/tick/cli.ts', 'bench/dist/tick.mjs');
+  const cli = await import(pathToFileURL(join(root, 'bench/dist/tick.mjs')).href);
+  await cli.main([...process.argv.slice(2), `--baseline=${pathToFileURL(baseline).href}`]);
+} catch (err) {
+  console.error(
+    `[bench:tick] failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`,
+  );
+  process.exitCode = 1;
+} finally {
+  rmSync(scratch, { recursive: true, force: true });
+}
