@@ -4,7 +4,12 @@ import { defineConfig } from 'vitest/config';
 // driver, which ships with Debian's chromium package (docs/recipes.md).
 export default defineConfig({
   test: {
-    include: ['packages/*/src/**/*.test.ts', 'apps/*/src/**/*.test.ts', 'scripts/*.test.mjs'],
+    include: [
+      'packages/*/src/**/*.test.ts',
+      'apps/*/src/**/*.test.ts',
+      'scripts/*.test.mjs',
+      'e2e/bench/**/*.test.ts',
+    ],
     env: {
       VK_ICD_FILENAMES: process.env.VK_ICD_FILENAMES ?? '/usr/lib/chromium/vk_swiftshader_icd.json',
     },

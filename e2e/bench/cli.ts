@@ -14,6 +14,7 @@ import { buildNodeEntry, buildPages, REPO_DIR } from '../harness/build.ts';
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from '../harness/chromium.ts';
 import type { TestServer } from '../harness/server.ts';
 import { runNodeSuite } from './node.ts';
+import { pairedRatio } from './paired.ts';
 import { BACKEND_IDS, DEFAULT_BENCH_OPTIONS } from './types.ts';
 import type { BackendResult, BenchOptions, SuiteResult } from './types.ts';
 
@@ -107,7 +108,7 @@ async function runBrowser(options: BenchOptions): Promise<SuiteResult> {
   }
 }
 
-type Summary = Record<string, string | number | null>;
+type Summary = Record<string, string | number | null | Record<string, [number, number] | null>>;
 
 /** The one-line summary the brief asks for; null where a backend did not run. */
 export function summarize(suite: SuiteResult): Summary {
@@ -122,6 +123,36 @@ export function summarize(suite: SuiteResult): Summary {
   );
   const meshgradWebgpu = sps('meshgrad-webgpu');
   const meshgradCpu = sps('meshgrad-cpu');
+  const rounds = (id: string): number[] => {
+    const r = suite.results.find((x) => x.id === id);
+    return r && r.samplesPerSecond !== null ? r.repetitions : [];
+  };
+  // Paired per-round ratios (paired.ts): each the median over rounds, its interval beside it.
+  const intervals: Record<string, [number, number] | null> = {};
+  const paired = (name: string, a: string, b: string | undefined): number | null => {
+    const r = b === undefined ? null : pairedRatio(rounds(a), rounds(b));
+    intervals[name] = r?.interval ? [round(r.interval[0], 3)!, round(r.interval[1], 3)!] : null;
+    return r ? round(r.median, 3) : null;
+  };
+  const bestTfjs = best?.id;
+  const headline = {
+    // The dense kernels (sparse path off) do the same dense products TF.js does.
+    dense_ratio_vs_tfjs_best: paired('dense_ratio_vs_tfjs_best', 'meshgrad-webgpu-dense', bestTfjs),
+    dense_ratio_vs_tfjs_webgpu: paired(
+      'dense_ratio_vs_tfjs_webgpu',
+      'meshgrad-webgpu-dense',
+      'tfjs-webgpu',
+    ),
+    dense_cpu_ratio_vs_tfjs_wasm: paired(
+      'dense_cpu_ratio_vs_tfjs_wasm',
+      'meshgrad-cpu',
+      'tfjs-wasm',
+    ),
+    // The sparse first layer on raw MNIST (81% zeros) against TF.js's dense products: its own row.
+    sparse_ratio_vs_tfjs_best: paired('sparse_ratio_vs_tfjs_best', 'meshgrad-webgpu', bestTfjs),
+    loop_vs_step_webgpu: paired('loop_vs_step_webgpu', 'meshgrad-webgpu-loop', 'meshgrad-webgpu'),
+    loop_vs_step_cpu: paired('loop_vs_step_cpu', 'meshgrad-cpu-loop', 'meshgrad-cpu'),
+  };
   return {
     bench: 'kernels',
     adapter: suite.adapter,
@@ -134,6 +165,9 @@ export function summarize(suite: SuiteResult): Summary {
     tfjs_cpu_sps: round(sps('tfjs-cpu'), 1),
     ratio_cpu_vs_tfjs_cpu: ratio(meshgradCpu, sps('tfjs-cpu')),
     ratio_cpu_vs_tfjs_wasm: ratio(meshgradCpu, sps('tfjs-wasm')),
+    ...headline,
+    ratio_interval: intervals,
+    rounds: suite.options.reps,
     env: suite.env,
   };
 }

@@ -1,15 +1,26 @@
 /** meshgrad's backends as benchmark candidates (browser and Node alike). */
 import { CpuBackend } from '@meshgrad/core';
 import { requestBackendDevice, WebGpuBackend } from '@meshgrad/shaders';
+import { LOOP_PEERS, meshgradLoopSession } from './meshgrad-loop.ts';
 import { meshgradSession } from './meshgrad-mlp.ts';
 import type { BenchModel, Candidate } from './suite.ts';
 
-export function meshgradCpuCandidate(model: BenchModel, learningRate: number): Candidate {
+/** `loop`: inside the ASGD loop with communication (meshgrad-loop.ts), id `meshgrad-cpu-loop`. */
+export function meshgradCpuCandidate(
+  model: BenchModel,
+  learningRate: number,
+  loop = false,
+): Candidate {
   return {
-    id: 'meshgrad-cpu',
-    prepare: async () => 'CpuBackend (float32, JS)',
-    open: async () =>
-      meshgradSession(new CpuBackend(model.layout, model.params), model.batches, learningRate),
+    id: loop ? 'meshgrad-cpu-loop' : 'meshgrad-cpu',
+    prepare: async () =>
+      loop ? `CpuBackend in the ASGD loop, ${LOOP_PEERS} peers` : 'CpuBackend (float32, JS)',
+    open: async () => {
+      const backend = new CpuBackend(model.layout, model.params);
+      return loop
+        ? meshgradLoopSession(backend, model.params, model.batches, learningRate)
+        : meshgradSession(backend, model.batches, learningRate);
+    },
   };
 }
 
@@ -18,15 +29,21 @@ export function meshgradCpuCandidate(model: BenchModel, learningRate: number): C
  * uses (an adapter gives out one device only).
  * `sparseInput: 'never'` (id `meshgrad-webgpu-dense`) turns off the first-layer sparse path that
  * MNIST's mostly-zero pixels trigger, to show what the dense kernels alone do against TF.js's
- * dense matmuls.
+ * dense matmuls. `loop` (id `meshgrad-webgpu-loop`, sparse path as `auto`) runs the steps inside
+ * the ASGD loop with communication (meshgrad-loop.ts).
  */
 export function meshgradWebgpuCandidate(
   gpu: GPU,
   model: BenchModel,
   learningRate: number,
   sparseInput: 'auto' | 'never' = 'auto',
+  loop = false,
 ): Candidate {
-  const id = sparseInput === 'auto' ? 'meshgrad-webgpu' : 'meshgrad-webgpu-dense';
+  const id = loop
+    ? 'meshgrad-webgpu-loop'
+    : sparseInput === 'auto'
+      ? 'meshgrad-webgpu'
+      : 'meshgrad-webgpu-dense';
   let device: GPUDevice | null = null;
   return {
     id,
@@ -34,14 +51,18 @@ export function meshgradWebgpuCandidate(
       const adapter = await gpu.requestAdapter();
       device = await requestBackendDevice(adapter);
       const info = device.adapterInfo;
-      return `WebGpuBackend on ${info.vendor} ${info.architecture}, sparse first layer ${sparseInput}`;
+      const where = loop ? `, in the ASGD loop with ${LOOP_PEERS} peers` : '';
+      return `WebGpuBackend on ${info.vendor} ${info.architecture}, sparse first layer ${sparseInput}${where}`;
     },
     async open() {
       if (!device) throw new Error(`${id}: prepare() did not run`);
       const backend = await WebGpuBackend.create(device, model.layout, model.params, {
         sparseInput,
       });
-      return meshgradSession(backend, model.batches, learningRate);
+      if (!loop) return meshgradSession(backend, model.batches, learningRate);
+      // Room for every peer's every block, compiled here as the volunteer's loop does.
+      await backend.reserveMailbox(LOOP_PEERS * model.layout.blockCount);
+      return meshgradLoopSession(backend, model.params, model.batches, learningRate);
     },
     release() {
       device?.destroy();

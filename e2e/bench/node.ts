@@ -124,11 +124,13 @@ export async function runNodeSuite(
   const candidates: Candidate[] = [
     meshgradWebgpuCandidate(dawn.gpu, model, lr),
     meshgradWebgpuCandidate(dawn.gpu, model, lr, 'never'),
+    meshgradWebgpuCandidate(dawn.gpu, model, lr, 'auto', true),
     tfjs('webgpu'),
     unavailable('tfjs-webgl', 'no WebGL in Node'),
     tfjs('wasm'),
     tfjs('cpu'),
     meshgradCpuCandidate(model, lr),
+    meshgradCpuCandidate(model, lr, true),
   ];
   const results = await runSuite(candidates, options, progress);
   return { env: 'node', adapter, userAgent: `Node.js ${process.version}`, options, results };

@@ -11,8 +11,11 @@ import type { BenchOptions, Progress } from './types.ts';
 
 /** One model instance under test. */
 export interface TrainingSession {
-  /** Queues one forward + backward + SGD update on minibatch `index`. */
-  step(index: number): void;
+  /**
+   * Queues one forward + backward + SGD update on minibatch `index` (a loop with communication
+   * returns a promise: its step may wait for a send's readback).
+   */
+  step(index: number): void | Promise<void>;
   /** Resolves once all queued work is done; returns the latest step's mean loss. */
   sync(): Promise<number>;
   dispose(): void;
@@ -30,12 +33,12 @@ export async function timeSession(
   progress: Progress,
 ): Promise<TimedRun> {
   let index = 0;
-  for (let i = 0; i < options.warmupSteps; i++) session.step(index++ % options.batchCount);
+  for (let i = 0; i < options.warmupSteps; i++) await session.step(index++ % options.batchCount);
   await session.sync();
   const started = performance.now();
   let lastLoss = NaN;
   for (let i = 1; i <= options.steps; i++) {
-    session.step(index++ % options.batchCount);
+    await session.step(index++ % options.batchCount);
     if (i % options.syncEvery === 0 || i === options.steps) {
       lastLoss = await session.sync();
       const seconds = (performance.now() - started) / 1000;

@@ -11,7 +11,10 @@ export interface BenchOptions {
   readonly warmupSteps: number;
   /** Timed steps per repetition, the same for every backend. */
   readonly steps: number;
-  /** Repetitions per backend; the median is reported. */
+  /**
+   * Repetitions (rounds) per backend; the median is reported, and each ratio is the median of
+   * the per-round ratios with a 95% interval (paired.ts), which needs at least 6 rounds.
+   */
   readonly reps: number;
   /** Wait for queued device work every this many steps (and always at the end). */
   readonly syncEvery: number;
@@ -28,7 +31,7 @@ export const DEFAULT_BENCH_OPTIONS: BenchOptions = {
   learningRate: 0.05,
   warmupSteps: 5,
   steps: 50,
-  reps: 5,
+  reps: 9,
   syncEvery: 10,
   batchCount: 32,
   only: [],
@@ -39,11 +42,13 @@ export const DEFAULT_BENCH_OPTIONS: BenchOptions = {
 export const BACKEND_IDS = [
   'meshgrad-webgpu',
   'meshgrad-webgpu-dense',
+  'meshgrad-webgpu-loop',
   'tfjs-webgpu',
   'tfjs-webgl',
   'tfjs-wasm',
   'tfjs-cpu',
   'meshgrad-cpu',
+  'meshgrad-cpu-loop',
 ] as const;
 export type BackendId = (typeof BACKEND_IDS)[number];
 

@@ -40,6 +40,7 @@ async function bench(options: BenchOptions): Promise<SuiteResult> {
   const candidates: Candidate[] = [
     meshgradWebgpuCandidate(navigator.gpu, model, lr),
     meshgradWebgpuCandidate(navigator.gpu, model, lr, 'never'),
+    meshgradWebgpuCandidate(navigator.gpu, model, lr, 'auto', true),
     tfjsCandidate(tf, 'webgpu', model, lr),
     tfjsCandidate(
       tf,
@@ -55,6 +56,7 @@ async function bench(options: BenchOptions): Promise<SuiteResult> {
     }),
     tfjsCandidate(tf, 'cpu', model, lr),
     meshgradCpuCandidate(model, lr),
+    meshgradCpuCandidate(model, lr, true),
   ];
   const results = await runSuite(candidates, options, log);
   return {

@@ -234,6 +234,57 @@ describe('WebGpuBackend state and stats', () => {
     }
   });
 
+  it('reads blocks for a send with the next step, encoded like core, and the same as the CPU backend', async () => {
+    const params = initParameters(layout, 3);
+    const gpu = await WebGpuBackend.create(device, layout, params);
+    const cpu = new CpuBackend(layout, params);
+    try {
+      const reads = [
+        { block: 0, encoding: 'f32' },
+        { block: 1, encoding: 'f16' },
+        { block: 2, encoding: 'int8' },
+        { block: layout.blockCount - 1, encoding: 'int8' },
+      ] as const;
+      const fromGpu = gpu.readBlocksAfterStep(reads);
+      const fromCpu = cpu.readBlocksAfterStep(reads);
+      gpu.step(batch, 0.1);
+      cpu.step(batch, 0.1);
+      const [g, c] = await Promise.all([fromGpu, fromCpu]);
+      // The blocks as they stand after the step.
+      const after = await gpu.readParameters();
+      expect(g[0]).toEqual({ encoding: 'f32', values: after.slice(0, 10) });
+      expect(g[1]).toEqual({ encoding: 'f16', values: encodeFloat16(after.slice(10, 20)) });
+      const ref = encodeInt8(after.slice(20, 30));
+      expect(g[2]).toEqual({ encoding: 'int8', values: ref.values, scale: ref.scale });
+      expect(g[3]!.values).toHaveLength(layout.size - (layout.blockCount - 1) * 10);
+      // The CPU backend's float64 step differs from float32 by rounding only.
+      expect(c.map((b) => b?.encoding)).toEqual(['f32', 'f16', 'int8', 'int8']);
+      c[0]!.values.forEach((v, i) => expect(v).toBeCloseTo(g[0]!.values[i]!, 5));
+
+      // A read with no step after it goes with the next drain; a diverged block has no int8.
+      const bad = new Float32Array(layout.size);
+      bad[0] = NaN;
+      gpu.writeParameters(bad);
+      const diverged = gpu.readBlocksAfterStep([
+        { block: 0, encoding: 'int8' },
+        { block: 0, encoding: 'f16' },
+      ]);
+      await gpu.drainStats();
+      const [int8, f16] = await diverged;
+      expect(int8).toBeNull();
+      // NaN in half precision: all exponent bits set.
+      expect(f16!.values[0]! & 0x7c00).toBe(0x7c00);
+      expect(() =>
+        gpu.readBlocksAfterStep([{ block: layout.blockCount, encoding: 'f32' }]),
+      ).toThrow(RangeError);
+      const orphan = gpu.readBlocksAfterStep([{ block: 0, encoding: 'f32' }]);
+      gpu.destroy();
+      await expect(orphan).rejects.toSatisfy((e) => isWebGpuError(e, 'ERR_DESTROYED'));
+    } finally {
+      gpu.destroy();
+    }
+  });
+
   it('validates inputs before touching the device', async () => {
     const gpu = await WebGpuBackend.create(device, layout, initParameters(layout, 2), {
       maxBatch: 8,

@@ -23,7 +23,7 @@ export type { WebGpuBackendOptions } from './backend/webgpu-backend.ts';
 export { HARDWARE_TUNING, SOFTWARE_TUNING, tuningFor } from './kernels/programs.ts';
 export type { KernelTuning } from './kernels/programs.ts';
 export { GpuBlockCodec } from './backend/block-codec.ts';
-export type { EncodedBlock, GpuBlockCodecOptions } from './backend/block-codec.ts';
+export type { GpuBlockCodecOptions } from './backend/block-codec.ts';
 export { BufferPlan } from './backend/buffers.ts';
 export { STEP_PARAMS, CODEC_PARAMS } from './backend/uniforms.ts';
 export type { BufferRole, Region, BufferPlanOptions } from './backend/buffers.ts';

@@ -11,6 +11,7 @@ import {
   decodeDataset,
   idHash,
   MAX_MESSAGE_BYTES,
+  MAX_PEERS_PER_BLOCK,
   parameterLayout,
   type Backend,
   type JobInfo,
@@ -26,7 +27,11 @@ declare const self: DedicatedWorkerGlobalScope;
 const STATS_INTERVAL_MS = 1_000;
 /** Longest stretch of steps before the loop yields to take messages (ms). */
 const SLICE_MS = 50;
-/** Steps between two waits for the GPU queue: bounds queued work and loss readbacks. */
+/**
+ * Steps between two statistics drains. Drains are double-buffered: the loop starts one and
+ * awaits it only at the next drain point, so it never waits on the step it just queued, and
+ * queued device work stays bounded by two drain periods.
+ */
 const DRAIN_EVERY_STEPS = 8;
 
 let asgd: AsgdWorker | null = null;
@@ -68,7 +73,17 @@ async function createBackend(
     if (!adapter) throw new Error('no WebGPU adapter in the worker');
     const device = await requestBackendDevice(adapter);
     const options = kernel ? { customKernel: kernel } : {};
-    return { backend: await WebGpuBackend.create(device, layout, params, options), reason };
+    const backend = await WebGpuBackend.create(device, layout, params, options);
+    // Room for core's Mailbox at its fullest, compiled now rather than mid-run (within what one
+    // binding may hold; beyond that the mailbox grows on demand).
+    const slotBytes = 4 * Math.min(layout.blockSize, layout.size);
+    await backend.reserveMailbox(
+      Math.min(
+        MAX_PEERS_PER_BLOCK * layout.blockCount,
+        Math.floor(device.limits.maxStorageBufferBindingSize / slotBytes),
+      ),
+    );
+    return { backend, reason };
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);
     if (kernel)
@@ -148,6 +163,8 @@ async function loop(worker: AsgdWorker): Promise<void> {
   let lossSum = 0;
   let lossCount = 0;
   let sinceDrain = 0;
+  /** The drain started at the last drain point, awaited at the next. */
+  let drain: ReturnType<AsgdWorker['drainStats']> | null = null;
   const halted = () =>
     paused || (stopAfterSamples !== undefined && worker.counters.samples >= stopAfterSamples);
   while (running) {
@@ -157,8 +174,11 @@ async function loop(worker: AsgdWorker): Promise<void> {
         await worker.step();
         if (++sinceDrain >= DRAIN_EVERY_STEPS) {
           sinceDrain = 0;
-          const s = await worker.drainStats();
-          if (s.loss !== undefined) {
+          const s = await drain;
+          drain = worker.drainStats();
+          // Awaited at the next drain point; until then a rejection is not an unhandled one.
+          drain.catch(() => undefined);
+          if (s?.loss !== undefined) {
             lossSum += s.loss * s.steps;
             lossCount += s.steps;
           }

@@ -6,6 +6,7 @@ import { encodeStateMessage, idHash } from '../codec/message.ts';
 import { Rng } from '../util/rng.ts';
 import type { Batch } from '../data/dataset.ts';
 import { decodeStateMessage } from '../codec/message.ts';
+import { decodeFloat16, encodeFloat16 } from '../codec/encoding.ts';
 import { AsgdWorker, type BlockSink } from './worker.ts';
 import { Mailbox } from './mailbox.ts';
 
@@ -87,6 +88,62 @@ describe('AsgdWorker', () => {
     expect(sent).toHaveLength(8);
     expect(w.counters.blocksSent).toBe(8);
     expect(sent.every((s) => s.peer === 'w2')).toBe(true);
+  });
+
+  it('reads a send with its step (one read per send, no readBlock) and sends the blocks after it', async () => {
+    const params = initParameters(layout, 1);
+    const backend = new CpuBackend(layout, params);
+    const readCalls: number[][] = [];
+    const readAfter = backend.readBlocksAfterStep.bind(backend);
+    backend.readBlocksAfterStep = (reads) => {
+      readCalls.push(reads.map((r) => r.block));
+      return readAfter(reads);
+    };
+    backend.readBlock = () => Promise.reject(new Error('a send must not read block by block'));
+    const sent: Uint8Array[] = [];
+    const w = new AsgdWorker({
+      backend,
+      nextBatch: batchSource(2),
+      sink: { send: (_peer, message) => sent.push(message) > 0 },
+      jobId: 'job',
+      workerId: 'w1',
+      learningRate: 0.1,
+      settings: { communicationPeriod: 4, blocksPerMessage: 3, encoding: 'f16' },
+      neighbours: ['w2'],
+      initialParams: params,
+    });
+    await w.step();
+    await w.flush();
+    expect(readCalls).toEqual([[0, 1, 2]]);
+    const after = await backend.readParameters();
+    const messages = sent.map((m) => decodeStateMessage(m));
+    expect(messages.map((m) => [m.block, m.encoding, m.samples])).toEqual([
+      [0, 'f16', 4],
+      [1, 'f16', 4],
+      [2, 'f16', 4],
+    ]);
+    // The parameters after the step, in f16.
+    expect(messages[1]!.values).toEqual(decodeFloat16(encodeFloat16(after.slice(10, 20))));
+  });
+
+  it('rethrows a failed send readback from the next step or flush', async () => {
+    const params = initParameters(layout, 1);
+    const backend = new CpuBackend(layout, params);
+    backend.readBlocksAfterStep = () => Promise.reject(new Error('device lost'));
+    const w = new AsgdWorker({
+      backend,
+      nextBatch: batchSource(2),
+      sink: { send: () => true },
+      jobId: 'job',
+      workerId: 'w1',
+      learningRate: 0.1,
+      settings: { communicationPeriod: 4, blocksPerMessage: 1, encoding: 'f32' },
+      neighbours: ['w2'],
+      initialParams: params,
+    });
+    await w.step();
+    await expect(w.flush()).rejects.toThrow('device lost');
+    expect(w.counters.blocksSent).toBe(0);
   });
 
   it('accepts good blocks and counts garbage, NaN, wrong-job and huge blocks as rejected', () => {

@@ -1,7 +1,14 @@
 import { blockRange, type ParameterLayout } from '../model/spec.ts';
 import type { Backend } from '../model/backend.ts';
 import type { Batch } from '../data/dataset.ts';
-import { decodeStateMessage, encodeStateMessage, idHash, MessageError } from '../codec/message.ts';
+import { encodedNorm, type EncodedBlock } from '../codec/encoded-block.ts';
+import {
+  decodeStateMessage,
+  encodeEncodedStateMessage,
+  idHash,
+  MessageError,
+} from '../codec/message.ts';
+import type { BlockRead } from '../model/backend.ts';
 import type { WorkerSettings } from '../protocol/events.ts';
 import { Rng } from '../util/rng.ts';
 import { fitEncoding } from '../transport/fit.ts';
@@ -13,6 +20,12 @@ import { Mailbox } from './mailbox.ts';
  */
 export const NORM_BOUND_FACTOR = 10;
 const NORM_FLOOR = 1;
+/**
+ * Sends whose blocks are still on their way back from the device. A step waits for the oldest
+ * only beyond this many, so the device always has the next step queued while a readback maps,
+ * and a slow device cannot pile up readbacks without bound.
+ */
+export const SENDS_IN_FLIGHT = 2;
 
 /** Where outgoing state messages go. */
 export interface BlockSink {
@@ -106,6 +119,10 @@ export class AsgdWorker {
   private readonly rng: Rng;
   private readonly jobHash: number;
   private readonly selfHash: number;
+  /** Sends started and not yet delivered, oldest first. */
+  private inFlight: Promise<void>[] = [];
+  /** A readback failure of a send, rethrown by the next `step` or `flush`. */
+  private sendError: Error | null = null;
 
   constructor(private readonly opts: AsgdWorkerOptions) {
     this.layout = opts.backend.layout;
@@ -167,27 +184,51 @@ export class AsgdWorker {
     return c;
   }
 
-  /** One training step, then the sends that are due. */
+  /**
+   * One training step. When a send is due after it, its blocks are read with the step (one
+   * readback, not awaited) and go out once they are back, a step or so later; `flush()` waits
+   * for every send started so far.
+   */
   async step(): Promise<void> {
     const batch = this.opts.nextBatch();
     const received = this.mailbox.drain();
+    const sendDue = this.sinceSend + batch.size >= this.settings.communicationPeriod;
+    if (this.inFlight.length >= SENDS_IN_FLIGHT) await this.inFlight.shift();
+    // Reads before the step: they land in its command buffer and see its result.
+    const send = sendDue ? this.startSend(this.counters.samples + batch.size) : null;
     this.opts.backend.step(batch, this.learningRate, received);
     this.counters.steps++;
     this.counters.samples += batch.size;
-    this.sinceSend += batch.size;
-    if (this.sinceSend >= this.settings.communicationPeriod) {
-      this.sinceSend = 0;
-      await this.send();
+    this.sinceSend = sendDue ? 0 : this.sinceSend + batch.size;
+    if (send) this.inFlight.push(send);
+    this.throwSendError();
+  }
+
+  /** Waits until every send started so far went out (or failed); rethrows a device failure. */
+  async flush(): Promise<void> {
+    const pending = this.inFlight;
+    this.inFlight = [];
+    await Promise.all(pending);
+    this.throwSendError();
+  }
+
+  private throwSendError(): void {
+    const err = this.sendError;
+    if (err !== null) {
+      this.sendError = null;
+      throw err;
     }
   }
 
   /**
-   * Sends m blocks to one random neighbour. A neighbour that is not ready gets nothing and the m
-   * blocks count as skipped (the local safety valve, DESIGN §3); so does a block that fits no
-   * encoding under the link's maximum message size, or one the sink refuses.
+   * Starts a send of m blocks to one random neighbour, returning when its messages went out. A
+   * neighbour that is not ready gets nothing and the m blocks count as skipped at once (the
+   * local safety valve, DESIGN §3); so does a block that fits no encoding under the link's
+   * maximum message size, one that diverged (NaN or ±Infinity), or one the sink refuses.
+   * `samples` is the count the messages report: the one after this step.
    */
-  private async send(): Promise<void> {
-    if (this.neighbours.length === 0) return;
+  private startSend(samples: number): Promise<void> | null {
+    if (this.neighbours.length === 0) return null;
     const peer = this.neighbours[this.rng.int(this.neighbours.length)] as string;
     const perPeer = this.peer(peer);
     const m = Math.min(this.settings.blocksPerMessage, this.layout.blockCount);
@@ -195,32 +236,51 @@ export class AsgdWorker {
     if (sink.ready && !sink.ready(peer)) {
       this.counters.sendsSkipped += m;
       perPeer.sendsSkipped += m;
-      return;
+      return null;
     }
     const maxBytes = sink.maxMessageBytes?.(peer) ?? Infinity;
+    const reads: BlockRead[] = [];
+    let unfit = 0;
     for (let i = 0; i < m; i++) {
       const k = this.cursor;
       this.cursor = (this.cursor + 1) % this.layout.blockCount;
       const { start, end } = blockRange(this.layout, k);
       const encoding = fitEncoding(end - start, this.settings.encoding, maxBytes);
+      if (encoding === null) unfit++;
+      else reads.push({ block: k, encoding });
+    }
+    this.counters.sendsSkipped += unfit;
+    perPeer.sendsSkipped += unfit;
+    if (reads.length === 0) return null;
+    return this.opts.backend.readBlocksAfterStep(reads).then(
+      (blocks) => this.deliver(peer, reads, blocks, samples),
+      (err: unknown) => {
+        this.sendError ??= err instanceof Error ? err : new Error(String(err));
+      },
+    );
+  }
+
+  /** Sends the blocks that came back; counts each as sent or skipped. */
+  private deliver(
+    peer: string,
+    reads: readonly BlockRead[],
+    blocks: readonly (EncodedBlock | null)[],
+    samples: number,
+  ): void {
+    const perPeer = this.peer(peer);
+    reads.forEach(({ block: k }, i) => {
+      const encoded = blocks[i] ?? null;
       let sent = false;
-      if (encoding !== null) {
-        const values = await this.opts.backend.readBlock(k);
-        const blockNorm = norm(values);
+      if (encoded !== null) {
+        const blockNorm = encodedNorm(encoded);
         this.blockNorms[k] = blockNorm;
-        // A diverged block (NaN or ±Infinity) is not sent: receivers would reject it anyway,
-        // and int8 has no code for it.
+        // A diverged block is not sent: receivers would reject it anyway.
         if (Number.isFinite(blockNorm)) {
-          const message = encodeStateMessage({
-            job: this.jobHash,
-            sender: this.selfHash,
-            seq: this.seq++,
-            block: k,
-            encoding,
-            samples: this.counters.samples,
-            values,
-          });
-          sent = sink.send(peer, message);
+          const header = { job: this.jobHash, sender: this.selfHash, seq: this.seq++, block: k };
+          sent = this.opts.sink.send(
+            peer,
+            encodeEncodedStateMessage({ ...header, samples }, encoded),
+          );
         }
       }
       if (sent) {
@@ -230,7 +290,7 @@ export class AsgdWorker {
         this.counters.sendsSkipped++;
         perPeer.sendsSkipped++;
       }
-    }
+    });
   }
 
   /** A copy of the current parameters (for a state upload). */

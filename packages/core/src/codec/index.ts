@@ -1,2 +1,3 @@
 export * from './encoding.ts';
 export * from './message.ts';
+export * from './encoded-block.ts';

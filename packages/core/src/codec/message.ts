@@ -14,6 +14,7 @@
  * CRC-32 catches every single-byte corruption (and every burst up to 32 bits).
  */
 import { crc32 } from '../util/crc32.ts';
+import type { EncodedBlock } from './encoded-block.ts';
 import { decodeFloat16, decodeInt8, encodeFloat16, encodeInt8, type Encoding } from './encoding.ts';
 
 export const MESSAGE_MAGIC = 0x3142474d; // 'MGB1' read as little-endian u32
@@ -81,15 +82,7 @@ function checksum(bytes: Uint8Array): number {
 /** Encodes one block. Throws RangeError when it would not fit one data-channel message. */
 export function encodeStateMessage(m: StateMessage): Uint8Array {
   const n = m.values.length;
-  const width = m.encoding === 'f32' ? 4 : m.encoding === 'f16' ? 2 : 1;
-  const total = MESSAGE_HEADER_BYTES + n * width;
-  if (total > MAX_MESSAGE_BYTES) {
-    throw new RangeError(
-      `a block of ${n} values as ${m.encoding} is ${total} bytes, over ${MAX_MESSAGE_BYTES}`,
-    );
-  }
-  const bytes = new Uint8Array(total);
-  const view = new DataView(bytes.buffer);
+  const bytes = allocateMessage(n, m.encoding);
   let scale = 0;
   const payload = bytes.subarray(MESSAGE_HEADER_BYTES);
   if (m.encoding === 'f32' && LITTLE_ENDIAN) {
@@ -108,6 +101,59 @@ export function encodeStateMessage(m: StateMessage): Uint8Array {
     const q = encodeInt8(m.values, new Int8Array(payload.buffer, payload.byteOffset, n));
     scale = q.scale;
   }
+  writeHeader(bytes, m, n, scale);
+  return bytes;
+}
+
+/** The header of a state message, without its values. */
+export type StateMessageHeader = Omit<StateMessage, 'encoding' | 'values' | 'norm'>;
+
+/**
+ * A state message from a block already in its wire encoding (a backend's `readBlocksAfterStep`):
+ * the same bytes `encodeStateMessage` makes from the float32 values.
+ */
+export function encodeEncodedStateMessage(
+  header: StateMessageHeader,
+  block: EncodedBlock,
+): Uint8Array {
+  const n = block.values.length;
+  const bytes = allocateMessage(n, block.encoding);
+  const payload = bytes.subarray(MESSAGE_HEADER_BYTES);
+  const src = block.values;
+  if (LITTLE_ENDIAN || block.encoding === 'int8') {
+    payload.set(new Uint8Array(src.buffer, src.byteOffset, src.byteLength));
+  } else if (block.encoding === 'f32') {
+    const out = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+    for (let i = 0; i < n; i++) out.setFloat32(i * 4, block.values[i]!, true);
+  } else {
+    const out = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+    for (let i = 0; i < n; i++) out.setUint16(i * 2, block.values[i]!, true);
+  }
+  const scale = block.encoding === 'int8' ? block.scale : 0;
+  writeHeader(bytes, { ...header, encoding: block.encoding }, n, scale);
+  return bytes;
+}
+
+/** A zeroed message of `n` values in `encoding`; throws when it would exceed the size limit. */
+function allocateMessage(n: number, encoding: Encoding): Uint8Array {
+  const width = encoding === 'f32' ? 4 : encoding === 'f16' ? 2 : 1;
+  const total = MESSAGE_HEADER_BYTES + n * width;
+  if (total > MAX_MESSAGE_BYTES) {
+    throw new RangeError(
+      `a block of ${n} values as ${encoding} is ${total} bytes, over ${MAX_MESSAGE_BYTES}`,
+    );
+  }
+  return new Uint8Array(total);
+}
+
+/** Writes the header over a message whose payload is in place, checksum last. */
+function writeHeader(
+  bytes: Uint8Array,
+  m: StateMessageHeader & { readonly encoding: Encoding },
+  n: number,
+  scale: number,
+): void {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   view.setUint32(0, MESSAGE_MAGIC, true);
   view.setUint8(4, MESSAGE_VERSION);
   view.setUint8(5, ENCODING_CODES[m.encoding]);
@@ -119,7 +165,6 @@ export function encodeStateMessage(m: StateMessage): Uint8Array {
   view.setFloat32(28, scale, true);
   view.setFloat64(32, m.samples, true);
   view.setUint32(40, checksum(bytes), true);
-  return bytes;
 }
 
 /**

@@ -1,3 +1,5 @@
+import type { EncodedBlock } from '../codec/encoded-block.ts';
+import type { Encoding } from '../codec/encoding.ts';
 import type { Batch } from '../data/dataset.ts';
 import type { ParameterLayout } from './spec.ts';
 
@@ -7,6 +9,12 @@ export interface ReceivedBlock {
   readonly block: number;
   /** The peer's values for block k, already decoded to float32; length = block length. */
   readonly values: Float32Array;
+}
+
+/** A block to read for a send, and the encoding it goes out in. */
+export interface BlockRead {
+  readonly block: number;
+  readonly encoding: Encoding;
 }
 
 /** What a backend accumulated since the last `drainStats()`. */
@@ -45,8 +53,17 @@ export interface Backend {
   readParameters(): Promise<Float32Array>;
   /** Replaces the whole parameter vector (length must equal `layout.size`). */
   writeParameters(params: Float32Array): void;
-  /** A copy of block k (for sending to a peer). */
+  /** A copy of block k, read now (its own device round trip). */
   readBlock(k: number): Promise<Float32Array>;
+  /**
+   * Blocks for a send, as they stand after the next `step` (or the next `drainStats`, should
+   * that come first), encoded as asked: one result per read, in order, null for an int8 read of
+   * a block holding NaN or ±Infinity. Does not wait: the WebGPU backend copies (and encodes)
+   * them inside that step's own command buffer into one staging buffer, mapped once; the
+   * promise resolves when the device is done with that step. Throws a RangeError for a bad
+   * block index before anything is queued.
+   */
+  readBlocksAfterStep(reads: readonly BlockRead[]): Promise<(EncodedBlock | null)[]>;
   /** Releases device resources. The backend is unusable afterwards. */
   destroy(): void;
 }

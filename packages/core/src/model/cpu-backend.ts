@@ -3,7 +3,8 @@
  * without a hardware GPU (DESIGN §2, §7).
  */
 import type { Batch } from '../data/dataset.ts';
-import type { Backend, BackendStats, ReceivedBlock } from './backend.ts';
+import { encodeBlock, type EncodedBlock } from '../codec/encoded-block.ts';
+import type { Backend, BackendStats, BlockRead, ReceivedBlock } from './backend.ts';
 import { lossAndGradient, ModelScratch, validateBatch } from './math.ts';
 import type { ParameterLayout } from './spec.ts';
 import { blockRange, CUSTOM_MODEL_NEEDS_WEBGPU } from './spec.ts';
@@ -46,6 +47,12 @@ export class CpuBackend implements Backend {
   private offeredCount = 0;
   private acceptedCount = 0;
   private destroyed = false;
+  /** Reads waiting for the next step (or drain). */
+  private pendingReads: {
+    readonly reads: readonly BlockRead[];
+    readonly resolve: (blocks: (EncodedBlock | null)[]) => void;
+    readonly reject: (err: Error) => void;
+  }[] = [];
 
   /** Takes a copy of `params` (length `layout.size`). */
   constructor(layout: ParameterLayout, params: Float32Array) {
@@ -131,10 +138,12 @@ export class CpuBackend implements Backend {
       const divisor = 1 + acceptedHere;
       for (let i = start, t = 0; i < end; i++, t++) w[i] = sum[t]! / divisor;
     }
+    this.settleReads();
   }
 
   drainStats(): Promise<BackendStats> {
     this.checkAlive();
+    this.settleReads();
     const stats: BackendStats = {
       losses: this.losses,
       offered: this.offeredCount,
@@ -163,9 +172,31 @@ export class CpuBackend implements Backend {
     return Promise.resolve(this.params.slice(start, end));
   }
 
+  readBlocksAfterStep(reads: readonly BlockRead[]): Promise<(EncodedBlock | null)[]> {
+    this.checkAlive();
+    for (const r of reads) blockRange(this.layout, r.block);
+    return new Promise((resolve, reject) => this.pendingReads.push({ reads, resolve, reject }));
+  }
+
+  /** Answers the waiting reads from the parameters as they are now. */
+  private settleReads(): void {
+    const pending = this.pendingReads;
+    this.pendingReads = [];
+    for (const { reads, resolve } of pending) {
+      resolve(
+        reads.map(({ block, encoding }) => {
+          const { start, end } = blockRange(this.layout, block);
+          return encodeBlock(this.params.subarray(start, end), encoding);
+        }),
+      );
+    }
+  }
+
   destroy(): void {
     this.destroyed = true;
     this.scratch = null;
+    for (const { reject } of this.pendingReads) reject(new Error('CpuBackend was destroyed'));
+    this.pendingReads = [];
   }
 
   private checkAlive(): void {

@@ -3,7 +3,7 @@
  * same rules as core's codec/encoding.ts. Encoding where the parameters live means a block
  * leaves the device already 2× or 4× smaller.
  */
-import type { Encoding } from '@meshgrad/core';
+import type { EncodedBlock, Encoding } from '@meshgrad/core';
 import { MAX_BLOCK_SIZE } from '@meshgrad/core';
 import { DeviceMonitor, WebGpuError } from '../gpu/errors.ts';
 import type { CompiledProgram } from '../gpu/program.ts';
@@ -17,14 +17,36 @@ import {
 import { CODEC_PARAMS } from './uniforms.ts';
 import { copyMapped, StagingPool } from './staging.ts';
 
-/** One encoded block. */
-export type EncodedBlock =
-  | { readonly encoding: 'f32'; readonly values: Float32Array }
-  | { readonly encoding: 'f16'; readonly values: Uint16Array }
-  | { readonly encoding: 'int8'; readonly values: Int8Array; readonly scale: number };
-
 /** Words before the int8 codes in the encode output: the scale's bits and a non-finite flag. */
 const INT8_HEADER_WORDS = 2;
+
+/** Bytes the device writes for `count` values in `encoding` (whole u32 words). */
+export function encodedByteSize(count: number, encoding: Encoding): number {
+  if (encoding === 'f32') return 4 * count;
+  if (encoding === 'f16') return 4 * Math.ceil(count / 2);
+  return 4 * (INT8_HEADER_WORDS + Math.ceil(count / 4));
+}
+
+/**
+ * The block at `byteOffset` of a readback holding `encodedByteSize(count, encoding)` bytes as
+ * the device wrote them; null for int8 whose encoder flagged a NaN or ±Infinity.
+ */
+export function encodedBlockAt(
+  bytes: ArrayBuffer,
+  byteOffset: number,
+  count: number,
+  encoding: Encoding,
+): EncodedBlock | null {
+  if (encoding === 'f32') return { encoding, values: new Float32Array(bytes, byteOffset, count) };
+  if (encoding === 'f16') return { encoding, values: new Uint16Array(bytes, byteOffset, count) };
+  const header = new DataView(bytes, byteOffset, 4 * INT8_HEADER_WORDS);
+  if (header.getUint32(4, true) !== 0) return null;
+  return {
+    encoding,
+    scale: header.getFloat32(0, true),
+    values: new Int8Array(bytes, byteOffset + 4 * INT8_HEADER_WORDS, count),
+  };
+}
 
 export interface GpuBlockCodecOptions {
   /** Most values per block (default core's MAX_BLOCK_SIZE). */
@@ -52,7 +74,13 @@ export class GpuBlockCodec {
   private readonly output: GPUBuffer;
   private readonly uniform: GPUBuffer;
   private readonly staging: StagingPool;
-  private readonly sourceGroups = new WeakMap<GPUBuffer, Map<string, GPUBindGroup>>();
+  private readonly sourceGroups = new WeakMap<
+    GPUBuffer,
+    Map<GPUBuffer, Map<string, GPUBindGroup>>
+  >();
+  /** Codec parameters of each (offset, count) that `encodeInto` has encoded. */
+  private readonly rangeUniforms = new Map<string, GPUBuffer>();
+  private readonly f16Grid = f16EncodeKernel().grid;
   private readonly uniformBytes: DataView<ArrayBuffer> = new DataView(
     new ArrayBuffer(CODEC_PARAMS.byteSize),
   );
@@ -117,18 +145,74 @@ export class GpuBlockCodec {
     }
   }
 
-  private group(program: CompiledProgram, source: GPUBuffer): GPUBindGroup {
-    let groups = this.sourceGroups.get(source);
+  private group(
+    program: CompiledProgram,
+    source: GPUBuffer,
+    uniform: GPUBuffer = this.uniform,
+  ): GPUBindGroup {
+    let byUniform = this.sourceGroups.get(source);
+    if (!byUniform) {
+      byUniform = new Map();
+      this.sourceGroups.set(source, byUniform);
+    }
+    let groups = byUniform.get(uniform);
     if (!groups) {
       groups = new Map();
-      this.sourceGroups.set(source, groups);
+      byUniform.set(uniform, groups);
     }
     let group = groups.get(program.program.key);
     if (!group) {
-      group = program.bindGroup({ codec: this.uniform, src: source, dst: this.output });
+      group = program.bindGroup({ codec: uniform, src: source, dst: this.output });
       groups.set(program.program.key, group);
     }
     return group;
+  }
+
+  /** A uniform buffer holding (offset, count), made once per pair: blocks repeat. */
+  private rangeUniform(offset: number, count: number): GPUBuffer {
+    const key = `${offset}:${count}`;
+    let buffer = this.rangeUniforms.get(key);
+    if (!buffer) {
+      buffer = this.device.createBuffer({
+        label: `${this.label}:params ${key}`,
+        size: CODEC_PARAMS.byteSize,
+        usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+      });
+      const bytes = new DataView(new ArrayBuffer(CODEC_PARAMS.byteSize));
+      CODEC_PARAMS.write(bytes, { offset, count });
+      this.device.queue.writeBuffer(buffer, 0, bytes.buffer);
+      this.rangeUniforms.set(key, buffer);
+    }
+    return buffer;
+  }
+
+  /**
+   * Records the encoding of `count` values of `source` from value `offset` into `encoder`, and
+   * a copy of the result to `dst` at `dstOffset` (a multiple of 4); nothing is submitted or
+   * awaited. Returns the bytes copied (`encodedByteSize`); read them with `encodedBlockAt`.
+   * Several calls may go into one encoder: each copies its result out before the next encodes.
+   */
+  encodeInto(
+    encoder: GPUCommandEncoder,
+    source: GPUBuffer,
+    offset: number,
+    count: number,
+    encoding: 'f16' | 'int8',
+    dst: GPUBuffer,
+    dstOffset: number,
+  ): number {
+    this.check(count);
+    const program = encoding === 'f16' ? this.programs.f16Encode : this.programs.int8Encode;
+    const pass = encoder.beginComputePass({ label: program.program.label });
+    program.dispatch(
+      pass,
+      this.group(program, source, this.rangeUniform(offset, count)),
+      encoding === 'f16' ? this.f16Grid(count) : 1,
+    );
+    pass.end();
+    const bytes = encodedByteSize(count, encoding);
+    encoder.copyBufferToBuffer(this.output, 0, dst, dstOffset, bytes);
+    return bytes;
   }
 
   /** Runs `program` over `source` and reads back `bytes` of the output. */
@@ -271,6 +355,8 @@ export class GpuBlockCodec {
     this.input.destroy();
     this.output.destroy();
     this.uniform.destroy();
+    for (const b of this.rangeUniforms.values()) b.destroy();
+    this.rangeUniforms.clear();
     this.staging.destroy();
   }
 }

@@ -8,6 +8,8 @@ import type {
   Backend,
   BackendStats,
   Batch,
+  BlockRead,
+  EncodedBlock,
   Encoding,
   ParameterLayout,
   ReceivedBlock,
@@ -24,8 +26,7 @@ import {
   SOFTWARE_TUNING,
   tuningFor,
 } from '../kernels/programs.ts';
-import type { EncodedBlock } from './block-codec.ts';
-import { GpuBlockCodec } from './block-codec.ts';
+import { encodedBlockAt, encodedByteSize, GpuBlockCodec } from './block-codec.ts';
 import type { BufferSet } from './buffers.ts';
 import {
   bindRegion,
@@ -84,6 +85,13 @@ export interface WebGpuBackendOptions {
   readonly customKernel?: { readonly wgsl: string; readonly entryPoint?: string };
 }
 
+/** A `readBlocksAfterStep` call waiting for the next command buffer. */
+interface PendingRead {
+  readonly reads: readonly BlockRead[];
+  readonly resolve: (blocks: (EncodedBlock | null)[]) => void;
+  readonly reject: (err: unknown) => void;
+}
+
 /** A copy of loss-ring slots on its way back. */
 interface LossChunk {
   readonly staging: GPUBuffer;
@@ -115,6 +123,7 @@ export class WebGpuBackend implements Backend {
   /** Steps whose losses were copied out of the ring (to a chunk or a drain). */
   private flushed = 0;
   private chunks: LossChunk[] = [];
+  private pendingReads: PendingRead[] = [];
   private destroyed = false;
   /** How the last step fed the first layer (diagnostics and benchmarks); null before any step. */
   lastInputPath: 'sparse' | 'dense' | null = null;
@@ -448,6 +457,7 @@ export class WebGpuBackend implements Backend {
     this.model.encodeGradient(run);
     run(this.update);
     pass.end();
+    const mapReads = this.encodeReads(encoder);
 
     this.steps++;
     // The ring is about to wrap: copy what is not yet out, without waiting for it.
@@ -467,6 +477,7 @@ export class WebGpuBackend implements Backend {
       this.flushed = this.steps;
     }
     queue.submit([encoder.finish()]);
+    mapReads?.();
     if (chunk) {
       const mapped = chunk.staging.mapAsync(GPUMapMode.READ);
       // Awaited in drainStats; until then a rejection must not surface as unhandled.
@@ -511,7 +522,9 @@ export class WebGpuBackend implements Backend {
       );
     }
     encoder.clearBuffer(countersBuffer, counters.offset, 16);
+    const mapReads = this.encodeReads(encoder);
     device.queue.submit([encoder.finish()]);
+    mapReads?.();
     this.flushed = this.steps;
     const chunks = this.chunks;
     this.chunks = [];
@@ -583,6 +596,65 @@ export class WebGpuBackend implements Backend {
     return this.codec.encodeBuffer(this.paramsBuffer, start, end - start, encoding);
   }
 
+  readBlocksAfterStep(reads: readonly BlockRead[]): Promise<(EncodedBlock | null)[]> {
+    this.assertUsable();
+    for (const { block } of reads) blockRange(this.layout, block);
+    return new Promise((resolve, reject) => this.pendingReads.push({ reads, resolve, reject }));
+  }
+
+  /**
+   * Records the waiting block reads into `encoder` (after its compute pass): f32 blocks copied,
+   * f16 and int8 encoded on the device, all into one staging buffer. Returns what to call right
+   * after the submit: one map for all of them, settling their promises when it resolves.
+   */
+  private encodeReads(encoder: GPUCommandEncoder): (() => void) | null {
+    const pending = this.pendingReads;
+    if (pending.length === 0) return null;
+    this.pendingReads = [];
+    let total = 0;
+    for (const { reads } of pending) {
+      for (const { block, encoding } of reads) {
+        const { start, end } = blockRange(this.layout, block);
+        total += encodedByteSize(end - start, encoding);
+      }
+    }
+    const staging = this.staging.acquire(total);
+    const params = this.paramsBuffer;
+    let at = 0;
+    const offsets = pending.map(({ reads }) =>
+      reads.map(({ block, encoding }) => {
+        const { start, end } = blockRange(this.layout, block);
+        const offset = at;
+        at +=
+          encoding === 'f32'
+            ? (encoder.copyBufferToBuffer(params, start * 4, staging, at, (end - start) * 4),
+              (end - start) * 4)
+            : this.codec.encodeInto(encoder, params, start, end - start, encoding, staging, at);
+        return offset;
+      }),
+    );
+    return () => {
+      this.guarded(staging.mapAsync(GPUMapMode.READ), 'readBlocksAfterStep').then(
+        () => {
+          const bytes = copyMapped(staging, total);
+          this.staging.release(staging);
+          pending.forEach(({ reads, resolve }, p) =>
+            resolve(
+              reads.map(({ block, encoding }, i) => {
+                const { start, end } = blockRange(this.layout, block);
+                return encodedBlockAt(bytes, offsets[p]![i]!, end - start, encoding);
+              }),
+            ),
+          );
+        },
+        (err: unknown) => {
+          this.staging.release(staging);
+          for (const { reject } of pending) reject(err);
+        },
+      );
+    };
+  }
+
   /** Releases every buffer of the backend (not the device, which its owner destroys). */
   destroy(): void {
     if (this.destroyed) return;
@@ -591,5 +663,8 @@ export class WebGpuBackend implements Backend {
     this.staging.destroy();
     this.codec.destroy();
     this.chunks = [];
+    const destroyed = new WebGpuError('ERR_DESTROYED', `${this.label} backend was destroyed`);
+    for (const { reject } of this.pendingReads) reject(destroyed);
+    this.pendingReads = [];
   }
 }
