@@ -92,18 +92,23 @@ export async function main(args: readonly string[]): Promise<void> {
     let around = b.workload.learningRates[0]!;
     let capS = b.oneWorkerCapS;
     for (const n of b.counts) {
-      const etas =
-        n === 1 ? b.workload.learningRates : etaWindow(b.workload.learningRates, around, 4);
-      const result = await sweep(etas, sweepSeeds, seeds, async (eta, seed) =>
-        runIdealSync({
-          workload: b.workload,
-          workers: n,
-          learningRate: eta,
-          samplesPerSec: SAMPLES_PER_SEC,
-          evalIntervalS: stepSOf(b),
-          maxTimeS: capS,
-          seed,
-        }),
+      const etas = etaWindow(b.workload.learningRates, around, 4);
+      const result = await sweep(
+        etas,
+        sweepSeeds,
+        seeds,
+        async (eta, seed, cap) =>
+          runIdealSync({
+            workload: b.workload,
+            workers: n,
+            learningRate: eta,
+            samplesPerSec: SAMPLES_PER_SEC,
+            // Every round at large N; at one worker every few rounds (interpolated).
+            evalIntervalS: Math.max(stepSOf(b), capS / 200),
+            maxTimeS: cap,
+            seed,
+          }),
+        capS,
       );
       ideal.set(`${b.key}/${n}`, result);
       rows.push({
@@ -159,7 +164,7 @@ export async function main(args: readonly string[]): Promise<void> {
       capS: number,
       extra: { stepsPerWorker?: number; stopAtTarget?: boolean } = {},
     ) =>
-    async (eta: number, seed: number): Promise<ScaleRunResult & { wallS: number }> => {
+    async (eta: number, seed: number, cap = capS): Promise<ScaleRunResult & { wallS: number }> => {
       const stepS = stepSOf(b);
       const idealS = idealTime(b, n);
       const evalS = Math.max(
@@ -179,7 +184,7 @@ export async function main(args: readonly string[]): Promise<void> {
         warmupS: arm.warmupFraction * (Number.isFinite(idealS) ? idealS : 0),
         probeAverage: arm.probeAverage,
         evalIntervalS: evalS,
-        maxTimeS: capS,
+        maxTimeS: Math.min(cap, capS),
         seed,
         ...extra,
       });
@@ -215,6 +220,7 @@ export async function main(args: readonly string[]): Promise<void> {
         sweepSeeds,
         sweepSeeds,
         runAsgd(b, arm, compareN, 'lan', asgdCap(b, compareN)),
+        asgdCap(b, compareN),
       );
       const v = vsIdealOf(b, compareN, r.best.times);
       worstHere = Math.min(worstHere, v);
@@ -246,7 +252,7 @@ export async function main(args: readonly string[]): Promise<void> {
         const etas = etaWindow(b.workload.learningRates, idealEta / 4, 4);
         const cap = asgdCap(b, n);
         const t0 = performance.now();
-        const r = await sweep(etas, sweepSeeds, seeds, runAsgd(b, winner, n, profile, cap));
+        const r = await sweep(etas, sweepSeeds, seeds, runAsgd(b, winner, n, profile, cap), cap);
         asgdBest.set(`${b.key}/${profile}/${n}`, r);
         rows.push({
           workload: b.key,

@@ -41,19 +41,24 @@ export async function sweep(
   etas: readonly number[],
   sweepSeeds: readonly number[],
   allSeeds: readonly number[],
-  run: (eta: number, seed: number) => Promise<ScaleRunResult>,
+  run: (eta: number, seed: number, capS: number) => Promise<ScaleRunResult>,
+  capS: number,
 ): Promise<SweepResult> {
   const tried: SweepPoint[] = [];
+  // A rate that has not reached the target by twice the best median so far cannot win.
+  let cap = capS;
   for (const eta of etas) {
     const results: ScaleRunResult[] = [];
-    for (const seed of sweepSeeds) results.push(await run(eta, seed));
+    for (const seed of sweepSeeds) results.push(await run(eta, seed, cap));
+    const m = medianTime(results.map((r) => r.timeToTargetS));
+    if (Number.isFinite(m)) cap = Math.min(cap, 2 * m);
     tried.push({ eta, times: results.map((r) => r.timeToTargetS), results });
   }
   let best = tried[0]!;
   for (const p of tried) if (medianTime(p.times) < medianTime(best.times)) best = p;
   const results = [...best.results];
   for (const seed of allSeeds)
-    if (!sweepSeeds.includes(seed)) results.push(await run(best.eta, seed));
+    if (!sweepSeeds.includes(seed)) results.push(await run(best.eta, seed, capS));
   best = { eta: best.eta, results, times: results.map((r) => r.timeToTargetS) };
   return { best, tried };
 }

@@ -76,7 +76,7 @@ export function noisyQuadratic(options: NoisyQuadraticOptions = {}): NoisyQuadra
     higherIsBetter: false,
     target,
     metric: 'loss ½·Σ hᵢwᵢ²',
-    learningRates: [0.0625, 0.125, 0.25, 0.5, 1, 1.5, 1.9],
+    learningRates: [0.03, 0.06, 0.125, 0.25, 0.5, 1, 1.5, 1.9],
     quality: loss,
     curvatures: h,
     expectedLoss,

@@ -76,7 +76,7 @@ export function streamedKMeans(options: StreamedKMeansOptions = {}): ScaleWorklo
     higherIsBetter: false,
     target: 1 + tolerance,
     metric: 'held-out objective / objective at the generating centres',
-    learningRates: [0.125, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64],
+    learningRates: [0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128],
     quality: (params) => objective(params) / reference,
     stream(index, streamSeed): GradientStream {
       const r = new Rng((streamSeed * 1_000_003 + index * 7_919 + 1) >>> 0);
