@@ -86,8 +86,11 @@ export async function main(args: readonly string[]): Promise<void> {
 
   // --- the bound: ideal synchronous SGD, η swept per N --------------------------------------
   const ideal = new Map<string, SweepResult>();
-  const idealTime = (b: BenchWorkload, n: number) =>
-    medianTime(ideal.get(`${b.key}/${n}`)!.best.times);
+  // NaN for a worker count the bound was not run at (the large run).
+  const idealTime = (b: BenchWorkload, n: number) => {
+    const r = ideal.get(`${b.key}/${n}`);
+    return r ? medianTime(r.best.times) : NaN;
+  };
   for (const b of benches) {
     let around = b.workload.learningRates[0]!;
     let capS = b.oneWorkerCapS;
