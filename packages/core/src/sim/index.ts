@@ -5,3 +5,4 @@ export * from './simulation.ts';
 export * from './run.ts';
 export * from './workloads.ts';
 export * from './profiles.ts';
+export * from './scale/index.ts';
