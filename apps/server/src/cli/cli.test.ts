@@ -81,7 +81,7 @@ const broken: Record<string, { spec: unknown | string; error: RegExp }> = {
   'unknown-dataset.json': {
     spec: csvSpec({}, { kind: 'parquet' }),
     error:
-      /error: dataset\.kind: must be one of "mnist", "clusters", "idx", "csv", "npy"; got "parquet"$/,
+      /error: dataset\.kind: must be one of "mnist", "clusters", "idx", "csv", "npy", "text"; got "parquet"$/,
   },
   'bad-id.json': {
     spec: csvSpec({ id: 'My Job' }),
@@ -151,6 +151,31 @@ const broken: Record<string, { spec: unknown | string; error: RegExp }> = {
     error:
       /error: model\.kernel: bad\.wgsl:3:3: .*undefined_thing.* \(in: undefined_thing = 1\.0;\)$/,
   },
+  'bad-layer.json': {
+    spec: csvSpec({
+      model: {
+        kind: 'layers',
+        inputs: 2,
+        classes: 2,
+        layers: [
+          { type: 'conv2d', filters: 4, kernel: 3 },
+          { type: 'dense', units: 2 },
+        ],
+      },
+    }),
+    error:
+      /error: model\.layers\[0\]: conv2d conv1: needs a \[channels, height, width\] input, got an input of shape \[2\]$/,
+  },
+  'layer-typo.json': {
+    spec: csvSpec({
+      model: { kind: 'layers', inputs: 2, classes: 2, layers: [{ type: 'dense', unit: 2 }] },
+    }),
+    error: /error: model\.layers\.0\.units: required \(expected a number\)$/,
+  },
+  'text-for-classifier.json': {
+    spec: csvSpec({}, { kind: 'text', file: 'good.csv' }),
+    error: /error: dataset\.kind: a text dataset needs a layers model with "loss": "next-token"$/,
+  },
   'both-splits.json': {
     spec: csvSpec({}, { test: { file: 'good.csv' }, testFraction: 0.3 }),
     error: /error: dataset\.testFraction: give test files or testFraction, not both$/,
@@ -216,6 +241,39 @@ describe('meshgrad validate', () => {
       expect(lines[0]).toMatch(error);
     });
   }
+
+  it('reads a text dataset for a next-token model and names its vocabulary problem', async () => {
+    const lm = (classes: number) => ({
+      id: 'lm',
+      name: 'LM',
+      model: {
+        kind: 'layers',
+        inputs: 9,
+        classes,
+        loss: 'next-token',
+        layers: [
+          { type: 'embedding', vocab: classes, dim: 8 },
+          { type: 'residual', layers: [{ type: 'layernorm' }, { type: 'attention', heads: 2 }] },
+          { type: 'dense', units: classes },
+        ],
+      },
+      dataset: { kind: 'text', file: 'words.txt', validationFraction: 0.25 },
+    });
+    const words = 'the cat sat on the mat; the dog sat on the log. '.repeat(20);
+    await writeFile(path.join(dir, 'words.txt'), words);
+    await writeFile(path.join(dir, 'lm.json'), JSON.stringify(lm(32)));
+    await writeFile(path.join(dir, 'lm-small.json'), JSON.stringify(lm(8)));
+    const ok = await cli('validate', path.join(dir, 'lm.json'));
+    expect(ok.stderr).toBe('');
+    expect(ok.stdout).toMatch(
+      /dataset +text words\.txt: 89 training \/ 29 held-out samples, 9 features \(token ids\)/,
+    );
+    const small = await cli('validate', path.join(dir, 'lm-small.json'));
+    expect(small.code).toBe(1);
+    expect(small.stderr).toMatch(
+      /error: model\.classes: words\.txt has 15 distinct bytes, the model.s vocabulary only 8/,
+    );
+  });
 
   it('checks several files, one line each, and fails if any fails', async () => {
     const r = await cli(

@@ -4,6 +4,7 @@
  */
 import path from 'node:path';
 import {
+  describeModel,
   initParameters,
   parameterLayout,
   type Dataset,
@@ -66,6 +67,8 @@ function modelText(spec: JobSpec): string {
       return `K-Means, ${m.clusters} centres in ${m.dims} dimensions`;
     case 'custom':
       return `custom WGSL kernel ${m.kernel ? path.basename(m.kernel) : '(inline)'}, ${m.inputs} inputs${m.classes ? `, ${m.classes} classes` : ''}, tensors ${m.tensors.map((t) => `${t.name} [${t.shape.join(', ')}]`).join(', ')}`;
+    case 'layers':
+      return describeModel(m);
   }
 }
 
@@ -78,10 +81,14 @@ function datasetText(spec: JobSpec, train: Dataset, test: Dataset): string {
         ? `idx ${path.basename(d.images)}`
         : d.kind === 'npy'
           ? `npy ${path.basename(d.features)}`
-          : d.kind;
+          : d.kind === 'text'
+            ? `text ${path.basename(d.file)}`
+            : d.kind;
   const classes = train.labels
     ? `, ${Math.max(train.classes, test.classes)} classes`
-    : ', unlabelled';
+    : d.kind === 'text'
+      ? ' (token ids)'
+      : ', unlabelled';
   return `${source}: ${train.count} training / ${test.count} held-out samples, ${train.features} features${classes}`;
 }
 

@@ -14,6 +14,7 @@ import {
   parseCsv,
   parseIdx,
   parseNpy,
+  parseText,
   Rng,
   selectRows,
   type CsvDataset,
@@ -113,7 +114,29 @@ async function loadDatasets(spec: JobSpec): Promise<JobData> {
       const test = await loadCsv(d.test.file, 'dataset.test.file', options);
       return { train, test: alignCsvClasses(train, test, d.test.file) };
     }
+    case 'text': {
+      // Windows as long as a sample of the model (positions + 1 tokens; job-spec checks the kind).
+      const bytes = await readDataFile(d.file, 'dataset.file');
+      const context = modelInputs(spec.model) - 1;
+      const name = path.basename(d.file);
+      const text = located(
+        () => ({ field: 'dataset.file', file: d.file }),
+        () => parseText(bytes, { context, validationFraction: d.validationFraction, name }),
+      );
+      if (text.vocabulary.length > modelClassCount(spec)) {
+        throw new JobSpecError(
+          'model.classes',
+          `${name} has ${text.vocabulary.length} distinct bytes, the model's vocabulary only ${modelClassCount(spec)}`,
+          d.file,
+        );
+      }
+      return { train: text.train, test: text.validation };
+    }
   }
+}
+
+function modelClassCount(spec: JobSpec): number {
+  return spec.model.kind === 'kmeans' ? 0 : spec.model.classes;
 }
 
 function range(start: number, count: number): number[] {
@@ -265,8 +288,10 @@ export function checkDataFitsModel(spec: JobSpec, { train, test }: JobData): voi
       `the test set (${test.name}) has ${test.features} features per sample, the training set ${train.features}`,
     );
   }
-  // K-Means ignores labels, and so does a custom kernel that declares no classes.
+  // K-Means ignores labels, and so does a custom kernel that declares no classes; a next-token
+  // model's targets are its input tokens.
   if (model.kind === 'kmeans' || (model.kind === 'custom' && model.classes === 0)) return;
+  if (model.kind === 'layers' && model.loss === 'next-token') return;
   if (!train.labels || !test.labels) {
     throw new JobSpecError(
       train.labels ? testField(spec) : labelsField(spec),

@@ -13,6 +13,7 @@ import {
   customTensorSchema,
   DEFAULT_BLOCK_SIZE,
   encodingSchema,
+  layersModelSchema,
   MAX_BLOCK_SIZE,
   modelSpecSchema,
   parameterLayout,
@@ -105,6 +106,15 @@ export const datasetSpecSchema = z.discriminatedUnion('kind', [
   idxDataset,
   csvDataset,
   npyDataset,
+  /**
+   * Any UTF-8 file for a next-token `layers` model (core data/text.ts): byte vocabulary, the
+   * last `validationFraction` of the bytes held out, windows of model.inputs tokens.
+   */
+  z.strictObject({
+    kind: z.literal('text'),
+    file: filePath,
+    validationFraction: testFraction.default(0.1),
+  }),
 ]);
 
 /** Longest custom kernel source, in bytes of UTF-8. */
@@ -145,6 +155,7 @@ export const jobModelSchema = z.discriminatedUnion('kind', [
   mlpModel.strict(),
   kmeansModel.strict(),
   customModel,
+  layersModelSchema,
 ]);
 
 export type JobModelSpec = z.output<typeof jobModelSchema>;
@@ -256,6 +267,7 @@ export type JobSpecInput = z.input<typeof jobSpecSchema>;
 export type JobSpec = z.output<typeof jobSpecSchema>;
 export type DatasetSpec = JobSpec['dataset'];
 export type FileDatasetSpec = Extract<DatasetSpec, { kind: 'idx' | 'csv' | 'npy' }>;
+export type TextDatasetSpec = Extract<DatasetSpec, { kind: 'text' }>;
 export type BalancerSpec = JobSpec['balancer'];
 export type StopSpec = JobSpec['stop'];
 export type TrainingMode = JobSpec['training']['mode'];
@@ -527,18 +539,30 @@ function checkModelAgainstSpec(spec: JobSpec): void {
     if (inputs !== 784) {
       throw new JobSpecError(inputsField, `MNIST has 784 features, got ${inputs}`);
     }
-    if ((model.kind === 'softmax' || model.kind === 'mlp') && model.classes !== 10) {
+    if (
+      (model.kind === 'softmax' || model.kind === 'mlp' || model.kind === 'layers') &&
+      model.classes !== 10
+    ) {
       throw new JobSpecError('model.classes', `MNIST has 10 classes, got ${model.classes}`);
     }
+  }
+  const nextToken = model.kind === 'layers' && model.loss === 'next-token';
+  if ((dataset.kind === 'text') !== nextToken) {
+    throw new JobSpecError(
+      dataset.kind === 'text' ? 'dataset.kind' : 'model.loss',
+      dataset.kind === 'text'
+        ? 'a text dataset needs a layers model with "loss": "next-token"'
+        : `a next-token model reads token windows of a text dataset, not ${dataset.kind}`,
+    );
   }
   if (dataset.kind === 'clusters' && inputs !== dataset.dims) {
     throw new JobSpecError('model', `${inputs} inputs but the dataset has ${dataset.dims} dims`);
   }
-  const classifier = model.kind === 'softmax' || model.kind === 'mlp';
+  const classifier = model.kind === 'softmax' || model.kind === 'mlp' || model.kind === 'layers';
   if (spec.stop.targetAccuracy !== undefined && !classifier) {
     throw new JobSpecError(
       'stop.targetAccuracy',
-      `needs a classifier (softmax or mlp); a ${model.kind} model has no accuracy${model.kind === 'custom' ? ' (its kernel reports only a loss: use targetLoss)' : ''}`,
+      `needs a classifier (softmax, mlp or layers); a ${model.kind} model has no accuracy${model.kind === 'custom' ? ' (its kernel reports only a loss: use targetLoss)' : ''}`,
     );
   }
   if (spec.stop.targetObjective !== undefined && model.kind !== 'kmeans') {
@@ -547,12 +571,29 @@ function checkModelAgainstSpec(spec: JobSpec): void {
       `needs a kmeans model; use targetLoss or targetAccuracy for ${model.kind}`,
     );
   }
-  const layout = parameterLayout(coreModelSpec(model), spec.blockSize);
+  const layout = modelLayout(spec);
   if (spec.balancer.mode === 'fixed' && spec.balancer.blocksPerMessage > layout.blockCount) {
     throw new JobSpecError(
       'balancer.blocksPerMessage',
       `at most ${layout.blockCount}: the model has ${layout.blockCount} blocks of ${spec.blockSize} values`,
     );
+  }
+}
+
+/**
+ * The parameter layout, or a JobSpecError naming the field: a `layers` model's shape errors
+ * start with the layer's path (`model.layers[3] (conv2d conv2): …`), which becomes the field.
+ */
+function modelLayout(spec: JobSpec) {
+  try {
+    return parameterLayout(coreModelSpec(spec.model), spec.blockSize);
+  } catch (err) {
+    if (!(err instanceof RangeError)) throw err;
+    const at = /^(model(?:\.[A-Za-z]+|\[\d+\])*)(?:\s*\(([^)]*)\))?[.:]?\s*(.*)$/.exec(err.message);
+    if (at === null) throw new JobSpecError('model', err.message, undefined, { cause: err });
+    const [, field = 'model', layer, rest = ''] = at;
+    const reason = layer === undefined ? rest : `${layer}: ${rest}`;
+    throw new JobSpecError(field, reason, undefined, { cause: err });
   }
 }
 
@@ -598,6 +639,8 @@ function resolvePaths(spec: JobSpec, baseDir: string): JobSpec {
           ...(d.test ? { test: { file: abs(d.test.file) } } : {}),
         },
       };
+    case 'text':
+      return { ...spec, dataset: { ...d, file: abs(d.file) } };
     default:
       return spec;
   }

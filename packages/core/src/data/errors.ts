@@ -48,7 +48,10 @@ export type DatasetErrorCode =
   | 'ERR_DATASET_HEADER'
   | 'ERR_DATASET_CHECKSUM'
   /** The digit arrays handed to mnistFromDigitArrays are malformed. */
-  | 'ERR_MNIST_DATA';
+  | 'ERR_MNIST_DATA'
+  /** A text dataset that is not valid UTF-8, or too short for one window. */
+  | 'ERR_TEXT_ENCODING'
+  | 'ERR_TEXT_LENGTH';
 
 /** Where in the input the problem is; only the fields that apply are set. */
 export interface DatasetErrorLocation {

@@ -8,3 +8,4 @@ export * from './npy.ts';
 export * from './csv.ts';
 export * from './shard.ts';
 export * from './batcher.ts';
+export * from './text.ts';

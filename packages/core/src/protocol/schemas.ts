@@ -5,6 +5,8 @@
 import { z } from 'zod';
 import { ENCODINGS } from '../codec/encoding.ts';
 import { JOB_STATES } from './events.ts';
+import { MAX_ACTIVATION, MAX_LAYERS } from '../model/layers/graph.ts';
+import type { LayerSpec } from '../model/layers/types.ts';
 import {
   MAX_PAYLOAD_BYTES,
   MAX_RELAY_BYTES,
@@ -43,6 +45,65 @@ export const customTensorSchema = z.object({
   initStd: z.number().min(0).optional(),
 });
 
+const layerName = z
+  .string()
+  .max(64)
+  .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be letters, digits and _')
+  .optional();
+const layerSize = z.number().int().positive().max(65_536);
+
+/**
+ * One layer of a `layers` model (model/layers/types.ts). Strict, so a misspelt field is an
+ * error; shapes are checked afterwards by `validateModelSpec`, which names the layer.
+ */
+export const layerSpecSchema: z.ZodType<LayerSpec> = z.lazy(() =>
+  z.discriminatedUnion('type', [
+    z.strictObject({ type: z.literal('dense'), units: layerSize, name: layerName }),
+    z.strictObject({
+      type: z.literal('conv2d'),
+      filters: layerSize,
+      kernel: z.number().int().positive().max(64),
+      stride: z.number().int().positive().max(64).optional(),
+      padding: z.number().int().min(0).max(63).optional(),
+      name: layerName,
+    }),
+    z.strictObject({
+      type: z.enum(['maxpool2d', 'avgpool2d']),
+      size: z.number().int().positive().max(64),
+      stride: z.number().int().positive().max(64).optional(),
+      name: layerName,
+    }),
+    z.strictObject({ type: z.enum(['flatten', 'relu', 'gelu']), name: layerName }),
+    z.strictObject({
+      type: z.literal('layernorm'),
+      epsilon: z.number().positive().max(1).optional(),
+      name: layerName,
+    }),
+    z.strictObject({
+      type: z.literal('embedding'),
+      vocab: layerSize,
+      dim: layerSize,
+      name: layerName,
+    }),
+    z.strictObject({ type: z.literal('attention'), heads: layerSize, name: layerName }),
+    z.strictObject({
+      type: z.literal('residual'),
+      layers: z.array(layerSpecSchema).min(1).max(MAX_LAYERS),
+      name: layerName,
+    }),
+  ]),
+);
+
+/** A `layers` model (model/layers/types.ts LayersSpec). */
+export const layersModelSchema = z.strictObject({
+  kind: z.literal('layers'),
+  inputs: z.number().int().positive().max(MAX_ACTIVATION),
+  classes: z.number().int().min(2).max(65_536),
+  inputShape: z.array(z.number().int().positive()).min(1).max(3).optional(),
+  loss: z.enum(['classify', 'next-token']).optional(),
+  layers: z.array(layerSpecSchema).min(1).max(MAX_LAYERS),
+});
+
 export const modelSpecSchema = z.discriminatedUnion('kind', [
   z.object({
     kind: z.literal('softmax'),
@@ -67,6 +128,7 @@ export const modelSpecSchema = z.discriminatedUnion('kind', [
     classes: z.number().int().min(0),
     tensors: z.array(customTensorSchema).min(1).max(256),
   }),
+  layersModelSchema,
 ]);
 
 export const encodingSchema = z.enum(ENCODINGS);
