@@ -85,7 +85,8 @@ async function validates(file: string): Promise<void> {
 /** Trains the example's job until it stops itself; returns the final checkpoint. */
 async function trainExample(spec: JobSpec, timeoutMs: number, options: NodeVolunteerOptions) {
   dataDir = await mkdtemp(path.join(tmpdir(), 'meshgrad-example-'));
-  server = await startTestServer({ dataDir, jobs: [spec] });
+  // As `meshgrad serve --job` does: the spec file's folder may hold its data.
+  server = await startTestServer({ dataDir, jobs: [spec], allowDataDirs: [EXAMPLES] });
   const url = server.url;
   if (spec.model.kind === 'custom') {
     // No CPU implementation of a host's kernel: a CPU volunteer is told it cannot join.
