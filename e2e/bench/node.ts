@@ -15,7 +15,7 @@ import type { Candidate } from './suite.ts';
 import { tfjsCandidate } from './tfjs-candidates.ts';
 import type { BenchOptions, Progress, SuiteResult } from './types.ts';
 
-/** SwiftShader's Vulkan driver from Debian's chromium package (shared RECIPES.md). */
+/** SwiftShader's Vulkan driver from Debian's chromium package (docs/recipes.md). */
 export const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
 
 interface DawnGpu {

@@ -18,7 +18,7 @@ export interface AdapterSummary {
 
 /**
  * The WebGPU adapter, or an error that says exactly what is missing: a missing adapter is a test
- * failure, never a skip (shared RECIPES.md).
+ * failure, never a skip (docs/recipes.md).
  */
 export async function requireAdapter(gpu: GPU | undefined = navigator.gpu): Promise<GPUAdapter> {
   if (!gpu) {

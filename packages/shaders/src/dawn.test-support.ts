@@ -1,6 +1,6 @@
 /**
  * Test support: a WebGPU adapter in Node through Dawn (the `webgpu` package) on SwiftShader's
- * Vulkan driver (shared RECIPES.md). Not part of the package's exports.
+ * Vulkan driver (docs/recipes.md). Not part of the package's exports.
  */
 import { create, globals } from 'webgpu';
 import { requestBackendDevice } from './gpu/probe.ts';

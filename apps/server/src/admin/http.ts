@@ -1,5 +1,5 @@
 /**
- * The admin HTTP API under `/api/admin/` (routes in protocol.ts). Every request is authenticated
+ * The admin HTTP API under `/api/admin/` (routes in packages/core/src/protocol/admin.ts). Every request is authenticated
  * before routing, so without the token nothing, not even which paths exist, can be learned.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';

@@ -18,7 +18,7 @@ import {
 } from '@meshgrad/core';
 import { JobSpecError, MAX_KERNEL_BYTES, type JobSpec } from './job-spec.ts';
 
-/** SwiftShader's Vulkan driver from Debian's chromium package (shared RECIPES.md). */
+/** SwiftShader's Vulkan driver from Debian's chromium package (docs/recipes.md). */
 export const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
 /** Rows per dispatch when evaluating a checkpoint. */
 export const EVALUATE_BATCH_ROWS = 1024;

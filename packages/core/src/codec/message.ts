@@ -20,7 +20,7 @@ import { decodeFloat16, decodeInt8, encodeFloat16, encodeInt8, type Encoding } f
 export const MESSAGE_MAGIC = 0x3142474d; // 'MGB1' read as little-endian u32
 export const MESSAGE_VERSION = 1;
 export const MESSAGE_HEADER_BYTES = 48;
-/** Chromium refuses data-channel messages over 262,144 bytes (RECIPES.md). */
+/** Chromium refuses data-channel messages over 262,144 bytes (docs/recipes.md). */
 export const MAX_MESSAGE_BYTES = 262_144;
 
 const ENCODING_CODES: Record<Encoding, number> = { f32: 0, f16: 1, int8: 2 };

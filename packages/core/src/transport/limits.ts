@@ -2,7 +2,7 @@
  * Limits of the data plane (DESIGN §4). Sizes are in bytes, times in milliseconds.
  *
  * Chromium refuses a data-channel message over 262,144 bytes and throws from `send()` once
- * 16 MiB is queued (shared RECIPES.md); everything here stays well inside both.
+ * 16 MiB is queued (docs/recipes.md); everything here stays well inside both.
  */
 
 /**
