@@ -74,6 +74,9 @@ export class ServerProcess {
       process.env.MESHGRAD_E2E_LOG_LEVEL ?? 'warn',
     ];
     if (this.jobFile) args.push('--job', this.jobFile);
+    // Specs written to a temporary folder name data and kernels under examples/, as a host
+    // would allow its own data folder.
+    args.push('--allow-data-dir', join(REPO, 'examples'));
     args.push(...this.extraArgs);
     const child = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;

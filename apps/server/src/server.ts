@@ -21,6 +21,12 @@ import { WriteHealth } from './write-health.ts';
 export const TICK_MS = 1_000;
 
 export interface ServerOptions extends IceOptions {
+  /**
+   * Let a hello ask for a worker id of its own choosing (still bound to its socket, never one a
+   * live socket holds); default false: ids are issued by the server. For hosts that run and name
+   * their own tabs (`?worker=`), as the end-to-end tests do.
+   */
+  readonly namedWorkers?: boolean;
   /** TCP port; default 8080, 0 picks a free one. */
   readonly port?: number;
   /** Interface to listen on; default all (`0.0.0.0`). */
@@ -161,6 +167,7 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
     log,
     (p) => p,
     (workerId) => iceConfigFor(options, workerId),
+    options.namedWorkers ?? false,
   );
   const admin = createAdmin({
     token: adminToken,

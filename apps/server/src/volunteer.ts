@@ -74,6 +74,8 @@ export class VolunteerHub implements JobOutbox {
     private readonly publicPath: (path: string) => string,
     /** ICE servers (STUN, TURN with minted credentials) for a worker; default none. */
     private readonly ice: (workerId: string) => IceConfig = () => ({ iceServers: [] }),
+    /** ServerOptions.namedWorkers. */
+    private readonly namedWorkers = false,
   ) {
     nsp.on('connection', (socket) => this.attach(socket));
   }
@@ -210,7 +212,7 @@ export class VolunteerHub implements JobOutbox {
         const requested =
           bound ??
           (asked !== undefined &&
-          ISSUED_WORKER_ID.test(asked) &&
+          (this.namedWorkers || ISSUED_WORKER_ID.test(asked)) &&
           (holder === undefined || holder.disconnected)
             ? asked
             : undefined);

@@ -62,6 +62,7 @@ export async function serve(opts: ServeOptions, io: CliIo): Promise<void> {
         ...(opts.allowDataDir ?? []),
       ],
       checkpointRetention: { keepLast: opts.keepCheckpoints },
+      namedWorkers: process.env.MESHGRAD_NAMED_WORKERS === '1',
       addressLimits: {
         maxConnectionsPerAddress: opts.maxConnectionsPerAddress,
         hellosPerMinute: opts.hellosPerMinute,
