@@ -29,13 +29,19 @@ test('the kernel benchmark page runs every backend and they agree on the loss', 
       `[bench] ${r.id}: ${r.error ?? `loss ${r.lastLoss} after ${options.warmupSteps + options.steps} steps, ${r.samplesPerSecond?.toFixed(0)} samples/s`}`,
     );
   }
-  const reference = suite.results.find((r) => r.id === 'meshgrad-cpu')?.lastLoss ?? NaN;
-  expect(Number.isFinite(reference), 'meshgrad-cpu produced a finite loss').toBe(true);
+  // The loop rows also merge blocks from simulated peers, so they compute another trajectory:
+  // they are held to the CPU loop row, every other row to the plain CPU step.
+  const lossOf = (id: string): number => suite.results.find((r) => r.id === id)?.lastLoss ?? NaN;
+  for (const name of ['meshgrad-cpu', 'meshgrad-cpu-loop']) {
+    expect(Number.isFinite(lossOf(name)), `${name} produced a finite loss`).toBe(true);
+  }
   for (const r of suite.results) {
     expect.soft(r.error, `${r.id} ran`).toBeNull();
-    // float32 with different summation orders: they agree to ~1e-7 here; 1e-4 is slack.
+    const base = r.id.endsWith('-loop') ? 'meshgrad-cpu-loop' : 'meshgrad-cpu';
+    const reference = lossOf(base);
+    // float32 with different summation orders: they agree to ~1e-7 here; 1e-3 is slack.
     expect
-      .soft(Math.abs((r.lastLoss ?? NaN) - reference), `${r.id} loss vs meshgrad-cpu`)
+      .soft(Math.abs((r.lastLoss ?? NaN) - reference), `${r.id} loss vs ${base}`)
       .toBeLessThan(1e-3 * Math.max(1, Math.abs(reference)));
   }
 });
