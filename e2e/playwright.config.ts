@@ -8,7 +8,7 @@ import { CHROMIUM_ARGS, CHROMIUM_PATH } from './harness/chromium.ts';
  * One worker, so all specs share one launched browser (one context per test) and GPU-heavy specs
  * do not compete for the two cores of the CI machines.
  */
-// The specs name their tabs (`?worker=`); servers they start accept hosts' own names.
+// The specs name their tabs; servers they start accept hosts' own names.
 process.env.MESHGRAD_NAMED_WORKERS = '1';
 
 export default defineConfig({

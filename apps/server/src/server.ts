@@ -24,7 +24,7 @@ export interface ServerOptions extends IceOptions {
   /**
    * Let a hello ask for a worker id of its own choosing (still bound to its socket, never one a
    * live socket holds); default false: ids are issued by the server. For hosts that run and name
-   * their own tabs (`?worker=`), as the end-to-end tests do.
+   * their own tabs, as the end-to-end tests do.
    */
   readonly namedWorkers?: boolean;
   /** TCP port; default 8080, 0 picks a free one. */
