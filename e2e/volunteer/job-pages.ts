@@ -45,6 +45,13 @@ export function serveJobForFile(job: object, artifacts: string): ServedJob {
     server = new ServerProcess(await freePort(), job);
     await server.start();
   });
+  // eslint-disable-next-line no-empty-pattern -- Playwright reads the fixtures from a pattern
+  test.afterEach(({}, testInfo) => {
+    // A failed test shows what the server said meanwhile (warnings and errors only).
+    if (server && testInfo.status !== testInfo.expectedStatus) {
+      console.log(`[server log, last 4,000 characters]\n${server.output.slice(-4000)}`);
+    }
+  });
   test.afterAll(async () => {
     for (const c of contexts) await c.close().catch(() => undefined);
     await server?.stop();
@@ -65,29 +72,34 @@ export interface History {
 }
 
 /**
- * The job's metrics history. A kept-alive connection that the server closed as it was reused
- * fails once (ECONNRESET) on a loaded machine, so a failed fetch is retried; a server that
- * stopped answering fails every time, and the error carries the end of its log.
+ * GET `path` of the server as JSON. A kept-alive connection that the server closed as it was
+ * reused fails once (ECONNRESET) on a loaded machine, so a failed fetch is retried; a server
+ * that stopped answering fails every time, and the error carries the end of its log.
  */
-export async function fetchHistory(server: ServerProcess, jobId: string): Promise<History> {
+async function fetchJson<T>(server: ServerProcess, path: string): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return (await (await fetch(`${server.url}/api/jobs/${jobId}/metrics`)).json()) as History;
+      return (await (await fetch(`${server.url}${path}`)).json()) as T;
     } catch (err) {
       if (attempt < 3) {
         await new Promise((r) => setTimeout(r, 500));
         continue;
       }
-      throw new Error(`${String(err)}; server log:\n${server.output.slice(-4000)}`, {
+      throw new Error(`GET ${path}: ${String(err)}; server log:\n${server.output.slice(-4000)}`, {
         cause: err,
       });
     }
   }
 }
 
+/** The job's metrics history (`/api/jobs/<job>/metrics`). */
+export function fetchHistory(server: ServerProcess, jobId: string): Promise<History> {
+  return fetchJson<History>(server, `/api/jobs/${jobId}/metrics`);
+}
+
 /** The server's `/healthz`: connected volunteers. */
-export async function fetchHealth(server: ServerProcess): Promise<{ workers: number }> {
-  return (await (await fetch(`${server.url}/healthz`)).json()) as { workers: number };
+export function fetchHealth(server: ServerProcess): Promise<{ workers: number }> {
+  return fetchJson<{ workers: number }>(server, '/healthz');
 }
 
 /**

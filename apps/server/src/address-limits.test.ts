@@ -1,20 +1,8 @@
-import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { pino } from 'pino';
 import type { Socket } from 'socket.io-client';
 import { PROTOCOL_VERSION, type AdminError } from '@meshgrad/core';
-import type { Logger } from './logger.ts';
-import { ServerFixture } from './server.test-support.ts';
+import { ServerFixture, BLOBS_JOB, TEST_DEVICE, capturingLogger } from './server.test-support.ts';
 
-const clustersJob = {
-  id: 'blobs',
-  name: 'Gaussian blobs',
-  model: { kind: 'kmeans', dims: 2, clusters: 2 },
-  dataset: { kind: 'clusters', clusters: 2, dims: 2, count: 40, testCount: 20 },
-  shards: 2,
-  batchSize: 8,
-};
-const device = { backend: 'cpu', userAgent: 'vitest' } as const;
 const TOKEN = 'test-admin-token-limits';
 const fixture = new ServerFixture('meshgrad-limits-');
 
@@ -25,20 +13,9 @@ function connected(s: Socket): Promise<'connected' | string> {
   });
 }
 
-function capturingLogger(): { lines: string[]; logger: Logger } {
-  const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      lines.push(chunk.toString('utf8'));
-      done();
-    },
-  });
-  return { lines, logger: pino({ level: 'info' }, sink) as Logger };
-}
-
 describe('limits per remote address', () => {
   it('refuses sockets over the connection limit with a reason, and admits again once one leaves', async () => {
-    await fixture.start({ jobs: [clustersJob], addressLimits: { maxConnectionsPerAddress: 3 } });
+    await fixture.start({ jobs: [BLOBS_JOB], addressLimits: { maxConnectionsPerAddress: 3 } });
     const held = [fixture.socket(), fixture.socket(), fixture.socket()];
     expect(await Promise.all(held.map(connected))).toEqual(['connected', 'connected', 'connected']);
     const extra = fixture.socket();
@@ -53,11 +30,13 @@ describe('limits per remote address', () => {
 
   it('answers hellos over the per-minute limit with ERR_RATE_LIMITED and keeps the socket', async () => {
     const server = await fixture.start({
-      jobs: [clustersJob],
+      jobs: [BLOBS_JOB],
       addressLimits: { hellosPerMinute: 2 },
     });
     const hello = (s: Socket) =>
-      s.timeout(5_000).emitWithAck('hello', { protocolVersion: PROTOCOL_VERSION, device });
+      s
+        .timeout(5_000)
+        .emitWithAck('hello', { protocolVersion: PROTOCOL_VERSION, device: TEST_DEVICE });
     const a = fixture.socket();
     const b = fixture.socket();
     expect(await hello(a)).toMatchObject({ ok: true });
@@ -72,7 +51,7 @@ describe('limits per remote address', () => {
   it('throttles wrong admin tokens with 429 and Retry-After, logging one line per burst', async () => {
     const { lines, logger } = capturingLogger();
     const server = await fixture.start({
-      jobs: [clustersJob],
+      jobs: [BLOBS_JOB],
       adminToken: TOKEN,
       logger,
       tokenThrottle: { failuresPerWindow: 3, windowMs: 60_000 },

@@ -1,16 +1,7 @@
 import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import type { MeshgradServer } from './server.ts';
-import { ServerFixture } from './server.test-support.ts';
-
-const clustersJob = {
-  id: 'blobs',
-  name: 'Gaussian blobs',
-  model: { kind: 'kmeans', dims: 2, clusters: 2 },
-  dataset: { kind: 'clusters', clusters: 2, dims: 2, count: 40, testCount: 20 },
-  shards: 2,
-  batchSize: 8,
-};
+import { ServerFixture, BLOBS_JOB } from './server.test-support.ts';
 
 const fixture = new ServerFixture('meshgrad-http-');
 
@@ -49,7 +40,7 @@ describe('HTTP request boundary', () => {
     '/api/admin/%zz',
     'http://[/',
   ])('answers %s with 400 and a message, and keeps serving', async (target) => {
-    const server = await fixture.start({ jobs: [clustersJob] });
+    const server = await fixture.start({ jobs: [BLOBS_JOB] });
     const answer = await rawGet(server, target);
     expect(answer.status).toBe(400);
     expect(JSON.parse(answer.body)).toMatchObject({ error: expect.stringMatching(/request path/) });
@@ -58,7 +49,7 @@ describe('HTTP request boundary', () => {
   });
 
   it('still routes well-formed paths with a query string', async () => {
-    const server = await fixture.start({ jobs: [clustersJob] });
+    const server = await fixture.start({ jobs: [BLOBS_JOB] });
     const answer = await rawGet(server, '/api/jobs?x=1');
     expect(answer.status).toBe(200);
     expect(JSON.parse(answer.body)).toMatchObject({ jobs: [{ id: 'blobs' }] });

@@ -4,6 +4,7 @@
  * every test of a file a fresh data directory and closes what the test opened.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
+import { Writable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach } from 'vitest';
@@ -13,7 +14,37 @@ import {
   type Socket,
   type SocketOptions,
 } from 'socket.io-client';
+import { pino } from 'pino';
+import type { Logger } from './logger.ts';
 import { createServer, type MeshgradServer, type ServerOptions } from './server.ts';
+
+/** The smallest job a test server can run: two 2-D Gaussian blobs, 40 training rows, 2 shards. */
+export const BLOBS_JOB = {
+  id: 'blobs',
+  name: 'Gaussian blobs',
+  model: { kind: 'kmeans', dims: 2, clusters: 2 },
+  dataset: { kind: 'clusters', clusters: 2, dims: 2, count: 40, testCount: 20 },
+  shards: 2,
+  batchSize: 8,
+} as const;
+
+/** The device a test volunteer says it has in its `hello`. */
+export const TEST_DEVICE = { backend: 'cpu', userAgent: 'vitest' } as const;
+
+/** A logger that keeps every line it writes, so a test can look for what must (not) be there. */
+export function capturingLogger(level: 'debug' | 'info' = 'info'): {
+  lines: string[];
+  logger: Logger;
+} {
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      lines.push(chunk.toString('utf8'));
+      done();
+    },
+  });
+  return { lines, logger: pino({ level }, sink) as Logger };
+}
 
 /** `createServer` on 127.0.0.1, a free port, no logs and no client pages; `options` on top. */
 export function startTestServer(options: ServerOptions): Promise<MeshgradServer> {

@@ -8,7 +8,7 @@ import {
   type OkReply,
 } from '@meshgrad/core';
 import type { MeshgradServer } from './server.ts';
-import { nextEvent, ServerFixture } from './server.test-support.ts';
+import { nextEvent, ServerFixture, TEST_DEVICE } from './server.test-support.ts';
 
 const clustersJob = {
   id: 'blobs',
@@ -18,8 +18,6 @@ const clustersJob = {
   shards: 3,
   batchSize: 16,
 };
-
-const device = { backend: 'cpu', userAgent: 'vitest' } as const;
 
 const fixture = new ServerFixture('meshgrad-test-');
 let server: MeshgradServer;
@@ -33,7 +31,7 @@ const client = (): Socket => fixture.socket();
 
 function hello(
   s: Socket,
-  payload: unknown = { protocolVersion: PROTOCOL_VERSION, device },
+  payload: unknown = { protocolVersion: PROTOCOL_VERSION, device: TEST_DEVICE },
 ): Promise<HelloReply> {
   return s.timeout(5_000).emitWithAck('hello', payload) as Promise<HelloReply>;
 }
@@ -91,7 +89,7 @@ describe('job server', () => {
     });
     expect(bad).toMatchObject({ ok: false, code: 'ERR_INVALID_PAYLOAD' });
     if (!bad.ok) expect(bad.message).toContain('device.backend');
-    const old = await hello(s, { protocolVersion: 0, device });
+    const old = await hello(s, { protocolVersion: 0, device: TEST_DEVICE });
     expect(old).toMatchObject({ ok: false, code: 'ERR_PROTOCOL_VERSION' });
 
     const ok = await hello(s);

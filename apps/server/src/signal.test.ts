@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import type { Socket } from 'socket.io-client';
 import { PROTOCOL_VERSION, type Assignment, type IceReply, type SignalIn } from '@meshgrad/core';
 import type { MeshgradServer, ServerOptions } from './server.ts';
-import { nextEvent as next, ServerFixture } from './server.test-support.ts';
+import { nextEvent as next, ServerFixture, TEST_DEVICE } from './server.test-support.ts';
 
 const job = (id: string) => ({
   id,
@@ -17,7 +17,6 @@ const job = (id: string) => ({
   shards: 2,
 });
 
-const device = { backend: 'cpu', userAgent: 'vitest' } as const;
 const offer = { type: 'offer', sdp: 'v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n' };
 
 const fixture = new ServerFixture('meshgrad-signal-');
@@ -29,9 +28,10 @@ async function start(options: Partial<ServerOptions> = {}): Promise<void> {
 
 async function join(): Promise<{ s: Socket; a: Assignment }> {
   const s = fixture.socket();
-  const a = (await s
-    .timeout(5_000)
-    .emitWithAck('hello', { protocolVersion: PROTOCOL_VERSION, device })) as Assignment;
+  const a = (await s.timeout(5_000).emitWithAck('hello', {
+    protocolVersion: PROTOCOL_VERSION,
+    device: TEST_DEVICE,
+  })) as Assignment;
   expect(a.ok).toBe(true);
   return { s, a };
 }

@@ -5,32 +5,22 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PROTOCOL_VERSION } from '@meshgrad/core';
-import { ServerFixture } from './server.test-support.ts';
+import { ServerFixture, BLOBS_JOB, TEST_DEVICE } from './server.test-support.ts';
 import { DataStore, type CheckpointManifest, type FileSystem } from './store.ts';
 import { METRICS_FILE_CAP_BYTES } from './metrics-history.ts';
-
-const clustersJob = {
-  id: 'blobs',
-  name: 'Gaussian blobs',
-  model: { kind: 'kmeans', dims: 2, clusters: 2 },
-  dataset: { kind: 'clusters', clusters: 2, dims: 2, count: 40, testCount: 20 },
-  shards: 2,
-  batchSize: 8,
-};
-const device = { backend: 'cpu', userAgent: 'vitest' } as const;
 
 describe('durable writes on a running server', () => {
   const fixture = new ServerFixture('meshgrad-store-');
 
   it('a failing events.jsonl (EISDIR) is retried, counted and shown in /healthz; the server lives', async () => {
-    const server = await fixture.start({ jobs: [clustersJob] });
+    const server = await fixture.start({ jobs: [BLOBS_JOB] });
     const events = path.join(server.dataDir, 'jobs', 'blobs', 'events.jsonl');
     await rm(events, { force: true });
     await mkdir(events);
     const s = fixture.socket();
     const reply = await s
       .timeout(5_000)
-      .emitWithAck('hello', { protocolVersion: PROTOCOL_VERSION, device });
+      .emitWithAck('hello', { protocolVersion: PROTOCOL_VERSION, device: TEST_DEVICE });
     expect(reply).toMatchObject({ ok: true });
     await expect
       .poll(
@@ -161,7 +151,7 @@ describe('checkpoints in the data directory', () => {
     };
     const store = new DataStore(dir, { files });
     await store.init();
-    await store.saveSpec('blobs', clustersJob);
+    await store.saveSpec('blobs', BLOBS_JOB);
     await store.saveCheckpoint(manifest(1, 1), params(1));
     full = true;
     await expect(store.saveCheckpoint(manifest(2, 1), params(2))).rejects.toThrow(/ENOSPC/);
@@ -171,7 +161,7 @@ describe('checkpoints in the data directory', () => {
     // A restart on the still-full disk: the spec it already has is not written again.
     const restarted = new DataStore(dir, { files });
     await restarted.init();
-    await restarted.saveSpec('blobs', clustersJob);
+    await restarted.saveSpec('blobs', BLOBS_JOB);
     expect((await restarted.latestCheckpoint('blobs'))?.seq).toBe(1);
     full = false;
     await store.saveCheckpoint(manifest(3, 1), params(3));

@@ -13,7 +13,7 @@ import {
   type SyncRoundMessage,
 } from '@meshgrad/core';
 import type { MeshgradServer } from './server.ts';
-import { ServerFixture } from './server.test-support.ts';
+import { ServerFixture, TEST_DEVICE } from './server.test-support.ts';
 import { SYNC_SERVER_WORKER } from './jobs/job.ts';
 
 const P = 3 * 4; // K-Means, 3 clusters × 4 dims
@@ -26,7 +26,6 @@ const job = {
   batchSize: 16,
   training: { mode: 'sync' },
 };
-const device = { backend: 'cpu', userAgent: 'vitest' } as const;
 
 const fixture = new ServerFixture('meshgrad-sync-');
 let server: MeshgradServer;
@@ -49,9 +48,10 @@ async function volunteer(): Promise<{
     if (w) w(m);
     else queue.push(m);
   });
-  const a = (await s
-    .timeout(5_000)
-    .emitWithAck('hello', { protocolVersion: PROTOCOL_VERSION, device })) as HelloReply;
+  const a = (await s.timeout(5_000).emitWithAck('hello', {
+    protocolVersion: PROTOCOL_VERSION,
+    device: TEST_DEVICE,
+  })) as HelloReply;
   if (!a.ok) throw new Error(a.message);
   const round = () =>
     new Promise<SyncRoundMessage>((resolve) => {

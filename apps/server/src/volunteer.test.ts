@@ -12,7 +12,7 @@ import {
   type ErrorReply,
 } from '@meshgrad/core';
 import type { MeshgradServer } from './server.ts';
-import { ServerFixture } from './server.test-support.ts';
+import { ServerFixture, TEST_DEVICE } from './server.test-support.ts';
 import { RELAY_BURST_BYTES } from './relay-quota.ts';
 
 const JOB = {
@@ -22,7 +22,6 @@ const JOB = {
   dataset: { kind: 'clusters', clusters: 3, dims: 4, count: 300, testCount: 100 },
   shards: 2,
 };
-const device = { backend: 'cpu', userAgent: 'vitest' } as const;
 
 const fixture = new ServerFixture('meshgrad-volunteer-');
 let server: MeshgradServer;
@@ -30,7 +29,7 @@ let server: MeshgradServer;
 async function hello(s: Socket, workerId?: string): Promise<Assignment | ErrorReply> {
   return (await s.timeout(5_000).emitWithAck('hello', {
     protocolVersion: PROTOCOL_VERSION,
-    device,
+    device: TEST_DEVICE,
     ...(workerId !== undefined ? { workerId } : {}),
   })) as Assignment | ErrorReply;
 }

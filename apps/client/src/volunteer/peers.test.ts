@@ -8,6 +8,7 @@ import {
 } from '@meshgrad/core';
 import { MemoryNetwork } from './memory-links.ts';
 import {
+  GLARE_ANSWER_WAIT_MS,
   IDLE_LINK_CLOSE_MS,
   OFFER_WAIT_MS,
   PeerMesh,
@@ -129,6 +130,39 @@ describe('PeerMesh on links in memory', () => {
     expect(b.mesh.status()[0]?.ready).toBe(true);
     expect((await routeTo(a, 'b'))?.route).toBe('direct');
     expect((await routeTo(b, 'a'))?.route).toBe('direct');
+    a.mesh.destroy();
+    b.mesh.destroy();
+  });
+
+  it("glare after a lost offer: the smaller id answers the peer's offer, in time, no relay", async () => {
+    const network = new MemoryNetwork();
+    const a = volunteer(network, 'a');
+    const b = volunteer(network, 'b');
+    // a offers, but its offer and candidates are lost on the way (as a signal refused by a
+    // process that does not know b yet). b names a, waits for an offer, then offers itself.
+    network.blocked = true;
+    a.mesh.setNeighbours(['b']);
+    network.settle();
+    network.blocked = false;
+    b.mesh.setNeighbours(['a']);
+    vi.advanceTimersByTime(OFFER_WAIT_MS);
+    network.settle();
+    // Glare at a: its own offer wins, so it waits for b's answer, which cannot come.
+    expect(network.open('a')).toEqual([]);
+    vi.advanceTimersByTime(GLARE_ANSWER_WAIT_MS);
+    network.settle();
+    // a answered b's offer instead, before either side's connect timeout.
+    expect(OFFER_WAIT_MS + GLARE_ANSWER_WAIT_MS).toBeLessThan(CONNECT_TIMEOUT_MS);
+    expect(network.open('a')).toHaveLength(1);
+    expect(network.open('b')).toHaveLength(1);
+    expect((await routeTo(a, 'b'))?.route).toBe('direct');
+    expect((await routeTo(b, 'a'))?.route).toBe('direct');
+    // And it stays up past the connect timeouts: nothing falls back to the relay.
+    vi.advanceTimersByTime(CONNECT_TIMEOUT_MS);
+    network.settle();
+    expect(a.mesh.send('b', message(100))).toBe(true);
+    expect(a.relayed).toEqual([]);
+    expect(b.relayed).toEqual([]);
     a.mesh.destroy();
     b.mesh.destroy();
   });

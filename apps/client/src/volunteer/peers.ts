@@ -56,6 +56,13 @@ export const OFFER_WAIT_MS = 5_000;
  * this long without a message from the peer, ms.
  */
 export const IDLE_LINK_CLOSE_MS = 60_000;
+/**
+ * After a glare our offer won, ms: if the peer has not answered it by then, it most likely never
+ * got it (signaling lost on the way, e.g. across the processes of a cluster), so we answer the
+ * peer's offer instead, well inside the connect timeout, rather than both waiting for it and
+ * falling back to the relay.
+ */
+export const GLARE_ANSWER_WAIT_MS = OFFER_WAIT_MS;
 /** The answering side retries a failed link this many times later than the offering side. */
 const ANSWERER_RETRY_FACTOR = 1.5;
 /** While the local safety valve holds sends back, the buffers are looked at this often, ms. */
@@ -137,8 +144,12 @@ interface Entry {
   retry: ReturnType<typeof setTimeout> | undefined;
   /** See OFFER_WAIT_MS. */
   offerWait: ReturnType<typeof setTimeout> | undefined;
-  /** The peer's offer lost a glare to ours: its attempt's candidates are dropped until it answers. */
-  ignoreCandidates: boolean;
+  /**
+   * The peer's offer lost a glare to ours: its attempt's signals (offer, then candidates) are
+   * kept here, not used, until it answers ours or GLARE_ANSWER_WAIT_MS passes.
+   */
+  glareSignals: SignalData[] | undefined;
+  glareWait: ReturnType<typeof setTimeout> | undefined;
   /** When the peer last sent a message, or the link became one we only receive on. */
   heardAt: number;
 }
@@ -148,7 +159,8 @@ interface Entry {
  * while a link carries both ways, so a link exists when either side names the other: the
  * lexicographically smaller worker id offers; the other side, if it names the peer, waits
  * OFFER_WAIT_MS for that offer and then offers itself; when both offer at once, the smaller
- * id's offer wins. A link the peer opened without being named here, or to a peer no longer
+ * id's offer wins, unless the peer has not answered it GLARE_ANSWER_WAIT_MS later (it never
+ * got it), when the smaller id answers the peer's offer instead. A link the peer opened without being named here, or to a peer no longer
  * named, stays while the peer sends over it (until it closes it or falls silent for
  * IDLE_LINK_CLOSE_MS), so a change of lists on one side cuts no link the other still uses.
  * While a link connects, sends to that peer are skipped (counted), not relayed, so a healthy
@@ -206,7 +218,10 @@ export class PeerMesh {
     if (data.type === 'offer') {
       if (link && entry.linkInitiator && !link.open && this.initiator(from)) {
         // Both sides offered (glare): the smaller id's offer wins, so the peer answers ours.
-        entry.ignoreCandidates = true;
+        // Unless ours never reached it: then its offer is the one to answer, a little later.
+        entry.glareSignals = [data];
+        clearTimeout(entry.glareWait);
+        entry.glareWait = setTimeout(() => this.answerLostGlare(entry, link), GLARE_ANSWER_WAIT_MS);
         return;
       }
       if (!link || entry.linkInitiator || entry.offerReceived) {
@@ -216,13 +231,34 @@ export class PeerMesh {
         this.newLink(entry, false);
       }
       entry.offerReceived = true;
-      entry.ignoreCandidates = false;
+      this.clearGlare(entry);
     } else if (data.type === 'answer') {
-      entry.ignoreCandidates = false;
-    } else if (entry.ignoreCandidates) {
+      // An answer to the offer we withdrew after a lost glare: our link no longer offers.
+      if (!entry.linkInitiator) return;
+      this.clearGlare(entry);
+    } else if (entry.glareSignals) {
+      entry.glareSignals.push(data);
       return;
     }
     entry.link?.signal(data);
+  }
+
+  /** Our offer won a glare but was never answered: answer the peer's offer after all. */
+  private answerLostGlare(entry: Entry, ours: SignaledLink): void {
+    const signals = entry.glareSignals;
+    this.clearGlare(entry);
+    if (this.destroyed || this.entries.get(entry.peer) !== entry || entry.link !== ours) return;
+    if (ours.open || !signals) return;
+    this.dropLink(entry, ours);
+    const link = this.newLink(entry, false);
+    entry.offerReceived = true;
+    for (const data of signals) link.signal(data);
+  }
+
+  private clearGlare(entry: Entry): void {
+    clearTimeout(entry.glareWait);
+    entry.glareWait = undefined;
+    entry.glareSignals = undefined;
   }
 
   /**
@@ -418,7 +454,8 @@ export class PeerMesh {
       lastError: undefined,
       retry: undefined,
       offerWait: undefined,
-      ignoreCandidates: false,
+      glareSignals: undefined,
+      glareWait: undefined,
       heardAt: this.now(),
     };
     this.entries.set(peer, entry);
@@ -536,6 +573,7 @@ export class PeerMesh {
   private remove(entry: Entry): void {
     this.entries.delete(entry.peer);
     clearTimeout(entry.retry);
+    this.clearGlare(entry);
     clearTimeout(entry.offerWait);
     const link = entry.link;
     if (link) this.dropLink(entry, link);

@@ -18,8 +18,7 @@ import {
 import { Job } from './job.ts';
 import { parseJobSpec } from './job-spec.ts';
 import { stats } from './job.test-support.ts';
-
-const device = { backend: 'cpu', userAgent: 'vitest' } as const;
+import { TEST_DEVICE } from '../server.test-support.ts';
 
 /** How long to wait for a released write to reach the disk (a loaded machine can be slow). */
 const WAIT = { timeout: 20_000, interval: 5 };
@@ -126,7 +125,7 @@ describe('Job progress and metrics history', () => {
   it('never appends a history record with more samples than the progress saved before it', async () => {
     const store = new GatedStore(dir);
     const job = await openJob(store);
-    const w = job.join(undefined, 's1', device);
+    const w = job.join(undefined, 's1', TEST_DEVICE);
     job.recordStats(w, stats(100));
     store.holding.add('progress');
     const ticked = job.tick();
@@ -154,7 +153,7 @@ describe('Job progress and metrics history', () => {
   it('lands progress writes in the order they were made', async () => {
     const store = new GatedStore(dir);
     const job = await openJob(store);
-    const w = job.join(undefined, 's1', device);
+    const w = job.join(undefined, 's1', TEST_DEVICE);
     job.recordStats(w, stats(100));
     store.holding.add('progress');
     const first = job.flush();
@@ -175,7 +174,7 @@ describe('Job progress and metrics history', () => {
   it('appends history records in the order they were taken', async () => {
     const store = new GatedStore(dir);
     const job = await openJob(store);
-    const w = job.join(undefined, 's1', device);
+    const w = job.join(undefined, 's1', TEST_DEVICE);
     job.recordStats(w, stats(100));
     const requestId = job.requestState() as string;
     job.recordStats(w, stats(150));
@@ -208,7 +207,7 @@ describe('Job stop criteria', () => {
     expect(evaluate(probe.layout, bad, probe.test).objective).toBeGreaterThan(goodObjective);
 
     const job = await openJob(store, { stop: { targetObjective: goodObjective } });
-    const w = job.join(undefined, 's1', device);
+    const w = job.join(undefined, 's1', TEST_DEVICE);
     job.recordStats(w, stats(100));
     store.holding.add('checkpoint');
     const first = job.requestState() as string;

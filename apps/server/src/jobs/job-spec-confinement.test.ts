@@ -4,12 +4,9 @@
  */
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { pino } from 'pino';
 import type { AdminError } from '@meshgrad/core';
-import type { Logger } from '../logger.ts';
-import { ServerFixture } from '../server.test-support.ts';
+import { ServerFixture, capturingLogger } from '../server.test-support.ts';
 import { JobSpecError, parseJobSpec } from './job-spec.ts';
 
 const TOKEN = 'test-admin-token-confinement';
@@ -25,18 +22,6 @@ const rows =
   'a,b,label\n' +
   Array.from({ length: 40 }, (_, i) => `${i % 3},${i % 5},${i % 2}`).join('\n') +
   '\n';
-
-/** A logger that keeps every line it writes, so a test can look for what must not be there. */
-function capturingLogger(): { lines: string[]; logger: Logger } {
-  const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      lines.push(chunk.toString('utf8'));
-      done();
-    },
-  });
-  return { lines, logger: pino({ level: 'debug' }, sink) as Logger };
-}
 
 describe('dataset path confinement', () => {
   it('refuses a path outside the allowed directories, naming the field and the path', () => {
@@ -58,7 +43,7 @@ describe('dataset path confinement', () => {
   });
 
   it('the admin API answers 400 for /proc/self/environ and a symlink out, and nothing of the file reaches the log', async () => {
-    const { lines, logger } = capturingLogger();
+    const { lines, logger } = capturingLogger('debug');
     const server = await fixture.start({ adminToken: TOKEN, logger, jobs: [] });
     const create = (body: unknown) =>
       fetch(`${server.url}/api/admin/jobs`, {
@@ -88,7 +73,7 @@ describe('dataset path confinement', () => {
   });
 
   it('a data file that fails to parse gives a 400 and logs no content of it', async () => {
-    const { lines, logger } = capturingLogger();
+    const { lines, logger } = capturingLogger('debug');
     const server = await fixture.start({ adminToken: TOKEN, logger, jobs: [] });
     const secret = 'TURN_SECRET=hunter2-never-log-me';
     await writeFile(path.join(server.dataDir, 'secret.csv'), `a,b,label\n1,2,0\n${secret},1\n`);

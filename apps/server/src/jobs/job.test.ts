@@ -18,8 +18,7 @@ import { Job, type JobOutbox, type WorkerEntry } from './job.ts';
 import { MAX_DEPARTED_CREDITS, maxCredit } from './progress.ts';
 import { parseJobSpec } from './job-spec.ts';
 import { stats } from './job.test-support.ts';
-
-const device = { backend: 'cpu', userAgent: 'vitest' } as const;
+import { TEST_DEVICE } from '../server.test-support.ts';
 
 let dir: string;
 beforeEach(async () => {
@@ -81,13 +80,13 @@ describe('Job', () => {
       settings: { communicationPeriod: 48, blocksPerMessage: 1, encoding: 'f16' },
     });
     recordingOutbox(job);
-    expect(job.join(undefined, 's1', device).settings.communicationPeriod).toBe(48);
+    expect(job.join(undefined, 's1', TEST_DEVICE).settings.communicationPeriod).toBe(48);
   });
 
   it('stops itself when a checkpoint meets the target objective', async () => {
     const job = await openJob({ stop: { targetObjective: 1e9 } });
     const { calls } = recordingOutbox(job);
-    const w = job.join(undefined, 's1', device);
+    const w = job.join(undefined, 's1', TEST_DEVICE);
     job.recordStats(w, stats(100));
     const requestId = job.requestState();
     expect(requestId).not.toBeNull();
@@ -104,7 +103,7 @@ describe('Job', () => {
   it('asks for a final state at maxSamples and stops once it is stored', async () => {
     const job = await openJob({ stop: { maxSamples: 500 }, checkpointIntervalSec: 3600 });
     const { calls } = recordingOutbox(job);
-    const w = job.join(undefined, 's1', device);
+    const w = job.join(undefined, 's1', TEST_DEVICE);
     job.recordStats(w, stats(400));
     await job.tick();
     expect(calls.requests).toHaveLength(0);
@@ -189,8 +188,8 @@ describe('Job balancer', () => {
   it('gives a worker on a slow, congested link a lower block rate than a fast one', async () => {
     const job = await balancedJob();
     const { calls } = recordingOutbox(job);
-    const fast = job.join('fast', 's1', device);
-    const slow = job.join('slow', 's2', device);
+    const fast = job.join('fast', 's1', TEST_DEVICE);
+    const slow = job.join('slow', 's2', TEST_DEVICE);
     expect(fast.settings).toEqual(job.spec.communication);
     for (let t = 1; t <= 8; t++) {
       // The fast worker's channel was busy 40% of the time for 400 KB/s: it could send 1 MB/s.
@@ -227,9 +226,9 @@ describe('Job balancer', () => {
   it('pushes settings only when they change, and never to a worker without statistics', async () => {
     const job = await balancedJob();
     const { calls } = recordingOutbox(job);
-    const a = job.join('a', 's1', device);
-    const b = job.join('b', 's2', device);
-    const quiet = job.join('quiet', 's3', device);
+    const a = job.join('a', 's1', TEST_DEVICE);
+    const b = job.join('b', 's2', TEST_DEVICE);
+    const quiet = job.join('quiet', 's3', TEST_DEVICE);
     const pushes: number[] = [];
     for (let t = 1; t <= 20; t++) {
       const before = calls.settings.length;
@@ -264,8 +263,8 @@ describe('Job balancer', () => {
   it('caps a relayed link at the relay capacity', async () => {
     const job = await balancedJob();
     recordingOutbox(job);
-    const a = job.join('a', 's1', device);
-    const b = job.join('b', 's2', device);
+    const a = job.join('a', 's1', TEST_DEVICE);
+    const b = job.join('b', 's2', TEST_DEVICE);
     for (let t = 1; t <= 4; t++) {
       // Both could send 2 MB/s (busy 5% for 100 KB/s), far over the relay's capacity…
       report(job, a, t, {
@@ -294,8 +293,8 @@ describe('Job balancer', () => {
     const fixed = { communicationPeriod: 48, blocksPerMessage: 2, encoding: 'f16' } as const;
     const job = await balancedJob({ balancer: { mode: 'fixed', ...fixed } });
     const { calls } = recordingOutbox(job);
-    const a = job.join('a', 's1', device);
-    const b = job.join('b', 's2', device);
+    const a = job.join('a', 's1', TEST_DEVICE);
+    const b = job.join('b', 's2', TEST_DEVICE);
     const congested = (w: WorkerEntry, peer: string, t: number) =>
       report(job, w, t, {
         samplesPerSec: 320,
@@ -338,7 +337,7 @@ describe('Job balancer', () => {
     const job = await balancedJob({ neighbours: 2 });
     const { calls } = recordingOutbox(job);
     const ids = ['w1', 'w2', 'w3', 'w4', 'w5'];
-    const workers = ids.map((id, i) => job.join(id, `s${i}`, device));
+    const workers = ids.map((id, i) => job.join(id, `s${i}`, TEST_DEVICE));
     // Before any statistics: the ring (±1 at k = 2).
     expect(workers[0]!.neighbours).toEqual(['w2', 'w5']);
     const w1 = workers[0]!;
@@ -369,7 +368,7 @@ describe('Job balancer', () => {
 
     // A newcomer without statistics gets ring neighbours; the others keep the balancer's.
     const before = new Map(workers.map((w) => [w.id, [...w.neighbours]]));
-    const newcomer = job.join('w6', 's6', device);
+    const newcomer = job.join('w6', 's6', TEST_DEVICE);
     expect(newcomer.neighbours).toEqual(['w1', 'w5']);
     for (const w of workers) expect(w.neighbours).toEqual(before.get(w.id));
 
@@ -383,8 +382,8 @@ describe('Job balancer', () => {
   it('acts only on fresh reports: a late one is not taken as a new interval each tick', async () => {
     const job = await balancedJob();
     recordingOutbox(job);
-    const a = job.join('a', 's1', device);
-    const b = job.join('b', 's2', device);
+    const a = job.join('a', 's1', TEST_DEVICE);
+    const b = job.join('b', 's2', TEST_DEVICE);
     // No busy fraction and no congestion: without a capacity sample the budget grows per
     // interval (rule 6), so a report taken again each tick would double it each tick.
     const quiet = (w: WorkerEntry, peer: string, t: number) =>
@@ -417,8 +416,8 @@ describe('Job balancer', () => {
     const fixed = { communicationPeriod: 16, blocksPerMessage: 16, encoding: 'f32' } as const;
     const job = await balancedJob({ balancer: { mode: 'fixed', ...fixed } });
     recordingOutbox(job);
-    const a = job.join('a', 's1', device);
-    const b = job.join('b', 's2', device);
+    const a = job.join('a', 's1', TEST_DEVICE);
+    const b = job.join('b', 's2', TEST_DEVICE);
     job.setBalancer({ mode: 'automatic' });
     const traffic = { blockCount: 16, parameterCount: 1024 };
     const burst = (s: WorkerSettings) => 2 * s.blocksPerMessage * messageBytes(traffic, s.encoding);
@@ -444,8 +443,8 @@ describe('Job balancer', () => {
   it('asks the worker with the fastest uplink for checkpoints, not the slow one', async () => {
     const job = await balancedJob();
     const { calls } = recordingOutbox(job);
-    const fast = job.join('fast', 's1', device);
-    const slow = job.join('slow', 's2', device);
+    const fast = job.join('fast', 's1', TEST_DEVICE);
+    const slow = job.join('slow', 's2', TEST_DEVICE);
     for (let t = 1; t <= 3; t++) {
       report(job, fast, t, {
         samplesPerSec: 160,
@@ -475,7 +474,7 @@ describe('Job against a volunteer that lies', () => {
   it('credits a claim of 2^53 − 1 samples at most the measured-rate bound; maxSamples does not stop the job', async () => {
     const job = await openJob({ stop: { maxSamples: 1e12 }, checkpointIntervalSec: 3600 });
     const { calls } = recordingOutbox(job);
-    const liar = job.join(undefined, 's1', device);
+    const liar = job.join(undefined, 's1', TEST_DEVICE);
     job.recordStats(liar, stats(Number.MAX_SAFE_INTEGER));
     expect(job.samples).toBeGreaterThan(0);
     expect(job.samples).toBeLessThanOrEqual(maxCredit(Date.now() - liar.joinedAt));
@@ -484,7 +483,7 @@ describe('Job against a volunteer that lies', () => {
     expect(job.state).toBe('running');
     expect(calls.requests).toHaveLength(0);
     // Honest reports keep being credited in full.
-    const honest = job.join(undefined, 's2', device);
+    const honest = job.join(undefined, 's2', TEST_DEVICE);
     job.recordStats(honest, stats(300));
     expect(honest.contributed).toBe(300);
   });
@@ -495,9 +494,9 @@ describe('Job against a volunteer that lies', () => {
     });
     const { calls } = recordingOutbox(job);
     // The liar joined first, so the server has known it longest.
-    const liar = job.join(undefined, 's1', device);
+    const liar = job.join(undefined, 's1', TEST_DEVICE);
     await new Promise((resolve) => setTimeout(resolve, 5));
-    const honest = job.join(undefined, 's2', device);
+    const honest = job.join(undefined, 's2', TEST_DEVICE);
     job.recordStats(liar, stats(Number.MAX_SAFE_INTEGER));
     job.recordStats(honest, stats(100));
     const first = job.requestState() as string;
@@ -514,7 +513,7 @@ describe('Job against a volunteer that lies', () => {
   it('refuses an uploaded state whose held-out loss regressed beyond noise; the checkpoint stays', async () => {
     const job = await openJob({});
     const { calls } = recordingOutbox(job);
-    const w = job.join(undefined, 's1', device);
+    const w = job.join(undefined, 's1', TEST_DEVICE);
     job.recordStats(w, stats(100));
     const good = job.initialParams();
     expect(await job.acceptState(w.id, job.requestState() as string, bytesOf(good))).toBeNull();
@@ -532,7 +531,7 @@ describe('Job against a volunteer that lies', () => {
     const job = await openJob({});
     recordingOutbox(job);
     for (let i = 0; i < 3_000; i++) {
-      const w = job.join(undefined, `s${i}`, device);
+      const w = job.join(undefined, `s${i}`, TEST_DEVICE);
       job.recordStats(w, stats(1));
       job.leave(w.id, 'test');
     }
