@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { getJson, getText } from '../harness/http.ts';
 import { expect, type Browser, type BrowserContext, type Page } from '@playwright/test';
 import type { LinkStats } from '@meshgrad/core';
 import type { ServerProcess } from '../volunteer/server-process.ts';
@@ -44,11 +45,10 @@ export async function serverLinks(
   server: ServerProcess,
   job: string,
 ): Promise<Map<string, readonly LinkStats[]>> {
-  const res = await fetch(`${server.url}/api/admin/jobs/${job}`, {
-    headers: { authorization: `Bearer ${adminToken(server)}` },
-  });
-  expect(res.status).toBe(200);
-  const snapshot = (await res.json()) as { workers: { id: string; links: LinkStats[] }[] };
+  const snapshot = await getJson<{ workers: { id: string; links: LinkStats[] }[] }>(
+    `${server.url}/api/admin/jobs/${job}`,
+    { authorization: `Bearer ${adminToken(server)}` },
+  );
   return new Map(snapshot.workers.map((w) => [w.id, w.links]));
 }
 
@@ -59,7 +59,7 @@ export async function serverLinks(
  * is 0.
  */
 export async function metricValue(server: ServerProcess, name: string): Promise<number> {
-  const text = await (await fetch(`${server.url}/metrics`)).text();
+  const text = await getText(`${server.url}/metrics`);
   if (!new RegExp(`^# TYPE ${name} `, 'm').test(text)) {
     throw new Error(`metric ${name} is not exported by the server's /metrics`);
   }

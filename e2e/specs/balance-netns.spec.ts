@@ -21,6 +21,7 @@ import {
 } from '@meshgrad/core';
 import { test, expect } from './fixtures.ts';
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from '../harness/chromium.ts';
+import { getJson } from '../harness/http.ts';
 import {
   LAB_LOCK_WAIT_MS,
   NetnsLab,
@@ -54,11 +55,12 @@ const DUTY_PERCENT = 50;
  * Bound on the slow volunteer's backlog (all of its channels), as seconds of what its shaped
  * uplink drains (the tbf rate), so it does not move with the settings the balancer chooses: a
  * worse choice (larger messages, more traffic) must fail the test, not loosen it. The design
- * asks for a short queue (DESIGN §3): the worker's valve holds about half a second of the link
- * (a quarter second of a drain rate it counts as at most twice its goodput) plus the one send
- * of m blocks that passed it, so one second of the link covers it. The margin, a factor 2 on
- * that second, is for the loaded machine: three Chromiums and the server share two cores, and
- * while Chromium's network thread waits for a core the channels drain below the tbf rate.
+ * asks for a short queue (DESIGN §3.5): the page's valve, held at every send, lets the channels
+ * hold about half a second of the link (a quarter second of a drain rate it counts as at most
+ * twice its goodput) or two sends of m blocks, so one second of the link covers it. The margin,
+ * a factor 2 on that second, is for the loaded machine: three Chromiums and the server share
+ * two cores, and while Chromium's network thread waits for a core the channels drain below the
+ * tbf rate.
  */
 const BACKLOG_DRAIN_SECONDS = 2;
 /**
@@ -178,17 +180,15 @@ function describeSettings(s: WorkerSettings): string {
 }
 
 async function snapshot(srv: ServerProcess): Promise<AdminJobSnapshot> {
-  const res = await fetch(`${srv.url}/api/admin/jobs/${JOB_ID}`, {
-    headers: { authorization: `Bearer ${adminToken(srv)}` },
+  return getJson<AdminJobSnapshot>(`${srv.url}/api/admin/jobs/${JOB_ID}`, {
+    authorization: `Bearer ${adminToken(srv)}`,
   });
-  expect(res.status).toBe(200);
-  return (await res.json()) as AdminJobSnapshot;
 }
 
 async function lastAccuracy(srv: ServerProcess): Promise<number> {
-  const h = (await (await fetch(`${srv.url}/api/jobs/${JOB_ID}/metrics`)).json()) as {
-    history: Array<{ samples: number; testAccuracy?: number }>;
-  };
+  const h = await getJson<{ history: Array<{ samples: number; testAccuracy?: number }> }>(
+    `${srv.url}/api/jobs/${JOB_ID}/metrics`,
+  );
   return h.history.filter((r) => r.testAccuracy !== undefined).at(-1)?.testAccuracy ?? 0;
 }
 

@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import { chromium } from '@playwright/test';
 import { test, expect } from './fixtures.ts';
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from '../harness/chromium.ts';
+import { getJson } from '../harness/http.ts';
 import { buildOnce, freePort, ServerProcess } from '../volunteer/server-process.ts';
 
 const EXAMPLE = resolve(import.meta.dirname, '../../examples/custom-wgsl-linreg');
@@ -76,9 +77,7 @@ test('a tab trains a custom-WGSL job on WebGPU, even on a software adapter, to i
   await expect
     .poll(
       async () => {
-        const h = (await (
-          await fetch(`${server.url}/api/jobs/${job.id}/metrics`)
-        ).json()) as History;
+        const h = await getJson<History>(`${server.url}/api/jobs/${job.id}/metrics`);
         return h.history.filter((r) => r.testLoss !== undefined).at(-1)?.testLoss ?? Infinity;
       },
       { timeout: 150_000, intervals: [2_000] },

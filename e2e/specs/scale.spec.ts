@@ -9,6 +9,7 @@ import { CONNECT_TIMEOUT_MS, RECONNECT_AFTER_MS } from '@meshgrad/core';
 import type { Browser, BrowserContext, Page } from '@playwright/test';
 import { test, expect } from './fixtures.ts';
 import { FrontProxy } from '../scale/front.ts';
+import { getJson } from '../harness/http.ts';
 import { RedisProcess } from '../scale/redis.ts';
 import { buildOnce, freePort, ServerProcess } from '../volunteer/server-process.ts';
 
@@ -77,11 +78,9 @@ test.afterEach(async ({}, info) => {
 });
 
 async function snapshot(server: ServerProcess): Promise<Snapshot> {
-  const res = await fetch(`${server.url}/api/admin/jobs/${JOB.id}`, {
-    headers: { authorization: `Bearer ${TOKEN}` },
+  return getJson<Snapshot>(`${server.url}/api/admin/jobs/${JOB.id}`, {
+    authorization: `Bearer ${TOKEN}`,
   });
-  if (!res.ok) throw new Error(`snapshot from ${server.url}: ${res.status}`);
-  return (await res.json()) as Snapshot;
 }
 
 /**
@@ -91,7 +90,7 @@ async function snapshot(server: ServerProcess): Promise<Snapshot> {
  */
 async function workersOn(server: ServerProcess): Promise<number | string> {
   try {
-    return ((await (await fetch(`${server.url}/healthz`)).json()) as { workers: number }).workers;
+    return (await getJson<{ workers: number }>(`${server.url}/healthz`)).workers;
   } catch (err) {
     return `/healthz failed: ${String(err)}`;
   }

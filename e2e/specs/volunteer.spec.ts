@@ -8,6 +8,7 @@ import { chromium, type Browser, type Page } from '@playwright/test';
 import { io as connect } from 'socket.io-client';
 import { test, expect } from './fixtures.ts';
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from '../harness/chromium.ts';
+import { getText } from '../harness/http.ts';
 import {
   fetchHealth,
   fetchHistory,
@@ -77,7 +78,7 @@ test('three tabs train the default job to 85% test accuracy; metrics agree', asy
 
   const h = await history();
   const lastEval = h.history.filter((r) => r.testAccuracy !== undefined).at(-1);
-  const metrics = await (await fetch(`${served.server.url}/metrics`)).text();
+  const metrics = await getText(`${served.server.url}/metrics`);
   expect(metricValue(metrics, 'meshgrad_test_accuracy')).toBeGreaterThanOrEqual(
     lastEval?.testAccuracy ?? 1,
   );
@@ -171,7 +172,7 @@ test('malformed, oversized and out-of-order messages get error replies; training
     })
     .toBe(true);
   expect((await health()).workers).toBe(2);
-  const metrics = await (await fetch(`${served.server.url}/metrics`)).text();
+  const metrics = await getText(`${served.server.url}/metrics`);
   expect(metrics).toMatch(
     /meshgrad_rejected_messages_total\{event="relay",code="ERR_INVALID_PAYLOAD"\} [1-9]/,
   );

@@ -5,6 +5,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { expect, test, type Browser, type BrowserContext, type Page } from '@playwright/test';
+import { getJson } from '../harness/http.ts';
 import { buildOnce, freePort, ServerProcess } from './server-process.ts';
 
 /**
@@ -72,23 +73,14 @@ export interface History {
 }
 
 /**
- * GET `path` of the server as JSON. A kept-alive connection that the server closed as it was
- * reused fails once (ECONNRESET) on a loaded machine, so a failed fetch is retried; a server
+ * GET `path` of the server as JSON (a reset connection retried, see harness/http.ts); a server
  * that stopped answering fails every time, and the error carries the end of its log.
  */
 async function fetchJson<T>(server: ServerProcess, path: string): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return (await (await fetch(`${server.url}${path}`)).json()) as T;
-    } catch (err) {
-      if (attempt < 3) {
-        await new Promise((r) => setTimeout(r, 500));
-        continue;
-      }
-      throw new Error(`GET ${path}: ${String(err)}; server log:\n${server.output.slice(-4000)}`, {
-        cause: err,
-      });
-    }
+  try {
+    return await getJson<T>(`${server.url}${path}`);
+  } catch (err) {
+    throw new Error(`${String(err)}; server log:\n${server.output.slice(-4000)}`, { cause: err });
   }
 }
 

@@ -318,4 +318,34 @@ describe('PeerMesh on links in memory', () => {
     a.mesh.destroy();
     b.mesh.destroy();
   });
+
+  it('the valve holds at the send too: a burst of sends from a stale status cannot pass it', async () => {
+    const network = new MemoryNetwork();
+    const limit = { limitBytes: 200_000, nextSendBytes: 50_000 };
+    const a = volunteer(network, 'a', { valve: () => limit });
+    const b = volunteer(network, 'b');
+    a.mesh.setNeighbours(['b']);
+    b.mesh.setNeighbours(['a']);
+    network.settle();
+    const link = network.open('a')[0];
+    if (!link) throw new Error('no link');
+    expect(a.mesh.status()[0]?.ready).toBe(true);
+
+    // Ten sends decided by the worker while the status still said ready, as on a busy page.
+    const accepted = Array.from({ length: 10 }, () => a.mesh.send('b', message(50_000)));
+    expect(accepted.filter(Boolean)).toHaveLength(4);
+    expect(link.bufferedAmount).toBeLessThanOrEqual(limit.limitBytes);
+    expect(a.mesh.status()[0]?.ready).toBe(false);
+    expect((await routeTo(a, 'b'))?.dropped).toBe(6);
+
+    // Once drained, sends pass again; a message larger than the limit still goes alone.
+    link.deliver(4);
+    vi.advanceTimersByTime(VALVE_RECHECK_MS);
+    expect(a.mesh.status()[0]?.ready).toBe(true);
+    link.maxMessageSize = 1_000_000;
+    expect(a.mesh.send('b', message(250_000))).toBe(true);
+    expect(a.mesh.send('b', message(1_000))).toBe(false);
+    a.mesh.destroy();
+    b.mesh.destroy();
+  });
 });

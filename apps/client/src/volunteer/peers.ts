@@ -283,6 +283,18 @@ export class PeerMesh {
       entry.meter.dropped();
       return false;
     }
+    // The training worker sends by the status it was last posted, and on a busy page that
+    // status lags: sends queued behind it arrive here in a burst. The valve is held here too,
+    // so they cannot take the channels past it (docs/design.md §3.5).
+    if (this.overValveWith(data.byteLength)) {
+      entry.meter.dropped();
+      if (!this.valveClosed) {
+        this.valveClosed = true;
+        this.opts.onChange();
+      }
+      this.recheckValve();
+      return false;
+    }
     try {
       link.send(new Uint8Array(data));
     } catch {
@@ -410,6 +422,17 @@ export class PeerMesh {
   private overValve(): boolean {
     const limit = this.opts.valve?.(this.drainBytesPerSec);
     return !!limit && this.bufferedBytes() + limit.nextSendBytes > limit.limitBytes;
+  }
+
+  /**
+   * Whether a message of `bytes` would take the channels over the valve. Empty channels take
+   * any message, so a message larger than the limit is still sent, alone.
+   */
+  private overValveWith(bytes: number): boolean {
+    const limit = this.opts.valve?.(this.drainBytesPerSec);
+    if (!limit) return false;
+    const buffered = this.bufferedBytes();
+    return buffered > 0 && buffered + bytes > limit.limitBytes;
   }
 
   /** While the valve is closed, looks again soon, so sends resume once the buffers drain. */
