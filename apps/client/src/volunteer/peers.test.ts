@@ -52,6 +52,7 @@ function volunteer(
     ...extra,
   });
   network.listen(id, (from, data) => mesh.handleSignal(from, data));
+  meshes.push(mesh);
   return {
     mesh,
     received,
@@ -65,6 +66,25 @@ function volunteer(
 
 const message = (bytes: number) => new ArrayBuffer(bytes);
 
+/** Every mesh a test made, destroyed after it. */
+const meshes: PeerMesh[] = [];
+
+/**
+ * Volunteers a and b on a fresh memory network, each naming the other, with the links made
+ * (`a`'s options from `extra`); `link` is a's end.
+ */
+function linkedPair(extra: Partial<Pick<PeerMeshOptions, 'valve'>> = {}) {
+  const network = new MemoryNetwork();
+  const a = volunteer(network, 'a', extra);
+  const b = volunteer(network, 'b');
+  a.mesh.setNeighbours(['b']);
+  b.mesh.setNeighbours(['a']);
+  network.settle();
+  const link = network.open('a')[0];
+  if (!link) throw new Error('no link opened between a and b');
+  return { network, a, b, link };
+}
+
 /** The route the mesh reports for `peer` at its next measurement. */
 async function routeTo(v: Volunteer, peer: string) {
   return (await v.mesh.report()).find((r) => r.peer === peer);
@@ -76,17 +96,13 @@ beforeEach(() => {
   });
 });
 afterEach(() => {
+  for (const mesh of meshes.splice(0)) mesh.destroy();
   vi.useRealTimers();
 });
 
 describe('PeerMesh on links in memory', () => {
   it('opens one direct link between two neighbours and carries messages both ways', async () => {
-    const network = new MemoryNetwork();
-    const a = volunteer(network, 'a');
-    const b = volunteer(network, 'b');
-    a.mesh.setNeighbours(['b']);
-    b.mesh.setNeighbours(['a']);
-    network.settle();
+    const { network, a, b } = linkedPair();
 
     expect(a.mesh.status()).toEqual([{ peer: 'b', ready: true, maxMessageBytes: 65_536 }]);
     expect(b.mesh.status()).toEqual([{ peer: 'a', ready: true, maxMessageBytes: 65_536 }]);
@@ -103,8 +119,6 @@ describe('PeerMesh on links in memory', () => {
     expect(a.relayed).toEqual([]);
     expect(b.relayed).toEqual([]);
     expect((await routeTo(a, 'b'))?.route).toBe('direct');
-    a.mesh.destroy();
-    b.mesh.destroy();
   });
 
   it('glare: when both sides offer at once, the smaller id wins and one link opens', async () => {
@@ -130,8 +144,6 @@ describe('PeerMesh on links in memory', () => {
     expect(b.mesh.status()[0]?.ready).toBe(true);
     expect((await routeTo(a, 'b'))?.route).toBe('direct');
     expect((await routeTo(b, 'a'))?.route).toBe('direct');
-    a.mesh.destroy();
-    b.mesh.destroy();
   });
 
   it("glare after a lost offer: the smaller id answers the peer's offer, in time, no relay", async () => {
@@ -163,8 +175,6 @@ describe('PeerMesh on links in memory', () => {
     expect(a.mesh.send('b', message(100))).toBe(true);
     expect(a.relayed).toEqual([]);
     expect(b.relayed).toEqual([]);
-    a.mesh.destroy();
-    b.mesh.destroy();
   });
 
   it('keeps a link the peer opened while the peer sends, and closes it once idle', async () => {
@@ -194,8 +204,6 @@ describe('PeerMesh on links in memory', () => {
     // a still names b: the lost link puts the pair on the relay until a retries.
     expect(network.open('a')).toEqual([]);
     expect((await routeTo(a, 'b'))?.route).toBe('server');
-    a.mesh.destroy();
-    b.mesh.destroy();
   });
 
   it('a link that never connects falls back to the server relay, then goes direct again', async () => {
@@ -247,19 +255,10 @@ describe('PeerMesh on links in memory', () => {
     vi.advanceTimersByTime(RECONNECT_AFTER_MS);
     network.settle();
     expect(network.links.length).toBe(linksBefore);
-    a.mesh.destroy();
-    b.mesh.destroy();
   });
 
   it('backpressure: a full link takes no messages until bufferedamountlow; the ceiling drops', async () => {
-    const network = new MemoryNetwork();
-    const a = volunteer(network, 'a');
-    const b = volunteer(network, 'b');
-    a.mesh.setNeighbours(['b']);
-    b.mesh.setNeighbours(['a']);
-    network.settle();
-    const link = network.open('a')[0];
-    if (!link) throw new Error('no link');
+    const { a, b, link } = linkedPair();
 
     const size = 64 * 1024;
     let sent = 0;
@@ -288,20 +287,11 @@ describe('PeerMesh on links in memory', () => {
     expect(a.mesh.status()[0]?.ready).toBe(true);
     link.deliver();
     expect(b.received).toHaveLength(sent);
-    a.mesh.destroy();
-    b.mesh.destroy();
   });
 
   it('the local safety valve holds sends back until the channels drain under it', () => {
-    const network = new MemoryNetwork();
     const limit = { limitBytes: 200_000, nextSendBytes: 50_000 };
-    const a = volunteer(network, 'a', { valve: () => limit });
-    const b = volunteer(network, 'b');
-    a.mesh.setNeighbours(['b']);
-    b.mesh.setNeighbours(['a']);
-    network.settle();
-    const link = network.open('a')[0];
-    if (!link) throw new Error('no link');
+    const { a, link } = linkedPair({ valve: () => limit });
 
     for (let i = 0; i < 3; i++) expect(a.mesh.send('b', message(50_000))).toBe(true);
     // 150,000 buffered + the next 50,000 fits 200,000; one more would not.
@@ -315,20 +305,11 @@ describe('PeerMesh on links in memory', () => {
     // The valve's own recheck saw the drain and said so, without waiting for a status poll.
     expect(a.changes).toBe(changes + 1);
     expect(a.mesh.status()[0]?.ready).toBe(true);
-    a.mesh.destroy();
-    b.mesh.destroy();
   });
 
   it('the valve holds at the send too: a burst of sends from a stale status cannot pass it', async () => {
-    const network = new MemoryNetwork();
     const limit = { limitBytes: 200_000, nextSendBytes: 50_000 };
-    const a = volunteer(network, 'a', { valve: () => limit });
-    const b = volunteer(network, 'b');
-    a.mesh.setNeighbours(['b']);
-    b.mesh.setNeighbours(['a']);
-    network.settle();
-    const link = network.open('a')[0];
-    if (!link) throw new Error('no link');
+    const { a, link } = linkedPair({ valve: () => limit });
     expect(a.mesh.status()[0]?.ready).toBe(true);
 
     // Ten sends decided by the worker while the status still said ready, as on a busy page.
@@ -345,7 +326,5 @@ describe('PeerMesh on links in memory', () => {
     link.maxMessageSize = 1_000_000;
     expect(a.mesh.send('b', message(250_000))).toBe(true);
     expect(a.mesh.send('b', message(1_000))).toBe(false);
-    a.mesh.destroy();
-    b.mesh.destroy();
   });
 });
