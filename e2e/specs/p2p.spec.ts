@@ -230,7 +230,15 @@ test('four tabs exchange blocks peer to peer with zero relayed blocks; at equal 
   }
   const sent = on.links.flat().reduce((a, l) => a + l.blocksSent, 0);
   const received = on.links.flat().reduce((a, l) => a + l.blocksReceived, 0);
-  console.log(`[p2p] exchange on: ${sent} blocks sent, ${received} received`);
+  const skipped = on.links.flat().reduce((a, l) => a + l.skippedSends, 0);
+  const overwritten = on.links.flat().reduce((a, l) => a + l.overwritten, 0);
+  const acceptance = on.links
+    .map((tabLinks) => tabLinks.map((l) => l.acceptanceRate?.toFixed(2) ?? '?').join('/'))
+    .join(' ');
+  console.log(
+    `[p2p] exchange on: ${sent} blocks sent, ${skipped} sends skipped, ${received} received, ` +
+      `${overwritten} overwritten; acceptance per tab and link ${acceptance}`,
+  );
   expect(received).toBeGreaterThan(0);
   // Exchange off: the mesh was up, but nothing was sent.
   expect(off.links.flat().every((l) => l.blocksSent === 0 && l.blocksReceived === 0)).toBe(true);
