@@ -3,8 +3,9 @@
  * it sends, adopting the cluster's, and the stop criteria that a checkpoint can meet.
  */
 import { randomUUID } from 'node:crypto';
-import { evaluate, type Dataset, type ParameterLayout } from '@meshgrad/core';
+import type { Dataset, ParameterLayout } from '@meshgrad/core';
 import type { Logger } from '../logger.ts';
+import type { Evaluator } from '../workers/job-data.ts';
 import type { ServerMetrics } from '../metrics.ts';
 import type { CheckpointManifest, DataStore } from '../store.ts';
 import type { ClusterLink } from './cluster-link.ts';
@@ -42,6 +43,8 @@ export interface CheckpointsContext {
   readonly roster: Roster;
   /** A custom model's kernel (evaluates it: there is no CPU implementation); null otherwise. */
   kernel(): CustomKernel | null;
+  /** Evaluates any other model, in a worker thread (docs/design.md §8). */
+  readonly evaluator: Evaluator;
   /** The job's seeded initial parameters. */
   initialParams(): Float32Array;
   link(): ClusterLink;
@@ -263,12 +266,13 @@ export class Checkpoints {
     return `the state regressed: test loss ${loss.toPrecision(4)} against ${reference.toPrecision(4)} for the job's model; it is not stored`;
   }
 
-  /** The held-out evaluation: a custom model by its own kernel, any other by core's CPU one. */
+  /**
+   * The held-out evaluation: a custom model by its own kernel, any other by core's CPU one in
+   * the job's worker thread, so a large test set does not stall the event loop.
+   */
   private evaluate(params: Float32Array) {
     const kernel = this.ctx.kernel();
-    return kernel
-      ? kernel.evaluate(params, this.ctx.test)
-      : Promise.resolve(evaluate(this.ctx.layout, params, this.ctx.test));
+    return kernel ? kernel.evaluate(params, this.ctx.test) : this.ctx.evaluator.evaluate(params);
   }
 
   /** A checkpoint another process stored: kept here too, so this process serves and resumes from it. */
