@@ -246,7 +246,11 @@ export class Checkpoints {
       .catch((err: unknown) => {
         ctx.log.warn({ err, seq }, 'could not share the checkpoint with the cluster');
       });
-    await ctx.progress.record(manifest);
+    // The checkpoint is stored: a progress write that fails now is the store's to report
+    // (write-health.ts), not the upload's failure.
+    await ctx.progress.record(manifest).catch((err: unknown) => {
+      ctx.log.debug({ err, seq }, 'the checkpoint’s history record was not written');
+    });
     return null;
   }
 

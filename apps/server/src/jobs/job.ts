@@ -425,8 +425,7 @@ export class Job {
     this.metrics.samplesPerSecond.set({ job: this.id }, this.throughput().samplesPerSec);
     if (trainLoss !== undefined) this.metrics.loss.set({ job: this.id }, trainLoss);
 
-    await this.flush();
-    await this.progress.recordIfDue(now);
+    await this.persistProgress(now);
     this.checkpoints.expireRequest(now);
     if (
       !this.checkpoints.requestPending &&
@@ -435,6 +434,20 @@ export class Job {
       this.checkpoints.due(now)
     ) {
       this.requestState();
+    }
+  }
+
+  /**
+   * Saves progress and appends the history record when due. A failed write must not cost the
+   * rest of the tick (state requests, stop criteria): the store reports it once per run of
+   * failures (write-health.ts, /healthz), progress stays unsaved and the next tick writes it.
+   */
+  private async persistProgress(now: number): Promise<void> {
+    try {
+      await this.flush();
+      await this.progress.recordIfDue(now);
+    } catch (err) {
+      this.log.debug({ err }, 'progress not saved this tick');
     }
   }
 
