@@ -1,7 +1,9 @@
+import { mkdir, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { MeshgradServer } from './server.ts';
-import { ServerFixture, BLOBS_JOB } from './server.test-support.ts';
+import { ServerFixture, BLOBS_JOB, capturingLogger } from './server.test-support.ts';
 
 const fixture = new ServerFixture('meshgrad-http-');
 
@@ -53,5 +55,29 @@ describe('HTTP request boundary', () => {
     const answer = await rawGet(server, '/api/jobs?x=1');
     expect(answer.status).toBe(200);
     expect(JSON.parse(answer.body)).toMatchObject({ jobs: [{ id: 'blobs' }] });
+  });
+});
+
+describe('HTTP client pages', () => {
+  it('serves a static file and answers its revalidation with 304, nothing logged as a failure', async () => {
+    const clientDir = path.join(fixture.dataDir, 'client');
+    await mkdir(clientDir, { recursive: true });
+    const page = `<!doctype html><title>meshgrad</title>${'<p>volunteer</p>'.repeat(100)}`;
+    await writeFile(path.join(clientDir, 'index.html'), page);
+    const { lines, logger } = capturingLogger();
+    const server = await fixture.start({ jobs: [BLOBS_JOB], clientDir, logger });
+    for (const route of ['/', '/index.html']) {
+      const res = await fetch(`${server.url}${route}`);
+      expect(res.status).toBe(200);
+      expect(await res.text()).toBe(page);
+      const etag = res.headers.get('etag');
+      expect(etag).toBeTruthy();
+      // sirv answers a matching If-None-Match with `return res.end()`: the response, no promise.
+      const again = await fetch(`${server.url}${route}`, {
+        headers: { 'if-none-match': etag as string },
+      });
+      expect(again.status).toBe(304);
+    }
+    expect(lines.filter((l) => l.includes('http handler failed'))).toEqual([]);
   });
 });
