@@ -81,3 +81,42 @@ describe('HTTP client pages', () => {
     expect(lines.filter((l) => l.includes('http handler failed'))).toEqual([]);
   });
 });
+
+describe('HTTP metrics history', () => {
+  it('serves /api/jobs/<job>/metrics by range and limit, and names a bad range', async () => {
+    const dir = path.join(fixture.dataDir, 'jobs', 'blobs');
+    await mkdir(dir, { recursive: true });
+    const start = Date.UTC(2026, 0, 1);
+    const lines = Array.from({ length: 40 }, (_, i) =>
+      JSON.stringify({
+        time: new Date(start + i * 1000).toISOString(),
+        samples: i * 10,
+        workers: 0,
+        samplesPerSec: 10,
+        perWorker: {},
+      }),
+    );
+    await writeFile(path.join(dir, 'metrics.jsonl'), lines.join('\n') + '\n');
+    const server = await fixture.start({ jobs: [BLOBS_JOB] });
+    const get = async (query: string) => {
+      const res = await fetch(`${server.url}/api/jobs/blobs/metrics${query}`);
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    };
+    const newest = await get('?limit=3');
+    expect(newest.status).toBe(200);
+    expect((newest.body.history as { samples: number }[]).map((r) => r.samples)).toEqual([
+      370, 380, 390,
+    ]);
+    const range = await get(
+      `?since=${start + 10_000}&until=${new Date(start + 14_000).toISOString()}`,
+    );
+    expect((range.body.history as { samples: number }[]).map((r) => r.samples)).toEqual([
+      100, 110, 120, 130, 140,
+    ]);
+    expect(await get('?since=yesterday')).toMatchObject({
+      status: 400,
+      body: { error: expect.stringMatching(/since must be/) },
+    });
+    expect((await get('?limit=0')).status).toBe(400);
+  });
+});

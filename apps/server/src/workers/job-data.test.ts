@@ -6,6 +6,11 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { PROTOCOL_VERSION, type Dataset } from '@meshgrad/core';
 import type { Logger } from '../logger.ts';
+import { createLogger } from '../logger.ts';
+import { ServerMetrics } from '../metrics.ts';
+import { DataStore } from '../store.ts';
+import { Job } from '../jobs/job.ts';
+import { stats } from '../jobs/job.test-support.ts';
 import { JobSpecError, parseJobSpec } from '../jobs/job-spec.ts';
 import { BLOBS_JOB, ServerFixture, TEST_DEVICE } from '../server.test-support.ts';
 import { buildJobData, Evaluator, WorkerCrashedError } from './job-data.ts';
@@ -141,5 +146,47 @@ describe('worker threads', () => {
     const err = await buildJobData(spec, { eval: 'process.exit(3)' }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(WorkerCrashedError);
     expect((err as Error).message).toMatch(/job blobs data worker thread died: exit code 3/);
+  });
+
+  it('evaluates an upload off the event loop: the loop turns before the verdict', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'meshgrad-workers-eval-'));
+    try {
+      const store = new DataStore(dir);
+      await store.init();
+      // A held-out set of 200,000 rows: evaluating it is work, not a microtask.
+      const spec = parseJobSpec({
+        id: 'eval',
+        name: 'eval',
+        model: { kind: 'kmeans', dims: 32, clusters: 4 },
+        dataset: { kind: 'clusters', clusters: 4, dims: 32, count: 1_000, testCount: 200_000 },
+      });
+      const job = await Job.open(spec, store, new ServerMetrics(), createLogger('silent'));
+      const requests: string[] = [];
+      job.attach({
+        neighbours: () => undefined,
+        settings: () => undefined,
+        requestState: (_worker, requestId) => requests.push(requestId),
+        control: () => undefined,
+      });
+      const w = job.join(undefined, 's1', TEST_DEVICE);
+      job.recordStats(w, stats(100));
+      const requestId = job.requestState() as string;
+      // Centroids far from every cluster: refused as a regression, with no disk write between
+      // the evaluation and the verdict.
+      const far = new Float32Array(job.layout.size).fill(1e3);
+      const order: string[] = [];
+      const verdict = job
+        .acceptState(w.id, requestId, new Uint8Array(far.buffer))
+        .then((problem) => {
+          order.push('evaluated');
+          return problem;
+        });
+      setImmediate(() => order.push('loop turned'));
+      expect(await verdict).toMatch(/regressed/);
+      expect(order).toEqual(['loop turned', 'evaluated']);
+      await job.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
