@@ -3,9 +3,9 @@
  * it sends, adopting the cluster's, and the stop criteria that a checkpoint can meet.
  */
 import { randomUUID } from 'node:crypto';
-import type { Dataset, ParameterLayout } from '@meshgrad/core';
+import type { Dataset, EvaluationResult, ParameterLayout } from '@meshgrad/core';
 import type { Logger } from '../logger.ts';
-import type { Evaluator } from '../workers/job-data.ts';
+import { WorkerCrashedError, type Evaluator } from '../workers/job-data.ts';
 import type { ServerMetrics } from '../metrics.ts';
 import type { CheckpointManifest, DataStore } from '../store.ts';
 import type { ClusterLink } from './cluster-link.ts';
@@ -205,9 +205,19 @@ export class Checkpoints {
     for (let i = 0; i < params.length; i++) {
       if (!Number.isFinite(params[i])) return `params[${i}] is not finite`;
     }
-    const result = await this.evaluate(params);
+    let result: EvaluationResult;
+    let problem: string | null = null;
+    try {
+      result = await this.evaluate(params);
+      if (workerId !== SYNC_SERVER_WORKER) problem = await this.regression(result.loss);
+    } catch (err) {
+      if (!(err instanceof WorkerCrashedError)) throw err;
+      // The server's failure, not the state's: the worker is not ranked down for it, and the
+      // next checkpoint interval asks again (on a new thread).
+      ctx.log.error({ err, worker: workerId }, 'could not evaluate an uploaded state');
+      return `the server could not evaluate the state (${err.code}); it is not stored`;
+    }
     if (workerId !== SYNC_SERVER_WORKER) {
-      const problem = await this.regression(result.loss);
       if (problem) {
         const worker = ctx.roster.get(workerId);
         if (worker) worker.refusedUploads++;

@@ -189,4 +189,35 @@ describe('worker threads', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+
+  it('answers an upload whose evaluation thread died with a reason, and evaluates the next on a new one', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'meshgrad-workers-crash-'));
+    try {
+      const store = new DataStore(dir);
+      await store.init();
+      const spec = parseJobSpec({
+        id: 'crash',
+        name: 'crash',
+        model: { kind: 'kmeans', dims: 32, clusters: 4 },
+        dataset: { kind: 'clusters', clusters: 4, dims: 32, count: 1_000, testCount: 200_000 },
+      });
+      const job = await Job.open(spec, store, new ServerMetrics(), createLogger('silent'));
+      const w = job.join(undefined, 's1', TEST_DEVICE);
+      job.recordStats(w, stats(100));
+      const state = new Uint8Array(job.initialParams().slice().buffer);
+      const first = job.acceptState(w.id, job.requestState() as string, state);
+      // Once the evaluation is under way, its thread ends (as a crash or an OOM kill would).
+      await new Promise((resolve) => setImmediate(resolve));
+      await job.close();
+      expect(await first).toMatch(/could not evaluate the state \(ERR_WORKER_CRASHED\)/);
+      expect(job.latest).toBeNull();
+      expect(w.refusedUploads).toBe(0);
+
+      expect(await job.acceptState(w.id, job.requestState() as string, state)).toBeNull();
+      expect(job.latest?.seq).toBe(1);
+      await job.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });
