@@ -13,6 +13,8 @@ export default defineConfig({
     env: {
       VK_ICD_FILENAMES: process.env.VK_ICD_FILENAMES ?? '/usr/lib/chromium/vk_swiftshader_icd.json',
     },
+    // The server's worker thread cannot load TypeScript: bundle its entry once per run.
+    globalSetup: ['apps/server/src/workers/bundle-entry.test-support.ts'],
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: 'forks',

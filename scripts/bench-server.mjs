@@ -20,6 +20,8 @@ await build({
     cli: 'bench/server/cli.ts',
     'load-worker': 'bench/server/load-worker.ts',
     'server-process': 'bench/server/server-process.ts',
+    // The server's worker thread, which it starts from beside its bundle (workers/entry-file.ts).
+    'workers/entry': 'apps/server/src/workers/entry.ts',
   },
   outdir,
   outExtension: { '.js': '.mjs' },

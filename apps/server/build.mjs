@@ -8,7 +8,12 @@ const pkg = JSON.parse(readFileSync(new URL('./package.json', import.meta.url), 
 const external = Object.keys(pkg.dependencies ?? {}).filter((d) => !d.startsWith('@meshgrad/'));
 
 await build({
-  entryPoints: { main: 'src/main.ts', index: 'src/index.ts' },
+  // The worker thread (src/workers/entry.ts) is an entry of its own: the server starts it by path.
+  entryPoints: {
+    main: 'src/main.ts',
+    index: 'src/index.ts',
+    'workers/entry': 'src/workers/entry.ts',
+  },
   outdir: 'dist',
   bundle: true,
   splitting: true,

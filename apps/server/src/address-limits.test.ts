@@ -74,4 +74,42 @@ describe('limits per remote address', () => {
     expect(metrics).toMatch(/meshgrad_admin_refused_total\{outcome="throttled"\} 22/);
     expect(metrics).toMatch(/meshgrad_admin_refused_total\{outcome="forbidden"\} 3/);
   });
+
+  it('throttles wrong tokens on the /admin socket with the API’s own throttle, logging one line per burst', async () => {
+    const { lines, logger } = capturingLogger();
+    const server = await fixture.start({
+      jobs: [BLOBS_JOB],
+      adminToken: TOKEN,
+      logger,
+      tokenThrottle: { failuresPerWindow: 3, windowMs: 60_000 },
+    });
+    const admin = async (token: string) => {
+      const s = fixture.socket('/admin', { auth: { token } });
+      const outcome = await new Promise<string>((resolve) => {
+        s.once('connect', () => resolve('connected'));
+        s.once('connect_error', (err: Error & { data?: { code?: string } }) =>
+          resolve(err.data?.code ?? err.message),
+        );
+      });
+      s.disconnect();
+      return outcome;
+    };
+    const get = (token: string) =>
+      fetch(`${server.url}/api/admin/session`, { headers: { authorization: `Bearer ${token}` } });
+    expect(await admin(TOKEN)).toBe('connected');
+    // Two wrong guesses on the socket and one over HTTP use up the address's three.
+    expect(await admin('wrong-0')).toBe('ERR_FORBIDDEN');
+    expect(await admin('wrong-1')).toBe('ERR_FORBIDDEN');
+    expect((await get('wrong-2')).status).toBe(403);
+    // From now on both doors refuse, the right token too, before it is checked.
+    expect(await admin('wrong-3')).toBe('ERR_RATE_LIMITED');
+    expect(await admin(TOKEN)).toBe('ERR_RATE_LIMITED');
+    expect((await get(TOKEN)).status).toBe(429);
+    for (let i = 0; i < 10; i++) expect(await admin(`more-${i}`)).toBe('ERR_RATE_LIMITED');
+    expect(lines.filter((l) => l.includes('refused a wrong token'))).toHaveLength(1);
+    expect(lines.filter((l) => l.includes('admin socket connection refused'))).toHaveLength(0);
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metrics).toMatch(/meshgrad_admin_refused_total\{outcome="throttled"\} 13/);
+    expect(metrics).toMatch(/meshgrad_admin_refused_total\{outcome="forbidden"\} 3/);
+  });
 });

@@ -183,7 +183,12 @@ export function createHttpHandler(
       const m = pathname.match(route.pattern);
       if (m) return route.handle(m, req, res);
     }
-    if (statics) return statics(req, res, () => sendJson(res, 404, { error: 'not found' }));
+    if (statics) {
+      // Not returned: sirv answers with whatever its last call gave (a piped stream's
+      // destination, the response), which is no promise.
+      statics(req, res, () => sendJson(res, 404, { error: 'not found' }));
+      return;
+    }
     if (pathname === '/' || pathname === '/admin') {
       res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8' });
       res.end(
@@ -203,8 +208,9 @@ export function createHttpHandler(
       else res.destroy();
     };
     try {
-      const pending = dispatch(req, res);
-      if (pending) pending.catch(fail);
+      // Promise.resolve: a route (or a handler it delegates to) may return anything; only a
+      // promise's rejection is the route's failure.
+      Promise.resolve(dispatch(req, res)).catch(fail);
     } catch (err) {
       fail(err);
     }

@@ -241,6 +241,7 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
         addressLimits.close();
         admin.close();
         await Promise.all([...jobs.values()].map((j) => j.flush()));
+        await Promise.all([...jobs.values()].map((j) => j.close()));
         await new Promise<void>((resolve) => io.close(() => resolve()));
         await new Promise<void>((resolve) => http.close(() => resolve()));
         http.closeAllConnections();

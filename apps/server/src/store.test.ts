@@ -4,7 +4,8 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { PROTOCOL_VERSION } from '@meshgrad/core';
+import { parameterLayout, PROTOCOL_VERSION } from '@meshgrad/core';
+import { coreModelSpec, parseJobSpec } from './jobs/job-spec.ts';
 import { ServerFixture, BLOBS_JOB, TEST_DEVICE } from './server.test-support.ts';
 import { DataStore, type CheckpointManifest, type FileSystem } from './store.ts';
 import { METRICS_FILE_CAP_BYTES } from './metrics-history.ts';
@@ -232,5 +233,41 @@ describe('the metrics history', () => {
     expect(answer.history.map((r) => r.samples)).toEqual([0, 10]);
     const lines = (await readFile(file, 'utf8')).trim().split('\n');
     expect(JSON.parse(lines.at(-1) as string)).toMatchObject({ samples: 10 });
+  });
+});
+
+describe('a server restarting on a truncated latest checkpoint', () => {
+  const fixture = new ServerFixture('meshgrad-restart-');
+
+  it('starts, with the job given or resumed from the data directory, from the newest readable one', async () => {
+    const spec = parseJobSpec(BLOBS_JOB);
+    const size = parameterLayout(coreModelSpec(spec.model), spec.blockSize).size;
+    const store = new DataStore(fixture.dataDir);
+    await store.init();
+    await store.saveSpec(spec.id, spec);
+    for (const seq of [1, 2]) {
+      await store.saveCheckpoint(
+        {
+          job: spec.id,
+          seq,
+          samples: seq * 100,
+          createdAt: new Date(seq * 1000).toISOString(),
+          parameters: size,
+          worker: 'w',
+          testLoss: 1,
+          file: `${seq}.bin`,
+        },
+        new Float32Array(size).fill(seq),
+      );
+    }
+    await truncate(path.join(store.jobDir(spec.id), 'checkpoints', '2.bin'), 3);
+    // As `--job` would run it, and as a server without `--job` finds it in the data directory.
+    for (const jobs of [[BLOBS_JOB], []]) {
+      const server = await fixture.start({ jobs });
+      const job = server.jobs.get(spec.id);
+      expect(job?.latest?.seq).toBe(1);
+      expect(job?.checkpointParams().params[0]).toBe(1);
+      await server.close();
+    }
   });
 });

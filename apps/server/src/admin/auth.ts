@@ -5,6 +5,9 @@ import { MAX_TOKEN_LENGTH } from './schemas.ts';
 /** Why a request was refused: no credentials at all (401) or wrong ones (403). */
 export type AuthResult = 'ok' | 'missing' | 'wrong';
 
+/** Why an admin request or socket was refused, as counted (`meshgrad_admin_refused_total`). */
+export type RefusalOutcome = 'unauthorized' | 'forbidden' | 'throttled';
+
 const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
 
 /**

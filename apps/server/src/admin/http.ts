@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseRequestTarget, sendBinary } from '../http.ts';
 import type { Logger } from '../logger.ts';
-import type { TokenCheck, TokenThrottle } from './auth.ts';
+import type { RefusalOutcome, TokenCheck, TokenThrottle } from './auth.ts';
 import type { AdminError, AdminErrorCode, AdminSession } from '@meshgrad/core';
 import { JobSpecError } from '../jobs/job-spec.ts';
 import { AdminFailure, type AdminService } from './service.ts';
@@ -94,7 +94,7 @@ export interface AdminHttpContext {
   /** Wrong tokens per address: past the limit an address gets 429 until its window ends. */
   readonly throttle: TokenThrottle;
   /** Counts refused requests by outcome (`unauthorized`, `forbidden`, `throttled`). */
-  readonly refused?: (outcome: 'unauthorized' | 'forbidden' | 'throttled') => void;
+  readonly refused?: (outcome: RefusalOutcome) => void;
   readonly log: Logger;
   readonly startedAt: number;
 }

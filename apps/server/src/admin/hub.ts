@@ -8,7 +8,7 @@ import { validate } from '@meshgrad/core';
 import type { Job } from '../jobs/job.ts';
 import type { Logger } from '../logger.ts';
 import type { MetricsRecord } from '../store.ts';
-import type { TokenCheck } from './auth.ts';
+import type { RefusalOutcome, TokenCheck, TokenThrottle } from './auth.ts';
 import type {
   AdminClientToServerEvents,
   AdminError,
@@ -43,25 +43,50 @@ export class AdminHub {
   private readonly timer: ReturnType<typeof setInterval>;
   private readonly recordSubscriptions = new Map<Job, () => void>();
 
+  /**
+   * @param throttle the admin HTTP API's own throttle (one object): wrong tokens count the same
+   *   whichever door they try, so the socket is no way around the API's limit.
+   * @param refused counts refused handshakes by outcome, as the API counts refused requests.
+   */
   constructor(
     private readonly nsp: AdminNamespace,
     private readonly jobs: ReadonlyMap<string, Job>,
     tokens: TokenCheck,
+    throttle: TokenThrottle,
     private readonly log: Logger,
+    refused: (outcome: RefusalOutcome) => void = () => undefined,
   ) {
     nsp.use((socket, next) => {
+      const remote = socket.handshake.address;
+      const refuse = (code: string, message: string, extra: Record<string, unknown> = {}) => {
+        const err = new Error(message) as Error & { data?: unknown };
+        err.data = { code, ...extra };
+        next(err);
+      };
+      // Checked before the token, so a guess from a throttled address learns nothing.
+      const admitted = throttle.admit(remote);
+      if (!admitted.ok) {
+        refused('throttled');
+        refuse(
+          'ERR_RATE_LIMITED',
+          `too many wrong admin tokens from your address; try again in ${admitted.retryAfterSec} s`,
+          { retryAfterSec: admitted.retryAfterSec },
+        );
+        return;
+      }
       const auth = validate(adminAuthSchema, socket.handshake.auth);
       const result = auth.ok ? tokens.check(auth.value.token) : 'missing';
       if (result === 'ok') return next();
-      log.warn(
-        { remote: socket.handshake.address, reason: result },
-        'admin socket connection refused',
-      );
-      const err = new Error(
-        result === 'missing' ? 'the admin token is required' : 'the admin token is wrong',
-      ) as Error & { data?: unknown };
-      err.data = { code: result === 'missing' ? 'ERR_UNAUTHORIZED' : 'ERR_FORBIDDEN' };
-      next(err);
+      // One line per burst of wrong tokens, not per attempt: a guesser must not flood the log.
+      if (result === 'wrong' && throttle.failed(remote)) {
+        log.warn(
+          { remote, limit: throttle.failuresPerWindow, windowSec: throttle.windowMs / 1000 },
+          'admin socket refused a wrong token; further refusals from this address in this window are counted, not logged',
+        );
+      }
+      refused(result === 'missing' ? 'unauthorized' : 'forbidden');
+      if (result === 'missing') refuse('ERR_UNAUTHORIZED', 'the admin token is required');
+      else refuse('ERR_FORBIDDEN', 'the admin token is wrong');
     });
     nsp.on('connection', (socket) => this.attach(socket));
     this.subscribeRecords();

@@ -8,7 +8,12 @@ import type { Job, JobOutbox } from '../jobs/job.ts';
 import type { Logger } from '../logger.ts';
 import type { ServerMetrics } from '../metrics.ts';
 import type { DataStore } from '../store.ts';
-import { TokenCheck, TokenThrottle, type TokenThrottleOptions } from './auth.ts';
+import {
+  TokenCheck,
+  TokenThrottle,
+  type RefusalOutcome,
+  type TokenThrottleOptions,
+} from './auth.ts';
 import { createAdminHttpHandler } from './http.ts';
 import { AdminHub, type AdminNamespace } from './hub.ts';
 import { AdminService } from './service.ts';
@@ -55,12 +60,15 @@ export function createAdmin(options: AdminOptions): Admin {
     changed: (jobId) => hub?.push(jobId),
     allowedDataDirs: options.allowedDataDirs,
   });
-  hub = new AdminHub(nsp, options.jobs, tokens, log);
+  // One throttle for both doors: wrong tokens on the socket and the API count together.
+  const throttle = new TokenThrottle(options.tokenThrottle);
+  const refused = (outcome: RefusalOutcome) => options.metrics.adminRefused.inc({ outcome });
+  hub = new AdminHub(nsp, options.jobs, tokens, throttle, log, refused);
   const handleHttp = createAdminHttpHandler({
     service,
     tokens,
-    throttle: new TokenThrottle(options.tokenThrottle),
-    refused: (outcome) => options.metrics.adminRefused.inc({ outcome }),
+    throttle,
+    refused,
     log,
     startedAt: options.startedAt,
   });

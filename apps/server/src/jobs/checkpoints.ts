@@ -3,8 +3,9 @@
  * it sends, adopting the cluster's, and the stop criteria that a checkpoint can meet.
  */
 import { randomUUID } from 'node:crypto';
-import { evaluate, type Dataset, type ParameterLayout } from '@meshgrad/core';
+import type { Dataset, EvaluationResult, ParameterLayout } from '@meshgrad/core';
 import type { Logger } from '../logger.ts';
+import { WorkerCrashedError, type Evaluator } from '../workers/job-data.ts';
 import type { ServerMetrics } from '../metrics.ts';
 import type { CheckpointManifest, DataStore } from '../store.ts';
 import type { ClusterLink } from './cluster-link.ts';
@@ -42,6 +43,8 @@ export interface CheckpointsContext {
   readonly roster: Roster;
   /** A custom model's kernel (evaluates it: there is no CPU implementation); null otherwise. */
   kernel(): CustomKernel | null;
+  /** Evaluates any other model, in a worker thread (docs/design.md §8). */
+  readonly evaluator: Evaluator;
   /** The job's seeded initial parameters. */
   initialParams(): Float32Array;
   link(): ClusterLink;
@@ -202,9 +205,19 @@ export class Checkpoints {
     for (let i = 0; i < params.length; i++) {
       if (!Number.isFinite(params[i])) return `params[${i}] is not finite`;
     }
-    const result = await this.evaluate(params);
+    let result: EvaluationResult;
+    let problem: string | null = null;
+    try {
+      result = await this.evaluate(params);
+      if (workerId !== SYNC_SERVER_WORKER) problem = await this.regression(result.loss);
+    } catch (err) {
+      if (!(err instanceof WorkerCrashedError)) throw err;
+      // The server's failure, not the state's: the worker is not ranked down for it, and the
+      // next checkpoint interval asks again (on a new thread).
+      ctx.log.error({ err, worker: workerId }, 'could not evaluate an uploaded state');
+      return `the server could not evaluate the state (${err.code}); it is not stored`;
+    }
     if (workerId !== SYNC_SERVER_WORKER) {
-      const problem = await this.regression(result.loss);
       if (problem) {
         const worker = ctx.roster.get(workerId);
         if (worker) worker.refusedUploads++;
@@ -243,7 +256,11 @@ export class Checkpoints {
       .catch((err: unknown) => {
         ctx.log.warn({ err, seq }, 'could not share the checkpoint with the cluster');
       });
-    await ctx.progress.record(manifest);
+    // The checkpoint is stored: a progress write that fails now is the store's to report
+    // (write-health.ts), not the upload's failure.
+    await ctx.progress.record(manifest).catch((err: unknown) => {
+      ctx.log.debug({ err, seq }, 'the checkpoint’s history record was not written');
+    });
     return null;
   }
 
@@ -263,12 +280,13 @@ export class Checkpoints {
     return `the state regressed: test loss ${loss.toPrecision(4)} against ${reference.toPrecision(4)} for the job's model; it is not stored`;
   }
 
-  /** The held-out evaluation: a custom model by its own kernel, any other by core's CPU one. */
+  /**
+   * The held-out evaluation: a custom model by its own kernel, any other by core's CPU one in
+   * the job's worker thread, so a large test set does not stall the event loop.
+   */
   private evaluate(params: Float32Array) {
     const kernel = this.ctx.kernel();
-    return kernel
-      ? kernel.evaluate(params, this.ctx.test)
-      : Promise.resolve(evaluate(this.ctx.layout, params, this.ctx.test));
+    return kernel ? kernel.evaluate(params, this.ctx.test) : this.ctx.evaluator.evaluate(params);
   }
 
   /** A checkpoint another process stored: kept here too, so this process serves and resumes from it. */

@@ -240,3 +240,46 @@ describe('Job stop criteria', () => {
     ]);
   });
 });
+
+/** A data store on a disk where progress.json cannot be written (full, or read-only). */
+class ProgressFailingStore extends DataStore {
+  failures = 0;
+
+  override saveProgress(): Promise<void> {
+    this.failures++;
+    return Promise.reject(Object.assign(new Error('no space left on device'), { code: 'ENOSPC' }));
+  }
+}
+
+describe('Job tick when progress cannot be saved', () => {
+  it('still asks for state, stores the checkpoint and stops at its criterion', async () => {
+    const store = new ProgressFailingStore(dir);
+    const job = await openJob(store, {
+      checkpointIntervalSec: 0.001,
+      stop: { targetObjective: 1e9 },
+    });
+    const requests: Array<{ worker: string; requestId: string }> = [];
+    const control: string[] = [];
+    job.attach({
+      neighbours: () => undefined,
+      settings: () => undefined,
+      requestState: (worker, requestId) => requests.push({ worker, requestId }),
+      control: (_worker, state) => control.push(state),
+    });
+    const w = job.join(undefined, 's1', TEST_DEVICE);
+    job.recordStats(w, stats(100));
+    // Let the (one-millisecond) checkpoint interval pass.
+    await new Promise((resolve) => setTimeout(resolve, 5));
+
+    await job.tick();
+    expect(store.failures).toBeGreaterThan(0);
+    expect(requests).toEqual([{ worker: w.id, requestId: expect.any(String) }]);
+    const { requestId } = requests[0] as { requestId: string };
+    expect(await job.acceptState(w.id, requestId, bytesOf(job.initialParams()))).toBeNull();
+    expect(job.latest?.seq).toBe(1);
+
+    await job.tick();
+    expect(job.state).toBe('stopped');
+    expect(control).toEqual(['stopped']);
+  });
+});

@@ -1,10 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import {
-  encodeDataset,
   initParameters,
   parameterLayout,
-  shardDataset,
   type Dataset,
   type DeviceInfo,
   type JobInfo,
@@ -20,7 +18,7 @@ import { AutoBalancing } from './balancing.ts';
 import { Checkpoints } from './checkpoints.ts';
 import { LocalClusterLink, type ClusterLink, type SharedJobState } from './cluster-link.ts';
 import { openCustomKernel, type CustomKernel } from './custom-kernel.ts';
-import { loadJobData } from './data.ts';
+import { buildJobData, Evaluator, type BuiltJobData } from '../workers/job-data.ts';
 import { coreModelSpec, type JobSpec } from './job-spec.ts';
 import { DETACHED_OUTBOX, type JobOutbox } from './outbox.ts';
 import { Progress } from './progress.ts';
@@ -58,15 +56,18 @@ export class Job {
   /** Whether this process leads the job in its cluster (always true alone). */
   leader = true;
   private outbox: JobOutbox = DETACHED_OUTBOX;
-  private readonly shardBytes = new Map<number, { bytes: Uint8Array; etag: string }>();
-  private readonly shards: Dataset[] = [];
+  private readonly shards: readonly { count: number; bytes: Uint8Array; etag: string }[];
   private readonly specHash: string;
+  /** Evaluates checkpoints off the event loop (workers/job-data.ts). */
+  private readonly evaluator: Evaluator;
   private initial: Float32Array | null = null;
+
+  readonly train: Dataset;
+  readonly test: Dataset;
 
   private constructor(
     readonly spec: JobSpec,
-    readonly train: Dataset,
-    readonly test: Dataset,
+    data: BuiltJobData,
     private readonly store: DataStore,
     private readonly metrics: ServerMetrics,
     private readonly log: Logger,
@@ -74,9 +75,11 @@ export class Job {
     this.layout = parameterLayout(coreModelSpec(spec.model), spec.blockSize);
     this.learningRate = spec.learningRate;
     this.specHash = createHash('sha256').update(JSON.stringify(spec)).digest('hex').slice(0, 16);
-    for (let i = 0; i < spec.shards; i++) {
-      this.shards.push(shardDataset(train, i, spec.shards, spec.seed));
-    }
+    this.train = data.train;
+    // A custom model's kernel hands the test set to the GPU, which takes no shared memory.
+    this.test = spec.model.kind === 'custom' ? unshared(data.test) : data.test;
+    this.shards = data.shards.map((s, i) => ({ ...s, etag: `"${this.specHash}-shard-${i}"` }));
+    this.evaluator = new Evaluator(spec, data.test);
     this.roster = new Roster(spec.shards, spec.neighbours);
     this.balancing = new AutoBalancing(spec, this.modelTraffic(), log);
     this.progress = new Progress(spec.id, store, metrics, this.roster, () => ({
@@ -87,13 +90,14 @@ export class Job {
     this.checkpoints = new Checkpoints({
       spec,
       layout: this.layout,
-      test,
+      test: this.test,
       store,
       metrics,
       log,
       progress: this.progress,
       roster: this.roster,
       kernel: () => this.kernel,
+      evaluator: this.evaluator,
       initialParams: () => this.initialParams(),
       link: () => this.link,
       outbox: () => this.outbox,
@@ -102,17 +106,23 @@ export class Job {
     this.training = new AsgdTraining(spec.id, this.checkpoints);
   }
 
-  /** Loads data and resumes from the data directory when the job ran before. */
+  /**
+   * Loads data and resumes from the data directory when the job ran before. The data is built
+   * in a worker thread (docs/design.md §8): a large dataset does not stall the server.
+   */
   static async open(
     spec: JobSpec,
     store: DataStore,
     metrics: ServerMetrics,
     log: Logger,
   ): Promise<Job> {
-    const { train, test } = await loadJobData(spec);
-    const job = new Job(spec, train, test, store, metrics, log.child({ job: spec.id }));
+    const jobLog = log.child({ job: spec.id });
+    jobLog.debug('building the job data');
+    const data = await buildJobData(spec);
+    jobLog.debug({ samples: data.train.count }, 'job data built');
+    const job = new Job(spec, data, store, metrics, jobLog);
     if (spec.model.kind === 'custom') {
-      job.kernel = await openCustomKernel(spec, job.layout, job.initialParams(), train);
+      job.kernel = await openCustomKernel(spec, job.layout, job.initialParams(), data.train);
     }
     await store.saveSpec(spec.id, spec);
     const progress = await store.loadProgress(spec.id);
@@ -212,16 +222,9 @@ export class Job {
     return this.roster.throughput();
   }
 
-  /** Shard bytes in the binary dataset format, cached; the ETag changes only with the spec. */
+  /** Shard bytes in the binary dataset format; the ETag changes only with the spec. */
   shard(index: number): { bytes: Uint8Array; etag: string } | null {
-    const ds = this.shards[index];
-    if (!ds) return null;
-    let entry = this.shardBytes.get(index);
-    if (!entry) {
-      entry = { bytes: encodeDataset(ds), etag: `"${this.specHash}-shard-${index}"` };
-      this.shardBytes.set(index, entry);
-    }
-    return entry;
+    return this.shards[index] ?? null;
   }
 
   shardCount(): number {
@@ -230,6 +233,11 @@ export class Job {
 
   shardSize(index: number): number {
     return this.shards[index]?.count ?? 0;
+  }
+
+  /** Ends the job's worker thread; the job answers no more evaluations. */
+  close(): Promise<void> {
+    return this.evaluator.close();
   }
 
   /** The latest checkpoint's parameters, or the job's seeded initial ones before the first. */
@@ -417,8 +425,7 @@ export class Job {
     this.metrics.samplesPerSecond.set({ job: this.id }, this.throughput().samplesPerSec);
     if (trainLoss !== undefined) this.metrics.loss.set({ job: this.id }, trainLoss);
 
-    await this.flush();
-    await this.progress.recordIfDue(now);
+    await this.persistProgress(now);
     this.checkpoints.expireRequest(now);
     if (
       !this.checkpoints.requestPending &&
@@ -427,6 +434,20 @@ export class Job {
       this.checkpoints.due(now)
     ) {
       this.requestState();
+    }
+  }
+
+  /**
+   * Saves progress and appends the history record when due. A failed write must not cost the
+   * rest of the tick (state requests, stop criteria): the store reports it once per run of
+   * failures (write-health.ts, /healthz), progress stays unsaved and the next tick writes it.
+   */
+  private async persistProgress(now: number): Promise<void> {
+    try {
+      await this.flush();
+      await this.progress.recordIfDue(now);
+    } catch (err) {
+      this.log.debug({ err }, 'progress not saved this tick');
     }
   }
 
@@ -507,4 +528,9 @@ export class Job {
       this.log.warn({ err }, 'cluster sync failed');
     }
   }
+}
+
+/** A copy of `ds` in ordinary (unshared) memory. */
+function unshared(ds: Dataset): Dataset {
+  return { ...ds, x: ds.x.slice(), labels: ds.labels ? ds.labels.slice() : null };
 }
