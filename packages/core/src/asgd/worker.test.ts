@@ -51,12 +51,12 @@ function makeWorker(
   });
 }
 
-function block(k: number, fill: (i: number) => number, job = 'job'): Uint8Array {
+function block(k: number, fill: (i: number) => number, job = 'job', sender = 'w2'): Uint8Array {
   const { start, end } = blockRange(layout, k);
   const values = Float32Array.from({ length: end - start }, (_, i) => fill(i));
   return encodeStateMessage({
     job: idHash(job),
-    sender: idHash('w2'),
+    sender: idHash(sender),
     seq: 1,
     block: k,
     encoding: 'f32',
@@ -178,6 +178,42 @@ describe('AsgdWorker', () => {
     });
   });
 
+  it('drops a block whose header names another sender than its link, counted per link', () => {
+    const w = makeWorker([]);
+    // w3 claims to be w2 (a forged header), and w3 replays a block w2 sent it.
+    expect(
+      w.receive(
+        'w3',
+        block(0, () => 0.01, 'job', 'w2'),
+      ),
+    ).toBe(false);
+    const fromW2 = block(1, () => 0.01);
+    expect(w.receive('w2', fromW2)).toBe(true);
+    expect(w.receive('w3', fromW2)).toBe(false);
+    expect(w.counters.rejectedByCode).toEqual({ ERR_WRONG_SENDER: 2 });
+    expect(w.peer('w3')).toMatchObject({ blocksReceived: 0, rejected: 2 });
+    expect(w.peer('w2')).toMatchObject({ blocksReceived: 1, rejected: 0 });
+    expect(w.mailbox.size).toBe(1);
+  });
+
+  it('checks the job before the sender and counts a wrong job as ERR_WRONG_JOB', () => {
+    const w = makeWorker([]);
+    expect(
+      w.receive(
+        'w3',
+        block(0, () => 0.01, 'other-job', 'w2'),
+      ),
+    ).toBe(false);
+    expect(
+      w.receive(
+        'w2',
+        block(0, () => 0.01, 'other-job'),
+      ),
+    ).toBe(false);
+    expect(w.counters.rejectedByCode).toEqual({ ERR_WRONG_JOB: 2 });
+    expect(w.mailbox.size).toBe(0);
+  });
+
   it('merges received blocks into the next step', async () => {
     const w = makeWorker([]);
     await w.step();
@@ -252,7 +288,7 @@ describe('AsgdWorker', () => {
         f[at] = f[at]! ^ (1 + rng.int(255));
       }
       expect(() => {
-        if (w.receive('fuzz', t % 2 ? f : f.slice().buffer)) accepted++;
+        if (w.receive('w2', t % 2 ? f : f.slice().buffer)) accepted++;
       }, `seed ${seed}`).not.toThrow();
     }
     // Only whole, untouched copies of the good block get through.

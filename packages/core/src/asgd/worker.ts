@@ -7,6 +7,7 @@ import {
   encodeEncodedStateMessage,
   idHash,
   MessageError,
+  type MessageErrorCode,
 } from '../codec/message.ts';
 import type { BlockRead } from '../model/backend.ts';
 import type { WorkerSettings } from '../protocol/events.ts';
@@ -26,6 +27,19 @@ const NORM_FLOOR = 1;
  * and a slow device cannot pile up readbacks without bound.
  */
 export const SENDS_IN_FLIGHT = 2;
+
+/**
+ * Why `AsgdWorker.receive` dropped a message, as counted in `rejectedByCode`: a decoding
+ * failure, or a header or block that does not fit this job, this link or this model.
+ */
+export type ReceiveRejectCode =
+  | MessageErrorCode
+  | 'ERR_MESSAGE_DECODE'
+  | 'ERR_WRONG_JOB'
+  | 'ERR_WRONG_SENDER'
+  | 'ERR_BLOCK_INDEX'
+  | 'ERR_BLOCK_LENGTH'
+  | 'ERR_NORM_BOUND';
 
 /** Where outgoing state messages go. */
 export interface BlockSink {
@@ -80,7 +94,7 @@ export interface AsgdCounters {
   blocksReceived: number;
   /** Received messages that failed decoding or checks, by reason. */
   rejected: number;
-  rejectedByCode: Record<string, number>;
+  rejectedByCode: Partial<Record<ReceiveRejectCode, number>>;
   offered: number;
   accepted: number;
 }
@@ -140,15 +154,20 @@ export class AsgdWorker {
   }
 
   /**
-   * Takes a state message from `peer`. Bad messages are counted and dropped, never thrown:
-   * this runs on the receive path of a data channel.
+   * Takes a state message from `peer`, the identity of the link it arrived on (the data
+   * channel's peer, or the id the server stamped on a relayed message), never a field of the
+   * message. Bad messages are counted and dropped, never thrown: this runs on the receive path
+   * of a data channel. A header naming another sender (a replay of someone else's block, or a
+   * forged identity) or another job is dropped before its values are looked at
+   * (docs/design.md §8).
    */
   receive(peer: string, bytes: Uint8Array | ArrayBuffer): boolean {
     const perPeer = this.peer(peer);
-    let reason: string;
+    let reason: ReceiveRejectCode;
     try {
       const m = decodeStateMessage(bytes);
       if (m.job !== this.jobHash) reason = 'ERR_WRONG_JOB';
+      else if (m.sender !== idHash(peer)) reason = 'ERR_WRONG_SENDER';
       else if (m.block >= this.layout.blockCount) reason = 'ERR_BLOCK_INDEX';
       else {
         const { start, end } = blockRange(this.layout, m.block);
