@@ -20,7 +20,7 @@ import { Mailbox } from './mailbox.ts';
  * `NORM_FLOOR`) is rejected: a peer sending blocks scaled by 1e6 must not reach the merge.
  */
 export const NORM_BOUND_FACTOR = 10;
-const NORM_FLOOR = 1;
+export const NORM_FLOOR = 1;
 /**
  * Sends whose blocks are still on their way back from the device. A step waits for the oldest
  * only beyond this many, so the device always has the next step queued while a readback maps,
