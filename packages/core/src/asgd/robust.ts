@@ -21,6 +21,9 @@ export type GuardMode = 'off' | 'clip' | 'trim' | 'clip-trust';
 
 export const GUARD_MODES: readonly GuardMode[] = ['off', 'clip', 'trim', 'clip-trust'];
 
+/** The guard `AsgdWorker` runs unless told otherwise, chosen by `npm run bench:byzantine`. */
+export const DEFAULT_GUARD: GuardMode = 'clip-trust';
+
 /** Recent distances kept per block index; the radius is a multiple of their lower quartile. */
 export const SPREAD_HISTORY = 32;
 /** No clipping until this many distances were seen for the block: no spread is known yet. */
