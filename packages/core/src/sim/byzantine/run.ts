@@ -26,6 +26,13 @@ export interface ByzantineRunResult {
   readonly honestQuality: number;
   /** Worst final quality over the honest workers. */
   readonly worstHonestQuality: number;
+  /**
+   * Honest workers most of whose incoming links come from attackers (strictly more than
+   * half): no defence that weighs peers against peers can tell them which side is honest.
+   */
+  readonly outnumbered: number;
+  /** Mean final quality over the honest workers that are not outnumbered (NaN if none). */
+  readonly majorityQuality: number;
   readonly attackers: number;
   readonly ledger: MergeLedger;
   /** Attackers that at least one honest worker held in quarantine at the end. */
@@ -63,6 +70,17 @@ export async function runByzantine(config: ByzantineRunConfig): Promise<Byzantin
   const honest = harness.honest();
   const qualities = honest.map((i) => config.workload.quality(view!.state(i)));
   const worse = config.workload.higherIsBetter ? Math.min : Math.max;
+  const forgedIn = new Int32Array(config.workers);
+  const allIn = new Int32Array(config.workers);
+  for (let i = 0; i < config.workers; i++) {
+    for (const j of view!.neighbours(i)) {
+      allIn[j]!++;
+      if (harness.isAttacker(i)) forgedIn[j]!++;
+    }
+  }
+  const kept = honest
+    .map((i, at) => ({ i, q: qualities[at]! }))
+    .filter(({ i }) => 2 * forgedIn[i]! <= allIn[i]!);
   const suspected = new Set<number>();
   for (const i of honest) for (const p of guards.get(i)?.distrusted() ?? []) suspected.add(p);
   let attackersQuarantined = 0;
@@ -71,6 +89,8 @@ export async function runByzantine(config: ByzantineRunConfig): Promise<Byzantin
     run,
     honestQuality: qualities.reduce((a, b) => a + b, 0) / qualities.length,
     worstHonestQuality: worse(...qualities),
+    outnumbered: honest.length - kept.length,
+    majorityQuality: kept.reduce((a, k) => a + k.q, 0) / kept.length,
     attackers: harness.stats.attackers,
     ledger,
     attackersQuarantined,
