@@ -1,2 +1,3 @@
 export * from './mailbox.ts';
 export * from './worker.ts';
+export * from './robust.ts';

@@ -9,6 +9,7 @@ import { decodeStateMessage } from '../codec/message.ts';
 import { decodeFloat16, encodeFloat16 } from '../codec/encoding.ts';
 import { AsgdWorker, type BlockSink } from './worker.ts';
 import { Mailbox } from './mailbox.ts';
+import { DEFAULT_GUARD, SPREAD_WARMUP, TRUST_MIN_BLOCKS, type GuardMode } from './robust.ts';
 
 const layout = parameterLayout({ kind: 'softmax', inputs: 8, classes: 3 }, 10);
 
@@ -26,10 +27,12 @@ function batchSource(seed: number): () => Batch {
   };
 }
 
+/** A worker; the header-check tests run without the guard, which drops its first blocks. */
 function makeWorker(
   sent: Array<{ peer: string; message: Uint8Array }>,
   period = 8,
   extra: Omit<BlockSink, 'send'> = {},
+  guard: GuardMode = 'off',
 ) {
   const params = initParameters(layout, 1);
   return new AsgdWorker({
@@ -48,15 +51,16 @@ function makeWorker(
     settings: { communicationPeriod: period, blocksPerMessage: 2, encoding: 'f32' },
     neighbours: ['w2'],
     initialParams: params,
+    guard,
   });
 }
 
-function block(k: number, fill: (i: number) => number, job = 'job'): Uint8Array {
+function block(k: number, fill: (i: number) => number, job = 'job', sender = 'w2'): Uint8Array {
   const { start, end } = blockRange(layout, k);
   const values = Float32Array.from({ length: end - start }, (_, i) => fill(i));
   return encodeStateMessage({
     job: idHash(job),
-    sender: idHash('w2'),
+    sender: idHash(sender),
     seq: 1,
     block: k,
     encoding: 'f32',
@@ -178,6 +182,86 @@ describe('AsgdWorker', () => {
     });
   });
 
+  it('drops a block whose header names another sender than its link, counted per link', () => {
+    const w = makeWorker([]);
+    // w3 claims to be w2 (a forged header), and w3 replays a block w2 sent it.
+    expect(
+      w.receive(
+        'w3',
+        block(0, () => 0.01, 'job', 'w2'),
+      ),
+    ).toBe(false);
+    const fromW2 = block(1, () => 0.01);
+    expect(w.receive('w2', fromW2)).toBe(true);
+    expect(w.receive('w3', fromW2)).toBe(false);
+    expect(w.counters.rejectedByCode).toEqual({ ERR_WRONG_SENDER: 2 });
+    expect(w.peer('w3')).toMatchObject({ blocksReceived: 0, rejected: 2 });
+    expect(w.peer('w2')).toMatchObject({ blocksReceived: 1, rejected: 0 });
+    expect(w.mailbox.size).toBe(1);
+  });
+
+  it('checks the job before the sender and counts a wrong job as ERR_WRONG_JOB', () => {
+    const w = makeWorker([]);
+    expect(
+      w.receive(
+        'w3',
+        block(0, () => 0.01, 'other-job', 'w2'),
+      ),
+    ).toBe(false);
+    expect(
+      w.receive(
+        'w2',
+        block(0, () => 0.01, 'other-job'),
+      ),
+    ).toBe(false);
+    expect(w.counters.rejectedByCode).toEqual({ ERR_WRONG_JOB: 2 });
+    expect(w.mailbox.size).toBe(0);
+  });
+
+  it('runs the default guard: clips a far block around the local one, quarantines its sender', () => {
+    const w = makeWorker([], 8, {}, DEFAULT_GUARD);
+    const { start, end } = blockRange(layout, 0);
+    const local = initParameters(layout, 1).subarray(start, end);
+    const near = (p: string) => block(0, (i) => local[i]! + (i % 2 ? 0.01 : -0.01), 'job', p);
+    // The spread is unknown for the first blocks: dropped, not merged.
+    for (let i = 0; i < SPREAD_WARMUP; i++) expect(w.receive('w2', near('w2'))).toBe(false);
+    expect(w.counters.rejectedByCode.ERR_BLOCK_FAR).toBe(SPREAD_WARMUP);
+    for (let i = 0; i < TRUST_MIN_BLOCKS + 4; i++) expect(w.receive('w2', near('w2'))).toBe(true);
+    // A sign-flipped block from a trusted peer is clipped onto the radius, so it still passes.
+    const flipped = block(0, (i) => -local[i]!, 'job', 'w2');
+    expect(w.receive('w2', flipped)).toBe(true);
+    expect(w.counters.clipped).toBe(1);
+    const merged = w.mailbox.drain().find((r) => r.block === 0)!.values;
+    let d = 0;
+    let far = 0;
+    for (let i = 0; i < merged.length; i++) {
+      d += (merged[i]! - local[i]!) ** 2;
+      far += (2 * local[i]!) ** 2;
+    }
+    expect(Math.sqrt(d)).toBeLessThan(0.5 * Math.sqrt(far));
+    // A newcomer sending only flipped blocks is dropped, then quarantined.
+    const w3 = (i: number) => block(0, (j) => -local[j]! * (1 + 0.001 * i), 'job', 'w3');
+    for (let i = 0; i < 16; i++) expect(w.receive('w3', w3(i))).toBe(false);
+    expect(w.guard.distrusted()).toEqual(['w3']);
+    expect(w.receive('w3', near('w3'))).toBe(false);
+    expect(w.counters.rejectedByCode.ERR_PEER_QUARANTINED).toBeGreaterThan(0);
+    expect(w.peer('w3').blocksReceived).toBe(0);
+  });
+
+  it('re-centres the guard on the blocks it sends', async () => {
+    const sent: Array<{ peer: string; message: Uint8Array }> = [];
+    const w = makeWorker(sent, 4, {}, DEFAULT_GUARD);
+    for (let i = 0; i < 12; i++) await w.step();
+    await w.flush();
+    const last = decodeStateMessage(
+      sent.filter((s) => decodeStateMessage(s.message).block === 0).at(-1)!.message,
+    );
+    // A copy of what this worker sent for block 0, as if a peer echoed it, is at distance 0.
+    const echo = encodeStateMessage({ ...last, sender: idHash('w2'), values: last.values });
+    for (let i = 0; i < SPREAD_WARMUP; i++) w.receive('w2', echo);
+    expect(w.guard.radius(0)).toBe(0);
+  });
+
   it('merges received blocks into the next step', async () => {
     const w = makeWorker([]);
     await w.step();
@@ -252,7 +336,7 @@ describe('AsgdWorker', () => {
         f[at] = f[at]! ^ (1 + rng.int(255));
       }
       expect(() => {
-        if (w.receive('fuzz', t % 2 ? f : f.slice().buffer)) accepted++;
+        if (w.receive('w2', t % 2 ? f : f.slice().buffer)) accepted++;
       }, `seed ${seed}`).not.toThrow();
     }
     // Only whole, untouched copies of the good block get through.

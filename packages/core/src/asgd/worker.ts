@@ -7,25 +7,52 @@ import {
   encodeEncodedStateMessage,
   idHash,
   MessageError,
+  type MessageErrorCode,
 } from '../codec/message.ts';
 import type { BlockRead } from '../model/backend.ts';
 import type { WorkerSettings } from '../protocol/events.ts';
 import { Rng } from '../util/rng.ts';
 import { fitEncoding } from '../transport/fit.ts';
+import { decodeFloat16, decodeInt8 } from '../codec/encoding.ts';
 import { Mailbox } from './mailbox.ts';
+import {
+  BlockGuard,
+  blockDistance,
+  clipToward,
+  DEFAULT_GUARD,
+  DROP,
+  type GuardMode,
+} from './robust.ts';
 
 /**
  * A received block whose norm exceeds this multiple of the local block's norm (or of
  * `NORM_FLOOR`) is rejected: a peer sending blocks scaled by 1e6 must not reach the merge.
  */
 export const NORM_BOUND_FACTOR = 10;
-const NORM_FLOOR = 1;
+export const NORM_FLOOR = 1;
 /**
  * Sends whose blocks are still on their way back from the device. A step waits for the oldest
  * only beyond this many, so the device always has the next step queued while a readback maps,
  * and a slow device cannot pile up readbacks without bound.
  */
 export const SENDS_IN_FLIGHT = 2;
+
+/**
+ * Why `AsgdWorker.receive` dropped a message, as counted in `rejectedByCode`: a decoding
+ * failure, or a header or block that does not fit this job, this link or this model.
+ */
+export type ReceiveRejectCode =
+  | MessageErrorCode
+  | 'ERR_MESSAGE_DECODE'
+  | 'ERR_WRONG_JOB'
+  | 'ERR_WRONG_SENDER'
+  | 'ERR_BLOCK_INDEX'
+  | 'ERR_BLOCK_LENGTH'
+  | 'ERR_NORM_BOUND'
+  /** The guard dropped it: too far from the local block (asgd/robust.ts). */
+  | 'ERR_BLOCK_FAR'
+  /** The guard holds its sender in quarantine. */
+  | 'ERR_PEER_QUARANTINED';
 
 /** Where outgoing state messages go. */
 export interface BlockSink {
@@ -69,6 +96,8 @@ export interface AsgdWorkerOptions {
   readonly initialParams: Float32Array;
   /** Seeds the choice of neighbour per send; default 1. */
   readonly seed?: number;
+  /** The receive-path guard (asgd/robust.ts); default `DEFAULT_GUARD`. */
+  readonly guard?: GuardMode;
 }
 
 /** Counters since the worker started; all monotonic. */
@@ -80,9 +109,11 @@ export interface AsgdCounters {
   blocksReceived: number;
   /** Received messages that failed decoding or checks, by reason. */
   rejected: number;
-  rejectedByCode: Record<string, number>;
+  rejectedByCode: Partial<Record<ReceiveRejectCode, number>>;
   offered: number;
   accepted: number;
+  /** Received blocks the guard pulled onto its radius before the mailbox. */
+  clipped: number;
 }
 
 /**
@@ -104,6 +135,7 @@ export class AsgdWorker {
     rejectedByCode: {},
     offered: 0,
     accepted: 0,
+    clipped: 0,
   };
   /** The same counters per peer (overwrites are in `mailbox.overwrittenByPeer`). */
   readonly peerCounters = new Map<string, PeerCounters>();
@@ -113,6 +145,15 @@ export class AsgdWorker {
   /** Losses of recent steps, drained by `drainLosses()`. */
   private losses: number[] = [];
   private readonly blockNorms: Float64Array;
+  /**
+   * The local parameters as this worker last read them (each block at its last send, the
+   * initial parameters before): the centre the guard judges peer blocks around. The device
+   * holds the live state; a copy a few steps old costs no readback and moves as slowly as the
+   * blocks it is compared with.
+   */
+  private readonly reference: Float32Array;
+  /** Judges received blocks by their distance to `reference` (docs/design.md §8). */
+  readonly guard: BlockGuard<string>;
   private cursor = 0;
   private sinceSend = 0;
   private seq = 0;
@@ -133,6 +174,8 @@ export class AsgdWorker {
     this.jobHash = idHash(opts.jobId);
     this.selfHash = idHash(opts.workerId);
     this.blockNorms = new Float64Array(this.layout.blockCount);
+    this.reference = Float32Array.from(opts.initialParams);
+    this.guard = new BlockGuard(opts.guard ?? DEFAULT_GUARD, this.layout.blockCount);
     for (let k = 0; k < this.layout.blockCount; k++) {
       const { start, end } = blockRange(this.layout, k);
       this.blockNorms[k] = norm(opts.initialParams.subarray(start, end));
@@ -140,15 +183,20 @@ export class AsgdWorker {
   }
 
   /**
-   * Takes a state message from `peer`. Bad messages are counted and dropped, never thrown:
-   * this runs on the receive path of a data channel.
+   * Takes a state message from `peer`, the identity of the link it arrived on (the data
+   * channel's peer, or the id the server stamped on a relayed message), never a field of the
+   * message. Bad messages are counted and dropped, never thrown: this runs on the receive path
+   * of a data channel. A header naming another sender (a replay of someone else's block, or a
+   * forged identity) or another job is dropped before its values are looked at
+   * (docs/design.md §8).
    */
   receive(peer: string, bytes: Uint8Array | ArrayBuffer): boolean {
     const perPeer = this.peer(peer);
-    let reason: string;
+    let reason: ReceiveRejectCode;
     try {
       const m = decodeStateMessage(bytes);
       if (m.job !== this.jobHash) reason = 'ERR_WRONG_JOB';
+      else if (m.sender !== idHash(peer)) reason = 'ERR_WRONG_SENDER';
       else if (m.block >= this.layout.blockCount) reason = 'ERR_BLOCK_INDEX';
       else {
         const { start, end } = blockRange(this.layout, m.block);
@@ -159,6 +207,16 @@ export class AsgdWorker {
         ) {
           reason = 'ERR_NORM_BOUND';
         } else {
+          const local = this.reference.subarray(start, end);
+          const verdict = this.guard.judge(peer, m.block, blockDistance(local, m.values));
+          if (verdict === DROP) {
+            reason = this.guard.quarantined(peer) ? 'ERR_PEER_QUARANTINED' : 'ERR_BLOCK_FAR';
+            return this.reject(perPeer, reason);
+          }
+          if (verdict < 1) {
+            clipToward(local, m.values, verdict);
+            this.counters.clipped++;
+          }
           this.mailbox.put(peer, m.block, m.values);
           this.counters.blocksReceived++;
           perPeer.blocksReceived++;
@@ -168,6 +226,10 @@ export class AsgdWorker {
     } catch (err) {
       reason = err instanceof MessageError ? err.code : 'ERR_MESSAGE_DECODE';
     }
+    return this.reject(perPeer, reason);
+  }
+
+  private reject(perPeer: PeerCounters, reason: ReceiveRejectCode): false {
     this.counters.rejected++;
     perPeer.rejected++;
     this.counters.rejectedByCode[reason] = (this.counters.rejectedByCode[reason] ?? 0) + 1;
@@ -197,6 +259,7 @@ export class AsgdWorker {
     // Reads before the step: they land in its command buffer and see its result.
     const send = sendDue ? this.startSend(this.counters.samples + batch.size) : null;
     this.opts.backend.step(batch, this.learningRate, received);
+    this.guard.tick();
     this.counters.steps++;
     this.counters.samples += batch.size;
     this.sinceSend = sendDue ? 0 : this.sinceSend + batch.size;
@@ -274,6 +337,7 @@ export class AsgdWorker {
       if (encoded !== null) {
         const blockNorm = encodedNorm(encoded);
         this.blockNorms[k] = blockNorm;
+        if (Number.isFinite(blockNorm)) this.updateReference(k, encoded);
         // A diverged block is not sent: receivers would reject it anyway.
         if (Number.isFinite(blockNorm)) {
           const header = { job: this.jobHash, sender: this.selfHash, seq: this.seq++, block: k };
@@ -291,6 +355,15 @@ export class AsgdWorker {
         perPeer.sendsSkipped++;
       }
     });
+  }
+
+  /** Block `k` of the reference becomes the block as it was just read (and sent). */
+  private updateReference(k: number, encoded: EncodedBlock): void {
+    const { start, end } = blockRange(this.layout, k);
+    const out = this.reference.subarray(start, end);
+    if (encoded.encoding === 'f32') out.set(encoded.values);
+    else if (encoded.encoding === 'f16') decodeFloat16(encoded.values, out);
+    else decodeInt8(encoded.values, encoded.scale, out);
   }
 
   /** A copy of the current parameters (for a state upload). */

@@ -6,3 +6,4 @@ export * from './run.ts';
 export * from './workloads.ts';
 export * from './profiles.ts';
 export * from './scale/index.ts';
+export * from './byzantine/index.ts';

@@ -47,6 +47,37 @@ export interface ScaleAsgdConfig {
   readonly stepsPerWorker?: number;
   readonly seed: number;
   readonly meter?: WorkMeter;
+  /**
+   * Sees every outgoing state before it leaves and may replace it (the attack harness,
+   * `sim/byzantine`); default: states go out as they are.
+   */
+  readonly outgoing?: OutgoingHook;
+}
+
+/** What an outgoing hook may read of the run: live arrays, never to be written. */
+export interface EngineView {
+  readonly workers: number;
+  readonly size: number;
+  readonly blockSize: number;
+  readonly initialParams: Float32Array;
+  readonly learningRate: number;
+  /** Worker `i`'s parameters now. */
+  state(i: number): Float32Array;
+  /** Worker `i`'s last minibatch gradient (zeros before its first step). */
+  gradient(i: number): Float32Array;
+  neighbours(i: number): Int32Array;
+}
+
+/** Rewrites outgoing states, e.g. the attackers' (`sim/byzantine/attacks.ts`). */
+export interface OutgoingHook {
+  /** Called once, before the first event. */
+  attach(view: EngineView): void;
+  /**
+   * The message worker `from` sends to `to` at `nowS` in place of `state` (the sender's own
+   * parameters, shared by its receivers: a hook that changes it returns a new array), or null
+   * to send nothing. Called once per push and receiver.
+   */
+  outgoing(from: number, to: number, state: Float32Array, nowS: number): Float32Array | null;
 }
 
 export interface ScaleRunResult {
@@ -100,6 +131,7 @@ export async function runScaleAsgd(config: ScaleAsgdConfig): Promise<ScaleRunRes
     workload.higherIsBetter,
   );
   const stopAtTarget = config.stopAtTarget ?? true;
+  const hook = config.outgoing;
   let done = false;
   let steps = 0;
   let pushed = 0;
@@ -121,7 +153,7 @@ export async function runScaleAsgd(config: ScaleAsgdConfig): Promise<ScaleRunRes
       w: Float32Array.from(workload.initialParams),
       g: new Float32Array(workload.size),
       stream: workload.stream(i, config.seed),
-      merge: strategy.create(workload.size),
+      merge: strategy.create(workload.size, i),
       neighbours,
       inbox: [],
       inboxFrom: [],
@@ -161,6 +193,8 @@ export async function runScaleAsgd(config: ScaleAsgdConfig): Promise<ScaleRunRes
         state = from.w.slice();
         meter.elements += state.length;
       }
+      const message = hook ? hook.outgoing(from.index, to.index, state, now) : state;
+      if (message === null) continue;
       const rate = Math.min(
         links.uplinkBytesPerSec(from.index),
         links.pathBytesPerSec(from.index, to.index),
@@ -169,7 +203,6 @@ export async function runScaleAsgd(config: ScaleAsgdConfig): Promise<ScaleRunRes
       const reach = from.uplinkFreeS + links.latencyS(from.index, to.index);
       to.downlinkFreeS =
         Math.max(reach, to.downlinkFreeS) + bytes / links.downlinkBytesPerSec(to.index);
-      const message = state;
       const sender = from.index;
       clock.at(to.downlinkFreeS, () => deliver(to, sender, message));
       pushed++;
@@ -191,6 +224,7 @@ export async function runScaleAsgd(config: ScaleAsgdConfig): Promise<ScaleRunRes
       eta,
       inbox: worker.inbox,
       blockSize: workload.blockSize,
+      from: worker.inboxFrom,
     });
     worker.inbox.length = 0;
     worker.inboxFrom.length = 0;
@@ -215,6 +249,16 @@ export async function runScaleAsgd(config: ScaleAsgdConfig): Promise<ScaleRunRes
     return probeState;
   };
 
+  hook?.attach({
+    workers: n,
+    size: workload.size,
+    blockSize: workload.blockSize,
+    initialParams: workload.initialParams,
+    learningRate: config.learningRate,
+    state: (i) => workers[i]!.w,
+    gradient: (i) => workers[i]!.g,
+    neighbours: (i) => workers[i]!.neighbours,
+  });
   // Workers start out of phase, as volunteers do, not all in the same instant.
   for (const worker of workers) clock.at(stepS * rng.next(), () => step(worker));
   for (let t = config.evalIntervalS; t <= config.maxTimeS + 1e-12; t += config.evalIntervalS) {

@@ -15,6 +15,8 @@ export interface MergeInput {
   readonly inbox: readonly Float32Array[];
   /** The Parzen test runs per block of this many parameters. */
   readonly blockSize: number;
+  /** Sender of each `inbox` entry (the link it came on); strategies that judge peers use it. */
+  readonly from?: readonly number[];
 }
 
 /** One worker's merge, with whatever state it keeps between steps. */
@@ -27,5 +29,6 @@ export interface MergeStrategy {
   /** Short name for tables, e.g. `step-then-average/hard`. */
   readonly name: string;
   readonly parzen: ParzenMode;
-  create(size: number): WorkerMerge;
+  /** The merge of worker `index` (strategies with per-worker state or statistics use it). */
+  create(size: number, index?: number): WorkerMerge;
 }
