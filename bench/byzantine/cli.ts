@@ -10,7 +10,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import {
   ATTACK_FRACTIONS,
   ATTACKS,
-  DEFAULT_GUARD,
+  ADOPTED_GUARD,
   GUARD_MODES,
   runByzantine,
   scaleLinks,
@@ -21,7 +21,7 @@ import {
 } from '@meshgrad/core';
 
 /** The guard the receive path adopts (`AsgdWorker`'s default). */
-const ADOPTED: GuardMode = DEFAULT_GUARD;
+const ADOPTED: GuardMode = ADOPTED_GUARD;
 const WORKERS = 20;
 /** One worker's best η on this workload with today's merge (docs/benchmarks.md, Scaling). */
 const LEARNING_RATE = 1;

@@ -21,8 +21,15 @@ export type GuardMode = 'off' | 'clip' | 'trim' | 'clip-trust';
 
 export const GUARD_MODES: readonly GuardMode[] = ['off', 'clip', 'trim', 'clip-trust'];
 
-/** The guard `AsgdWorker` runs unless told otherwise, chosen by `npm run bench:byzantine`. */
-export const DEFAULT_GUARD: GuardMode = 'clip-trust';
+/** The guard `npm run bench:byzantine` chose (docs/design.md §8.1). */
+export const ADOPTED_GUARD: GuardMode = 'clip-trust';
+
+/**
+ * The guard `AsgdWorker` runs unless told otherwise: off until the adopted one has run on real
+ * pages. It drops each block index's first blocks while no spread is known, and counts those as
+ * rejected, which honest end-to-end runs have not yet been checked against (docs/design.md §8.1).
+ */
+export const DEFAULT_GUARD: GuardMode = 'off';
 
 /** Recent distances kept per block index; the radius is a multiple of their lower quartile. */
 export const SPREAD_HISTORY = 32;

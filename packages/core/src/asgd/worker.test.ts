@@ -9,7 +9,7 @@ import { decodeStateMessage } from '../codec/message.ts';
 import { decodeFloat16, encodeFloat16 } from '../codec/encoding.ts';
 import { AsgdWorker, type BlockSink } from './worker.ts';
 import { Mailbox } from './mailbox.ts';
-import { DEFAULT_GUARD, SPREAD_WARMUP, TRUST_MIN_BLOCKS, type GuardMode } from './robust.ts';
+import { ADOPTED_GUARD, SPREAD_WARMUP, TRUST_MIN_BLOCKS, type GuardMode } from './robust.ts';
 
 const layout = parameterLayout({ kind: 'softmax', inputs: 8, classes: 3 }, 10);
 
@@ -219,7 +219,7 @@ describe('AsgdWorker', () => {
   });
 
   it('runs the default guard: clips a far block around the local one, quarantines its sender', () => {
-    const w = makeWorker([], 8, {}, DEFAULT_GUARD);
+    const w = makeWorker([], 8, {}, ADOPTED_GUARD);
     const { start, end } = blockRange(layout, 0);
     const local = initParameters(layout, 1).subarray(start, end);
     const near = (p: string) => block(0, (i) => local[i]! + (i % 2 ? 0.01 : -0.01), 'job', p);
@@ -250,7 +250,7 @@ describe('AsgdWorker', () => {
 
   it('re-centres the guard on the blocks it sends', async () => {
     const sent: Array<{ peer: string; message: Uint8Array }> = [];
-    const w = makeWorker(sent, 4, {}, DEFAULT_GUARD);
+    const w = makeWorker(sent, 4, {}, ADOPTED_GUARD);
     for (let i = 0; i < 12; i++) await w.step();
     await w.flush();
     const last = decodeStateMessage(
