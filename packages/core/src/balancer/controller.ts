@@ -48,7 +48,6 @@ import type { BalancerInput, WorkerPlan, WorkerReport } from './report.ts';
 import { messageBytes, sendRateBytesPerSec } from './settings.ts';
 import {
   emptyBalancerState,
-  linkKey,
   type BalancerState,
   type LinkMemory,
   type WorkerMemory,
@@ -84,17 +83,20 @@ export { emptyBalancerState, type BalancerState } from './state.ts';
 /** Interval assumed for the first tick, seconds (the server's stats period). */
 export const DEFAULT_INTERVAL_S = 1;
 
-/** The plan that repeats a worker's memory (a stale report, before neighbours are chosen). */
-function planFromMemory(memory: WorkerMemory): WorkerPlan {
+/** The plan of a worker's memory and its neighbours. */
+function planFromMemory(memory: WorkerMemory, neighbours: readonly string[]): WorkerPlan {
   return {
     settings: memory.settings,
-    neighbours: [],
+    neighbours,
     budgetBytesPerSec: memory.budget,
     capacityBytesPerSec: memory.capacity,
     reason: memory.reason,
     congested: memory.congested,
   };
 }
+
+/** No neighbours chosen (rule 9 off, or a worker it did not place). */
+const NO_NEIGHBOURS: readonly string[] = Object.freeze([]);
 
 /**
  * One balancer tick: new state and a plan for every reporting worker. Workers that did not
@@ -111,26 +113,32 @@ export function balance(
   const reports = new Map(input.workers.map((w) => [w.id, w]));
   const reported = reportedLinks(reports.values());
   const currentNeighbours = (id: string): readonly string[] =>
-    reports.get(id)?.neighbours ?? state.neighbours.get(id) ?? [];
-  const links = new Map<string, LinkMemory>();
+    reports.get(id)?.neighbours ?? state.neighbours.get(id) ?? NO_NEIGHBOURS;
+  const links = new Map<string, Map<string, LinkMemory>>();
+  const rowOf = (id: string): Map<string, LinkMemory> => {
+    let row = links.get(id);
+    if (!row) links.set(id, (row = new Map()));
+    return row;
+  };
   const workers = new Map<string, WorkerMemory>();
-  const plans = new Map<string, WorkerPlan>();
+  /** Each report's memory for its plan, in report order (a worker without a speed is not kept). */
+  const planned: [string, WorkerMemory][] = [];
 
   for (const report of input.workers) {
     const memory = state.workers.get(report.id);
+    const before = state.links.get(report.id);
     if (memory && report.fresh === false) {
       // Stale: the same counters again. Keep everything, including the link memories, so the
       // next fresh report's deltas span its whole interval.
       for (const l of report.links) {
-        const key = linkKey(report.id, l.peer);
-        const before = state.links.get(key);
-        if (before) links.set(key, before);
+        const link = before?.get(l.peer);
+        if (link) rowOf(report.id).set(l.peer, link);
       }
       workers.set(report.id, memory);
-      plans.set(report.id, planFromMemory(memory));
+      planned.push([report.id, memory]);
       continue;
     }
-    const planned = planWorker(report, memory, {
+    const next = planWorker(report, memory, before, {
       state,
       input,
       reported,
@@ -139,34 +147,35 @@ export function balance(
       o,
       options,
     });
-    for (const [peer, link] of planned.links) links.set(linkKey(report.id, peer), link);
+    const row = links.get(report.id);
+    if (row) for (const [peer, link] of next.links) row.set(peer, link);
+    else if (next.links.size > 0) links.set(report.id, next.links);
     // A worker without a speed yet is planned from its first report with one (rule 8's
     // first plan applies at once); until then it keeps the settings it has.
-    if (memory || report.samplesPerSec > 0) workers.set(report.id, planned.memory);
-    plans.set(report.id, planFromMemory(planned.memory));
+    if (memory || report.samplesPerSec > 0) workers.set(report.id, next.memory);
+    planned.push([report.id, next.memory]);
   }
 
   // Rule 9.
-  if (o.neighbours > 0) {
-    const neighbours = planNeighbours({
-      ids: input.workers.map((w) => w.id),
-      links,
-      previousLinks: state.links,
-      workers,
-      currentNeighbours,
-      k: o.neighbours,
-      seed: o.seed,
-      round: state.tick,
-    });
-    for (const [id, plan] of plans)
-      plans.set(id, { ...plan, neighbours: neighbours.get(id) ?? [] });
-    return {
-      state: { nowS: input.nowS, workers, links, neighbours, tick: state.tick + 1 },
-      plans,
-    };
+  const neighbours =
+    o.neighbours > 0
+      ? planNeighbours({
+          ids: input.workers.map((w) => w.id),
+          links,
+          previousLinks: state.links,
+          workers,
+          currentNeighbours,
+          k: o.neighbours,
+          seed: o.seed,
+          round: state.tick,
+        })
+      : new Map<string, string[]>();
+  const plans = new Map<string, WorkerPlan>();
+  for (const [id, memory] of planned) {
+    plans.set(id, planFromMemory(memory, neighbours.get(id) ?? NO_NEIGHBOURS));
   }
   return {
-    state: { nowS: input.nowS, workers, links, neighbours: new Map(), tick: state.tick + 1 },
+    state: { nowS: input.nowS, workers, links, neighbours, tick: state.tick + 1 },
     plans,
   };
 }
@@ -189,6 +198,7 @@ interface TickContext {
 function planWorker(
   report: WorkerReport,
   memory: WorkerMemory | undefined,
+  before: ReadonlyMap<string, LinkMemory> | undefined,
   tick: TickContext,
 ): { memory: WorkerMemory; links: Map<string, LinkMemory> } {
   const { state, input, reported, currentNeighbours, o } = tick;
@@ -202,7 +212,7 @@ function planWorker(
     initialSettings(model, report.batchSize, speed, tick.options);
   const measured = measure(
     report.links,
-    (peer) => state.links.get(linkKey(report.id, peer)),
+    (peer) => before?.get(peer),
     current,
     model,
     o.maxQueueDelayS,

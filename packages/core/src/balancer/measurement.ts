@@ -7,7 +7,7 @@ import type { WorkerSettings } from '../protocol/events.ts';
 import type { LinkStats } from '../protocol/schemas.ts';
 import type { WorkerReport } from './report.ts';
 import { messageBytes, type ModelTraffic } from './settings.ts';
-import { counterDelta, linkKey, type LinkMemory } from './state.ts';
+import { counterDelta, type LinkMemories, type LinkMemory } from './state.ts';
 
 /** Messages of m blocks a queue may hold before it counts as long, whatever their bytes. */
 export const QUEUE_BURST_MESSAGES = 2;
@@ -108,13 +108,13 @@ export function worstOverwriteFraction(
   sender: string,
   links: readonly LinkReading[],
   reported: ReportedLinks,
-  previousLinks: ReadonlyMap<string, LinkMemory>,
+  previousLinks: LinkMemories,
 ): number {
   let worst = 0;
   for (const { stats } of links) {
     const atReceiver = reported.get(stats.peer)?.get(sender);
     if (!atReceiver) continue;
-    const before = previousLinks.get(linkKey(stats.peer, sender))?.stats;
+    const before = previousLinks.get(stats.peer)?.get(sender)?.stats;
     const received = counterDelta(atReceiver.blocksReceived, before?.blocksReceived);
     const overwritten = counterDelta(atReceiver.overwritten, before?.overwritten);
     if (received > 0) worst = Math.max(worst, Math.min(1, overwritten / received));
