@@ -328,13 +328,14 @@ export class Job {
   }
 
   /**
-   * One tick of the automatic balancer (DESIGN §3). Does nothing in fixed mode, for a stopped
-   * job, or in sync mode (no traffic between workers to balance).
+   * One tick of the automatic balancer (DESIGN §3), in slices (`AutoBalancing.tick`). Does
+   * nothing in fixed mode, for a stopped job, or in sync mode (no traffic between workers to
+   * balance).
    */
-  balanceWorkers(nowS = performance.now() / 1000): void {
+  async balanceWorkers(nowS = performance.now() / 1000): Promise<void> {
     if (this.state === 'stopped' || !this.training.peerToPeer) return;
     const choose = this.balancing.choosesNeighbours(this.link.shared);
-    this.balancing.tick(this.roster, this.outbox, choose, nowS);
+    await this.balancing.tick(this.roster, this.outbox, choose, nowS);
   }
 
   /** A worker's statistics report, as the socket layer validated it (see `recordStats`). */
@@ -413,7 +414,7 @@ export class Job {
     this.checkStop(now);
     for (const w of this.roster.stale(now)) this.leave(w.id, 'stale');
     const trainLoss = this.progress.trainLoss();
-    this.balanceWorkers();
+    await this.balanceWorkers();
     this.metrics.samplesPerSecond.set({ job: this.id }, this.throughput().samplesPerSec);
     if (trainLoss !== undefined) this.metrics.loss.set({ job: this.id }, trainLoss);
 

@@ -46,6 +46,7 @@ import { planNeighbours } from './neighbour-plan.ts';
 import { resolveOptions, type BalancerOptions, type ResolvedBalancerOptions } from './options.ts';
 import type { BalancerInput, WorkerPlan, WorkerReport } from './report.ts';
 import { messageBytes, sendRateBytesPerSec } from './settings.ts';
+import { runSteps, Slice, type Steps } from './steps.ts';
 import {
   emptyBalancerState,
   type BalancerState,
@@ -79,6 +80,7 @@ export { QUEUE_BURST_MESSAGES, SPEED_SMOOTHING } from './measurement.ts';
 export { DEFAULT_BALANCER_OPTIONS, type BalancerOptions } from './options.ts';
 export type { BalancerInput, BudgetReason, WorkerPlan, WorkerReport } from './report.ts';
 export { emptyBalancerState, type BalancerState } from './state.ts';
+export { runSteps, Slice, SLICE_WORKERS, type Steps } from './steps.ts';
 
 /** Interval assumed for the first tick, seconds (the server's stats period). */
 export const DEFAULT_INTERVAL_S = 1;
@@ -98,6 +100,12 @@ function planFromMemory(memory: WorkerMemory, neighbours: readonly string[]): Wo
 /** No neighbours chosen (rule 9 off, or a worker it did not place). */
 const NO_NEIGHBOURS: readonly string[] = Object.freeze([]);
 
+/** A tick's outcome: the state to keep and a plan per reporting worker. */
+export interface BalanceResult {
+  readonly state: BalancerState;
+  readonly plans: Map<string, WorkerPlan>;
+}
+
 /**
  * One balancer tick: new state and a plan for every reporting worker. Workers that did not
  * report are forgotten (they left). See the module comment for the rules.
@@ -106,12 +114,25 @@ export function balance(
   state: BalancerState,
   input: BalancerInput,
   options: BalancerOptions = {},
-): { state: BalancerState; plans: Map<string, WorkerPlan> } {
+): BalanceResult {
+  return runSteps(balanceSteps(state, input, options));
+}
+
+/**
+ * `balance` in slices (steps.ts): each worker counts in `slice` once per phase (indexing its
+ * report, rules 1–8, rule 9's prior and choice, its plan); returns what `balance` returns.
+ */
+export function* balanceSteps(
+  state: BalancerState,
+  input: BalancerInput,
+  options: BalancerOptions = {},
+  slice = new Slice(),
+): Steps<BalanceResult> {
   const o = resolveOptions(options);
   const intervalS =
     state.nowS !== null && input.nowS > state.nowS ? input.nowS - state.nowS : DEFAULT_INTERVAL_S;
   const reports = new Map(input.workers.map((w) => [w.id, w]));
-  const reported = reportedLinks(reports.values());
+  const reported = yield* reportedLinks(reports.values(), slice);
   const currentNeighbours = (id: string): readonly string[] =>
     reports.get(id)?.neighbours ?? state.neighbours.get(id) ?? NO_NEIGHBOURS;
   const links = new Map<string, Map<string, LinkMemory>>();
@@ -125,6 +146,7 @@ export function balance(
   const planned: [string, WorkerMemory][] = [];
 
   for (const report of input.workers) {
+    if (slice.full()) yield;
     const memory = state.workers.get(report.id);
     const before = state.links.get(report.id);
     if (memory && report.fresh === false) {
@@ -159,19 +181,23 @@ export function balance(
   // Rule 9.
   const neighbours =
     o.neighbours > 0
-      ? planNeighbours({
-          ids: input.workers.map((w) => w.id),
-          links,
-          previousLinks: state.links,
-          workers,
-          currentNeighbours,
-          k: o.neighbours,
-          seed: o.seed,
-          round: state.tick,
-        })
+      ? yield* planNeighbours(
+          {
+            ids: input.workers.map((w) => w.id),
+            links,
+            previousLinks: state.links,
+            workers,
+            currentNeighbours,
+            k: o.neighbours,
+            seed: o.seed,
+            round: state.tick,
+          },
+          slice,
+        )
       : new Map<string, string[]>();
   const plans = new Map<string, WorkerPlan>();
   for (const [id, memory] of planned) {
+    if (slice.full()) yield;
     plans.set(id, planFromMemory(memory, neighbours.get(id) ?? NO_NEIGHBOURS));
   }
   return {
@@ -317,7 +343,15 @@ export class Balancer {
 
   /** One tick; returns a plan per reporting worker. */
   update(input: BalancerInput): Map<string, WorkerPlan> {
-    const { state, plans } = balance(this.state, input, this.options);
+    return runSteps(this.updateSteps(input));
+  }
+
+  /**
+   * One tick in slices (steps.ts); the state moves on when the last slice has run. Run one at a
+   * time: two interleaved would both start from the same state.
+   */
+  *updateSteps(input: BalancerInput, slice?: Slice): Steps<Map<string, WorkerPlan>> {
+    const { state, plans } = yield* balanceSteps(this.state, input, this.options, slice);
     this.state = state;
     return plans;
   }

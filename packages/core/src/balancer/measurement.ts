@@ -8,6 +8,7 @@ import type { LinkStats } from '../protocol/schemas.ts';
 import type { WorkerReport } from './report.ts';
 import { messageBytes, type ModelTraffic } from './settings.ts';
 import { counterDelta, type LinkMemories, type LinkMemory } from './state.ts';
+import type { Slice, Steps } from './steps.ts';
 
 /** Messages of m blocks a queue may hold before it counts as long, whatever their bytes. */
 export const QUEUE_BURST_MESSAGES = 2;
@@ -89,10 +90,14 @@ export function measure(
 /** Each reporter's links by peer (the first entry where a peer is listed twice). */
 export type ReportedLinks = ReadonlyMap<string, ReadonlyMap<string, LinkStats>>;
 
-/** Indexes the reports' links by reporter and peer, once per tick. */
-export function reportedLinks(reports: Iterable<WorkerReport>): ReportedLinks {
+/** Indexes the reports' links by reporter and peer, once per tick, in slices (steps.ts). */
+export function* reportedLinks(
+  reports: Iterable<WorkerReport>,
+  slice: Slice,
+): Steps<ReportedLinks> {
   const index = new Map<string, Map<string, LinkStats>>();
   for (const report of reports) {
+    if (slice.full()) yield;
     let row = index.get(report.id);
     if (!row) index.set(report.id, (row = new Map()));
     for (const l of report.links) if (!row.has(l.peer)) row.set(l.peer, l);

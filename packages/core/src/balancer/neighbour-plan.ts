@@ -5,8 +5,9 @@
  * neighbours. The acceptance rate is the smoothed one of the link memory (links.ts), and the
  * workers choose in the same seeded order every tick, so steady links keep steady neighbours.
  */
-import { chooseNeighbours, type LinkQuality } from './neighbours.ts';
+import { chooseNeighboursSteps, type LinkQuality } from './neighbours.ts';
 import type { LinkMemories, LinkMemory, WorkerMemory } from './state.ts';
+import type { Slice, Steps } from './steps.ts';
 
 export interface NeighbourPlanInput {
   /** The reporting workers, in report order. */
@@ -23,8 +24,11 @@ export interface NeighbourPlanInput {
   readonly round: number;
 }
 
-/** Rule 9: every reporting worker's neighbours. */
-export function planNeighbours(input: NeighbourPlanInput): Map<string, string[]> {
+/** Rule 9: every reporting worker's neighbours, in slices (steps.ts). */
+export function* planNeighbours(
+  input: NeighbourPlanInput,
+  slice?: Slice,
+): Steps<Map<string, string[]>> {
   // The link memories are kept by sender, then receiver: this tick's first, then the last
   // tick's for links not reported now. They are the only pairs `quality` knows, so the choice
   // need not ask every pair.
@@ -63,12 +67,16 @@ export function planNeighbours(input: NeighbourPlanInput): Map<string, string[]>
     // chooseNeighbours takes each peer once, at its first mention: this tick's links first.
     return [...now.keys(), ...before.keys()];
   };
-  return chooseNeighbours(input.ids, {
-    k: input.k,
-    quality,
-    previous: new Map(input.ids.map((id) => [id, input.currentNeighbours(id)])),
-    seed: input.seed,
-    measuredPeers,
-    round: input.round,
-  });
+  return yield* chooseNeighboursSteps(
+    input.ids,
+    {
+      k: input.k,
+      quality,
+      previous: { get: input.currentNeighbours },
+      seed: input.seed,
+      measuredPeers,
+      round: input.round,
+    },
+    slice,
+  );
 }

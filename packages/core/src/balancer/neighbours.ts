@@ -3,6 +3,7 @@
  * (DESIGN §3: the server chooses neighbours and treats relayed links as slow).
  */
 import { Rng } from '../util/rng.ts';
+import { runSteps, Slice, type Steps } from './steps.ts';
 
 /** What is known about the link from one worker to another. */
 export interface LinkQuality {
@@ -26,8 +27,11 @@ export interface NeighbourOptions {
   readonly k?: number;
   /** Quality of the link from → to, or undefined when never measured. */
   readonly quality: (from: string, to: string) => LinkQuality | undefined;
-  /** Current neighbours; kept unless a clearly better link exists (hysteresis). */
-  readonly previous?: ReadonlyMap<string, readonly string[]>;
+  /**
+   * Current neighbours; kept unless a clearly better link exists (hysteresis). Only `get` is
+   * asked, once per worker as it chooses.
+   */
+  readonly previous?: Pick<ReadonlyMap<string, readonly string[]>, 'get'>;
   /**
    * A current neighbour is replaced only by a candidate scoring this many times more; default
    * 2. Every change costs a new data channel (ICE, DTLS) and resets its measurements, so it has
@@ -99,6 +103,18 @@ export function chooseNeighbours(
   workers: readonly string[],
   options: NeighbourOptions,
 ): Map<string, string[]> {
+  return runSteps(chooseNeighboursSteps(workers, options));
+}
+
+/**
+ * `chooseNeighbours` in slices (steps.ts): each worker counts once in `slice` as its measured
+ * links are weighed for the prior and once as it chooses.
+ */
+export function* chooseNeighboursSteps(
+  workers: readonly string[],
+  options: NeighbourOptions,
+  slice = new Slice(),
+): Steps<Map<string, string[]>> {
   // Workers are numbered once and every per-worker table below is an array by that number:
   // at 10,000 workers, string-keyed maps and per-worker closures were most of the tick.
   const ids = [...new Set(workers)];
@@ -119,6 +135,7 @@ export function chooseNeighbours(
   let epoch = 0;
   const measured: number[] = [];
   for (let i = 0; i < n; i++) {
+    if (slice.full()) yield;
     peerStart[i] = peers.length;
     if (!measuredPeersOf) continue;
     epoch++;
@@ -135,6 +152,7 @@ export function chooseNeighbours(
   peerStart[n] = peers.length;
   if (!measuredPeersOf) {
     for (let i = 0; i < n; i++) {
+      if (slice.full()) yield;
       for (let j = 0; j < n; j++) {
         if (i === j) continue;
         const q = options.quality(ids[i]!, ids[j]!);
@@ -200,6 +218,7 @@ export function chooseNeighbours(
   const inChosen = new Int32Array(n);
   let turn = 0;
   for (const a of order) {
+    if (slice.full()) yield;
     turn++;
     const effective = (j: number): number => {
       if (weighedStamp[j] !== turn) {
