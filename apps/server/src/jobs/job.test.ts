@@ -16,6 +16,7 @@ import { ServerMetrics } from '../metrics.ts';
 import { DataStore } from '../store.ts';
 import { Job, type JobOutbox, type WorkerEntry } from './job.ts';
 import { MAX_DEPARTED_CREDITS, maxCredit } from './progress.ts';
+import { WORKER_STALE_MS } from './roster.ts';
 import { parseJobSpec } from './job-spec.ts';
 import { stats } from './job.test-support.ts';
 import { TEST_DEVICE } from '../server.test-support.ts';
@@ -120,6 +121,23 @@ describe('Job', () => {
     await job.tick();
     expect(job.state).toBe('stopped');
     expect(job.latest?.samples).toBe(520);
+  });
+
+  it('renews neighbours once for all the workers a tick finds stale', async () => {
+    const job = await openJob({});
+    const { calls } = recordingOutbox(job);
+    const [a, b, c, d] = ['a', 'b', 'c', 'd'].map((id, i) => job.join(id, `s${i}`, TEST_DEVICE));
+    for (const w of [a, b]) job.recordStats(w!, stats(10));
+    // c and d went silent: one renewal after both are gone, not one per departure (each sorts
+    // every worker id, and a network blip takes many workers at once).
+    for (const w of [c, d]) w!.lastSeen = Date.now() - WORKER_STALE_MS - 1_000;
+    calls.neighbours.length = 0;
+    await job.tick();
+    expect(job.hasWorker('c') || job.hasWorker('d')).toBe(false);
+    expect(calls.neighbours).toEqual([
+      { worker: 'a', neighbours: ['b'] },
+      { worker: 'b', neighbours: ['a'] },
+    ]);
   });
 });
 

@@ -277,7 +277,12 @@ export class Job {
   }
 
   leave(workerId: string, reason: string): void {
-    if (!this.roster.remove(workerId)) return;
+    if (this.removeWorker(workerId, reason)) this.renewNeighbours();
+  }
+
+  /** A worker's departure except the renewal of the others' neighbours; whether it was here. */
+  private removeWorker(workerId: string, reason: string): boolean {
+    if (!this.roster.remove(workerId)) return false;
     this.training.workerLeft(workerId);
     this.metrics.workers.set({ job: this.id }, this.roster.size);
     this.checkpoints.workerLeft(workerId);
@@ -285,7 +290,7 @@ export class Job {
     this.log.info({ worker: workerId, reason }, 'worker left');
     void this.store.appendEvent(this.id, { event: 'leave', worker: workerId, reason });
     this.link.workerLeft(workerId);
-    this.renewNeighbours();
+    return true;
   }
 
   /** Whether `workerId` is a worker of this job, on this process or another. */
@@ -412,7 +417,11 @@ export class Job {
     this.training.tick();
     const now = Date.now();
     this.checkStop(now);
-    for (const w of this.roster.stale(now)) this.leave(w.id, 'stale');
+    // One renewal for all the stale workers: each sorts every worker id, and a network blip
+    // takes many workers at once.
+    let left = false;
+    for (const w of this.roster.stale(now)) left = this.removeWorker(w.id, 'stale') || left;
+    if (left) this.renewNeighbours();
     const trainLoss = this.progress.trainLoss();
     await this.balanceWorkers();
     this.metrics.samplesPerSecond.set({ job: this.id }, this.throughput().samplesPerSec);

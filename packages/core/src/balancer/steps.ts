@@ -6,11 +6,12 @@
  */
 
 /**
- * Workers handled between two yields. At 10,000 workers a tick costs some 40 µs per worker on a
- * quiet core and several times that on a loaded one; 500 keeps a slice near 20 ms on the first
- * and under the server's 50 ms event-loop budget on a core shared about twofold.
+ * Workers handled between two yields. A worker's share of one phase costs some 10–40 µs on a
+ * quiet core (bench:tick) and several times that on a shared one, where a young-generation GC
+ * may land in the same slice: 250 keeps a slice near 10 ms on the first and under the server's
+ * 50 ms event-loop budget on a core shared about fourfold (docs/benchmarks.md, "Balancer tick").
  */
-export const SLICE_WORKERS = 500;
+export const SLICE_WORKERS = 250;
 
 /** A computation that yields between slices and returns `T`. */
 export type Steps<T> = Generator<void, T, void>;
