@@ -260,19 +260,22 @@ export function* chooseNeighboursSteps(
     chosenBy[a] = chosen;
   }
   if (k > 0) {
-    connectComponents(
+    yield* connectComponents(
       order,
       chosenBy,
       score,
       exhaustive ? null : (a, main) => sampled(a, SAMPLED_CANDIDATES, main),
+      slice,
     );
   }
   const result = new Map<string, string[]>();
-  for (const a of order)
+  for (const a of order) {
+    if (slice.full()) yield;
     result.set(
       ids[a]!,
       chosenBy[a]!.map((j) => ids[j]!),
     );
+  }
   return result;
 }
 
@@ -280,14 +283,16 @@ export function* chooseNeighboursSteps(
  * Joins every stray component to the largest one through the best link between them. The
  * links weighed from a stray worker `a` are all of the main component's, or, when `candidates`
  * is given (a large job), those it returns for `a`, so the work stays linear in the workers.
- * Workers are numbers 0 .. order.length − 1; `chosenBy[a]` is a's list, extended in place.
+ * Workers are numbers 0 .. order.length − 1; `chosenBy[a]` is a's list, extended in place. Each
+ * worker counts in `slice` as its edges are joined, as it is grouped, and as a stray one.
  */
-function connectComponents(
+function* connectComponents(
   order: readonly number[],
   chosenBy: number[][],
   score: (a: number, b: number) => number,
   candidates: ((a: number, main: readonly number[]) => readonly number[]) | null,
-): void {
+  slice: Slice,
+): Steps<void> {
   const n = order.length;
   const parent = Int32Array.from({ length: n }, (_, i) => i);
   const find = (x: number): number => {
@@ -301,10 +306,14 @@ function connectComponents(
     }
     return root;
   };
-  for (const a of order) for (const b of chosenBy[a]!) parent[find(a)] = find(b);
+  for (const a of order) {
+    if (slice.full()) yield;
+    for (const b of chosenBy[a]!) parent[find(a)] = find(b);
+  }
   // Components in the order of their first worker, each in worker order.
   const groupOfRoot = new Map<number, number[]>();
   for (let w = 0; w < n; w++) {
+    if (slice.full()) yield;
     const root = find(w);
     const g = groupOfRoot.get(root);
     if (g) g.push(w);
@@ -318,6 +327,7 @@ function connectComponents(
     let best: [number, number] | null = null;
     let bestScore = -Infinity;
     for (const a of group) {
+      if (slice.full()) yield;
       const targets = candidates ? candidates(a, main!).filter((b) => inMain[b] === 1) : main!;
       for (const b of targets) {
         const s = score(a, b);
