@@ -1,10 +1,10 @@
 // `npm run bench:tick`: the balancer's tick at N workers against the all-pairs balancer it
-// replaced (docs/benchmarks.md, "Balancer tick"). The baseline is packages/core/src as of
-// BASELINE_COMMIT, taken from the git history and bundled beside the current code, so both run
-// in one process. Arguments pass through: `npm run bench:tick -- --counts=250,1000`.
+// replaced (docs/benchmarks.md, "Balancer tick"), then the server's whole job tick. The
+// baseline is packages/core/src as of BASELINE_COMMIT, taken from the git history and bundled
+// beside the current code, so both run in one process. Arguments pass through: `npm run bench:tick -- --counts=250,1000`.
 import { build } from 'esbuild';
 import { execSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -14,6 +14,11 @@ const BASELINE_COMMIT = '38290cab8d909f804db45b5731182b4c9078c734';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 process.chdir(root);
+// The job-tick rows run the server's Job: its npm dependencies stay outside the bundle.
+const serverPkg = JSON.parse(readFileSync(join(root, 'apps/server/package.json'), 'utf8'));
+const external = Object.keys(serverPkg.dependencies ?? {}).filter(
+  (d) => !d.startsWith('@meshgrad/'),
+);
 const bundle = (entry, outfile) =>
   build({
     entryPoints: [entry],
@@ -21,6 +26,8 @@ const bundle = (entry, outfile) =>
     bundle: true,
     platform: 'node',
     format: 'esm',
+    target: 'node20',
+    external,
     nodePaths: [join(root, 'node_modules')],
     logLevel: 'warning',
   });

@@ -5,7 +5,9 @@
 import {
   Balancer,
   BROWSER_TRUSTED_BUSY_FRACTION,
+  SLICE_WORKERS,
   type ModelTraffic,
+  type WorkerPlan,
   type WorkerReport,
   type WorkerSettings,
 } from '@meshgrad/core';
@@ -22,11 +24,16 @@ export class AutoBalancing {
    * when the job joins a cluster), so a restart begins afresh from the workers' current settings.
    */
   private balancer: Balancer | null = null;
+  /** A tick is between two of its slices. */
+  private ticking = false;
 
   constructor(
     private readonly spec: JobSpec,
     private readonly model: ModelTraffic,
     private readonly log: Logger,
+    /** Lets the event loop run between two slices of a tick (tests count the calls). */
+    private readonly yieldToEventLoop: () => Promise<void> = () =>
+      new Promise((resolve) => setImmediate(resolve)),
   ) {
     this.mode = balancerFromSpec(spec);
   }
@@ -77,10 +84,22 @@ export class AutoBalancing {
   /**
    * One tick of the automatic balancer, once per stats period: the latest report of every
    * worker that has sent one goes in; settings that changed go out to their workers, and so do
-   * neighbour lists that changed when `chooseNeighbours`. Does nothing in fixed mode.
+   * neighbour lists that changed when `chooseNeighbours`. Does nothing in fixed mode, or while
+   * the previous tick still runs (its reports stay fresh for the next one).
+   *
+   * The tick runs in slices of `SLICE_WORKERS` workers with a turn of the event loop between
+   * them (DESIGN §3.4): at 10,000 workers the whole tick takes longer than a message may wait.
+   * Workers may report or leave in between: the plans are for the reports taken at the start
+   * and go only to workers still here, and a tick whose balancer was dropped meanwhile (a mode
+   * switch, joining a cluster) ends without applying anything.
    */
-  tick(roster: Roster, outbox: JobOutbox, chooseNeighbours: boolean, nowS: number): void {
-    if (this.mode.mode !== 'automatic') return;
+  async tick(
+    roster: Roster,
+    outbox: JobOutbox,
+    chooseNeighbours: boolean,
+    nowS: number,
+  ): Promise<void> {
+    if (this.mode.mode !== 'automatic' || this.ticking) return;
     const reports: WorkerReport[] = [];
     for (const w of roster.workers.values()) {
       if (!w.reported) continue;
@@ -98,45 +117,72 @@ export class AutoBalancing {
       w.statsFresh = false;
     }
     if (reports.length === 0) return;
-    this.balancer ??= new Balancer({
+    const balancer = (this.balancer ??= new Balancer({
       neighbours: chooseNeighbours ? this.spec.neighbours : 0,
       seed: this.spec.seed,
       // Workers are browsers: a busy fraction from bufferedAmount understates a light load.
       trustedBusyFraction: BROWSER_TRUSTED_BUSY_FRACTION,
-    });
-    const plans = this.balancer.update({ nowS, model: this.model, workers: reports });
-    for (const [id, plan] of plans) {
-      const w = roster.get(id);
-      if (!w) continue;
-      w.plan = {
-        reason: plan.reason,
-        budgetBytesPerSec: plan.budgetBytesPerSec,
-        capacityBytesPerSec: plan.capacityBytesPerSec,
-        congested: plan.congested,
-      };
-      if (!sameSettings(w.settings, plan.settings)) {
-        this.log.debug(
-          {
-            worker: id,
-            from: w.settings,
-            to: plan.settings,
-            reason: plan.reason,
-            budgetBytesPerSec: Math.round(plan.budgetBytesPerSec),
-            capacityBytesPerSec:
-              plan.capacityBytesPerSec === null ? null : Math.round(plan.capacityBytesPerSec),
-            congested: plan.congested,
-          },
-          'balancer changed settings',
-        );
+    }));
+    this.ticking = true;
+    try {
+      const steps = balancer.updateSteps({ nowS, model: this.model, workers: reports });
+      let step = steps.next();
+      while (!step.done) {
+        await this.yieldToEventLoop();
+        if (this.balancer !== balancer) return;
+        step = steps.next();
       }
-      this.apply(w, plan.settings, outbox);
-      if (!chooseNeighbours) continue;
-      const next = [...plan.neighbours].filter((n) => roster.has(n)).sort();
-      if (next.length === 0) continue;
-      const from = w.neighbours;
-      if (roster.tellNeighbours(w, next, outbox)) {
-        this.log.debug({ worker: id, from, to: next }, 'balancer chose neighbours');
+      let applied = 0;
+      for (const [id, plan] of step.value) {
+        if (applied > 0 && applied % SLICE_WORKERS === 0) {
+          await this.yieldToEventLoop();
+          if (this.balancer !== balancer) return;
+        }
+        applied++;
+        const w = roster.get(id);
+        if (w) this.applyPlan(w, plan, roster, outbox, chooseNeighbours);
       }
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  /** One worker's plan: its balance for the console, its settings and neighbours when changed. */
+  private applyPlan(
+    w: WorkerEntry,
+    plan: WorkerPlan,
+    roster: Roster,
+    outbox: JobOutbox,
+    chooseNeighbours: boolean,
+  ): void {
+    w.plan = {
+      reason: plan.reason,
+      budgetBytesPerSec: plan.budgetBytesPerSec,
+      capacityBytesPerSec: plan.capacityBytesPerSec,
+      congested: plan.congested,
+    };
+    if (!sameSettings(w.settings, plan.settings)) {
+      this.log.debug(
+        {
+          worker: w.id,
+          from: w.settings,
+          to: plan.settings,
+          reason: plan.reason,
+          budgetBytesPerSec: Math.round(plan.budgetBytesPerSec),
+          capacityBytesPerSec:
+            plan.capacityBytesPerSec === null ? null : Math.round(plan.capacityBytesPerSec),
+          congested: plan.congested,
+        },
+        'balancer changed settings',
+      );
+    }
+    this.apply(w, plan.settings, outbox);
+    if (!chooseNeighbours) return;
+    const next = plan.neighbours.filter((n) => roster.has(n)).sort();
+    if (next.length === 0) return;
+    const from = w.neighbours;
+    if (roster.tellNeighbours(w, next, outbox)) {
+      this.log.debug({ worker: w.id, from, to: next }, 'balancer chose neighbours');
     }
   }
 

@@ -16,6 +16,7 @@ import { ServerMetrics } from '../metrics.ts';
 import { DataStore } from '../store.ts';
 import { Job, type JobOutbox, type WorkerEntry } from './job.ts';
 import { MAX_DEPARTED_CREDITS, maxCredit } from './progress.ts';
+import { WORKER_STALE_MS } from './roster.ts';
 import { parseJobSpec } from './job-spec.ts';
 import { stats } from './job.test-support.ts';
 import { TEST_DEVICE } from '../server.test-support.ts';
@@ -121,6 +122,23 @@ describe('Job', () => {
     expect(job.state).toBe('stopped');
     expect(job.latest?.samples).toBe(520);
   });
+
+  it('renews neighbours once for all the workers a tick finds stale', async () => {
+    const job = await openJob({});
+    const { calls } = recordingOutbox(job);
+    const [a, b, c, d] = ['a', 'b', 'c', 'd'].map((id, i) => job.join(id, `s${i}`, TEST_DEVICE));
+    for (const w of [a, b]) job.recordStats(w!, stats(10));
+    // c and d went silent: one renewal after both are gone, not one per departure (each sorts
+    // every worker id, and a network blip takes many workers at once).
+    for (const w of [c, d]) w!.lastSeen = Date.now() - WORKER_STALE_MS - 1_000;
+    calls.neighbours.length = 0;
+    await job.tick();
+    expect(job.hasWorker('c') || job.hasWorker('d')).toBe(false);
+    expect(calls.neighbours).toEqual([
+      { worker: 'a', neighbours: ['b'] },
+      { worker: 'b', neighbours: ['a'] },
+    ]);
+  });
 });
 
 /**
@@ -204,7 +222,7 @@ describe('Job balancer', () => {
         busy: 1,
         links: [{ peer: 'fast', goodput: 2_000, backlog: 20_000, skipsPerTick: 4 }],
       });
-      job.balanceWorkers(t);
+      await job.balanceWorkers(t);
     }
     expect(rate(slow.settings)).toBeLessThan(rate(fast.settings));
     expect(
@@ -242,7 +260,7 @@ describe('Job balancer', () => {
           links: [{ peer, goodput: 3_000 }],
         });
       }
-      job.balanceWorkers(t);
+      await job.balanceWorkers(t);
       pushes.push(calls.settings.length - before);
     }
     // The first plan applies at once; on a steady link the settings then settle.
@@ -277,7 +295,7 @@ describe('Job balancer', () => {
         busy: 0.05,
         links: [{ peer: 'a', goodput: 100_000 }],
       });
-      job.balanceWorkers(t);
+      await job.balanceWorkers(t);
     }
     // …but a's only neighbour is through the server's relay.
     const relayCap = DEFAULT_BALANCER_OPTIONS.relayCapacityBytesPerSec;
@@ -304,7 +322,7 @@ describe('Job balancer', () => {
     for (let t = 1; t <= 5; t++) {
       congested(a, 'b', t);
       congested(b, 'a', t);
-      job.balanceWorkers(t);
+      await job.balanceWorkers(t);
       await job.tick();
     }
     expect(calls.settings).toEqual([]);
@@ -318,7 +336,7 @@ describe('Job balancer', () => {
     expect(a.settings).toEqual(fixed);
     congested(a, 'b', 6);
     congested(b, 'a', 6);
-    job.balanceWorkers(6);
+    await job.balanceWorkers(6);
     expect(rate(a.settings)).toBeLessThan(rate(fixed));
     expect(calls.settings.map((c) => c.worker).sort()).toEqual(['a', 'b']);
 
@@ -329,7 +347,7 @@ describe('Job balancer', () => {
     const pushed = calls.settings.length;
     congested(a, 'b', 7);
     congested(b, 'a', 7);
-    job.balanceWorkers(7);
+    await job.balanceWorkers(7);
     expect(calls.settings.length).toBe(pushed);
   });
 
@@ -354,7 +372,7 @@ describe('Job balancer', () => {
           })),
         });
       }
-      job.balanceWorkers(t);
+      await job.balanceWorkers(t);
     }
     expect(w1.neighbours).not.toContain('w2');
     expect(w1.neighbours).toHaveLength(2);
@@ -390,13 +408,13 @@ describe('Job balancer', () => {
       report(job, w, t, { samplesPerSec: 320, links: [{ peer, goodput: 2_000 }] });
     quiet(a, 'b', 1);
     quiet(b, 'a', 1);
-    job.balanceWorkers(1);
+    await job.balanceWorkers(1);
     const budget = a.plan!.budgetBytesPerSec;
     const settings = { ...a.settings };
     // b keeps reporting; a's stats are late for three ticks.
     for (let t = 2; t <= 4; t++) {
       quiet(b, 'a', t);
-      job.balanceWorkers(t);
+      await job.balanceWorkers(t);
       expect(a.plan!.budgetBytesPerSec).toBe(budget);
       expect(a.settings).toEqual(settings);
       // Still a worker the balancer knows (a stale report is not a departure).
@@ -405,7 +423,7 @@ describe('Job balancer', () => {
     expect(b.plan!.budgetBytesPerSec).toBeGreaterThan(budget);
     // The late report arrives: one interval's growth at most, from where a was.
     quiet(a, 'b', 5);
-    job.balanceWorkers(5);
+    await job.balanceWorkers(5);
     expect(a.plan!.budgetBytesPerSec).toBeGreaterThan(budget);
     expect(a.plan!.budgetBytesPerSec).toBeLessThanOrEqual(
       budget * DEFAULT_BALANCER_OPTIONS.maxGrowth,
@@ -437,7 +455,7 @@ describe('Job balancer', () => {
         links: [{ peer, goodput: 2_000, backlog }],
       });
     }
-    job.balanceWorkers(1);
+    await job.balanceWorkers(1);
     expect(a.plan!.congested).toBe(false);
   });
   it('asks the worker with the fastest uplink for checkpoints, not the slow one', async () => {
@@ -457,7 +475,7 @@ describe('Job balancer', () => {
         busy: 0.5,
         links: [{ peer: 'fast', goodput: 50_000 }],
       });
-      job.balanceWorkers(t);
+      await job.balanceWorkers(t);
     }
     expect(slow.contributed).toBeGreaterThan(fast.contributed);
     expect(fast.plan!.capacityBytesPerSec!).toBeGreaterThan(slow.plan!.capacityBytesPerSec!);

@@ -285,7 +285,12 @@ export class Job {
   }
 
   leave(workerId: string, reason: string): void {
-    if (!this.roster.remove(workerId)) return;
+    if (this.removeWorker(workerId, reason)) this.renewNeighbours();
+  }
+
+  /** A worker's departure except the renewal of the others' neighbours; whether it was here. */
+  private removeWorker(workerId: string, reason: string): boolean {
+    if (!this.roster.remove(workerId)) return false;
     this.training.workerLeft(workerId);
     this.metrics.workers.set({ job: this.id }, this.roster.size);
     this.checkpoints.workerLeft(workerId);
@@ -293,7 +298,7 @@ export class Job {
     this.log.info({ worker: workerId, reason }, 'worker left');
     void this.store.appendEvent(this.id, { event: 'leave', worker: workerId, reason });
     this.link.workerLeft(workerId);
-    this.renewNeighbours();
+    return true;
   }
 
   /** Whether `workerId` is a worker of this job, on this process or another. */
@@ -336,13 +341,14 @@ export class Job {
   }
 
   /**
-   * One tick of the automatic balancer (DESIGN §3). Does nothing in fixed mode, for a stopped
-   * job, or in sync mode (no traffic between workers to balance).
+   * One tick of the automatic balancer (DESIGN §3), in slices (`AutoBalancing.tick`). Does
+   * nothing in fixed mode, for a stopped job, or in sync mode (no traffic between workers to
+   * balance).
    */
-  balanceWorkers(nowS = performance.now() / 1000): void {
+  async balanceWorkers(nowS = performance.now() / 1000): Promise<void> {
     if (this.state === 'stopped' || !this.training.peerToPeer) return;
     const choose = this.balancing.choosesNeighbours(this.link.shared);
-    this.balancing.tick(this.roster, this.outbox, choose, nowS);
+    await this.balancing.tick(this.roster, this.outbox, choose, nowS);
   }
 
   /** A worker's statistics report, as the socket layer validated it (see `recordStats`). */
@@ -419,9 +425,13 @@ export class Job {
     this.training.tick();
     const now = Date.now();
     this.checkStop(now);
-    for (const w of this.roster.stale(now)) this.leave(w.id, 'stale');
+    // One renewal for all the stale workers: each sorts every worker id, and a network blip
+    // takes many workers at once.
+    let left = false;
+    for (const w of this.roster.stale(now)) left = this.removeWorker(w.id, 'stale') || left;
+    if (left) this.renewNeighbours();
     const trainLoss = this.progress.trainLoss();
-    this.balanceWorkers();
+    await this.balanceWorkers();
     this.metrics.samplesPerSecond.set({ job: this.id }, this.throughput().samplesPerSec);
     if (trainLoss !== undefined) this.metrics.loss.set({ job: this.id }, trainLoss);
 

@@ -46,9 +46,9 @@ import { planNeighbours } from './neighbour-plan.ts';
 import { resolveOptions, type BalancerOptions, type ResolvedBalancerOptions } from './options.ts';
 import type { BalancerInput, WorkerPlan, WorkerReport } from './report.ts';
 import { messageBytes, sendRateBytesPerSec } from './settings.ts';
+import { runSteps, Slice, type Steps } from './steps.ts';
 import {
   emptyBalancerState,
-  linkKey,
   type BalancerState,
   type LinkMemory,
   type WorkerMemory,
@@ -80,20 +80,30 @@ export { QUEUE_BURST_MESSAGES, SPEED_SMOOTHING } from './measurement.ts';
 export { DEFAULT_BALANCER_OPTIONS, type BalancerOptions } from './options.ts';
 export type { BalancerInput, BudgetReason, WorkerPlan, WorkerReport } from './report.ts';
 export { emptyBalancerState, type BalancerState } from './state.ts';
+export { runSteps, Slice, SLICE_WORKERS, type Steps } from './steps.ts';
 
 /** Interval assumed for the first tick, seconds (the server's stats period). */
 export const DEFAULT_INTERVAL_S = 1;
 
-/** The plan that repeats a worker's memory (a stale report, before neighbours are chosen). */
-function planFromMemory(memory: WorkerMemory): WorkerPlan {
+/** The plan of a worker's memory and its neighbours. */
+function planFromMemory(memory: WorkerMemory, neighbours: readonly string[]): WorkerPlan {
   return {
     settings: memory.settings,
-    neighbours: [],
+    neighbours,
     budgetBytesPerSec: memory.budget,
     capacityBytesPerSec: memory.capacity,
     reason: memory.reason,
     congested: memory.congested,
   };
+}
+
+/** No neighbours chosen (rule 9 off, or a worker it did not place). */
+const NO_NEIGHBOURS: readonly string[] = Object.freeze([]);
+
+/** A tick's outcome: the state to keep and a plan per reporting worker. */
+export interface BalanceResult {
+  readonly state: BalancerState;
+  readonly plans: Map<string, WorkerPlan>;
 }
 
 /**
@@ -104,33 +114,53 @@ export function balance(
   state: BalancerState,
   input: BalancerInput,
   options: BalancerOptions = {},
-): { state: BalancerState; plans: Map<string, WorkerPlan> } {
+): BalanceResult {
+  return runSteps(balanceSteps(state, input, options));
+}
+
+/**
+ * `balance` in slices (steps.ts): each worker counts in `slice` once per phase (indexing its
+ * report, rules 1–8, rule 9's prior and choice, its plan); returns what `balance` returns.
+ */
+export function* balanceSteps(
+  state: BalancerState,
+  input: BalancerInput,
+  options: BalancerOptions = {},
+  slice = new Slice(),
+): Steps<BalanceResult> {
   const o = resolveOptions(options);
   const intervalS =
     state.nowS !== null && input.nowS > state.nowS ? input.nowS - state.nowS : DEFAULT_INTERVAL_S;
   const reports = new Map(input.workers.map((w) => [w.id, w]));
-  const reported = reportedLinks(reports.values());
+  const reported = yield* reportedLinks(reports.values(), slice);
   const currentNeighbours = (id: string): readonly string[] =>
-    reports.get(id)?.neighbours ?? state.neighbours.get(id) ?? [];
-  const links = new Map<string, LinkMemory>();
+    reports.get(id)?.neighbours ?? state.neighbours.get(id) ?? NO_NEIGHBOURS;
+  const links = new Map<string, Map<string, LinkMemory>>();
+  const rowOf = (id: string): Map<string, LinkMemory> => {
+    let row = links.get(id);
+    if (!row) links.set(id, (row = new Map()));
+    return row;
+  };
   const workers = new Map<string, WorkerMemory>();
-  const plans = new Map<string, WorkerPlan>();
+  /** Each report's memory for its plan, in report order (a worker without a speed is not kept). */
+  const planned: [string, WorkerMemory][] = [];
 
   for (const report of input.workers) {
+    if (slice.full()) yield;
     const memory = state.workers.get(report.id);
+    const before = state.links.get(report.id);
     if (memory && report.fresh === false) {
       // Stale: the same counters again. Keep everything, including the link memories, so the
       // next fresh report's deltas span its whole interval.
       for (const l of report.links) {
-        const key = linkKey(report.id, l.peer);
-        const before = state.links.get(key);
-        if (before) links.set(key, before);
+        const link = before?.get(l.peer);
+        if (link) rowOf(report.id).set(l.peer, link);
       }
       workers.set(report.id, memory);
-      plans.set(report.id, planFromMemory(memory));
+      planned.push([report.id, memory]);
       continue;
     }
-    const planned = planWorker(report, memory, {
+    const next = planWorker(report, memory, before, {
       state,
       input,
       reported,
@@ -139,34 +169,39 @@ export function balance(
       o,
       options,
     });
-    for (const [peer, link] of planned.links) links.set(linkKey(report.id, peer), link);
+    const row = links.get(report.id);
+    if (row) for (const [peer, link] of next.links) row.set(peer, link);
+    else if (next.links.size > 0) links.set(report.id, next.links);
     // A worker without a speed yet is planned from its first report with one (rule 8's
     // first plan applies at once); until then it keeps the settings it has.
-    if (memory || report.samplesPerSec > 0) workers.set(report.id, planned.memory);
-    plans.set(report.id, planFromMemory(planned.memory));
+    if (memory || report.samplesPerSec > 0) workers.set(report.id, next.memory);
+    planned.push([report.id, next.memory]);
   }
 
   // Rule 9.
-  if (o.neighbours > 0) {
-    const neighbours = planNeighbours({
-      ids: input.workers.map((w) => w.id),
-      links,
-      previousLinks: state.links,
-      workers,
-      currentNeighbours,
-      k: o.neighbours,
-      seed: o.seed,
-      round: state.tick,
-    });
-    for (const [id, plan] of plans)
-      plans.set(id, { ...plan, neighbours: neighbours.get(id) ?? [] });
-    return {
-      state: { nowS: input.nowS, workers, links, neighbours, tick: state.tick + 1 },
-      plans,
-    };
+  const neighbours =
+    o.neighbours > 0
+      ? yield* planNeighbours(
+          {
+            ids: input.workers.map((w) => w.id),
+            links,
+            previousLinks: state.links,
+            workers,
+            currentNeighbours,
+            k: o.neighbours,
+            seed: o.seed,
+            round: state.tick,
+          },
+          slice,
+        )
+      : new Map<string, string[]>();
+  const plans = new Map<string, WorkerPlan>();
+  for (const [id, memory] of planned) {
+    if (slice.full()) yield;
+    plans.set(id, planFromMemory(memory, neighbours.get(id) ?? NO_NEIGHBOURS));
   }
   return {
-    state: { nowS: input.nowS, workers, links, neighbours: new Map(), tick: state.tick + 1 },
+    state: { nowS: input.nowS, workers, links, neighbours, tick: state.tick + 1 },
     plans,
   };
 }
@@ -189,6 +224,7 @@ interface TickContext {
 function planWorker(
   report: WorkerReport,
   memory: WorkerMemory | undefined,
+  before: ReadonlyMap<string, LinkMemory> | undefined,
   tick: TickContext,
 ): { memory: WorkerMemory; links: Map<string, LinkMemory> } {
   const { state, input, reported, currentNeighbours, o } = tick;
@@ -202,7 +238,7 @@ function planWorker(
     initialSettings(model, report.batchSize, speed, tick.options);
   const measured = measure(
     report.links,
-    (peer) => state.links.get(linkKey(report.id, peer)),
+    (peer) => before?.get(peer),
     current,
     model,
     o.maxQueueDelayS,
@@ -307,7 +343,15 @@ export class Balancer {
 
   /** One tick; returns a plan per reporting worker. */
   update(input: BalancerInput): Map<string, WorkerPlan> {
-    const { state, plans } = balance(this.state, input, this.options);
+    return runSteps(this.updateSteps(input));
+  }
+
+  /**
+   * One tick in slices (steps.ts); the state moves on when the last slice has run. Run one at a
+   * time: two interleaved would both start from the same state.
+   */
+  *updateSteps(input: BalancerInput, slice?: Slice): Steps<Map<string, WorkerPlan>> {
+    const { state, plans } = yield* balanceSteps(this.state, input, this.options, slice);
     this.state = state;
     return plans;
   }

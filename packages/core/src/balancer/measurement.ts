@@ -7,7 +7,8 @@ import type { WorkerSettings } from '../protocol/events.ts';
 import type { LinkStats } from '../protocol/schemas.ts';
 import type { WorkerReport } from './report.ts';
 import { messageBytes, type ModelTraffic } from './settings.ts';
-import { counterDelta, linkKey, type LinkMemory } from './state.ts';
+import { counterDelta, type LinkMemories, type LinkMemory } from './state.ts';
+import type { Slice, Steps } from './steps.ts';
 
 /** Messages of m blocks a queue may hold before it counts as long, whatever their bytes. */
 export const QUEUE_BURST_MESSAGES = 2;
@@ -89,10 +90,14 @@ export function measure(
 /** Each reporter's links by peer (the first entry where a peer is listed twice). */
 export type ReportedLinks = ReadonlyMap<string, ReadonlyMap<string, LinkStats>>;
 
-/** Indexes the reports' links by reporter and peer, once per tick. */
-export function reportedLinks(reports: Iterable<WorkerReport>): ReportedLinks {
+/** Indexes the reports' links by reporter and peer, once per tick, in slices (steps.ts). */
+export function* reportedLinks(
+  reports: Iterable<WorkerReport>,
+  slice: Slice,
+): Steps<ReportedLinks> {
   const index = new Map<string, Map<string, LinkStats>>();
   for (const report of reports) {
+    if (slice.full()) yield;
     let row = index.get(report.id);
     if (!row) index.set(report.id, (row = new Map()));
     for (const l of report.links) if (!row.has(l.peer)) row.set(l.peer, l);
@@ -108,13 +113,13 @@ export function worstOverwriteFraction(
   sender: string,
   links: readonly LinkReading[],
   reported: ReportedLinks,
-  previousLinks: ReadonlyMap<string, LinkMemory>,
+  previousLinks: LinkMemories,
 ): number {
   let worst = 0;
   for (const { stats } of links) {
     const atReceiver = reported.get(stats.peer)?.get(sender);
     if (!atReceiver) continue;
-    const before = previousLinks.get(linkKey(stats.peer, sender))?.stats;
+    const before = previousLinks.get(stats.peer)?.get(sender)?.stats;
     const received = counterDelta(atReceiver.blocksReceived, before?.blocksReceived);
     const overwritten = counterDelta(atReceiver.overwritten, before?.overwritten);
     if (received > 0) worst = Math.max(worst, Math.min(1, overwritten / received));

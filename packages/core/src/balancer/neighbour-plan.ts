@@ -5,15 +5,16 @@
  * neighbours. The acceptance rate is the smoothed one of the link memory (links.ts), and the
  * workers choose in the same seeded order every tick, so steady links keep steady neighbours.
  */
-import { chooseNeighbours, type LinkQuality } from './neighbours.ts';
-import type { LinkMemory, WorkerMemory } from './state.ts';
+import { chooseNeighboursSteps, type LinkQuality } from './neighbours.ts';
+import type { LinkMemories, LinkMemory, WorkerMemory } from './state.ts';
+import type { Slice, Steps } from './steps.ts';
 
 export interface NeighbourPlanInput {
   /** The reporting workers, in report order. */
   readonly ids: readonly string[];
   /** Link memories after this tick, then those of the last tick for links not reported now. */
-  readonly links: ReadonlyMap<string, LinkMemory>;
-  readonly previousLinks: ReadonlyMap<string, LinkMemory>;
+  readonly links: LinkMemories;
+  readonly previousLinks: LinkMemories;
   /** Worker memories after this tick. */
   readonly workers: ReadonlyMap<string, WorkerMemory>;
   readonly currentNeighbours: (id: string) => readonly string[];
@@ -23,43 +24,59 @@ export interface NeighbourPlanInput {
   readonly round: number;
 }
 
-/** Rule 9: every reporting worker's neighbours. */
-export function planNeighbours(input: NeighbourPlanInput): Map<string, string[]> {
-  // Link memories by sender, then receiver: this tick's first, then the last tick's for links
-  // not reported now. They are the only pairs `quality` knows, so the choice need not ask every
-  // pair, and a lookup builds no key.
-  const bySender = new Map<string, Map<string, LinkMemory>>();
-  for (const memories of [input.links.values(), input.previousLinks.values()]) {
-    for (const memory of memories) {
-      let row = bySender.get(memory.from);
-      if (!row) bySender.set(memory.from, (row = new Map()));
-      if (!row.has(memory.stats.peer)) row.set(memory.stats.peer, memory);
-    }
-  }
-  const memoryOf = (from: string, to: string) => bySender.get(from)?.get(to);
+/** Rule 9: every reporting worker's neighbours, in slices (steps.ts). */
+export function* planNeighbours(
+  input: NeighbourPlanInput,
+  slice?: Slice,
+): Steps<Map<string, string[]>> {
+  // The link memories are kept by sender, then receiver: this tick's first, then the last
+  // tick's for links not reported now. They are the only pairs `quality` knows, so the choice
+  // need not ask every pair.
+  const { links, previousLinks } = input;
+  const memoryOf = (from: string, to: string): LinkMemory | undefined =>
+    links.get(from)?.get(to) ?? previousLinks.get(from)?.get(to);
+  // `chooseNeighbours` asks for one sender's links in a row: its share is worked out once.
+  let shareFrom: string | null = null;
+  let share = Infinity;
   const quality = (from: string, to: string): LinkQuality | undefined => {
     const memory = memoryOf(from, to);
     if (!memory) return undefined;
+    if (from !== shareFrom) {
+      shareFrom = from;
+      const senderCapacity = input.workers.get(from)?.capacity ?? null;
+      share =
+        senderCapacity !== null
+          ? senderCapacity / Math.max(1, input.currentNeighbours(from).length)
+          : Infinity;
+    }
     const acceptance = memoryOf(to, from)?.acceptance;
-    const senderCapacity = input.workers.get(from)?.capacity ?? null;
-    const share =
-      senderCapacity !== null
-        ? senderCapacity / Math.max(1, input.currentNeighbours(from).length)
-        : Infinity;
     const capacity = Math.min(memory.cap, share);
-    return {
+    const q: { -readonly [K in keyof LinkQuality]: LinkQuality[K] } = {
       relayed: memory.stats.relayed,
-      ...(memory.stats.rttMs !== undefined ? { rttMs: memory.stats.rttMs } : {}),
-      ...(Number.isFinite(capacity) ? { capacityBytesPerSec: capacity } : {}),
-      ...(acceptance !== undefined ? { acceptanceRate: acceptance } : {}),
     };
+    if (memory.stats.rttMs !== undefined) q.rttMs = memory.stats.rttMs;
+    if (Number.isFinite(capacity)) q.capacityBytesPerSec = capacity;
+    if (acceptance !== undefined) q.acceptanceRate = acceptance;
+    return q;
   };
-  return chooseNeighbours(input.ids, {
-    k: input.k,
-    quality,
-    previous: new Map(input.ids.map((id) => [id, input.currentNeighbours(id)])),
-    seed: input.seed,
-    measuredPeers: (from) => bySender.get(from)?.keys() ?? [],
-    round: input.round,
-  });
+  const measuredPeers = (from: string): Iterable<string> => {
+    const now = links.get(from);
+    const before = previousLinks.get(from);
+    if (!before) return now?.keys() ?? [];
+    if (!now) return before.keys();
+    // chooseNeighbours takes each peer once, at its first mention: this tick's links first.
+    return [...now.keys(), ...before.keys()];
+  };
+  return yield* chooseNeighboursSteps(
+    input.ids,
+    {
+      k: input.k,
+      quality,
+      previous: { get: input.currentNeighbours },
+      seed: input.seed,
+      measuredPeers,
+      round: input.round,
+    },
+    slice,
+  );
 }

@@ -3,6 +3,7 @@
  * (DESIGN §3: the server chooses neighbours and treats relayed links as slow).
  */
 import { Rng } from '../util/rng.ts';
+import { runSteps, Slice, type Steps } from './steps.ts';
 
 /** What is known about the link from one worker to another. */
 export interface LinkQuality {
@@ -26,8 +27,11 @@ export interface NeighbourOptions {
   readonly k?: number;
   /** Quality of the link from → to, or undefined when never measured. */
   readonly quality: (from: string, to: string) => LinkQuality | undefined;
-  /** Current neighbours; kept unless a clearly better link exists (hysteresis). */
-  readonly previous?: ReadonlyMap<string, readonly string[]>;
+  /**
+   * Current neighbours; kept unless a clearly better link exists (hysteresis). Only `get` is
+   * asked, once per worker as it chooses.
+   */
+  readonly previous?: Pick<ReadonlyMap<string, readonly string[]>, 'get'>;
   /**
    * A current neighbour is replaced only by a candidate scoring this many times more; default
    * 2. Every change costs a new data channel (ICE, DTLS) and resets its measurements, so it has
@@ -92,71 +96,151 @@ export function linkScore(quality: LinkQuality | undefined, prior: number): numb
  * With more than `EXHAUSTIVE_NEIGHBOUR_SEARCH_MAX` workers, a worker's candidates (in 1, 3 and
  * 4) are its measured peers and `SAMPLED_CANDIDATES` others drawn at random instead of every
  * worker, and each candidate is weighed once per worker: O(N log N) per call, given
- * `measuredPeers`, with a bounded number of `quality` calls per worker.
+ * `measuredPeers`, which also bounds `quality` to one call per measured pair (it is undefined
+ * elsewhere, by its contract). A worker listed twice chooses once.
  */
 export function chooseNeighbours(
   workers: readonly string[],
   options: NeighbourOptions,
 ): Map<string, string[]> {
-  const k = Math.max(0, Math.min(options.k ?? DEFAULT_NEIGHBOURS, workers.length - 1));
+  return runSteps(chooseNeighboursSteps(workers, options));
+}
+
+/**
+ * `chooseNeighbours` in slices (steps.ts): each worker counts once in `slice` as its measured
+ * links are weighed for the prior and once as it chooses.
+ */
+export function* chooseNeighboursSteps(
+  workers: readonly string[],
+  options: NeighbourOptions,
+  slice = new Slice(),
+): Steps<Map<string, string[]>> {
+  // Workers are numbered once and every per-worker table below is an array by that number:
+  // at 10,000 workers, string-keyed maps and per-worker closures were most of the tick.
+  const ids = [...new Set(workers)];
+  const n = ids.length;
+  const indexOf = new Map<string, number>();
+  for (let i = 0; i < n; i++) indexOf.set(ids[i]!, i);
+  const k = Math.max(0, Math.min(options.k ?? DEFAULT_NEIGHBOURS, n - 1));
   const switchGain = options.switchGain ?? 2;
   const rng = new Rng(options.seed ?? 1);
-  const present = new Set(workers);
   const measuredPeersOf = options.measuredPeers;
-  /** Present workers other than `a` with a measured link from `a`, each once. */
-  const measuredPeers = (a: string): string[] => {
-    if (!measuredPeersOf) return [];
-    const peers = new Set<string>();
-    for (const b of measuredPeersOf(a)) if (b !== a && present.has(b)) peers.add(b);
-    return [...peers];
-  };
 
+  // Each worker's measured peers (present, not itself, each once) and their link qualities, in
+  // one flat list: worker i's are at peerStart[i] .. peerStart[i + 1].
+  const peerStart = new Int32Array(n + 1);
+  const peers: number[] = [];
+  const peerQuality: (LinkQuality | undefined)[] = [];
+  const stamp = new Int32Array(n);
+  let epoch = 0;
   const measured: number[] = [];
-  for (const a of workers) {
-    for (const b of measuredPeersOf ? measuredPeers(a) : workers) {
-      if (a === b) continue;
-      const q = options.quality(a, b);
+  for (let i = 0; i < n; i++) {
+    if (slice.full()) yield;
+    peerStart[i] = peers.length;
+    if (!measuredPeersOf) continue;
+    epoch++;
+    for (const b of measuredPeersOf(ids[i]!)) {
+      const j = indexOf.get(b);
+      if (j === undefined || j === i || stamp[j] === epoch) continue;
+      stamp[j] = epoch;
+      const q = options.quality(ids[i]!, b);
+      peers.push(j);
+      peerQuality.push(q);
       if (q?.capacityBytesPerSec !== undefined) measured.push(linkScore(q, 0));
     }
   }
-  measured.sort((x, y) => x - y);
-  const prior = measured.length ? measured[Math.floor(measured.length / 2)]! : 1;
-  const score = (a: string, b: string) => linkScore(options.quality(a, b), prior);
-
-  const exhaustive = workers.length <= EXHAUSTIVE_NEIGHBOUR_SEARCH_MAX;
-  // Its own generator, so that the choosing order and the jitter do not depend on the sampling.
-  const sampler = new Rng(((options.seed ?? 1) * 0x9e3779b1 + (options.round ?? 0)) >>> 0);
-  /** A large job's candidates for `a`: its measured peers and `count` others at random. */
-  const sampled = (a: string, count: number, from: readonly string[]): string[] => {
-    const candidates = new Set(measuredPeers(a));
-    for (let draw = 0; draw < count; draw++) {
-      const b = from[sampler.int(from.length)]!;
-      if (b !== a) candidates.add(b);
+  peerStart[n] = peers.length;
+  if (!measuredPeersOf) {
+    for (let i = 0; i < n; i++) {
+      if (slice.full()) yield;
+      for (let j = 0; j < n; j++) {
+        if (i === j) continue;
+        const q = options.quality(ids[i]!, ids[j]!);
+        if (q?.capacityBytesPerSec !== undefined) measured.push(linkScore(q, 0));
+      }
     }
-    return [...candidates];
+  }
+  const sortedScores = Float64Array.from(measured).sort();
+  const prior = sortedScores.length ? sortedScores[Math.floor(sortedScores.length / 2)]! : 1;
+
+  // The measured peers of the worker `score` was last asked about, marked for O(1) lookups.
+  const slotOf = new Int32Array(n);
+  const slotStamp = new Int32Array(n);
+  let marked = -1;
+  let markEpoch = 0;
+  const score = (i: number, j: number): number => {
+    if (!measuredPeersOf) return linkScore(options.quality(ids[i]!, ids[j]!), prior);
+    if (marked !== i) {
+      marked = i;
+      markEpoch++;
+      for (let s = peerStart[i]!; s < peerStart[i + 1]!; s++) {
+        slotStamp[peers[s]!] = markEpoch;
+        slotOf[peers[s]!] = s;
+      }
+    }
+    return linkScore(slotStamp[j] === markEpoch ? peerQuality[slotOf[j]!] : undefined, prior);
   };
 
-  const inDegree = new Map<string, number>(workers.map((w) => [w, 0]));
-  const result = new Map<string, string[]>();
-  const order = rng.shuffle([...workers]);
-  // A tiny seeded jitter breaks ties so equal links do not all pick the same first worker.
-  const jitter = new Map<string, number>(workers.map((w) => [w, 1 + 1e-6 * rng.next()]));
-  for (const a of order) {
-    // In-degrees change only once `a` has chosen, so each candidate is weighed once.
-    const weighed = new Map<string, number>();
-    const effective = (b: string) => {
-      let value = weighed.get(b);
-      if (value === undefined) {
-        value = (score(a, b) * jitter.get(b)!) / (1 + inDegree.get(b)! / k);
-        weighed.set(b, value);
+  const exhaustive = n <= EXHAUSTIVE_NEIGHBOUR_SEARCH_MAX;
+  const everyone = Array.from({ length: n }, (_, i) => i);
+  // Its own generator, so that the choosing order and the jitter do not depend on the sampling.
+  const sampler = new Rng(((options.seed ?? 1) * 0x9e3779b1 + (options.round ?? 0)) >>> 0);
+  const seen = new Int32Array(n);
+  let seenEpoch = 0;
+  /** A large job's candidates for `i`: its measured peers and `count` others drawn from `from`. */
+  const sampled = (i: number, count: number, from: readonly number[]): number[] => {
+    seenEpoch++;
+    const candidates: number[] = [];
+    for (let s = peerStart[i]!; s < peerStart[i + 1]!; s++) {
+      seen[peers[s]!] = seenEpoch;
+      candidates.push(peers[s]!);
+    }
+    for (let draw = 0; draw < count; draw++) {
+      const j = from[sampler.int(from.length)]!;
+      if (j !== i && seen[j] !== seenEpoch) {
+        seen[j] = seenEpoch;
+        candidates.push(j);
       }
-      return value;
+    }
+    return candidates;
+  };
+
+  const inDegree = new Int32Array(n);
+  const chosenBy: number[][] = [];
+  const order = rng.shuffle([...everyone]);
+  // A tiny seeded jitter breaks ties so equal links do not all pick the same first worker.
+  const jitter = new Float64Array(n);
+  for (let i = 0; i < n; i++) jitter[i] = 1 + 1e-6 * rng.next();
+  // The weight of each candidate for the worker choosing now (in-degrees change only once it has
+  // chosen, so each candidate is weighed once), valid where weighedStamp is that worker's turn.
+  const weight = new Float64Array(n);
+  const weighedStamp = new Int32Array(n);
+  const inChosen = new Int32Array(n);
+  let turn = 0;
+  for (const a of order) {
+    if (slice.full()) yield;
+    turn++;
+    const effective = (j: number): number => {
+      if (weighedStamp[j] !== turn) {
+        weighedStamp[j] = turn;
+        weight[j] = (score(a, j) * jitter[j]!) / (1 + inDegree[j]! / k);
+      }
+      return weight[j]!;
     };
-    const kept = (options.previous?.get(a) ?? []).filter((b) => b !== a && present.has(b));
-    const chosen = [...new Set(kept)].sort((x, y) => effective(y) - effective(x)).slice(0, k);
-    const others = (exhaustive ? workers : sampled(a, SAMPLED_CANDIDATES, workers))
-      .filter((b) => b !== a && !chosen.includes(b))
-      .sort((x, y) => effective(y) - effective(x));
+    const byWeight = (x: number, y: number) => effective(y) - effective(x);
+    const kept: number[] = [];
+    seenEpoch++;
+    for (const b of options.previous?.get(ids[a]!) ?? []) {
+      const j = indexOf.get(b);
+      if (j === undefined || j === a || seen[j] === seenEpoch) continue;
+      seen[j] = seenEpoch;
+      kept.push(j);
+    }
+    const chosen = kept.sort(byWeight).slice(0, k);
+    for (const j of chosen) inChosen[j] = turn;
+    const others = (exhaustive ? everyone : sampled(a, SAMPLED_CANDIDATES, everyone))
+      .filter((j) => j !== a && inChosen[j] !== turn)
+      .sort(byWeight);
     while (chosen.length < k && others.length) chosen.push(others.shift()!);
     // Swap the worst kept neighbour for the best outsider while that clearly pays.
     for (;;) {
@@ -169,18 +253,27 @@ export function chooseNeighbours(
       if (effective(best) <= switchGain * effective(chosen[worstIndex]!)) break;
       others.shift();
       others.push(chosen[worstIndex]!);
-      others.sort((x, y) => effective(y) - effective(x));
+      others.sort(byWeight);
       chosen[worstIndex] = best;
     }
-    for (const b of chosen) inDegree.set(b, inDegree.get(b)! + 1);
-    result.set(a, chosen);
+    for (const j of chosen) inDegree[j] = inDegree[j]! + 1;
+    chosenBy[a] = chosen;
   }
   if (k > 0) {
-    connectComponents(
-      workers,
-      result,
+    yield* connectComponents(
+      order,
+      chosenBy,
       score,
       exhaustive ? null : (a, main) => sampled(a, SAMPLED_CANDIDATES, main),
+      slice,
+    );
+  }
+  const result = new Map<string, string[]>();
+  for (const a of order) {
+    if (slice.full()) yield;
+    result.set(
+      ids[a]!,
+      chosenBy[a]!.map((j) => ids[j]!),
     );
   }
   return result;
@@ -190,41 +283,52 @@ export function chooseNeighbours(
  * Joins every stray component to the largest one through the best link between them. The
  * links weighed from a stray worker `a` are all of the main component's, or, when `candidates`
  * is given (a large job), those it returns for `a`, so the work stays linear in the workers.
+ * Workers are numbers 0 .. order.length − 1; `chosenBy[a]` is a's list, extended in place. Each
+ * worker counts in `slice` as its edges are joined, as it is grouped, and as a stray one.
  */
-function connectComponents(
-  workers: readonly string[],
-  result: Map<string, string[]>,
-  score: (a: string, b: string) => number,
-  candidates: ((a: string, main: readonly string[]) => readonly string[]) | null,
-): void {
-  const parent = new Map<string, string>(workers.map((w) => [w, w]));
-  const find = (x: string): string => {
+function* connectComponents(
+  order: readonly number[],
+  chosenBy: number[][],
+  score: (a: number, b: number) => number,
+  candidates: ((a: number, main: readonly number[]) => readonly number[]) | null,
+  slice: Slice,
+): Steps<void> {
+  const n = order.length;
+  const parent = Int32Array.from({ length: n }, (_, i) => i);
+  const find = (x: number): number => {
     let root = x;
-    while (parent.get(root) !== root) root = parent.get(root)!;
+    while (parent[root] !== root) root = parent[root]!;
     // Full path compression keeps later finds short, whatever the union order.
     for (let node = x; node !== root;) {
-      const next = parent.get(node)!;
-      parent.set(node, root);
+      const next = parent[node]!;
+      parent[node] = root;
       node = next;
     }
     return root;
   };
-  for (const [a, list] of result) for (const b of list) parent.set(find(a), find(b));
-  const groups = new Map<string, string[]>();
-  for (const w of workers) {
-    const root = find(w);
-    const g = groups.get(root);
-    if (g) g.push(w);
-    else groups.set(root, [w]);
+  for (const a of order) {
+    if (slice.full()) yield;
+    for (const b of chosenBy[a]!) parent[find(a)] = find(b);
   }
-  if (groups.size < 2) return;
-  const [main, ...rest] = [...groups.values()].sort((x, y) => y.length - x.length);
-  const inMain = new Set(main);
+  // Components in the order of their first worker, each in worker order.
+  const groupOfRoot = new Map<number, number[]>();
+  for (let w = 0; w < n; w++) {
+    if (slice.full()) yield;
+    const root = find(w);
+    const g = groupOfRoot.get(root);
+    if (g) g.push(w);
+    else groupOfRoot.set(root, [w]);
+  }
+  if (groupOfRoot.size < 2) return;
+  const [main, ...rest] = [...groupOfRoot.values()].sort((x, y) => y.length - x.length);
+  const inMain = new Uint8Array(n);
+  for (const w of main!) inMain[w] = 1;
   for (const group of rest) {
-    let best: [string, string] | null = null;
+    let best: [number, number] | null = null;
     let bestScore = -Infinity;
     for (const a of group) {
-      const targets = candidates ? candidates(a, main!).filter((b) => inMain.has(b)) : main!;
+      if (slice.full()) yield;
+      const targets = candidates ? candidates(a, main!).filter((b) => inMain[b] === 1) : main!;
       for (const b of targets) {
         const s = score(a, b);
         if (s > bestScore) {
@@ -234,9 +338,9 @@ function connectComponents(
       }
     }
     if (best) {
-      result.get(best[0])!.push(best[1]);
+      chosenBy[best[0]]!.push(best[1]);
       main!.push(...group);
-      for (const w of group) inMain.add(w);
+      for (const w of group) inMain[w] = 1;
     }
   }
 }

@@ -35,12 +35,18 @@ export interface LinkMemory {
   readonly queuedTicks: number;
 }
 
+/**
+ * Link memories by reporter (the sender of the direction), then peer: nested rather than keyed
+ * by a joined string, so a lookup builds no key (at 10,000 workers a tick has 80,000 links).
+ */
+export type LinkMemories = ReadonlyMap<string, ReadonlyMap<string, LinkMemory>>;
+
 /** Everything the balancer remembers between ticks. */
 export interface BalancerState {
   readonly nowS: number | null;
   readonly workers: ReadonlyMap<string, WorkerMemory>;
-  /** Keyed `reporter→peer` (`linkKey`). */
-  readonly links: ReadonlyMap<string, LinkMemory>;
+  /** By reporter, then peer. */
+  readonly links: LinkMemories;
   readonly neighbours: ReadonlyMap<string, readonly string[]>;
   readonly tick: number;
 }
@@ -48,9 +54,6 @@ export interface BalancerState {
 export function emptyBalancerState(): BalancerState {
   return { nowS: null, workers: new Map(), links: new Map(), neighbours: new Map(), tick: 0 };
 }
-
-/** Key of the link memory of the direction from → to. */
-export const linkKey = (from: string, to: string): string => `${from}\u2192${to}`;
 
 /** Increase of a cumulative counter; a counter that went down restarted from zero. */
 export function counterDelta(now: number, before: number | undefined): number {
