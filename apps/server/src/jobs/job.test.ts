@@ -14,6 +14,7 @@ import { workerView } from '../admin/views.ts';
 import { createLogger } from '../logger.ts';
 import { ServerMetrics } from '../metrics.ts';
 import { DataStore } from '../store.ts';
+import { LocalClusterLink } from './cluster-link.ts';
 import { Job, type JobOutbox, type WorkerEntry } from './job.ts';
 import { MAX_DEPARTED_CREDITS, maxCredit } from './progress.ts';
 import { WORKER_STALE_MS } from './roster.ts';
@@ -488,6 +489,39 @@ describe('Job balancer', () => {
 /** What a volunteer claims is not what the job believes: counts, states and ids are checked. */
 describe('Job against a volunteer that lies', () => {
   const bytesOf = (params: Float32Array) => new Uint8Array(params.buffer.slice(0));
+
+  it('a cluster whose calls fail (Redis down or past its command timeout) loses no report and ends nothing', async () => {
+    // Like scale/cluster.ts on a stalled Redis: the client rejects every command after 5 s.
+    class FailingLink extends LocalClusterLink {
+      override readonly shared = true;
+      override sync(): Promise<boolean> {
+        return Promise.reject(new Error('TimeoutError: sync'));
+      }
+      override credited(): Promise<number | null> {
+        return Promise.reject(new Error('TimeoutError: credited'));
+      }
+      override addSamples(): Promise<number> {
+        return Promise.reject(new Error('TimeoutError: addSamples'));
+      }
+    }
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const job = await openJob({ checkpointIntervalSec: 3600 });
+      await job.joinCluster(new FailingLink(), null);
+      const worker = job.join(undefined, 's1', TEST_DEVICE);
+      job.recordStats(worker, stats(200));
+      // Unhandled rejections are reported after the microtask queue drains.
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(unhandled).toEqual([]);
+      // The report counted here, whatever the cluster said.
+      expect(worker.contributed).toBe(200);
+      expect(job.samples).toBe(200);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
 
   it('credits a claim of 2^53 − 1 samples at most the measured-rate bound; maxSamples does not stop the job', async () => {
     const job = await openJob({ stop: { maxSamples: 1e12 }, checkpointIntervalSec: 3600 });

@@ -82,11 +82,18 @@ export class Job {
     this.evaluator = new Evaluator(spec, data.test);
     this.roster = new Roster(spec.shards, spec.neighbours);
     this.balancing = new AutoBalancing(spec, this.modelTraffic(), log);
-    this.progress = new Progress(spec.id, store, metrics, this.roster, () => ({
-      state: this.state,
-      learningRate: this.learningRate,
-      balancer: this.balancing.mode,
-    }));
+    this.progress = new Progress(
+      spec.id,
+      store,
+      metrics,
+      this.roster,
+      () => ({
+        state: this.state,
+        learningRate: this.learningRate,
+        balancer: this.balancing.mode,
+      }),
+      log,
+    );
     this.checkpoints = new Checkpoints({
       spec,
       layout: this.layout,
@@ -274,11 +281,18 @@ export class Job {
     // A tab that failed over from another process keeps counting its samples: what that
     // process credited must not be credited again here.
     if (link.shared && !this.progress.hasCredit(id)) {
-      void link.credited(id).then((c) => {
-        if (c !== null) this.progress.seedCredit(id, c);
-      });
+      // Not awaited, and never unhandled (an unhandled rejection ends the process): on a
+      // failure the worker is credited from here on, and the next tick syncs again.
+      link.credited(id).then(
+        (c) => {
+          if (c !== null) this.progress.seedCredit(id, c);
+        },
+        (err: unknown) => this.log.warn({ err, worker: id }, 'could not read shared credit'),
+      );
     }
-    void link.sync(this.roster.workers.values());
+    link
+      .sync(this.roster.workers.values())
+      .catch((err: unknown) => this.log.warn({ err }, 'could not sync workers with the cluster'));
     void this.store.appendEvent(this.id, { event: 'join', worker: id, backend: device.backend });
     this.renewNeighbours(id);
     return entry;

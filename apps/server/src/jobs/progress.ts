@@ -3,6 +3,7 @@
  * history. Progress is persisted so it never goes backwards across restarts (DESIGN §5).
  */
 import type { Stats } from '@meshgrad/core';
+import type { Logger } from '../logger.ts';
 import type { ServerMetrics } from '../metrics.ts';
 import type { CheckpointManifest, DataStore, JobProgress, MetricsRecord } from '../store.ts';
 import type { ClusterLink } from './cluster-link.ts';
@@ -65,6 +66,7 @@ export class Progress {
     private readonly roster: Roster,
     /** What else progress.json holds, as of the write. */
     private readonly control: () => ProgressControl,
+    private readonly log: Logger,
   ) {}
 
   /** Samples processed by all workers since the job was created; /metrics follows it at once. */
@@ -122,7 +124,14 @@ export class Progress {
     this.set(this.samplesSoFar + credit);
     worker.contributed += credit;
     this.dirty = true;
-    void link.addSamples(worker.id, credit, stats.samples).then((total) => this.raiseTo(total));
+    // Not awaited: a stats report must not wait on Redis. A failure (Redis down, or slower than
+    // its client's command timeout) leaves the job-wide total to the next report; it must not
+    // be an unhandled rejection, which ends the process.
+    link.addSamples(worker.id, credit, stats.samples).then(
+      (total) => this.raiseTo(total),
+      (err: unknown) =>
+        this.log.warn({ err, worker: worker.id }, 'could not share credited samples'),
+    );
   }
 
   /**
