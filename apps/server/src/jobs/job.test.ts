@@ -14,7 +14,7 @@ import { workerView } from '../admin/views.ts';
 import { createLogger } from '../logger.ts';
 import { ServerMetrics } from '../metrics.ts';
 import { DataStore } from '../store.ts';
-import { LocalClusterLink } from './cluster-link.ts';
+import { LocalClusterLink, type ClusterLink, type RemoteWorker } from './cluster-link.ts';
 import { Job, type JobOutbox, type WorkerEntry } from './job.ts';
 import { MAX_DEPARTED_CREDITS, maxCredit } from './progress.ts';
 import { WORKER_STALE_MS } from './roster.ts';
@@ -492,17 +492,34 @@ describe('Job against a volunteer that lies', () => {
 
   it('a cluster whose calls fail (Redis down or past its command timeout) loses no report and ends nothing', async () => {
     // Like scale/cluster.ts on a stalled Redis: the client rejects every command after 5 s.
-    class FailingLink extends LocalClusterLink {
-      override readonly shared = true;
-      override sync(): Promise<boolean> {
+    class FailingLink implements ClusterLink {
+      readonly shared = true;
+      readonly remote = new Map<string, RemoteWorker>();
+      private readonly local = new LocalClusterLink();
+      sync(): Promise<boolean> {
         return Promise.reject(new Error('TimeoutError: sync'));
       }
-      override credited(): Promise<number | null> {
+      credited(): Promise<number | null> {
         return Promise.reject(new Error('TimeoutError: credited'));
       }
-      override addSamples(): Promise<number> {
+      addSamples(): Promise<number> {
         return Promise.reject(new Error('TimeoutError: addSamples'));
       }
+      workerLeft(): void {}
+      samples(): Promise<number> {
+        return this.local.samples();
+      }
+      seedSamples(samples: number): Promise<void> {
+        return this.local.seedSamples(samples);
+      }
+      lead(): Promise<boolean> {
+        return this.local.lead();
+      }
+      checkpointStored(): Promise<void> {
+        return this.local.checkpointStored();
+      }
+      controlChanged(): void {}
+      balancerChanged(): void {}
     }
     const unhandled: unknown[] = [];
     const onUnhandled = (reason: unknown) => unhandled.push(reason);
