@@ -13,6 +13,18 @@ function connected(s: Socket): Promise<'connected' | string> {
   });
 }
 
+/** A server whose admin token throttle allows 3 wrong tokens a minute, and its log lines. */
+async function throttledServer() {
+  const { lines, logger } = capturingLogger();
+  const server = await fixture.start({
+    jobs: [BLOBS_JOB],
+    adminToken: TOKEN,
+    logger,
+    tokenThrottle: { failuresPerWindow: 3, windowMs: 60_000 },
+  });
+  return { lines, server };
+}
+
 describe('limits per remote address', () => {
   it('refuses sockets over the connection limit with a reason, and admits again once one leaves', async () => {
     await fixture.start({ jobs: [BLOBS_JOB], addressLimits: { maxConnectionsPerAddress: 3 } });
@@ -49,13 +61,7 @@ describe('limits per remote address', () => {
   });
 
   it('throttles wrong admin tokens with 429 and Retry-After, logging one line per burst', async () => {
-    const { lines, logger } = capturingLogger();
-    const server = await fixture.start({
-      jobs: [BLOBS_JOB],
-      adminToken: TOKEN,
-      logger,
-      tokenThrottle: { failuresPerWindow: 3, windowMs: 60_000 },
-    });
+    const { lines, server } = await throttledServer();
     const get = (token: string) =>
       fetch(`${server.url}/api/admin/session`, { headers: { authorization: `Bearer ${token}` } });
     for (let i = 0; i < 3; i++) expect((await get(`wrong-${i}`)).status).toBe(403);
@@ -76,13 +82,7 @@ describe('limits per remote address', () => {
   });
 
   it('throttles wrong tokens on the /admin socket with the API’s own throttle, logging one line per burst', async () => {
-    const { lines, logger } = capturingLogger();
-    const server = await fixture.start({
-      jobs: [BLOBS_JOB],
-      adminToken: TOKEN,
-      logger,
-      tokenThrottle: { failuresPerWindow: 3, windowMs: 60_000 },
-    });
+    const { lines, server } = await throttledServer();
     const admin = async (token: string) => {
       const s = fixture.socket('/admin', { auth: { token } });
       const outcome = await new Promise<string>((resolve) => {

@@ -288,10 +288,7 @@ export class PeerMesh {
     // so they cannot take the channels past it (docs/design.md §3.5).
     if (this.overValveWith(data.byteLength)) {
       entry.meter.dropped();
-      if (!this.valveClosed) {
-        this.valveClosed = true;
-        this.opts.onChange();
-      }
+      this.closeValve();
       this.recheckValve();
       return false;
     }
@@ -308,8 +305,7 @@ export class PeerMesh {
       entry.full = true;
       this.opts.onChange();
     } else if (!this.valveClosed && this.overValve()) {
-      this.valveClosed = true;
-      this.opts.onChange();
+      this.closeValve();
     }
     return true;
   }
@@ -433,6 +429,13 @@ export class PeerMesh {
     if (!limit) return false;
     const buffered = this.bufferedBytes();
     return buffered > 0 && buffered + bytes > limit.limitBytes;
+  }
+
+  /** Marks the valve closed and says so, once. */
+  private closeValve(): void {
+    if (this.valveClosed) return;
+    this.valveClosed = true;
+    this.opts.onChange();
   }
 
   /** While the valve is closed, looks again soon, so sends resume once the buffers drain. */
