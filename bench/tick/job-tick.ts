@@ -8,11 +8,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Stats } from '@meshgrad/core';
-import { Job } from '../../apps/server/src/jobs/job.ts';
-import { parseJobSpec } from '../../apps/server/src/jobs/job-spec.ts';
+import { openTestJob } from '../../apps/server/src/jobs/job.test-support.ts';
 import type { JobOutbox } from '../../apps/server/src/jobs/outbox.ts';
-import { createLogger } from '../../apps/server/src/logger.ts';
-import { ServerMetrics } from '../../apps/server/src/metrics.ts';
 import { DataStore } from '../../apps/server/src/store.ts';
 import { syntheticJob } from './job.ts';
 
@@ -31,9 +28,7 @@ export interface JobTickRun {
 /** A job of `n` workers, joined and ready to report. */
 export async function openJobTick(n: number): Promise<JobTickRun> {
   const dir = await mkdtemp(join(tmpdir(), 'bench-job-tick-'));
-  const store = new DataStore(dir);
-  await store.init();
-  const spec = parseJobSpec({
+  const job = await openTestJob(new DataStore(dir), {
     id: 'tick',
     name: 'Job tick benchmark',
     model: { kind: 'kmeans', dims: 4, clusters: 4 },
@@ -41,7 +36,6 @@ export async function openJobTick(n: number): Promise<JobTickRun> {
     shards: 64,
     batchSize: 32,
   });
-  const job = await Job.open(spec, store, new ServerMetrics(), createLogger('silent'));
   const sent = { settings: 0, neighbours: 0 };
   const outbox: JobOutbox = {
     neighbours: () => void sent.neighbours++,

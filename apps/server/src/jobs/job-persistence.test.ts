@@ -7,17 +7,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { evaluate } from '@meshgrad/core';
-import { createLogger } from '../logger.ts';
-import { ServerMetrics } from '../metrics.ts';
 import {
   DataStore,
   type CheckpointManifest,
   type JobProgress,
   type MetricsRecord,
 } from '../store.ts';
-import { Job } from './job.ts';
-import { parseJobSpec } from './job-spec.ts';
-import { stats } from './job.test-support.ts';
+import type { Job } from './job.ts';
+import { openTestJob, stats } from './job.test-support.ts';
 import { TEST_DEVICE } from '../server.test-support.ts';
 
 /** How long to wait for a released write to reach the disk (a loaded machine can be slow). */
@@ -109,14 +106,8 @@ const SPEC = {
   checkpointIntervalSec: 3600,
 };
 
-async function openJob(store: DataStore, extra: Record<string, unknown> = {}): Promise<Job> {
-  await store.init();
-  return Job.open(
-    parseJobSpec({ ...SPEC, ...extra }),
-    store,
-    new ServerMetrics(),
-    createLogger('silent'),
-  );
+function openJob(store: DataStore, extra: Record<string, unknown> = {}): Promise<Job> {
+  return openTestJob(store, { ...SPEC, ...extra });
 }
 
 const bytesOf = (params: Float32Array) => new Uint8Array(params.buffer.slice(0));

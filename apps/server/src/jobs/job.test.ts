@@ -11,15 +11,12 @@ import {
   type WorkerSettings,
 } from '@meshgrad/core';
 import { workerView } from '../admin/views.ts';
-import { createLogger } from '../logger.ts';
-import { ServerMetrics } from '../metrics.ts';
 import { DataStore } from '../store.ts';
 import { LocalClusterLink, type ClusterLink, type RemoteWorker } from './cluster-link.ts';
-import { Job, type JobOutbox, type WorkerEntry } from './job.ts';
+import { type Job, type JobOutbox, type WorkerEntry } from './job.ts';
 import { MAX_DEPARTED_CREDITS, maxCredit } from './progress.ts';
 import { WORKER_STALE_MS } from './roster.ts';
-import { parseJobSpec } from './job-spec.ts';
-import { stats } from './job.test-support.ts';
+import { openTestJob, stats } from './job.test-support.ts';
 import { TEST_DEVICE } from '../server.test-support.ts';
 
 let dir: string;
@@ -60,16 +57,13 @@ function recordingOutbox(job: Job) {
 }
 
 async function openJob(extra: Record<string, unknown>): Promise<Job> {
-  const store = new DataStore(dir);
-  await store.init();
-  const spec = parseJobSpec({
+  return openTestJob(new DataStore(dir), {
     id: 'blobs',
     name: 'Blobs',
     model: { kind: 'kmeans', dims: 2, clusters: 3 },
     dataset: { kind: 'clusters', clusters: 3, dims: 2, count: 300, testCount: 100 },
     ...extra,
   });
-  return Job.open(spec, store, new ServerMetrics(), createLogger('silent'));
 }
 
 describe('Job', () => {

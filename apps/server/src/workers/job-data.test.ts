@@ -6,11 +6,8 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { PROTOCOL_VERSION, type Dataset } from '@meshgrad/core';
 import type { Logger } from '../logger.ts';
-import { createLogger } from '../logger.ts';
-import { ServerMetrics } from '../metrics.ts';
 import { DataStore } from '../store.ts';
-import { Job } from '../jobs/job.ts';
-import { stats } from '../jobs/job.test-support.ts';
+import { openTestJob, stats } from '../jobs/job.test-support.ts';
 import { JobSpecError, parseJobSpec } from '../jobs/job-spec.ts';
 import { BLOBS_JOB, ServerFixture, TEST_DEVICE } from '../server.test-support.ts';
 import { buildJobData, Evaluator, WorkerCrashedError } from './job-data.ts';
@@ -151,16 +148,13 @@ describe('worker threads', () => {
   it('evaluates an upload off the event loop: the loop turns before the verdict', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'meshgrad-workers-eval-'));
     try {
-      const store = new DataStore(dir);
-      await store.init();
       // A held-out set of 200,000 rows: evaluating it is work, not a microtask.
-      const spec = parseJobSpec({
+      const job = await openTestJob(new DataStore(dir), {
         id: 'eval',
         name: 'eval',
         model: { kind: 'kmeans', dims: 32, clusters: 4 },
         dataset: { kind: 'clusters', clusters: 4, dims: 32, count: 1_000, testCount: 200_000 },
       });
-      const job = await Job.open(spec, store, new ServerMetrics(), createLogger('silent'));
       const requests: string[] = [];
       job.attach({
         neighbours: () => undefined,
@@ -193,15 +187,12 @@ describe('worker threads', () => {
   it('answers an upload whose evaluation thread died with a reason, and evaluates the next on a new one', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'meshgrad-workers-crash-'));
     try {
-      const store = new DataStore(dir);
-      await store.init();
-      const spec = parseJobSpec({
+      const job = await openTestJob(new DataStore(dir), {
         id: 'crash',
         name: 'crash',
         model: { kind: 'kmeans', dims: 32, clusters: 4 },
         dataset: { kind: 'clusters', clusters: 4, dims: 32, count: 1_000, testCount: 200_000 },
       });
-      const job = await Job.open(spec, store, new ServerMetrics(), createLogger('silent'));
       const w = job.join(undefined, 's1', TEST_DEVICE);
       job.recordStats(w, stats(100));
       const state = new Uint8Array(job.initialParams().slice().buffer);
