@@ -8,7 +8,7 @@ import {
   type OkReply,
 } from '@meshgrad/core';
 import type { MeshgradServer } from '../server.ts';
-import { nextEvent, ServerFixture } from '../server.test-support.ts';
+import { nextEvent, ServerFixture, STATE_ACK_TIMEOUT_MS } from '../server.test-support.ts';
 import { TokenCheck } from './auth.ts';
 import type {
   AdminCheckpoint,
@@ -311,7 +311,7 @@ describe('admin API and namespace', () => {
     const { requestId } = await request;
     // A state near the job's model: one far from it would be refused as a regression.
     const params = job.initialParams().map((v) => v + 1 / 64);
-    const reply = (await a.timeout(5_000).emitWithAck('state', {
+    const reply = (await a.timeout(STATE_ACK_TIMEOUT_MS).emitWithAck('state', {
       requestId,
       jobId: 'blobs',
       samples: 400,
@@ -502,7 +502,7 @@ describe('admin API and namespace', () => {
       // States near the job's model, each its own: far ones would be refused as regressions.
       const params = job.initialParams().map((v) => v + k / 64);
       uploads.push(params);
-      await a.timeout(5_000).emitWithAck('state', {
+      await a.timeout(STATE_ACK_TIMEOUT_MS).emitWithAck('state', {
         requestId,
         jobId: 'blobs',
         samples: 100,
