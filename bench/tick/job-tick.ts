@@ -53,7 +53,7 @@ export async function openJobTick(n: number): Promise<JobTickRun> {
       const now = performance.now() / 1000;
       for (const [i, report] of input.workers.entries()) {
         const stats: Stats = {
-          jobId: spec.id,
+          jobId: job.id,
           samples: Math.round(report.samplesPerSec * t),
           samplesPerSec: report.samplesPerSec,
           loss: 1 / t,
