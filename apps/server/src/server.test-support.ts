@@ -29,11 +29,11 @@ export const BLOBS_JOB = {
 } as const;
 
 /**
- * How long a test waits for the answer to a `state` upload. The server evaluates the upload on a
- * worker thread before it answers (docs/design.md §8), and on a loaded machine a fresh thread
+ * How long a test waits for what the server evaluates on a worker thread before it answers: a
+ * `state` upload's reply, a checkpoint (docs/design.md §8). On a loaded machine a fresh thread
  * takes seconds to start; a timeout, not a speed bound.
  */
-export const STATE_ACK_TIMEOUT_MS = 30_000;
+export const EVALUATION_TIMEOUT_MS = 30_000;
 
 /** The device a test volunteer says it has in its `hello`. */
 export const TEST_DEVICE = { backend: 'cpu', userAgent: 'vitest' } as const;

@@ -11,7 +11,7 @@ import type { MeshgradServer } from './server.ts';
 import {
   nextEvent,
   ServerFixture,
-  STATE_ACK_TIMEOUT_MS,
+  EVALUATION_TIMEOUT_MS,
   TEST_DEVICE,
 } from './server.test-support.ts';
 
@@ -114,7 +114,7 @@ describe('job server', () => {
     });
     expect((await refusedStats).message).toMatch(/^samples: /);
 
-    const upload = (await s.timeout(STATE_ACK_TIMEOUT_MS).emitWithAck('state', {
+    const upload = (await s.timeout(EVALUATION_TIMEOUT_MS).emitWithAck('state', {
       requestId: 'r-nothing',
       jobId: 'blobs',
       samples: 0,
@@ -167,7 +167,7 @@ describe('job server', () => {
     const { requestId } = await request;
     // A state near the job's model: one far from it would be refused as a regression.
     const params = job.initialParams().map((v) => v + 1 / 64);
-    const reply = (await s.timeout(STATE_ACK_TIMEOUT_MS).emitWithAck('state', {
+    const reply = (await s.timeout(EVALUATION_TIMEOUT_MS).emitWithAck('state', {
       requestId,
       jobId: 'blobs',
       samples: 500,

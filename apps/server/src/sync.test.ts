@@ -13,7 +13,7 @@ import {
   type SyncRoundMessage,
 } from '@meshgrad/core';
 import type { MeshgradServer } from './server.ts';
-import { ServerFixture, TEST_DEVICE } from './server.test-support.ts';
+import { EVALUATION_TIMEOUT_MS, ServerFixture, TEST_DEVICE } from './server.test-support.ts';
 import { SYNC_SERVER_WORKER } from './jobs/job.ts';
 
 const P = 3 * 4; // K-Means, 3 clusters × 4 dims
@@ -135,7 +135,9 @@ it('runs barrier rounds: mean applied, bad contributions refused, a disconnect r
 
   // A checkpoint stores and evaluates the server's own vector.
   expect(server.requestCheckpoint(job.id)).not.toBeNull();
-  await expect.poll(() => j.latest?.worker).toBe(SYNC_SERVER_WORKER);
+  await expect
+    .poll(() => j.latest?.worker, { timeout: EVALUATION_TIMEOUT_MS })
+    .toBe(SYNC_SERVER_WORKER);
   expect(Array.from(j.checkpointParams().params)).toEqual(Array.from(five));
   expect(j.latest?.testObjective).toBeGreaterThan(0);
   // Nothing new since: no duplicate checkpoint.
