@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { getJson, getText } from '../harness/http.ts';
 import { expect, type Browser, type BrowserContext, type Page } from '@playwright/test';
-import type { LinkStats } from '@meshgrad/core';
+import type { AdminJobSnapshot, LinkStats } from '@meshgrad/core';
 import type { ServerProcess } from '../volunteer/server-process.ts';
 
 export interface Tab {
@@ -40,16 +40,29 @@ export async function setJobState(
   expect(res.status, await res.text()).toBe(200);
 }
 
+/** The job as the admin console sees it (admin API). */
+export function adminSnapshot(server: ServerProcess, job: string): Promise<AdminJobSnapshot> {
+  return getJson<AdminJobSnapshot>(`${server.url}/api/admin/jobs/${job}`, {
+    authorization: `Bearer ${adminToken(server)}`,
+  });
+}
+
 /** What the server last heard from each worker about its links (admin API). */
 export async function serverLinks(
   server: ServerProcess,
   job: string,
 ): Promise<Map<string, readonly LinkStats[]>> {
-  const snapshot = await getJson<{ workers: { id: string; links: LinkStats[] }[] }>(
-    `${server.url}/api/admin/jobs/${job}`,
-    { authorization: `Bearer ${adminToken(server)}` },
-  );
+  const snapshot = await adminSnapshot(server, job);
   return new Map(snapshot.workers.map((w) => [w.id, w.links]));
+}
+
+/** Bans a worker through the admin API, as the console's Ban button does. */
+export async function banWorker(server: ServerProcess, job: string, worker: string): Promise<void> {
+  const res = await fetch(`${server.url}/api/admin/jobs/${job}/workers/${worker}/ban`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${adminToken(server)}` },
+  });
+  expect(res.status, await res.text()).toBe(200);
 }
 
 /**

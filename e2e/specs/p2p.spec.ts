@@ -18,6 +18,8 @@ import { buildOnce, freePort, ServerProcess } from '../volunteer/server-process.
 import { faultCounts, injectFaults } from '../p2p/faults.ts';
 import { TurnServer } from '../p2p/turn.ts';
 import {
+  adminSnapshot,
+  banWorker,
   links,
   metricValue,
   openTab,
@@ -368,4 +370,19 @@ test('a tab sending garbage, NaN blocks and blocks scaled by 1e6 does not distur
     const l = reported.get(tab.id)?.find((x) => x.peer === faulty.id);
     expect(l?.rejected ?? 0).toBeGreaterThan(0);
   }
+  // The admin console lists the faulty tab, and only it, as suspected, with the evidence.
+  const snapshot = await adminSnapshot(server, id);
+  expect(snapshot.suspects).toEqual([faulty.id]);
+  expect(snapshot.workers.find((w) => w.id === faulty.id)?.suspicion).toMatchObject({
+    reporters: 3,
+    rejecting: 3,
+    received: 0,
+    suspected: true,
+  });
+  // A ban reaches every tab: the faulty page says so and stops; the others' neighbour lists
+  // lose it, so their meshes close the links to it.
+  await banWorker(server, id, faulty.id);
+  await expect(faulty.page.locator('#error')).toContainText('banned');
+  for (const tab of good) await expect(tab.page.locator('#peers')).toHaveText('2');
+  expect((await adminSnapshot(server, id)).workers.map((w) => w.id)).not.toContain(faulty.id);
 });

@@ -100,6 +100,15 @@ export class VolunteerHub implements JobOutbox {
     this.sockets.get(workerId)?.emit('control', { state, learningRate });
   }
 
+  ban(workerId: string, message: string): void {
+    const socket = this.sockets.get(workerId);
+    if (!socket) return;
+    this.sockets.delete(workerId);
+    this.relays.forget(workerId);
+    socket.emit('banned', { message });
+    socket.disconnect(true);
+  }
+
   /** Whether `workerId` is a worker of `job` this process can reach (here or on another process). */
   private reachable(job: Job, workerId: string): boolean {
     return (this.sockets.has(workerId) && job.hasLocalWorker(workerId)) || job.isRemote(workerId);
@@ -234,6 +243,10 @@ export class VolunteerHub implements JobOutbox {
           } else {
             refuse('hello', ack, 'ERR_UNKNOWN_JOB', 'no job is running on this server');
           }
+          return;
+        }
+        if (requested !== undefined && job.isBanned(requested)) {
+          refuse('hello', ack, 'ERR_BANNED', `worker ${requested} is banned from job ${job.id}`);
           return;
         }
         const worker = job.join(requested, socket.id, r.value.device);

@@ -114,7 +114,13 @@ function onSummary(job: AdminJobSummary): void {
 function onSnapshot(s: AdminJobSnapshot): void {
   if (s.job.id !== jobId) return;
   onSummary(s.job);
-  renderWorkers(s);
+  renderWorkers(s, (worker) => {
+    currentApi()
+      .post(
+        `/api/admin/jobs/${encodeURIComponent(s.job.id)}/workers/${encodeURIComponent(worker)}/ban`,
+      )
+      .catch((err: unknown) => handleApiError(err));
+  });
   renderLinks(s);
 }
 

@@ -89,6 +89,14 @@ class Volunteer {
         onConnection: view.showConnection,
         onAssignment: (a) => void this.onAssignment(a),
         onJoinRefused: (message) => view.showError(`The server refused to join: ${message}`),
+        onBanned: (message) => {
+          this.mesh?.setNeighbours([]);
+          this.trainer.post({ type: 'neighbours', neighbours: [] });
+          this.pause.job = true;
+          this.applyPause();
+          // Last, so the page's state line says why rather than "paused".
+          view.showError(`The host banned this volunteer from the job: ${message}`);
+        },
         onNeighbours: (neighbours) => {
           view.showNeighbourCount(neighbours.length);
           this.mesh?.setNeighbours(neighbours);

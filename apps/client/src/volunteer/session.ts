@@ -39,6 +39,8 @@ export interface SessionHandlers {
   readonly onAssignment: (assignment: Assignment) => void;
   /** `hello` refused: the page cannot join. */
   readonly onJoinRefused: (message: string) => void;
+  /** The host banned this worker; the server closed the connection and it stays closed. */
+  readonly onBanned: (message: string) => void;
   readonly onNeighbours: (neighbours: readonly string[]) => void;
   readonly onSignal: (from: string, data: SignalData) => void;
   readonly onSettings: (settings: WorkerSettings) => void;
@@ -84,7 +86,13 @@ export class VolunteerSession {
       handlers.onConnection('connected');
       this.hello();
     });
-    s.on('disconnect', (reason) => handlers.onConnection(`reconnecting (${reason})`));
+    // The server closing the connection on purpose (a ban) is the one case socket.io does not
+    // reconnect after.
+    s.on('disconnect', (reason) =>
+      handlers.onConnection(
+        reason === 'io server disconnect' ? 'closed by the server' : `reconnecting (${reason})`,
+      ),
+    );
     s.on('connect_error', () => handlers.onConnection('reconnecting…'));
     s.on('neighbours', (neighbours) => handlers.onNeighbours(neighbours));
     s.on('signal', ({ from, data }) => handlers.onSignal(from, data));
@@ -93,6 +101,7 @@ export class VolunteerSession {
     s.on('requestState', ({ requestId }) => handlers.onRequestState(requestId));
     s.on('syncRound', (round) => handlers.onSyncRound(round));
     s.on('relay', ({ from, data }) => handlers.onRelay(from, ownBuffer(data)));
+    s.on('banned', ({ message }) => handlers.onBanned(message));
     s.on('refused', (e) => {
       // A relay or signal to a neighbour that just left races the neighbour update.
       if ((e.event === 'relay' || e.event === 'signal') && e.code === 'ERR_UNKNOWN_PEER') return;

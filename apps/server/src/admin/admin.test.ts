@@ -8,7 +8,7 @@ import {
   type OkReply,
 } from '@meshgrad/core';
 import type { MeshgradServer } from '../server.ts';
-import { nextEvent, ServerFixture, STATE_ACK_TIMEOUT_MS } from '../server.test-support.ts';
+import { nextEvent, ServerFixture, EVALUATION_TIMEOUT_MS } from '../server.test-support.ts';
 import { TokenCheck } from './auth.ts';
 import type {
   AdminCheckpoint,
@@ -311,7 +311,7 @@ describe('admin API and namespace', () => {
     const { requestId } = await request;
     // A state near the job's model: one far from it would be refused as a regression.
     const params = job.initialParams().map((v) => v + 1 / 64);
-    const reply = (await a.timeout(STATE_ACK_TIMEOUT_MS).emitWithAck('state', {
+    const reply = (await a.timeout(EVALUATION_TIMEOUT_MS).emitWithAck('state', {
       requestId,
       jobId: 'blobs',
       samples: 400,
@@ -445,6 +445,81 @@ describe('admin API and namespace', () => {
     expect(received.at(-1)).toEqual(server.jobs.get('blobs')?.workers.get(rc.workerId)?.settings);
   });
 
+  it('lists a worker its neighbours reject as suspected, with the evidence; a ban reaches every tab', async () => {
+    await start();
+    const [a, b, c] = [volunteer(), volunteer(), volunteer()];
+    const [ra, rb, rc] = [await join(a), await join(b), await join(c)];
+    const peerLink = (peer: string, blocksReceived: number, rejected: number) => ({
+      peer,
+      relayed: false,
+      goodputBytesPerSec: 1000,
+      backlogBytes: 0,
+      blocksSent: 20,
+      blocksReceived,
+      overwritten: 0,
+      rejected,
+      skippedSends: 0,
+    });
+    // b and c rejected nearly everything a sent them; a took what they sent.
+    stats(a, 100, { links: [peerLink(rb.workerId, 30, 0), peerLink(rc.workerId, 30, 0)] });
+    stats(b, 100, { links: [peerLink(ra.workerId, 1, 40), peerLink(rc.workerId, 30, 0)] });
+    stats(c, 100, { links: [peerLink(ra.workerId, 0, 38), peerLink(rb.workerId, 30, 0)] });
+    const snapshot = async () => json<AdminJobSnapshot>(api('/api/admin/jobs/blobs'));
+    await expect.poll(async () => (await snapshot()).suspects).toEqual([ra.workerId]);
+    const workers = (await snapshot()).workers;
+    expect(workers.find((w) => w.id === ra.workerId)?.suspicion).toEqual({
+      reporters: 2,
+      rejecting: 2,
+      rejected: 78,
+      received: 1,
+      suspected: true,
+    });
+    expect(workers.find((w) => w.id === rb.workerId)?.suspicion?.suspected).toBe(false);
+
+    expect(
+      (
+        await api(`/api/admin/jobs/blobs/workers/${ra.workerId}/ban`, {
+          method: 'POST',
+          token: null,
+        })
+      ).status,
+    ).toBe(401);
+    const unknown = await api('/api/admin/jobs/blobs/workers/w-000000000000/ban', {
+      method: 'POST',
+    });
+    expect(unknown.status).toBe(404);
+    expect((await json<AdminError>(unknown)).code).toBe('ERR_NOT_FOUND');
+
+    const banned = nextEvent<{ message: string }>(a, 'banned');
+    const closed = nextEvent<string>(a, 'disconnect');
+    const bNeighbours = nextEvent<string[]>(b, 'neighbours');
+    const cNeighbours = nextEvent<string[]>(c, 'neighbours');
+    const res = await api(`/api/admin/jobs/blobs/workers/${ra.workerId}/ban`, { method: 'POST' });
+    expect(res.status).toBe(200);
+    expect(await json(res)).toEqual({ ok: true, worker: ra.workerId, banned: 1 });
+    expect((await banned).message).toMatch(/banned/);
+    expect(await closed).toBe('io server disconnect');
+    // The others' neighbour lists no longer name it, so their tabs close the links to it.
+    expect(await bNeighbours).toEqual([rc.workerId]);
+    expect(await cNeighbours).toEqual([rb.workerId]);
+    expect(server.jobs.get('blobs')?.hasWorker(ra.workerId)).toBe(false);
+    expect((await snapshot()).workers.map((w) => w.id).sort()).toEqual(
+      [rb.workerId, rc.workerId].sort(),
+    );
+    // Asking for the banned id again is refused; the tab may still join under a new id.
+    const again = (await volunteer().timeout(5_000).emitWithAck('hello', {
+      protocolVersion: PROTOCOL_VERSION,
+      device,
+      workerId: ra.workerId,
+    })) as AdminError;
+    expect(again).toMatchObject({ ok: false, code: 'ERR_BANNED' });
+    expect(
+      await api(`/api/admin/jobs/blobs/workers/${ra.workerId}/ban`, { method: 'POST' }).then(
+        (r) => r.status,
+      ),
+    ).toBe(404);
+  });
+
   it('creates jobs from a spec with field-named errors; they resume after a restart', async () => {
     await start();
     const create = (body: unknown) => api('/api/admin/jobs', { body });
@@ -502,7 +577,7 @@ describe('admin API and namespace', () => {
       // States near the job's model, each its own: far ones would be refused as regressions.
       const params = job.initialParams().map((v) => v + k / 64);
       uploads.push(params);
-      await a.timeout(STATE_ACK_TIMEOUT_MS).emitWithAck('state', {
+      await a.timeout(EVALUATION_TIMEOUT_MS).emitWithAck('state', {
         requestId,
         jobId: 'blobs',
         samples: 100,

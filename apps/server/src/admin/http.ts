@@ -105,6 +105,8 @@ export function createAdminHttpHandler(
 ): (req: IncomingMessage, res: ServerResponse) => void {
   const { service } = ctx;
   const ID = '([a-z0-9][a-z0-9_-]{0,63})';
+  // Worker ids: the server's `w-<hex>`, or a name a test server allows (ServerOptions.namedWorkers).
+  const WORKER_ID = '([A-Za-z0-9_-]{1,64})';
   const routes: Route[] = [
     {
       pattern: /^\/api\/admin\/session$/,
@@ -166,6 +168,13 @@ export function createAdminHttpHandler(
           sendJson(res, 200, { checkpoints: await service.checkpoints(m[1] as string) }),
         POST: async (m, _req, res) =>
           sendJson(res, 202, { ok: true, requestId: service.requestCheckpoint(m[1] as string) }),
+      },
+    },
+    {
+      pattern: new RegExp(`^/api/admin/jobs/${ID}/workers/${WORKER_ID}/ban$`),
+      methods: {
+        POST: async (m, _req, res) =>
+          sendJson(res, 200, service.ban(m[1] as string, m[2] as string)),
       },
     },
     {

@@ -9,6 +9,7 @@ import type { Logger } from '../logger.ts';
 import type { ServerMetrics } from '../metrics.ts';
 import type { CheckpointManifest, DataStore } from '../store.ts';
 import type {
+  AdminBanReply,
   AdminCheckpoint,
   AdminErrorCode,
   AdminJobSummary,
@@ -169,6 +170,27 @@ export class AdminService {
     this.ctx.log.info({ job: id, balancer: job.balancer }, 'balancer changed by the admin');
     this.ctx.changed(id);
     return job;
+  }
+
+  /**
+   * Bans a worker of job `id` connected to this process (`Job.ban`). A worker on another
+   * process of the cluster is banned from the console of that process.
+   */
+  ban(id: string, workerId: string): AdminBanReply {
+    const job = this.job(id);
+    if (job.isRemote(workerId)) {
+      throw new AdminFailure(
+        409,
+        'ERR_CONFLICT',
+        `worker ${workerId} is connected to another server process; ban it there`,
+      );
+    }
+    if (!job.ban(workerId, 'banned by the host')) {
+      throw new AdminFailure(404, 'ERR_NOT_FOUND', `no worker ${workerId} in job ${id}`);
+    }
+    this.ctx.log.info({ job: id, worker: workerId }, 'worker banned by the admin');
+    this.ctx.changed(id);
+    return { ok: true, worker: workerId, banned: job.bannedCount };
   }
 
   /** Asks a worker for its state now; the checkpoint follows when it answers. */

@@ -3,11 +3,13 @@
  */
 import { STATS_INTERVAL_MS } from '@meshgrad/core';
 import type { Job, WorkerEntry } from '../jobs/job.ts';
+import { suspicions } from '../jobs/suspects.ts';
 import type { CheckpointManifest } from '../store.ts';
 import type {
   AdminCheckpoint,
   AdminJobSnapshot,
   AdminJobSummary,
+  AdminSuspicion,
   AdminWorker,
   AdminWorkerState,
 } from '@meshgrad/core';
@@ -63,7 +65,12 @@ function workerState(w: WorkerEntry, now: number): AdminWorkerState {
   return w.samplesPerSec > 0 ? 'training' : 'idle';
 }
 
-export function workerView(job: Job, w: WorkerEntry, now: number): AdminWorker {
+export function workerView(
+  job: Job,
+  w: WorkerEntry,
+  now: number,
+  suspicion?: AdminSuspicion,
+): AdminWorker {
   return {
     id: w.id,
     shard: w.shard,
@@ -81,15 +88,19 @@ export function workerView(job: Job, w: WorkerEntry, now: number): AdminWorker {
     settings: { ...w.settings },
     ...(w.plan ? { balance: { ...w.plan } } : {}),
     links: w.links,
+    ...(suspicion ? { suspicion } : {}),
   };
 }
 
 export function jobSnapshot(job: Job, now = Date.now()): AdminJobSnapshot {
+  const evidence = suspicions(job.workers.values());
+  const workers = [...job.workers.values()]
+    .sort((a, b) => a.joinedAt - b.joinedAt || (a.id < b.id ? -1 : 1))
+    .map((w) => workerView(job, w, now, evidence.get(w.id)));
   return {
     time: new Date(now).toISOString(),
     job: jobSummary(job),
-    workers: [...job.workers.values()]
-      .sort((a, b) => a.joinedAt - b.joinedAt || (a.id < b.id ? -1 : 1))
-      .map((w) => workerView(job, w, now)),
+    workers,
+    suspects: workers.filter((w) => w.suspicion?.suspected === true).map((w) => w.id),
   };
 }

@@ -34,6 +34,9 @@ export type { JobOutbox } from './outbox.ts';
 export { METRICS_RECORD_INTERVAL_MS } from './progress.ts';
 export { WORKER_STALE_MS, type WorkerBalance, type WorkerEntry } from './roster.ts';
 
+/** Banned worker ids a job remembers; the oldest ban is forgotten first beyond this. */
+export const MAX_BANNED_WORKERS = 10_000;
+
 /**
  * One training job on this server. The job keeps its spec, data, shards and the tick; the
  * rest lives in its rooms: the roster (workers, neighbours), the automatic balancing, the
@@ -61,6 +64,8 @@ export class Job {
   /** Evaluates checkpoints off the event loop (workers/job-data.ts). */
   private readonly evaluator: Evaluator;
   private initial: Float32Array | null = null;
+  /** Worker ids the host banned, oldest first (see `ban`). */
+  private readonly bannedIds = new Set<string>();
 
   readonly train: Dataset;
   readonly test: Dataset;
@@ -313,6 +318,35 @@ export class Job {
     void this.store.appendEvent(this.id, { event: 'leave', worker: workerId, reason });
     this.link.workerLeft(workerId);
     return true;
+  }
+
+  /**
+   * Bans a worker connected to this process (docs/design.md §8.2): it leaves the job at once,
+   * its neighbours get lists without it (so their tabs close the links to it), it is told why
+   * and disconnected, and a hello asking for its id again is refused. Whether it was here.
+   */
+  ban(workerId: string, message: string): boolean {
+    if (!this.roster.has(workerId)) return false;
+    this.bannedIds.add(workerId);
+    for (const old of this.bannedIds) {
+      if (this.bannedIds.size <= MAX_BANNED_WORKERS) break;
+      this.bannedIds.delete(old);
+    }
+    this.removeWorker(workerId, 'banned');
+    this.renewNeighbours();
+    void this.store.appendEvent(this.id, { event: 'ban', worker: workerId });
+    this.outbox.ban?.(workerId, message);
+    return true;
+  }
+
+  /** Whether the host banned `workerId` (see `ban`). */
+  isBanned(workerId: string): boolean {
+    return this.bannedIds.has(workerId);
+  }
+
+  /** How many worker ids are banned from this job. */
+  get bannedCount(): number {
+    return this.bannedIds.size;
   }
 
   /** Whether `workerId` is a worker of this job, on this process or another. */

@@ -12,6 +12,8 @@ export interface JobOutbox {
   control(workerId: string, state: JobState, learningRate: number): void;
   /** Sync mode: a round's parameters for a worker (jobs/sync-rounds.ts). */
   syncRound?(workerId: string, message: SyncRoundMessage): void;
+  /** Tells a banned worker why and closes its connection. */
+  ban?(workerId: string, message: string): void;
 }
 
 /**

@@ -16,6 +16,7 @@
  *   GET  /api/admin/jobs/:id/checkpoints              → { checkpoints: AdminCheckpoint[] }
  *   POST /api/admin/jobs/:id/checkpoints              → 202 { ok: true, requestId }
  *   GET  /api/admin/jobs/:id/checkpoints/:seq.safetensors | :seq.bin   → the file
+ *   POST /api/admin/jobs/:id/workers/:worker/ban      → AdminBanReply
  *
  * Failures answer `AdminError` with a status: 400 (invalid, `field` names what), 401, 403, 404,
  * 405, 409 (conflicts with the job's state), 413 (body too large), 415 (not JSON), 429 (too many
@@ -123,6 +124,33 @@ export interface AdminWorker {
   /** The automatic balancer's latest decision for this worker; absent in fixed mode. */
   readonly balance?: AdminWorkerBalance;
   readonly links: readonly LinkStats[];
+  /** What its neighbours reported of the messages it sent them; absent before any report. */
+  readonly suspicion?: AdminSuspicion;
+}
+
+/**
+ * What a worker's neighbours say of it (apps/server/src/jobs/suspects.ts): the evidence the
+ * console shows beside a suspected worker, for the host to judge before a ban.
+ */
+export interface AdminSuspicion {
+  /** Neighbours whose latest report has a link from this worker. */
+  readonly reporters: number;
+  /** Of those, how many rejected at least half of its messages (and a few at least). */
+  readonly rejecting: number;
+  /** Its messages the reporters rejected, summed over them. */
+  readonly rejected: number;
+  /** Its blocks the reporters took, summed over them. */
+  readonly received: number;
+  /** Whether the evidence makes it a suspect: most of its reporters, and two at least, reject it. */
+  readonly suspected: boolean;
+}
+
+/** The answer to a ban. */
+export interface AdminBanReply {
+  readonly ok: true;
+  readonly worker: string;
+  /** Worker ids banned from the job since the server started. */
+  readonly banned: number;
 }
 
 /** Why the automatic balancer gave a worker its settings (balancer/controller.ts). */
@@ -140,6 +168,8 @@ export interface AdminJobSnapshot {
   readonly time: string;
   readonly job: AdminJobSummary;
   readonly workers: readonly AdminWorker[];
+  /** Ids of the connected workers whose `suspicion` makes them suspects. */
+  readonly suspects: readonly string[];
 }
 
 /** One record of a job's metrics history (the server's metrics.jsonl). */

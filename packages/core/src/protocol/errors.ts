@@ -10,6 +10,8 @@ export type ProtocolErrorCode =
   | 'ERR_RATE_LIMITED'
   /** The job runs a custom WGSL kernel and the volunteer has no WebGPU backend. */
   | 'ERR_NEEDS_WEBGPU'
+  /** The host banned this worker id from the job (docs/design.md §8). */
+  | 'ERR_BANNED'
   | 'ERR_INTERNAL';
 
 /** The error reply shape: every acknowledgement is either `{ ok: true, ... }` or this. */

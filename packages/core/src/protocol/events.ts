@@ -148,4 +148,6 @@ export interface VolunteerServerToClientEvents {
   syncRound: (message: SyncRoundMessage) => void;
   /** A fire-and-forget event was refused. */
   refused: (error: ErrorReply & { readonly event: string }) => void;
+  /** The host banned this worker; the server closes the connection right after. */
+  banned: (notice: { readonly message: string }) => void;
 }

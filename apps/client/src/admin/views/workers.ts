@@ -27,7 +27,33 @@ function balanceText(b: NonNullable<AdminWorker['balance']>): string {
   return `${b.reason}${b.congested ? ' (congested)' : ''} · budget ${formatBytesPerSec(b.budgetBytesPerSec)} · capacity ${capacity}`;
 }
 
-function row(w: AdminWorker, sync: boolean): HTMLTableRowElement {
+/** What the worker's neighbours reported of its messages (the evidence behind a suspicion). */
+function trustCell(w: AdminWorker, onBan: (workerId: string) => void): HTMLTableCellElement {
+  const s = w.suspicion;
+  if (!s) return h('td', { class: 'trust' }, '–');
+  const evidence =
+    `rejected by ${s.rejecting} of ${s.reporters} neighbours · ` +
+    `${formatCount(s.rejected)} messages refused, ${formatCount(s.received)} blocks taken`;
+  if (!s.suspected) return h('td', { class: 'trust' }, h('span', { class: 'sub' }, evidence));
+  const ban = h('button', { type: 'button', class: 'danger ban', 'data-ban': w.id }, 'Ban');
+  ban.addEventListener('click', () => {
+    ban.disabled = true;
+    onBan(w.id);
+  });
+  return h(
+    'td',
+    { class: 'trust' },
+    h('span', { class: 'badge worker-suspected' }, 'suspected'),
+    h('span', { class: 'sub' }, evidence),
+    ban,
+  );
+}
+
+function row(
+  w: AdminWorker,
+  sync: boolean,
+  onBan: (workerId: string) => void,
+): HTMLTableRowElement {
   const d = w.device;
   return h(
     'tr',
@@ -80,18 +106,25 @@ function row(w: AdminWorker, sync: boolean): HTMLTableRowElement {
         ? h('span', { class: 'sub' }, `last report ${formatDuration(w.lastSeenMsAgo)} ago`)
         : null,
     ),
+    trustCell(w, onBan),
   );
 }
 
-export function renderWorkers(snapshot: AdminJobSnapshot): void {
+/** Renders the table; `onBan` bans a suspected worker (its button disables itself). */
+export function renderWorkers(snapshot: AdminJobSnapshot, onBan: (workerId: string) => void): void {
   const table = $('workers-table') as HTMLTableElement;
   const body = table.tBodies[0] as HTMLTableSectionElement;
   const sync = snapshot.job.training?.mode === 'sync';
   replaceChildren(
     body,
-    snapshot.workers.map((w) => row(w, sync)),
+    snapshot.workers.map((w) => row(w, sync, onBan)),
   );
   show(table, snapshot.workers.length > 0);
   show($('workers-empty'), snapshot.workers.length === 0);
-  setText($('tab-workers'), String(snapshot.workers.length));
+  setText(
+    $('tab-workers'),
+    snapshot.suspects.length > 0
+      ? `${snapshot.workers.length} · ${snapshot.suspects.length} suspected`
+      : String(snapshot.workers.length),
+  );
 }
