@@ -356,7 +356,10 @@ test('a tab sending garbage, NaN blocks and blocks scaled by 1e6 does not distur
     expect(fromFaulty?.rejected ?? 0).toBeGreaterThan(0);
     expect(fromFaulty?.blocksReceived).toBe(0);
     const others = (await links(tab)).filter((l) => l.peer !== faulty.id);
-    expect(others.every((l) => l.rejected === 0 && l.blocksReceived > 0)).toBe(true);
+    expect(
+      others.every((l) => l.rejected === 0 && l.blocksReceived > 0),
+      `${tab.id}: ${others.map((l) => `${l.peer} rejected ${l.rejected} received ${l.blocksReceived}`).join(', ')}`,
+    ).toBe(true);
     const { params } = await readParameters(tab);
     const r = evaluate(layout, params, mnist.test);
     console.log(

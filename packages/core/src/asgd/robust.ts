@@ -25,9 +25,8 @@ export const GUARD_MODES: readonly GuardMode[] = ['off', 'clip', 'trim', 'clip-t
 export const ADOPTED_GUARD: GuardMode = 'clip-trust';
 
 /**
- * The guard `AsgdWorker` runs unless told otherwise: off until the adopted one has run on real
- * pages. It drops each block index's first blocks while no spread is known, and counts those as
- * rejected, which honest end-to-end runs have not yet been checked against (docs/design.md §8.1).
+ * The guard `AsgdWorker` runs unless told otherwise: off. Run in real pages, the adopted one
+ * quarantined honest peers of p2p.spec's exchange (docs/design.md §8.1).
  */
 export const DEFAULT_GUARD: GuardMode = 'off';
 

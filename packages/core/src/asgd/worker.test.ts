@@ -223,9 +223,15 @@ describe('AsgdWorker', () => {
     const { start, end } = blockRange(layout, 0);
     const local = initParameters(layout, 1).subarray(start, end);
     const near = (p: string) => block(0, (i) => local[i]! + (i % 2 ? 0.01 : -0.01), 'job', p);
-    // The spread is unknown for the first blocks: dropped, not merged.
+    // The spread is unknown for the first blocks: held back, neither merged nor rejected.
     for (let i = 0; i < SPREAD_WARMUP; i++) expect(w.receive('w2', near('w2'))).toBe(false);
-    expect(w.counters.rejectedByCode.ERR_BLOCK_FAR).toBe(SPREAD_WARMUP);
+    expect(w.counters.warmup).toBe(SPREAD_WARMUP);
+    expect(w.counters.rejected).toBe(0);
+    expect(w.peer('w2').rejected).toBe(0);
+    // A block of NaN during the warm-up is rejected all the same.
+    expect(w.receive('w2', block(1, () => NaN, 'job', 'w2'))).toBe(false);
+    expect(w.counters.rejected).toBe(1);
+    expect(w.counters.warmup).toBe(SPREAD_WARMUP);
     for (let i = 0; i < TRUST_MIN_BLOCKS + 4; i++) expect(w.receive('w2', near('w2'))).toBe(true);
     // A sign-flipped block from a trusted peer is clipped onto the radius, so it still passes.
     const flipped = block(0, (i) => -local[i]!, 'job', 'w2');

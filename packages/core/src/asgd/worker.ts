@@ -114,6 +114,11 @@ export interface AsgdCounters {
   accepted: number;
   /** Received blocks the guard pulled onto its radius before the mailbox. */
   clipped: number;
+  /**
+   * Received blocks the guard held back while it learned their index's spread (its first
+   * `SPREAD_WARMUP` per index): neither merged nor rejected, since nothing was judged.
+   */
+  warmup: number;
 }
 
 /**
@@ -136,6 +141,7 @@ export class AsgdWorker {
     offered: 0,
     accepted: 0,
     clipped: 0,
+    warmup: 0,
   };
   /** The same counters per peer (overwrites are in `mailbox.overwrittenByPeer`). */
   readonly peerCounters = new Map<string, PeerCounters>();
@@ -208,8 +214,17 @@ export class AsgdWorker {
           reason = 'ERR_NORM_BOUND';
         } else {
           const local = this.reference.subarray(start, end);
-          const verdict = this.guard.judge(peer, m.block, blockDistance(local, m.values));
+          const distance = blockDistance(local, m.values);
+          const warming =
+            this.guard.radius(m.block) === Infinity &&
+            Number.isFinite(distance) &&
+            !this.guard.quarantined(peer);
+          const verdict = this.guard.judge(peer, m.block, distance);
           if (verdict === DROP) {
+            if (warming) {
+              this.counters.warmup++;
+              return false;
+            }
             reason = this.guard.quarantined(peer) ? 'ERR_PEER_QUARANTINED' : 'ERR_BLOCK_FAR';
             return this.reject(perPeer, reason);
           }
