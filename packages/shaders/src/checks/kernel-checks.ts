@@ -737,6 +737,42 @@ function kmeansBackendCheck(): Check {
   ]);
 }
 
+function layersBackendCheck(): Check {
+  // Every wired layer type: conv (fused ReLU, then GELU), both poolings, a residual, dense.
+  const layout = parameterLayout(
+    {
+      kind: 'layers',
+      inputs: 2 * 8 * 8,
+      classes: 4,
+      inputShape: [2, 8, 8],
+      layers: [
+        { type: 'conv2d', filters: 3, kernel: 3, padding: 1 },
+        { type: 'relu' },
+        { type: 'maxpool2d', size: 2 },
+        { type: 'conv2d', filters: 4, kernel: 2, stride: 2 },
+        { type: 'gelu' },
+        { type: 'avgpool2d', size: 2, stride: 1 },
+        { type: 'flatten' },
+        { type: 'residual', layers: [{ type: 'dense', units: 4 }, { type: 'relu' }] },
+        { type: 'dense', units: 4 },
+      ],
+    },
+    41,
+  );
+  const batch = (rng: Rng, rows: number) => classifierBatch(rng, rows, 2 * 8 * 8, 4, 0.2);
+  return backendCheck('layers CNN 2x8x8 (conv, pools, residual; block 41)', layout, (rng) => [
+    { batch: batch(rng, 9) },
+    { batch: batch(rng, 9), peers: peersAlongGradient(layout, 1, [3, -1]) },
+    {
+      batch: batch(rng, 6),
+      peers: joinPeers(
+        peersAlongGradient(layout, 0, [2]),
+        peersAlongGradient(layout, layout.blockCount - 1, [4, 0.2]),
+      ),
+    },
+  ]);
+}
+
 // ---------------------------------------------------------------------------------------------
 
 /** Every check, with a stable id (`only` matches ids and names by prefix). */
@@ -769,6 +805,7 @@ const CHECKS: readonly (readonly [string, Check])[] = [
   ['backend-softmax', softmaxBackendCheck()],
   ['backend-kmeans', kmeansBackendCheck()],
   ...LAYERS_CHECKS,
+  ['backend-layers', layersBackendCheck()],
 ];
 
 /**
