@@ -125,7 +125,7 @@ describe('WebGpuBackend runs the layers kind like CpuBackend', () => {
     );
   });
 
-  it('residual blocks, dense layers over positions and a ReLU in front of everything', async () => {
+  it('residual blocks, layer norms, dense layers over positions and a leading ReLU', async () => {
     await lockstep(
       {
         kind: 'layers',
@@ -137,9 +137,15 @@ describe('WebGpuBackend runs the layers kind like CpuBackend', () => {
           { type: 'dense', units: 10 },
           {
             type: 'residual',
-            layers: [{ type: 'dense', units: 10 }, { type: 'relu' }, { type: 'dense', units: 10 }],
+            layers: [
+              { type: 'layernorm' },
+              { type: 'dense', units: 10 },
+              { type: 'relu' },
+              { type: 'dense', units: 10 },
+            ],
           },
           { type: 'residual', layers: [{ type: 'gelu' }] },
+          { type: 'layernorm', epsilon: 1e-3 },
           { type: 'flatten' },
           { type: 'dense', units: 4 },
         ],
@@ -158,13 +164,13 @@ describe('WebGpuBackend runs the layers kind like CpuBackend', () => {
       inputShape: [3, 4],
       layers: [
         { type: 'dense', units: 4 },
-        { type: 'layernorm' },
+        { type: 'attention', heads: 2 },
         { type: 'flatten' },
         { type: 'dense', units: 3 },
       ],
     });
     await expect(
       WebGpuBackend.create(device, layout, new Float32Array(layout.size)),
-    ).rejects.toThrow(/layernorm layer \(model\.layers\[1\] ln1\).*CPU backend/);
+    ).rejects.toThrow(/attention layer \(model\.layers\[1\] attn1\).*CPU backend/);
   });
 });

@@ -1,6 +1,6 @@
 /**
  * Kernel checks of the layers kind: every kernel of kernels/layers/ against core's own layer ops
- * (layers/op.ts, spatial.ts) run in float64 on the same float32 inputs, on fresh random inputs,
+ * (layers/op.ts, spatial.ts, sequence.ts) run in float64 on the same float32 inputs, on fresh random inputs,
  * with poisoned outputs. The condition of each output (Σ|terms| of its sum) comes from running
  * the same float64 op on |inputs|, so a bound is the float32 error bound of that sum, not a
  * tolerance picked to pass.
@@ -9,6 +9,7 @@ import type {
   Conv2dNode,
   DenseNode,
   ElementwiseNode,
+  LayerNormNode,
   FloatArray,
   LayerSpec,
   Op,
@@ -16,7 +17,7 @@ import type {
   PoolNode,
   Rng,
 } from '@meshgrad/core';
-import { Conv2dOp, DenseOp, ElementwiseOp, planLayers, PoolOp } from '@meshgrad/core';
+import { Conv2dOp, DenseOp, ElementwiseOp, LayerNormOp, planLayers, PoolOp } from '@meshgrad/core';
 import type { Kernel } from '../kernels/programs.ts';
 import type { Activation, ConvGeometry, PoolGeometry } from '../kernels/layers/programs.ts';
 import {
@@ -27,8 +28,12 @@ import {
   layersDenseBackwardWeightsKernel,
   layersDenseForwardKernel,
   layersElementwiseKernel,
+  layersLayerNormBackwardInputKernel,
+  layersLayerNormBackwardParamsKernel,
+  layersLayerNormForwardKernel,
   layersPoolBackwardKernel,
   layersPoolForwardKernel,
+  LAYERNORM_STATS_PER_ROW,
 } from '../kernels/layers/programs.ts';
 import type { Check, Harness } from './harness.ts';
 import { maxRelative, randomArray, result } from './harness.ts';
@@ -438,6 +443,99 @@ function residualAddCheck(rows: number, perSample: number): Check {
   };
 }
 
+// ---------------------------------------------------------------------------------------------
+// Layer norm (workgroup reductions)
+
+function layerNormCheck(rows: number, positions: number, width: number): Check {
+  return async ({ h, rng }) => {
+    const node = nodeFor([positions, width], { type: 'layernorm' }) as LayerNormNode;
+    const place = tensorPlacement(width, width);
+    const p = randomArray(rng, place.size);
+    // An offset, so the mean is not ~0 and x − mean cancels as in real activations.
+    const x = randomArray(rng, rows * positions * width).map((v) => 0.7 + v);
+    const dy = randomArray(rng, x.length, 0.1);
+    const g = { ...node, weight: place.weight, bias: place.bias };
+    const n = rows * positions;
+    const y = h.buffer(null, x.length * 4);
+    const stats = h.buffer(null, n * LAYERNORM_STATS_PER_ROW * 4);
+    const dx = h.buffer(null, x.length * 4);
+    const grad = h.buffer(null, place.size * 4);
+    const xB = h.buffer(x);
+    const pB = h.buffer(p);
+    const dyB = h.buffer(dy);
+    await runKernel(h, layersLayerNormForwardKernel(g), rows, { x: xB, params: pB, y, stats });
+    await runKernel(h, layersLayerNormBackwardInputKernel(g), rows, {
+      x: xB,
+      dy: dyB,
+      params: pB,
+      stats,
+      dx,
+    });
+    await runKernel(h, layersLayerNormBackwardParamsKernel(g), rows, {
+      x: xB,
+      dy: dyB,
+      stats,
+      grad,
+    });
+    const yGpu = await h.readF32(y, x.length);
+    const dxGpu = await h.readF32(dx, x.length);
+    const gAll = await h.readF32(grad, place.size);
+    const make = () => new LayerNormOp(node, [place.weight, place.bias], rows, f64);
+    const { exact } = reference(make, p, x, rows, dy);
+    // Conditions from x̂ in float64: y ~ |γ|(1 + |x̂|) + |β|; dx ~ rstd(|d̂| + mean|d̂| +
+    // |x̂|·mean|d̂x̂|); ∂γ ~ Σ|dy||x̂|, ∂β ~ Σ|dy|.
+    const sY = f64(x.length);
+    const sX = f64(x.length);
+    const sG = f64(place.size);
+    for (let r = 0; r < n; r++) {
+      const o = r * width;
+      let mean = 0;
+      for (let j = 0; j < width; j++) mean += x[o + j]! / width;
+      let v = 0;
+      for (let j = 0; j < width; j++) v += (x[o + j]! - mean) ** 2 / width;
+      const rstd = 1 / Math.sqrt(v + node.epsilon);
+      let mD = 0;
+      let mDX = 0;
+      const xhat = (j: number) => (x[o + j]! - mean) * rstd;
+      for (let j = 0; j < width; j++) {
+        const d = Math.abs(dy[o + j]! * p[place.weight + j]!);
+        mD += d / width;
+        mDX += (d * Math.abs(xhat(j))) / width;
+        sG[place.weight + j] = sG[place.weight + j]! + Math.abs(dy[o + j]! * xhat(j));
+        sG[place.bias + j] = sG[place.bias + j]! + Math.abs(dy[o + j]!);
+      }
+      for (let j = 0; j < width; j++) {
+        const xh = Math.abs(xhat(j));
+        sY[o + j] = Math.abs(p[place.weight + j]!) * (1 + xh) + Math.abs(p[place.bias + j]!);
+        sX[o + j] = rstd * (Math.abs(dy[o + j]! * p[place.weight + j]!) + mD + xh * mDX);
+      }
+    }
+    const tensors = [
+      [place.weight, place.weight + width],
+      [place.bias, place.bias + width],
+    ] as const;
+    const eY = maxRelative(yGpu, exact.out, sY);
+    const eX = maxRelative(dxGpu, exact.dx, sX);
+    const eG = Math.max(
+      ...tensors.map(([a, b]) =>
+        maxRelative(gAll.subarray(a, b), exact.g.subarray(a, b), sG.subarray(a, b)),
+      ),
+    );
+    const stray = strayWrites(gAll, tensors);
+    // Row sums of width terms (twice: mean, then variance) feed every output; the parameter
+    // gradients add n rows of terms that carry that error.
+    const bRow = gamma(2 * width + 8);
+    const bG = gamma(n + 2 * width + 8);
+    return result(
+      `layers-layernorm forward + backward ${rows}×[${positions},${width}]`,
+      Math.max(eY / bRow, eX / bRow, eG / bG),
+      1,
+      `max(|Δy|, |Δdx| over their conditions / γ_${2 * width + 8}; |Δ[∂γ; ∂β]| / Σ|dy|(|x̂|, 1) / γ_${n + 2 * width + 8}): ${eY.toExponential(2)}, ${eX.toExponential(2)}, ${eG.toExponential(2)}; ${stray} gradient writes outside the tensors`,
+      stray === 0,
+    );
+  };
+}
+
 /** Every layers check, with its id (see kernel-checks.ts CHECKS). */
 export const LAYERS_CHECKS: readonly (readonly [string, Check])[] = [
   ['layers-gemm', denseForwardCheck(37, [45], 24, 'none')],
@@ -469,4 +567,6 @@ export const LAYERS_CHECKS: readonly (readonly [string, Check])[] = [
   ['layers-relu', activationCheck(7, 301, 'relu')],
   ['layers-gelu', activationCheck(7, 301, 'gelu')],
   ['layers-residual', residualAddCheck(5, 77)],
+  ['layers-layernorm', layerNormCheck(3, 5, 40)],
+  ['layers-layernorm', layerNormCheck(2, 3, 150)],
 ];

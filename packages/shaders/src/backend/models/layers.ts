@@ -15,7 +15,7 @@
  * - every parameter tensor belongs to one layer, whose backward kernel overwrites its gradient,
  *   so the gradient buffer needs no clearing between steps.
  *
- * Layer types without kernels yet (layer norm, embedding, attention) and the next-token loss are
+ * Layer types without kernels yet (embedding, attention) and the next-token loss are
  * refused with a RangeError naming the layer before anything is allocated; such models train on
  * the CPU backend.
  */
@@ -39,8 +39,12 @@ import {
   layersDenseBackwardWeightsKernel,
   layersDenseForwardKernel,
   layersElementwiseKernel,
+  layersLayerNormBackwardInputKernel,
+  layersLayerNormBackwardParamsKernel,
+  layersLayerNormForwardKernel,
   layersPoolBackwardKernel,
   layersPoolForwardKernel,
+  LAYERNORM_STATS_PER_ROW,
 } from '../../kernels/layers/programs.ts';
 import type {
   BindRegion,
@@ -204,7 +208,32 @@ class Lowering {
           cur = { out, dOut };
           return;
         }
-        case 'layernorm':
+        case 'layernorm': {
+          const out = this.region(`${node.name}.out`, perSample);
+          const dOut = this.region(dOutName, perSample);
+          const stats = this.region(`${node.name}.stats`, node.positions * LAYERNORM_STATS_PER_ROW);
+          const g = {
+            ...node,
+            weight: this.offsets[node.weight]!,
+            bias: this.offsets[node.bias]!,
+          };
+          this.forward.push({
+            kernel: layersLayerNormForwardKernel(g),
+            regions: { x: cur.out, params: 'params', y: out, stats },
+          });
+          if (cur.dOut !== null) {
+            this.backwardReversed.push({
+              kernel: layersLayerNormBackwardInputKernel(g),
+              regions: { x: cur.out, dy: dOut, params: 'params', stats, dx: cur.dOut },
+            });
+          }
+          this.backwardReversed.push({
+            kernel: layersLayerNormBackwardParamsKernel(g),
+            regions: { x: cur.out, dy: dOut, stats, grad: 'grad' },
+          });
+          cur = { out, dOut };
+          return;
+        }
         case 'embedding':
         case 'attention':
           throw notWired(`a ${node.op} layer (${node.path} ${node.name})`);

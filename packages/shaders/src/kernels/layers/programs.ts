@@ -14,6 +14,9 @@ import type { Kernel } from '../programs.ts';
 import activationSource from './activation.wgsl?raw';
 import elementwiseSource from './elementwise.wgsl?raw';
 import gemmSource from './gemm.wgsl?raw';
+import layernormBackwardSource from './layernorm-backward.wgsl?raw';
+import layernormForwardSource from './layernorm-forward.wgsl?raw';
+import layernormParamsSource from './layernorm-params.wgsl?raw';
 import poolBackwardSource from './pool-backward.wgsl?raw';
 import poolForwardSource from './pool-forward.wgsl?raw';
 
@@ -307,10 +310,14 @@ export type ElementwiseOp = 'relu' | 'gelu' | 'add';
 
 const ELEMENTWISE_CODE: Record<ElementwiseOp, number> = { relu: 0, gelu: 1, add: 2 };
 
+/** A 2-D grid of `groups` workgroups (kernels index them as wid.y·grid.x + wid.x). */
+function groupGrid(groups: number): readonly [number, number] {
+  return groups <= GRID_ROW ? [groups, 1] : [GRID_ROW, ceil(groups, GRID_ROW)];
+}
+
 /** Grid of a one-thread-per-element kernel over `count` elements. */
 function elementGrid(count: number): readonly [number, number] {
-  const groups = ceil(count, ELEMENT_WG);
-  return groups <= GRID_ROW ? [groups, 1] : [GRID_ROW, ceil(groups, GRID_ROW)];
+  return groupGrid(ceil(count, ELEMENT_WG));
 }
 
 /**
@@ -384,4 +391,68 @@ export function layersPoolBackwardKernel(g: PoolGeometry): Kernel {
   });
   const perSample = g.channels * g.height * g.width;
   return { program, grid: (rows) => elementGrid(rows * perSample) };
+}
+
+/**
+ * Threads of the layer-norm reductions: a power of two; 64, as the backend's other reductions
+ * (SwiftShader runs wider workgroups with barriers far slower; programs.ts REDUCE_WG).
+ */
+const NORM_WG = 64;
+
+/** A layer norm over the last dimension (core's LayerNormNode), γ and β at their offsets. */
+export interface LayerNormGeometry {
+  readonly positions: number;
+  readonly width: number;
+  readonly epsilon: number;
+  readonly weight: number;
+  readonly bias: number;
+}
+
+/** Floats of per-row statistics (mean, rstd) the forward keeps for the backward. */
+export const LAYERNORM_STATS_PER_ROW = 2;
+
+/** Layer norm forward, one workgroup per row (layernorm-forward.wgsl). */
+export function layersLayerNormForwardKernel(g: LayerNormGeometry): Kernel {
+  const program = new ComputeProgram({
+    name: 'layers-layernorm-forward',
+    body: layernormForwardSource,
+    preamble: STEP_PARAMS.wgsl(),
+    overrides: {
+      WIDTH: g.width,
+      POSITIONS: g.positions,
+      G_OFF: g.weight,
+      B_OFF: g.bias,
+      EPSILON: g.epsilon,
+      WG: NORM_WG,
+    },
+  });
+  return { program, grid: (rows) => groupGrid(rows * g.positions) };
+}
+
+/** Layer norm input gradient, one workgroup per row (layernorm-backward.wgsl). */
+export function layersLayerNormBackwardInputKernel(g: LayerNormGeometry): Kernel {
+  const program = new ComputeProgram({
+    name: 'layers-layernorm-backward-input',
+    body: layernormBackwardSource,
+    preamble: STEP_PARAMS.wgsl(),
+    overrides: { WIDTH: g.width, POSITIONS: g.positions, G_OFF: g.weight, WG: NORM_WG },
+  });
+  return { program, grid: (rows) => groupGrid(rows * g.positions) };
+}
+
+/** Layer norm ∂γ and ∂β, one workgroup per column (layernorm-params.wgsl). */
+export function layersLayerNormBackwardParamsKernel(g: LayerNormGeometry): Kernel {
+  const program = new ComputeProgram({
+    name: 'layers-layernorm-backward-params',
+    body: layernormParamsSource,
+    preamble: STEP_PARAMS.wgsl(),
+    overrides: {
+      WIDTH: g.width,
+      POSITIONS: g.positions,
+      G_OFF: g.weight,
+      B_OFF: g.bias,
+      WG: NORM_WG,
+    },
+  });
+  return { program, grid: () => groupGrid(g.width) };
 }
