@@ -17,12 +17,17 @@ afterAll(async () => {
 /** The bound of the whole-step kernel checks (kernel-checks.ts backendCheck). */
 const STEP_BOUND = 1e-5;
 
-function randomBatch(rng: Rng, rows: number, features: number, classes: number): Batch {
-  return {
-    size: rows,
-    x: Float32Array.from({ length: rows * features }, () => rng.normal()),
-    labels: Uint32Array.from({ length: rows }, () => rng.int(classes)),
-  };
+function randomBatch(rng: Rng, rows: number, spec: LayersSpec): Batch {
+  const first = spec.layers[0]!;
+  // Token ids (the next-token targets included) under an embedding, else normal features.
+  const x = Float32Array.from({ length: rows * spec.inputs }, () =>
+    first.type === 'embedding' ? rng.int(first.vocab) : rng.normal(),
+  );
+  const labels =
+    spec.loss === 'next-token'
+      ? null
+      : Uint32Array.from({ length: rows }, () => rng.int(spec.classes));
+  return { size: rows, x, labels };
 }
 
 /** Peers for block k: v = w − a·η·g, accepted iff a > ½, so no verdict is near a tie. */
@@ -58,7 +63,7 @@ async function lockstep(spec: LayersSpec, blockSize: number, steps: number, rows
     const eta = Math.fround(lr);
     for (let s = 0; s < steps; s++) {
       // The last step is smaller than maxBatch: grids follow the step's rows.
-      const batch = randomBatch(rng, s === steps - 1 ? rows - 3 : rows, spec.inputs, spec.classes);
+      const batch = randomBatch(rng, s === steps - 1 ? rows - 3 : rows, spec);
       let received: ReceivedBlock[] = [];
       if (s % 2 === 1) {
         const w = await cpu.readParameters();
@@ -156,21 +161,60 @@ describe('WebGpuBackend runs the layers kind like CpuBackend', () => {
     );
   });
 
-  it('refuses layer types it has no kernels for, naming the layer', async () => {
-    const layout = parameterLayout({
-      kind: 'layers',
-      inputs: 12,
-      classes: 3,
-      inputShape: [3, 4],
-      layers: [
-        { type: 'dense', units: 4 },
-        { type: 'attention', heads: 2 },
-        { type: 'flatten' },
-        { type: 'dense', units: 3 },
-      ],
-    });
-    await expect(
-      WebGpuBackend.create(device, layout, new Float32Array(layout.size)),
-    ).rejects.toThrow(/attention layer \(model\.layers\[1\] attn1\).*CPU backend/);
+  it('a small transformer on next-token prediction: embedding, attention, layer norm, GELU', async () => {
+    const positions = 7;
+    const width = 12;
+    const block = (n: number) => [
+      {
+        type: 'residual' as const,
+        layers: [{ type: 'layernorm' as const }, { type: 'attention' as const, heads: n }],
+      },
+      {
+        type: 'residual' as const,
+        layers: [
+          { type: 'layernorm' as const },
+          { type: 'dense' as const, units: 2 * width },
+          { type: 'gelu' as const },
+          { type: 'dense' as const, units: width },
+        ],
+      },
+    ];
+    await lockstep(
+      {
+        kind: 'layers',
+        inputs: positions + 1,
+        classes: 11,
+        loss: 'next-token',
+        layers: [
+          { type: 'embedding', vocab: 11, dim: width },
+          ...block(3),
+          ...block(2),
+          { type: 'layernorm' },
+          { type: 'dense', units: 11 },
+        ],
+      },
+      97,
+      6,
+      6,
+    );
+  });
+
+  it('an embedding with the classify loss, attention as its first consumer', async () => {
+    await lockstep(
+      {
+        kind: 'layers',
+        inputs: 5,
+        classes: 3,
+        layers: [
+          { type: 'embedding', vocab: 9, dim: 8 },
+          { type: 'attention', heads: 2 },
+          { type: 'flatten' },
+          { type: 'dense', units: 3 },
+        ],
+      },
+      40,
+      6,
+      8,
+    );
   });
 });

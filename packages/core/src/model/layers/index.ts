@@ -8,10 +8,12 @@ export type { FloatArray } from './gemm.ts';
 export { DenseOp, ElementwiseOp } from './op.ts';
 export type { Op, MakeArray, TensorOffsets } from './op.ts';
 export { Conv2dOp, PoolOp } from './spatial.ts';
-export { LayerNormOp } from './sequence.ts';
+export { AttentionOp, EmbeddingOp, LayerNormOp } from './sequence.ts';
 export type {
+  AttentionNode,
   Conv2dNode,
   DenseNode,
+  EmbeddingNode,
   ElementwiseNode,
   LayerNormNode,
   PoolNode,

@@ -15,11 +15,16 @@
  * - every parameter tensor belongs to one layer, whose backward kernel overwrites its gradient,
  *   so the gradient buffer needs no clearing between steps.
  *
- * Layer types without kernels yet (embedding, attention) and the next-token loss are
- * refused with a RangeError naming the layer before anything is allocated; such models train on
- * the CPU backend.
+ * - an embedding reads its token ids in place from the input region (stride: floats per sample),
+ *   and the next-token loss reads its targets there too, so the upload is the batch as it is;
+ * - attention is its two projections as dense GEMMs around the fused core of attention.wgsl.
+ *
+ * Every layer type and both losses are wired. What still refuses, with a RangeError naming it
+ * before anything is allocated, are degenerate models (no layer with parameters, a residual
+ * block of flatten layers only); those train on the CPU backend.
  */
 import type {
+  AttentionNode,
   Batch,
   Conv2dNode,
   DenseNode,
@@ -39,6 +44,12 @@ import {
   layersDenseBackwardWeightsKernel,
   layersDenseForwardKernel,
   layersElementwiseKernel,
+  layersEmbeddingBackwardKernel,
+  layersEmbeddingForwardKernel,
+  layersAttentionKernel,
+  layersNextTokenSampleKernel,
+  layersNextTokenScoreKernel,
+  attentionRegionSizes,
   layersLayerNormBackwardInputKernel,
   layersLayerNormBackwardParamsKernel,
   layersLayerNormForwardKernel,
@@ -81,9 +92,11 @@ interface Lowered {
   readonly forward: readonly Dispatch[];
   /** In execution order. */
   readonly backward: readonly Dispatch[];
-  readonly logits: Tensor;
+  /** The loss: per-sample losses into `sampleLoss`, ∂(mean loss)/∂logits. */
+  readonly head: readonly Dispatch[];
   readonly features: number;
-  readonly classes: number;
+  /** `classify` (labels uploaded) or `next-token` (targets read from the input). */
+  readonly classify: boolean;
 }
 
 /** The refusal for a model this backend cannot run yet, naming what is missing. */
@@ -101,7 +114,11 @@ class Lowering {
   /** Backward dispatches in forward order; reversed at the end. */
   readonly backwardReversed: Dispatch[] = [];
 
-  constructor(private readonly offsets: readonly number[]) {}
+  constructor(
+    private readonly offsets: readonly number[],
+    /** Floats per sample in the input region (the embedding reads its token ids there). */
+    private readonly features: number,
+  ) {}
 
   region(name: string, perSample: number): string {
     this.regions.set(name, perSample);
@@ -234,12 +251,93 @@ class Lowering {
           cur = { out, dOut };
           return;
         }
-        case 'embedding':
+        case 'embedding': {
+          const out = this.region(`${node.name}.out`, perSample);
+          const dOut = this.region(dOutName, perSample);
+          const g = {
+            ...node,
+            stride: this.features,
+            token: this.offsets[node.token]!,
+            position: this.offsets[node.position]!,
+          };
+          // The kernel file has both entry points and so both layouts bind every buffer.
+          const regions = { tokens: cur.out, params: 'params', dy: dOut, out, grad: 'grad' };
+          this.forward.push({ kernel: layersEmbeddingForwardKernel(g), regions });
+          this.backwardReversed.push({ kernel: layersEmbeddingBackwardKernel(g), regions });
+          // The first layer (plan rule): token ids have no gradient.
+          cur = { out, dOut };
+          return;
+        }
         case 'attention':
-          throw notWired(`a ${node.op} layer (${node.path} ${node.name})`);
+          cur = this.attention(node, cur, dOutName);
+          return;
       }
     });
     return cur;
+  }
+
+  /**
+   * Causal self-attention: the fused q|k|v projection and the output projection as dense GEMMs
+   * over positions, the core (scores, softmax, context and their gradients) in attention.wgsl.
+   */
+  private attention(node: AttentionNode, input: Tensor, dOutName: string): Tensor {
+    const sizes = attentionRegionSizes(node);
+    const r = (suffix: string, perSample: number) =>
+      this.region(`${node.name}.${suffix}`, perSample);
+    const qkv = r('qkv', sizes.qkv);
+    const dQkv = r('dQkv', sizes.qkv);
+    const probs = r('probs', sizes.probs);
+    const dScores = r('dScores', sizes.probs);
+    const context = r('context', sizes.context);
+    const dContext = r('dContext', sizes.context);
+    const out = r('out', sizes.context);
+    const dOut = this.region(dOutName, sizes.context);
+    const dense = (inWidth: number, outWidth: number, weight: number, bias: number) => ({
+      positions: node.positions,
+      inWidth,
+      outWidth,
+      weight: this.offsets[weight]!,
+      bias: this.offsets[bias]!,
+    });
+    const d = node.width;
+    const qkvProj = dense(d, 3 * d, node.qkvWeight, node.qkvBias);
+    const outProj = dense(d, d, node.projWeight, node.projBias);
+    const core = { qkv, probs, context, dContext, dScores, dQkv };
+    this.forward.push(
+      {
+        kernel: layersDenseForwardKernel(qkvProj, 'none'),
+        regions: { x: input.out, params: 'params', y: qkv },
+      },
+      { kernel: layersAttentionKernel(node, 'forward'), regions: core },
+      {
+        kernel: layersDenseForwardKernel(outProj, 'none'),
+        regions: { x: context, params: 'params', y: out },
+      },
+    );
+    // Reverse of execution: proj ∂W and dContext, query then key pass, qkv ∂W and dx.
+    if (input.dOut !== null) {
+      this.backwardReversed.push({
+        kernel: layersDenseBackwardInputKernel(qkvProj),
+        regions: { dy: dQkv, params: 'params', dx: input.dOut },
+      });
+    }
+    this.backwardReversed.push(
+      {
+        kernel: layersDenseBackwardWeightsKernel(qkvProj),
+        regions: { dy: dQkv, x: input.out, grad: 'grad' },
+      },
+      { kernel: layersAttentionKernel(node, 'backward_key'), regions: core },
+      { kernel: layersAttentionKernel(node, 'backward_query'), regions: core },
+      {
+        kernel: layersDenseBackwardInputKernel(outProj),
+        regions: { dy: dOut, params: 'params', dx: dContext },
+      },
+      {
+        kernel: layersDenseBackwardWeightsKernel(outProj),
+        regions: { dy: dOut, x: context, grad: 'grad' },
+      },
+    );
+    return { out, dOut };
   }
 
   /** Forward and backward dispatches of a dense or conv2d layer. */
@@ -283,20 +381,41 @@ class Lowering {
 }
 
 function lower(layout: ParameterLayout): Lowered {
-  if (layout.spec.kind !== 'layers')
+  if (layout.spec.kind !== 'layers') {
     throw new RangeError(`not a layers model: ${layout.spec.kind}`);
+  }
   const plan: LayersPlan = planOf(layout.spec);
-  if (plan.loss !== 'classify') throw notWired(`loss ${plan.loss}`);
-  const l = new Lowering(tensorOffsets(layout));
+  const l = new Lowering(tensorOffsets(layout), plan.features);
   const logits = l.sequence(plan.nodes, { out: 'input', dOut: null }, null);
-  if (logits.dOut === null) throw notWired('no dense or conv2d layer');
+  if (logits.dOut === null) throw notWired('no layer with parameters');
+  const scoring = { logits: logits.out, dlogits: logits.dOut, sampleLoss: 'sampleLoss' };
+  const head: Dispatch[] =
+    plan.loss === 'classify'
+      ? [
+          {
+            kernel: softmaxCrossEntropyKernel(plan.classes),
+            regions: { ...scoring, labels: l.region('labels', 1) },
+          },
+        ]
+      : (() => {
+          const t = plan.scoredPositions;
+          const regions = {
+            ...scoring,
+            tokens: 'input',
+            positionLoss: l.region('loss.positions', t),
+          };
+          return [
+            { kernel: layersNextTokenScoreKernel(t, plan.classes), regions },
+            { kernel: layersNextTokenSampleKernel(t, plan.classes), regions },
+          ];
+        })();
   return {
     regions: l.regions,
     forward: l.forward,
+    head,
     backward: l.backwardReversed.slice().reverse(),
-    logits,
     features: plan.features,
-    classes: plan.classes,
+    classify: plan.loss === 'classify',
   };
 }
 
@@ -317,7 +436,6 @@ export const layersModel: ModelKind = {
 
   regions(layout: ParameterLayout, options: RegionOptions, add: RegionSink): void {
     const l = loweredOf(layout);
-    add.work('labels', options.maxBatch * 4);
     for (const [name, perSample] of l.regions) add.work(name, options.maxBatch * perSample * 4);
   },
 
@@ -326,10 +444,11 @@ export const layersModel: ModelKind = {
     return {
       sparseEntries: 0,
       async compile(compile: CompileKernel): Promise<CompiledModel> {
+        const all = (list: readonly Dispatch[]) => Promise.all(list.map((d) => compile(d.kernel)));
         const [forward, backward, head] = await Promise.all([
-          Promise.all(l.forward.map((d) => compile(d.kernel))),
-          Promise.all(l.backward.map((d) => compile(d.kernel))),
-          compile(softmaxCrossEntropyKernel(l.classes)),
+          all(l.forward),
+          all(l.backward),
+          all(l.head),
         ]);
         return { bind: (bind) => bindLayers(l, forward, backward, head, bind) };
       },
@@ -341,7 +460,7 @@ function bindLayers(
   l: Lowered,
   forwardC: readonly CompiledKernel[],
   backwardC: readonly CompiledKernel[],
-  headC: CompiledKernel,
+  headC: readonly CompiledKernel[],
   bind: BindRegion,
 ): ModelPasses {
   const step = bind('step');
@@ -352,22 +471,16 @@ function bindLayers(
   };
   const forward = l.forward.map((d, i) => bindAll(d, forwardC[i]!));
   const backward = l.backward.map((d, i) => bindAll(d, backwardC[i]!));
-  const head = bindPass(headC, {
-    step,
-    logits: bind(l.logits.out),
-    labels: bind('labels'),
-    dlogits: bind(l.logits.dOut!),
-    sampleLoss: bind('sampleLoss'),
-  });
+  const head = l.head.map((d, i) => bindAll(d, headC[i]!));
   return {
     upload(batch: Batch, rows: number, upload: UploadRegion) {
       upload('input', batch.x.subarray(0, rows * l.features));
-      upload('labels', batch.labels!.subarray(0, rows));
+      if (l.classify) upload('labels', batch.labels!.subarray(0, rows));
       return 'dense';
     },
     encodeLoss(run: RunPass): void {
       for (const p of forward) run(p);
-      run(head);
+      for (const p of head) run(p);
     },
     encodeGradient(run: RunPass): void {
       for (const p of backward) run(p);

@@ -12,11 +12,14 @@ import { STEP_PARAMS } from '../../backend/uniforms.ts';
 import { ComputeProgram } from '../../gpu/program.ts';
 import type { Kernel } from '../programs.ts';
 import activationSource from './activation.wgsl?raw';
+import attentionSource from './attention.wgsl?raw';
 import elementwiseSource from './elementwise.wgsl?raw';
+import embeddingSource from './embedding.wgsl?raw';
 import gemmSource from './gemm.wgsl?raw';
 import layernormBackwardSource from './layernorm-backward.wgsl?raw';
 import layernormForwardSource from './layernorm-forward.wgsl?raw';
 import layernormParamsSource from './layernorm-params.wgsl?raw';
+import nextTokenCeSource from './next-token-ce.wgsl?raw';
 import poolBackwardSource from './pool-backward.wgsl?raw';
 import poolForwardSource from './pool-forward.wgsl?raw';
 
@@ -455,4 +458,115 @@ export function layersLayerNormBackwardParamsKernel(g: LayerNormGeometry): Kerne
     },
   });
   return { program, grid: () => groupGrid(g.width) };
+}
+
+/** A token + position embedding (core's EmbeddingNode), its tables at their offsets. */
+export interface EmbeddingGeometry {
+  readonly positions: number;
+  readonly vocab: number;
+  readonly dim: number;
+  /** Floats per sample in the input (positions, or positions + 1 with the target). */
+  readonly stride: number;
+  readonly token: number;
+  readonly position: number;
+}
+
+function embeddingProgram(g: EmbeddingGeometry, entryPoint: 'forward' | 'backward') {
+  return new ComputeProgram({
+    name: 'layers-embedding',
+    entryPoint,
+    body: embeddingSource,
+    preamble: STEP_PARAMS.wgsl(),
+    overrides: {
+      POSITIONS: g.positions,
+      DIM: g.dim,
+      VOCAB: g.vocab,
+      STRIDE: g.stride,
+      TOK_OFF: g.token,
+      POS_OFF: g.position,
+      WG: ELEMENT_WG,
+    },
+  });
+}
+
+/** Embedding forward, one thread per output element (embedding.wgsl `forward`). */
+export function layersEmbeddingForwardKernel(g: EmbeddingGeometry): Kernel {
+  return {
+    program: embeddingProgram(g, 'forward'),
+    grid: (rows) => elementGrid(rows * g.positions * g.dim),
+  };
+}
+
+/** Embedding table gradients, one thread per table entry (embedding.wgsl `backward`). */
+export function layersEmbeddingBackwardKernel(g: EmbeddingGeometry): Kernel {
+  return {
+    program: embeddingProgram(g, 'backward'),
+    grid: () => elementGrid((g.vocab + g.positions) * g.dim),
+  };
+}
+
+function nextTokenProgram(positions: number, vocab: number, entryPoint: 'score' | 'per_sample') {
+  return new ComputeProgram({
+    name: 'layers-next-token-ce',
+    entryPoint,
+    body: nextTokenCeSource,
+    preamble: STEP_PARAMS.wgsl(),
+    overrides: { POSITIONS: positions, VOCAB: vocab, WG: ELEMENT_WG },
+  });
+}
+
+/** Next-token loss and logit gradient per scored position (next-token-ce.wgsl `score`). */
+export function layersNextTokenScoreKernel(positions: number, vocab: number): Kernel {
+  return {
+    program: nextTokenProgram(positions, vocab, 'score'),
+    grid: (rows) => elementGrid(rows * positions),
+  };
+}
+
+/** Per-sample mean of the position losses (next-token-ce.wgsl `per_sample`). */
+export function layersNextTokenSampleKernel(positions: number, vocab: number): Kernel {
+  return {
+    program: nextTokenProgram(positions, vocab, 'per_sample'),
+    grid: (rows) => [ceil(rows, ELEMENT_WG), 1],
+  };
+}
+
+/** The attention core between the projections (core's AttentionNode). */
+export interface AttentionGeometry {
+  readonly positions: number;
+  readonly width: number;
+  readonly heads: number;
+}
+
+/** Floats per sample of the attention core's regions. */
+export function attentionRegionSizes(g: AttentionGeometry) {
+  return {
+    qkv: g.positions * 3 * g.width,
+    probs: g.heads * g.positions * g.positions,
+    context: g.positions * g.width,
+  };
+}
+
+/**
+ * One entry point of attention.wgsl, one thread per (sample, head, position): `forward`, then
+ * in the backward pass `backward_query` before `backward_key`.
+ */
+export function layersAttentionKernel(
+  g: AttentionGeometry,
+  entryPoint: 'forward' | 'backward_query' | 'backward_key',
+): Kernel {
+  const program = new ComputeProgram({
+    name: 'layers-attention',
+    entryPoint,
+    body: attentionSource,
+    preamble: STEP_PARAMS.wgsl(),
+    overrides: {
+      T: g.positions,
+      D: g.width,
+      H: g.heads,
+      DH: g.width / g.heads,
+      WG: ELEMENT_WG,
+    },
+  });
+  return { program, grid: (rows) => elementGrid(rows * g.heads * g.positions) };
 }
