@@ -773,6 +773,46 @@ function layersBackendCheck(): Check {
   ]);
 }
 
+function layersLmBackendCheck(): Check {
+  // A pre-norm transformer block on next-token prediction: embedding, attention, GELU MLP.
+  const positions = 6;
+  const vocab = 9;
+  const layout = parameterLayout(
+    {
+      kind: 'layers',
+      inputs: positions + 1,
+      classes: vocab,
+      loss: 'next-token',
+      layers: [
+        { type: 'embedding', vocab, dim: 8 },
+        { type: 'residual', layers: [{ type: 'layernorm' }, { type: 'attention', heads: 2 }] },
+        {
+          type: 'residual',
+          layers: [
+            { type: 'layernorm' },
+            { type: 'dense', units: 16 },
+            { type: 'gelu' },
+            { type: 'dense', units: 8 },
+          ],
+        },
+        { type: 'layernorm' },
+        { type: 'dense', units: vocab },
+      ],
+    },
+    83,
+  );
+  const batch = (rng: Rng, rows: number): Batch => ({
+    size: rows,
+    x: Float32Array.from({ length: rows * (positions + 1) }, () => rng.int(vocab)),
+    labels: null,
+  });
+  return backendCheck('layers transformer LM, context 6 (block 83)', layout, (rng) => [
+    { batch: batch(rng, 5) },
+    { batch: batch(rng, 5), peers: peersAlongGradient(layout, 2, [3, -1]) },
+    { batch: batch(rng, 3), peers: peersAlongGradient(layout, layout.blockCount - 1, [2]) },
+  ]);
+}
+
 // ---------------------------------------------------------------------------------------------
 
 /** Every check, with a stable id (`only` matches ids and names by prefix). */
@@ -806,6 +846,7 @@ const CHECKS: readonly (readonly [string, Check])[] = [
   ['backend-kmeans', kmeansBackendCheck()],
   ...LAYERS_CHECKS,
   ['backend-layers', layersBackendCheck()],
+  ['backend-layers', layersLmBackendCheck()],
 ];
 
 /**

@@ -8,7 +8,9 @@
 import type {
   Conv2dNode,
   DenseNode,
+  AttentionNode,
   ElementwiseNode,
+  EmbeddingNode,
   LayerNormNode,
   FloatArray,
   LayerSpec,
@@ -17,7 +19,16 @@ import type {
   PoolNode,
   Rng,
 } from '@meshgrad/core';
-import { Conv2dOp, DenseOp, ElementwiseOp, LayerNormOp, planLayers, PoolOp } from '@meshgrad/core';
+import {
+  AttentionOp,
+  Conv2dOp,
+  DenseOp,
+  ElementwiseOp,
+  EmbeddingOp,
+  LayerNormOp,
+  planLayers,
+  PoolOp,
+} from '@meshgrad/core';
 import type { Kernel } from '../kernels/programs.ts';
 import type { Activation, ConvGeometry, PoolGeometry } from '../kernels/layers/programs.ts';
 import {
@@ -27,7 +38,13 @@ import {
   layersDenseBackwardInputKernel,
   layersDenseBackwardWeightsKernel,
   layersDenseForwardKernel,
+  attentionRegionSizes,
+  layersAttentionKernel,
   layersElementwiseKernel,
+  layersEmbeddingBackwardKernel,
+  layersEmbeddingForwardKernel,
+  layersNextTokenSampleKernel,
+  layersNextTokenScoreKernel,
   layersLayerNormBackwardInputKernel,
   layersLayerNormBackwardParamsKernel,
   layersLayerNormForwardKernel,
@@ -536,6 +553,194 @@ function layerNormCheck(rows: number, positions: number, width: number): Check {
   };
 }
 
+// ---------------------------------------------------------------------------------------------
+// Sequence layers: embedding, attention, the next-token loss
+
+function embeddingCheck(rows: number, positions: number, vocab: number, dim: number): Check {
+  return async ({ h, rng }) => {
+    const node = nodeFor([positions], { type: 'embedding', vocab, dim }) as EmbeddingNode;
+    const token = 3;
+    const position = token + vocab * dim + 5;
+    const size = position + positions * dim + 7;
+    const p = randomArray(rng, size);
+    // Few distinct ids, so every token row gathers from several positions; one id never seen.
+    const ids = Float32Array.from({ length: rows * positions }, () => rng.int(vocab - 1));
+    const dy = randomArray(rng, rows * positions * dim, 0.1);
+    const g = { ...node, stride: positions, token, position };
+    const out = h.buffer(null, dy.length * 4);
+    const grad = h.buffer(null, size * 4);
+    const regions = { tokens: h.buffer(ids), params: h.buffer(p), dy: h.buffer(dy), out, grad };
+    await runKernel(h, layersEmbeddingForwardKernel(g), rows, regions);
+    await runKernel(h, layersEmbeddingBackwardKernel(g), rows, regions);
+    const yGpu = await h.readF32(out, dy.length);
+    const gAll = await h.readF32(grad, size);
+    const make = () => new EmbeddingOp(node, [token, position], rows, f64);
+    const { exact, scale } = reference(make, p, ids, rows, dy);
+    const tensors = [
+      [token, token + vocab * dim],
+      [position, position + positions * dim],
+    ] as const;
+    const eY = maxRelative(yGpu, exact.out, scale.out);
+    const eG = Math.max(
+      ...tensors.map(([a, b]) =>
+        maxRelative(gAll.subarray(a, b), exact.g.subarray(a, b), scale.g.subarray(a, b)),
+      ),
+    );
+    const stray = strayWrites(gAll, tensors);
+    const bG = gamma(rows * positions);
+    return result(
+      `layers-embedding forward + backward ${rows}×${positions} vocab ${vocab} dim ${dim}`,
+      Math.max(eY / F32_U, eG / bG),
+      1,
+      `max(|Δy| / (|token| + |position|) / u, |Δ∂table| / Σ|dy| / γ_${rows * positions}): ${eY.toExponential(2)}, ${eG.toExponential(2)}; ${stray} gradient writes outside the tables`,
+      stray === 0,
+    );
+  };
+}
+
+/** max |gpu − ref| / max |ref|: a norm-wise error, for chains of sums through a softmax. */
+function normwise(gpu: ArrayLike<number>, ref: ArrayLike<number>): number {
+  let top = 0;
+  for (let i = 0; i < ref.length; i++) top = Math.max(top, Math.abs(ref[i]!));
+  return maxRelative(gpu, ref, top);
+}
+
+/**
+ * The whole attention layer as the backend runs it (q|k|v GEMM, the fused core, output GEMM;
+ * then their six backward dispatches) against core's AttentionOp in float64. Errors are
+ * norm-wise per tensor; the bound is γ of the longest chain of sums an output goes through
+ * (projections, scores, softmax, context, projection; twice that backward).
+ */
+function attentionCheck(rows: number, positions: number, width: number, heads: number): Check {
+  return async ({ h, rng }) => {
+    const node = nodeFor([positions, width], { type: 'attention', heads }) as AttentionNode;
+    const d = width;
+    const qkvW = 3;
+    const qkvB = qkvW + 3 * d * d + 1;
+    const projW = qkvB + 3 * d + 2;
+    const projB = projW + d * d + 1;
+    const size = projB + d + 5;
+    const p = randomArray(rng, size, 0.4);
+    const x = randomArray(rng, rows * positions * d);
+    const dy = randomArray(rng, x.length, 0.1);
+    const sizes = attentionRegionSizes(node);
+    const n = (perSample: number) => rows * perSample * 4;
+    const qkv = h.buffer(null, n(sizes.qkv));
+    const dQkv = h.buffer(null, n(sizes.qkv));
+    const probs = h.buffer(null, n(sizes.probs));
+    const dScores = h.buffer(null, n(sizes.probs));
+    const context = h.buffer(null, n(sizes.context));
+    const dContext = h.buffer(null, n(sizes.context));
+    const out = h.buffer(null, n(sizes.context));
+    const dx = h.buffer(null, n(sizes.context));
+    const grad = h.buffer(null, size * 4);
+    const xB = h.buffer(x);
+    const pB = h.buffer(p);
+    const dyB = h.buffer(dy);
+    const dense = (inWidth: number, outWidth: number, weight: number, bias: number) => ({
+      positions,
+      inWidth,
+      outWidth,
+      weight,
+      bias,
+    });
+    const qkvProj = dense(d, 3 * d, qkvW, qkvB);
+    const outProj = dense(d, d, projW, projB);
+    const core = { qkv, probs, context, dContext, dScores, dQkv };
+    const steps: [Kernel, Record<string, GPUBuffer>][] = [
+      [layersDenseForwardKernel(qkvProj, 'none'), { x: xB, params: pB, y: qkv }],
+      [layersAttentionKernel(node, 'forward'), core],
+      [layersDenseForwardKernel(outProj, 'none'), { x: context, params: pB, y: out }],
+      [layersDenseBackwardWeightsKernel(outProj), { dy: dyB, x: context, grad }],
+      [layersDenseBackwardInputKernel(outProj), { dy: dyB, params: pB, dx: dContext }],
+      [layersAttentionKernel(node, 'backward_query'), core],
+      [layersAttentionKernel(node, 'backward_key'), core],
+      [layersDenseBackwardWeightsKernel(qkvProj), { dy: dQkv, x: xB, grad }],
+      [layersDenseBackwardInputKernel(qkvProj), { dy: dQkv, params: pB, dx }],
+    ];
+    for (const [kernel, buffers] of steps) await runKernel(h, kernel, rows, buffers);
+    const yGpu = await h.readF32(out, x.length);
+    const dxGpu = await h.readF32(dx, x.length);
+    const gAll = await h.readF32(grad, size);
+    const make = () => new AttentionOp(node, [qkvW, qkvB, projW, projB], rows, f64);
+    const { exact } = reference(make, p, x, rows, dy);
+    const tensors = [
+      [qkvW, qkvW + 3 * d * d],
+      [qkvB, qkvB + 3 * d],
+      [projW, projW + d * d],
+      [projB, projB + d],
+    ] as const;
+    const gpuG = new Float64Array(size);
+    for (const [a, b] of tensors) gpuG.set(gAll.subarray(a, b), a);
+    const eY = normwise(yGpu, exact.out);
+    const eX = normwise(dxGpu, exact.dx);
+    const eG = Math.max(
+      ...tensors.map(([a, b]) => normwise(gpuG.subarray(a, b), exact.g.subarray(a, b))),
+    );
+    const stray = strayWrites(gAll, tensors);
+    const dh = width / heads;
+    const chain = 2 * (d + 1) + dh + 2 * positions;
+    const bound = gamma(2 * chain + rows * positions);
+    return result(
+      `layers-attention layer forward + backward ${rows}×[${positions},${width}] ${heads} heads`,
+      Math.max(eY, eX, eG),
+      bound,
+      `norm-wise max|Δ| / max|ref| of y ${eY.toExponential(2)}, dx ${eX.toExponential(2)}, ∂params ${eG.toExponential(2)}; bound γ_${2 * chain + rows * positions}; ${stray} gradient writes outside the tensors`,
+      stray === 0,
+    );
+  };
+}
+
+function nextTokenCheck(rows: number, positions: number, vocab: number): Check {
+  return async ({ h, rng }) => {
+    const logits = randomArray(rng, rows * positions * vocab, 20);
+    const tokens = Float32Array.from({ length: rows * (positions + 1) }, () => rng.int(vocab));
+    const dlogits = h.buffer(null, logits.length * 4);
+    const positionLoss = h.buffer(null, rows * positions * 4);
+    const sampleLoss = h.buffer(null, rows * 4);
+    const regions = {
+      tokens: h.buffer(tokens),
+      logits: h.buffer(logits),
+      dlogits,
+      positionLoss,
+      sampleLoss,
+    };
+    await runKernel(h, layersNextTokenScoreKernel(positions, vocab), rows, regions);
+    await runKernel(h, layersNextTokenSampleKernel(positions, vocab), rows, regions);
+    const gpuD = await h.readF32(dlogits, logits.length);
+    const gpuLoss = await h.readF32(sampleLoss, rows);
+    // Float64 reference: per position log-sum-exp, mean per sample, (softmax − onehot)/(B·T).
+    const scored = rows * positions;
+    const refD = f64(logits.length);
+    const refLoss = f64(rows);
+    const lossScale = f64(rows);
+    for (let r = 0; r < scored; r++) {
+      const s = Math.floor(r / positions);
+      const label = tokens[s * (positions + 1) + (r % positions) + 1]!;
+      const o = r * vocab;
+      let m = -Infinity;
+      for (let j = 0; j < vocab; j++) m = Math.max(m, logits[o + j]!);
+      let sum = 0;
+      for (let j = 0; j < vocab; j++) sum += Math.exp(logits[o + j]! - m);
+      const lse = m + Math.log(sum);
+      refLoss[s] = refLoss[s]! + (lse - logits[o + label]!) / positions;
+      lossScale[s] = Math.max(lossScale[s]!, 1 + Math.abs(m));
+      for (let j = 0; j < vocab; j++) {
+        refD[o + j] = (Math.exp(logits[o + j]! - lse) - (j === label ? 1 : 0)) / scored;
+      }
+    }
+    const eLoss = maxRelative(gpuLoss, refLoss, lossScale);
+    const eD = maxRelative(gpuD, refD, 1 / scored);
+    return result(
+      `layers-next-token-ce ${rows}×${positions}×${vocab}`,
+      Math.max(eLoss, eD),
+      // The classify head's bound (kernel-checks.ts softmaxCheck): same arithmetic per position.
+      3e-5,
+      `sample loss / (1 + max|z|) ${eLoss.toExponential(2)}, dlogits·B·T ${eD.toExponential(2)}`,
+    );
+  };
+}
+
 /** Every layers check, with its id (see kernel-checks.ts CHECKS). */
 export const LAYERS_CHECKS: readonly (readonly [string, Check])[] = [
   ['layers-gemm', denseForwardCheck(37, [45], 24, 'none')],
@@ -569,4 +774,8 @@ export const LAYERS_CHECKS: readonly (readonly [string, Check])[] = [
   ['layers-residual', residualAddCheck(5, 77)],
   ['layers-layernorm', layerNormCheck(3, 5, 40)],
   ['layers-layernorm', layerNormCheck(2, 3, 150)],
+  ['layers-embedding', embeddingCheck(3, 9, 7, 10)],
+  ['layers-attention', attentionCheck(2, 9, 12, 3)],
+  ['layers-attention', attentionCheck(3, 5, 8, 1)],
+  ['layers-next-token-ce', nextTokenCheck(3, 7, 13)],
 ];
