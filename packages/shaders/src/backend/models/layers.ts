@@ -13,8 +13,7 @@
  *   upstream gradient region directly, and the backward adds the two paths into the block's dx;
  * - the first layer computes no input gradient (nothing reads it), as in core's LayersNetwork;
  * - every parameter tensor belongs to one layer, whose backward kernel overwrites its gradient,
- *   so the gradient buffer needs no clearing between steps.
- *
+ *   so the gradient buffer needs no clearing between steps;
  * - an embedding reads its token ids in place from the input region (stride: floats per sample),
  *   and the next-token loss reads its targets there too, so the upload is the batch as it is;
  * - attention is its two projections as dense GEMMs around the fused core of attention.wgsl.
@@ -111,7 +110,7 @@ const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 class Lowering {
   readonly regions = new Map<string, number>();
   readonly forward: Dispatch[] = [];
-  /** Backward dispatches in forward order; reversed at the end. */
+  /** Backward dispatches in reverse execution order (pushed while walking forward). */
   readonly backwardReversed: Dispatch[] = [];
 
   constructor(
