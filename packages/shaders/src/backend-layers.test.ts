@@ -216,4 +216,20 @@ describe('WebGpuBackend runs the layers kind like CpuBackend', () => {
       8,
     );
   });
+
+  it('refuses, before allocating, a maxBatch whose grids exceed the per-dimension limit', async () => {
+    // 4096 positions × 600 samples = 2.46M rows: 76800 row tiles of 32 in the dense GEMM.
+    const layout = parameterLayout({
+      kind: 'layers',
+      inputs: 4096 * 2,
+      classes: 2,
+      inputShape: [4096, 2],
+      layers: [{ type: 'dense', units: 2 }, { type: 'flatten' }, { type: 'dense', units: 2 }],
+    });
+    await expect(
+      WebGpuBackend.create(device, layout, new Float32Array(layout.size), { maxBatch: 600 }),
+    ).rejects.toThrow(
+      /layers-dense-forward needs a 1 × 76800 grid at maxBatch 600.*lower maxBatch/,
+    );
+  });
 });

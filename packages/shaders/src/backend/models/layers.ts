@@ -62,6 +62,7 @@ import type {
   CompiledKernel,
   CompiledModel,
   ModelKind,
+  ModelKindOptions,
   ModelPasses,
   Pass,
   PreparedModel,
@@ -106,6 +107,12 @@ function notWired(what: string): RangeError {
 }
 
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+
+/**
+ * Workgroups per grid dimension every WebGPU device allows (the spec's default limit); a model
+ * whose grids at maxBatch exceed it is refused at create rather than failing validation mid-run.
+ */
+const MAX_WORKGROUPS_PER_DIMENSION = 65535;
 
 class Lowering {
   readonly regions = new Map<string, number>();
@@ -438,8 +445,16 @@ export const layersModel: ModelKind = {
     for (const [name, perSample] of l.regions) add.work(name, options.maxBatch * perSample * 4);
   },
 
-  prepare(layout: ParameterLayout): PreparedModel {
+  prepare(layout: ParameterLayout, options: ModelKindOptions): PreparedModel {
     const l = loweredOf(layout);
+    for (const d of [...l.forward, ...l.head, ...l.backward]) {
+      const grid = d.kernel.grid(options.maxBatch);
+      if (Math.max(...grid) > MAX_WORKGROUPS_PER_DIMENSION) {
+        throw new RangeError(
+          `${d.kernel.program.name} needs a ${grid.join(' × ')} grid at maxBatch ${options.maxBatch}, more than ${MAX_WORKGROUPS_PER_DIMENSION} workgroups per dimension; lower maxBatch`,
+        );
+      }
+    }
     return {
       sparseEntries: 0,
       async compile(compile: CompileKernel): Promise<CompiledModel> {
