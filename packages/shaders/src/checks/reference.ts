@@ -4,7 +4,7 @@
  * measured against (nearly) exact values. Not used in training.
  */
 import type { Batch, ParameterLayout, ReceivedBlock } from '@meshgrad/core';
-import { blockRange, denseWidths } from '@meshgrad/core';
+import { blockRange, denseWidths, LayersNetwork, planOf, tensorOffsets } from '@meshgrad/core';
 
 /** Unit roundoff of float32. */
 export const F32_U = 2 ** -24;
@@ -252,6 +252,23 @@ export function lossAndGradient64(
   const spec = layout.spec;
   const rows = batch.size;
   const grad = new Float64Array(layout.size);
+  if (spec.kind === 'layers') {
+    // Core's own layer graph, run in float64 (it is generic over the float type).
+    const net = new LayersNetwork(
+      planOf(spec),
+      tensorOffsets(layout),
+      rows,
+      (n) => new Float64Array(n),
+    );
+    const loss = net.lossAndGradient(
+      Float64Array.from(w),
+      Float64Array.from(batch.x),
+      batch.labels,
+      rows,
+      grad,
+    );
+    return { loss, grad };
+  }
   if (spec.kind === 'kmeans') {
     const a = kmeansAssign64(batch.x, rows, spec.dims, w, spec.clusters);
     const g = kmeansGrad64(batch.x, rows, spec.dims, w, spec.clusters, a.nearest);
