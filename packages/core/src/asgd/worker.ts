@@ -214,7 +214,8 @@ export class AsgdWorker {
           reason = 'ERR_NORM_BOUND';
         } else {
           const local = this.reference.subarray(start, end);
-          const distance = blockDistance(local, m.values);
+          // With the guard off nothing is judged: no pass over the block to measure it.
+          const distance = this.guard.mode === 'off' ? 0 : blockDistance(local, m.values);
           const warming =
             this.guard.radius(m.block) === Infinity &&
             Number.isFinite(distance) &&
