@@ -17,9 +17,10 @@ import { test, expect } from './fixtures.ts';
 import { buildOnce, freePort, ServerProcess } from '../volunteer/server-process.ts';
 import { faultCounts, injectFaults } from '../p2p/faults.ts';
 import { TurnServer } from '../p2p/turn.ts';
+import { openView, screenshot, signIn } from '../admin/helpers.ts';
 import {
   adminSnapshot,
-  banWorker,
+  adminToken,
   links,
   metricValue,
   openTab,
@@ -382,10 +383,26 @@ test('a tab sending garbage, NaN blocks and blocks scaled by 1e6 does not distur
     received: 0,
     suspected: true,
   });
-  // A ban reaches every tab: the faulty page says so and stops; the others' neighbour lists
-  // lose it, so their meshes close the links to it.
-  await banWorker(server, id, faulty.id);
+  // The console's Workers tab shows the same, and its Ban button reaches every tab: the faulty
+  // page says so and stops; the others' neighbour lists lose it, so their meshes close the links.
+  const consoleContext = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  const admin = await consoleContext.newPage();
+  await admin.goto(`${server.url}/admin`);
+  await signIn(admin, adminToken(server));
+  await openView(admin, 'workers');
+  const suspectRow = admin.locator(`#workers-table tr[data-worker="${faulty.id}"]`);
+  await expect(suspectRow.locator('.badge.worker-suspected')).toHaveText('suspected');
+  await expect(suspectRow.locator('.trust')).toContainText('rejected by 3 of 3 neighbours');
+  for (const tab of good) {
+    await expect(
+      admin.locator(`#workers-table tr[data-worker="${tab.id}"] .badge.worker-suspected`),
+    ).toHaveCount(0);
+  }
+  await screenshot(admin, 'admin-workers-suspect');
+  await suspectRow.locator('button.ban').click();
   await expect(faulty.page.locator('#error')).toContainText('banned');
   for (const tab of good) await expect(tab.page.locator('#peers')).toHaveText('2');
   expect((await adminSnapshot(server, id)).workers.map((w) => w.id)).not.toContain(faulty.id);
+  await expect(admin.locator(`#workers-table tr[data-worker="${faulty.id}"]`)).toHaveCount(0);
+  await consoleContext.close();
 });
