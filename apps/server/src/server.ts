@@ -2,10 +2,11 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Server as SocketServer } from 'socket.io';
-import { MAX_PAYLOAD_BYTES } from '@meshgrad/core';
+import { MAX_PAYLOAD_BYTES, trainingFlopsPerSample } from '@meshgrad/core';
 import { createAdmin } from './admin/index.ts';
 import type { TokenThrottleOptions } from './admin/auth.ts';
 import { AddressLimits, type AddressLimitOptions } from './address-limits.ts';
+import { CreditBook } from './credit/book.ts';
 import { createHttpHandler, type HttpContext } from './http.ts';
 import { DEFAULT_JOB, JobSpecError, parseJobSpec, type JobSpec } from './jobs/job-spec.ts';
 import { Job } from './jobs/job.ts';
@@ -73,6 +74,8 @@ export interface MeshgradServer {
   requestCheckpoint(jobId: string): string | null;
   /** This process's membership in a Redis cluster, or null when it runs alone. */
   readonly cluster: Cluster | null;
+  /** Credit per volunteer identity (credit/book.ts). */
+  readonly credit: CreditBook;
   close(): Promise<void>;
 }
 
@@ -125,6 +128,18 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
     }
   }
 
+  const credit = new CreditBook(dataDir, metrics, log);
+  await credit.load();
+  // Each job's credited reports reach the book, jobs made from the admin console included.
+  const creditWired = new WeakSet<Job>();
+  const wireCredit = (job: Job) => {
+    if (creditWired.has(job)) return;
+    creditWired.add(job);
+    const flops = trainingFlopsPerSample(job.layout.size);
+    job.onCredit = (workerId, report) => credit.credit(job.id, workerId, report, flops);
+  };
+  for (const job of jobs.values()) wireCredit(job);
+
   const startedAt = Date.now();
   // The admin API needs socket.io, which needs the HTTP server: bind its handler once both exist.
   let adminHttp: NonNullable<HttpContext['admin']> = (_req, res) => {
@@ -138,6 +153,7 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
       metrics,
       log,
       startedAt,
+      credit,
       clientDir: options.clientDir === undefined ? defaultClientDir() : options.clientDir,
       admin: (req, res) => adminHttp(req, res),
     }),
@@ -168,6 +184,7 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
     (p) => p,
     (workerId) => iceConfigFor(options, workerId),
     options.namedWorkers ?? false,
+    credit,
   );
   const admin = createAdmin({
     token: adminToken,
@@ -178,6 +195,7 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
     startedAt,
     io,
     outbox: hub,
+    credit,
     allowedDataDirs: allowedDirs,
     ...(options.tokenThrottle ? { tokenThrottle: options.tokenThrottle } : {}),
   });
@@ -191,6 +209,7 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
     ticking = true;
     Promise.all(
       [...jobs.values()].map(async (j) => {
+        wireCredit(j);
         // Jobs created from the admin console join the cluster on their first tick.
         if (cluster && !cluster.isAttached(j)) await cluster.attach(j);
         const endTimer = metrics.tickSeconds.startTimer({ job: j.id });
@@ -201,6 +220,7 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
         }
       }),
     )
+      .then(() => credit.flushIfDue())
       .catch((err: unknown) => log.error({ err }, 'job tick failed'))
       .finally(() => {
         ticking = false;
@@ -234,6 +254,7 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
       return jobs.get(jobId)?.requestState() ?? null;
     },
     cluster,
+    credit,
     close() {
       // Once: a second close (a test's cleanup after a failover) must not reach closed clients.
       closing ??= (async () => {
@@ -241,6 +262,7 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
         addressLimits.close();
         admin.close();
         await Promise.all([...jobs.values()].map((j) => j.flush()));
+        await credit.flush().catch((err: unknown) => log.error({ err }, 'credit book not written'));
         await Promise.all([...jobs.values()].map((j) => j.close()));
         await new Promise<void>((resolve) => io.close(() => resolve()));
         await new Promise<void>((resolve) => http.close(() => resolve()));

@@ -10,6 +10,10 @@ export type ProtocolErrorCode =
   | 'ERR_RATE_LIMITED'
   /** The job runs a custom WGSL kernel and the volunteer has no WebGPU backend. */
   | 'ERR_NEEDS_WEBGPU'
+  /** A hello's challenge is not this connection's, or was used already (a replay). */
+  | 'ERR_CHALLENGE'
+  /** A hello's signature does not verify against its public key. */
+  | 'ERR_BAD_SIGNATURE'
   | 'ERR_INTERNAL';
 
 /** The error reply shape: every acknowledgement is either `{ ok: true, ... }` or this. */

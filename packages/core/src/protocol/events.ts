@@ -95,9 +95,14 @@ export interface Assignment {
   readonly settings: WorkerSettings;
   /** ICE servers for peer links; absent from servers that predate peer-to-peer links. */
   readonly ice?: IceConfig;
+  /** The identity the hello proved (DESIGN §9); absent for an anonymous worker. */
+  readonly identity?: { readonly id: string; readonly name?: string; readonly team?: string };
 }
 
 export type HelloReply = Assignment | ErrorReply;
+
+/** A fresh random challenge for this connection's `hello` to sign (base64url). */
+export type ChallengeReply = { readonly ok: true; readonly challenge: string } | ErrorReply;
 export type OkReply = { readonly ok: true } | ErrorReply;
 
 export interface RelayIn {
@@ -125,6 +130,8 @@ export interface SyncRoundMessage {
 }
 
 export interface VolunteerClientToServerEvents {
+  /** A challenge for the next `hello` on this connection to sign; payload `{}`. */
+  challenge: (payload: Record<string, never>, reply: (r: ChallengeReply) => void) => void;
   hello: (payload: Hello, reply: (r: HelloReply) => void) => void;
   stats: (payload: Stats) => void;
   state: (payload: StateUpload, reply: (r: OkReply) => void) => void;

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { ENCODINGS } from '../codec/encoding.ts';
 import { JOB_STATES } from './events.ts';
+import { identityProofSchema } from './identity.ts';
 import { MAX_ACTIVATION, MAX_LAYERS } from '../model/layers/graph.ts';
 import type { LayerSpec } from '../model/layers/types.ts';
 import {
@@ -158,6 +159,11 @@ export const helloSchema = z.object({
   /** Present when a tab reconnects and wants its old identity back. */
   workerId: id.optional(),
   device: deviceInfoSchema,
+  /**
+   * The volunteer's key and its signature over this connection's challenge (DESIGN §9). Absent:
+   * an anonymous worker, which trains but earns no credit on the leaderboard.
+   */
+  identity: identityProofSchema.optional(),
 });
 
 export const linkStatsSchema = z.object({
