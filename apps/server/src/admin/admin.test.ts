@@ -176,6 +176,7 @@ describe('admin API and namespace', () => {
       '/api/admin/jobs/blobs/metrics',
       '/api/admin/jobs/blobs/checkpoints',
       '/api/admin/jobs/blobs/checkpoints/1.safetensors',
+      '/api/admin/credit',
       '/api/admin/no-such-route',
       '/api/admin',
     ];
@@ -515,6 +516,7 @@ describe('admin API and namespace', () => {
     expect(checkpoints.map((c) => c.seq)).toEqual([1, 2]);
     expect(checkpoints[0]?.downloads.safetensors).toBe(
       '/api/admin/jobs/blobs/checkpoints/1.safetensors',
+      '/api/admin/credit',
     );
     expect(checkpoints[0]?.testObjective).toBeGreaterThan(0);
 
