@@ -516,7 +516,6 @@ describe('admin API and namespace', () => {
     expect(checkpoints.map((c) => c.seq)).toEqual([1, 2]);
     expect(checkpoints[0]?.downloads.safetensors).toBe(
       '/api/admin/jobs/blobs/checkpoints/1.safetensors',
-      '/api/admin/credit',
     );
     expect(checkpoints[0]?.testObjective).toBeGreaterThan(0);
 
