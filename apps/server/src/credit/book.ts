@@ -1,9 +1,9 @@
 /**
  * The credit book (DESIGN §9): per volunteer identity and per job, the samples the server
  * credited and their worth in training FLOPs. Only samples that passed the job's bound on
- * claimed counts (jobs/progress.ts, `Progress.credit`) reach it; a report whose claim went over
- * that bound credits the identity nothing and flags it. Kept in `<dataDir>/credit.json`,
- * written atomically, loaded at start.
+ * claimed counts (jobs/progress.ts, `Progress.credit`) reach it; a report that claims far more
+ * than that bound could ever allow (`INFLATED_CLAIM_SAMPLES`) credits the identity nothing and
+ * flags it. Kept in `<dataDir>/credit.json`, written atomically, loaded at start.
  */
 import path from 'node:path';
 import fs from 'node:fs/promises';
@@ -21,6 +21,7 @@ import {
   type CreditReport,
 } from '@meshgrad/core';
 import { InOrder } from '../jobs/in-order.ts';
+import { CREDIT_BURST_SEC, MAX_SAMPLES_PER_SEC } from '../jobs/progress.ts';
 import type { Logger } from '../logger.ts';
 import type { ServerMetrics } from '../metrics.ts';
 import { writeFileAtomic, type FileSystem } from '../store.ts';
@@ -43,6 +44,13 @@ export const CREDIT_FILE = 'credit.json';
 const FILE_VERSION = 1;
 
 export const FLAG_INFLATED = 'inflated sample count';
+/**
+ * A claim in one report beyond this is a lie, not a fast tab: ten times the most the job's bound
+ * ever credits at once. Why not the bound itself: a tiny model on a fast CPU (K-Means, 8 × 4)
+ * trains about 5 million samples/s in a tab, above `MAX_SAMPLES_PER_SEC`; such a tab is cut to
+ * the bound, not flagged.
+ */
+export const INFLATED_CLAIM_SAMPLES = 10 * CREDIT_BURST_SEC * MAX_SAMPLES_PER_SEC;
 
 /** A volunteer as it proved itself in `hello`. */
 export interface BoundIdentity {
@@ -189,8 +197,9 @@ export class CreditBook {
   }
 
   /**
-   * Credits one report of `workerId` in `jobId`. A claim over the job's bound credits nothing
-   * here (the whole report is suspect, not just its excess) and flags the identity.
+   * Credits one report of `workerId` in `jobId`: what passed the job's bound. A claim over
+   * `INFLATED_CLAIM_SAMPLES` credits nothing (the whole report is suspect, not just its
+   * excess) and flags the identity.
    */
   credit(
     jobId: string,
@@ -203,7 +212,7 @@ export class CreditBook {
     const r = id === undefined ? undefined : this.identities.get(id);
     if (!r) return;
     r.lastSeen = now;
-    if (report.claimed > report.credited) {
+    if (report.claimed > INFLATED_CLAIM_SAMPLES) {
       r.inflatedReports++;
       if (!r.flags.includes(FLAG_INFLATED)) r.flags.push(FLAG_INFLATED);
       this.metrics.creditRefusedReports.inc({ job: jobId, reason: 'inflated' });
