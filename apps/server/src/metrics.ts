@@ -99,6 +99,18 @@ export class ServerMetrics {
     labelNames: ['job', 'reason'] as const,
     registers: [this.registry],
   });
+  readonly spotChecks = new Counter({
+    name: 'meshgrad_spot_checks_total',
+    help: 'Spot checks answered, per job and outcome (passed, failed)',
+    labelNames: ['job', 'outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly creditVoidedFlops = new Counter({
+    name: 'meshgrad_credit_voided_flops_total',
+    help: 'Credit taken back from identities that failed a spot check, in training FLOPs, per job',
+    labelNames: ['job'] as const,
+    registers: [this.registry],
+  });
   readonly creditIdentities = new Gauge({
     name: 'meshgrad_credit_identities',
     help: 'Volunteer identities the credit book holds',

@@ -7,6 +7,7 @@ import { createAdmin } from './admin/index.ts';
 import type { TokenThrottleOptions } from './admin/auth.ts';
 import { AddressLimits, type AddressLimitOptions } from './address-limits.ts';
 import { CreditBook } from './credit/book.ts';
+import { SpotChecks, type SpotCheckOptions } from './credit/spot-checks.ts';
 import { createHttpHandler, type HttpContext } from './http.ts';
 import { DEFAULT_JOB, JobSpecError, parseJobSpec, type JobSpec } from './jobs/job-spec.ts';
 import { Job } from './jobs/job.ts';
@@ -56,6 +57,8 @@ export interface ServerOptions extends IceOptions {
   readonly addressLimits?: AddressLimitOptions;
   /** Wrong admin tokens per address before 429 (admin/auth.ts defaults). */
   readonly tokenThrottle?: TokenThrottleOptions;
+  /** How often volunteers are spot-checked (credit/spot-checks.ts defaults). */
+  readonly spotChecks?: SpotCheckOptions;
   /** Which checkpoints are kept; default the newest 10 and the best (store.ts). */
   readonly checkpointRetention?: CheckpointRetention;
 }
@@ -76,6 +79,7 @@ export interface MeshgradServer {
   readonly cluster: Cluster | null;
   /** Credit per volunteer identity (credit/book.ts). */
   readonly credit: CreditBook;
+  readonly spotChecks: SpotChecks;
   close(): Promise<void>;
 }
 
@@ -176,6 +180,8 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
   addressLimits.install(io.of('/admin'));
   // socket.io types one event map per Server; each namespace has its own, so narrow it here.
   const volunteers = io.of('/volunteer') as unknown as VolunteerNamespace;
+  // The hub sends the checks and the checks' answers come through the hub: bound once both exist.
+  let spotChecks: SpotChecks | null = null;
   const hub = new VolunteerHub(
     volunteers,
     jobs,
@@ -184,8 +190,23 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
     (p) => p,
     (workerId) => iceConfigFor(options, workerId),
     options.namedWorkers ?? false,
-    credit,
+    {
+      bind: (workerId, identity) => credit.bind(workerId, identity),
+      unbind: (workerId) => credit.unbind(workerId),
+      spotCheckAnswer: (workerId, checkId, params) =>
+        spotChecks
+          ? spotChecks.answer(workerId, checkId, params)
+          : 'no spot checks on this server yet',
+    },
   );
+  const checks = new SpotChecks(
+    jobs,
+    credit,
+    (workerId, message) => hub.spotCheck(workerId, message),
+    log,
+    options.spotChecks,
+  );
+  spotChecks = checks;
   const admin = createAdmin({
     token: adminToken,
     jobs,
@@ -220,7 +241,10 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
         }
       }),
     )
-      .then(() => credit.flushIfDue())
+      .then(() => {
+        checks.tick();
+        return credit.flushIfDue();
+      })
       .catch((err: unknown) => log.error({ err }, 'job tick failed'))
       .finally(() => {
         ticking = false;
@@ -255,6 +279,7 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
     },
     cluster,
     credit,
+    spotChecks: checks,
     close() {
       // Once: a second close (a test's cleanup after a failover) must not reach closed clients.
       closing ??= (async () => {

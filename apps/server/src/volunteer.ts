@@ -4,6 +4,7 @@ import {
   helloSchema,
   relaySchema,
   signalSchema,
+  spotCheckAnswerSchema,
   stateUploadSchema,
   statsSchema,
   syncContributionSchema,
@@ -11,6 +12,7 @@ import {
   type ErrorReply,
   type IceConfig,
   type ProtocolErrorCode,
+  type SpotCheckMessage,
   type SyncRoundMessage,
   type VolunteerClientToServerEvents,
   type VolunteerServerToClientEvents,
@@ -48,14 +50,20 @@ interface SocketData {
   challenge?: string;
 }
 
-/** Who learns which identity a worker proved: the credit book. */
+/** Who learns which identity a worker proved (the credit book) and takes spot-check answers. */
 export interface IdentityBinding {
   bind(workerId: string, identity: BoundIdentity): void;
   unbind(workerId: string): void;
+  /** A spot check's answer; null when taken, else why it was refused. */
+  spotCheckAnswer(workerId: string, checkId: string, params: Uint8Array): string | null;
 }
 
 /** For hubs without a credit book: identities are checked and then forgotten. */
-const NO_BINDING: IdentityBinding = { bind: () => {}, unbind: () => {} };
+const NO_BINDING: IdentityBinding = {
+  bind: () => {},
+  unbind: () => {},
+  spotCheckAnswer: (_w, checkId) => `checkId: no open spot check ${checkId}`,
+};
 
 export type VolunteerNamespace = Namespace<
   VolunteerClientToServerEvents,
@@ -108,6 +116,10 @@ export class VolunteerHub implements JobOutbox {
 
   syncRound(workerId: string, message: SyncRoundMessage): void {
     this.sockets.get(workerId)?.emit('syncRound', message);
+  }
+
+  spotCheck(workerId: string, message: SpotCheckMessage): void {
+    this.sockets.get(workerId)?.emit('spotCheck', message);
   }
 
   control(workerId: string, state: 'running' | 'paused' | 'stopped', learningRate: number): void {
@@ -383,6 +395,26 @@ export class VolunteerHub implements JobOutbox {
                 params: asBytes(r.value.params),
               });
         if (problem) refuse('syncContribution', undefined, problem.code, problem.message);
+      }),
+    );
+
+    // Credit (DESIGN §9): the answer to a spot check the credit room sent this worker.
+    socket.on(
+      'spotCheckAnswer',
+      this.guard('spotCheckAnswer', socket, (payload: unknown) => {
+        const ctx = joined('spotCheckAnswer', undefined);
+        if (!ctx) return;
+        const r = validate(spotCheckAnswerSchema, payload);
+        if (!r.ok) {
+          refuse('spotCheckAnswer', undefined, 'ERR_INVALID_PAYLOAD', r.message);
+          return;
+        }
+        const problem = this.identities.spotCheckAnswer(
+          ctx.workerId,
+          r.value.checkId,
+          asBytes(r.value.params),
+        );
+        if (problem) refuse('spotCheckAnswer', undefined, 'ERR_UNEXPECTED', problem);
       }),
     );
 

@@ -44,6 +44,10 @@ export const CREDIT_FILE = 'credit.json';
 const FILE_VERSION = 1;
 
 export const FLAG_INFLATED = 'inflated sample count';
+export const FLAG_FAILED_CHECK = 'failed a spot check';
+/** A passed spot check moves trust this share of the way to 1; a failed one multiplies it. */
+export const TRUST_GAIN = 0.1;
+export const TRUST_LOSS = 0.5;
 /**
  * A claim in one report beyond this is a lie, not a fast tab: ten times the most the job's bound
  * ever credits at once. Why not the bound itself: a tiny model on a fast CPU (K-Means, 8 × 4)
@@ -70,6 +74,8 @@ interface IdentityRecord {
   credit: number;
   samples: number;
   perJob: Record<string, JobCredit>;
+  /** Per job, the credit earned since the identity's last passed spot check there. */
+  unverified: Record<string, JobCredit>;
   inflatedReports: number;
   checksPassed: number;
   checksFailed: number;
@@ -87,6 +93,7 @@ const recordSchema = z.object({
   credit: nonNegative,
   samples: nonNegative,
   perJob: z.record(z.string().max(64), jobCreditSchema),
+  unverified: z.record(z.string().max(64), jobCreditSchema).default({}),
   inflatedReports: z.number().int().nonnegative(),
   checksPassed: z.number().int().nonnegative(),
   checksFailed: z.number().int().nonnegative(),
@@ -167,6 +174,7 @@ export class CreditBook {
         credit: 0,
         samples: 0,
         perJob: {},
+        unverified: {},
         inflatedReports: 0,
         checksPassed: 0,
         checksFailed: 0,
@@ -236,8 +244,48 @@ export class CreditBook {
     }
     line.samples += report.credited;
     line.credit += flops;
+    const pending = (r.unverified[jobId] ??= { credit: 0, samples: 0 });
+    pending.samples += report.credited;
+    pending.credit += flops;
     this.metrics.creditedSamples.inc({ job: jobId }, report.credited);
     this.metrics.creditFlops.inc({ job: jobId }, flops);
+    this.changed();
+  }
+
+  /** An identity's trust; new identities' for one the book does not hold. */
+  trustOf(identity: string): number {
+    return this.identities.get(identity)?.trust ?? INITIAL_TRUST;
+  }
+
+  /**
+   * A spot check's verdict for `identity` in `jobId` (credit/spot-checks.ts). A pass verifies
+   * the credit earned there since the last pass and raises trust; a failure takes that credit
+   * back, lowers trust and flags the identity.
+   */
+  spotCheck(identity: string, jobId: string, passed: boolean): void {
+    const r = this.identities.get(identity);
+    if (!r) return;
+    const pending = r.unverified[jobId];
+    delete r.unverified[jobId];
+    if (passed) {
+      r.checksPassed++;
+      r.trust += (1 - r.trust) * TRUST_GAIN;
+    } else {
+      r.checksFailed++;
+      r.trust *= TRUST_LOSS;
+      if (!r.flags.includes(FLAG_FAILED_CHECK)) r.flags.push(FLAG_FAILED_CHECK);
+      if (pending) {
+        r.credit = Math.max(0, r.credit - pending.credit);
+        r.samples = Math.max(0, r.samples - pending.samples);
+        const line = r.perJob[jobId];
+        if (line) {
+          line.credit = Math.max(0, line.credit - pending.credit);
+          line.samples = Math.max(0, line.samples - pending.samples);
+        }
+        this.metrics.creditVoidedFlops.inc({ job: jobId }, pending.credit);
+      }
+    }
+    this.metrics.spotChecks.inc({ job: jobId, outcome: passed ? 'passed' : 'failed' });
     this.changed();
   }
 

@@ -228,6 +228,15 @@ export const syncContributionSchema = z.object({
   params: bytes(MAX_PAYLOAD_BYTES),
 });
 
+/**
+ * A volunteer's answer to a spot check (DESIGN §9): its parameters after one step from the
+ * check's parameters on the check's minibatch, float32 little-endian.
+ */
+export const spotCheckAnswerSchema = z.object({
+  checkId: id,
+  params: bytes(MAX_PAYLOAD_BYTES),
+});
+
 export const relaySchema = z.object({
   to: id,
   data: bytes(MAX_RELAY_BYTES),
@@ -265,6 +274,7 @@ export type Stats = z.infer<typeof statsSchema>;
 export type StateUpload = z.infer<typeof stateUploadSchema>;
 export type RelayOut = z.infer<typeof relaySchema>;
 export type SyncContribution = z.infer<typeof syncContributionSchema>;
+export type SpotCheckAnswer = z.infer<typeof spotCheckAnswerSchema>;
 export type SignalData = z.infer<typeof signalDataSchema>;
 export type SignalOut = z.infer<typeof signalSchema>;
 
