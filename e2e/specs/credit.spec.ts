@@ -15,6 +15,7 @@ import {
   type Assignment,
   type ChallengeReply,
   type CreditReport,
+  type AdminCreditReport,
   type ErrorReply,
 } from '@meshgrad/core';
 import { test, expect } from './fixtures.ts';
@@ -35,7 +36,8 @@ const JOB = {
   checkpointIntervalSec: 5,
 };
 
-const served = serveJobForFile(JOB, ARTIFACTS);
+// Spot checks about every 5 s at a new identity's trust (1 s × 30^0.5), so the tabs see some.
+const served = serveJobForFile(JOB, ARTIFACTS, ['--spot-check-seconds', '1']);
 const credit = (query = '') => getJson<CreditReport>(`${served.server.url}/api/credit${query}`);
 
 async function volunteer(browser: Browser, name: string, team: string): Promise<Page> {
@@ -102,6 +104,32 @@ test('two tabs earn credit under their identities; the leaderboard shows them as
   await expect(leaderboard.locator('#teams-table tbody')).toContainText('Lovelace Lab');
   await leaderboard.screenshot({ path: join(ARTIFACTS, 'credit-leaderboard.png'), fullPage: true });
   await leaderboard.close();
+});
+
+test('the tabs answer the server’s spot checks, and pass them', async () => {
+  test.setTimeout(90_000);
+  const token = readFileSync(join(served.server.dataDir, 'admin-token'), 'utf8').trim();
+  const rows = async () =>
+    (
+      await getJson<AdminCreditReport>(`${served.server.url}/api/admin/credit`, {
+        authorization: `Bearer ${token}`,
+      })
+    ).identities;
+  const ids = [await identityOf(ada), await identityOf(bob)];
+  await expect
+    .poll(
+      async () => {
+        const r = await rows();
+        return ids.every((id) => (r.find((x) => x.id === id)?.checksPassed ?? 0) >= 1);
+      },
+      { timeout: 60_000, intervals: [1_000] },
+    )
+    .toBe(true);
+  for (const r of (await rows()).filter((x) => ids.includes(x.id))) {
+    expect(r.checksFailed).toBe(0);
+    expect(r.flags).toEqual([]);
+    expect(r.trust).toBeGreaterThan(0.5);
+  }
 });
 
 /** A volunteer outside the browser that proves an identity and then claims 2^53 − 1 samples. */

@@ -116,6 +116,25 @@ class Volunteer {
         },
         onRequestState: (requestId) => this.trainer.post({ type: 'readState', requestId }),
         onSyncRound: (round) => this.syncRound(round),
+        onSpotCheck: (c) => {
+          const own = (b: ArrayBuffer | Uint8Array): ArrayBuffer =>
+            b instanceof ArrayBuffer ? b : (b.slice().buffer as ArrayBuffer);
+          const params = own(c.params);
+          const x = own(c.x);
+          const labels = c.labels === null ? null : own(c.labels);
+          this.trainer.post(
+            {
+              type: 'spotCheck',
+              checkId: c.checkId,
+              learningRate: c.learningRate,
+              params,
+              size: c.size,
+              x,
+              labels,
+            },
+            labels ? [params, x, labels] : [params, x],
+          );
+        },
         onRelay: (from, data) => {
           if (this.mesh) this.mesh.receiveRelayed(from, data);
           else this.trainer.post({ type: 'receive', from, data }, [data]);
@@ -274,6 +293,9 @@ class Volunteer {
           ...(msg.loss !== undefined ? { loss: msg.loss } : {}),
           params: msg.params,
         });
+        return;
+      case 'spotCheckAnswer':
+        this.session.spotCheckAnswer(msg.checkId, msg.params);
         return;
       case 'error':
         view.showError(`Training stopped: ${msg.message}`);

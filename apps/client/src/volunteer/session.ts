@@ -13,6 +13,7 @@ import {
   type IceConfig,
   type IdentityProof,
   type SignalData,
+  type SpotCheckMessage,
   type Stats,
   type SyncContribution,
   type SyncRoundMessage,
@@ -51,6 +52,8 @@ export interface SessionHandlers {
   readonly onControl: (control: ControlMessage) => void;
   readonly onRequestState: (requestId: string) => void;
   readonly onSyncRound: (round: SyncRoundMessage) => void;
+  /** The server's spot check of this worker (DESIGN §9). */
+  readonly onSpotCheck: (check: SpotCheckMessage) => void;
   readonly onRelay: (from: string, data: ArrayBuffer) => void;
 }
 
@@ -100,6 +103,7 @@ export class VolunteerSession {
     s.on('control', (control) => handlers.onControl(control));
     s.on('requestState', ({ requestId }) => handlers.onRequestState(requestId));
     s.on('syncRound', (round) => handlers.onSyncRound(round));
+    s.on('spotCheck', (check) => handlers.onSpotCheck(check));
     s.on('relay', ({ from, data }) => handlers.onRelay(from, ownBuffer(data)));
     s.on('refused', (e) => {
       // A relay or signal to a neighbour that just left races the neighbour update.
@@ -149,6 +153,11 @@ export class VolunteerSession {
           else if (!reply.ok) console.warn(`state upload refused: ${reply.code}: ${reply.message}`);
         },
       );
+  }
+
+  /** The answer to a spot check: the parameters after its step. */
+  spotCheckAnswer(checkId: string, params: ArrayBuffer): void {
+    if (this.socket.connected) this.socket.emit('spotCheckAnswer', { checkId, params });
   }
 
   /** Sync mode: this worker's answer to a round. */
