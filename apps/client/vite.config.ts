@@ -2,7 +2,8 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vite';
 
-// Two pages: the volunteer page (/) and the admin console (/admin). The training loop runs in a
+// Three pages: the volunteer page (/), the admin console (/admin) and the leaderboard
+// (/leaderboard). The training loop runs in a
 // module Web Worker; WGSL sources come in as `?raw` strings from @meshgrad/shaders.
 const here = fileURLToPath(new URL('.', import.meta.url));
 
@@ -16,6 +17,7 @@ export default defineConfig({
       input: {
         main: resolve(here, 'index.html'),
         admin: resolve(here, 'admin.html'),
+        leaderboard: resolve(here, 'leaderboard.html'),
       },
     },
   },

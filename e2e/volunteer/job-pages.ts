@@ -35,7 +35,12 @@ export interface ServedJob {
  * before the first test (artefacts go to `artifacts`), stopped after the last, with every
  * context the tests opened closed.
  */
-export function serveJobForFile(job: object, artifacts: string): ServedJob {
+export function serveJobForFile(
+  job: object,
+  artifacts: string,
+  /** More `meshgrad serve` options. */
+  extraArgs: readonly string[] = [],
+): ServedJob {
   let server: ServerProcess | undefined;
   const contexts: BrowserContext[] = [];
   test.describe.configure({ mode: 'serial' });
@@ -43,7 +48,7 @@ export function serveJobForFile(job: object, artifacts: string): ServedJob {
     test.setTimeout(300_000);
     buildOnce();
     mkdirSync(artifacts, { recursive: true });
-    server = new ServerProcess(await freePort(), job);
+    server = new ServerProcess(await freePort(), job, extraArgs);
     await server.start();
   });
   // eslint-disable-next-line no-empty-pattern -- Playwright reads the fixtures from a pattern

@@ -1,6 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { existsSync } from 'node:fs';
 import sirv from 'sirv';
+import { IDENTITY_ID } from '@meshgrad/core';
+import type { CreditBook } from './credit/book.ts';
 import type { Job } from './jobs/job.ts';
 import type { Logger } from './logger.ts';
 import type { ServerMetrics } from './metrics.ts';
@@ -18,6 +20,7 @@ export interface HttpContext {
   readonly metrics: ServerMetrics;
   readonly log: Logger;
   readonly startedAt: number;
+  readonly credit: CreditBook;
   /** Built client (apps/client/dist), or null when it has not been built. */
   readonly clientDir: string | null;
   /** Serves everything under `/api/admin` (admin/http.ts); it checks the admin token itself. */
@@ -109,6 +112,29 @@ export function createHttpHandler(
         sendJson(res, 200, {
           jobs: [...ctx.jobs.values()].filter((j) => j.state !== 'stopped').map((j) => j.info()),
         });
+      },
+    },
+    {
+      // The public leaderboards (DESIGN §9); `?job=` for one job's, `?identity=` adds its line.
+      pattern: /^\/api\/credit$/,
+      handle: (_m, req, res) => {
+        const query = new URL(req.url ?? '/', 'http://localhost').searchParams;
+        const identity = query.get('identity') ?? undefined;
+        const job = query.get('job') ?? undefined;
+        if (identity !== undefined && !IDENTITY_ID.test(identity)) {
+          return sendJson(res, 400, { error: 'identity must be an identity id (v- and 20 hex)' });
+        }
+        if (job !== undefined && !ctx.jobs.has(job)) {
+          return sendJson(res, 404, { error: 'no such job' });
+        }
+        sendJson(
+          res,
+          200,
+          ctx.credit.report({
+            ...(job !== undefined ? { job } : {}),
+            ...(identity !== undefined ? { identity } : {}),
+          }),
+        );
       },
     },
     {

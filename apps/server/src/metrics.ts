@@ -81,6 +81,42 @@ export class ServerMetrics {
     registers: [this.registry],
   });
 
+  readonly creditedSamples = new Counter({
+    name: 'meshgrad_credited_samples_total',
+    help: 'Samples credited to volunteer identities since the server started, per job',
+    labelNames: ['job'] as const,
+    registers: [this.registry],
+  });
+  readonly creditFlops = new Counter({
+    name: 'meshgrad_credit_flops_total',
+    help: 'Credit given to volunteer identities since the server started, in training FLOPs (samples x 6 x parameters), per job',
+    labelNames: ['job'] as const,
+    registers: [this.registry],
+  });
+  readonly creditRefusedReports = new Counter({
+    name: 'meshgrad_credit_refused_reports_total',
+    help: 'Statistics reports that earned their identity no credit, per job and reason (inflated: a sample count over the bound)',
+    labelNames: ['job', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly spotChecks = new Counter({
+    name: 'meshgrad_spot_checks_total',
+    help: 'Spot checks answered, per job and outcome (passed, failed)',
+    labelNames: ['job', 'outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly creditVoidedFlops = new Counter({
+    name: 'meshgrad_credit_voided_flops_total',
+    help: 'Credit taken back from identities that failed a spot check, in training FLOPs, per job',
+    labelNames: ['job'] as const,
+    registers: [this.registry],
+  });
+  readonly creditIdentities = new Gauge({
+    name: 'meshgrad_credit_identities',
+    help: 'Volunteer identities the credit book holds',
+    registers: [this.registry],
+  });
+
   readonly tickSeconds = new Histogram({
     name: 'meshgrad_balancer_tick_seconds',
     help: "Duration of a job's periodic tick on the main thread: the balancer, the stale-worker sweep, progress and state requests",

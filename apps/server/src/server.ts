@@ -2,10 +2,12 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Server as SocketServer } from 'socket.io';
-import { MAX_PAYLOAD_BYTES } from '@meshgrad/core';
+import { MAX_PAYLOAD_BYTES, trainingFlopsPerSample } from '@meshgrad/core';
 import { createAdmin } from './admin/index.ts';
 import type { TokenThrottleOptions } from './admin/auth.ts';
 import { AddressLimits, type AddressLimitOptions } from './address-limits.ts';
+import { CreditBook } from './credit/book.ts';
+import { SpotChecks, type SpotCheckOptions } from './credit/spot-checks.ts';
 import { createHttpHandler, type HttpContext } from './http.ts';
 import { DEFAULT_JOB, JobSpecError, parseJobSpec, type JobSpec } from './jobs/job-spec.ts';
 import { Job } from './jobs/job.ts';
@@ -55,6 +57,8 @@ export interface ServerOptions extends IceOptions {
   readonly addressLimits?: AddressLimitOptions;
   /** Wrong admin tokens per address before 429 (admin/auth.ts defaults). */
   readonly tokenThrottle?: TokenThrottleOptions;
+  /** How often volunteers are spot-checked (credit/spot-checks.ts defaults). */
+  readonly spotChecks?: SpotCheckOptions;
   /** Which checkpoints are kept; default the newest 10 and the best (store.ts). */
   readonly checkpointRetention?: CheckpointRetention;
 }
@@ -73,6 +77,9 @@ export interface MeshgradServer {
   requestCheckpoint(jobId: string): string | null;
   /** This process's membership in a Redis cluster, or null when it runs alone. */
   readonly cluster: Cluster | null;
+  /** Credit per volunteer identity (credit/book.ts). */
+  readonly credit: CreditBook;
+  readonly spotChecks: SpotChecks;
   close(): Promise<void>;
 }
 
@@ -125,6 +132,18 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
     }
   }
 
+  const credit = new CreditBook(dataDir, metrics, log);
+  await credit.load();
+  // Each job's credited reports reach the book, jobs made from the admin console included.
+  const creditWired = new WeakSet<Job>();
+  const wireCredit = (job: Job) => {
+    if (creditWired.has(job)) return;
+    creditWired.add(job);
+    const flops = trainingFlopsPerSample(job.layout.size);
+    job.onCredit = (workerId, report) => credit.credit(job.id, workerId, report, flops);
+  };
+  for (const job of jobs.values()) wireCredit(job);
+
   const startedAt = Date.now();
   // The admin API needs socket.io, which needs the HTTP server: bind its handler once both exist.
   let adminHttp: NonNullable<HttpContext['admin']> = (_req, res) => {
@@ -138,6 +157,7 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
       metrics,
       log,
       startedAt,
+      credit,
       clientDir: options.clientDir === undefined ? defaultClientDir() : options.clientDir,
       admin: (req, res) => adminHttp(req, res),
     }),
@@ -160,6 +180,8 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
   addressLimits.install(io.of('/admin'));
   // socket.io types one event map per Server; each namespace has its own, so narrow it here.
   const volunteers = io.of('/volunteer') as unknown as VolunteerNamespace;
+  // The hub sends the checks and the checks' answers come through the hub: bound once both exist.
+  let spotChecks: SpotChecks | null = null;
   const hub = new VolunteerHub(
     volunteers,
     jobs,
@@ -168,7 +190,23 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
     (p) => p,
     (workerId) => iceConfigFor(options, workerId),
     options.namedWorkers ?? false,
+    {
+      bind: (workerId, identity) => credit.bind(workerId, identity),
+      unbind: (workerId) => credit.unbind(workerId),
+      spotCheckAnswer: (workerId, checkId, params) =>
+        spotChecks
+          ? spotChecks.answer(workerId, checkId, params)
+          : 'no spot checks on this server yet',
+    },
   );
+  const checks = new SpotChecks(
+    jobs,
+    credit,
+    (workerId, message) => hub.spotCheck(workerId, message),
+    log,
+    options.spotChecks,
+  );
+  spotChecks = checks;
   const admin = createAdmin({
     token: adminToken,
     jobs,
@@ -178,6 +216,7 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
     startedAt,
     io,
     outbox: hub,
+    credit,
     allowedDataDirs: allowedDirs,
     ...(options.tokenThrottle ? { tokenThrottle: options.tokenThrottle } : {}),
   });
@@ -191,6 +230,7 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
     ticking = true;
     Promise.all(
       [...jobs.values()].map(async (j) => {
+        wireCredit(j);
         // Jobs created from the admin console join the cluster on their first tick.
         if (cluster && !cluster.isAttached(j)) await cluster.attach(j);
         const endTimer = metrics.tickSeconds.startTimer({ job: j.id });
@@ -201,6 +241,10 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
         }
       }),
     )
+      .then(() => {
+        checks.tick();
+        return credit.flushIfDue();
+      })
       .catch((err: unknown) => log.error({ err }, 'job tick failed'))
       .finally(() => {
         ticking = false;
@@ -234,6 +278,8 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
       return jobs.get(jobId)?.requestState() ?? null;
     },
     cluster,
+    credit,
+    spotChecks: checks,
     close() {
       // Once: a second close (a test's cleanup after a failover) must not reach closed clients.
       closing ??= (async () => {
@@ -241,6 +287,7 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
         addressLimits.close();
         admin.close();
         await Promise.all([...jobs.values()].map((j) => j.flush()));
+        await credit.flush().catch((err: unknown) => log.error({ err }, 'credit book not written'));
         await Promise.all([...jobs.values()].map((j) => j.close()));
         await new Promise<void>((resolve) => io.close(() => resolve()));
         await new Promise<void>((resolve) => http.close(() => resolve()));

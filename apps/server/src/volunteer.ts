@@ -4,6 +4,7 @@ import {
   helloSchema,
   relaySchema,
   signalSchema,
+  spotCheckAnswerSchema,
   stateUploadSchema,
   statsSchema,
   syncContributionSchema,
@@ -11,11 +12,14 @@ import {
   type ErrorReply,
   type IceConfig,
   type ProtocolErrorCode,
+  type SpotCheckMessage,
   type SyncRoundMessage,
   type VolunteerClientToServerEvents,
   type VolunteerServerToClientEvents,
   type WorkerSettings,
 } from '@meshgrad/core';
+import type { BoundIdentity } from './credit/book.ts';
+import { newChallenge, verifyIdentity } from './credit/identity.ts';
 import type { Job, JobOutbox } from './jobs/job.ts';
 import type { Logger } from './logger.ts';
 import { workerRoom } from './scale/cluster.ts';
@@ -42,7 +46,24 @@ const ISSUED_WORKER_ID = /^w-[0-9a-f]{12}$/;
 interface SocketData {
   workerId?: string;
   jobId?: string;
+  /** The challenge this connection's next hello signs; used up by that hello (DESIGN §9). */
+  challenge?: string;
 }
+
+/** Who learns which identity a worker proved (the credit book) and takes spot-check answers. */
+export interface IdentityBinding {
+  bind(workerId: string, identity: BoundIdentity): void;
+  unbind(workerId: string): void;
+  /** A spot check's answer; null when taken, else why it was refused. */
+  spotCheckAnswer(workerId: string, checkId: string, params: Uint8Array): string | null;
+}
+
+/** For hubs without a credit book: identities are checked and then forgotten. */
+const NO_BINDING: IdentityBinding = {
+  bind: () => {},
+  unbind: () => {},
+  spotCheckAnswer: (_w, checkId) => `checkId: no open spot check ${checkId}`,
+};
 
 export type VolunteerNamespace = Namespace<
   VolunteerClientToServerEvents,
@@ -76,6 +97,7 @@ export class VolunteerHub implements JobOutbox {
     private readonly ice: (workerId: string) => IceConfig = () => ({ iceServers: [] }),
     /** ServerOptions.namedWorkers. */
     private readonly namedWorkers = false,
+    private readonly identities: IdentityBinding = NO_BINDING,
   ) {
     nsp.on('connection', (socket) => this.attach(socket));
   }
@@ -94,6 +116,10 @@ export class VolunteerHub implements JobOutbox {
 
   syncRound(workerId: string, message: SyncRoundMessage): void {
     this.sockets.get(workerId)?.emit('syncRound', message);
+  }
+
+  spotCheck(workerId: string, message: SpotCheckMessage): void {
+    this.sockets.get(workerId)?.emit('spotCheck', message);
   }
 
   control(workerId: string, state: 'running' | 'paused' | 'stopped', learningRate: number): void {
@@ -192,8 +218,24 @@ export class VolunteerHub implements JobOutbox {
     };
 
     socket.on(
+      'challenge',
+      this.guard('challenge', socket, (_payload: unknown, ack: unknown) => {
+        if (typeof ack !== 'function') {
+          refuse('challenge', ack, 'ERR_INVALID_PAYLOAD', 'challenge needs an acknowledgement');
+          return;
+        }
+        // One at a time: asking again replaces the last, so a connection holds one challenge.
+        socket.data.challenge = newChallenge();
+        (ack as (r: { ok: true; challenge: string }) => void)({
+          ok: true,
+          challenge: socket.data.challenge,
+        });
+      }),
+    );
+
+    socket.on(
       'hello',
-      this.guard('hello', socket, (payload: unknown, ack: unknown) => {
+      this.guard('hello', socket, async (payload: unknown, ack: unknown) => {
         if (typeof ack !== 'function') {
           refuse('hello', ack, 'ERR_INVALID_PAYLOAD', 'hello needs an acknowledgement callback');
           return;
@@ -205,6 +247,24 @@ export class VolunteerHub implements JobOutbox {
             : 'ERR_INVALID_PAYLOAD';
           refuse('hello', ack, code, r.message);
           return;
+        }
+        let identity: BoundIdentity | undefined;
+        if (r.value.identity) {
+          const proof = r.value.identity;
+          // Used up whatever the outcome: a challenge is good for one try (no replay).
+          const expected = socket.data.challenge;
+          delete socket.data.challenge;
+          const check = await verifyIdentity(proof, expected);
+          if (!check.ok) {
+            refuse('hello', ack, check.code, check.message);
+            return;
+          }
+          if (socket.disconnected) return;
+          identity = {
+            id: check.id,
+            ...(proof.name !== undefined ? { name: proof.name } : {}),
+            ...(proof.team !== undefined ? { team: proof.team } : {}),
+          };
         }
         // A worker id is bound to its socket: a socket keeps the id it was issued (and gets it
         // back after being dropped for silence); another socket may take an id it asks for
@@ -250,6 +310,8 @@ export class VolunteerHub implements JobOutbox {
           return;
         }
         const worker = job.join(requested, socket.id, r.value.device);
+        if (identity) this.identities.bind(worker.id, identity);
+        else this.identities.unbind(worker.id);
         socket.data.workerId = worker.id;
         socket.data.jobId = job.id;
         this.sockets.set(worker.id, socket);
@@ -282,6 +344,7 @@ export class VolunteerHub implements JobOutbox {
           neighbours: worker.neighbours,
           settings: worker.settings,
           ice: this.ice(worker.id),
+          ...(identity ? { identity } : {}),
         });
       }),
     );
@@ -345,6 +408,26 @@ export class VolunteerHub implements JobOutbox {
                 params: asBytes(r.value.params),
               });
         if (problem) refuse('syncContribution', undefined, problem.code, problem.message);
+      }),
+    );
+
+    // Credit (DESIGN §9): the answer to a spot check the credit room sent this worker.
+    socket.on(
+      'spotCheckAnswer',
+      this.guard('spotCheckAnswer', socket, (payload: unknown) => {
+        const ctx = joined('spotCheckAnswer', undefined);
+        if (!ctx) return;
+        const r = validate(spotCheckAnswerSchema, payload);
+        if (!r.ok) {
+          refuse('spotCheckAnswer', undefined, 'ERR_INVALID_PAYLOAD', r.message);
+          return;
+        }
+        const problem = this.identities.spotCheckAnswer(
+          ctx.workerId,
+          r.value.checkId,
+          asBytes(r.value.params),
+        );
+        if (problem) refuse('spotCheckAnswer', undefined, 'ERR_UNEXPECTED', problem);
       }),
     );
 
@@ -424,6 +507,7 @@ export class VolunteerHub implements JobOutbox {
       if (this.sockets.get(workerId) !== socket) return;
       this.sockets.delete(workerId);
       this.relays.forget(workerId);
+      this.identities.unbind(workerId);
       this.jobs.get(jobId)?.leave(workerId, `disconnected: ${reason}`);
     });
   }

@@ -20,6 +20,7 @@ import { renderLinks } from './views/links.ts';
 import { NewJobView } from './views/new-job.ts';
 import { OverviewView } from './views/overview.ts';
 import { renderWorkers } from './views/workers.ts';
+import { CreditView } from './views/credit.ts';
 
 /**
  * Where the token is kept: this tab's session storage, so a reload stays signed in but closing
@@ -27,7 +28,15 @@ import { renderWorkers } from './views/workers.ts';
  */
 const TOKEN_KEY = 'meshgrad.adminToken';
 const JOB_KEY = 'meshgrad.adminJob';
-const VIEWS = ['overview', 'workers', 'links', 'control', 'checkpoints', 'new-job'] as const;
+const VIEWS = [
+  'overview',
+  'workers',
+  'links',
+  'control',
+  'checkpoints',
+  'credit',
+  'new-job',
+] as const;
 type View = (typeof VIEWS)[number];
 
 let api: AdminApi | null = null;
@@ -47,6 +56,7 @@ const currentApi = (): AdminApi => {
 const overview = new OverviewView();
 const control = new ControlView(currentApi, (job) => onSummary(job));
 const checkpointsView = new CheckpointsView(currentApi);
+const creditView = new CreditView(currentApi, (err) => handleApiError(err));
 new NewJobView(currentApi, (job) => {
   jobs = [...jobs.filter((j) => j.id !== job.id), job];
   renderJobPicker();
@@ -249,10 +259,12 @@ function startConsole(token: string): void {
   socket.on('snapshot', onSnapshot);
   socket.on('record', onRecord);
   socket.on('refused', (e) => setText($('tagline'), `Refused: ${e.message}`));
+  creditView.start();
 }
 
 function signOut(message = ''): void {
   sessionStorage.removeItem(TOKEN_KEY);
+  creditView.stop();
   socket?.disconnect();
   socket = null;
   api = null;

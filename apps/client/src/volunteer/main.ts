@@ -12,6 +12,7 @@
 import {
   LINK_STATUS_INTERVAL_MS,
   type Assignment,
+  type CreditReport,
   type JobInfo,
   type LinkStats,
   type SyncRoundMessage,
@@ -19,10 +20,11 @@ import {
 } from '@meshgrad/core';
 import { jobTraffic, valveLimit } from './backpressure.ts';
 import { chooseBackend, type BackendDecision } from './device-probe.ts';
+import { cleanProfile, profileProblem, VolunteerIdentity } from './identity.ts';
 import { LinkStatsReporter } from './link-stats.ts';
 import type { BackendChoice, WorkerStats } from './messages.ts';
 import { PeerMesh } from './peers.ts';
-import { VolunteerSession } from './session.ts';
+import { VolunteerSession, WORKER_ID_KEY, type IdentitySigner } from './session.ts';
 import { simplePeerLinks } from './simple-peer-link.ts';
 import { Trainer, type ParameterSnapshot, type WorkerEvent } from './trainer.ts';
 import * as view from './view.ts';
@@ -34,9 +36,14 @@ import type { PauseReasons } from './view.ts';
  */
 export interface MeshgradDebug {
   readonly workerId: () => string | null;
+  /** The identity the server bound at the last hello; null while anonymous or not joined. */
+  readonly identity: () => string | null;
   readonly links: () => readonly LinkStats[];
   readonly readParameters: () => Promise<ParameterSnapshot>;
 }
+
+/** How often the page asks for its own credit and rank (ms). */
+const CREDIT_POLL_MS = 5_000;
 
 /** The page's URL parameters. */
 interface PageOptions {
@@ -72,12 +79,14 @@ class Volunteer {
   private training = false;
   /** Sync mode: the newest round that arrived before the training worker was ready. */
   private heldRound: SyncRoundMessage | null = null;
+  private creditPoll: ReturnType<typeof setInterval> | undefined;
 
   constructor(
     private readonly options: PageOptions,
     private readonly decision: BackendDecision,
     /** Shared with the page's controls, which set `user` and `hidden`; the host sets `job`. */
     private readonly pause: PauseReasons,
+    identity: IdentitySigner | null,
   ) {
     this.trainer = new Trainer(
       (m) => this.onWorkerMessage(m),
@@ -115,12 +124,32 @@ class Volunteer {
         },
         onRequestState: (requestId) => this.trainer.post({ type: 'readState', requestId }),
         onSyncRound: (round) => this.syncRound(round),
+        onSpotCheck: (c) => {
+          const own = (b: ArrayBuffer | Uint8Array): ArrayBuffer =>
+            b instanceof ArrayBuffer ? b : (b.slice().buffer as ArrayBuffer);
+          const params = own(c.params);
+          const x = own(c.x);
+          const labels = c.labels === null ? null : own(c.labels);
+          this.trainer.post(
+            {
+              type: 'spotCheck',
+              checkId: c.checkId,
+              learningRate: c.learningRate,
+              params,
+              size: c.size,
+              x,
+              labels,
+            },
+            labels ? [params, x, labels] : [params, x],
+          );
+        },
         onRelay: (from, data) => {
           if (this.mesh) this.mesh.receiveRelayed(from, data);
           else this.trainer.post({ type: 'receive', from, data }, [data]);
         },
       },
       options.forceRelay,
+      identity,
     );
   }
 
@@ -130,6 +159,7 @@ class Volunteer {
 
   readonly debug: MeshgradDebug = {
     workerId: () => this.session.workerId,
+    identity: () => this.assignment?.identity?.id ?? null,
     links: () => this.lastLinks,
     readParameters: () => this.trainer.readParameters(),
   };
@@ -149,6 +179,12 @@ class Volunteer {
     this.assignment = a;
     this.settings = a.settings;
     view.showJob(a.job);
+    view.showIdentity(a.identity ?? null);
+    if (a.identity && this.creditPoll === undefined) {
+      const id = a.identity.id;
+      void this.pollCredit(id);
+      this.creditPoll = setInterval(() => void this.pollCredit(id), CREDIT_POLL_MS);
+    }
     this.learningRate = a.job.learningRate;
     this.pause.job = a.job.state !== 'running';
     view.showNeighbourCount(a.neighbours.length);
@@ -182,6 +218,18 @@ class Volunteer {
       stopAfterSamples: this.options.stopAfterSamples,
     });
     this.postLinks();
+  }
+
+  /** This volunteer's credit and rank; a failed poll leaves the last figures shown. */
+  private async pollCredit(identity: string): Promise<void> {
+    try {
+      const res = await fetch(`/api/credit?identity=${encodeURIComponent(identity)}`);
+      if (!res.ok) return;
+      const report = (await res.json()) as CreditReport;
+      view.showCredit(report.you, report.identities);
+    } catch {
+      // The server restarts or the network blinks: the next poll tries again.
+    }
   }
 
   /** The peer mesh, made as soon as the worker id is known, so no early offer is missed. */
@@ -254,6 +302,9 @@ class Volunteer {
           params: msg.params,
         });
         return;
+      case 'spotCheckAnswer':
+        this.session.spotCheckAnswer(msg.checkId, msg.params);
+        return;
       case 'error':
         view.showError(`Training stopped: ${msg.message}`);
         return;
@@ -297,6 +348,7 @@ async function init(): Promise<void> {
   let volunteer: Volunteer | null = null;
   const debug: MeshgradDebug = {
     workerId: () => volunteer?.debug.workerId() ?? null,
+    identity: () => volunteer?.debug.identity() ?? null,
     links: () => volunteer?.debug.links() ?? [],
     readParameters: () =>
       volunteer?.debug.readParameters() ?? Promise.reject(new Error('training has not started')),
@@ -305,18 +357,52 @@ async function init(): Promise<void> {
 
   // Pause reasons outlive the device check: a click or a hidden tab during it still counts.
   const pause: PauseReasons = { user: false, hidden: false, job: false };
+  // The identity this browser keeps, if any, fills the name and team fields.
+  const kept = VolunteerIdentity.load().catch((err: unknown) => {
+    console.warn(`no identity in this browser: ${(err as Error).message}`);
+    return null;
+  });
+  void kept.then((identity) => identity && view.showProfileInput(identity.profile));
   view.wireControls({
     onJoin: () => {
+      const typed = view.profileInput();
+      const profile = cleanProfile(typed.name, typed.team);
+      const problem = profileProblem(profile);
+      if (problem) {
+        view.showJoinProblem(problem);
+        return;
+      }
       view.showJoined();
       view.setState('Checking your device…', 'idle');
-      chooseBackend(options.backend, shownJob)
-        .then((decision) => {
+      // Without IndexedDB or WebCrypto (a private window, say) the volunteer joins anonymously.
+      const identity = kept.then(async (id) => {
+        // Kept for the next visit; this join carries the profile whether or not that worked.
+        await id?.setProfile(profile).catch((err: unknown) => {
+          console.warn(`could not keep the name and team: ${(err as Error).message}`);
+        });
+        return id;
+      });
+      Promise.all([chooseBackend(options.backend, shownJob), identity])
+        .then(([decision, id]) => {
           view.showDevice(decision.device);
           view.showBackend(decision.backend, decision.reason, false);
           view.setState('Connecting…', 'idle');
-          volunteer = new Volunteer(options, decision, pause);
+          volunteer = new Volunteer(options, decision, pause, id);
         })
         .catch((err: unknown) => view.showError(`Device check failed: ${(err as Error).message}`));
+    },
+    onResetIdentity: () => {
+      if (
+        !confirm(
+          'Forget this identity? Its credit stays on the server but this browser gets a new key.',
+        )
+      ) {
+        return;
+      }
+      sessionStorage.removeItem(WORKER_ID_KEY);
+      void VolunteerIdentity.reset()
+        .catch((err: unknown) => console.warn(`identity reset: ${(err as Error).message}`))
+        .finally(() => location.reload());
     },
     onPauseToggle: () => {
       pause.user = !pause.user;

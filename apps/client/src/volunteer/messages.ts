@@ -38,6 +38,16 @@ export type ToWorker =
       readonly round: number;
       readonly learningRate: number;
       readonly params: ArrayBuffer;
+    }
+  /** The server's spot check (DESIGN §9); the worker answers with `spotCheckAnswer`. */
+  | {
+      readonly type: 'spotCheck';
+      readonly checkId: string;
+      readonly learningRate: number;
+      readonly params: ArrayBuffer;
+      readonly size: number;
+      readonly x: ArrayBuffer;
+      readonly labels: ArrayBuffer | null;
     };
 
 export interface LinkReadiness {
@@ -99,4 +109,6 @@ export type FromWorker =
       readonly loss: number | undefined;
       readonly params: ArrayBuffer;
     }
+  /** The parameters after the spot check's one step. */
+  | { readonly type: 'spotCheckAnswer'; readonly checkId: string; readonly params: ArrayBuffer }
   | { readonly type: 'error'; readonly message: string };

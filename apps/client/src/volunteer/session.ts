@@ -11,7 +11,9 @@ import {
   type ControlMessage,
   type DeviceInfo,
   type IceConfig,
+  type IdentityProof,
   type SignalData,
+  type SpotCheckMessage,
   type Stats,
   type SyncContribution,
   type SyncRoundMessage,
@@ -24,12 +26,17 @@ import type { RelaySender } from './peers.ts';
 type VolunteerSocket = Socket<VolunteerServerToClientEvents, VolunteerClientToServerEvents>;
 
 /** Remembers this tab's worker id so a reconnect after a server restart keeps its identity. */
-const WORKER_ID_KEY = 'meshgrad.workerId';
+export const WORKER_ID_KEY = 'meshgrad.workerId';
 
 /** Fresh TURN credentials are asked for this often once half their lifetime has passed, ms. */
 const ICE_REFRESH_CHECK_MS = 60_000;
 
 const TIMEOUT_TEXT = `${DEFAULT_REQUEST_TIMEOUT_MS / 1000} s`;
+
+/** Signs a connection's challenge (identity.ts): how a hello proves who the volunteer is. */
+export interface IdentitySigner {
+  proof(challenge: string): Promise<IdentityProof>;
+}
 
 /** What the server tells the page. */
 export interface SessionHandlers {
@@ -47,6 +54,8 @@ export interface SessionHandlers {
   readonly onControl: (control: ControlMessage) => void;
   readonly onRequestState: (requestId: string) => void;
   readonly onSyncRound: (round: SyncRoundMessage) => void;
+  /** The server's spot check of this worker (DESIGN §9). */
+  readonly onSpotCheck: (check: SpotCheckMessage) => void;
   readonly onRelay: (from: string, data: ArrayBuffer) => void;
 }
 
@@ -70,6 +79,8 @@ export class VolunteerSession {
     private readonly handlers: SessionHandlers,
     /** Every link through TURN (`iceTransportPolicy: relay`), for tests of NAT traversal. */
     private readonly forceRelay: boolean,
+    /** The volunteer's identity; null joins anonymously (no credit). */
+    private readonly identity: IdentitySigner | null,
   ) {
     const s: VolunteerSocket = io('/volunteer', {
       transports: ['websocket'],
@@ -84,7 +95,7 @@ export class VolunteerSession {
     };
     s.on('connect', () => {
       handlers.onConnection('connected');
-      this.hello();
+      void this.hello();
     });
     // The server closing the connection on purpose (a ban) is the one case socket.io does not
     // reconnect after.
@@ -100,6 +111,7 @@ export class VolunteerSession {
     s.on('control', (control) => handlers.onControl(control));
     s.on('requestState', ({ requestId }) => handlers.onRequestState(requestId));
     s.on('syncRound', (round) => handlers.onSyncRound(round));
+    s.on('spotCheck', (check) => handlers.onSpotCheck(check));
     s.on('relay', ({ from, data }) => handlers.onRelay(from, ownBuffer(data)));
     s.on('banned', ({ message }) => handlers.onBanned(message));
     s.on('refused', (e) => {
@@ -152,6 +164,11 @@ export class VolunteerSession {
       );
   }
 
+  /** The answer to a spot check: the parameters after its step. */
+  spotCheckAnswer(checkId: string, params: ArrayBuffer): void {
+    if (this.socket.connected) this.socket.emit('spotCheckAnswer', { checkId, params });
+  }
+
   /** Sync mode: this worker's answer to a round. */
   contribute(contribution: Omit<SyncContribution, 'jobId'>): void {
     this.socket.emit('syncContribution', { jobId: this.jobId(), ...contribution });
@@ -161,11 +178,39 @@ export class VolunteerSession {
     return this.assignment?.job.id ?? '';
   }
 
+  /** Gives up this connection after a request went unanswered: a fresh one says hello again. */
+  private reconnect(what: string): void {
+    if (!this.socket.connected) return; // the reconnect says hello again
+    this.socket.disconnect().connect();
+    this.handlers.onConnection(
+      `reconnecting (the server did not answer ${what} within ${TIMEOUT_TEXT})`,
+    );
+  }
+
+  /** This connection's challenge signed, or null when the connection was given up. */
+  private async proveIdentity(identity: IdentitySigner): Promise<IdentityProof | null> {
+    let reply;
+    try {
+      reply = await this.socket.timeout(DEFAULT_REQUEST_TIMEOUT_MS).emitWithAck('challenge', {});
+    } catch {
+      this.reconnect('challenge');
+      return null;
+    }
+    if (!reply.ok) {
+      this.handlers.onJoinRefused(reply.message);
+      return null;
+    }
+    return identity.proof(reply.challenge);
+  }
+
   /**
-   * Joins the job. A `hello` the server does not answer in time is given up with the
-   * connection: a fresh one says hello again (the server dropped the half-joined socket).
+   * Joins the job: asks for this connection's challenge and signs it (DESIGN §9), then says
+   * hello. A request the server does not answer in time is given up with the connection: a
+   * fresh one says hello again (the server dropped the half-joined socket).
    */
-  private hello(): void {
+  private async hello(): Promise<void> {
+    const proof = this.identity ? await this.proveIdentity(this.identity) : undefined;
+    if (proof === null) return;
     const known = sessionStorage.getItem(WORKER_ID_KEY);
     this.socket.timeout(DEFAULT_REQUEST_TIMEOUT_MS).emit(
       'hello',
@@ -173,14 +218,11 @@ export class VolunteerSession {
         protocolVersion: PROTOCOL_VERSION,
         ...(known ? { workerId: known } : {}),
         device: this.device,
+        ...(proof ? { identity: proof } : {}),
       },
       (err: Error | null, reply) => {
         if (err) {
-          if (!this.socket.connected) return; // the reconnect says hello again
-          this.socket.disconnect().connect();
-          this.handlers.onConnection(
-            `reconnecting (the server did not answer hello within ${TIMEOUT_TEXT})`,
-          );
+          this.reconnect('hello');
           return;
         }
         if (!reply.ok) {

@@ -41,6 +41,12 @@ let paused = false;
 let dutyCycle = 1;
 let running = false;
 let stopAfterSamples: number | undefined;
+/**
+ * Spot checks run on a backend of their own, of the kind training runs on, made at the first
+ * check: stepping the training backend would disturb its blocks in flight (DESIGN §9).
+ */
+let checkBackend: Promise<Backend> | null = null;
+let makeCheckBackend: ((params: Float32Array) => Promise<Backend>) | null = null;
 /** The page's latest word on each peer's link; a peer it has not named is not ready. */
 let links = new Map<string, LinkReadiness>();
 
@@ -111,6 +117,8 @@ async function start(msg: Extract<ToWorker, { type: 'start' }>): Promise<void> {
     params,
     msg.job.kernel,
   );
+  makeCheckBackend = async (initial) =>
+    (await createBackend(msg.backend, msg.backendReason, layout, initial, msg.job.kernel)).backend;
   const seed = idHash(msg.workerId);
   const batcher = new Batcher(shard, msg.job.batchSize, msg.job.seed ^ seed);
   asgd = new AsgdWorker({
@@ -221,6 +229,23 @@ async function loop(worker: AsgdWorker): Promise<void> {
   }
 }
 
+/** One step from the check's parameters on its minibatch, no peer blocks; the result goes back. */
+async function spotCheck(msg: Extract<ToWorker, { type: 'spotCheck' }>): Promise<void> {
+  if (!makeCheckBackend) return; // not started: the server drops the check unanswered
+  const params = new Float32Array(msg.params);
+  checkBackend ??= makeCheckBackend(params);
+  const backend = await checkBackend;
+  backend.writeParameters(params);
+  const labels = msg.labels ? new Uint32Array(msg.labels) : null;
+  backend.step({ size: msg.size, x: new Float32Array(msg.x), labels }, msg.learningRate);
+  await backend.drainStats();
+  const after = await backend.readParameters();
+  const buffer = (
+    after.byteLength === after.buffer.byteLength ? after.buffer : after.slice().buffer
+  ) as ArrayBuffer;
+  post({ type: 'spotCheckAnswer', checkId: msg.checkId, params: buffer }, [buffer]);
+}
+
 async function handle(msg: ToWorker): Promise<void> {
   switch (msg.type) {
     case 'start':
@@ -242,6 +267,12 @@ async function handle(msg: ToWorker): Promise<void> {
       return;
     case 'syncRound':
       sync?.offer(msg);
+      return;
+    case 'spotCheck':
+      // A check that cannot run is the server's to judge (unanswered); training goes on.
+      await spotCheck(msg).catch((err: unknown) =>
+        console.warn(`spot check ${msg.checkId}: ${(err as Error).message}`),
+      );
       return;
     case 'duty':
       dutyCycle = Math.min(1, Math.max(0.05, msg.dutyCycle));

@@ -2,7 +2,14 @@
  * The volunteer page's DOM (index.html): what it shows and the controls a volunteer touches.
  * Nothing here talks to the server or the training worker; main.ts wires the two together.
  */
-import { describeModel, type DeviceInfo, type JobInfo, type LinkStats } from '@meshgrad/core';
+import {
+  describeModel,
+  formatFlops,
+  type CreditEntry,
+  type DeviceInfo,
+  type JobInfo,
+  type LinkStats,
+} from '@meshgrad/core';
 
 function $<T extends HTMLElement>(id: string): T {
   const el = document.getElementById(id);
@@ -29,6 +36,8 @@ export interface PauseReasons {
 /** What the volunteer's controls ask for. */
 export interface ControlHandlers {
   readonly onJoin: () => void;
+  /** "Forget my identity": a new key at the next join. */
+  readonly onResetIdentity: () => void;
   readonly onPauseToggle: () => void;
   /** The duty cycle slider moved: the fraction of time the GPU may compute, in (0, 1]. */
   readonly onDutyCycle: (dutyCycle: number) => void;
@@ -165,6 +174,42 @@ export function showPeers(links: readonly LinkStats[]): void {
   text('peers', `${links.length}${parts.length ? ` (${parts.join(', ')})` : ''}`);
 }
 
+/** The name and team typed on the consent card. */
+export function profileInput(): { name: string; team: string } {
+  return {
+    name: $<HTMLInputElement>('display-name').value,
+    team: $<HTMLInputElement>('team-name').value,
+  };
+}
+
+/** Fills the consent card's name and team with what this browser kept. */
+export function showProfileInput(profile: { name?: string; team?: string }): void {
+  $<HTMLInputElement>('display-name').value = profile.name ?? '';
+  $<HTMLInputElement>('team-name').value = profile.team ?? '';
+}
+
+/** What the join hint says when the name or team will not do. */
+export function showJoinProblem(message: string): void {
+  text('join-hint', message);
+}
+
+/** The identity the server bound (`v-…`), with its name and team as text; null: anonymous. */
+export function showIdentity(
+  identity: { readonly id: string; readonly name?: string; readonly team?: string } | null,
+): void {
+  text('identity', identity ? identity.id : 'anonymous (no credit)');
+  const profile = identity ? [identity.name, identity.team && `team ${identity.team}`] : [];
+  text('identity-profile', profile.filter(Boolean).join(', '));
+  if (identity) document.body.dataset.identity = identity.id;
+}
+
+/** This volunteer's line of the leaderboard, or none yet. */
+export function showCredit(you: CreditEntry | undefined, identities: number): void {
+  text('credit', you ? formatFlops(you.credit) : '0 FLOP');
+  text('rank', you ? `${you.rank} of ${identities}` : '–');
+  document.body.dataset.credit = String(you?.credit ?? 0);
+}
+
 /** The duty cycle the slider shows now, in (0, 1]. */
 export function dutyCycle(): number {
   return Number($<HTMLInputElement>('duty').value) / 100;
@@ -173,6 +218,7 @@ export function dutyCycle(): number {
 /** Wires the Join and Pause buttons, the duty-cycle slider and the hidden-tab pause. */
 export function wireControls(handlers: ControlHandlers): void {
   $('join').addEventListener('click', handlers.onJoin);
+  $('reset-identity').addEventListener('click', handlers.onResetIdentity);
   $('pause').addEventListener('click', handlers.onPauseToggle);
   const duty = $<HTMLInputElement>('duty');
   duty.addEventListener('input', () => {

@@ -176,6 +176,7 @@ describe('admin API and namespace', () => {
       '/api/admin/jobs/blobs/metrics',
       '/api/admin/jobs/blobs/checkpoints',
       '/api/admin/jobs/blobs/checkpoints/1.safetensors',
+      '/api/admin/credit',
       '/api/admin/no-such-route',
       '/api/admin',
     ];

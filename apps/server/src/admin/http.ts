@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseRequestTarget, sendBinary } from '../http.ts';
 import type { Logger } from '../logger.ts';
 import type { RefusalOutcome, TokenCheck, TokenThrottle } from './auth.ts';
-import type { AdminError, AdminErrorCode, AdminSession } from '@meshgrad/core';
+import type { AdminCreditReport, AdminError, AdminErrorCode, AdminSession } from '@meshgrad/core';
 import { JobSpecError } from '../jobs/job-spec.ts';
 import { AdminFailure, type AdminService } from './service.ts';
 import { jobSnapshot, jobSummary } from './views.ts';
@@ -97,6 +97,8 @@ export interface AdminHttpContext {
   readonly refused?: (outcome: RefusalOutcome) => void;
   readonly log: Logger;
   readonly startedAt: number;
+  /** Every identity's credit, checks, trust and flags (credit/book.ts). */
+  readonly credit: () => AdminCreditReport;
 }
 
 /** The handler `http.ts` delegates every `/api/admin` request to. */
@@ -120,6 +122,10 @@ export function createAdminHttpHandler(
           sendJson(res, 200, body);
         },
       },
+    },
+    {
+      pattern: /^\/api\/admin\/credit$/,
+      methods: { GET: async (_m, _req, res) => sendJson(res, 200, ctx.credit()) },
     },
     {
       pattern: /^\/api\/admin\/jobs$/,

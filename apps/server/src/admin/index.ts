@@ -4,6 +4,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Server as SocketServer } from 'socket.io';
+import type { CreditBook } from '../credit/book.ts';
 import type { Job, JobOutbox } from '../jobs/job.ts';
 import type { Logger } from '../logger.ts';
 import type { ServerMetrics } from '../metrics.ts';
@@ -32,6 +33,8 @@ export interface AdminOptions {
   readonly io: SocketServer;
   /** The volunteer hub: control messages and state requests reach workers through it. */
   readonly outbox: JobOutbox;
+  /** Credit per identity, listed at `/api/admin/credit`. */
+  readonly credit: CreditBook;
   /** Directories a spec's data files may lie in. */
   readonly allowedDataDirs: readonly string[];
   /** Wrong-token throttling per address (auth.ts defaults). */
@@ -71,6 +74,7 @@ export function createAdmin(options: AdminOptions): Admin {
     refused,
     log,
     startedAt: options.startedAt,
+    credit: () => options.credit.adminReport(),
   });
   return {
     handleHttp,

@@ -6,6 +6,7 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { jobSpecJsonSchema } from '../jobs/job-spec.ts';
 import { LOG_FORMATS } from '../logger.ts';
+import { SPOT_CHECK_MIN_INTERVAL_S } from '../credit/spot-checks.ts';
 import { exportCheckpoint, type ExportFormat } from './export.ts';
 import { serve, type ServeOptions } from './serve.ts';
 import { CliError } from './spec-file.ts';
@@ -96,6 +97,12 @@ export function buildProgram(io: CliIo, done: (code: number) => void): Command {
       'checkpoints kept per job: the newest n, and the best by test loss besides',
       positiveInt,
       10,
+    )
+    .option(
+      '--spot-check-seconds <n>',
+      'mean seconds between spot checks of a volunteer of trust 0; trust 1 waits 30 times longer',
+      positiveInt,
+      SPOT_CHECK_MIN_INTERVAL_S,
     )
     .option(
       '--max-connections-per-address <n>',

@@ -1,6 +1,7 @@
 /** `meshgrad serve`: starts a job server and keeps it running until SIGINT or SIGTERM. */
 import path from 'node:path';
 import { JobSpecError, type JobSpec } from '../jobs/job-spec.ts';
+import { SPOT_CHECK_MAX_INTERVAL_S, SPOT_CHECK_MIN_INTERVAL_S } from '../credit/spot-checks.ts';
 import { createLogger, type LogFormat } from '../logger.ts';
 import { createServer } from '../server.ts';
 import type { CliIo } from './program.ts';
@@ -21,6 +22,7 @@ export interface ServeOptions {
   readonly logFormat?: LogFormat;
   readonly allowDataDir?: string[];
   readonly keepCheckpoints: number;
+  readonly spotCheckSeconds: number;
   readonly maxConnectionsPerAddress: number;
   readonly hellosPerMinute: number;
 }
@@ -62,6 +64,11 @@ export async function serve(opts: ServeOptions, io: CliIo): Promise<void> {
         ...(opts.allowDataDir ?? []),
       ],
       checkpointRetention: { keepLast: opts.keepCheckpoints },
+      spotChecks: {
+        minIntervalS: opts.spotCheckSeconds,
+        maxIntervalS:
+          (opts.spotCheckSeconds * SPOT_CHECK_MAX_INTERVAL_S) / SPOT_CHECK_MIN_INTERVAL_S,
+      },
       namedWorkers: process.env.MESHGRAD_NAMED_WORKERS === '1',
       addressLimits: {
         maxConnectionsPerAddress: opts.maxConnectionsPerAddress,

@@ -59,6 +59,8 @@ export class Job {
   /** Whether this process leads the job in its cluster (always true alone). */
   leader = true;
   private outbox: JobOutbox = DETACHED_OUTBOX;
+  /** Where each report's credit goes beyond the job's count: the credit book (credit/book.ts). */
+  onCredit: (workerId: string, report: { claimed: number; credited: number }) => void = () => {};
   private readonly shards: readonly { count: number; bytes: Uint8Array; etag: string }[];
   private readonly specHash: string;
   /** Evaluates checkpoints off the event loop (workers/job-data.ts). */
@@ -410,7 +412,7 @@ export class Job {
    * latest figures. `nowS` is the arrival time on the clock `balanceWorkers` ticks with.
    */
   recordStats(worker: WorkerEntry, stats: Stats, nowS = performance.now() / 1000): void {
-    this.progress.credit(worker, stats, this.link);
+    this.onCredit(worker.id, this.progress.credit(worker, stats, this.link));
     worker.lastSeen = Date.now();
     worker.samplesPerSec = stats.samplesPerSec;
     worker.loss = stats.loss;

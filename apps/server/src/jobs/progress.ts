@@ -109,16 +109,22 @@ export class Progress {
   /**
    * Credits a worker's report. `stats.samples` is cumulative per tab, so only the increase
    * counts; a counter that went down means the tab restarted its count: credit what it reports
-   * anew. Shares the credit with the cluster.
+   * anew. Shares the credit with the cluster. Returns what the report claimed and what of it
+   * was credited, for the credit book (credit/book.ts).
    */
-  credit(worker: WorkerEntry, stats: Stats, link: ClusterLink, now = Date.now()): void {
+  credit(
+    worker: WorkerEntry,
+    stats: Stats,
+    link: ClusterLink,
+    now = Date.now(),
+  ): { claimed: number; credited: number } {
     const before = this.credited.get(worker.id);
     const delta = before === undefined ? stats.samples : stats.samples - before;
     const claimed = delta >= 0 ? delta : stats.samples;
     this.credited.delete(worker.id); // re-inserted last: the map stays oldest first
     this.credited.set(worker.id, stats.samples);
     const credit = Math.min(claimed, this.allowed(worker, now));
-    if (credit <= 0) return;
+    if (credit <= 0) return { claimed, credited: 0 };
     const left = this.allowance.get(worker.id);
     if (left) left.samples -= credit;
     this.set(this.samplesSoFar + credit);
@@ -132,6 +138,7 @@ export class Progress {
       (err: unknown) =>
         this.log.warn({ err, worker: worker.id }, 'could not share credited samples'),
     );
+    return { claimed, credited: credit };
   }
 
   /**

@@ -41,3 +41,16 @@ function describeNode(n: PlanNode): string {
       return n.op;
   }
 }
+
+/**
+ * Training FLOPs credited per sample for a model of `parameters` parameters: 6 × P, the usual
+ * estimate of one forward and backward pass (Kaplan et al. 2020, "Scaling Laws for Neural
+ * Language Models", §2.1: about 2P for the forward multiply-adds and 4P for the backward). It
+ * is exact up to biases and activations for dense stacks and softmax regression; it counts a
+ * K-Means sample's k·d distance and update work at about the same order; convolutions and
+ * attention reuse weights, so they compute more than this counts. One formula for every kind
+ * keeps credit comparable across jobs (DESIGN §9).
+ */
+export function trainingFlopsPerSample(parameters: number): number {
+  return 6 * parameters;
+}

@@ -12,6 +12,10 @@ export type ProtocolErrorCode =
   | 'ERR_NEEDS_WEBGPU'
   /** The host banned this worker id from the job (docs/design.md §8). */
   | 'ERR_BANNED'
+  /** A hello's challenge is not this connection's, or was used already (a replay). */
+  | 'ERR_CHALLENGE'
+  /** A hello's signature does not verify against its public key. */
+  | 'ERR_BAD_SIGNATURE'
   | 'ERR_INTERNAL';
 
 /** The error reply shape: every acknowledgement is either `{ ok: true, ... }` or this. */

@@ -13,6 +13,7 @@ import type {
   RelayOut,
   SignalData,
   SignalOut,
+  SpotCheckAnswer,
   StateUpload,
   Stats,
   SyncContribution,
@@ -95,9 +96,14 @@ export interface Assignment {
   readonly settings: WorkerSettings;
   /** ICE servers for peer links; absent from servers that predate peer-to-peer links. */
   readonly ice?: IceConfig;
+  /** The identity the hello proved (DESIGN §9); absent for an anonymous worker. */
+  readonly identity?: { readonly id: string; readonly name?: string; readonly team?: string };
 }
 
 export type HelloReply = Assignment | ErrorReply;
+
+/** A fresh random challenge for this connection's `hello` to sign (base64url). */
+export type ChallengeReply = { readonly ok: true; readonly challenge: string } | ErrorReply;
 export type OkReply = { readonly ok: true } | ErrorReply;
 
 export interface RelayIn {
@@ -124,7 +130,27 @@ export interface SyncRoundMessage {
   readonly params: ArrayBuffer | Uint8Array;
 }
 
+/**
+ * A spot check (DESIGN §9): compute one step, with no peer blocks, from `params` on this
+ * minibatch at `learningRate`, and answer `spotCheckAnswer` with the parameters after it.
+ */
+export interface SpotCheckMessage {
+  readonly checkId: string;
+  readonly jobId: string;
+  readonly learningRate: number;
+  /** float32 little-endian parameter vector. */
+  readonly params: ArrayBuffer | Uint8Array;
+  /** Samples in the minibatch. */
+  readonly size: number;
+  /** `size × features` float32 little-endian, row-major. */
+  readonly x: ArrayBuffer | Uint8Array;
+  /** `size` uint32 little-endian labels; null for unlabelled models. */
+  readonly labels: ArrayBuffer | Uint8Array | null;
+}
+
 export interface VolunteerClientToServerEvents {
+  /** A challenge for the next `hello` on this connection to sign; payload `{}`. */
+  challenge: (payload: Record<string, never>, reply: (r: ChallengeReply) => void) => void;
   hello: (payload: Hello, reply: (r: HelloReply) => void) => void;
   stats: (payload: Stats) => void;
   state: (payload: StateUpload, reply: (r: OkReply) => void) => void;
@@ -135,6 +161,8 @@ export interface VolunteerClientToServerEvents {
   ice: (payload: Record<string, never>, reply: (r: IceReply) => void) => void;
   /** Sync mode: the answer to a `syncRound`; refused (`refused`) when it cannot count. */
   syncContribution: (payload: SyncContribution) => void;
+  /** The answer to a `spotCheck`; refused (`refused`) when no such check is open. */
+  spotCheckAnswer: (payload: SpotCheckAnswer) => void;
 }
 
 export interface VolunteerServerToClientEvents {
@@ -146,6 +174,8 @@ export interface VolunteerServerToClientEvents {
   signal: (message: SignalIn) => void;
   /** Sync mode: a round began; compute one step from these parameters and contribute. */
   syncRound: (message: SyncRoundMessage) => void;
+  /** Compute one step on this minibatch from these parameters and answer `spotCheckAnswer`. */
+  spotCheck: (message: SpotCheckMessage) => void;
   /** A fire-and-forget event was refused. */
   refused: (error: ErrorReply & { readonly event: string }) => void;
   /** The host banned this worker; the server closes the connection right after. */

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { ENCODINGS } from '../codec/encoding.ts';
 import { JOB_STATES } from './events.ts';
+import { identityProofSchema } from './identity.ts';
 import { MAX_ACTIVATION, MAX_LAYERS } from '../model/layers/graph.ts';
 import type { LayerSpec } from '../model/layers/types.ts';
 import {
@@ -158,6 +159,11 @@ export const helloSchema = z.object({
   /** Present when a tab reconnects and wants its old identity back. */
   workerId: id.optional(),
   device: deviceInfoSchema,
+  /**
+   * The volunteer's key and its signature over this connection's challenge (DESIGN §9). Absent:
+   * an anonymous worker, which trains but earns no credit on the leaderboard.
+   */
+  identity: identityProofSchema.optional(),
 });
 
 export const linkStatsSchema = z.object({
@@ -222,6 +228,15 @@ export const syncContributionSchema = z.object({
   params: bytes(MAX_PAYLOAD_BYTES),
 });
 
+/**
+ * A volunteer's answer to a spot check (DESIGN §9): its parameters after one step from the
+ * check's parameters on the check's minibatch, float32 little-endian.
+ */
+export const spotCheckAnswerSchema = z.object({
+  checkId: id,
+  params: bytes(MAX_PAYLOAD_BYTES),
+});
+
 export const relaySchema = z.object({
   to: id,
   data: bytes(MAX_RELAY_BYTES),
@@ -259,6 +274,7 @@ export type Stats = z.infer<typeof statsSchema>;
 export type StateUpload = z.infer<typeof stateUploadSchema>;
 export type RelayOut = z.infer<typeof relaySchema>;
 export type SyncContribution = z.infer<typeof syncContributionSchema>;
+export type SpotCheckAnswer = z.infer<typeof spotCheckAnswerSchema>;
 export type SignalData = z.infer<typeof signalDataSchema>;
 export type SignalOut = z.infer<typeof signalSchema>;
 
