@@ -229,7 +229,12 @@ describe('AsgdWorker', () => {
     expect(w.counters.rejected).toBe(0);
     expect(w.peer('w2').rejected).toBe(0);
     // A block of NaN during the warm-up is rejected all the same.
-    expect(w.receive('w2', block(1, () => NaN, 'job', 'w2'))).toBe(false);
+    expect(
+      w.receive(
+        'w2',
+        block(1, () => NaN, 'job', 'w2'),
+      ),
+    ).toBe(false);
     expect(w.counters.rejected).toBe(1);
     expect(w.counters.warmup).toBe(SPREAD_WARMUP);
     for (let i = 0; i < TRUST_MIN_BLOCKS + 4; i++) expect(w.receive('w2', near('w2'))).toBe(true);
