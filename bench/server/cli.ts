@@ -85,6 +85,14 @@ interface StepResult {
   readonly snapshotMs: number;
   /** Messages the server refused during the step, by `event code` (from its own counter). */
   readonly refused: Record<string, number>;
+  /** What the volunteers saw go wrong, by kind (load-worker.ts). */
+  readonly failures: Record<string, number>;
+}
+
+function sumCounts(counts: readonly Record<string, number>[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const c of counts) for (const [k, v] of Object.entries(c)) out[k] = (out[k] ?? 0) + v;
+  return out;
 }
 
 /** `meshgrad_rejected_messages_total` by `event code`. */
@@ -131,7 +139,11 @@ async function runStep(
 ): Promise<StepResult> {
   const threads = Math.min(options.threads, n);
   const workerFile = path.join(path.dirname(new URL(import.meta.url).pathname), 'load-worker.mjs');
-  const state = Array.from({ length: threads }, () => ({ joined: 0, failed: 0 }));
+  const state = Array.from({ length: threads }, () => ({
+    joined: 0,
+    failed: 0,
+    failures: {} as Record<string, number>,
+  }));
   const hello: number[] = [];
   const workers = state.map((s, i) => {
     const config: LoadWorkerConfig = {
@@ -146,6 +158,7 @@ async function runStep(
       if (r.type !== 'progress') return;
       s.joined = r.joined;
       s.failed = r.failed;
+      s.failures = r.failures;
       hello.push(...r.helloMs);
     });
     w.on('error', (err) => process.stderr.write(`[bench:server] load worker: ${String(err)}\n`));
@@ -207,6 +220,7 @@ async function runStep(
     snapshotBytes: median.bytes,
     snapshotMs: round(median.ms),
     refused,
+    failures: sumCounts(state.map((s) => s.failures)),
   };
 }
 
@@ -242,7 +256,7 @@ export async function main(args: readonly string[]): Promise<void> {
         `N=${r.volunteers}: held ${r.held} (failed ${r.failed}), hello p50 ${r.helloP50Ms} ms p99 ${r.helloP99Ms} ms, ` +
           `event loop p99 ${r.eventLoopP99Ms} ms (max ${r.eventLoopMaxMs}), RSS ${r.rssKbPerVolunteer} KB/volunteer, ` +
           `tick ${r.tickMs} ms, admin snapshot ${r.snapshotBytes} B in ${r.snapshotMs} ms, ` +
-          `refused ${JSON.stringify(r.refused)}`,
+          `refused ${JSON.stringify(r.refused)}, volunteers saw ${JSON.stringify(r.failures)}`,
       );
       last = r;
     }

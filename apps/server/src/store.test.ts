@@ -101,8 +101,9 @@ describe('event and metrics appends', () => {
     const lines = 500;
     const first = store.appendEvent('blobs', { event: 'join', worker: 'w-0' });
     // While the first append fails with EMFILE and waits to be tried again, the rest queue.
-    await new Promise((r) => setTimeout(r, 20));
-    expect(store.health.problems()).toMatchObject([{ file: 'events', code: 'EMFILE' }]);
+    await expect
+      .poll(() => store.health.problems(), { interval: 5 })
+      .toMatchObject([{ file: 'events', code: 'EMFILE' }]);
     const rest = Array.from({ length: lines - 1 }, (_, i) =>
       store.appendEvent('blobs', { event: 'join', worker: `w-${i + 1}` }),
     );

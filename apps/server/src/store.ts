@@ -126,6 +126,11 @@ const APPEND_RETRY_DELAYS_MS = [100, 400] as const;
  * (counted, reported): a stalled disk must not grow the server without bound.
  */
 export const MAX_PENDING_APPEND_LINES = 20_000;
+/**
+ * How long a file's first waiting line waits for others before the append starts (ms): a ramp
+ * of joins then costs a few appends a second, not one per line (each opens and closes the file).
+ */
+export const APPEND_COALESCE_MS = 25;
 /** Manifests read at once when a job's checkpoint index is built. */
 const MANIFEST_READ_BATCH = 64;
 /** Temporary files of `writeFileAtomic`, left behind by a crash or a full disk. */
@@ -463,7 +468,7 @@ export class DataStore {
 
   /**
    * Appends a line, in order with the file's other lines: with the lines that came while the
-   * file's previous append was in flight, in one append. Resolves whether it was written. Never
+   * file's previous append was in flight or within `APPEND_COALESCE_MS`, in one append. Resolves whether it was written. Never
    * rejects: a failed append is tried again after a short wait, and lines that cannot be written
    * are counted and reported to `health`, and the job goes on.
    */
@@ -485,7 +490,10 @@ export class DataStore {
       pending.lines.push(line);
       pending.done.push(resolve);
     });
-    if (!pending.writing) void this.drainAppends(file, job, target, pending);
+    if (!pending.writing) {
+      pending.writing = true;
+      setTimeout(() => void this.drainAppends(file, job, target, pending), APPEND_COALESCE_MS);
+    }
     return written;
   }
 
@@ -496,7 +504,6 @@ export class DataStore {
     target: string,
     pending: PendingAppend,
   ): Promise<void> {
-    pending.writing = true;
     while (pending.lines.length > 0) {
       const text = pending.lines.join('');
       const done = pending.done;

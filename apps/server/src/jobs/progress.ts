@@ -43,7 +43,7 @@ export type ProgressControl = Omit<JobProgress, 'samples' | 'credited'>;
 
 export class Progress {
   private samplesSoFar = 0;
-  /** Per-worker cumulative counters already credited (see `credit`), oldest first. */
+  /** Per-worker cumulative counters already credited (see `credit`). */
   private credited = new Map<string, number>();
   /**
    * The ids of `credited` that are not connected here, in the order they left: a departure
@@ -64,6 +64,8 @@ export class Progress {
    * restarted job never counts fewer samples than its history shows (DESIGN §5).
    */
   private readonly persisting = new InOrder();
+  /** The job's sample gauge, its labels looked up once: it is set on every stats report. */
+  private readonly samplesGauge: { set(value: number): void };
 
   constructor(
     private readonly jobId: string,
@@ -75,7 +77,9 @@ export class Progress {
     /** What else progress.json holds, as of the write. */
     private readonly control: () => ProgressControl,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.samplesGauge = metrics.samples.labels({ job: jobId });
+  }
 
   /** Samples processed by all workers since the job was created; /metrics follows it at once. */
   get samples(): number {
@@ -91,7 +95,7 @@ export class Progress {
     // Every change reaches progress.json on the next write, whichever path made it.
     if (value !== this.samplesSoFar) this.dirty = true;
     this.samplesSoFar = value;
-    this.metrics.samples.set({ job: this.jobId }, value);
+    this.samplesGauge.set(value);
   }
 
   /** Something progress.json holds changed (control state, balancer mode). */
@@ -129,7 +133,6 @@ export class Progress {
     const before = this.credited.get(worker.id);
     const delta = before === undefined ? stats.samples : stats.samples - before;
     const claimed = delta >= 0 ? delta : stats.samples;
-    this.credited.delete(worker.id); // re-inserted last: the map stays oldest first
     this.credited.set(worker.id, stats.samples);
     const credit = Math.min(claimed, this.allowed(worker, now));
     if (credit <= 0) return;
