@@ -64,13 +64,11 @@ export class Progress {
    * restarted job never counts fewer samples than its history shows (DESIGN §5).
    */
   private readonly persisting = new InOrder();
-  /** The job's sample gauge, its labels looked up once: it is set on every stats report. */
-  private readonly samplesGauge: { set(value: number): void };
 
   constructor(
     private readonly jobId: string,
     private readonly store: DataStore,
-    private readonly metrics: ServerMetrics,
+    metrics: ServerMetrics,
     private readonly roster: Roster,
     /** Counts the per-event work (tests). */
     private readonly work: JobWorkMeter,
@@ -78,7 +76,7 @@ export class Progress {
     private readonly control: () => ProgressControl,
     private readonly log: Logger,
   ) {
-    this.samplesGauge = metrics.samples.labels({ job: jobId });
+    metrics.followSamples(jobId, () => this.samplesSoFar);
   }
 
   /** Samples processed by all workers since the job was created; /metrics follows it at once. */
@@ -95,7 +93,6 @@ export class Progress {
     // Every change reaches progress.json on the next write, whichever path made it.
     if (value !== this.samplesSoFar) this.dirty = true;
     this.samplesSoFar = value;
-    this.samplesGauge.set(value);
   }
 
   /** Something progress.json holds changed (control state, balancer mode). */
