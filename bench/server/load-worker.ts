@@ -58,7 +58,7 @@ function startVolunteer(): void {
     timeout: 60_000,
   });
   sockets.push(s);
-  s.once('connect_error', () => fail('connect'));
+  s.once('connect_error', (err) => fail(`connect: ${err.message}`));
   // The server refuses a statistics report of a worker it no longer holds (dropped as stale).
   s.on('refused', (r: { event?: string; code?: string }) => {
     const key = `refused ${r.event ?? '?'} ${r.code ?? '?'}`;
