@@ -7,7 +7,8 @@
  * snapshot of the job is fetched and timed. The last line is one JSON summary at the largest N.
  *
  * Options: --counts=100,1000 (volunteers per step), --threads=4, --hold=10 (seconds),
- * --connects-per-sec=400, --max-seconds=900 (the whole run is bounded by it).
+ * --connects-per-sec=400, --max-seconds=900 (the whole run is bounded by it),
+ * --server-cpu-prof=DIR (the server process writes a V8 CPU profile there when it exits).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -23,6 +24,8 @@ interface Options {
   readonly holdSec: number;
   readonly connectsPerSec: number;
   readonly maxSeconds: number;
+  /** Where the server process writes its CPU profile; null for none. */
+  readonly serverCpuProfDir: string | null;
 }
 
 function parseOptions(args: readonly string[]): Options {
@@ -43,6 +46,7 @@ function parseOptions(args: readonly string[]): Options {
     holdSec: int('hold', 10),
     connectsPerSec: int('connects-per-sec', 400),
     maxSeconds: int('max-seconds', 900),
+    serverCpuProfDir: get('server-cpu-prof') ?? null,
   };
 }
 
@@ -79,11 +83,42 @@ interface StepResult {
   readonly tickMs: number;
   readonly snapshotBytes: number;
   readonly snapshotMs: number;
+  /** Messages the server refused during the step, by `event code` (from its own counter). */
+  readonly refused: Record<string, number>;
+  /** What the volunteers saw go wrong, by kind (load-worker.ts). */
+  readonly failures: Record<string, number>;
 }
 
-async function startServer(dataDir: string): Promise<{ child: ChildProcess; url: string }> {
+function sumCounts(counts: readonly Record<string, number>[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const c of counts) for (const [k, v] of Object.entries(c)) out[k] = (out[k] ?? 0) + v;
+  return out;
+}
+
+/** `meshgrad_rejected_messages_total` by `event code`. */
+function refusals(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  const re = /^meshgrad_rejected_messages_total\{([^}]*)\} ([0-9.eE+-]+)$/gm;
+  for (const m of text.matchAll(re)) {
+    const labels = m[1] ?? '';
+    const event = /event="([^"]*)"/.exec(labels)?.[1] ?? '?';
+    const code = /code="([^"]*)"/.exec(labels)?.[1] ?? '?';
+    out.set(`${event} ${code}`, Number(m[2]));
+  }
+  return out;
+}
+
+async function startServer(
+  dataDir: string,
+  cpuProfDir: string | null,
+): Promise<{ child: ChildProcess; url: string }> {
   const entry = path.join(path.dirname(new URL(import.meta.url).pathname), 'server-process.mjs');
-  const child = fork(entry, [dataDir], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  // Node refuses --cpu-prof in NODE_OPTIONS: the server's profile is asked for here.
+  const execArgv = cpuProfDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`];
+  const child = fork(entry, [dataDir], {
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    execArgv,
+  });
   const url = await new Promise<string>((resolve, reject) => {
     child.once('error', reject);
     child.once('exit', (code) => reject(new Error(`the server process exited (${code})`)));
@@ -104,7 +139,11 @@ async function runStep(
 ): Promise<StepResult> {
   const threads = Math.min(options.threads, n);
   const workerFile = path.join(path.dirname(new URL(import.meta.url).pathname), 'load-worker.mjs');
-  const state = Array.from({ length: threads }, () => ({ joined: 0, failed: 0 }));
+  const state = Array.from({ length: threads }, () => ({
+    joined: 0,
+    failed: 0,
+    failures: {} as Record<string, number>,
+  }));
   const hello: number[] = [];
   const workers = state.map((s, i) => {
     const config: LoadWorkerConfig = {
@@ -119,6 +158,7 @@ async function runStep(
       if (r.type !== 'progress') return;
       s.joined = r.joined;
       s.failed = r.failed;
+      s.failures = r.failures;
       hello.push(...r.helloMs);
     });
     w.on('error', (err) => process.stderr.write(`[bench:server] load worker: ${String(err)}\n`));
@@ -126,6 +166,7 @@ async function runStep(
   });
   const total = () => state.reduce((a, s) => a + s.joined + s.failed, 0);
   // Ramp: until every volunteer joined or failed, bounded by the rate plus a minute.
+  const refusedBefore = refusals(await scrape(url));
   const rampEnd = Math.min(deadline, Date.now() + (n / options.connectsPerSec) * 1000 + 60_000);
   while (total() < n && Date.now() < rampEnd) await sleep(250);
   await scrape(url); // starts a new event-loop delay window for the hold
@@ -160,6 +201,11 @@ async function runStep(
     if (h.workers === 0) break;
     await sleep(500);
   }
+  const refused: Record<string, number> = {};
+  for (const [key, v] of refusals(await scrape(url))) {
+    const d = v - (refusedBefore.get(key) ?? 0);
+    if (d > 0) refused[key] = d;
+  }
   const median = [...snapshots].sort((a, b) => a.ms - b.ms)[1] ?? { ms: NaN, bytes: NaN };
   return {
     volunteers: n,
@@ -173,6 +219,8 @@ async function runStep(
     tickMs: tickCount > 0 ? round((tickSum / tickCount) * 1000, 2) : NaN,
     snapshotBytes: median.bytes,
     snapshotMs: round(median.ms),
+    refused,
+    failures: sumCounts(state.map((s) => s.failures)),
   };
 }
 
@@ -180,7 +228,7 @@ export async function main(args: readonly string[]): Promise<void> {
   const options = parseOptions(args);
   const deadline = Date.now() + options.maxSeconds * 1000;
   const dataDir = await mkdtemp(path.join(tmpdir(), 'meshgrad-bench-server-'));
-  const { child, url } = await startServer(dataDir);
+  const { child, url } = await startServer(dataDir, options.serverCpuProfDir);
   const out = (line: string) => process.stdout.write(line + '\n');
   try {
     await sleep(2_000);
@@ -207,7 +255,8 @@ export async function main(args: readonly string[]): Promise<void> {
       out(
         `N=${r.volunteers}: held ${r.held} (failed ${r.failed}), hello p50 ${r.helloP50Ms} ms p99 ${r.helloP99Ms} ms, ` +
           `event loop p99 ${r.eventLoopP99Ms} ms (max ${r.eventLoopMaxMs}), RSS ${r.rssKbPerVolunteer} KB/volunteer, ` +
-          `tick ${r.tickMs} ms, admin snapshot ${r.snapshotBytes} B in ${r.snapshotMs} ms`,
+          `tick ${r.tickMs} ms, admin snapshot ${r.snapshotBytes} B in ${r.snapshotMs} ms, ` +
+          `refused ${JSON.stringify(r.refused)}, volunteers saw ${JSON.stringify(r.failures)}`,
       );
       last = r;
     }

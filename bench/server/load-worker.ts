@@ -21,6 +21,8 @@ export type LoadWorkerReport =
       readonly type: 'progress';
       readonly joined: number;
       readonly failed: number;
+      /** Failures by kind: `connect`, `hello timeout`, `hello <code>`; and stats refused by code. */
+      readonly failures: Record<string, number>;
       readonly helloMs: number[];
     }
   | { readonly type: 'stopped' };
@@ -34,11 +36,17 @@ const sockets: Socket[] = [];
 const timers: NodeJS.Timeout[] = [];
 let joined = 0;
 let failed = 0;
+const failures: Record<string, number> = {};
+const fail = (kind: string) => {
+  failed++;
+  failures[kind] = (failures[kind] ?? 0) + 1;
+};
 let helloMs: number[] = [];
 let stopping = false;
 
 interface HelloAnswer {
   readonly ok: boolean;
+  readonly code?: string;
   readonly shard?: { readonly url: string };
 }
 
@@ -50,7 +58,12 @@ function startVolunteer(): void {
     timeout: 60_000,
   });
   sockets.push(s);
-  s.once('connect_error', () => failed++);
+  s.once('connect_error', (err) => fail(`connect: ${err.message}`));
+  // The server refuses a statistics report of a worker it no longer holds (dropped as stale).
+  s.on('refused', (r: { event?: string; code?: string }) => {
+    const key = `refused ${r.event ?? '?'} ${r.code ?? '?'}`;
+    failures[key] = (failures[key] ?? 0) + 1;
+  });
   s.once('connect', () => {
     const t0 = performance.now();
     s.timeout(60_000)
@@ -58,11 +71,18 @@ function startVolunteer(): void {
       .then(async (reply: HelloAnswer) => {
         helloMs.push(performance.now() - t0);
         if (!reply.ok) {
-          failed++;
+          fail(`hello ${reply.code ?? '?'}`);
           return;
         }
         joined++;
-        if (reply.shard) await (await fetch(config.url + reply.shard.url)).arrayBuffer();
+        if (reply.shard) {
+          try {
+            await (await fetch(config.url + reply.shard.url)).arrayBuffer();
+          } catch {
+            // Joined, so not a failed volunteer; it trains (and reports) without its shard.
+            failures['shard fetch'] = (failures['shard fetch'] ?? 0) + 1;
+          }
+        }
         let samples = 0;
         const send = () => {
           samples += 10;
@@ -83,7 +103,7 @@ function startVolunteer(): void {
         }, Math.random() * config.statsIntervalMs);
         timers.push(first);
       })
-      .catch(() => failed++);
+      .catch(() => fail('hello timeout'));
   });
 }
 
@@ -97,7 +117,7 @@ const ramp = setInterval(() => {
 }, 50);
 
 const progress = setInterval(() => {
-  const report: LoadWorkerReport = { type: 'progress', joined, failed, helloMs };
+  const report: LoadWorkerReport = { type: 'progress', joined, failed, failures, helloMs };
   helloMs = [];
   parentPort?.postMessage(report);
 }, 500);

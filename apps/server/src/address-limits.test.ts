@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Socket } from 'socket.io-client';
 import { PROTOCOL_VERSION, type AdminError } from '@meshgrad/core';
+import { MAX_TOKEN_LENGTH } from './admin/schemas.ts';
 import { ServerFixture, BLOBS_JOB, TEST_DEVICE, capturingLogger } from './server.test-support.ts';
 
 const TOKEN = 'test-admin-token-limits';
@@ -111,5 +112,28 @@ describe('limits per remote address', () => {
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
     expect(metrics).toMatch(/meshgrad_admin_refused_total\{outcome="throttled"\} 13/);
     expect(metrics).toMatch(/meshgrad_admin_refused_total\{outcome="forbidden"\} 3/);
+  });
+
+  it('takes an over-long token on the /admin socket for a wrong one: refused, counted and throttled', async () => {
+    const { server } = await throttledServer();
+    const long = 'x'.repeat(MAX_TOKEN_LENGTH + 1);
+    const admin = async (auth: Record<string, unknown>) => {
+      const s = fixture.socket('/admin', { auth });
+      const outcome = await new Promise<string>((resolve) => {
+        s.once('connect', () => resolve('connected'));
+        s.once('connect_error', (err: Error & { data?: { code?: string } }) =>
+          resolve(err.data?.code ?? err.message),
+        );
+      });
+      s.disconnect();
+      return outcome;
+    };
+    // No token is still a missing one, and not counted against the address.
+    expect(await admin({})).toBe('ERR_UNAUTHORIZED');
+    for (let i = 0; i < 3; i++) expect(await admin({ token: long })).toBe('ERR_FORBIDDEN');
+    expect(await admin({ token: long })).toBe('ERR_RATE_LIMITED');
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metrics).toMatch(/meshgrad_admin_refused_total\{outcome="forbidden"\} 3/);
+    expect(metrics).toMatch(/meshgrad_admin_refused_total\{outcome="unauthorized"\} 1/);
   });
 });

@@ -21,6 +21,13 @@ import { WriteHealth } from './write-health.ts';
 
 /** How often jobs run their periodic work (ms). */
 export const TICK_MS = 1_000;
+/**
+ * Connections the kernel may hold for the server to accept (the OS caps it at its own
+ * `somaxconn`). Node's default, 511, overflowed while thousands of volunteers joined at once
+ * and the event loop was busy: the dropped handshakes were retried by TCP for seconds, and the
+ * shard and hello requests behind them timed out (docs/benchmarks.md, "Server load").
+ */
+export const LISTEN_BACKLOG = 4_096;
 
 export interface ServerOptions extends IceOptions {
   /**
@@ -254,7 +261,8 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
 
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
-    http.listen(options.port ?? 8080, options.host ?? '0.0.0.0', () => {
+    const where = { port: options.port ?? 8080, host: options.host ?? '0.0.0.0' };
+    http.listen({ ...where, backlog: LISTEN_BACKLOG }, () => {
       http.off('error', reject);
       resolve();
     });

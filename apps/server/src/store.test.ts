@@ -61,6 +61,65 @@ describe('durable writes on a running server', () => {
   });
 });
 
+describe('event and metrics appends', () => {
+  let dir = '';
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'meshgrad-append-'));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('lines that come together are written in order, one append in flight, through an EMFILE', async () => {
+    let inFlight = 0;
+    let mostInFlight = 0;
+    let calls = 0;
+    let emfiles = 1;
+    const files: FileSystem = {
+      ...fs,
+      appendFile: (async (...args: Parameters<typeof fs.appendFile>) => {
+        calls++;
+        inFlight++;
+        mostInFlight = Math.max(mostInFlight, inFlight);
+        try {
+          await new Promise((r) => setTimeout(r, 5));
+          if (emfiles > 0) {
+            emfiles--;
+            throw Object.assign(new Error('EMFILE: too many open files, open'), {
+              code: 'EMFILE',
+            });
+          }
+          await fs.appendFile(...args);
+        } finally {
+          inFlight--;
+        }
+      }) as typeof fs.appendFile,
+    };
+    const store = new DataStore(dir, { files });
+    await store.init();
+    await store.saveSpec('blobs', BLOBS_JOB);
+    const lines = 500;
+    const first = store.appendEvent('blobs', { event: 'join', worker: 'w-0' });
+    // While the first append fails with EMFILE and waits to be tried again, the rest queue.
+    await expect
+      .poll(() => store.health.problems(), { interval: 5 })
+      .toMatchObject([{ file: 'events', code: 'EMFILE' }]);
+    const rest = Array.from({ length: lines - 1 }, (_, i) =>
+      store.appendEvent('blobs', { event: 'join', worker: `w-${i + 1}` }),
+    );
+    await Promise.all([first, ...rest]);
+    const written = (await readFile(path.join(dir, 'jobs', 'blobs', 'events.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { worker: string }).worker);
+    expect(written).toEqual(Array.from({ length: lines }, (_, i) => `w-${i}`));
+    expect(mostInFlight).toBe(1);
+    // The failed try, its retry, and the 499 lines that waited meanwhile in one more.
+    expect(calls).toBe(3);
+    expect(store.health.problems()).toEqual([]);
+  });
+});
+
 describe('checkpoints in the data directory', () => {
   let dir = '';
   beforeEach(async () => {

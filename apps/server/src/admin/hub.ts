@@ -39,6 +39,13 @@ type AdminSocket = Socket<
 
 const room = (jobId: string) => `job:${jobId}`;
 
+/** The `token` of a handshake's auth that failed the schema, for `TokenCheck` to judge. */
+function presentedToken(auth: unknown): unknown {
+  return typeof auth === 'object' && auth !== null && 'token' in auth
+    ? (auth as { token: unknown }).token
+    : undefined;
+}
+
 export class AdminHub {
   private readonly timer: ReturnType<typeof setInterval>;
   private readonly recordSubscriptions = new Map<Job, () => void>();
@@ -74,8 +81,11 @@ export class AdminHub {
         );
         return;
       }
+      // The token goes to the check as presented: one over the schema's length is a wrong
+      // token (refused, counted and throttled as one), not a missing one, as over HTTP.
       const auth = validate(adminAuthSchema, socket.handshake.auth);
-      const result = auth.ok ? tokens.check(auth.value.token) : 'missing';
+      const presented = auth.ok ? auth.value.token : presentedToken(socket.handshake.auth);
+      const result = tokens.check(presented);
       if (result === 'ok') return next();
       // One line per burst of wrong tokens, not per attempt: a guesser must not flood the log.
       if (result === 'wrong' && throttle.failed(remote)) {

@@ -20,7 +20,7 @@ function reportingRoster(n: number): Roster {
   const roster = new Roster(spec.shards, spec.neighbours);
   const ids = Array.from({ length: n }, (_, i) => `w${i}`);
   for (const [i, id] of ids.entries()) {
-    const w = roster.add(id, `s${i}`, TEST_DEVICE, { ...spec.communication }, []);
+    const w = roster.add(id, `s${i}`, TEST_DEVICE, { ...spec.communication }, new Map());
     const links: LinkStats[] = [1, 2].map((d) => ({
       peer: ids[(i + d) % n]!,
       relayed: false,

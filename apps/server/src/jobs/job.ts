@@ -87,13 +87,15 @@ export class Job {
     this.test = spec.model.kind === 'custom' ? unshared(data.test) : data.test;
     this.shards = data.shards.map((s, i) => ({ ...s, etag: `"${this.specHash}-shard-${i}"` }));
     this.evaluator = new Evaluator(spec, data.test);
-    this.roster = new Roster(spec.shards, spec.neighbours);
+    // Sync mode exchanges nothing between workers (the server's rounds carry the model): no ring.
+    this.roster = new Roster(spec.shards, spec.training.mode === 'sync' ? 0 : spec.neighbours);
     this.balancing = new AutoBalancing(spec, this.modelTraffic(), log);
     this.progress = new Progress(
       spec.id,
       store,
       metrics,
       this.roster,
+      this.roster.work,
       () => ({
         state: this.state,
         learningRate: this.learningRate,
@@ -271,7 +273,10 @@ export class Job {
     return { blockCount: this.layout.blockCount, parameterCount: this.layout.size };
   }
 
-  /** Adds a worker (or re-attaches a reconnecting one) and renews everyone's neighbours. */
+  /**
+   * Adds a worker (or re-attaches a reconnecting one) and renews the neighbours the join
+   * changes: O(k log N), not O(N) (see `Roster`).
+   */
   join(workerId: string | undefined, socketId: string, device: DeviceInfo): WorkerEntry {
     const id =
       workerId && !this.roster.has(workerId) ? workerId : `w-${randomBytes(6).toString('hex')}`;
@@ -281,8 +286,9 @@ export class Job {
       socketId,
       device,
       this.balancing.settingsForNewWorker(),
-      link.remote.values(),
+      link.remote,
     );
+    this.progress.workerJoined(id);
     this.metrics.workers.set({ job: this.id }, this.roster.size);
     this.log.info({ worker: id, backend: device.backend, shard: entry.shard }, 'worker joined');
     // A tab that failed over from another process keeps counting its samples: what that
@@ -297,16 +303,21 @@ export class Job {
         (err: unknown) => this.log.warn({ err, worker: id }, 'could not read shared credit'),
       );
     }
-    link
-      .sync(this.roster.workers.values())
-      .catch((err: unknown) => this.log.warn({ err }, 'could not sync workers with the cluster'));
+    // The ring holds the cluster's workers as of its last full renewal: one that this sync
+    // finds changed is renewed whole, as a tick's sync would.
+    link.sync(this.roster.workers.values()).then(
+      (changed) => {
+        if (changed) this.renewNeighbours();
+      },
+      (err: unknown) => this.log.warn({ err }, 'could not sync workers with the cluster'),
+    );
     void this.store.appendEvent(this.id, { event: 'join', worker: id, backend: device.backend });
-    this.renewNeighbours(id);
+    this.renewTouchedNeighbours(id);
     return entry;
   }
 
   leave(workerId: string, reason: string): void {
-    if (this.removeWorker(workerId, reason)) this.renewNeighbours();
+    if (this.removeWorker(workerId, reason)) this.renewTouchedNeighbours();
   }
 
   /** A worker's departure except the renewal of the others' neighbours; whether it was here. */
@@ -381,13 +392,22 @@ export class Job {
     this.training.kick();
   }
 
-  /** Renews neighbour lists after a join or leave (see `Roster.renewNeighbours`). */
-  private renewNeighbours(skip?: string): void {
-    // Sync mode exchanges nothing between workers: the server's rounds carry the model.
-    if (!this.training.peerToPeer) return;
-    const keepPlanned =
-      this.balancing.choosesNeighbours(this.link.shared) && this.balancing.planning;
-    this.roster.renewNeighbours(this.link.remote.keys(), keepPlanned, this.outbox, skip);
+  /** Whether workers the balancer plans for keep the neighbours it chose (`Roster.renewTouched`). */
+  private keepPlanned(): boolean {
+    return this.balancing.choosesNeighbours(this.link.shared) && this.balancing.planning;
+  }
+
+  /** Renews the neighbours the joins and leaves since the last renewal changed (`Roster.renewTouched`). */
+  private renewTouchedNeighbours(skip?: string): void {
+    this.roster.renewTouched(this.keepPlanned(), this.outbox, skip);
+  }
+
+  /**
+   * Renews every worker's neighbours over the ring of this process's and the cluster's workers
+   * (`Roster.renewAll`): when the cluster's workers changed or who chooses neighbours did.
+   */
+  private renewNeighbours(): void {
+    this.roster.renewAll(this.link.remote, this.keepPlanned(), this.outbox);
   }
 
   /**
@@ -442,6 +462,9 @@ export class Job {
   /** Switches the balancer mode (see `AutoBalancing.setMode`); workers hear of it at once. */
   setBalancer(balancer: BalancerMode, fromCluster = false): void {
     this.balancing.setMode(balancer, this.roster, this.outbox);
+    // Workers may hold neighbours the balancer chose, which no join or leave would renew now
+    // that it plans afresh (or not at all): back to the ring, as the next tick starts from.
+    this.renewNeighbours();
     this.progress.changed();
     void this.store.appendEvent(this.id, { event: 'balancer', ...balancer });
     if (!fromCluster) this.link.balancerChanged(balancer);
@@ -475,11 +498,10 @@ export class Job {
     this.training.tick();
     const now = Date.now();
     this.checkStop(now);
-    // One renewal for all the stale workers: each sorts every worker id, and a network blip
-    // takes many workers at once.
-    let left = false;
-    for (const w of this.roster.stale(now)) left = this.removeWorker(w.id, 'stale') || left;
-    if (left) this.renewNeighbours();
+    // One renewal for all the stale workers: a network blip takes many workers at once, and
+    // neighbours near two of them are renewed once.
+    for (const w of this.roster.stale(now)) this.removeWorker(w.id, 'stale');
+    this.renewTouchedNeighbours();
     const trainLoss = this.progress.trainLoss();
     await this.balanceWorkers();
     this.metrics.samplesPerSecond.set({ job: this.id }, this.throughput().samplesPerSec);
@@ -537,6 +559,7 @@ export class Job {
     }
     // Neighbours span processes from now on: a balancer made alone would choose them.
     this.balancing.restart();
+    this.renewNeighbours();
     if (shared) {
       this.progress.raiseTo(shared.samples);
       if (shared.control) {

@@ -9,6 +9,7 @@ import type { CheckpointManifest, DataStore, JobProgress, MetricsRecord } from '
 import type { ClusterLink } from './cluster-link.ts';
 import { InOrder } from './in-order.ts';
 import type { Roster, WorkerEntry } from './roster.ts';
+import type { JobWorkMeter } from './work-meter.ts';
 
 /** How often the job writes a metrics-history record (ms). */
 export const METRICS_RECORD_INTERVAL_MS = 5_000;
@@ -42,8 +43,13 @@ export type ProgressControl = Omit<JobProgress, 'samples' | 'credited'>;
 
 export class Progress {
   private samplesSoFar = 0;
-  /** Per-worker cumulative counters already credited (see `credit`), oldest first. */
+  /** Per-worker cumulative counters already credited (see `credit`). */
   private credited = new Map<string, number>();
+  /**
+   * The ids of `credited` that are not connected here, in the order they left: a departure
+   * forgets the oldest beyond `MAX_DEPARTED_CREDITS` without counting them all (O(1) per event).
+   */
+  private readonly departed = new Set<string>();
   /** Per worker here: credit it may still be given, and when that was last topped up (ms). */
   private readonly allowance = new Map<string, { samples: number; at: number }>();
   private dirty = false;
@@ -62,12 +68,16 @@ export class Progress {
   constructor(
     private readonly jobId: string,
     private readonly store: DataStore,
-    private readonly metrics: ServerMetrics,
+    metrics: ServerMetrics,
     private readonly roster: Roster,
+    /** Counts the per-event work (tests). */
+    private readonly work: JobWorkMeter,
     /** What else progress.json holds, as of the write. */
     private readonly control: () => ProgressControl,
     private readonly log: Logger,
-  ) {}
+  ) {
+    metrics.followSamples(jobId, () => this.samplesSoFar);
+  }
 
   /** Samples processed by all workers since the job was created; /metrics follows it at once. */
   get samples(): number {
@@ -83,7 +93,6 @@ export class Progress {
     // Every change reaches progress.json on the next write, whichever path made it.
     if (value !== this.samplesSoFar) this.dirty = true;
     this.samplesSoFar = value;
-    this.metrics.samples.set({ job: this.jobId }, value);
   }
 
   /** Something progress.json holds changed (control state, balancer mode). */
@@ -95,11 +104,17 @@ export class Progress {
   restore(progress: JobProgress): void {
     this.set(progress.samples);
     this.credited = new Map(Object.entries(progress.credited));
+    // Restored before any worker joins: every counter is a departed worker's until it returns.
+    this.departed.clear();
+    for (const id of this.credited.keys()) if (!this.roster.has(id)) this.departed.add(id);
   }
 
   /** What the cluster last credited a worker that failed over here, unless this process knows. */
   seedCredit(workerId: string, cumulative: number): void {
-    if (!this.credited.has(workerId)) this.credited.set(workerId, cumulative);
+    if (this.credited.has(workerId)) return;
+    this.credited.set(workerId, cumulative);
+    // The cluster's answer may come after the worker left again.
+    if (!this.roster.has(workerId)) this.departed.add(workerId);
   }
 
   hasCredit(workerId: string): boolean {
@@ -121,7 +136,6 @@ export class Progress {
     const before = this.credited.get(worker.id);
     const delta = before === undefined ? stats.samples : stats.samples - before;
     const claimed = delta >= 0 ? delta : stats.samples;
-    this.credited.delete(worker.id); // re-inserted last: the map stays oldest first
     this.credited.set(worker.id, stats.samples);
     const credit = Math.min(claimed, this.allowed(worker, now));
     if (credit <= 0) return { claimed, credited: 0 };
@@ -158,16 +172,20 @@ export class Progress {
     return a.samples;
   }
 
-  /** A worker left: its allowance goes, and the oldest departed ids' counters beyond the cap. */
+  /** A worker joined (or came back): its counter, if it has one, is no longer a departed one's. */
+  workerJoined(workerId: string): void {
+    this.departed.delete(workerId);
+  }
+
+  /** A worker left: its allowance goes, and the counters of the oldest departures beyond the cap. */
   workerLeft(workerId: string): void {
     this.allowance.delete(workerId);
-    let departed = 0;
-    for (const id of this.credited.keys()) if (!this.roster.has(id)) departed++;
-    for (const id of this.credited.keys()) {
-      if (departed <= MAX_DEPARTED_CREDITS) break;
-      if (this.roster.has(id)) continue;
+    if (this.credited.has(workerId)) this.departed.add(workerId);
+    for (const id of this.departed) {
+      if (this.departed.size <= MAX_DEPARTED_CREDITS) break;
+      this.work.visits++;
+      this.departed.delete(id);
       this.credited.delete(id);
-      departed--;
       this.dirty = true;
     }
   }

@@ -5,6 +5,7 @@
 import type { DeviceInfo, LinkStats, WorkerPlan, WorkerSettings } from '@meshgrad/core';
 import type { RemoteWorker } from './cluster-link.ts';
 import type { JobOutbox } from './outbox.ts';
+import { JobWorkMeter } from './work-meter.ts';
 
 /** A worker that has not reported for this long is dropped (ms). */
 export const WORKER_STALE_MS = 15_000;
@@ -15,6 +16,7 @@ export interface WorkerEntry {
   readonly device: DeviceInfo;
   readonly joinedAt: number;
   readonly shard: number;
+  /** Set only through `Roster.tellNeighbours`, which keeps who holds whom for departures. */
   neighbours: string[];
   settings: WorkerSettings;
   lastSeen: number;
@@ -63,14 +65,36 @@ export interface Throughput {
   readonly trainLoss: number | undefined;
 }
 
+/**
+ * The workers of a job on this process. Per-event paths (a join, a leave) cost O(k log N) for
+ * k neighbours and N workers, not O(N): at 10,000 volunteers a join that scanned or sorted every
+ * worker made the joins of a ramp O(N² log N) (docs/benchmarks.md, "Server load").
+ */
 export class Roster {
   private readonly entries = new Map<string, WorkerEntry>();
+  /** Every worker id on the neighbour ring, sorted: this process's and the cluster's others. */
+  private ring: string[] = [];
+  /** The remote workers the ring holds (the cluster link's map as of the last `renewAll`). */
+  private remote: ReadonlyMap<string, RemoteWorker> = new Map();
+  /** Local workers per shard, kept as they come and go. */
+  private readonly localShardUsage: number[];
+  /** Remote workers per shard, counted once per remote map (the link replaces it on a change). */
+  private remoteShardUsage: { of: ReadonlyMap<string, RemoteWorker>; usage: number[] } | null =
+    null;
+  /** For each id, the local workers that hold it among their neighbours: a leave reaches them. */
+  private readonly heldBy = new Map<string, Set<string>>();
+  /** Local workers whose neighbours a join or leave may have changed, until `renewTouched`. */
+  private readonly touched = new Set<string>();
 
   constructor(
     private readonly shardCount: number,
-    /** Neighbours per worker on the ring (the spec's `neighbours`). */
+    /** Neighbours per worker on the ring (the spec's `neighbours`); 0 keeps no ring (sync mode). */
     private readonly neighbourCount: number,
-  ) {}
+    /** Counts the per-event work (tests). */
+    readonly work = new JobWorkMeter(),
+  ) {
+    this.localShardUsage = new Array<number>(shardCount).fill(0);
+  }
 
   /** The workers connected to this process, by id. */
   get workers(): ReadonlyMap<string, WorkerEntry> {
@@ -89,20 +113,26 @@ export class Roster {
     return this.entries.has(workerId);
   }
 
-  /** Adds a worker on the least-used shard, counting the cluster's other workers too. */
+  /**
+   * Adds a worker on the least-used shard, counting the cluster's other workers too, and puts it
+   * on the ring. Its neighbours and those of the workers near it are renewed by `renewTouched`.
+   */
   add(
     id: string,
     socketId: string,
     device: DeviceInfo,
     settings: WorkerSettings,
-    remote: Iterable<RemoteWorker>,
+    remote: ReadonlyMap<string, RemoteWorker>,
   ): WorkerEntry {
-    const usage = new Array<number>(this.shardCount).fill(0);
-    for (const w of this.entries.values()) usage[w.shard] = (usage[w.shard] ?? 0) + 1;
-    for (const w of remote) {
-      if (w.id !== id) usage[w.shard] = (usage[w.shard] ?? 0) + 1;
+    const usage = this.shardUsage(remote);
+    // A worker failing over from another process is still in that process's count.
+    const stillRemote = remote.get(id);
+    let shard = 0;
+    for (let s = 0; s < this.shardCount; s++) {
+      const u = (usage[s] ?? 0) - (stillRemote?.shard === s ? 1 : 0);
+      const best = (usage[shard] ?? 0) - (stillRemote?.shard === shard ? 1 : 0);
+      if (u < best) shard = s;
     }
-    const shard = usage.indexOf(Math.min(...usage));
     const now = Date.now();
     const entry: WorkerEntry = {
       id,
@@ -129,11 +159,40 @@ export class Roster {
       uploadBytesPerSec: null,
     };
     this.entries.set(id, entry);
+    this.localShardUsage[shard] = (this.localShardUsage[shard] ?? 0) + 1;
+    if (this.neighbourCount > 0) {
+      const at = this.ringIndex(id);
+      if (this.ring[at] !== id) this.ring.splice(at, 0, id);
+      this.touchAround(at);
+      this.touched.add(id);
+    }
     return entry;
   }
 
+  /** Removes a worker; the workers near it on the ring and those that held it are touched. */
   remove(workerId: string): boolean {
-    return this.entries.delete(workerId);
+    const w = this.entries.get(workerId);
+    if (!w) return false;
+    this.entries.delete(workerId);
+    this.localShardUsage[w.shard] = (this.localShardUsage[w.shard] ?? 1) - 1;
+    this.touched.delete(workerId);
+    for (const peer of w.neighbours) this.unhold(peer, workerId);
+    if (this.neighbourCount === 0) return true;
+    const holders = this.heldBy.get(workerId);
+    if (holders) {
+      for (const h of holders) this.touched.add(h);
+      this.work.visits += holders.size;
+      this.heldBy.delete(workerId);
+    }
+    // Still on the ring while another process of the cluster lists it (a failover in flight).
+    if (!this.remote.has(workerId)) {
+      const at = this.ringIndex(workerId);
+      if (this.ring[at] === workerId) {
+        this.ring.splice(at, 1);
+        this.touchAround(at);
+      }
+    }
+    return true;
   }
 
   /** Marks a worker alive now: any message shows it, even one refused. */
@@ -172,47 +231,130 @@ export class Roster {
   }
 
   /**
-   * Renews neighbour lists after a join or leave. Neighbours lie on a ring of the sorted worker
-   * ids: each worker sees the next and previous ⌈k/2⌉, so the graph is symmetric and connected,
-   * and a join or leave changes few links. Every process of a cluster computes the same ring
-   * over all workers (`remote` are the others') and tells its own. When `keepPlanned`, workers
-   * the automatic balancer plans for keep its choice minus the workers that left (its next tick
-   * fills them up again), and only workers without statistics yet get their ring neighbours.
+   * Renews the neighbours of every worker the joins and leaves since the last call touched:
+   * O(k log N) per event. Neighbours lie on a ring of the sorted worker ids: each worker sees
+   * the next and previous ⌈k/2⌉, so the graph is symmetric and connected, and a join or leave
+   * changes few links. Every process of a cluster computes the same ring over all workers and
+   * tells its own. When `keepPlanned`, workers the automatic balancer plans for keep its choice
+   * minus the workers that left (its next tick fills them up again), and only workers without
+   * statistics yet get their ring neighbours. `skip` gets its list without a message (the
+   * hello's answer carries it).
    */
-  renewNeighbours(
-    remote: Iterable<string>,
+  renewTouched(keepPlanned: boolean, outbox: JobOutbox, skip?: string): void {
+    for (const id of this.touched) {
+      const w = this.entries.get(id);
+      if (w) this.renew(w, keepPlanned, outbox, id === skip);
+    }
+    this.touched.clear();
+  }
+
+  /**
+   * Rebuilds the ring from this process's workers and `remote` (the cluster's others) and renews
+   * every worker's neighbours: O(N log N), for a change of the cluster's workers or of who
+   * chooses neighbours (see `renewTouched` for the rule).
+   */
+  renewAll(
+    remote: ReadonlyMap<string, RemoteWorker>,
     keepPlanned: boolean,
     outbox: JobOutbox,
-    skip?: string,
   ): void {
-    const ids = [...new Set([...this.entries.keys(), ...remote])].sort();
-    const n = ids.length;
-    const k = this.neighbourCount;
-    const half = Math.ceil(k / 2);
-    for (let i = 0; i < n; i++) {
-      const w = this.entries.get(ids[i] as string);
-      if (!w) continue;
-      let next: string[];
-      if (keepPlanned && w.reported) {
-        next = w.neighbours.filter((id) => this.entries.has(id));
-      } else {
-        const set = new Set<string>();
-        for (let d = 1; d <= half && set.size < Math.min(k, n - 1); d++) {
-          set.add(ids[(i + d) % n] as string);
-          if (set.size < Math.min(k, n - 1)) set.add(ids[(i - d + n) % n] as string);
-        }
-        set.delete(ids[i] as string);
-        next = [...set].sort();
-      }
-      this.tellNeighbours(w, next, outbox, w.id === skip);
-    }
+    this.touched.clear();
+    if (this.neighbourCount === 0) return;
+    this.remote = remote;
+    this.ring = [...new Set([...this.entries.keys(), ...remote.keys()])].sort();
+    for (const w of this.entries.values()) this.renew(w, keepPlanned, outbox, false);
   }
 
   /** Gives a worker a new neighbour list when it differs from the one it holds. */
   tellNeighbours(w: WorkerEntry, next: string[], outbox: JobOutbox, silently = false): boolean {
     if (next.join() === w.neighbours.join()) return false;
+    for (const peer of w.neighbours) this.unhold(peer, w.id);
+    for (const peer of next) {
+      let holders = this.heldBy.get(peer);
+      if (!holders) this.heldBy.set(peer, (holders = new Set()));
+      holders.add(w.id);
+    }
     w.neighbours = next;
     if (!silently) outbox.neighbours(w.id, next);
     return true;
+  }
+
+  /** One worker's neighbours under the rule of `renewTouched`. */
+  private renew(w: WorkerEntry, keepPlanned: boolean, outbox: JobOutbox, silently: boolean): void {
+    this.work.renewals++;
+    const next =
+      keepPlanned && w.reported
+        ? w.neighbours.filter((id) => this.entries.has(id))
+        : this.ringNeighbours(w.id);
+    this.tellNeighbours(w, next, outbox, silently);
+  }
+
+  /** `id`'s neighbours on the ring: the next and previous ⌈k/2⌉ ids, k in all at most. */
+  private ringNeighbours(id: string): string[] {
+    const ids = this.ring;
+    const n = ids.length;
+    const i = this.ringIndex(id);
+    const k = Math.min(this.neighbourCount, n - 1);
+    const half = Math.ceil(this.neighbourCount / 2);
+    const set = new Set<string>();
+    for (let d = 1; d <= half && set.size < k; d++) {
+      set.add(ids[(i + d) % n] as string);
+      if (set.size < k) set.add(ids[(i - d + n) % n] as string);
+    }
+    set.delete(id);
+    return [...set].sort();
+  }
+
+  /**
+   * Touches the local workers whose ring window can hold position `at` (one more either side:
+   * the id pushed out of a window by an insert, or pulled in by a removal). A ring short enough
+   * for windows to wrap onto themselves is touched whole (at most a few more than k ids).
+   */
+  private touchAround(at: number): void {
+    const n = this.ring.length;
+    const reach = Math.ceil(this.neighbourCount / 2) + 1;
+    if (n <= 2 * reach + 1) {
+      for (const id of this.ring) if (this.entries.has(id)) this.touched.add(id);
+      this.work.visits += n;
+      return;
+    }
+    for (let d = -reach; d <= reach; d++) {
+      const id = this.ring[(((at + d) % n) + n) % n] as string;
+      if (this.entries.has(id)) this.touched.add(id);
+    }
+    this.work.visits += 2 * reach + 1;
+  }
+
+  /** Where `id` is on the sorted ring, or where it would go (binary search). */
+  private ringIndex(id: string): number {
+    let lo = 0;
+    let hi = this.ring.length;
+    while (lo < hi) {
+      this.work.ringSteps++;
+      const mid = (lo + hi) >>> 1;
+      if ((this.ring[mid] as string) < id) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  private unhold(peer: string, holder: string): void {
+    const holders = this.heldBy.get(peer);
+    if (!holders) return;
+    holders.delete(holder);
+    if (holders.size === 0) this.heldBy.delete(peer);
+  }
+
+  /** Workers per shard, this process's and the cluster's others. */
+  private shardUsage(remote: ReadonlyMap<string, RemoteWorker>): number[] {
+    if (remote.size === 0) return this.localShardUsage;
+    if (this.remoteShardUsage?.of !== remote) {
+      const usage = new Array<number>(this.shardCount).fill(0);
+      for (const w of remote.values()) usage[w.shard] = (usage[w.shard] ?? 0) + 1;
+      this.work.visits += remote.size;
+      this.remoteShardUsage = { of: remote, usage };
+    }
+    const remoteUsage = this.remoteShardUsage.usage;
+    return this.localShardUsage.map((u, s) => u + (remoteUsage[s] ?? 0));
   }
 }
