@@ -346,7 +346,7 @@ export class Job {
       this.bannedIds.delete(old);
     }
     this.removeWorker(workerId, 'banned');
-    this.renewNeighbours();
+    this.renewTouchedNeighbours();
     void this.store.appendEvent(this.id, { event: 'ban', worker: workerId });
     this.outbox.ban?.(workerId, message);
     return true;
