@@ -1,6 +1,7 @@
 /** TF.js backends as benchmark candidates, for the browser and for Node. */
-import type { BackendId } from './types.ts';
+import { workloadId } from './suite.ts';
 import type { BenchModel, Candidate } from './suite.ts';
+import { tfjsCnnSession } from './tfjs-cnn.ts';
 import { tfjsSession } from './tfjs-mlp.ts';
 import type { TfModule } from './tfjs-mlp.ts';
 
@@ -15,7 +16,7 @@ export function tfjsCandidate(
   learningRate: number,
   describe: () => Promise<string> = async () => '',
 ): Candidate {
-  const id = `tfjs-${name}` as BackendId;
+  const id = workloadId(model.workload, `tfjs-${name}`);
   const activate = async (): Promise<void> => {
     if (!tf.findBackendFactory(name)) throw new Error(`TF.js backend "${name}" is not registered`);
     // setBackend resolves false (and logs) rather than throwing when initialisation fails.
@@ -31,7 +32,8 @@ export function tfjsCandidate(
     },
     async open() {
       await activate();
-      return tfjsSession(tf, model.layout, model.params, model.batches, learningRate);
+      const session = model.workload === 'cnn' ? tfjsCnnSession : tfjsSession;
+      return session(tf, model.layout, model.params, model.batches, learningRate);
     },
   };
 }
