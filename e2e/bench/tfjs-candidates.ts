@@ -1,7 +1,7 @@
 /** TF.js backends as benchmark candidates, for the browser and for Node. */
 import { workloadId } from './suite.ts';
 import type { BenchModel, Candidate } from './suite.ts';
-import { tfjsCnnSession } from './tfjs-cnn.ts';
+import { hasConvGradients, tfjsCnnSession } from './tfjs-cnn.ts';
 import { tfjsSession } from './tfjs-mlp.ts';
 import type { TfModule } from './tfjs-mlp.ts';
 
@@ -27,7 +27,13 @@ export function tfjsCandidate(
     id,
     async prepare(): Promise<string> {
       await activate();
-      const extra = await describe();
+      const im2col = model.workload === 'cnn' && !hasConvGradients(tf);
+      const extra = [
+        await describe(),
+        im2col ? 'conv2d as im2col + matMul (no conv gradients)' : '',
+      ]
+        .filter(Boolean)
+        .join(', ');
       return `TF.js ${tf.version_core} ${tf.getBackend()}${extra ? `, ${extra}` : ''}`;
     },
     async open() {

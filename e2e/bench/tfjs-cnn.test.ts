@@ -44,12 +44,17 @@ describe('the TF.js CNN of bench:kernels', () => {
     const mine = await losses(() =>
       meshgradSession(new CpuBackend(model.layout, model.params), model.batches, lr),
     );
+    // Both formulations: tf.conv2d and the im2col path the wasm backend gets.
     const theirs = await losses(() =>
-      tfjsCnnSession(tf, model.layout, model.params, model.batches, lr),
+      tfjsCnnSession(tf, model.layout, model.params, model.batches, lr, false),
+    );
+    const im2col = await losses(() =>
+      tfjsCnnSession(tf, model.layout, model.params, model.batches, lr, true),
     );
     for (let i = 0; i < mine.length; i++) {
       expect(Number.isFinite(mine[i]!)).toBe(true);
       expect(Math.abs(theirs[i]! - mine[i]!) / Math.abs(mine[i]!)).toBeLessThan(LOSS_RTOL);
+      expect(Math.abs(im2col[i]! - mine[i]!) / Math.abs(mine[i]!)).toBeLessThan(LOSS_RTOL);
     }
     // The step changed the loss: the second comparison checks the gradients, not the init again.
     expect(Math.abs(mine[1]! - mine[0]!)).toBeGreaterThan(1e-3);

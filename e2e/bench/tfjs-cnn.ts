@@ -61,12 +61,26 @@ export function denseToKernel(
   return r;
 }
 
+/** The kernels `tf.conv2d`'s gradient needs; TF.js 4's wasm backend has neither. */
+const CONV_GRADIENT_KERNELS = ['Conv2DBackpropFilter', 'Conv2DBackpropInput'] as const;
+
+/** Whether the active backend can differentiate `tf.conv2d`. */
+export function hasConvGradients(tf: TfModule): boolean {
+  return CONV_GRADIENT_KERNELS.every((name) => tf.getKernel(name, tf.getBackend()) !== undefined);
+}
+
+/**
+ * `im2col` (default: when the backend cannot differentiate `tf.conv2d`) writes each stride-1
+ * convolution as pad, k² shifted slices, concat and one matrix product, all ops with gradients
+ * on every backend, so TF.js's wasm backend still trains the same net (the note says so).
+ */
 export function tfjsCnnSession(
   tf: TfModule,
   layout: ParameterLayout,
   params: Float32Array,
   batches: readonly Batch[],
   learningRate: number,
+  im2col = !hasConvGradients(tf),
 ): TrainingSession {
   const spec = layout.spec;
   if (spec.kind !== 'layers') throw new Error('the TF.js CNN needs a layers model');
@@ -95,10 +109,28 @@ export function tfjsCnnSession(
           [node.filters],
           `${node.name}.bias`,
         );
-        const { stride, padding } = node;
-        layers.push((x) =>
-          tf.add(tf.conv2d(x as Tf.Tensor4D, k as Tf.Tensor4D, stride, padding), b),
-        );
+        const { stride, padding, kernel, outHeight, outWidth } = node;
+        if (im2col && stride !== 1)
+          throw new Error(`${node.name}: the im2col path has stride 1 only`);
+        const taps = kernel * kernel * node.channels;
+        layers.push((x) => {
+          if (!im2col)
+            return tf.add(tf.conv2d(x as Tf.Tensor4D, k as Tf.Tensor4D, stride, padding), b);
+          // Column (ky·k + kx)·C + c of each output pixel: the HWIO filter as a [taps, out] matrix.
+          const p = tf.pad(x, [
+            [0, 0],
+            [padding, padding],
+            [padding, padding],
+            [0, 0],
+          ]);
+          const shifts: Tf.Tensor[] = [];
+          for (let ky = 0; ky < kernel; ky++)
+            for (let kx = 0; kx < kernel; kx++)
+              shifts.push(tf.slice(p, [0, ky, kx, 0], [-1, outHeight, outWidth, -1]));
+          const cols = tf.reshape(tf.concat(shifts, 3), [-1, taps]);
+          const y = tf.matMul(cols, tf.reshape(k, [taps, node.filters]));
+          return tf.reshape(tf.add(y, b), [-1, outHeight, outWidth, node.filters]);
+        });
         break;
       }
       case 'maxpool2d':
