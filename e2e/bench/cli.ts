@@ -15,7 +15,8 @@ import { CHROMIUM_ARGS, CHROMIUM_PATH } from '../harness/chromium.ts';
 import type { TestServer } from '../harness/server.ts';
 import { runNodeSuite } from './node.ts';
 import { pairedRatio } from './paired.ts';
-import { BACKEND_IDS, DEFAULT_BENCH_OPTIONS } from './types.ts';
+import { BACKEND_IDS, DEFAULT_BENCH_OPTIONS, WORKLOADS } from './types.ts';
+import type { Workload } from './types.ts';
 import type { BackendResult, BenchOptions, SuiteResult } from './types.ts';
 
 type Env = 'browser' | 'node';
@@ -27,7 +28,8 @@ interface CliArgs {
 
 const USAGE =
   'usage: npm run bench:kernels -- [--env=browser|node|both] [--steps=50] [--reps=5] ' +
-  `[--warmup=5] [--sync-every=10] [--only=${BACKEND_IDS.join(',')}]`;
+  `[--warmup=5] [--sync-every=10] [--models=${WORKLOADS.join(',')}] ` +
+  `[--only=${BACKEND_IDS.join(',')}]`;
 
 export function parseArgs(argv: readonly string[]): CliArgs {
   let envs: Env[] = ['browser'];
@@ -63,6 +65,14 @@ export function parseArgs(argv: readonly string[]): CliArgs {
         const bad = ids.filter((id) => !(BACKEND_IDS as readonly string[]).includes(id));
         if (bad.length) throw new Error(`unknown backend ${bad.join(', ')}\n${USAGE}`);
         o.only = ids;
+        break;
+      }
+      case '--models': {
+        const names = value.split(',').filter(Boolean);
+        const bad = names.filter((m) => !(WORKLOADS as readonly string[]).includes(m));
+        if (bad.length || names.length === 0)
+          throw new Error(`unknown model ${bad.join(', ')}\n${USAGE}`);
+        o.models = names as Workload[];
         break;
       }
       case '--help':
@@ -116,11 +126,16 @@ export function summarize(suite: SuiteResult): Summary {
     suite.results.find((r) => r.id === id)?.samplesPerSecond ?? null;
   const ratio = (a: number | null, b: number | null): number | null =>
     a === null || b === null || b === 0 ? null : round(a / b, 3);
-  const tfjs = suite.results.filter((r) => r.id.startsWith('tfjs-') && r.samplesPerSecond !== null);
-  const best = tfjs.reduce<BackendResult | null>(
-    (a, r) => (a === null || (r.samplesPerSecond ?? 0) > (a.samplesPerSecond ?? 0) ? r : a),
-    null,
-  );
+  // The fastest TF.js backend of one workload (ids `tfjs-…` or `cnn-tfjs-…`).
+  const fastest = (prefix: string): BackendResult | null =>
+    suite.results
+      .filter((r) => r.id.startsWith(prefix) && r.samplesPerSecond !== null)
+      .reduce<BackendResult | null>(
+        (a, r) => (a === null || (r.samplesPerSecond ?? 0) > (a.samplesPerSecond ?? 0) ? r : a),
+        null,
+      );
+  const best = fastest('tfjs-');
+  const bestCnn = fastest('cnn-tfjs-');
   const meshgradWebgpu = sps('meshgrad-webgpu');
   const meshgradCpu = sps('meshgrad-cpu');
   const rounds = (id: string): number[] => {
@@ -152,6 +167,18 @@ export function summarize(suite: SuiteResult): Summary {
     sparse_ratio_vs_tfjs_best: paired('sparse_ratio_vs_tfjs_best', 'meshgrad-webgpu', bestTfjs),
     loop_vs_step_webgpu: paired('loop_vs_step_webgpu', 'meshgrad-webgpu-loop', 'meshgrad-webgpu'),
     loop_vs_step_cpu: paired('loop_vs_step_cpu', 'meshgrad-cpu-loop', 'meshgrad-cpu'),
+    // The MNIST CNN (examples/mnist-cnn), dense inputs, against the same net in TF.js ops.
+    cnn_ratio_vs_tfjs_webgpu: paired(
+      'cnn_ratio_vs_tfjs_webgpu',
+      'cnn-meshgrad-webgpu',
+      'cnn-tfjs-webgpu',
+    ),
+    cnn_ratio_vs_tfjs_best: paired('cnn_ratio_vs_tfjs_best', 'cnn-meshgrad-webgpu', bestCnn?.id),
+    cnn_cpu_ratio_vs_tfjs_wasm: paired(
+      'cnn_cpu_ratio_vs_tfjs_wasm',
+      'cnn-meshgrad-cpu',
+      'cnn-tfjs-wasm',
+    ),
   };
   return {
     bench: 'kernels',
@@ -165,6 +192,10 @@ export function summarize(suite: SuiteResult): Summary {
     tfjs_cpu_sps: round(sps('tfjs-cpu'), 1),
     ratio_cpu_vs_tfjs_cpu: ratio(meshgradCpu, sps('tfjs-cpu')),
     ratio_cpu_vs_tfjs_wasm: ratio(meshgradCpu, sps('tfjs-wasm')),
+    cnn_meshgrad_webgpu_sps: round(sps('cnn-meshgrad-webgpu'), 1),
+    cnn_meshgrad_cpu_sps: round(sps('cnn-meshgrad-cpu'), 1),
+    cnn_tfjs_best_backend: bestCnn ? bestCnn.id.slice('cnn-tfjs-'.length) : null,
+    cnn_tfjs_best_sps: round(bestCnn?.samplesPerSecond ?? null, 1),
     ...headline,
     ratio_interval: intervals,
     rounds: suite.options.reps,
@@ -181,7 +212,7 @@ function printTable(suite: SuiteResult): void {
   console.log(`[bench] ${suite.userAgent}`);
   const o = suite.options;
   console.log(
-    `[bench] 784-${o.hidden.join('-')}-10 MLP, batch ${o.batchSize}, lr ${o.learningRate}, ` +
+    `[bench] 784-${o.hidden.join('-')}-10 MLP and (cnn-…) the examples/mnist-cnn net, batch ${o.batchSize}, lr ${o.learningRate}, ` +
       `${o.warmupSteps} warm-up + ${o.steps} timed steps, median of ${o.reps}`,
   );
   console.log(

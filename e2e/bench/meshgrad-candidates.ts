@@ -3,6 +3,7 @@ import { CpuBackend } from '@meshgrad/core';
 import { requestBackendDevice, WebGpuBackend } from '@meshgrad/shaders';
 import { LOOP_PEERS, meshgradLoopSession } from './meshgrad-loop.ts';
 import { meshgradSession } from './meshgrad-mlp.ts';
+import { workloadId } from './suite.ts';
 import type { BenchModel, Candidate } from './suite.ts';
 
 /** `loop`: inside the ASGD loop with communication (meshgrad-loop.ts), id `meshgrad-cpu-loop`. */
@@ -12,7 +13,7 @@ export function meshgradCpuCandidate(
   loop = false,
 ): Candidate {
   return {
-    id: loop ? 'meshgrad-cpu-loop' : 'meshgrad-cpu',
+    id: workloadId(model.workload, loop ? 'meshgrad-cpu-loop' : 'meshgrad-cpu'),
     prepare: async () =>
       loop ? `CpuBackend in the ASGD loop, ${LOOP_PEERS} peers` : 'CpuBackend (float32, JS)',
     open: async () => {
@@ -39,11 +40,14 @@ export function meshgradWebgpuCandidate(
   sparseInput: 'auto' | 'never' = 'auto',
   loop = false,
 ): Candidate {
-  const id = loop
-    ? 'meshgrad-webgpu-loop'
-    : sparseInput === 'auto'
-      ? 'meshgrad-webgpu'
-      : 'meshgrad-webgpu-dense';
+  const id = workloadId(
+    model.workload,
+    loop
+      ? 'meshgrad-webgpu-loop'
+      : sparseInput === 'auto'
+        ? 'meshgrad-webgpu'
+        : 'meshgrad-webgpu-dense',
+  );
   let device: GPUDevice | null = null;
   return {
     id,
@@ -52,7 +56,8 @@ export function meshgradWebgpuCandidate(
       device = await requestBackendDevice(adapter);
       const info = device.adapterInfo;
       const where = loop ? `, in the ASGD loop with ${LOOP_PEERS} peers` : '';
-      return `WebGpuBackend on ${info.vendor} ${info.architecture}, sparse first layer ${sparseInput}${where}`;
+      const sparse = model.workload === 'mlp' ? `, sparse first layer ${sparseInput}` : '';
+      return `WebGpuBackend on ${info.vendor} ${info.architecture}${sparse}${where}`;
     },
     async open() {
       if (!device) throw new Error(`${id}: prepare() did not run`);

@@ -10,7 +10,8 @@ import { loadMnist } from '@meshgrad/core';
 import type { AdapterSummary } from '../pages/_common.ts';
 import { adapterSummary, describeAdapter } from '../pages/_common.ts';
 import { meshgradCpuCandidate, meshgradWebgpuCandidate } from './meshgrad-candidates.ts';
-import { benchModel, errorText, runSuite } from './suite.ts';
+import { benchModel, cnnBenchModel, errorText, runSuite, workloadId } from './suite.ts';
+import type { BenchModel } from './suite.ts';
 import type { Candidate } from './suite.ts';
 import { tfjsCandidate } from './tfjs-candidates.ts';
 import type { BenchOptions, Progress, SuiteResult } from './types.ts';
@@ -104,7 +105,6 @@ export async function runNodeSuite(
   }
 
   const train = (await loadMnist()).train;
-  const model = benchModel(train, options);
   const lr = options.learningRate;
   const unavailable = (id: Candidate['id'], why: string): Candidate => ({
     id,
@@ -115,23 +115,38 @@ export async function runNodeSuite(
       throw new Error(why);
     },
   });
-  const tfjs = (name: string): Candidate => {
+  const tfjs = (name: string, model: BenchModel): Candidate => {
     const why = registered[name];
     return why
-      ? unavailable(`tfjs-${name}` as Candidate['id'], `import failed: ${why}`)
+      ? unavailable(workloadId(model.workload, `tfjs-${name}`), `import failed: ${why}`)
       : tfjsCandidate(tf, name, model, lr);
   };
-  const candidates: Candidate[] = [
-    meshgradWebgpuCandidate(dawn.gpu, model, lr),
-    meshgradWebgpuCandidate(dawn.gpu, model, lr, 'never'),
-    meshgradWebgpuCandidate(dawn.gpu, model, lr, 'auto', true),
-    tfjs('webgpu'),
-    unavailable('tfjs-webgl', 'no WebGL in Node'),
-    tfjs('wasm'),
-    tfjs('cpu'),
-    meshgradCpuCandidate(model, lr),
-    meshgradCpuCandidate(model, lr, true),
-  ];
+  const candidates: Candidate[] = [];
+  if (options.models.includes('mlp')) {
+    const model = benchModel(train, options);
+    candidates.push(
+      meshgradWebgpuCandidate(dawn.gpu, model, lr),
+      meshgradWebgpuCandidate(dawn.gpu, model, lr, 'never'),
+      meshgradWebgpuCandidate(dawn.gpu, model, lr, 'auto', true),
+      tfjs('webgpu', model),
+      unavailable('tfjs-webgl', 'no WebGL in Node'),
+      tfjs('wasm', model),
+      tfjs('cpu', model),
+      meshgradCpuCandidate(model, lr),
+      meshgradCpuCandidate(model, lr, true),
+    );
+  }
+  if (options.models.includes('cnn')) {
+    const model = cnnBenchModel(train, options);
+    candidates.push(
+      meshgradWebgpuCandidate(dawn.gpu, model, lr),
+      tfjs('webgpu', model),
+      unavailable('cnn-tfjs-webgl', 'no WebGL in Node'),
+      tfjs('wasm', model),
+      tfjs('cpu', model),
+      meshgradCpuCandidate(model, lr),
+    );
+  }
   const results = await runSuite(candidates, options, progress);
   return { env: 'node', adapter, userAgent: `Node.js ${process.version}`, options, results };
 }

@@ -2,11 +2,12 @@
  * Runs every available backend through the same timing protocol (see timing.ts) and collects
  * the medians. Environment-neutral: the browser page and the Node run both drive it.
  */
-import type { Batch, Dataset, MlpSpec, ParameterLayout } from '@meshgrad/core';
-import { initParameters, parameterLayout } from '@meshgrad/core';
+import type { Batch, Dataset, LayersSpec, MlpSpec, ParameterLayout } from '@meshgrad/core';
+import { initParameters, parameterLayout, validateModelSpec } from '@meshgrad/core';
+import cnnJob from '../../examples/mnist-cnn/job.json';
 import { median, timeSession } from './timing.ts';
 import type { TrainingSession } from './timing.ts';
-import type { BackendId, BackendResult, BenchOptions, Progress } from './types.ts';
+import type { BackendId, BackendResult, BenchOptions, Progress, Workload } from './types.ts';
 
 /** One backend as the suite sees it. */
 export interface Candidate {
@@ -24,6 +25,7 @@ export interface Candidate {
 
 /** The benchmark model and its initial parameters, shared by every candidate. */
 export interface BenchModel {
+  readonly workload: Workload;
   readonly layout: ParameterLayout;
   readonly params: Float32Array;
   readonly batches: readonly Batch[];
@@ -38,10 +40,34 @@ export function benchModel(train: Dataset, options: BenchOptions): BenchModel {
   };
   const layout = parameterLayout(spec);
   return {
+    workload: 'mlp',
     layout,
     params: initParameters(layout, options.seed),
     batches: benchBatches(train, options),
   };
+}
+
+/** The CNN of examples/mnist-cnn/job.json (its one home), checked as the server checks it. */
+export function cnnSpec(): LayersSpec {
+  const spec = cnnJob.model as unknown as LayersSpec;
+  validateModelSpec(spec);
+  return spec;
+}
+
+/** The MNIST CNN on the same minibatches as the MLP (benchBatches), seeded as meshgrad seeds it. */
+export function cnnBenchModel(train: Dataset, options: BenchOptions): BenchModel {
+  const layout = parameterLayout(cnnSpec());
+  return {
+    workload: 'cnn',
+    layout,
+    params: initParameters(layout, options.seed),
+    batches: benchBatches(train, options),
+  };
+}
+
+/** A backend id with the workload's prefix (`cnn-meshgrad-cpu`); the MLP's ids have none. */
+export function workloadId(workload: Workload, id: string): BackendId {
+  return (workload === 'mlp' ? id : `${workload}-${id}`) as BackendId;
 }
 
 /**

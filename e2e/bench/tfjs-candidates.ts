@@ -1,6 +1,7 @@
 /** TF.js backends as benchmark candidates, for the browser and for Node. */
-import type { BackendId } from './types.ts';
+import { workloadId } from './suite.ts';
 import type { BenchModel, Candidate } from './suite.ts';
+import { hasConvGradients, tfjsCnnSession } from './tfjs-cnn.ts';
 import { tfjsSession } from './tfjs-mlp.ts';
 import type { TfModule } from './tfjs-mlp.ts';
 
@@ -15,7 +16,7 @@ export function tfjsCandidate(
   learningRate: number,
   describe: () => Promise<string> = async () => '',
 ): Candidate {
-  const id = `tfjs-${name}` as BackendId;
+  const id = workloadId(model.workload, `tfjs-${name}`);
   const activate = async (): Promise<void> => {
     if (!tf.findBackendFactory(name)) throw new Error(`TF.js backend "${name}" is not registered`);
     // setBackend resolves false (and logs) rather than throwing when initialisation fails.
@@ -26,12 +27,19 @@ export function tfjsCandidate(
     id,
     async prepare(): Promise<string> {
       await activate();
-      const extra = await describe();
+      const im2col = model.workload === 'cnn' && !hasConvGradients(tf);
+      const extra = [
+        await describe(),
+        im2col ? 'conv2d as im2col + matMul (no conv gradients)' : '',
+      ]
+        .filter(Boolean)
+        .join(', ');
       return `TF.js ${tf.version_core} ${tf.getBackend()}${extra ? `, ${extra}` : ''}`;
     },
     async open() {
       await activate();
-      return tfjsSession(tf, model.layout, model.params, model.batches, learningRate);
+      const session = model.workload === 'cnn' ? tfjsCnnSession : tfjsSession;
+      return session(tf, model.layout, model.params, model.batches, learningRate);
     },
   };
 }

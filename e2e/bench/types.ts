@@ -1,5 +1,12 @@
 /** Options and results of the kernel benchmark, shared by the CLI, the page and the Node run. */
 
+/**
+ * Which model a row trains: the 784-128-10 MLP (ids without a prefix) or the MNIST CNN of
+ * examples/mnist-cnn (ids `cnn-…`).
+ */
+export const WORKLOADS = ['mlp', 'cnn'] as const;
+export type Workload = (typeof WORKLOADS)[number];
+
 export interface BenchOptions {
   /** Samples per minibatch (the brief's workload: 64). */
   readonly batchSize: number;
@@ -22,6 +29,8 @@ export interface BenchOptions {
   readonly batchCount: number;
   /** Which backends to run, by id (see BACKEND_IDS); empty means all that are available. */
   readonly only: readonly string[];
+  /** Which models to train (WORKLOADS); each adds its rows. */
+  readonly models: readonly Workload[];
   readonly seed: number;
 }
 
@@ -35,6 +44,7 @@ export const DEFAULT_BENCH_OPTIONS: BenchOptions = {
   syncEvery: 10,
   batchCount: 32,
   only: [],
+  models: WORKLOADS,
   seed: 1,
 };
 
@@ -49,6 +59,13 @@ export const BACKEND_IDS = [
   'tfjs-cpu',
   'meshgrad-cpu',
   'meshgrad-cpu-loop',
+  // The MNIST CNN (examples/mnist-cnn) at the same batch size and minibatches.
+  'cnn-meshgrad-webgpu',
+  'cnn-tfjs-webgpu',
+  'cnn-tfjs-webgl',
+  'cnn-tfjs-wasm',
+  'cnn-tfjs-cpu',
+  'cnn-meshgrad-cpu',
 ] as const;
 export type BackendId = (typeof BACKEND_IDS)[number];
 

@@ -19,7 +19,8 @@ import {
   requireAdapter,
 } from './_common.ts';
 import { meshgradCpuCandidate, meshgradWebgpuCandidate } from '../bench/meshgrad-candidates.ts';
-import { benchModel, runSuite } from '../bench/suite.ts';
+import { benchModel, cnnBenchModel, runSuite } from '../bench/suite.ts';
+import type { BenchModel } from '../bench/suite.ts';
 import type { Candidate } from '../bench/suite.ts';
 import { tfjsCandidate } from '../bench/tfjs-candidates.ts';
 import type { BenchOptions, SuiteResult } from '../bench/types.ts';
@@ -31,16 +32,8 @@ async function bench(options: BenchOptions): Promise<SuiteResult> {
   setWasmPaths(new URL('/tfjs-wasm/', location.href).href);
 
   const train = decodeDataset(await fetchBytes('mnist-train'));
-  const model = benchModel(train, options);
-  log(
-    `model: ${train.features}-${options.hidden.join('-')}-${train.classes} MLP, ${model.layout.size} parameters, batch ${options.batchSize}`,
-  );
-
   const lr = options.learningRate;
-  const candidates: Candidate[] = [
-    meshgradWebgpuCandidate(navigator.gpu, model, lr),
-    meshgradWebgpuCandidate(navigator.gpu, model, lr, 'never'),
-    meshgradWebgpuCandidate(navigator.gpu, model, lr, 'auto', true),
+  const tfjsAll = (model: BenchModel): Candidate[] => [
     tfjsCandidate(tf, 'webgpu', model, lr),
     tfjsCandidate(
       tf,
@@ -55,9 +48,31 @@ async function bench(options: BenchOptions): Promise<SuiteResult> {
       return `simd ${String(simd)}, multithread support ${String(threads)}, threads ${getThreadsCount()}`;
     }),
     tfjsCandidate(tf, 'cpu', model, lr),
-    meshgradCpuCandidate(model, lr),
-    meshgradCpuCandidate(model, lr, true),
   ];
+  const candidates: Candidate[] = [];
+  if (options.models.includes('mlp')) {
+    const model = benchModel(train, options);
+    log(
+      `model: ${train.features}-${options.hidden.join('-')}-${train.classes} MLP, ${model.layout.size} parameters, batch ${options.batchSize}`,
+    );
+    candidates.push(
+      meshgradWebgpuCandidate(navigator.gpu, model, lr),
+      meshgradWebgpuCandidate(navigator.gpu, model, lr, 'never'),
+      meshgradWebgpuCandidate(navigator.gpu, model, lr, 'auto', true),
+      ...tfjsAll(model),
+      meshgradCpuCandidate(model, lr),
+      meshgradCpuCandidate(model, lr, true),
+    );
+  }
+  if (options.models.includes('cnn')) {
+    const model = cnnBenchModel(train, options);
+    log(`model: MNIST CNN, ${model.layout.size} parameters, batch ${options.batchSize}`);
+    candidates.push(
+      meshgradWebgpuCandidate(navigator.gpu, model, lr),
+      ...tfjsAll(model),
+      meshgradCpuCandidate(model, lr),
+    );
+  }
   const results = await runSuite(candidates, options, log);
   return {
     env: 'browser',
