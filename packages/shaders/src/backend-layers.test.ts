@@ -1,7 +1,8 @@
-import type { Batch, LayersSpec, ParameterLayout, ReceivedBlock } from '@meshgrad/core';
+import type { Batch, LayersSpec, ReceivedBlock } from '@meshgrad/core';
 import { CpuBackend, initParameters, lossAndGradient, parameterLayout, Rng } from '@meshgrad/core';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { WebGpuBackend } from './backend/webgpu-backend.ts';
+import { peers } from './backend.test-support.ts';
 import { sharedDawnDevice } from './dawn.test-support.ts';
 
 let device: GPUDevice;
@@ -28,26 +29,6 @@ function randomBatch(rng: Rng, rows: number, spec: LayersSpec): Batch {
       ? null
       : Uint32Array.from({ length: rows }, () => rng.int(spec.classes));
   return { size: rows, x, labels };
-}
-
-/** Peers for block k: v = w − a·η·g, accepted iff a > ½, so no verdict is near a tie. */
-function peers(
-  layout: ParameterLayout,
-  w: Float32Array,
-  g: Float32Array,
-  eta: number,
-  k: number,
-  factors: readonly number[],
-): ReceivedBlock[] {
-  const start = k * layout.blockSize;
-  const end = Math.min(start + layout.blockSize, layout.size);
-  return factors.map((a) => ({
-    block: k,
-    values: Float32Array.from(
-      { length: end - start },
-      (_, t) => w[start + t]! - a * eta * g[start + t]!,
-    ),
-  }));
 }
 
 /** Steps both backends in lockstep (every other step with merges) and compares them. */

@@ -13,6 +13,7 @@ import {
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { BufferPlan } from './backend/buffers.ts';
 import { WebGpuBackend } from './backend/webgpu-backend.ts';
+import { peers } from './backend.test-support.ts';
 import { dawnAdapter, dawnDevice, dawnGpu, sharedDawnDevice } from './dawn.test-support.ts';
 import { isWebGpuError, WebGpuError } from './gpu/errors.ts';
 import { probeWebGpu, requestBackendDevice } from './gpu/probe.ts';
@@ -36,29 +37,6 @@ function batchOf(data: Dataset, start: number, size: number): Batch {
     x: data.x.subarray(start * f, (start + size) * f),
     labels: data.labels ? data.labels.subarray(start, start + size) : null,
   };
-}
-
-/**
- * Peers for block k built from the CPU backend's current w and gradient g:
- * v = w − a·η·g accepts iff a > ½ (2⟨g, a·η·g⟩ > η‖g‖²), so the verdicts are far from ties.
- */
-function peers(
-  layout: ParameterLayout,
-  w: Float32Array,
-  g: Float32Array,
-  eta: number,
-  k: number,
-  factors: readonly number[],
-): ReceivedBlock[] {
-  const start = k * layout.blockSize;
-  const end = Math.min(start + layout.blockSize, layout.size);
-  return factors.map((a) => ({
-    block: k,
-    values: Float32Array.from(
-      { length: end - start },
-      (_, t) => w[start + t]! - a * eta * g[start + t]!,
-    ),
-  }));
 }
 
 /** Steps a CpuBackend and a WebGpuBackend in lockstep with merges, then compares them. */
