@@ -99,7 +99,10 @@ class Volunteer {
         onAssignment: (a) => void this.onAssignment(a),
         onJoinRefused: (message) => view.showError(`The server refused to join: ${message}`),
         onBanned: (message) => {
-          this.mesh?.setNeighbours([]);
+          // Every link closes now, also those the peers opened (theirs to close otherwise, after
+          // a minute of silence): a banned tab must not keep talking to the job's volunteers.
+          this.mesh?.destroy();
+          this.mesh = null;
           this.trainer.post({ type: 'neighbours', neighbours: [] });
           this.pause.job = true;
           this.applyPause();
