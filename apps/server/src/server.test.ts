@@ -1,3 +1,5 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Socket } from 'socket.io-client';
 import {
@@ -195,5 +197,23 @@ describe('job server', () => {
       await (await fetch(server.url + again.checkpoint.url)).arrayBuffer(),
     );
     expect(w[0]).toBe(params[0]);
+  });
+
+  it('has every event on disk once close resolves, the leaves of the sockets it closed too', async () => {
+    await start();
+    const a = (await hello(client())) as Assignment;
+    await server.close();
+    const events = await readFile(
+      path.join(fixture.dataDir, 'jobs', 'blobs', 'events.jsonl'),
+      'utf8',
+    );
+    const lines = events
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { event: string; worker?: string });
+    expect(lines.filter((e) => e.worker === a.workerId).map((e) => e.event)).toEqual([
+      'join',
+      'leave',
+    ]);
   });
 });

@@ -301,6 +301,8 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
         await new Promise<void>((resolve) => http.close(() => resolve()));
         http.closeAllConnections();
         await cluster?.close();
+        // The sockets closed above appended their leave events; none may land after the close.
+        await store.settled();
         metrics.close();
       })();
       return closing;

@@ -196,6 +196,8 @@ export class DataStore {
    * limit one descriptor per line in flight.
    */
   private readonly appends = new Map<string, PendingAppend>();
+  /** Lines handed to `append` and not yet written or given up on. */
+  private readonly unwritten = new Set<Promise<boolean>>();
 
   constructor(
     readonly dir: string,
@@ -494,7 +496,18 @@ export class DataStore {
       pending.writing = true;
       setTimeout(() => void this.drainAppends(file, job, target, pending), APPEND_COALESCE_MS);
     }
+    this.unwritten.add(written);
+    void written.then(() => this.unwritten.delete(written));
     return written;
+  }
+
+  /**
+   * Resolves once every line appended so far, and every line appended meanwhile, is written or
+   * given up on: a closing server waits for it, so no append lands after the close (the leave
+   * events of the sockets it closes come last).
+   */
+  async settled(): Promise<void> {
+    while (this.unwritten.size > 0) await Promise.all([...this.unwritten]);
   }
 
   /** Writes a file's waiting lines, batch after batch, until none wait. */
