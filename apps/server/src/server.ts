@@ -90,6 +90,9 @@ export interface MeshgradServer {
   close(): Promise<void>;
 }
 
+/** How long a closing server waits for appended lines to reach the disk. */
+const CLOSE_SETTLE_MS = 5_000;
+
 const here = path.dirname(fileURLToPath(import.meta.url));
 
 /** The default location of the built client, relative to this module (src/ or dist/). */
@@ -302,7 +305,11 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
         http.closeAllConnections();
         await cluster?.close();
         // The sockets closed above appended their leave events; none may land after the close.
-        await store.settled();
+        // Bounded: a close must end even if a disk stalls (its lines stay counted as unwritten).
+        await Promise.race([
+          store.settled(),
+          new Promise((resolve) => setTimeout(resolve, CLOSE_SETTLE_MS).unref()),
+        ]);
         metrics.close();
       })();
       return closing;
