@@ -6,7 +6,7 @@
 // earlier test of its serial file failed counts as failed, not as skipped.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 const resultsDir = 'test-results';
@@ -15,6 +15,8 @@ const only = process.argv.slice(2); // e.g. `npm test -- unit e2e`
 
 const totals = { passed: 0, failed: 0, skipped: 0 };
 const summary = [];
+/** One line per failed test, printed in the summary just above the closing line. */
+const failures = [];
 
 function run(name, cmd, args, env = {}) {
   if (only.length && !only.includes(name)) return null;
@@ -113,6 +115,62 @@ export function playwrightCounts(report) {
   return c;
 }
 
+// eslint-disable-next-line no-control-regex
+const ANSI_COLOUR = /\x1b\[[0-9;]*m/g;
+
+/** The first line of an error message, cut to one readable line. */
+function firstLine(message) {
+  // Strip ANSI colour codes: Playwright's messages carry them.
+  const line =
+    String(message ?? '')
+      .replace(ANSI_COLOUR, '')
+      .split('\n')
+      .find((l) => l.trim()) ?? '';
+  return line.length > 160 ? `${line.slice(0, 157)}...` : line.trim();
+}
+
+/**
+ * The failed tests of a vitest report, one line each (`file › test: first line of the error`),
+ * so the summary at the end of a long log (all a CI tail may show) names what failed.
+ */
+export function vitestFailures(report, root = process.cwd()) {
+  const out = [];
+  for (const file of report.testResults ?? []) {
+    const name = relative(root, file.name ?? '?');
+    let failedHere = 0;
+    for (const t of file.assertionResults ?? []) {
+      if (t.status !== 'failed') continue;
+      failedHere++;
+      out.push(`${name} › ${t.fullName ?? t.title}: ${firstLine(t.failureMessages?.[0])}`);
+    }
+    if (file.status === 'failed' && failedHere === 0) {
+      out.push(`${name}: did not load: ${firstLine(file.message)}`);
+    }
+  }
+  return out;
+}
+
+/** The failed (or not run) tests of a Playwright report, one line each, as vitestFailures. */
+export function playwrightFailures(report) {
+  const out = [];
+  const visit = (suite) => {
+    for (const spec of suite.specs ?? []) {
+      for (const t of spec.tests ?? []) {
+        if (t.status === 'expected' || t.status === 'flaky' || t.expectedStatus === 'skipped')
+          continue;
+        const where = `${spec.file ?? suite.file ?? '?'}:${spec.line ?? '?'} › ${spec.title}`;
+        const last = t.results?.[t.results.length - 1];
+        const why =
+          t.status === 'skipped' ? 'did not run' : firstLine(last?.error?.message ?? last?.status);
+        out.push(`${where}: ${why}`);
+      }
+    }
+    for (const child of suite.suites ?? []) visit(child);
+  };
+  for (const suite of report.suites ?? []) visit(suite);
+  return out;
+}
+
 function main() {
   check('format', 'npx', ['prettier', '--check', '.']);
   check('lint', 'npx', ['eslint', '.']);
@@ -134,6 +192,7 @@ function main() {
       if (j) {
         const c = vitestCounts(j);
         record('unit', r, c, c.brokenFiles ? ` (${c.brokenFiles} files failed to load)` : '');
+        failures.push(...vitestFailures(j).map((f) => `unit: ${f}`));
       } else {
         totals.failed++;
         summary.push(`unit: FAILED, no report (${r.seconds}s)`);
@@ -159,6 +218,7 @@ function main() {
       if (j?.suites) {
         const c = playwrightCounts(j);
         record('e2e', r, c, c.didNotRun ? ` (${c.didNotRun} did not run)` : '');
+        failures.push(...playwrightFailures(j).map((f) => `e2e: ${f}`));
       } else {
         totals.failed++;
         summary.push(`e2e: FAILED, no report (${r.seconds}s)`);
@@ -168,6 +228,11 @@ function main() {
 
   console.log('\n━━ summary');
   for (const line of summary) console.log(line);
+  if (failures.length) {
+    console.log('failed:');
+    for (const line of failures.slice(0, 20)) console.log(`  ${line}`);
+    if (failures.length > 20) console.log(`  ... and ${failures.length - 20} more`);
+  }
   console.log(counts(totals));
   process.exit(totals.failed ? 1 : 0);
 }

@@ -1,7 +1,7 @@
 // The counting of `npm test`'s closing line, on reports in the shape vitest and Playwright write
 // (the shapes were taken from real runs of a failing, a passing and skipped tests).
 import { describe, expect, it } from 'vitest';
-import { playwrightCounts, vitestCounts } from './test.mjs';
+import { playwrightCounts, playwrightFailures, vitestCounts, vitestFailures } from './test.mjs';
 
 describe('vitestCounts', () => {
   it('counts a failing test inside a describe once, and a file that cannot load once', () => {
@@ -63,5 +63,65 @@ describe('playwrightCounts', () => {
       ],
     };
     expect(playwrightCounts(report)).toEqual({ passed: 2, failed: 3, skipped: 1, didNotRun: 2 });
+  });
+});
+
+describe('the failure lines of the summary', () => {
+  it('names each failed vitest test with its file and the first line of its error', () => {
+    const report = {
+      testResults: [
+        {
+          name: '/repo/apps/a.test.ts',
+          status: 'failed',
+          assertionResults: [
+            {
+              title: 'fails',
+              fullName: 'group fails',
+              status: 'failed',
+              failureMessages: ['\nAssertionError: expected 1 to be 2\n    at x.ts:1'],
+            },
+            { title: 'ok', status: 'passed' },
+          ],
+        },
+        {
+          name: '/repo/b.test.ts',
+          status: 'failed',
+          message: 'Cannot find module x',
+          assertionResults: [],
+        },
+      ],
+    };
+    expect(vitestFailures(report, '/repo')).toEqual([
+      'apps/a.test.ts › group fails: AssertionError: expected 1 to be 2',
+      'b.test.ts: did not load: Cannot find module x',
+    ]);
+  });
+
+  it('names each failed or not-run Playwright test with its place, not the passing or skipped', () => {
+    const spec = (title, line, status, expectedStatus, error) => ({
+      title,
+      file: 'x.spec.ts',
+      line,
+      tests: [{ status, expectedStatus, results: [{ status: 'failed', error }] }],
+    });
+    const report = {
+      suites: [
+        {
+          title: 'x.spec.ts',
+          specs: [
+            spec('ok', 1, 'expected', 'passed'),
+            spec('bad', 2, 'unexpected', 'passed', {
+              message: '\u001b[31mError: timed out\u001b[39m\nmore',
+            }),
+            spec('after', 3, 'skipped', 'passed'),
+            spec('skips itself', 4, 'skipped', 'skipped'),
+          ],
+        },
+      ],
+    };
+    expect(playwrightFailures(report)).toEqual([
+      'x.spec.ts:2 › bad: Error: timed out',
+      'x.spec.ts:3 › after: did not run',
+    ]);
   });
 });
