@@ -26,6 +26,7 @@ import kmeansGradSource from './kmeans-grad.wgsl?raw';
 import lossReduceSource from './loss-reduce.wgsl?raw';
 import sgdParzenSource from './sgd-parzen.wgsl?raw';
 import softmaxCeSource from './softmax-ce.wgsl?raw';
+import workgroupSumSource from './workgroup-sum.wgsl?raw';
 
 const ceil = (n: number, d: number) => Math.ceil(n / d);
 
@@ -278,7 +279,7 @@ export function sgdParzenKernel(shape: UpdateShape): Kernel {
   const program = new ComputeProgram({
     name: 'sgd-parzen',
     body: sgdParzenSource,
-    preamble: stepPreamble(width),
+    preamble: stepPreamble(width) + workgroupSumSource,
     overrides: {
       BLOCK_V: shape.blockSize / width,
       SLOT_V: shape.slotStride / width,

@@ -14,7 +14,8 @@
 // s·SLOT_V (the schema's slot stride); values past the last parameter (SIZE) are stale and masked. The gradient padding
 // is zero, so it adds nothing to the dot products.
 //
-// Prepended by the driver: struct StepParams, alias V and helpers (preamble.ts).
+// Prepended by the driver: struct StepParams, alias V and helpers (preamble.ts), workgroupSum
+// (workgroup-sum.wgsl).
 
 override BLOCK_V: u32;
 override SLOT_V: u32;
@@ -29,24 +30,10 @@ override WG: u32 = 64u;
 @group(0) @binding(4) var<storage, read> mailboxBlocks: array<u32>;
 @group(0) @binding(5) var<storage, read_write> counters: array<atomic<u32>>;
 
-var<workgroup> partial: array<vec2<f32>, WG>;
 var<workgroup> peers: array<u32, SLOTS>;
 var<workgroup> verdict: array<u32, SLOTS>;
 var<workgroup> peerCount: u32;
 var<workgroup> acceptCount: u32;
-
-// Workgroup sum of one vec2 per thread; every thread gets the total. Call in uniform control flow.
-fn reduce(t: u32, value: vec2<f32>) -> vec2<f32> {
-  partial[t] = value;
-  workgroupBarrier();
-  for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-    if (t < stride) { partial[t] += partial[t + stride]; }
-    workgroupBarrier();
-  }
-  let total = partial[0];
-  workgroupBarrier();
-  return total;
-}
 
 // Peer value at element i of the block (masked past the last parameter).
 fn peerValue(slot: u32, i: u32, first: u32) -> V {
@@ -85,7 +72,7 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec
     let g = grad[i];
     gg += hsum(g * g);
   }
-  let threshold = lr * reduce(t, vec2<f32>(gg, 0.0)).x;
+  let threshold = lr * workgroupSum(t, vec2<f32>(gg, 0.0)).x;
 
   for (var m = 0u; m < n; m++) {
     let slot = peers[m];
@@ -96,7 +83,7 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec
       dot += hsum(grad[i] * (params[i] - v));
       broken += select(0.0, 1.0, nonFinite(v));
     }
-    let r = reduce(t, vec2<f32>(dot, broken));
+    let r = workgroupSum(t, vec2<f32>(dot, broken));
     if (t == 0u) {
       verdict[m] = select(0u, 1u, r.y == 0.0 && 2.0 * r.x > threshold);
     }

@@ -10,7 +10,7 @@
 // backward_key, per (sample, head, j), after backward_query: dk_j = Σ_{i≥j} dS_ij·q_i and
 // dv_j = Σ_{i≥j} P_ij·dContext_i. Gathers only: every output has one writer, no atomics.
 //
-// Prepended by the driver: struct StepParams.
+// Prepended by the driver: struct StepParams, grid.wgsl.
 
 override T: u32;
 override D: u32;
@@ -34,7 +34,7 @@ struct Row {
 }
 
 fn rowOf(wid: vec3<u32>, groups: vec3<u32>, lid: u32) -> Row {
-  let e = (wid.y * groups.x + wid.x) * WG + lid;
+  let e = elementIndex(lid, wid, groups);
   let i = e % T;
   let sh = e / T;
   return Row(e < step.batch * H * T, sh / H, sh % H, i);

@@ -4,10 +4,9 @@
 // OP 1: dst = GELU(src), or with BACKWARD dst = aux · GELU'(src)   (src: the layer input x);
 // OP 2: dst = src + aux                                            (residual: x + f(x), and
 //       its backward dOut + ∂f-path).
-// The grid is 2-D (grid.x workgroups per row of the grid) so large activations stay under the
-// per-dimension dispatch limit.
+// The grid is 2-D (grid.wgsl) so large activations stay under the per-dimension dispatch limit.
 //
-// Prepended by the driver: struct StepParams, the activations (activation.wgsl).
+// Prepended by the driver: struct StepParams, grid.wgsl, the activations (activation.wgsl).
 
 override OP: u32;
 override BACKWARD: bool = false;
@@ -25,7 +24,7 @@ fn main(
   @builtin(workgroup_id) wid: vec3<u32>,
   @builtin(num_workgroups) groups: vec3<u32>,
 ) {
-  let i = (wid.y * groups.x + wid.x) * WG + lid;
+  let i = elementIndex(lid, wid, groups);
   if (i >= step.batch * N_PER_SAMPLE) { return; }
   let v = src[i];
   if (OP == 2u) {

@@ -7,7 +7,7 @@
 // (v, j) sums dy over every position of the batch that holds id v, a position entry (t, j) sums
 // dy over the samples. Overwrites the gradient (one writer per tensor).
 //
-// Prepended by the driver: struct StepParams.
+// Prepended by the driver: struct StepParams, grid.wgsl.
 
 override POSITIONS: u32;
 override DIM: u32;
@@ -28,17 +28,13 @@ fn tokenAt(s: u32, t: u32) -> u32 {
   return u32(tokens[s * STRIDE + t]);
 }
 
-fn index(wid: vec3<u32>, groups: vec3<u32>, lid: u32) -> u32 {
-  return (wid.y * groups.x + wid.x) * WG + lid;
-}
-
 @compute @workgroup_size(WG)
 fn forward(
   @builtin(local_invocation_index) lid: u32,
   @builtin(workgroup_id) wid: vec3<u32>,
   @builtin(num_workgroups) groups: vec3<u32>,
 ) {
-  let e = index(wid, groups, lid);
+  let e = elementIndex(lid, wid, groups);
   if (e >= step.batch * POSITIONS * DIM) { return; }
   let r = e / DIM;
   let j = e % DIM;
@@ -53,7 +49,7 @@ fn backward(
   @builtin(workgroup_id) wid: vec3<u32>,
   @builtin(num_workgroups) groups: vec3<u32>,
 ) {
-  let e = index(wid, groups, lid);
+  let e = elementIndex(lid, wid, groups);
   let batch = step.batch;
   if (e < VOCAB * DIM) {
     let v = e / DIM;

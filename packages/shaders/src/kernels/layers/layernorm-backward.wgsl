@@ -2,7 +2,7 @@
 // and d̂ = dy·γ, dx = rstd·(d̂ − mean(d̂) − x̂·mean(d̂·x̂)). One workgroup per row, the two means
 // by workgroup tree reductions. WG must be a power of two.
 //
-// Prepended by the driver: struct StepParams.
+// Prepended by the driver: struct StepParams, grid.wgsl, workgroupSum (workgroup-sum.wgsl).
 
 override WIDTH: u32;
 override POSITIONS: u32;
@@ -16,25 +16,13 @@ override WG: u32 = 64u;
 @group(0) @binding(4) var<storage, read> stats: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dx: array<f32>;
 
-var<workgroup> partial: array<vec2<f32>, WG>;
-
-fn workgroupSum2(t: u32, v: vec2<f32>) -> vec2<f32> {
-  partial[t] = v;
-  workgroupBarrier();
-  for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-    if (t < stride) { partial[t] += partial[t + stride]; }
-    workgroupBarrier();
-  }
-  return partial[0];
-}
-
 @compute @workgroup_size(WG)
 fn main(
   @builtin(local_invocation_index) t: u32,
   @builtin(workgroup_id) wid: vec3<u32>,
   @builtin(num_workgroups) groups: vec3<u32>,
 ) {
-  let r = wid.y * groups.x + wid.x;
+  let r = groupIndex(wid, groups);
   if (r >= step.batch * POSITIONS) { return; }
   let o = r * WIDTH;
   let mean = stats[2u * r];
@@ -45,7 +33,7 @@ fn main(
     let d = dy[o + j] * params[G_OFF + j];
     s += vec2<f32>(d, d * xhat);
   }
-  let means = workgroupSum2(t, s) / f32(WIDTH);
+  let means = workgroupSum(t, s) / f32(WIDTH);
   for (var j = t; j < WIDTH; j += WG) {
     let xhat = (x[o + j] - mean) * rstd;
     dx[o + j] = rstd * (dy[o + j] * params[G_OFF + j] - means.x - xhat * means.y);

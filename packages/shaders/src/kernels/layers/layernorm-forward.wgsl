@@ -4,7 +4,7 @@
 // the squared deviations from it, as the CPU does in two passes). mean and rstd are kept per row
 // in `stats` (2 floats) for the backward pass. WG must be a power of two.
 //
-// Prepended by the driver: struct StepParams.
+// Prepended by the driver: struct StepParams, grid.wgsl, workgroupSum (workgroup-sum.wgsl).
 
 override WIDTH: u32;
 override POSITIONS: u32;
@@ -19,40 +19,25 @@ override WG: u32 = 64u;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 @group(0) @binding(4) var<storage, read_write> stats: array<f32>;
 
-var<workgroup> partial: array<f32, WG>;
-
-// Sum of every thread's v over the workgroup (all threads call it; uniform control flow).
-fn workgroupSum(t: u32, v: f32) -> f32 {
-  partial[t] = v;
-  workgroupBarrier();
-  for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-    if (t < stride) { partial[t] += partial[t + stride]; }
-    workgroupBarrier();
-  }
-  let total = partial[0];
-  workgroupBarrier();
-  return total;
-}
-
 @compute @workgroup_size(WG)
 fn main(
   @builtin(local_invocation_index) t: u32,
   @builtin(workgroup_id) wid: vec3<u32>,
   @builtin(num_workgroups) groups: vec3<u32>,
 ) {
-  let r = wid.y * groups.x + wid.x;
+  let r = groupIndex(wid, groups);
   // The whole workgroup leaves together, so the barriers below stay uniform.
   if (r >= step.batch * POSITIONS) { return; }
   let o = r * WIDTH;
   var s = 0.0;
   for (var j = t; j < WIDTH; j += WG) { s += x[o + j]; }
-  let mean = workgroupSum(t, s) / f32(WIDTH);
+  let mean = workgroupSum(t, vec2<f32>(s, 0.0)).x / f32(WIDTH);
   var q = 0.0;
   for (var j = t; j < WIDTH; j += WG) {
     let c = x[o + j] - mean;
     q += c * c;
   }
-  let rstd = 1.0 / sqrt(workgroupSum(t, q) / f32(WIDTH) + EPSILON);
+  let rstd = 1.0 / sqrt(workgroupSum(t, vec2<f32>(q, 0.0)).x / f32(WIDTH) + EPSILON);
   for (var j = t; j < WIDTH; j += WG) {
     y[o + j] = (x[o + j] - mean) * rstd * params[G_OFF + j] + params[B_OFF + j];
   }

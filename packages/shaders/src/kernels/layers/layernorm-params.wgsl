@@ -3,7 +3,7 @@
 // reduction adds their sums. Overwrites the gradient (one writer per tensor). WG must be a power
 // of two.
 //
-// Prepended by the driver: struct StepParams.
+// Prepended by the driver: struct StepParams, grid.wgsl, workgroupSum (workgroup-sum.wgsl).
 
 override WIDTH: u32;
 override POSITIONS: u32;
@@ -17,15 +17,13 @@ override WG: u32 = 64u;
 @group(0) @binding(3) var<storage, read> stats: array<f32>;
 @group(0) @binding(4) var<storage, read_write> grad: array<f32>;
 
-var<workgroup> partial: array<vec2<f32>, WG>;
-
 @compute @workgroup_size(WG)
 fn main(
   @builtin(local_invocation_index) t: u32,
   @builtin(workgroup_id) wid: vec3<u32>,
   @builtin(num_workgroups) groups: vec3<u32>,
 ) {
-  let j = wid.y * groups.x + wid.x;
+  let j = groupIndex(wid, groups);
   if (j >= WIDTH) { return; }
   let rows = step.batch * POSITIONS;
   var s = vec2<f32>(0.0);
@@ -34,14 +32,9 @@ fn main(
     let d = dy[r * WIDTH + j];
     s += vec2<f32>(d * xhat, d);
   }
-  partial[t] = s;
-  workgroupBarrier();
-  for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-    if (t < stride) { partial[t] += partial[t + stride]; }
-    workgroupBarrier();
-  }
+  let total = workgroupSum(t, s);
   if (t == 0u) {
-    grad[G_OFF + j] = partial[0].x;
-    grad[B_OFF + j] = partial[0].y;
+    grad[G_OFF + j] = total.x;
+    grad[B_OFF + j] = total.y;
   }
 }

@@ -7,7 +7,7 @@
 // per_sample: one thread per sample: the mean of its positions' losses into sampleLoss, whose
 // batch mean (loss-reduce.wgsl) is then the mean over every scored position.
 //
-// Prepended by the driver: struct StepParams.
+// Prepended by the driver: struct StepParams, grid.wgsl.
 
 override POSITIONS: u32;
 override VOCAB: u32;
@@ -26,7 +26,7 @@ fn score(
   @builtin(workgroup_id) wid: vec3<u32>,
   @builtin(num_workgroups) groups: vec3<u32>,
 ) {
-  let r = (wid.y * groups.x + wid.x) * WG + lid;
+  let r = elementIndex(lid, wid, groups);
   let scored = step.batch * POSITIONS;
   if (r >= scored) { return; }
   let s = r / POSITIONS;

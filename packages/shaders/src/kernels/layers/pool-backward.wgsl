@@ -3,19 +3,8 @@
 // pooling, only those it won), in increasing output order as core's PoolOp adds them. No two
 // threads write one element, so no atomics are needed even for overlapping windows.
 //
-// Prepended by the driver: struct StepParams.
+// Prepended by the driver: struct StepParams, grid.wgsl, pool.wgsl (the overrides and `step`).
 
-override MAX: bool;
-override C: u32;
-override IH: u32;
-override IW: u32;
-override OH: u32;
-override OW: u32;
-override SIZE: u32;
-override STRIDE: u32;
-override WG: u32 = 64u;
-
-@group(0) @binding(0) var<uniform> step: StepParams;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
 @group(0) @binding(2) var<storage, read> winner: array<u32>;
 @group(0) @binding(3) var<storage, read_write> dx: array<f32>;
@@ -33,17 +22,15 @@ fn main(
   @builtin(workgroup_id) wid: vec3<u32>,
   @builtin(num_workgroups) groups: vec3<u32>,
 ) {
-  let e = (wid.y * groups.x + wid.x) * WG + lid;
+  let e = elementIndex(lid, wid, groups);
   let perSample = C * IH * IW;
   if (e >= step.batch * perSample) { return; }
-  let s = e / perSample;
+  let p = pixelOf(e, IH, IW);
+  // Index within the sample, as the forward pass records its winners.
   let local = e % perSample;
-  let c = local / (IH * IW);
-  let iy = (local / IW) % IH;
-  let ix = local % IW;
-  let ys = windows(iy, OH);
-  let xs = windows(ix, OW);
-  let o0 = s * C * OH * OW + c * OH * OW;
+  let ys = windows(p.z, OH);
+  let xs = windows(p.w, OW);
+  let o0 = (p.x * C + p.y) * OH * OW;
   let share = 1.0 / f32(SIZE * SIZE);
   var sum = 0.0;
   for (var oy = ys.x; oy < ys.y; oy++) {

@@ -2,19 +2,8 @@
 // element of [batch, C, OH, OW]. Max pooling also records, per output, the index within the
 // sample of the winning input (the first one on ties, as PyTorch) for the backward pass.
 //
-// Prepended by the driver: struct StepParams.
+// Prepended by the driver: struct StepParams, grid.wgsl, pool.wgsl (the overrides and `step`).
 
-override MAX: bool;
-override C: u32;
-override IH: u32;
-override IW: u32;
-override OH: u32;
-override OW: u32;
-override SIZE: u32;
-override STRIDE: u32;
-override WG: u32 = 64u;
-
-@group(0) @binding(0) var<uniform> step: StepParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @group(0) @binding(3) var<storage, read_write> winner: array<u32>;
@@ -25,14 +14,13 @@ fn main(
   @builtin(workgroup_id) wid: vec3<u32>,
   @builtin(num_workgroups) groups: vec3<u32>,
 ) {
-  let o = (wid.y * groups.x + wid.x) * WG + lid;
-  let perSample = C * OH * OW;
-  if (o >= step.batch * perSample) { return; }
-  let s = o / perSample;
-  let r = o % perSample;
-  let c = r / (OH * OW);
-  let oy = (r / OW) % OH;
-  let ox = r % OW;
+  let o = elementIndex(lid, wid, groups);
+  if (o >= step.batch * C * OH * OW) { return; }
+  let p = pixelOf(o, OH, OW);
+  let s = p.x;
+  let c = p.y;
+  let oy = p.z;
+  let ox = p.w;
   let x0 = s * C * IH * IW;
   // The window's first input, then a strict comparison: the first maximum wins. PoolOp starts
   // from −∞ instead (WGSL cannot spell it), which differs only for windows of NaN or −∞.

@@ -11,15 +11,18 @@
 import { STEP_PARAMS } from '../../backend/uniforms.ts';
 import { ComputeProgram } from '../../gpu/program.ts';
 import type { Kernel } from '../programs.ts';
+import workgroupSumSource from '../workgroup-sum.wgsl?raw';
 import activationSource from './activation.wgsl?raw';
 import attentionSource from './attention.wgsl?raw';
 import elementwiseSource from './elementwise.wgsl?raw';
 import embeddingSource from './embedding.wgsl?raw';
 import gemmSource from './gemm.wgsl?raw';
+import gridSource from './grid.wgsl?raw';
 import layernormBackwardSource from './layernorm-backward.wgsl?raw';
 import layernormForwardSource from './layernorm-forward.wgsl?raw';
 import layernormParamsSource from './layernorm-params.wgsl?raw';
 import nextTokenCeSource from './next-token-ce.wgsl?raw';
+import poolSource from './pool.wgsl?raw';
 import poolBackwardSource from './pool-backward.wgsl?raw';
 import poolForwardSource from './pool-forward.wgsl?raw';
 
@@ -34,6 +37,9 @@ const ELEMENT_WG = 64;
  * so batch × activation up to 2^32 elements fits.
  */
 const GRID_ROW = 4096;
+
+/** The preamble of every kernel dispatched on a `groupGrid`: the step struct and grid.wgsl. */
+const GRID_PREAMBLE = STEP_PARAMS.wgsl() + gridSource;
 
 /** An epilogue activation, fused into the store of a product. */
 export type Activation = 'none' | 'relu' | 'gelu';
@@ -335,7 +341,7 @@ export function layersElementwiseKernel(
   const program = new ComputeProgram({
     name: `layers-${op}${backward && op !== 'add' ? '-backward' : ''}`,
     body: elementwiseSource,
-    preamble: STEP_PARAMS.wgsl() + activationSource,
+    preamble: GRID_PREAMBLE + activationSource,
     overrides: {
       OP: ELEMENTWISE_CODE[op],
       BACKWARD: backward && op !== 'add',
@@ -377,7 +383,7 @@ export function layersPoolForwardKernel(g: PoolGeometry): Kernel {
   const program = new ComputeProgram({
     name: g.max ? 'layers-maxpool-forward' : 'layers-avgpool-forward',
     body: poolForwardSource,
-    preamble: STEP_PARAMS.wgsl(),
+    preamble: GRID_PREAMBLE + poolSource,
     overrides: poolOverrides(g),
   });
   const perSample = g.channels * g.outHeight * g.outWidth;
@@ -389,7 +395,7 @@ export function layersPoolBackwardKernel(g: PoolGeometry): Kernel {
   const program = new ComputeProgram({
     name: g.max ? 'layers-maxpool-backward' : 'layers-avgpool-backward',
     body: poolBackwardSource,
-    preamble: STEP_PARAMS.wgsl(),
+    preamble: GRID_PREAMBLE + poolSource,
     overrides: poolOverrides(g),
   });
   const perSample = g.channels * g.height * g.width;
@@ -419,7 +425,7 @@ export function layersLayerNormForwardKernel(g: LayerNormGeometry): Kernel {
   const program = new ComputeProgram({
     name: 'layers-layernorm-forward',
     body: layernormForwardSource,
-    preamble: STEP_PARAMS.wgsl(),
+    preamble: GRID_PREAMBLE + workgroupSumSource,
     overrides: {
       WIDTH: g.width,
       POSITIONS: g.positions,
@@ -437,7 +443,7 @@ export function layersLayerNormBackwardInputKernel(g: LayerNormGeometry): Kernel
   const program = new ComputeProgram({
     name: 'layers-layernorm-backward-input',
     body: layernormBackwardSource,
-    preamble: STEP_PARAMS.wgsl(),
+    preamble: GRID_PREAMBLE + workgroupSumSource,
     overrides: { WIDTH: g.width, POSITIONS: g.positions, G_OFF: g.weight, WG: NORM_WG },
   });
   return { program, grid: (rows) => groupGrid(rows * g.positions) };
@@ -448,7 +454,7 @@ export function layersLayerNormBackwardParamsKernel(g: LayerNormGeometry): Kerne
   const program = new ComputeProgram({
     name: 'layers-layernorm-backward-params',
     body: layernormParamsSource,
-    preamble: STEP_PARAMS.wgsl(),
+    preamble: GRID_PREAMBLE + workgroupSumSource,
     overrides: {
       WIDTH: g.width,
       POSITIONS: g.positions,
@@ -476,7 +482,7 @@ function embeddingProgram(g: EmbeddingGeometry, entryPoint: 'forward' | 'backwar
     name: 'layers-embedding',
     entryPoint,
     body: embeddingSource,
-    preamble: STEP_PARAMS.wgsl(),
+    preamble: GRID_PREAMBLE,
     overrides: {
       POSITIONS: g.positions,
       DIM: g.dim,
@@ -510,7 +516,7 @@ function nextTokenProgram(positions: number, vocab: number, entryPoint: 'score' 
     name: 'layers-next-token-ce',
     entryPoint,
     body: nextTokenCeSource,
-    preamble: STEP_PARAMS.wgsl(),
+    preamble: GRID_PREAMBLE,
     overrides: { POSITIONS: positions, VOCAB: vocab, WG: ELEMENT_WG },
   });
 }
@@ -559,7 +565,7 @@ export function layersAttentionKernel(
     name: 'layers-attention',
     entryPoint,
     body: attentionSource,
-    preamble: STEP_PARAMS.wgsl(),
+    preamble: GRID_PREAMBLE,
     overrides: {
       T: g.positions,
       D: g.width,
