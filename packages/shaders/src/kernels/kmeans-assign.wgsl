@@ -1,19 +1,10 @@
 // K-Means assignment: for each sample, the nearest centre (the lowest index among equal
 // distances) and half its squared distance, the sample's loss ½·min_j ‖x − c_j‖².
 //
-// x is [batch, DIMS]; the centres are [CLUSTERS, DIMS] at C_OFF in the parameter vector.
 // One thread per sample; loss-reduce.wgsl averages the losses.
 //
-// Prepended by the driver: struct StepParams.
+// Prepended by the driver: struct StepParams, kmeans.wgsl (the overrides, step, x and params).
 
-override DIMS: u32;
-override CLUSTERS: u32;
-override C_OFF: u32 = 0u;
-override WG: u32 = 64u;
-
-@group(0) @binding(0) var<uniform> step: StepParams;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> params: array<f32>;
 @group(0) @binding(3) var<storage, read_write> nearest: array<u32>;
 @group(0) @binding(4) var<storage, read_write> sampleLoss: array<f32>;
 

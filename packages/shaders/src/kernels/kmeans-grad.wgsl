@@ -4,16 +4,8 @@
 // One thread per centre coordinate (j, t); samples are visited in order, so the sum is
 // deterministic.
 //
-// Prepended by the driver: struct StepParams.
+// Prepended by the driver: struct StepParams, kmeans.wgsl (the overrides, step, x and params).
 
-override DIMS: u32;
-override CLUSTERS: u32;
-override C_OFF: u32 = 0u;
-override WG: u32 = 64u;
-
-@group(0) @binding(0) var<uniform> step: StepParams;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> params: array<f32>;
 @group(0) @binding(3) var<storage, read> nearest: array<u32>;
 @group(0) @binding(4) var<storage, read_write> grad: array<f32>;
 

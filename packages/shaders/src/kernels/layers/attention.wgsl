@@ -49,6 +49,24 @@ fn ctxAt(s: u32, t: u32, h: u32) -> u32 {
   return (s * T + t) * D + h * DH;
 }
 
+// Float index of row (h, i) of sample s in probs and dScores.
+fn scoresAt(r: Row) -> u32 {
+  return ((r.s * H + r.h) * T + r.i) * T;
+}
+
+// Column c of Σ_{j ≤ i} w_ij·(part `part` of head h at position j), w being row r of probs, or of
+// dScores with fromScores: context = P·v in forward, dq = dS·k in backward_query.
+fn weightedSum(r: Row, fromScores: bool, part: u32, c: u32) -> f32 {
+  let p0 = scoresAt(r);
+  var acc = 0.0;
+  for (var j = 0u; j <= r.i; j++) {
+    var w: f32;
+    if (fromScores) { w = dScores[p0 + j]; } else { w = probs[p0 + j]; }
+    acc += w * qkv[qkvAt(r.s, j, part, r.h) + c];
+  }
+  return acc;
+}
+
 @compute @workgroup_size(WG)
 fn forward(
   @builtin(local_invocation_index) lid: u32,
@@ -59,7 +77,7 @@ fn forward(
   if (!r.valid) { return; }
   let scale = 1.0 / sqrt(f32(DH));
   let q = qkvAt(r.s, r.i, 0u, r.h);
-  let p0 = ((r.s * H + r.h) * T + r.i) * T;
+  let p0 = scoresAt(r);
   var m = 0.0;
   for (var j = 0u; j <= r.i; j++) {
     let k = qkvAt(r.s, j, 1u, r.h);
@@ -79,11 +97,7 @@ fn forward(
   for (var j = 0u; j <= r.i; j++) { probs[p0 + j] *= inv; }
   for (var j = r.i + 1u; j < T; j++) { probs[p0 + j] = 0.0; }
   let out = ctxAt(r.s, r.i, r.h);
-  for (var c = 0u; c < DH; c++) {
-    var acc = 0.0;
-    for (var j = 0u; j <= r.i; j++) { acc += probs[p0 + j] * qkv[qkvAt(r.s, j, 2u, r.h) + c]; }
-    context[out + c] = acc;
-  }
+  for (var c = 0u; c < DH; c++) { context[out + c] = weightedSum(r, false, 2u, c); }
 }
 
 @compute @workgroup_size(WG)
@@ -95,7 +109,7 @@ fn backward_query(
   let r = rowOf(wid, groups, lid);
   if (!r.valid) { return; }
   let scale = 1.0 / sqrt(f32(DH));
-  let p0 = ((r.s * H + r.h) * T + r.i) * T;
+  let p0 = scoresAt(r);
   let dc = ctxAt(r.s, r.i, r.h);
   var dot = 0.0;
   for (var j = 0u; j <= r.i; j++) {
@@ -110,11 +124,7 @@ fn backward_query(
   }
   for (var j = r.i + 1u; j < T; j++) { dScores[p0 + j] = 0.0; }
   let dq = qkvAt(r.s, r.i, 0u, r.h);
-  for (var c = 0u; c < DH; c++) {
-    var acc = 0.0;
-    for (var j = 0u; j <= r.i; j++) { acc += dScores[p0 + j] * qkv[qkvAt(r.s, j, 1u, r.h) + c]; }
-    dQkv[dq + c] = acc;
-  }
+  for (var c = 0u; c < DH; c++) { dQkv[dq + c] = weightedSum(r, true, 1u, c); }
 }
 
 @compute @workgroup_size(WG)
