@@ -23,6 +23,7 @@ import denseForwardSource from './dense-forward.wgsl?raw';
 import denseForwardSparseSource from './dense-forward-sparse.wgsl?raw';
 import kmeansAssignSource from './kmeans-assign.wgsl?raw';
 import kmeansGradSource from './kmeans-grad.wgsl?raw';
+import kmeansSource from './kmeans.wgsl?raw';
 import lossReduceSource from './loss-reduce.wgsl?raw';
 import sgdParzenSource from './sgd-parzen.wgsl?raw';
 import softmaxCeSource from './softmax-ce.wgsl?raw';
@@ -239,7 +240,7 @@ export function kmeansAssignKernel(dims: number, clusters: number, centresOffset
   const program = new ComputeProgram({
     name: 'kmeans-assign',
     body: kmeansAssignSource,
-    preamble: stepPreamble(),
+    preamble: stepPreamble() + kmeansSource,
     overrides: { DIMS: dims, CLUSTERS: clusters, C_OFF: centresOffset, WG: SAMPLE_WG },
   });
   return { program, grid: (rows) => [ceil(rows, SAMPLE_WG), 1] };
@@ -250,7 +251,7 @@ export function kmeansGradKernel(dims: number, clusters: number, centresOffset =
   const program = new ComputeProgram({
     name: 'kmeans-grad',
     body: kmeansGradSource,
-    preamble: stepPreamble(),
+    preamble: stepPreamble() + kmeansSource,
     overrides: { DIMS: dims, CLUSTERS: clusters, C_OFF: centresOffset, WG: SAMPLE_WG },
   });
   return { program, grid: () => [ceil(dims * clusters, SAMPLE_WG), 1] };
