@@ -8,6 +8,14 @@
  * operand comes from, how an index unfolds into an im2col column); every number in it (widths,
  * offsets, kernel geometry) is an `override` constant and part of the pipeline key.
  */
+import type {
+  AttentionNode,
+  Conv2dNode,
+  DenseNode,
+  EmbeddingNode,
+  LayerNormNode,
+  PoolNode,
+} from '@meshgrad/core';
 import { STEP_PARAMS } from '../../backend/uniforms.ts';
 import { ComputeProgram } from '../../gpu/program.ts';
 import type { Kernel } from '../programs.ts';
@@ -124,20 +132,33 @@ ${view.storeC}
   };
 }
 
+/**
+ * Buffer declarations of a view: the `read` operands, then the one `written`, as bindings 1, 2, ...
+ * after `step`.
+ */
+function viewBuffers(read: readonly string[], written: string): string {
+  return [
+    ...read.map((name) => ({ name, access: 'read' })),
+    { name: written, access: 'read_write' },
+  ]
+    .map((b, i) => `@group(0) @binding(${i + 1}) var<storage, ${b.access}> ${b.name}: array<f32>;`)
+    .join('\n');
+}
+
 /** WGSL applying `act` to `v`. */
 function activate(act: Activation, v: string): string {
   return act === 'none' ? v : `${act}(${v})`;
 }
 
-/** A dense layer over `positions` positions per sample: W is [outWidth, inWidth] (PyTorch). */
-export interface DenseGeometry {
-  readonly positions: number;
-  readonly inWidth: number;
-  readonly outWidth: number;
-  /** Float offsets of W and b in the parameter vector. */
-  readonly weight: number;
-  readonly bias: number;
-}
+/**
+ * A dense layer over `positions` positions per sample (core's DenseNode): W is
+ * [outWidth, inWidth] (PyTorch). `weight` and `bias` are float offsets in the parameter vector
+ * here, not tensor indices as in the plan; so in every geometry below.
+ */
+export type DenseGeometry = Pick<
+  DenseNode,
+  'positions' | 'inWidth' | 'outWidth' | 'weight' | 'bias'
+>;
 
 /** y = act(x·Wᵀ + b) (core's denseForward). */
 export function layersDenseForwardKernel(g: DenseGeometry, act: Activation): Kernel {
@@ -146,9 +167,7 @@ export function layersDenseForwardKernel(g: DenseGeometry, act: Activation): Ker
     m: { perSample: g.positions },
     n: g.outWidth,
     k: g.inWidth,
-    buffers: `@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> params: array<f32>;
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;`,
+    buffers: viewBuffers(['x', 'params'], 'y'),
     loadA: '  return x[m * DIM_K + k];',
     loadB: '  return params[W_OFF + n * DIM_K + k];',
     storeC: `  y[m * DIM_N + n] = ${activate(act, 'acc + params[B_OFF + n]')};`,
@@ -163,9 +182,7 @@ export function layersDenseBackwardInputKernel(g: DenseGeometry): Kernel {
     m: { perSample: g.positions },
     n: g.inWidth,
     k: g.outWidth,
-    buffers: `@group(0) @binding(1) var<storage, read> dy: array<f32>;
-@group(0) @binding(2) var<storage, read> params: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dx: array<f32>;`,
+    buffers: viewBuffers(['dy', 'params'], 'dx'),
     loadA: '  return dy[m * DIM_K + k];',
     loadB: '  return params[W_OFF + k * DIM_N + n];',
     storeC: '  dx[m * DIM_N + n] = acc;',
@@ -183,9 +200,7 @@ export function layersDenseBackwardWeightsKernel(g: DenseGeometry): Kernel {
     m: g.outWidth,
     n: g.inWidth + 1,
     k: { perSample: g.positions },
-    buffers: `@group(0) @binding(1) var<storage, read> dy: array<f32>;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
-@group(0) @binding(3) var<storage, read_write> grad: array<f32>;`,
+    buffers: viewBuffers(['dy', 'x'], 'grad'),
     loadA: '  return dy[k * DIM_M + m];',
     loadB: '  if (n == IN) { return 1.0; }\n  return x[k * IN + n];',
     storeC: '  if (n == IN) { grad[B_OFF + m] = acc; } else { grad[W_OFF + m * IN + n] = acc; }',
@@ -194,19 +209,7 @@ export function layersDenseBackwardWeightsKernel(g: DenseGeometry): Kernel {
 }
 
 /** A conv2d layer (core's Conv2dNode): W is [filters, channels, kernel, kernel]. */
-export interface ConvGeometry {
-  readonly channels: number;
-  readonly height: number;
-  readonly width: number;
-  readonly filters: number;
-  readonly kernel: number;
-  readonly stride: number;
-  readonly padding: number;
-  readonly outHeight: number;
-  readonly outWidth: number;
-  readonly weight: number;
-  readonly bias: number;
-}
+export type ConvGeometry = Omit<Conv2dNode, 'op' | 'path' | 'name' | 'inShape' | 'outShape'>;
 
 function convOverrides(g: ConvGeometry): Record<string, number> {
   return {
@@ -248,9 +251,7 @@ export function layersConvForwardKernel(g: ConvGeometry, act: Activation): Kerne
     m: g.filters,
     n: { perSample: g.outHeight * g.outWidth },
     k: patch,
-    buffers: `@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> params: array<f32>;
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;`,
+    buffers: viewBuffers(['x', 'params'], 'y'),
     helpers: IM2COL,
     loadA: '  return params[W_OFF + m * DIM_K + k];',
     loadB: '  return col(k, n);',
@@ -268,9 +269,7 @@ export function layersConvBackwardWeightsKernel(g: ConvGeometry): Kernel {
     m: g.filters,
     n: patch + 1,
     k: { perSample: g.outHeight * g.outWidth },
-    buffers: `@group(0) @binding(1) var<storage, read> dy: array<f32>;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
-@group(0) @binding(3) var<storage, read_write> grad: array<f32>;`,
+    buffers: viewBuffers(['dy', 'x'], 'grad'),
     helpers: IM2COL,
     loadA: '  let s = k / (OH * OW);\n  return dy[(s * F + m) * OH * OW + k % (OH * OW)];',
     loadB: '  if (n == PATCH) { return 1.0; }\n  return col(n, k);',
@@ -291,9 +290,7 @@ export function layersConvBackwardInputKernel(g: ConvGeometry): Kernel {
     m: g.channels,
     n: { perSample: g.height * g.width },
     k: g.filters * g.kernel * g.kernel,
-    buffers: `@group(0) @binding(1) var<storage, read> dy: array<f32>;
-@group(0) @binding(2) var<storage, read> params: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dx: array<f32>;`,
+    buffers: viewBuffers(['dy', 'params'], 'dx'),
     loadA: `  let f = k / (KS * KS);
   return params[W_OFF + (f * C + m) * KS * KS + k % (KS * KS)];`,
     loadB: `  let f = k / (KS * KS);
@@ -352,17 +349,11 @@ export function layersElementwiseKernel(
   return { program, grid: (rows) => elementGrid(rows * perSample) };
 }
 
-/** A pooling layer (core's PoolNode). */
-export interface PoolGeometry {
-  readonly max: boolean;
-  readonly channels: number;
-  readonly height: number;
-  readonly width: number;
-  readonly size: number;
-  readonly stride: number;
-  readonly outHeight: number;
-  readonly outWidth: number;
-}
+/** A pooling layer (core's PoolNode), max or average. */
+export type PoolGeometry = Pick<
+  PoolNode,
+  'channels' | 'height' | 'width' | 'size' | 'stride' | 'outHeight' | 'outWidth'
+> & { readonly max: boolean };
 
 function poolOverrides(g: PoolGeometry): Record<string, number | boolean> {
   return {
@@ -409,13 +400,10 @@ export function layersPoolBackwardKernel(g: PoolGeometry): Kernel {
 const NORM_WG = 64;
 
 /** A layer norm over the last dimension (core's LayerNormNode), γ and β at their offsets. */
-export interface LayerNormGeometry {
-  readonly positions: number;
-  readonly width: number;
-  readonly epsilon: number;
-  readonly weight: number;
-  readonly bias: number;
-}
+export type LayerNormGeometry = Pick<
+  LayerNormNode,
+  'positions' | 'width' | 'epsilon' | 'weight' | 'bias'
+>;
 
 /** Floats of per-row statistics (mean, rstd) the forward keeps for the backward. */
 export const LAYERNORM_STATS_PER_ROW = 2;
@@ -467,15 +455,13 @@ export function layersLayerNormBackwardParamsKernel(g: LayerNormGeometry): Kerne
 }
 
 /** A token + position embedding (core's EmbeddingNode), its tables at their offsets. */
-export interface EmbeddingGeometry {
-  readonly positions: number;
-  readonly vocab: number;
-  readonly dim: number;
+export type EmbeddingGeometry = Pick<
+  EmbeddingNode,
+  'positions' | 'vocab' | 'dim' | 'token' | 'position'
+> & {
   /** Floats per sample in the input (positions, or positions + 1 with the target). */
   readonly stride: number;
-  readonly token: number;
-  readonly position: number;
-}
+};
 
 function embeddingProgram(g: EmbeddingGeometry, entryPoint: 'forward' | 'backward') {
   return new ComputeProgram({
@@ -538,11 +524,7 @@ export function layersNextTokenSampleKernel(positions: number, vocab: number): K
 }
 
 /** The attention core between the projections (core's AttentionNode). */
-export interface AttentionGeometry {
-  readonly positions: number;
-  readonly width: number;
-  readonly heads: number;
-}
+export type AttentionGeometry = Pick<AttentionNode, 'positions' | 'width' | 'heads'>;
 
 /** Floats per sample of the attention core's regions. */
 export function attentionRegionSizes(g: AttentionGeometry) {
