@@ -95,15 +95,23 @@ function columnThreads(nv: number): number {
   return Math.min(8, Math.max(1, ceil(nv, 4)));
 }
 
+/**
+ * A layer's rows in V units for the dense kernels: vector width, V-columns NV, the weight offset
+ * in V, and the threads across a row that the column-owning kernels use.
+ */
+function denseColumns(shape: DenseShape) {
+  const width = denseVectorWidth(shape);
+  const nv = shape.outputs / width;
+  return { width, nv, offset: shape.weightOffset / width, tx: columnThreads(nv) };
+}
+
 /** Dense forward on a dense input: y = x·W + b, optional ReLU (dense-forward.wgsl). */
 export function denseForwardKernel(
   shape: DenseShape,
   relu: boolean,
   tuning: KernelTuning = HARDWARE_TUNING,
 ): Kernel {
-  const width = denseVectorWidth(shape);
-  const nv = shape.outputs / width;
-  const tx = columnThreads(nv);
+  const { width, nv, offset, tx } = denseColumns(shape);
   const ty = Math.max(1, Math.min(8, Math.floor(tuning.denseThreads / tx)));
   const program = new ComputeProgram({
     name: 'dense-forward',
@@ -112,7 +120,7 @@ export function denseForwardKernel(
     overrides: {
       K: shape.inputs,
       NV: nv,
-      W_OFF: shape.weightOffset / width,
+      W_OFF: offset,
       RELU: relu,
       STAGE: tuning.stageTiles,
       TX: tx,
@@ -124,15 +132,13 @@ export function denseForwardKernel(
 
 /** Dense forward on a CSR input of [x | 1] (dense-forward-sparse.wgsl). */
 export function denseForwardSparseKernel(shape: DenseShape, relu: boolean): Kernel {
-  const width = denseVectorWidth(shape);
-  const nv = shape.outputs / width;
-  const tx = columnThreads(nv);
+  const { width, nv, offset, tx } = denseColumns(shape);
   const ts = Math.max(1, Math.floor(64 / tx));
   const program = new ComputeProgram({
     name: 'dense-forward-sparse',
     body: denseForwardSparseSource,
     preamble: stepPreamble(width),
-    overrides: { NV: nv, W_OFF: shape.weightOffset / width, RELU: relu, TX: tx, TS: ts },
+    overrides: { NV: nv, W_OFF: offset, RELU: relu, TX: tx, TS: ts },
   });
   return { program, grid: (rows) => [ceil(nv, tx * 4), ceil(rows, ts)] };
 }
@@ -142,15 +148,13 @@ export function denseBackwardWeightsKernel(
   shape: DenseShape,
   tuning: KernelTuning = HARDWARE_TUNING,
 ): Kernel {
-  const width = denseVectorWidth(shape);
-  const nv = shape.outputs / width;
-  const tx = columnThreads(nv);
+  const { width, nv, offset, tx } = denseColumns(shape);
   const ty = Math.max(1, Math.floor(tuning.denseThreads / tx));
   const program = new ComputeProgram({
     name: 'dense-backward-weights',
     body: denseBackwardWeightsSource,
     preamble: stepPreamble(width),
-    overrides: { K: shape.inputs, NV: nv, G_OFF: shape.weightOffset / width, TX: tx, TY: ty },
+    overrides: { K: shape.inputs, NV: nv, G_OFF: offset, TX: tx, TY: ty },
   });
   // Each thread owns 4 rows of the K + 1.
   return { program, grid: () => [ceil(nv, tx * 4), ceil(ceil(shape.inputs + 1, 4), ty)] };
@@ -158,30 +162,27 @@ export function denseBackwardWeightsKernel(
 
 /** [dW; db] = [x | 1]ᵀ·dY on a CSC input (dense-backward-weights-sparse.wgsl). */
 export function denseBackwardWeightsSparseKernel(shape: DenseShape): Kernel {
-  const width = denseVectorWidth(shape);
-  const nv = shape.outputs / width;
-  const tx = columnThreads(nv);
+  const { width, nv, offset, tx } = denseColumns(shape);
   const ty = Math.max(1, Math.floor(64 / tx));
   const program = new ComputeProgram({
     name: 'dense-backward-weights-sparse',
     body: denseBackwardWeightsSparseSource,
     preamble: vectorPreamble(width),
-    overrides: { K: shape.inputs, NV: nv, G_OFF: shape.weightOffset / width, TX: tx, TY: ty },
+    overrides: { K: shape.inputs, NV: nv, G_OFF: offset, TX: tx, TY: ty },
   });
   return { program, grid: () => [ceil(nv, tx * 4), ceil(shape.inputs + 1, ty)] };
 }
 
 /** dX = (dY·Wᵀ) ⊙ ReLU'(a) (dense-backward-input.wgsl). */
 export function denseBackwardInputKernel(shape: DenseShape): Kernel {
-  const width = denseVectorWidth(shape);
-  const nv = shape.outputs / width;
+  const { width, nv, offset } = denseColumns(shape);
   const tx = Math.min(32, shape.inputs);
   const ty = Math.max(1, Math.floor(64 / tx));
   const program = new ComputeProgram({
     name: 'dense-backward-input',
     body: denseBackwardInputSource,
     preamble: stepPreamble(width),
-    overrides: { K: shape.inputs, NV: nv, W_OFF: shape.weightOffset / width, TX: tx, TY: ty },
+    overrides: { K: shape.inputs, NV: nv, W_OFF: offset, TX: tx, TY: ty },
   });
   return { program, grid: (rows) => [ceil(shape.inputs, tx), ceil(rows, ty)] };
 }
