@@ -2,7 +2,7 @@ import type { Batch, LayersSpec, ReceivedBlock } from '@meshgrad/core';
 import { CpuBackend, initParameters, lossAndGradient, parameterLayout, Rng } from '@meshgrad/core';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { WebGpuBackend } from './backend/webgpu-backend.ts';
-import { peers } from './backend.test-support.ts';
+import { peerBlocks } from './checks/harness.ts';
 import { sharedDawnDevice } from './dawn.test-support.ts';
 
 let device: GPUDevice;
@@ -50,8 +50,8 @@ async function lockstep(spec: LayersSpec, blockSize: number, steps: number, rows
         const w = await cpu.readParameters();
         lossAndGradient(layout, w, batch, grad);
         received = [
-          ...peers(layout, w, grad, eta, rng.int(layout.blockCount), [3, 0.1]),
-          ...peers(layout, w, grad, eta, layout.blockCount - 1, [2]),
+          ...peerBlocks(layout, w, grad, eta, rng.int(layout.blockCount), [3, 0.1]),
+          ...peerBlocks(layout, w, grad, eta, layout.blockCount - 1, [2]),
         ];
       }
       cpu.step(batch, lr, received);

@@ -13,7 +13,7 @@ import {
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { BufferPlan } from './backend/buffers.ts';
 import { WebGpuBackend } from './backend/webgpu-backend.ts';
-import { peers } from './backend.test-support.ts';
+import { peerBlocks } from './checks/harness.ts';
 import { dawnAdapter, dawnDevice, dawnGpu, sharedDawnDevice } from './dawn.test-support.ts';
 import { isWebGpuError, WebGpuError } from './gpu/errors.ts';
 import { probeWebGpu, requestBackendDevice } from './gpu/probe.ts';
@@ -67,8 +67,8 @@ async function compareWithCpu(
         lossAndGradient(layout, w, batch, grad);
         const k = rng.int(layout.blockCount);
         received = [
-          ...peers(layout, w, grad, eta, k, [3, 0.1]),
-          ...peers(layout, w, grad, eta, layout.blockCount - 1, [2]),
+          ...peerBlocks(layout, w, grad, eta, k, [3, 0.1]),
+          ...peerBlocks(layout, w, grad, eta, layout.blockCount - 1, [2]),
         ];
       }
       cpu.step(batch, options.learningRate, received);

@@ -3,7 +3,7 @@
  * the harness that poisons outputs, runs one program and reads buffers back. No Node or DOM APIs
  * beyond WebGPU (the checks also run in browsers).
  */
-import type { Rng } from '@meshgrad/core';
+import type { ParameterLayout, ReceivedBlock, Rng } from '@meshgrad/core';
 import { STEP_PARAMS } from '../backend/uniforms.ts';
 import type { ComputeProgram } from '../gpu/program.ts';
 import { compileProgram } from '../gpu/program.ts';
@@ -165,3 +165,27 @@ export interface CheckContext {
 }
 
 export type Check = (c: CheckContext) => Promise<KernelCheckResult>;
+
+/**
+ * Peers for block k built from a backend's current w and gradient g, one per entry a of
+ * `factors`: v = w − a·η·g accepts iff a > ½ (2⟨g, a·η·g⟩ > η‖g‖²), so the verdicts are far from
+ * ties. The kernel checks and the backend tests both build their mailboxes with it.
+ */
+export function peerBlocks(
+  layout: ParameterLayout,
+  w: ArrayLike<number>,
+  g: ArrayLike<number>,
+  eta: number,
+  k: number,
+  factors: readonly number[],
+): ReceivedBlock[] {
+  const start = k * layout.blockSize;
+  const end = Math.min(start + layout.blockSize, layout.size);
+  return factors.map((a) => ({
+    block: k,
+    values: Float32Array.from(
+      { length: end - start },
+      (_, t) => w[start + t]! - a * eta * g[start + t]!,
+    ),
+  }));
+}

@@ -21,7 +21,15 @@ import { blockStride } from '../backend/buffers.ts';
 import { SparseInputEncoder } from '../backend/sparse-input.ts';
 import { WebGpuBackend } from '../backend/webgpu-backend.ts';
 import type { Check, KernelCheckOptions, KernelCheckResult } from './harness.ts';
-import { Harness, maxRelative, POISON_U32, randomArray, randomLabels, result } from './harness.ts';
+import {
+  Harness,
+  maxRelative,
+  peerBlocks,
+  POISON_U32,
+  randomArray,
+  randomLabels,
+  result,
+} from './harness.ts';
 import { LAYERS_CHECKS } from './layers-checks.ts';
 import type { DenseShape, KernelTuning } from '../kernels/programs.ts';
 import {
@@ -661,17 +669,8 @@ function classifierBatch(
 
 /** Peers for block k: w − a·η·g per entry of `factors` (a > ½ accepts, a < ½ rejects). */
 function peersAlongGradient(layout: ParameterLayout, k: number, factors: readonly number[]) {
-  return (w: Float64Array, g: Float64Array, eta: number): ReceivedBlock[] => {
-    const start = k * layout.blockSize;
-    const end = Math.min(start + layout.blockSize, layout.size);
-    return factors.map((a) => ({
-      block: k,
-      values: Float32Array.from(
-        { length: end - start },
-        (_, t) => w[start + t]! - a * eta * g[start + t]!,
-      ),
-    }));
-  };
+  return (w: Float64Array, g: Float64Array, eta: number): ReceivedBlock[] =>
+    peerBlocks(layout, w, g, eta, k, factors);
 }
 
 function joinPeers(...fs: ((w: Float64Array, g: Float64Array, eta: number) => ReceivedBlock[])[]) {
