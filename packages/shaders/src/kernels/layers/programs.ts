@@ -369,28 +369,31 @@ function poolOverrides(g: PoolGeometry): Record<string, number | boolean> {
   };
 }
 
-/** Pooling forward, one thread per output (pool-forward.wgsl). */
-export function layersPoolForwardKernel(g: PoolGeometry): Kernel {
+/**
+ * Pooling forward, one thread per output (pool-forward.wgsl), or backward, one thread per input
+ * (pool-backward.wgsl).
+ */
+function poolKernel(g: PoolGeometry, backward: boolean): Kernel {
   const program = new ComputeProgram({
-    name: g.max ? 'layers-maxpool-forward' : 'layers-avgpool-forward',
-    body: poolForwardSource,
+    name: `layers-${g.max ? 'max' : 'avg'}pool-${backward ? 'backward' : 'forward'}`,
+    body: backward ? poolBackwardSource : poolForwardSource,
     preamble: GRID_PREAMBLE + poolSource,
     overrides: poolOverrides(g),
   });
-  const perSample = g.channels * g.outHeight * g.outWidth;
+  const perSample = backward
+    ? g.channels * g.height * g.width
+    : g.channels * g.outHeight * g.outWidth;
   return { program, grid: (rows) => elementGrid(rows * perSample) };
+}
+
+/** Pooling forward, one thread per output (pool-forward.wgsl). */
+export function layersPoolForwardKernel(g: PoolGeometry): Kernel {
+  return poolKernel(g, false);
 }
 
 /** Pooling backward, one thread per input (pool-backward.wgsl). */
 export function layersPoolBackwardKernel(g: PoolGeometry): Kernel {
-  const program = new ComputeProgram({
-    name: g.max ? 'layers-maxpool-backward' : 'layers-avgpool-backward',
-    body: poolBackwardSource,
-    preamble: GRID_PREAMBLE + poolSource,
-    overrides: poolOverrides(g),
-  });
-  const perSample = g.channels * g.height * g.width;
-  return { program, grid: (rows) => elementGrid(rows * perSample) };
+  return poolKernel(g, true);
 }
 
 /**
