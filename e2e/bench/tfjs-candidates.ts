@@ -3,7 +3,7 @@ import { workloadId } from './suite.ts';
 import type { BenchModel, Candidate } from './suite.ts';
 import { hasConvGradients, tfjsCnnSession } from './tfjs-cnn.ts';
 import { tfjsSession } from './tfjs-mlp.ts';
-import type { TfModule } from './tfjs-mlp.ts';
+import type { TfModule } from './tfjs-sgd.ts';
 
 /**
  * A TF.js backend by its registry name (`webgpu`, `webgl`, `wasm`, `cpu`). `describe` adds

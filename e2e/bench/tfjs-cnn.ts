@@ -13,7 +13,7 @@ import type * as Tf from '@tensorflow/tfjs-core';
 import type { Batch, ParameterLayout, PlanNode } from '@meshgrad/core';
 import { planOf, tensorByName } from '@meshgrad/core';
 import type { TrainingSession } from './timing.ts';
-import type { TfModule } from './tfjs-mlp.ts';
+import { tfjsSgdSession, type TfModule } from './tfjs-sgd.ts';
 
 /** One step of the TF.js network, as `tfjsCnnSession` runs it. */
 type Layer = (x: Tf.Tensor) => Tf.Tensor;
@@ -173,49 +173,25 @@ export function tfjsCnnSession(
   }
   const [channels = 1, height = 1, width = 1] = plan.inputShape;
   if (plan.inputShape.length !== 3) throw new Error('the TF.js CNN reads [C, H, W] images');
-  const labels = batches.map((b) => {
-    if (!b.labels) throw new Error('the benchmark needs labelled batches');
-    return Int32Array.from(b.labels);
-  });
-  const optimizer = tf.train.sgd(learningRate);
-  let lastLoss: Tf.Scalar | null = null;
-
-  const forwardLoss = (x: Tf.Tensor4D, y: Tf.Tensor2D): Tf.Scalar => {
-    let h: Tf.Tensor = x;
-    for (const layer of layers) h = layer(h);
-    return tf.losses.softmaxCrossEntropy(y, h as Tf.Tensor2D);
-  };
-
-  return {
-    step(index: number): void {
-      const batch = batches[index];
-      const batchLabels = labels[index];
-      if (!batch || !batchLabels) throw new RangeError(`no minibatch ${index}`);
-      const loss = tf.tidy(() => {
+  return tfjsSgdSession(
+    tf,
+    {
+      variables,
+      classes: plan.spec.classes,
+      input: (batch) => {
         // NHWC; for one channel this is the same memory as meshgrad's [C, H, W] rows.
         const nchw = tf.tensor4d(batch.x, [batch.size, channels, height, width], 'float32');
-        const x =
-          channels === 1
-            ? tf.reshape(nchw, [batch.size, height, width, 1])
-            : tf.transpose(nchw, [0, 2, 3, 1]);
-        const y = tf.oneHot(tf.tensor1d(batchLabels, 'int32'), plan.spec.classes) as Tf.Tensor2D;
-        const value = optimizer.minimize(() => forwardLoss(x as Tf.Tensor4D, y), true, variables);
-        if (!value) throw new Error('optimizer.minimize returned no loss');
-        return value;
-      });
-      lastLoss?.dispose();
-      lastLoss = loss;
+        return channels === 1
+          ? tf.reshape(nchw, [batch.size, height, width, 1])
+          : tf.transpose(nchw, [0, 2, 3, 1]);
+      },
+      logits: (x) => {
+        let h: Tf.Tensor = x;
+        for (const layer of layers) h = layer(h);
+        return h as Tf.Tensor2D;
+      },
     },
-    async sync(): Promise<number> {
-      if (!lastLoss) return NaN;
-      const values = await lastLoss.data();
-      return values[0] ?? NaN;
-    },
-    dispose(): void {
-      lastLoss?.dispose();
-      lastLoss = null;
-      optimizer.dispose();
-      for (const v of variables) v.dispose();
-    },
-  };
+    batches,
+    learningRate,
+  );
 }

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Browser, type BrowserContext, type Page } from '@playwright/test';
+import { type Browser, type Page } from '@playwright/test';
 import { io as connect } from 'socket.io-client';
 import {
   decodeSafetensors,
@@ -24,7 +24,8 @@ import {
   screenshot,
   signIn,
 } from '../admin/helpers.ts';
-import { buildOnce, freePort, ServerProcess } from '../volunteer/server-process.ts';
+import { serveJobForFile } from '../volunteer/job-pages.ts';
+import type { ServerProcess } from '../volunteer/server-process.ts';
 
 /**
  * Console actions wait for a server round trip (which fsyncs job progress) and a live update,
@@ -45,36 +46,18 @@ const JOB = {
   communication: { communicationPeriod: 128, blocksPerMessage: 1, encoding: 'f32' },
 };
 
+const served = serveJobForFile(JOB, ARTIFACTS);
+const contexts = served.contexts;
 let server: ServerProcess;
 let token: string;
 let admin: Page;
 const volunteers: Page[] = [];
-const contexts: BrowserContext[] = [];
 
-test.describe.configure({ mode: 'serial' });
-
-test.beforeAll(async () => {
-  test.setTimeout(300_000);
-  buildOnce();
-  server = new ServerProcess(await freePort(), JOB);
-  await server.start();
+test.beforeAll(() => {
+  server = served.server;
   // No MESHGRAD_ADMIN_TOKEN: the server made one and keeps it in the data directory.
   token = readFileSync(join(server.dataDir, 'admin-token'), 'utf8').trim();
   expect(token.length).toBeGreaterThanOrEqual(24);
-});
-
-// A failure that comes from the server is easier to read with its log (warnings and worse).
-// Playwright reads a hook's fixtures from its first parameter's destructuring pattern.
-// eslint-disable-next-line no-empty-pattern
-test.afterEach(({}, testInfo) => {
-  if (testInfo.status !== testInfo.expectedStatus && server) {
-    console.log(`[server output, last 6000 characters]\n${server.output.slice(-6000)}`);
-  }
-});
-
-test.afterAll(async () => {
-  for (const c of contexts) await c.close().catch(() => undefined);
-  await server?.stop();
 });
 
 async function newPage(browser: Browser, label: string): Promise<Page> {

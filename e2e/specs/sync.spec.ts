@@ -9,9 +9,12 @@ import { join } from 'node:path';
 import type { Browser, Page } from '@playwright/test';
 import { test, expect } from './fixtures.ts';
 import {
+  closeLastTab,
+  expectSamplesNeverDecrease,
   fetchHealth,
   fetchHistory,
   joinJob,
+  latestTestAccuracy,
   MNIST_MLP_JOB,
   openVolunteer,
   serveJobForFile,
@@ -73,12 +76,10 @@ test('three tabs train the sync job to 85% test accuracy, round by round, withou
 
   const started = Date.now();
   await expect
-    .poll(
-      async () =>
-        (await history()).history.filter((h) => h.testAccuracy !== undefined).at(-1)
-          ?.testAccuracy ?? 0,
-      { timeout: 360_000, intervals: [2_000] },
-    )
+    .poll(async () => latestTestAccuracy(await history()), {
+      timeout: 360_000,
+      intervals: [2_000],
+    })
     .toBeGreaterThanOrEqual(TARGET_ACCURACY);
   const rounds = await Promise.all(tabs.map(roundOf));
   const h = await history();
@@ -108,21 +109,13 @@ test('three tabs train the sync job to 85% test accuracy, round by round, withou
   const { checkpoints } = await admin<{ checkpoints: Array<{ worker: string }> }>('/checkpoints');
   expect(checkpoints.length).toBeGreaterThan(0);
   for (const c of checkpoints) expect(c.worker).toBe('server');
-  // Samples only go up.
-  for (let i = 1; i < h.history.length; i++) {
-    expect(h.history[i]!.samples).toBeGreaterThanOrEqual(h.history[i - 1]!.samples);
-  }
+  expectSamplesNeverDecrease(h);
 });
 
 test('a tab closed mid-training leaves its round; the other tabs go on at once', async () => {
   test.setTimeout(90_000);
-  const closing = contexts.pop();
-  if (!closing) throw new Error('no tab to close');
-  const remaining = contexts.map((c) => c.pages()[0]!);
   // Close while rounds run, so the tab leaves with a round still waiting for it.
-  const before = await Promise.all(remaining.map(roundOf));
-  await closing.close();
-  await expect.poll(async () => (await health()).workers, { timeout: 10_000 }).toBe(2);
+  const { remaining, before } = await closeLastTab(served, roundOf);
   const after = await Promise.all(remaining.map(roundOf));
   // Well within the 120 s round timeout: the barrier released when the tab left.
   await expect

@@ -8,10 +8,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { BrowserContext, Page } from '@playwright/test';
+import type { Page } from '@playwright/test';
 import { test, expect } from './fixtures.ts';
-import { fetchHistory, joinJob, openVolunteer } from '../volunteer/job-pages.ts';
-import { buildOnce, freePort, ServerProcess } from '../volunteer/server-process.ts';
+import { fetchHistory, joinJob, openVolunteer, serveJobForFile } from '../volunteer/job-pages.ts';
+import type { ServerProcess } from '../volunteer/server-process.ts';
 
 /** The default job's id and name (apps/server/src/jobs/job-spec.ts, DEFAULT_JOB). */
 const DEFAULT_JOB_ID = 'mnist-mlp';
@@ -25,31 +25,16 @@ const LEARNED_ACCURACY = 0.5;
 const HELD_WINDOW_MS = 3_000;
 /** One rate measurement of the duty-cycle comparison, ms. */
 const RATE_WINDOW_MS = 4_000;
+const ARTIFACTS = join(import.meta.dirname, '../artifacts');
 
+// No job: the server runs its built-in default job, as `npm start` does.
+const served = serveJobForFile(null, ARTIFACTS);
+const contexts = served.contexts;
 let server: ServerProcess;
 let tab: Page;
-const contexts: BrowserContext[] = [];
 
-test.describe.configure({ mode: 'serial' });
-
-test.beforeAll(async () => {
-  test.setTimeout(300_000);
-  buildOnce();
-  // No job: the server runs its built-in default job, as `npm start` does.
-  server = new ServerProcess(await freePort(), null);
-  await server.start();
-});
-
-// eslint-disable-next-line no-empty-pattern
-test.afterEach(({}, testInfo) => {
-  if (testInfo.status !== testInfo.expectedStatus && server) {
-    console.log(`[server output, last 6000 characters]\n${server.output.slice(-6000)}`);
-  }
-});
-
-test.afterAll(async () => {
-  for (const c of contexts) await c.close().catch(() => undefined);
-  await server?.stop();
+test.beforeAll(() => {
+  server = served.server;
 });
 
 /** Samples the training worker itself has processed (not the page's last statistics). */

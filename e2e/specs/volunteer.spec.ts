@@ -10,9 +10,12 @@ import { test, expect } from './fixtures.ts';
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from '../harness/chromium.ts';
 import { getText } from '../harness/http.ts';
 import {
+  closeLastTab,
+  expectSamplesNeverDecrease,
   fetchHealth,
   fetchHistory,
   joinJob,
+  latestTestAccuracy,
   MNIST_MLP_JOB,
   openVolunteer,
   serveJobForFile,
@@ -63,15 +66,10 @@ test('three tabs train the default job to 85% test accuracy; metrics agree', asy
   await expect.poll(async () => (await health()).workers, { timeout: 10_000 }).toBe(3);
 
   await expect
-    .poll(
-      async () =>
-        (await history()).history.filter((h) => h.testAccuracy !== undefined).at(-1)
-          ?.testAccuracy ?? 0,
-      {
-        timeout: 240_000,
-        intervals: [2_000],
-      },
-    )
+    .poll(async () => latestTestAccuracy(await history()), {
+      timeout: 240_000,
+      intervals: [2_000],
+    })
     .toBeGreaterThanOrEqual(0.85);
   await gpuTab.screenshot({ path: join(ARTIFACTS, 'volunteer-training.png'), fullPage: true });
   expect(await samplesOf(gpuTab)).toBeGreaterThan(0);
@@ -86,20 +84,12 @@ test('three tabs train the default job to 85% test accuracy; metrics agree', asy
   expect(metricValue(metrics, 'meshgrad_samples_total')).toBeGreaterThanOrEqual(
     lastEval?.samples ?? Infinity,
   );
-  // History samples never go backwards.
-  for (let i = 1; i < h.history.length; i++) {
-    expect(h.history[i]!.samples).toBeGreaterThanOrEqual(h.history[i - 1]!.samples);
-  }
+  expectSamplesNeverDecrease(h);
 });
 
 test('a tab closed mid-training is dropped within seconds; the others go on', async () => {
   test.setTimeout(60_000);
-  const closing = contexts.pop();
-  if (!closing) throw new Error('no tab to close');
-  const remaining = contexts.map((c) => c.pages()[0]!);
-  const before = await Promise.all(remaining.map(samplesOf));
-  await closing.close();
-  await expect.poll(async () => (await health()).workers, { timeout: 10_000 }).toBe(2);
+  const { remaining, before } = await closeLastTab(served, samplesOf);
   await expect
     .poll(
       async () => (await Promise.all(remaining.map(samplesOf))).every((s, i) => s > before[i]!),

@@ -36,7 +36,8 @@ export interface ServedJob {
  * context the tests opened closed.
  */
 export function serveJobForFile(
-  job: object,
+  /** The job file's spec; `null` runs the server's built-in default job, as `npm start` does. */
+  job: object | null,
   artifacts: string,
   /** More `meshgrad serve` options. */
   extraArgs: readonly string[] = [],
@@ -92,6 +93,37 @@ async function fetchJson<T>(server: ServerProcess, path: string): Promise<T> {
 /** The job's metrics history (`/api/jobs/<job>/metrics`). */
 export function fetchHistory(server: ServerProcess, jobId: string): Promise<History> {
   return fetchJson<History>(server, `/api/jobs/${jobId}/metrics`);
+}
+
+/** The test accuracy of the last evaluated record (0 before the first evaluation). */
+export function latestTestAccuracy(history: History): number {
+  return history.history.filter((h) => h.testAccuracy !== undefined).at(-1)?.testAccuracy ?? 0;
+}
+
+/** The history's sample counts never go backwards. */
+export function expectSamplesNeverDecrease(history: History): void {
+  for (let i = 1; i < history.history.length; i++) {
+    expect(history.history[i]!.samples).toBeGreaterThanOrEqual(history.history[i - 1]!.samples);
+  }
+}
+
+/**
+ * Closes the last context the spec opened (one tab), with `read` of each remaining tab taken
+ * just before, and waits until the server counts one volunteer fewer.
+ */
+export async function closeLastTab<T>(
+  served: ServedJob,
+  read: (page: Page) => Promise<T>,
+): Promise<{ remaining: Page[]; before: T[] }> {
+  const closing = served.contexts.pop();
+  if (!closing) throw new Error('no tab to close');
+  const remaining = served.contexts.map((c) => c.pages()[0]!);
+  const before = await Promise.all(remaining.map(read));
+  await closing.close();
+  await expect
+    .poll(async () => (await fetchHealth(served.server)).workers, { timeout: 10_000 })
+    .toBe(remaining.length);
+  return { remaining, before };
 }
 
 /** The server's `/healthz`: connected volunteers. */

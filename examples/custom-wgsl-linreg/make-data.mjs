@@ -3,25 +3,14 @@
 // `node make-data.mjs`.
 import { writeFileSync } from 'node:fs';
 import { URL } from 'node:url';
+import { seededRandom } from '../seeded-random.mjs';
 
 const SAMPLES = 2000;
 const WEIGHTS = [0.8, -1.2, 0.5, 0, 2, -0.7, 0.3, 1.1];
 const BIAS = 0.5;
 const NOISE = 0.1;
 
-// mulberry32, the PRNG meshgrad itself uses.
-let state = 4242;
-function random() {
-  let t = (state = (state + 0x6d2b79f5) >>> 0);
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-}
-function normal() {
-  let u = 0;
-  while (u === 0) u = random();
-  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * random());
-}
+const { normal } = seededRandom(4242);
 
 const rows = [[...WEIGHTS.map((_, j) => `x${j + 1}`), 'y'].join(',')];
 for (let i = 0; i < SAMPLES; i++) {

@@ -14,6 +14,22 @@ function connected(s: Socket): Promise<'connected' | string> {
   });
 }
 
+/**
+ * Connects to the running test server's /admin socket with `auth` and disconnects: `connected`,
+ * or the refusal's error code (its message where it has none).
+ */
+async function adminConnect(auth: Record<string, unknown>): Promise<string> {
+  const s = fixture.socket('/admin', { auth });
+  const outcome = await new Promise<string>((resolve) => {
+    s.once('connect', () => resolve('connected'));
+    s.once('connect_error', (err: Error & { data?: { code?: string } }) =>
+      resolve(err.data?.code ?? err.message),
+    );
+  });
+  s.disconnect();
+  return outcome;
+}
+
 /** A server whose admin token throttle allows 3 wrong tokens a minute, and its log lines. */
 async function throttledServer() {
   const { lines, logger } = capturingLogger();
@@ -84,17 +100,7 @@ describe('limits per remote address', () => {
 
   it('throttles wrong tokens on the /admin socket with the API’s own throttle, logging one line per burst', async () => {
     const { lines, server } = await throttledServer();
-    const admin = async (token: string) => {
-      const s = fixture.socket('/admin', { auth: { token } });
-      const outcome = await new Promise<string>((resolve) => {
-        s.once('connect', () => resolve('connected'));
-        s.once('connect_error', (err: Error & { data?: { code?: string } }) =>
-          resolve(err.data?.code ?? err.message),
-        );
-      });
-      s.disconnect();
-      return outcome;
-    };
+    const admin = (token: string) => adminConnect({ token });
     const get = (token: string) =>
       fetch(`${server.url}/api/admin/session`, { headers: { authorization: `Bearer ${token}` } });
     expect(await admin(TOKEN)).toBe('connected');
@@ -117,21 +123,10 @@ describe('limits per remote address', () => {
   it('takes an over-long token on the /admin socket for a wrong one: refused, counted and throttled', async () => {
     const { server } = await throttledServer();
     const long = 'x'.repeat(MAX_TOKEN_LENGTH + 1);
-    const admin = async (auth: Record<string, unknown>) => {
-      const s = fixture.socket('/admin', { auth });
-      const outcome = await new Promise<string>((resolve) => {
-        s.once('connect', () => resolve('connected'));
-        s.once('connect_error', (err: Error & { data?: { code?: string } }) =>
-          resolve(err.data?.code ?? err.message),
-        );
-      });
-      s.disconnect();
-      return outcome;
-    };
     // No token is still a missing one, and not counted against the address.
-    expect(await admin({})).toBe('ERR_UNAUTHORIZED');
-    for (let i = 0; i < 3; i++) expect(await admin({ token: long })).toBe('ERR_FORBIDDEN');
-    expect(await admin({ token: long })).toBe('ERR_RATE_LIMITED');
+    expect(await adminConnect({})).toBe('ERR_UNAUTHORIZED');
+    for (let i = 0; i < 3; i++) expect(await adminConnect({ token: long })).toBe('ERR_FORBIDDEN');
+    expect(await adminConnect({ token: long })).toBe('ERR_RATE_LIMITED');
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
     expect(metrics).toMatch(/meshgrad_admin_refused_total\{outcome="forbidden"\} 3/);
     expect(metrics).toMatch(/meshgrad_admin_refused_total\{outcome="unauthorized"\} 1/);

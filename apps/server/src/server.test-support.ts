@@ -15,6 +15,8 @@ import {
   type SocketOptions,
 } from 'socket.io-client';
 import { pino } from 'pino';
+import type { OkReply } from '@meshgrad/core';
+import type { Job } from './jobs/job.ts';
 import type { Logger } from './logger.ts';
 import { createServer, type MeshgradServer, type ServerOptions } from './server.ts';
 
@@ -67,6 +69,28 @@ export function startTestServer(options: ServerOptions): Promise<MeshgradServer>
 /** Resolves with the next `event` on `s`. */
 export function nextEvent<T>(s: Socket, event: string): Promise<T> {
   return new Promise((resolve) => s.once(event, (v: T) => resolve(v)));
+}
+
+/**
+ * Answers the state request `requestId` on `s` with the parameters of `job`'s model each moved by
+ * `shift` (a state near the model: one far from it would be refused as a regression), counted as
+ * `samples`; resolves with the server's reply and the parameters sent.
+ */
+export async function uploadState(
+  s: Socket,
+  job: Job,
+  requestId: string,
+  samples: number,
+  shift = 1 / 64,
+): Promise<{ reply: OkReply; params: Float32Array }> {
+  const params = job.initialParams().map((v) => v + shift);
+  const reply = (await s.timeout(EVALUATION_TIMEOUT_MS).emitWithAck('state', {
+    requestId,
+    jobId: job.spec.id,
+    samples,
+    params: new Uint8Array(params.buffer),
+  })) as OkReply;
+  return { reply, params };
 }
 
 /**

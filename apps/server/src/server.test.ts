@@ -15,6 +15,7 @@ import {
   ServerFixture,
   EVALUATION_TIMEOUT_MS,
   TEST_DEVICE,
+  uploadState,
 } from './server.test-support.ts';
 
 const clustersJob = {
@@ -167,14 +168,7 @@ describe('job server', () => {
     const request = nextEvent<{ requestId: string }>(s, 'requestState');
     expect(server.requestCheckpoint('blobs')).not.toBeNull();
     const { requestId } = await request;
-    // A state near the job's model: one far from it would be refused as a regression.
-    const params = job.initialParams().map((v) => v + 1 / 64);
-    const reply = (await s.timeout(EVALUATION_TIMEOUT_MS).emitWithAck('state', {
-      requestId,
-      jobId: 'blobs',
-      samples: 500,
-      params: new Uint8Array(params.buffer),
-    })) as OkReply;
+    const { reply, params } = await uploadState(s, job, requestId, 500);
     expect(reply).toEqual({ ok: true });
     expect(job.latest).toMatchObject({ seq: 1, samples: 500 });
     expect(job.latest?.testObjective).toBeGreaterThan(0);

@@ -13,6 +13,7 @@ import {
 } from '@meshgrad/core';
 import type { MeshgradServer } from './server.ts';
 import { ServerFixture, TEST_DEVICE } from './server.test-support.ts';
+import { stats } from './jobs/job.test-support.ts';
 import { RELAY_BURST_BYTES } from './relay-quota.ts';
 
 const JOB = {
@@ -47,16 +48,6 @@ const refusals = (s: Socket): Refused[] => {
   s.on('refused', (r: Refused) => out.push(r));
   return out;
 };
-
-const stats = (samples: number) => ({
-  jobId: 'blobs',
-  samples,
-  samplesPerSec: 10,
-  offered: 0,
-  accepted: 0,
-  paused: false,
-  links: [],
-});
 
 describe('worker ids', () => {
   it('are issued by the server: a client cannot choose one of its own', async () => {

@@ -21,49 +21,89 @@ function cell(value: string, numeric = false, title?: string): HTMLTableCellElem
   return td;
 }
 
-function volunteerRow(e: CreditEntry): HTMLTableRowElement {
-  const tr = document.createElement('tr');
-  tr.dataset.identity = e.id;
-  tr.append(
-    cell(String(e.rank), true),
-    cell(e.name ?? `anonymous ${e.id.slice(2, 8)}`, false, e.id),
-    cell(e.team ?? '–'),
-    cell(formatFlops(e.credit), true),
-    cell(e.samples.toLocaleString('en-US'), true),
-  );
-  return tr;
+/** One column of a board: its heading and what each entry shows in it. */
+interface Column {
+  readonly heading: string;
+  readonly numeric?: boolean;
+  readonly cell: (e: CreditEntry) => HTMLTableCellElement;
 }
 
-function teamRow(e: CreditEntry): HTMLTableRowElement {
+const RANK: Column = { heading: '#', numeric: true, cell: (e) => cell(String(e.rank), true) };
+const CREDIT: Column = {
+  heading: 'Credit',
+  numeric: true,
+  cell: (e) => cell(formatFlops(e.credit), true),
+};
+const SAMPLES: Column = {
+  heading: 'Samples',
+  numeric: true,
+  cell: (e) => cell(e.samples.toLocaleString('en-US'), true),
+};
+
+const VOLUNTEER_COLUMNS: readonly Column[] = [
+  RANK,
+  {
+    heading: 'Volunteer',
+    cell: (e) => cell(e.name ?? `anonymous ${e.id.slice(2, 8)}`, false, e.id),
+  },
+  { heading: 'Team', cell: (e) => cell(e.team ?? '–') },
+  CREDIT,
+  SAMPLES,
+];
+
+const TEAM_COLUMNS: readonly Column[] = [
+  RANK,
+  { heading: 'Team', cell: (e) => cell(e.id) },
+  { heading: 'Members', numeric: true, cell: (e) => cell(String(e.members ?? 0), true) },
+  CREDIT,
+  SAMPLES,
+];
+
+/** Gives table `id` its header row and an empty body, once. */
+function headTable(id: string, columns: readonly Column[]): void {
+  const table = $<HTMLTableElement>(id);
   const tr = document.createElement('tr');
-  tr.append(
-    cell(String(e.rank), true),
-    cell(e.id),
-    cell(String(e.members ?? 0), true),
-    cell(formatFlops(e.credit), true),
-    cell(e.samples.toLocaleString('en-US'), true),
-  );
-  return tr;
+  for (const c of columns) {
+    const th = document.createElement('th');
+    th.textContent = c.heading;
+    if (c.numeric) th.className = 'num';
+    tr.append(th);
+  }
+  table.createTHead().append(tr);
+  table.createTBody();
 }
 
-function empty(columns: number, text: string): HTMLTableRowElement {
-  const tr = document.createElement('tr');
-  const td = cell(text);
-  td.colSpan = columns;
-  td.className = 'hint';
-  tr.append(td);
-  return tr;
+/**
+ * Table `id`'s body: a row an entry, or `none` across all columns. With `identities`, each row
+ * carries its entry's id as `data-identity`.
+ */
+function fill(
+  id: string,
+  columns: readonly Column[],
+  entries: readonly CreditEntry[],
+  none: string,
+  identities = false,
+): void {
+  const rows = entries.map((e) => {
+    const tr = document.createElement('tr');
+    if (identities) tr.dataset.identity = e.id;
+    tr.append(...columns.map((c) => c.cell(e)));
+    return tr;
+  });
+  if (!rows.length) {
+    const tr = document.createElement('tr');
+    const td = cell(none);
+    td.colSpan = columns.length;
+    td.className = 'hint';
+    tr.append(td);
+    rows.push(tr);
+  }
+  $<HTMLTableElement>(id).tBodies[0]?.replaceChildren(...rows);
 }
 
 function render(board: CreditBoard | undefined): void {
-  const volunteers = board?.volunteers ?? [];
-  const teams = board?.teams ?? [];
-  $<HTMLTableElement>('volunteers-table').tBodies[0]?.replaceChildren(
-    ...(volunteers.length ? volunteers.map(volunteerRow) : [empty(5, 'No credit yet.')]),
-  );
-  $<HTMLTableElement>('teams-table').tBodies[0]?.replaceChildren(
-    ...(teams.length ? teams.map(teamRow) : [empty(5, 'No team yet.')]),
-  );
+  fill('volunteers-table', VOLUNTEER_COLUMNS, board?.volunteers ?? [], 'No credit yet.', true);
+  fill('teams-table', TEAM_COLUMNS, board?.teams ?? [], 'No team yet.');
 }
 
 /** Keeps the job choices in step with the report, without resetting the current choice. */
@@ -95,6 +135,8 @@ async function refresh(): Promise<void> {
   }
 }
 
+headTable('volunteers-table', VOLUNTEER_COLUMNS);
+headTable('teams-table', TEAM_COLUMNS);
 $<HTMLSelectElement>('board-select').addEventListener('change', () => void refresh());
 void refresh();
 setInterval(() => void refresh(), REFRESH_MS);

@@ -5,10 +5,9 @@ import {
   importParameters,
   PROTOCOL_VERSION,
   type Assignment,
-  type OkReply,
 } from '@meshgrad/core';
 import type { MeshgradServer } from '../server.ts';
-import { nextEvent, ServerFixture, EVALUATION_TIMEOUT_MS } from '../server.test-support.ts';
+import { nextEvent, ServerFixture, uploadState } from '../server.test-support.ts';
 import { TokenCheck } from './auth.ts';
 import type {
   AdminCheckpoint,
@@ -310,14 +309,7 @@ describe('admin API and namespace', () => {
     const asked = await api('/api/admin/jobs/blobs/checkpoints', { method: 'POST' });
     expect(asked.status).toBe(202);
     const { requestId } = await request;
-    // A state near the job's model: one far from it would be refused as a regression.
-    const params = job.initialParams().map((v) => v + 1 / 64);
-    const reply = (await a.timeout(EVALUATION_TIMEOUT_MS).emitWithAck('state', {
-      requestId,
-      jobId: 'blobs',
-      samples: 400,
-      params: new Uint8Array(params.buffer),
-    })) as OkReply;
+    const { reply } = await uploadState(a, job, requestId, 400);
     expect(reply).toEqual({ ok: true });
     // The periodic record may come first; the checkpoint's follows at once.
     await expect.poll(() => records.some((m) => m.record.checkpoint === 1)).toBe(true);
@@ -576,14 +568,8 @@ describe('admin API and namespace', () => {
       expect((await api('/api/admin/jobs/blobs/checkpoints', { method: 'POST' })).status).toBe(202);
       const { requestId } = await request;
       // States near the job's model, each its own: far ones would be refused as regressions.
-      const params = job.initialParams().map((v) => v + k / 64);
+      const { params } = await uploadState(a, job, requestId, 100, k / 64);
       uploads.push(params);
-      await a.timeout(EVALUATION_TIMEOUT_MS).emitWithAck('state', {
-        requestId,
-        jobId: 'blobs',
-        samples: 100,
-        params: new Uint8Array(params.buffer),
-      });
     }
     const { checkpoints } = await json<{ checkpoints: AdminCheckpoint[] }>(
       api('/api/admin/jobs/blobs/checkpoints'),

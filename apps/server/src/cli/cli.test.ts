@@ -6,6 +6,7 @@ import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeSafetensors, encodeNpy, parseNpy, readFloat32Tensor } from '@meshgrad/core';
 import { parseJobSpec } from '../jobs/job-spec.ts';
+import { idxBytes } from '../jobs/job.test-support.ts';
 import { DataStore } from '../store.ts';
 import { runCli, type CliIo } from './program.ts';
 
@@ -29,18 +30,6 @@ async function cli(...args: string[]) {
   const io = capture();
   const code = await runCli(args, io);
   return { code, stdout: io.stdout, stderr: io.stderr };
-}
-
-/** An IDX file of u8 values. */
-function idx(shape: readonly number[], values: ArrayLike<number>, magic = [0, 0]): Uint8Array {
-  const out = new Uint8Array(4 + 4 * shape.length + values.length);
-  out.set(magic, 0);
-  out[2] = 0x08;
-  out[3] = shape.length;
-  const view = new DataView(out.buffer);
-  shape.forEach((d, i) => view.setUint32(4 + 4 * i, d, false));
-  out.set(Array.from(values), 4 + 4 * shape.length);
-  return out;
 }
 
 const softmax = { kind: 'softmax', inputs: 2, classes: 2 };
@@ -191,8 +180,8 @@ beforeAll(async () => {
     'ragged.csv': 'a,b,label\n1,2,0\n3,4,1\n5,6\n',
     'text.csv': 'a,b,label\n1,2,0\n3,n/a,1\n',
     'three-classes.csv': 'a,b,label\n1,2,0\n3,4,1\n5,6,2\n7,8,1\n',
-    'images.idx.gz': idx([2, 2], [1, 2, 3, 4], [0x1f, 0x8b]),
-    'labels.idx': idx([2], [0, 1]),
+    'images.idx.gz': idxBytes([2, 2], [1, 2, 3, 4], [0x1f, 0x8b]),
+    'labels.idx': idxBytes([2], [0, 1]),
     'truncated.npy': encodeNpy([4, 2], new Float32Array(8)).subarray(0, 100),
     'x.npy': encodeNpy([8, 2], new Float32Array(16)),
     'y-short.npy': encodeNpy([7], new Float32Array(7)),

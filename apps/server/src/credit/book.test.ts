@@ -16,6 +16,7 @@ import { pino } from 'pino';
 import type { Logger } from '../logger.ts';
 import { ServerMetrics } from '../metrics.ts';
 import { BLOBS_JOB, ServerFixture } from '../server.test-support.ts';
+import { stats } from '../jobs/job.test-support.ts';
 import {
   CREDIT_FILE,
   CreditBook,
@@ -132,16 +133,6 @@ describe('CreditBook', () => {
 
 describe('credit through a real server', () => {
   const fixture = new ServerFixture('meshgrad-credit-');
-
-  const stats = (samples: number) => ({
-    jobId: BLOBS_JOB.id,
-    samples,
-    samplesPerSec: 10,
-    offered: 0,
-    accepted: 0,
-    paused: false,
-    links: [],
-  });
 
   const credit = async (url: string, query = ''): Promise<CreditReport> =>
     (await (await fetch(`${url}/api/credit${query}`)).json()) as CreditReport;

@@ -11,6 +11,7 @@ import {
   type SpotCheckMessage,
 } from '@meshgrad/core';
 import { BLOBS_JOB, nextEvent, ServerFixture } from '../server.test-support.ts';
+import { stats } from '../jobs/job.test-support.ts';
 import { FLAG_FAILED_CHECK, INITIAL_TRUST } from './book.ts';
 import { identityId } from './identity.ts';
 import { joinAs, TestIdentity } from './identity.test-support.ts';
@@ -45,16 +46,6 @@ describe('judge', () => {
 
 describe('spot checks through a real server', () => {
   const fixture = new ServerFixture('meshgrad-spot-');
-
-  const stats = (samples: number) => ({
-    jobId: BLOBS_JOB.id,
-    samples,
-    samplesPerSec: 10,
-    offered: 0,
-    accepted: 0,
-    paused: false,
-    links: [],
-  });
 
   const floatsOf = (b: ArrayBuffer | Uint8Array) => {
     const u = b instanceof Uint8Array ? b : new Uint8Array(b);

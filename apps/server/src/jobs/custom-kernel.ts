@@ -17,6 +17,7 @@ import {
   type ParameterLayout,
 } from '@meshgrad/core';
 import { JobSpecError, MAX_KERNEL_BYTES, type JobSpec } from './job-spec.ts';
+import { InOrder } from './in-order.ts';
 
 /** SwiftShader's Vulkan driver from Debian's chromium package (docs/recipes.md). */
 export const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
@@ -251,7 +252,7 @@ class KernelRunner {
   private buffers: Record<string, GPUBuffer> = {};
   private capacityRows = 0;
   /** Runs share buffers, so they take turns. */
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly turns = new InOrder();
 
   constructor(
     private readonly device: GPUDevice,
@@ -292,61 +293,54 @@ class KernelRunner {
     rows: number,
     poison: boolean,
   ): Promise<{ grad: Float32Array; loss: Float32Array }> {
-    const result = this.queue.then(() => this.runNow(params, x, labels, rows, poison));
-    this.queue = result.catch(() => undefined);
-    return result;
-  }
-
-  private async runNow(
-    params: Float32Array,
-    x: Float32Array,
-    labels: Uint32Array | null,
-    rows: number,
-    poison: boolean,
-  ): Promise<{ grad: Float32Array; loss: Float32Array }> {
-    const features = x.length / rows;
-    this.ensure(rows, features);
-    const b = this.buffers as Record<
-      'batch' | 'params' | 'grad' | 'x' | 'labels' | 'loss' | 'readGrad' | 'readLoss',
-      GPUBuffer
-    >;
-    const q = this.device.queue;
-    const info = customKernelBatchInfo(this.layout, rows);
-    q.writeBuffer(b.batch, 0, info.buffer, info.byteOffset, info.byteLength);
-    q.writeBuffer(b.params, 0, params.buffer, params.byteOffset, params.byteLength);
-    q.writeBuffer(b.x, 0, x.buffer, x.byteOffset, x.byteLength);
-    const l = labels ?? new Uint32Array(rows);
-    q.writeBuffer(b.labels, 0, l.buffer, l.byteOffset, rows * 4);
-    if (poison) {
-      const nan = new Float32Array(Math.max(this.layout.size, rows)).fill(Number.NaN);
-      q.writeBuffer(b.grad, 0, nan.buffer, 0, this.layout.size * 4);
-      q.writeBuffer(b.loss, 0, nan.buffer, 0, rows * 4);
-    }
-    const group = this.device.createBindGroup({
-      layout: this.bindGroupLayout,
-      entries: CUSTOM_KERNEL_BINDINGS.map((binding) => ({
-        binding: binding.binding,
-        resource: { buffer: b[binding.name] },
-      })),
+    return this.turns.run(async () => {
+      const features = x.length / rows;
+      this.ensure(rows, features);
+      const b = this.buffers as Record<
+        'batch' | 'params' | 'grad' | 'x' | 'labels' | 'loss' | 'readGrad' | 'readLoss',
+        GPUBuffer
+      >;
+      const q = this.device.queue;
+      const info = customKernelBatchInfo(this.layout, rows);
+      q.writeBuffer(b.batch, 0, info.buffer, info.byteOffset, info.byteLength);
+      q.writeBuffer(b.params, 0, params.buffer, params.byteOffset, params.byteLength);
+      q.writeBuffer(b.x, 0, x.buffer, x.byteOffset, x.byteLength);
+      const l = labels ?? new Uint32Array(rows);
+      q.writeBuffer(b.labels, 0, l.buffer, l.byteOffset, rows * 4);
+      if (poison) {
+        const nan = new Float32Array(Math.max(this.layout.size, rows)).fill(Number.NaN);
+        q.writeBuffer(b.grad, 0, nan.buffer, 0, this.layout.size * 4);
+        q.writeBuffer(b.loss, 0, nan.buffer, 0, rows * 4);
+      }
+      const group = this.device.createBindGroup({
+        layout: this.bindGroupLayout,
+        entries: CUSTOM_KERNEL_BINDINGS.map((binding) => ({
+          binding: binding.binding,
+          resource: { buffer: b[binding.name] },
+        })),
+      });
+      this.device.pushErrorScope('validation');
+      const encoder = this.device.createCommandEncoder({ label: `custom:${this.name}` });
+      const pass = encoder.beginComputePass();
+      pass.setPipeline(this.pipeline);
+      pass.setBindGroup(0, group);
+      pass.dispatchWorkgroups(customKernelWorkgroups(this.layout, rows));
+      pass.end();
+      encoder.copyBufferToBuffer(b.grad, 0, b.readGrad, 0, this.layout.size * 4);
+      encoder.copyBufferToBuffer(b.loss, 0, b.readLoss, 0, rows * 4);
+      q.submit([encoder.finish()]);
+      const invalid = await this.device.popErrorScope();
+      if (invalid) throw new Error(invalid.message);
+      await Promise.all([
+        b.readGrad.mapAsync(GPUMapMode.READ),
+        b.readLoss.mapAsync(GPUMapMode.READ),
+      ]);
+      const grad = new Float32Array(b.readGrad.getMappedRange(0, this.layout.size * 4).slice(0));
+      const loss = new Float32Array(b.readLoss.getMappedRange(0, rows * 4).slice(0));
+      b.readGrad.unmap();
+      b.readLoss.unmap();
+      return { grad, loss };
     });
-    this.device.pushErrorScope('validation');
-    const encoder = this.device.createCommandEncoder({ label: `custom:${this.name}` });
-    const pass = encoder.beginComputePass();
-    pass.setPipeline(this.pipeline);
-    pass.setBindGroup(0, group);
-    pass.dispatchWorkgroups(customKernelWorkgroups(this.layout, rows));
-    pass.end();
-    encoder.copyBufferToBuffer(b.grad, 0, b.readGrad, 0, this.layout.size * 4);
-    encoder.copyBufferToBuffer(b.loss, 0, b.readLoss, 0, rows * 4);
-    q.submit([encoder.finish()]);
-    const invalid = await this.device.popErrorScope();
-    if (invalid) throw new Error(invalid.message);
-    await Promise.all([b.readGrad.mapAsync(GPUMapMode.READ), b.readLoss.mapAsync(GPUMapMode.READ)]);
-    const grad = new Float32Array(b.readGrad.getMappedRange(0, this.layout.size * 4).slice(0));
-    const loss = new Float32Array(b.readLoss.getMappedRange(0, rows * 4).slice(0));
-    b.readGrad.unmap();
-    b.readLoss.unmap();
-    return { grad, loss };
   }
 
   destroy(): void {

@@ -11,19 +11,9 @@ import {
   jobSpecJsonSchema,
   parseJobSpec,
 } from './job-spec.ts';
+import { idxBytes } from './job.test-support.ts';
 
 let dir: string;
-
-/** An IDX file of u8 values with the given shape. */
-export function idxBytes(shape: readonly number[], values: ArrayLike<number>): Uint8Array {
-  const out = new Uint8Array(4 + 4 * shape.length + values.length);
-  out[2] = 0x08;
-  out[3] = shape.length;
-  const view = new DataView(out.buffer);
-  shape.forEach((d, i) => view.setUint32(4 + 4 * i, d, false));
-  out.set(Array.from(values), 4 + 4 * shape.length);
-  return out;
-}
 
 const base = {
   id: 'files',

@@ -1,4 +1,4 @@
-/** Test support for `Job`. */
+/** Test support for `Job` and the data files job specs name. */
 import { createLogger } from '../logger.ts';
 import { ServerMetrics } from '../metrics.ts';
 import type { DataStore } from '../store.ts';
@@ -11,7 +11,7 @@ export async function openTestJob(store: DataStore, spec: unknown): Promise<Job>
   return Job.open(parseJobSpec(spec), store, new ServerMetrics(), createLogger('silent'));
 }
 
-/** A worker's `stats` report with only the sample count set. */
+/** A worker's `stats` report for job `blobs` (BLOBS_JOB's id) with only the sample count set. */
 export const stats = (samples: number) => ({
   jobId: 'blobs',
   samples,
@@ -21,3 +21,19 @@ export const stats = (samples: number) => ({
   paused: false,
   links: [],
 });
+
+/** An IDX file of u8 values with the given shape; `magic` replaces its first two bytes. */
+export function idxBytes(
+  shape: readonly number[],
+  values: ArrayLike<number>,
+  magic: readonly [number, number] = [0, 0],
+): Uint8Array {
+  const out = new Uint8Array(4 + 4 * shape.length + values.length);
+  out.set(magic, 0);
+  out[2] = 0x08;
+  out[3] = shape.length;
+  const view = new DataView(out.buffer);
+  shape.forEach((d, i) => view.setUint32(4 + 4 * i, d, false));
+  out.set(Array.from(values), 4 + 4 * shape.length);
+  return out;
+}

@@ -196,6 +196,20 @@ describe('Job balancer', () => {
     );
   }
 
+  type ReportPlan = Parameters<typeof report>[3];
+
+  /** Ticks 1 to `ticks` of the balancer, each after every worker's report of its plan. */
+  async function balanceTicks(
+    job: Job,
+    ticks: number,
+    reports: ReadonlyArray<readonly [WorkerEntry, ReportPlan]>,
+  ): Promise<void> {
+    for (let t = 1; t <= ticks; t++) {
+      for (const [w, plan] of reports) report(job, w, t, plan);
+      await job.balanceWorkers(t);
+    }
+  }
+
   const rate = (s: WorkerSettings) => blocksPerSample(s, BATCH, 16);
 
   it('gives a worker on a slow, congested link a lower block rate than a fast one', async () => {
@@ -204,21 +218,19 @@ describe('Job balancer', () => {
     const fast = job.join('fast', 's1', TEST_DEVICE);
     const slow = job.join('slow', 's2', TEST_DEVICE);
     expect(fast.settings).toEqual(job.spec.communication);
-    for (let t = 1; t <= 8; t++) {
+    await balanceTicks(job, 8, [
       // The fast worker's channel was busy 40% of the time for 400 KB/s: it could send 1 MB/s.
-      report(job, fast, t, {
-        samplesPerSec: 320,
-        busy: 0.4,
-        links: [{ peer: 'slow', goodput: 400_000 }],
-      });
+      [fast, { samplesPerSec: 320, busy: 0.4, links: [{ peer: 'slow', goodput: 400_000 }] }],
       // The slow one's channel was busy throughout for 2 KB/s, with a queue and skipped sends.
-      report(job, slow, t, {
-        samplesPerSec: 320,
-        busy: 1,
-        links: [{ peer: 'fast', goodput: 2_000, backlog: 20_000, skipsPerTick: 4 }],
-      });
-      await job.balanceWorkers(t);
-    }
+      [
+        slow,
+        {
+          samplesPerSec: 320,
+          busy: 1,
+          links: [{ peer: 'fast', goodput: 2_000, backlog: 20_000, skipsPerTick: 4 }],
+        },
+      ],
+    ]);
     expect(rate(slow.settings)).toBeLessThan(rate(fast.settings));
     expect(
       slow.settings.communicationPeriod > fast.settings.communicationPeriod ||
@@ -278,20 +290,18 @@ describe('Job balancer', () => {
     recordingOutbox(job);
     const a = job.join('a', 's1', TEST_DEVICE);
     const b = job.join('b', 's2', TEST_DEVICE);
-    for (let t = 1; t <= 4; t++) {
-      // Both could send 2 MB/s (busy 5% for 100 KB/s), far over the relay's capacity…
-      report(job, a, t, {
-        samplesPerSec: 16_000,
-        busy: 0.05,
-        links: [{ peer: 'b', goodput: 100_000, relayed: true }],
-      });
-      report(job, b, t, {
-        samplesPerSec: 16_000,
-        busy: 0.05,
-        links: [{ peer: 'a', goodput: 100_000 }],
-      });
-      await job.balanceWorkers(t);
-    }
+    // Both could send 2 MB/s (busy 5% for 100 KB/s), far over the relay's capacity…
+    await balanceTicks(job, 4, [
+      [
+        a,
+        {
+          samplesPerSec: 16_000,
+          busy: 0.05,
+          links: [{ peer: 'b', goodput: 100_000, relayed: true }],
+        },
+      ],
+      [b, { samplesPerSec: 16_000, busy: 0.05, links: [{ peer: 'a', goodput: 100_000 }] }],
+    ]);
     // …but a's only neighbour is through the server's relay.
     const relayCap = DEFAULT_BALANCER_OPTIONS.relayCapacityBytesPerSec;
     expect(a.plan).toMatchObject({ reason: 'link-limit' });
@@ -458,20 +468,11 @@ describe('Job balancer', () => {
     const { calls } = recordingOutbox(job);
     const fast = job.join('fast', 's1', TEST_DEVICE);
     const slow = job.join('slow', 's2', TEST_DEVICE);
-    for (let t = 1; t <= 3; t++) {
-      report(job, fast, t, {
-        samplesPerSec: 160,
-        busy: 0.5,
-        links: [{ peer: 'slow', goodput: 500_000 }],
-      });
+    await balanceTicks(job, 3, [
+      [fast, { samplesPerSec: 160, busy: 0.5, links: [{ peer: 'slow', goodput: 500_000 }] }],
       // The slow one contributed more samples, but its uplink carries a tenth.
-      report(job, slow, t, {
-        samplesPerSec: 320,
-        busy: 0.5,
-        links: [{ peer: 'fast', goodput: 50_000 }],
-      });
-      await job.balanceWorkers(t);
-    }
+      [slow, { samplesPerSec: 320, busy: 0.5, links: [{ peer: 'fast', goodput: 50_000 }] }],
+    ]);
     expect(slow.contributed).toBeGreaterThan(fast.contributed);
     expect(fast.plan!.capacityBytesPerSec!).toBeGreaterThan(slow.plan!.capacityBytesPerSec!);
     const requestId = job.requestState();
