@@ -14,7 +14,7 @@ import {
   type MetricsRecord,
 } from '../store.ts';
 import type { Job } from './job.ts';
-import { openTestJob, stats } from './job.test-support.ts';
+import { closeTestJobs, openTestJob, stats } from './job.test-support.ts';
 import { TEST_DEVICE } from '../server.test-support.ts';
 
 /** How long to wait for a released write to reach the disk (a loaded machine can be slow). */
@@ -94,6 +94,7 @@ beforeEach(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'meshgrad-persist-'));
 });
 afterEach(async () => {
+  await closeTestJobs();
   await rm(dir, { recursive: true, force: true });
 });
 

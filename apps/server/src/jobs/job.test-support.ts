@@ -5,10 +5,34 @@ import type { DataStore } from '../store.ts';
 import { Job } from './job.ts';
 import { parseJobSpec } from './job-spec.ts';
 
-/** Opens the job `spec` on `store` (initialised first), with fresh metrics and a silent log. */
+/** The jobs `openTestJob` opened that `closeTestJobs` has not closed yet, with their stores. */
+const opened: { job: Job; store: DataStore }[] = [];
+
+/**
+ * Opens the job `spec` on `store` (initialised first), with fresh metrics and a silent log. A
+ * test file that removes the store's folder calls `closeTestJobs` first.
+ */
 export async function openTestJob(store: DataStore, spec: unknown): Promise<Job> {
   await store.init();
-  return Job.open(parseJobSpec(spec), store, new ServerMetrics(), createLogger('silent'));
+  const job = await Job.open(
+    parseJobSpec(spec),
+    store,
+    new ServerMetrics(),
+    createLogger('silent'),
+  );
+  opened.push({ job, store });
+  return job;
+}
+
+/**
+ * Ends every job `openTestJob` opened and waits for the lines their stores still had to append:
+ * a job appends its events without waiting (they are coalesced, DataStore.appendEvent), and a
+ * folder removed meanwhile fails with ENOTEMPTY when an append recreates a file in it.
+ */
+export async function closeTestJobs(): Promise<void> {
+  const all = opened.splice(0);
+  await Promise.all(all.map(({ job }) => job.close()));
+  await Promise.all(all.map(({ store }) => store.settled()));
 }
 
 /** A worker's `stats` report for job `blobs` (BLOBS_JOB's id) with only the sample count set. */

@@ -16,7 +16,7 @@ import { LocalClusterLink, type ClusterLink, type RemoteWorker } from './cluster
 import { type Job, type JobOutbox, type WorkerEntry } from './job.ts';
 import { MAX_DEPARTED_CREDITS, maxCredit } from './progress.ts';
 import { WORKER_STALE_MS } from './roster.ts';
-import { openTestJob, stats } from './job.test-support.ts';
+import { closeTestJobs, openTestJob, stats } from './job.test-support.ts';
 import { TEST_DEVICE } from '../server.test-support.ts';
 
 let dir: string;
@@ -24,6 +24,7 @@ beforeEach(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'meshgrad-job-'));
 });
 afterEach(async () => {
+  await closeTestJobs();
   await rm(dir, { recursive: true, force: true });
 });
 

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { PROTOCOL_VERSION, type Dataset } from '@meshgrad/core';
 import type { Logger } from '../logger.ts';
 import { DataStore } from '../store.ts';
-import { openTestJob, stats } from '../jobs/job.test-support.ts';
+import { closeTestJobs, openTestJob, stats } from '../jobs/job.test-support.ts';
 import { JobSpecError, parseJobSpec } from '../jobs/job-spec.ts';
 import { BLOBS_JOB, ServerFixture, TEST_DEVICE } from '../server.test-support.ts';
 import { buildJobData, Evaluator, WorkerCrashedError } from './job-data.ts';
@@ -180,6 +180,7 @@ describe('worker threads', () => {
       expect(order).toEqual(['loop turned', 'evaluated']);
       await job.close();
     } finally {
+      await closeTestJobs();
       await rm(dir, { recursive: true, force: true });
     }
   });
@@ -208,6 +209,7 @@ describe('worker threads', () => {
       expect(job.latest?.seq).toBe(1);
       await job.close();
     } finally {
+      await closeTestJobs();
       await rm(dir, { recursive: true, force: true });
     }
   });
