@@ -2,13 +2,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createLogger } from '../logger.ts';
-import { ServerMetrics } from '../metrics.ts';
 import { TEST_DEVICE } from '../server.test-support.ts';
 import { DataStore } from '../store.ts';
-import { Job, type JobOutbox } from './job.ts';
-import { parseJobSpec } from './job-spec.ts';
-import { stats } from './job.test-support.ts';
+import { type JobOutbox } from './job.ts';
+import { closeTestJobs, openTestJob, stats } from './job.test-support.ts';
 import { MAX_DEPARTED_CREDITS } from './progress.ts';
 
 let dir: string;
@@ -16,6 +13,7 @@ beforeEach(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'meshgrad-job-work-'));
 });
 afterEach(async () => {
+  await closeTestJobs();
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -31,15 +29,12 @@ const QUIET_OUTBOX: JobOutbox = {
  * job's meter counted per event, for the joins and for the leaves apart.
  */
 async function workPerEvent(n: number) {
-  const store = new DataStore(path.join(dir, String(n)));
-  await store.init();
-  const spec = parseJobSpec({
+  const job = await openTestJob(new DataStore(path.join(dir, String(n))), {
     id: 'blobs',
     name: 'Blobs',
     model: { kind: 'kmeans', dims: 2, clusters: 3 },
     dataset: { kind: 'clusters', clusters: 3, dims: 2, count: 300, testCount: 100 },
   });
-  const job = await Job.open(spec, store, new ServerMetrics(), createLogger('silent'));
   job.attach(QUIET_OUTBOX);
   const work = job.roster.work;
   const snapshot = () => ({ ...work });
