@@ -93,6 +93,39 @@ export interface ShapeWording {
   readonly samples: string;
 }
 
+/** An array file format as `datasetFromArrays` reads it: its parser and its wording. */
+export interface ArrayFormat extends ShapeWording {
+  readonly parse: (input: BinaryInput) => NdArray;
+  /** Error message (after the dataset name) for features with no sample dimension. */
+  readonly noSamples: string;
+}
+
+/**
+ * A dataset from a features array (the first dimension counts the samples, the rest is
+ * flattened) scaled by `scale`, and labels as for `labelledDataset`; each given as bytes in
+ * `format` or as an already parsed array.
+ * @throws DatasetFormatError: any `format.parse` code, `format.shapeCode`, ERR_LABEL_COUNT,
+ *   ERR_LABEL_VALUE, or a makeDataset code.
+ */
+export function datasetFromArrays(
+  name: string,
+  features: BinaryInput | NdArray,
+  labels: BinaryInput | NdArray | null,
+  scale: number,
+  format: ArrayFormat,
+): Dataset {
+  const asArray = (input: BinaryInput | NdArray): NdArray =>
+    input instanceof Uint8Array || input instanceof ArrayBuffer ? format.parse(input) : input;
+  const featureArray = asArray(features);
+  const [count, ...sampleShape] = featureArray.shape;
+  if (count === undefined) {
+    throw new DatasetFormatError(format.shapeCode, `${name}: ${format.noSamples}`);
+  }
+  const x = scaled(featureArray.data, scale, name);
+  const labelArray = labels === null ? null : asArray(labels);
+  return labelledDataset(name, x, shapeSize(sampleShape), count, labelArray, format);
+}
+
 /**
  * A dataset from `count` flattened samples of `features` values in `x`, labelled by `labels`
  * (shape [count] or [count, 1], non-negative integers) unless null. A labels array that

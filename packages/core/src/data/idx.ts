@@ -5,13 +5,12 @@
 import type { Dataset, NdArray } from './dataset.ts';
 import { DatasetFormatError } from './errors.ts';
 import {
+  datasetFromArrays,
   dataViewOf,
-  labelledDataset,
-  scaled,
   shapeSize,
   toBytes,
+  type ArrayFormat,
   type BinaryInput,
-  type ShapeWording,
 } from './bytes.ts';
 
 export type IdxType = 'u8' | 'i8' | 'i16' | 'i32' | 'f32' | 'f64';
@@ -144,24 +143,14 @@ export function datasetFromIdx(
   labels: BinaryInput | NdArray | null,
   options: IdxDatasetOptions,
 ): Dataset {
-  const features = asArray(images);
-  const { name } = options;
-  const [count, ...sampleShape] = features.shape;
-  if (count === undefined) {
-    throw new DatasetFormatError('ERR_IDX_DIMS', `${name}: images have no dimensions`);
-  }
-  const x = scaled(features.data, options.scale ?? 1, name);
-  const labelArray = labels === null ? null : asArray(labels);
-  return labelledDataset(name, x, shapeSize(sampleShape), count, labelArray, IDX_WORDING);
+  return datasetFromArrays(options.name, images, labels, options.scale ?? 1, IDX_FORMAT);
 }
 
-const IDX_WORDING: ShapeWording = {
+const IDX_FORMAT: ArrayFormat = {
+  parse: parseIdx,
   shapeCode: 'ERR_IDX_DIMS',
   labelShapes: '[count] or [count, 1]',
   shape: (dims) => `[${dims.join(', ')}]`,
   samples: 'images',
+  noSamples: 'images have no dimensions',
 };
-
-function asArray(input: BinaryInput | NdArray): NdArray {
-  return input instanceof Uint8Array || input instanceof ArrayBuffer ? parseIdx(input) : input;
-}

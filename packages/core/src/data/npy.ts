@@ -7,15 +7,14 @@
 import type { Dataset, NdArray } from './dataset.ts';
 import { DatasetFormatError } from './errors.ts';
 import {
+  datasetFromArrays,
   dataViewOf,
   decodeUtf8,
   encodeUtf8,
-  labelledDataset,
-  scaled,
   shapeSize,
   toBytes,
+  type ArrayFormat,
   type BinaryInput,
-  type ShapeWording,
 } from './bytes.ts';
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
@@ -461,27 +460,14 @@ export function datasetFromNpy(
   labels: BinaryInput | NdArray | null,
   options: NpyDatasetOptions,
 ): Dataset {
-  const { name } = options;
-  const featureArray = asArray(features);
-  const [count, ...sampleShape] = featureArray.shape;
-  if (count === undefined) {
-    throw new DatasetFormatError(
-      'ERR_SHAPE',
-      `${name}: features are a scalar, not an array of samples`,
-    );
-  }
-  const x = scaled(featureArray.data, options.scale ?? 1, name);
-  const labelArray = labels === null ? null : asArray(labels);
-  return labelledDataset(name, x, shapeSize(sampleShape), count, labelArray, NPY_WORDING);
+  return datasetFromArrays(options.name, features, labels, options.scale ?? 1, NPY_FORMAT);
 }
 
-const NPY_WORDING: ShapeWording = {
+const NPY_FORMAT: ArrayFormat = {
+  parse: parseNpy,
   shapeCode: 'ERR_SHAPE',
   labelShapes: '(count,) or (count, 1)',
   shape: (dims) => `(${dims.join(', ')})`,
   samples: 'samples',
+  noSamples: 'features are a scalar, not an array of samples',
 };
-
-function asArray(input: BinaryInput | NdArray): NdArray {
-  return input instanceof Uint8Array || input instanceof ArrayBuffer ? parseNpy(input) : input;
-}

@@ -121,27 +121,21 @@ export function validateBatch(layout: ParameterLayout, batch: Batch): void {
   if (spec.kind === 'custom') {
     // A custom kernel may read labels or not; when it does they must fit its classes.
     if (labels === null || spec.classes === 0) return;
-    if (labels.length !== batch.size) {
-      throw new RangeError(`batch.labels has ${labels.length} entries, expected ${batch.size}`);
-    }
-    for (let i = 0; i < labels.length; i++) {
-      if (labels[i]! >= spec.classes) {
-        throw new RangeError(
-          `batch.labels[${i}] = ${labels[i]} is not below classes = ${spec.classes}`,
-        );
-      }
-    }
+    validateLabels(labels, batch.size, spec.classes);
     return;
   }
   if (labels === null) throw new RangeError(`a ${spec.kind} model needs labelled batches`);
-  if (labels.length !== batch.size) {
-    throw new RangeError(`batch.labels has ${labels.length} entries, expected ${batch.size}`);
+  validateLabels(labels, batch.size, spec.classes);
+}
+
+/** One label per sample, each below `classes`. */
+function validateLabels(labels: Uint32Array, size: number, classes: number): void {
+  if (labels.length !== size) {
+    throw new RangeError(`batch.labels has ${labels.length} entries, expected ${size}`);
   }
   for (let i = 0; i < labels.length; i++) {
-    if (labels[i]! >= spec.classes) {
-      throw new RangeError(
-        `batch.labels[${i}] = ${labels[i]} is not below classes = ${spec.classes}`,
-      );
+    if (labels[i]! >= classes) {
+      throw new RangeError(`batch.labels[${i}] = ${labels[i]} is not below classes = ${classes}`);
     }
   }
 }
@@ -157,16 +151,7 @@ function validateLayersBatch(layout: ParameterLayout, batch: Batch): void {
   const labels = batch.labels;
   if (plan.loss === 'classify') {
     if (labels === null) throw new RangeError('a classify layers model needs labelled batches');
-    if (labels.length !== batch.size) {
-      throw new RangeError(`batch.labels has ${labels.length} entries, expected ${batch.size}`);
-    }
-    for (let i = 0; i < labels.length; i++) {
-      if (labels[i]! >= plan.classes) {
-        throw new RangeError(
-          `batch.labels[${i}] = ${labels[i]} is not below classes = ${plan.classes}`,
-        );
-      }
-    }
+    validateLabels(labels, batch.size, plan.classes);
   }
   const first = plan.nodes[0]!;
   if (first.op !== 'embedding') return;

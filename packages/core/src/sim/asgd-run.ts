@@ -19,6 +19,8 @@ import type { LinkStats } from '../protocol/schemas.ts';
 import { EventQueue } from './event-queue.ts';
 import { SimNetwork, type NetworkInterval } from './network.ts';
 import {
+  afterWork,
+  channelsAmong,
   DEFAULT_EVAL_INTERVAL_S,
   DEFAULT_TICK_INTERVAL_S,
   emptyTotals,
@@ -212,29 +214,20 @@ export async function runAsgd(config: SimulationConfig): Promise<SimulationResul
     refreshNeighbours();
   };
 
-  function* channelCounters() {
-    const ids = [...live.keys()];
-    for (const a of ids) {
-      for (const b of ids) {
-        const c = a === b ? undefined : network.counters(a, b);
-        if (c) yield [{ from: a, to: b }, c] as const;
-      }
-    }
-  }
+  const channelCounters = () => channelsAmong(network, [...live.keys()]);
 
   const scheduleStep = (worker: LiveWorker) => {
-    const speed = worker.spec.samplesPerSec.valueAt(clock.nowS);
-    if (speed <= 0) {
-      // Paused: look again when the speed changes.
-      const next = worker.spec.samplesPerSec.nextChangeAfter(clock.nowS);
-      if (next < Infinity) clock.at(next, () => scheduleStep(worker));
-      return;
-    }
-    clock.after(workload.batchSize / speed, async () => {
-      if (live.get(worker.spec.id) !== worker || target.stopped) return;
-      await worker.asgd.step();
-      scheduleStep(worker);
-    });
+    afterWork(
+      clock,
+      worker.spec.samplesPerSec,
+      workload.batchSize,
+      () => scheduleStep(worker),
+      async () => {
+        if (live.get(worker.spec.id) !== worker || target.stopped) return;
+        await worker.asgd.step();
+        scheduleStep(worker);
+      },
+    );
   };
 
   const probe = (): LiveWorker | undefined => {

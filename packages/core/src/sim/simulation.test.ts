@@ -6,7 +6,7 @@ import { kmeansWorkload } from './workloads.ts';
 
 // A small K-Means task: 8 clusters in 8 dimensions, 8 blocks of 8 floats. Shards of a few
 // hundred samples are too small to pin 8 centres down alone, so exchange has something to add.
-const workload = kmeansWorkload({
+const kmeansTask = {
   clusters: 8,
   dims: 8,
   count: 1_600,
@@ -16,7 +16,8 @@ const workload = kmeansWorkload({
   learningRate: 1,
   blockSize: 8,
   seed: 3,
-});
+};
+const workload = kmeansWorkload(kmeansTask);
 
 const worker = (
   id: string,
@@ -196,18 +197,7 @@ describe('simulate (sync)', () => {
   it('trains: reaches the target and stops there', async () => {
     const workers = [worker('a', 200), worker('b', 200)];
     // Batches of 8 leave SGD noise near 3% on this task, so the target here is 5%.
-    const loose = kmeansWorkload({
-      clusters: 8,
-      dims: 8,
-      count: 1_600,
-      testCount: 1_000,
-      minSeparation: 12,
-      batchSize: 8,
-      learningRate: 1,
-      blockSize: 8,
-      seed: 3,
-      tolerance: 0.05,
-    });
+    const loose = kmeansWorkload({ ...kmeansTask, tolerance: 0.05 });
     const result = await simulate({
       ...base(workers, { mode: 'sync', maxTimeS: 30, stopAtTarget: true }),
       workload: loose,

@@ -9,7 +9,7 @@ import type { Dataset } from '../data/dataset.ts';
 import type { ParameterLayout } from '../model/spec.ts';
 import type { WorkerSettings } from '../protocol/events.ts';
 import type { EventQueue } from './event-queue.ts';
-import type { PathOptions } from './network.ts';
+import type { PathOptions, SimNetwork } from './network.ts';
 import type { Schedule } from './schedule.ts';
 
 /**
@@ -258,4 +258,34 @@ export async function runScheduled(
   for (let t = tickS; t <= config.maxTimeS + 1e-9; t += tickS) clock.at(t, () => on.tick());
   for (let t = evalS; t <= config.maxTimeS + 1e-9; t += evalS) clock.at(t, () => on.evaluate());
   await clock.run(config.maxTimeS, () => target.stopped);
+}
+
+/**
+ * Runs `done` once a worker of `speed` samples/s has worked through `samples`, in simulated
+ * time. While its speed is zero (paused) nothing runs; `retry` runs when the speed next changes.
+ */
+export function afterWork(
+  clock: EventQueue,
+  speed: Schedule,
+  samples: number,
+  retry: () => void,
+  done: () => void | Promise<void>,
+): void {
+  const now = speed.valueAt(clock.nowS);
+  if (now <= 0) {
+    const next = speed.nextChangeAfter(clock.nowS);
+    if (next < Infinity) clock.at(next, retry);
+    return;
+  }
+  clock.after(samples / now, done);
+}
+
+/** The open channels among `ids` with their cumulative counters, each sender's in `ids` order. */
+export function* channelsAmong(network: SimNetwork, ids: readonly string[]) {
+  for (const from of ids) {
+    for (const to of ids) {
+      const counters = from === to ? undefined : network.counters(from, to);
+      if (counters) yield [{ from, to }, counters] as const;
+    }
+  }
 }

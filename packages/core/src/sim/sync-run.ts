@@ -14,6 +14,8 @@ import { EventQueue } from './event-queue.ts';
 import { SimNetwork } from './network.ts';
 import { Schedule } from './schedule.ts';
 import {
+  afterWork,
+  channelsAmong,
   DEFAULT_EVAL_INTERVAL_S,
   DEFAULT_SERVER_BYTES_PER_SEC,
   DEFAULT_TICK_INTERVAL_S,
@@ -134,20 +136,20 @@ export async function runSync(config: SimulationConfig): Promise<SimulationResul
   };
 
   const compute = (w: SyncWorker) => {
-    const speed = w.spec.samplesPerSec.valueAt(clock.nowS);
-    if (speed <= 0) {
-      const next = w.spec.samplesPerSec.nextChangeAfter(clock.nowS);
-      if (next < Infinity) clock.at(next, () => compute(w));
-      return;
-    }
     const startedRound = round;
-    clock.after(workload.batchSize / speed, () => {
-      if (live.get(w.spec.id) !== w || round !== startedRound || target.stopped) return;
-      lossAndGradient(layout, w.params, w.batcher.next(), w.gradient, scratch);
-      w.samples += workload.batchSize;
-      totals.samples += workload.batchSize;
-      sendBlocks(w.spec.id, SERVER_ID, w.gradient);
-    });
+    afterWork(
+      clock,
+      w.spec.samplesPerSec,
+      workload.batchSize,
+      () => compute(w),
+      () => {
+        if (live.get(w.spec.id) !== w || round !== startedRound || target.stopped) return;
+        lossAndGradient(layout, w.params, w.batcher.next(), w.gradient, scratch);
+        w.samples += workload.batchSize;
+        totals.samples += workload.batchSize;
+        sendBlocks(w.spec.id, SERVER_ID, w.gradient);
+      },
+    );
   };
 
   const join = (spec: SimWorkerSpec, index: number) => {
@@ -234,15 +236,10 @@ export async function runSync(config: SimulationConfig): Promise<SimulationResul
     evaluate: evaluateServer,
   });
 
-  const ids = [SERVER_ID, ...live.keys()];
-  for (const a of ids) {
-    for (const b of ids) {
-      const c = a === b ? undefined : network.counters(a, b);
-      if (!c) continue;
-      totals.messagesDelivered += c.messagesDelivered;
-      totals.bytesDelivered += c.bytesDelivered;
-      totals.maxBacklogBytes = Math.max(totals.maxBacklogBytes, c.maxBacklogBytes);
-    }
+  for (const [, c] of channelsAmong(network, [SERVER_ID, ...live.keys()])) {
+    totals.messagesDelivered += c.messagesDelivered;
+    totals.bytesDelivered += c.bytesDelivered;
+    totals.maxBacklogBytes = Math.max(totals.maxBacklogBytes, c.maxBacklogBytes);
   }
   totals.blocksSent = seq;
   return {

@@ -8,11 +8,20 @@ const candidates: StatsRecord[] = [
   { id: 'R2', type: 'remote-candidate', candidateType: 'srflx' },
 ];
 
+/** The candidate pair of the two host candidates, with `extra` fields. */
+const hostPair = (extra: Partial<StatsRecord>): StatsRecord => ({
+  id: 'P1',
+  type: 'candidate-pair',
+  localCandidateId: 'L1',
+  remoteCandidateId: 'R1',
+  ...extra,
+});
+
 describe('probeFromStats', () => {
   it('follows the transport to the selected pair (Chromium)', () => {
     const report: StatsRecord[] = [
       ...candidates,
-      { id: 'P1', type: 'candidate-pair', localCandidateId: 'L1', remoteCandidateId: 'R1' },
+      hostPair({}),
       {
         id: 'P2',
         type: 'candidate-pair',
@@ -28,30 +37,14 @@ describe('probeFromStats', () => {
   });
 
   it('takes a pair flagged selected, or a nominated succeeded one, without a transport', () => {
+    expect(probeFromStats([...candidates, hostPair({ selected: true })])).toEqual({
+      rttMs: undefined,
+      route: 'direct',
+    });
     expect(
       probeFromStats([
         ...candidates,
-        {
-          id: 'P1',
-          type: 'candidate-pair',
-          localCandidateId: 'L1',
-          remoteCandidateId: 'R1',
-          selected: true,
-        },
-      ]),
-    ).toEqual({ rttMs: undefined, route: 'direct' });
-    expect(
-      probeFromStats([
-        ...candidates,
-        {
-          id: 'P1',
-          type: 'candidate-pair',
-          localCandidateId: 'L1',
-          remoteCandidateId: 'R1',
-          nominated: true,
-          state: 'succeeded',
-          currentRoundTripTime: 0.001,
-        },
+        hostPair({ nominated: true, state: 'succeeded', currentRoundTripTime: 0.001 }),
       ]),
     ).toEqual({ rttMs: 1, route: 'direct' });
   });

@@ -13,8 +13,11 @@ export type FloatArray = Float32Array | Float64Array;
 /** Rows of the shared dimension per block: 64 rows of a 256-wide B are 64 KiB of float32. */
 const K_BLOCK = 64;
 
-/** C[M×N] += A[M×K] · B[K×N]. */
-export function gemmNN(
+/**
+ * The signature every variant shares: the product's sizes, then each operand as (array, offset
+ * of its first element, leading dimension: the stride between its rows as stored).
+ */
+type Gemm = (
   m: number,
   n: number,
   k: number,
@@ -27,7 +30,10 @@ export function gemmNN(
   c: FloatArray,
   cOff: number,
   ldc: number,
-): void {
+) => void;
+
+/** C[M×N] += A[M×K] · B[K×N]. */
+export const gemmNN: Gemm = (m, n, k, a, aOff, lda, b, bOff, ldb, c, cOff, ldc) => {
   for (let k0 = 0; k0 < k; k0 += K_BLOCK) {
     const k1 = Math.min(k, k0 + K_BLOCK);
     for (let i = 0; i < m; i++) {
@@ -58,23 +64,10 @@ export function gemmNN(
       }
     }
   }
-}
+};
 
 /** C[M×N] += A[M×K] · B[N×K]ᵀ: dot products of rows of A with rows of B. */
-export function gemmNT(
-  m: number,
-  n: number,
-  k: number,
-  a: FloatArray,
-  aOff: number,
-  lda: number,
-  b: FloatArray,
-  bOff: number,
-  ldb: number,
-  c: FloatArray,
-  cOff: number,
-  ldc: number,
-): void {
+export const gemmNT: Gemm = (m, n, k, a, aOff, lda, b, bOff, ldb, c, cOff, ldc) => {
   for (let i = 0; i < m; i++) {
     const a0 = aOff + i * lda;
     const c0 = cOff + i * ldc;
@@ -108,23 +101,10 @@ export function gemmNT(
       c[c0 + j] = c[c0 + j]! + s;
     }
   }
-}
+};
 
 /** C[M×N] += A[K×M]ᵀ · B[K×N]: a sum over the K rows of outer products. */
-export function gemmTN(
-  m: number,
-  n: number,
-  k: number,
-  a: FloatArray,
-  aOff: number,
-  lda: number,
-  b: FloatArray,
-  bOff: number,
-  ldb: number,
-  c: FloatArray,
-  cOff: number,
-  ldc: number,
-): void {
+export const gemmTN: Gemm = (m, n, k, a, aOff, lda, b, bOff, ldb, c, cOff, ldc) => {
   for (let k0 = 0; k0 < k; k0 += K_BLOCK) {
     const k1 = Math.min(k, k0 + K_BLOCK);
     for (let i = 0; i < m; i++) {
@@ -146,4 +126,4 @@ export function gemmTN(
       }
     }
   }
-}
+};

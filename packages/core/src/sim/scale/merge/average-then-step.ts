@@ -5,7 +5,7 @@
  * is decentralised gossip SGD (Lian et al. 2017, "Can Decentralized Algorithms Outperform
  * Centralized Algorithms?").
  */
-import { parzenWeight, type ParzenMode } from './parzen.ts';
+import { parzenWeights, type ParzenMode } from './parzen.ts';
 import type { MergeInput, MergeStrategy, WorkerMerge } from './strategy.ts';
 
 export function averageThenStep(parzen: ParzenMode = 'hard'): MergeStrategy {
@@ -19,12 +19,7 @@ export function averageThenStep(parzen: ParzenMode = 'hard'): MergeStrategy {
           let merged = 0;
           for (let start = 0; start < w.length; start += blockSize) {
             const end = Math.min(start + blockSize, w.length);
-            let total = 0;
-            for (let r = 0; r < inbox.length; r++) {
-              const a = parzenWeight(parzen, w, g, inbox[r]!.subarray(start, end), start, end, eta);
-              weights[r] = a;
-              total += a;
-            }
+            const total = parzenWeights(parzen, w, g, inbox, start, end, eta, weights);
             const inv = 1 / (1 + total);
             for (let i = start; i < end; i++) {
               let s = w[i]!;

@@ -34,3 +34,26 @@ export function parzenWeight(
   if (mode === 'hard') return 2 * dot > threshold ? 1 : 0;
   return threshold > 0 ? Math.min(1, Math.max(0, (2 * dot) / threshold)) : 0;
 }
+
+/**
+ * Writes the weight of block `start`…`end` of each peer state in `inbox` to `weights` (one entry
+ * per peer) and returns their sum, accumulated in inbox order.
+ */
+export function parzenWeights(
+  mode: ParzenMode,
+  w: Float32Array,
+  g: Float32Array,
+  inbox: readonly Float32Array[],
+  start: number,
+  end: number,
+  eta: number,
+  weights: Float64Array,
+): number {
+  let total = 0;
+  for (let r = 0; r < inbox.length; r++) {
+    const a = parzenWeight(mode, w, g, inbox[r]!.subarray(start, end), start, end, eta);
+    weights[r] = a;
+    total += a;
+  }
+  return total;
+}

@@ -4,7 +4,7 @@
  * gradient's share of the result is η / (1 + Σ aᵢ): the more states a worker merges, the
  * smaller its own step. Scaling η by (1 + Σ aᵢ) undoes that and is exactly average-then-step.
  */
-import { parzenWeight, type ParzenMode } from './parzen.ts';
+import { parzenWeights, type ParzenMode } from './parzen.ts';
 import type { MergeInput, MergeStrategy, WorkerMerge } from './strategy.ts';
 
 export function stepThenAverage(parzen: ParzenMode = 'hard'): MergeStrategy {
@@ -19,12 +19,7 @@ export function stepThenAverage(parzen: ParzenMode = 'hard'): MergeStrategy {
           let merged = 0;
           for (let start = 0; start < w.length; start += blockSize) {
             const end = Math.min(start + blockSize, w.length);
-            let total = 0;
-            for (let r = 0; r < inbox.length; r++) {
-              const a = parzenWeight(parzen, w, g, inbox[r]!.subarray(start, end), start, end, eta);
-              weights[r] = a;
-              total += a;
-            }
+            const total = parzenWeights(parzen, w, g, inbox, start, end, eta, weights);
             for (let i = start; i < end; i++) sum[i] = w[i]! - eta * g[i]!;
             if (total > 0) {
               for (let r = 0; r < inbox.length; r++) {
