@@ -22,6 +22,12 @@ export function buildOnce(): void {
   process.env.MESHGRAD_E2E_BUILT = '1';
 }
 
+/**
+ * How long a graceful shutdown may take: the server itself bounds its waits (HTTP drain 2 s,
+ * appends 5 s); the rest is margin for a loaded machine.
+ */
+const STOP_TIMEOUT_MS = 30_000;
+
 export async function freePort(): Promise<number> {
   return new Promise((resolvePort, reject) => {
     const srv = createServer();
@@ -106,12 +112,30 @@ export class ServerProcess {
     this.child = null;
   }
 
+  /**
+   * Stops the server as a host's Ctrl-C does (SIGTERM: a graceful shutdown). A shutdown that
+   * has not ended within STOP_TIMEOUT_MS is a defect: the process is killed and the test fails
+   * with what the server printed, instead of hanging until the test's own timeout.
+   */
   async stop(): Promise<void> {
     const child = this.child;
     if (!child || child.exitCode !== null) return;
-    const exited = new Promise((r) => child.once('exit', r));
+    const exited = new Promise<boolean>((r) => child.once('exit', () => r(true)));
     child.kill('SIGTERM');
-    await exited;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), STOP_TIMEOUT_MS)));
+    const inTime = await Promise.race([exited, late]);
+    clearTimeout(timer);
+    if (!inTime) {
+      child.kill('SIGKILL');
+      await exited;
+    }
     this.child = null;
+    if (!inTime) {
+      throw new Error(
+        `the server did not shut down within ${STOP_TIMEOUT_MS / 1000} s of SIGTERM; its output:\n` +
+          this.output.slice(-4_000),
+      );
+    }
   }
 }

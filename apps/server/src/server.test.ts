@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { connect as netConnect } from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Socket } from 'socket.io-client';
@@ -210,4 +211,24 @@ describe('job server', () => {
       'leave',
     ]);
   });
+
+  it('closes while a client holds a request open, and that client sees its connection end', async () => {
+    await start();
+    // An admin's job spec, headers and part of the body, the rest never sent (a link that went
+    // quiet): the server reads the body before it answers.
+    // Without a bound the close waits for Node's request timeout (5 minutes).
+    const held = netConnect(server.port, '127.0.0.1');
+    await new Promise<void>((resolve) => held.once('connect', () => resolve()));
+    const ended = new Promise<void>((resolve) => held.once('close', () => resolve()));
+    held.resume(); // read what the server answers, so the socket can end
+    held.write(
+      'POST /api/admin/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n' +
+        `Authorization: Bearer ${server.adminToken}\r\nContent-Length: 1000\r\n\r\n{"id":`,
+    );
+    // The server has the request once its headers are parsed; give it a turn to read them.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await server.close();
+    await ended;
+    expect(held.destroyed).toBe(true);
+  }, 20_000);
 });

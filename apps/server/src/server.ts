@@ -93,6 +93,12 @@ export interface MeshgradServer {
 /** How long a closing server waits for appended lines to reach the disk. */
 const CLOSE_SETTLE_MS = 5_000;
 
+/** How long a closing server lets HTTP requests under way finish before it cuts them. */
+const CLOSE_DRAIN_MS = 2_000;
+
+/** Resolves after `ms`, without holding the process open. */
+const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
+
 const here = path.dirname(fileURLToPath(import.meta.url));
 
 /** The default location of the built client, relative to this module (src/ or dist/). */
@@ -300,16 +306,21 @@ export async function createServer(options: ServerOptions = {}): Promise<Meshgra
         await Promise.all([...jobs.values()].map((j) => j.flush()));
         await credit.flush().catch((err: unknown) => log.error({ err }, 'credit book not written'));
         await Promise.all([...jobs.values()].map((j) => j.close()));
-        await new Promise<void>((resolve) => io.close(() => resolve()));
-        await new Promise<void>((resolve) => http.close(() => resolve()));
+        // socket.io's close also closes the HTTP server, and that waits for every connection to
+        // end: a request held open (a body that never finishes) held a restart for minutes.
+        // Requests under way get CLOSE_DRAIN_MS to finish; then every connection is cut.
+        const closed = Promise.all([
+          new Promise<void>((resolve) => io.close(() => resolve())),
+          new Promise<void>((resolve) => http.close(() => resolve())),
+        ]);
+        http.closeIdleConnections();
+        await Promise.race([closed, delay(CLOSE_DRAIN_MS)]);
         http.closeAllConnections();
+        await closed;
         await cluster?.close();
         // The sockets closed above appended their leave events; none may land after the close.
         // Bounded: a close must end even if a disk stalls (its lines stay counted as unwritten).
-        await Promise.race([
-          store.settled(),
-          new Promise((resolve) => setTimeout(resolve, CLOSE_SETTLE_MS).unref()),
-        ]);
+        await Promise.race([store.settled(), delay(CLOSE_SETTLE_MS)]);
         metrics.close();
       })();
       return closing;
