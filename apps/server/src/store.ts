@@ -91,6 +91,8 @@ export interface JobProgress {
   readonly credited: Record<string, number>;
   /** Absent in progress files written before the admin console existed: automatic. */
   readonly balancer?: BalancerMode;
+  /** Worker ids the host banned, oldest first (docs/design.md §8.2); absent: none. */
+  readonly banned?: readonly string[];
 }
 
 /**

@@ -1,8 +1,9 @@
 /**
  * Ordering of a job's durable writes when they overlap (slow disks, a loaded machine): a fake
- * store holds chosen writes until the test releases them, so each interleaving is exact.
+ * store holds chosen writes until the test releases them, so each interleaving is exact. Also
+ * what a restart must keep (bans).
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -185,6 +186,36 @@ describe('Job progress and metrics history', () => {
 
     const samples = (await store.readMetrics('blobs')).map((r) => r.samples);
     expect(samples).toEqual([150, 400]);
+  });
+});
+
+describe('Job bans', () => {
+  it('keeps a ban across a restart; a progress file with junk for bans loses nothing else', async () => {
+    const job = await openJob(new DataStore(dir));
+    const bad = job.join(undefined, 's1', TEST_DEVICE);
+    const good = job.join(undefined, 's2', TEST_DEVICE);
+    job.recordStats(good, stats(100));
+    expect(job.ban(bad.id, 'banned by the host')).toBe(true);
+    await job.tick();
+    await job.close();
+
+    const restarted = await openJob(new DataStore(dir));
+    expect(restarted.isBanned(bad.id)).toBe(true);
+    expect(restarted.isBanned(good.id)).toBe(false);
+    expect(restarted.bannedCount).toBe(1);
+    await restarted.close();
+
+    // A hand-edited file: bans that are not ids are ignored; samples and state still resume.
+    const file = path.join(dir, 'jobs', 'blobs', 'progress.json');
+    const saved = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+    await writeFile(
+      file,
+      JSON.stringify({ ...saved, banned: [42, null, 'x'.repeat(1_000), bad.id] }),
+    );
+    const edited = await openJob(new DataStore(dir));
+    expect(edited.bannedCount).toBe(1);
+    expect(edited.isBanned(bad.id)).toBe(true);
+    expect(edited.samples).toBe(restarted.samples);
   });
 });
 

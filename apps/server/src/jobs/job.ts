@@ -100,6 +100,7 @@ export class Job {
         state: this.state,
         learningRate: this.learningRate,
         balancer: this.balancing.mode,
+        banned: [...this.bannedIds],
       }),
       log,
     );
@@ -149,6 +150,7 @@ export class Job {
       job.state = progress.state;
       job.learningRate = progress.learningRate;
       if (progress.balancer) job.balancing.mode = progress.balancer;
+      job.restoreBans(progress.banned);
     }
     if (spec.training.mode === 'sync') job.training = job.createSyncTraining();
     // Never report fewer samples than the newest checkpoint already recorded.
@@ -347,9 +349,21 @@ export class Job {
     }
     this.removeWorker(workerId, 'banned');
     this.renewTouchedNeighbours();
+    // Saved with the progress at the next tick: a restart must not lift a ban.
+    this.progress.changed();
     void this.store.appendEvent(this.id, { event: 'ban', worker: workerId });
     this.outbox.ban?.(workerId, message);
     return true;
+  }
+
+  /**
+   * The bans a saved progress file lists. The file is the host's own, but it is read as data:
+   * only string ids of a sane length count, and at most `MAX_BANNED_WORKERS`, the newest.
+   */
+  private restoreBans(saved: unknown): void {
+    if (!Array.isArray(saved)) return;
+    const ids = saved.filter((id): id is string => typeof id === 'string' && id.length <= 200);
+    for (const id of ids.slice(-MAX_BANNED_WORKERS)) this.bannedIds.add(id);
   }
 
   /** Whether the host banned `workerId` (see `ban`). */

@@ -38,7 +38,7 @@ export function maxCredit(elapsedMs: number): number {
   return Math.min(Math.max(elapsedMs, 0) / 1000 + 1, CREDIT_BURST_SEC) * MAX_SAMPLES_PER_SEC;
 }
 
-/** The parts of `JobProgress` other rooms of the job own (control state, balancer mode). */
+/** The parts of `JobProgress` other rooms of the job own (control state, balancer mode, bans). */
 export type ProgressControl = Omit<JobProgress, 'samples' | 'credited'>;
 
 export class Progress {
