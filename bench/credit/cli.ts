@@ -21,9 +21,13 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CpuBackend, type Backend, type Batch, type SpotCheckMessage } from '@meshgrad/core';
+import { CpuBackend, Rng, type Backend, type SpotCheckMessage } from '@meshgrad/core';
 import { CreditBook, INITIAL_TRUST } from '../../apps/server/src/credit/book.ts';
-import { SPOT_CHECK_MIN_INTERVAL_S, SpotChecks } from '../../apps/server/src/credit/spot-checks.ts';
+import {
+  randomMinibatch,
+  SPOT_CHECK_MIN_INTERVAL_S,
+  SpotChecks,
+} from '../../apps/server/src/credit/spot-checks.ts';
 import { openTestJob, closeTestJobs } from '../../apps/server/src/jobs/job.test-support.ts';
 import { DEFAULT_JOB } from '../../apps/server/src/jobs/job-spec.ts';
 import type { Job } from '../../apps/server/src/jobs/job.ts';
@@ -66,32 +70,6 @@ function median(xs: readonly number[]): number {
 const spread = (xs: readonly number[], show: (x: number) => string) =>
   `${show(median(xs))} (${show(Math.min(...xs))} – ${show(Math.max(...xs))})`;
 
-/** A random training minibatch of the job's rows at its batch size, as the tab's batcher gives. */
-function minibatch(job: Job, random: () => number): Batch {
-  const { train } = job;
-  const size = job.spec.batchSize;
-  const x = new Float32Array(size * train.features);
-  const labels = train.labels ? new Uint32Array(size) : null;
-  for (let i = 0; i < size; i++) {
-    const row = Math.floor(random() * train.count);
-    x.set(train.x.subarray(row * train.features, (row + 1) * train.features), i * train.features);
-    if (labels && train.labels) labels[i] = train.labels[row]!;
-  }
-  return { size, x, labels };
-}
-
-/** A seeded uniform generator (mulberry32), so both arms train on the same batches. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** What the tab does with a check message (training.worker.ts `spotCheck`); returns the answer. */
 async function answerCheck(backend: Backend, m: SpotCheckMessage): Promise<ArrayBuffer> {
   const owned = (b: ArrayBuffer | Uint8Array) =>
@@ -113,8 +91,9 @@ async function train(
   seed: number,
   check?: { at: number; run: () => Promise<number> },
 ): Promise<{ ms: number; checkMs: number }> {
-  const random = seeded(seed);
-  const batches = Array.from({ length: Math.min(steps, 64) }, () => minibatch(job, random));
+  const rng = new Rng(seed);
+  const random = () => rng.next();
+  const batches = Array.from({ length: Math.min(steps, 64) }, () => randomMinibatch(job, random));
   let checkMs = 0;
   const started = performance.now();
   for (let i = 0; i < steps; i++) {

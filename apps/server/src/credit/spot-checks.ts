@@ -141,7 +141,7 @@ export class SpotChecks {
     const identity = this.book.identityOf(workerId);
     if (identity === undefined || this.open.size >= MAX_OPEN_SPOT_CHECKS) return null;
     const sent = Float32Array.from(job.checkpointParams().params);
-    const batch = this.minibatch(job);
+    const batch = randomMinibatch(job, this.random);
     const reference = new CpuBackend(job.layout, sent);
     reference.step(batch, job.learningRate);
     const expected = await reference.readParameters();
@@ -158,20 +158,6 @@ export class SpotChecks {
       labels: batch.labels ? bytesOf(batch.labels) : null,
     });
     return checkId;
-  }
-
-  /** A random minibatch of the job's training rows, at the job's batch size. */
-  private minibatch(job: Job): Batch {
-    const { train } = job;
-    const size = Math.min(job.spec.batchSize, train.count);
-    const x = new Float32Array(size * train.features);
-    const labels = train.labels ? new Uint32Array(size) : null;
-    for (let i = 0; i < size; i++) {
-      const row = Math.floor(this.random() * train.count);
-      x.set(train.x.subarray(row * train.features, (row + 1) * train.features), i * train.features);
-      if (labels && train.labels) labels[i] = train.labels[row]!;
-    }
-    return { size, x, labels };
   }
 
   /**
@@ -198,6 +184,20 @@ export class SpotChecks {
   get openCount(): number {
     return this.open.size;
   }
+}
+
+/** A random minibatch of the job's training rows (with replacement), at the job's batch size. */
+export function randomMinibatch(job: Job, random: () => number): Batch {
+  const { train } = job;
+  const size = Math.min(job.spec.batchSize, train.count);
+  const x = new Float32Array(size * train.features);
+  const labels = train.labels ? new Uint32Array(size) : null;
+  for (let i = 0; i < size; i++) {
+    const row = Math.floor(random() * train.count);
+    x.set(train.x.subarray(row * train.features, (row + 1) * train.features), i * train.features);
+    if (labels && train.labels) labels[i] = train.labels[row]!;
+  }
+  return { size, x, labels };
 }
 
 function bytesOf(a: Float32Array | Uint32Array): Uint8Array {
