@@ -6,6 +6,12 @@ import type { Batch } from '../data/dataset.ts';
 import { encodeBlock, type EncodedBlock } from '../codec/encoded-block.ts';
 import type { Backend, BackendStats, BlockRead, ReceivedBlock } from './backend.ts';
 import { lossAndGradient, ModelScratch, validateBatch } from './math.ts';
+import {
+  checkMergeRule,
+  hasOuterMomentum,
+  PARZEN_MERGE_RULE,
+  type MergeRule,
+} from './merge-rule.ts';
 import type { ParameterLayout } from './spec.ts';
 import { blockRange, CUSTOM_MODEL_NEEDS_WEBGPU } from './spec.ts';
 
@@ -29,6 +35,13 @@ import { blockRange, CUSTOM_MODEL_NEEDS_WEBGPU } from './spec.ts';
  * - Merge: w_k ← (w'_k + Σ accepted v) / (1 + accepted), with w'_k = w_k − η·g_k, summed in
  *   float64 in the order the blocks appear in `received`, rounded once to float32. Blocks with
  *   no accepted peer take w'_k, also computed in float64 and rounded once.
+ * - The merge rule (`MergeRule`, default `PARZEN_MERGE_RULE`, the rule above) may instead
+ *   average first, w_k ← (w_k + Σ accepted v) / (1 + accepted) − η·g_k (the mean in float64,
+ *   then the step, rounded once), and may switch the Parzen test off (every finite block is
+ *   accepted). Outer momentum runs after the merge of every `momentumPeriod`-th step, per
+ *   parameter in float64 from the float32 anchor, displacement and w: a = anchor − w,
+ *   d ← fround(β·d + a), w ← fround(anchor − d), anchor ← w. `writeParameters` restarts it
+ *   (anchor = the new w, d = 0, the period counted from there).
  * - All inputs are validated before anything changes, so a call that throws leaves w as it was.
  */
 export class CpuBackend implements Backend {
@@ -43,6 +56,12 @@ export class CpuBackend implements Backend {
   private accepted = new Uint8Array(8);
   /** Reused per merged block: the float64 merge sums. */
   private readonly mergeSum: Float64Array;
+  readonly merge: MergeRule;
+  /** Outer momentum: the state at the last anchor and the displacement d; null when off. */
+  private readonly anchor: Float32Array | null;
+  private readonly displacement: Float32Array | null;
+  /** Steps since the last anchor. */
+  private sinceAnchor = 0;
   private losses: number[] = [];
   private offeredCount = 0;
   private acceptedCount = 0;
@@ -55,11 +74,19 @@ export class CpuBackend implements Backend {
   }[] = [];
 
   /** Takes a copy of `params` (length `layout.size`). */
-  constructor(layout: ParameterLayout, params: Float32Array) {
+  constructor(
+    layout: ParameterLayout,
+    params: Float32Array,
+    options: { readonly merge?: MergeRule } = {},
+  ) {
     if (layout.spec.kind === 'custom') throw new RangeError(CUSTOM_MODEL_NEEDS_WEBGPU);
     this.layout = layout;
     checkLength(layout, params);
+    this.merge = checkMergeRule(options.merge ?? PARZEN_MERGE_RULE);
     this.params = Float32Array.from(params);
+    const momentum = hasOuterMomentum(this.merge);
+    this.anchor = momentum ? Float32Array.from(params) : null;
+    this.displacement = momentum ? new Float32Array(layout.size) : null;
     this.gradient = new Float32Array(layout.size);
     this.mailCount = new Uint32Array(layout.blockCount);
     this.mergeSum = new Float64Array(Math.min(layout.blockSize, layout.size));
@@ -93,6 +120,8 @@ export class CpuBackend implements Backend {
     const eta = Math.fround(learningRate);
 
     const { blockSize, blockCount, size } = this.layout;
+    const averageFirst = this.merge.order === 'average-then-step';
+    const parzen = this.merge.parzen === 'hard';
     for (let k = 0; k < blockCount; k++) {
       const start = k * blockSize;
       const end = Math.min(start + blockSize, size);
@@ -117,7 +146,7 @@ export class CpuBackend implements Backend {
           dot += g[i]! * (w[i]! - v[t]!);
           poison += v[t]! * 0;
         }
-        if (poison === 0 && 2 * dot > threshold) {
+        if (poison === 0 && (!parzen || 2 * dot > threshold)) {
           this.accepted[r] = 1;
           acceptedHere++;
         }
@@ -127,18 +156,42 @@ export class CpuBackend implements Backend {
         for (let i = start; i < end; i++) w[i] = w[i]! - eta * g[i]!;
         continue;
       }
-      // Sum in float64 (w' first, then the accepted peers in `received` order), round once.
+      // Sum in float64 (w or w' first, then the accepted peers in `received` order), round once.
       const sum = this.mergeSum;
-      for (let i = start, t = 0; i < end; i++, t++) sum[t] = w[i]! - eta * g[i]!;
+      for (let i = start, t = 0; i < end; i++, t++) {
+        sum[t] = averageFirst ? w[i]! : w[i]! - eta * g[i]!;
+      }
       for (let r = 0; r < received.length; r++) {
         if (this.accepted[r] !== 1) continue;
         const v = received[r]!.values;
         for (let t = 0; t < v.length; t++) sum[t] = sum[t]! + v[t]!;
       }
       const divisor = 1 + acceptedHere;
-      for (let i = start, t = 0; i < end; i++, t++) w[i] = sum[t]! / divisor;
+      if (averageFirst) {
+        for (let i = start, t = 0; i < end; i++, t++) w[i] = sum[t]! / divisor - eta * g[i]!;
+      } else {
+        for (let i = start, t = 0; i < end; i++, t++) w[i] = sum[t]! / divisor;
+      }
     }
+    this.outerMomentum();
     this.settleReads();
+  }
+
+  /** Every `momentumPeriod`-th step: d ← β·d + (anchor − w), w ← anchor − d, anchor ← w. */
+  private outerMomentum(): void {
+    const anchor = this.anchor;
+    const d = this.displacement;
+    if (anchor === null || d === null) return;
+    if (++this.sinceAnchor < this.merge.momentumPeriod) return;
+    this.sinceAnchor = 0;
+    const w = this.params;
+    const beta = Math.fround(this.merge.momentum);
+    for (let i = 0; i < w.length; i++) {
+      const a = anchor[i]!;
+      d[i] = beta * d[i]! + (a - w[i]!);
+      w[i] = a - d[i]!;
+      anchor[i] = w[i]!;
+    }
   }
 
   drainStats(): Promise<BackendStats> {
@@ -164,6 +217,9 @@ export class CpuBackend implements Backend {
     this.checkAlive();
     checkLength(this.layout, params);
     this.params.set(params);
+    this.anchor?.set(params);
+    this.displacement?.fill(0);
+    this.sinceAnchor = 0;
   }
 
   readBlock(k: number): Promise<Float32Array> {

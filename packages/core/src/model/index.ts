@@ -6,3 +6,4 @@ export * from './evaluate.ts';
 export * from './cpu-backend.ts';
 export * from './describe.ts';
 export * from './layers/index.ts';
+export * from './merge-rule.ts';

@@ -58,6 +58,8 @@ export interface BufferPlanOptions {
   readonly alignment: number;
   /** Entries the sparse (CSR/CSC) input of the first layer can hold; 0 disables it. */
   readonly sparseEntries: number;
+  /** The merge rule keeps outer momentum: an anchor and a displacement per parameter. */
+  readonly outerMomentum?: boolean;
 }
 
 const roundUp = (n: number, m: number) => Math.ceil(n / m) * m;
@@ -86,6 +88,10 @@ export class BufferPlan {
     const p = paddedParameterCount(layout) * f32;
     this.add('params', 'params', 'params', p);
     this.add('grad', 'grad', 'grad', p);
+    if (options.outerMomentum) {
+      this.add('anchor', 'anchor', 'params', p);
+      this.add('displacement', 'displacement', 'params', p);
+    }
 
     const work = (name: string, bytes: number) => this.add(name, name, 'work', bytes);
     work('input', maxBatch * inputSize(layout.spec) * f32);

@@ -11,10 +11,18 @@ import type {
   BlockRead,
   EncodedBlock,
   Encoding,
+  MergeRule,
   ParameterLayout,
   ReceivedBlock,
 } from '@meshgrad/core';
-import { blockRange, MAX_PEERS_PER_BLOCK, validateBatch } from '@meshgrad/core';
+import {
+  blockRange,
+  checkMergeRule,
+  hasOuterMomentum,
+  MAX_PEERS_PER_BLOCK,
+  PARZEN_MERGE_RULE,
+  validateBatch,
+} from '@meshgrad/core';
 import { DeviceMonitor, WebGpuError } from '../gpu/errors.ts';
 import type { CompiledProgram } from '../gpu/program.ts';
 import { compileProgram, compileProgramNow, programListing } from '../gpu/program.ts';
@@ -22,6 +30,7 @@ import type { Kernel } from '../kernels/programs.ts';
 import {
   HARDWARE_TUNING,
   lossReduceKernel,
+  outerMomentumKernel,
   sgdParzenKernel,
   SOFTWARE_TUNING,
   tuningFor,
@@ -34,6 +43,7 @@ import {
   BufferPlan,
   createBuffers,
   createPlannedBuffer,
+  paddedParameterCount,
   regionBuffer,
 } from './buffers.ts';
 import type { CompiledKernel, ModelPasses, Pass } from './model-kind.ts';
@@ -83,6 +93,8 @@ export interface WebGpuBackendOptions {
    * required for one and refused otherwise. See docs/custom-wgsl.md.
    */
   readonly customKernel?: { readonly wgsl: string; readonly entryPoint?: string };
+  /** How a step merges peer blocks (default `PARZEN_MERGE_RULE`, as `CpuBackend`). */
+  readonly merge?: MergeRule;
 }
 
 /** A `readBlocksAfterStep` call waiting for the next command buffer. */
@@ -127,6 +139,8 @@ export class WebGpuBackend implements Backend {
   private destroyed = false;
   /** How the last step fed the first layer (diagnostics and benchmarks); null before any step. */
   lastInputPath: 'sparse' | 'dense' | null = null;
+  /** Steps since the last outer-momentum anchor. */
+  private sinceAnchor = 0;
 
   private constructor(
     readonly device: GPUDevice,
@@ -138,6 +152,8 @@ export class WebGpuBackend implements Backend {
     private update: Pass,
     private readonly codec: GpuBlockCodec,
     readonly label: string,
+    readonly merge: MergeRule,
+    private readonly momentum: Pass | null,
   ) {
     this.monitor = DeviceMonitor.of(device);
     this.maxBatch = plan.options.maxBatch;
@@ -171,6 +187,8 @@ export class WebGpuBackend implements Backend {
         Math.min(DEFAULT_MAILBOX_SLOTS, MAX_PEERS_PER_BLOCK * layout.blockCount),
     );
     const lossRing = positiveInteger('lossRing', options.lossRing ?? DEFAULT_LOSS_RING);
+    const merge = checkMergeRule(options.merge ?? PARZEN_MERGE_RULE);
+    const outerMomentum = hasOuterMomentum(merge);
     const limits = device.limits;
     if (layout.blockCount > limits.maxComputeWorkgroupsPerDimension) {
       throw new RangeError(
@@ -211,6 +229,7 @@ export class WebGpuBackend implements Backend {
         limits.minUniformBufferOffsetAlignment,
       ),
       sparseEntries: prepared.sparseEntries,
+      outerMomentum,
     });
     for (const [name, { size }] of plan.buffers) {
       if (size > limits.maxStorageBufferBindingSize || size > limits.maxBufferSize) {
@@ -228,21 +247,27 @@ export class WebGpuBackend implements Backend {
     const modelP = prepared.compile(compile);
     const lossReduceP = compile(lossReduceKernel());
     const updateP = compile(
-      sgdParzenKernel({
-        size: layout.size,
-        blockSize: layout.blockSize,
-        blockCount: layout.blockCount,
-        slots: mailboxSlots,
-        slotStride: blockStride(layout),
-      }),
+      sgdParzenKernel(
+        {
+          size: layout.size,
+          blockSize: layout.blockSize,
+          blockCount: layout.blockCount,
+          slots: mailboxSlots,
+          slotStride: blockStride(layout),
+        },
+        merge,
+      ),
     );
+    const momentumP = outerMomentum
+      ? compile(outerMomentumKernel(paddedParameterCount(layout), Math.fround(merge.momentum)))
+      : Promise.resolve(null);
     const codecP = GpuBlockCodec.create(device, {
       maxValues: Math.min(layout.blockSize, layout.size),
       label: `${label}:codec`,
     });
     let compiled;
     try {
-      compiled = await Promise.all([modelP, lossReduceP, updateP, codecP]);
+      compiled = await Promise.all([modelP, lossReduceP, updateP, codecP, momentumP]);
     } catch (err) {
       void codecP.then(
         (codec) => codec.destroy(),
@@ -251,7 +276,7 @@ export class WebGpuBackend implements Backend {
       // A compile that failed because the device went away reports the device's failure.
       throw monitor.error ?? err;
     }
-    const [model, lossReduceC, updateC, codec] = compiled;
+    const [model, lossReduceC, updateC, codec, momentumC] = compiled;
 
     device.pushErrorScope('out-of-memory');
     const buffers = createBuffers(device, plan, label);
@@ -271,6 +296,16 @@ export class WebGpuBackend implements Backend {
       params.byteOffset,
       params.byteLength,
     );
+    if (outerMomentum) {
+      // The anchor starts at the initial state; the displacement buffer is created zeroed.
+      device.queue.writeBuffer(
+        regionBuffer(plan, buffers, 'anchor'),
+        0,
+        params.buffer,
+        params.byteOffset,
+        params.byteLength,
+      );
+    }
 
     const bind = (name: string) => bindRegion(plan, buffers, name);
     const lossReduce = bindPass(lossReduceC, {
@@ -279,6 +314,13 @@ export class WebGpuBackend implements Backend {
       lossRing: bind('lossRing'),
     });
     const update = bindPass(updateC, WebGpuBackend.updateResources(plan, buffers));
+    const momentum =
+      momentumC &&
+      bindPass(momentumC, {
+        params: bind('params'),
+        anchor: bind('anchor'),
+        displacement: bind('displacement'),
+      });
     return new WebGpuBackend(
       device,
       layout,
@@ -289,6 +331,8 @@ export class WebGpuBackend implements Backend {
       update,
       codec,
       label,
+      merge,
+      momentum,
     );
   }
 
@@ -337,13 +381,16 @@ export class WebGpuBackend implements Backend {
 
   /** The update kernel for a mailbox of `slots` blocks. */
   private updateKernel(slots: number): Kernel {
-    return sgdParzenKernel({
-      size: this.layout.size,
-      blockSize: this.layout.blockSize,
-      blockCount: this.layout.blockCount,
-      slots,
-      slotStride: blockStride(this.layout),
-    });
+    return sgdParzenKernel(
+      {
+        size: this.layout.size,
+        blockSize: this.layout.blockSize,
+        blockCount: this.layout.blockCount,
+        slots,
+        slotStride: blockStride(this.layout),
+      },
+      this.merge,
+    );
   }
 
   /** Swaps in a mailbox of `plan`'s size and the update kernel compiled for it. */
@@ -456,6 +503,10 @@ export class WebGpuBackend implements Backend {
     run(this.lossReduce);
     this.model.encodeGradient(run);
     run(this.update);
+    if (this.momentum && ++this.sinceAnchor >= this.merge.momentumPeriod) {
+      this.sinceAnchor = 0;
+      run(this.momentum);
+    }
     pass.end();
     const mapReads = this.encodeReads(encoder);
 
@@ -578,6 +629,24 @@ export class WebGpuBackend implements Backend {
       params.byteOffset,
       params.byteLength,
     );
+    if (this.momentum) {
+      // Outer momentum restarts from the new state, as in CpuBackend.
+      const { plan, buffers } = this;
+      this.device.queue.writeBuffer(
+        regionBuffer(plan, buffers, 'anchor'),
+        0,
+        params.buffer,
+        params.byteOffset,
+        params.byteLength,
+      );
+      const d = plan.region('displacement');
+      this.device.queue.writeBuffer(
+        regionBuffer(plan, buffers, 'displacement'),
+        d.offset,
+        new Float32Array(d.size / 4),
+      );
+      this.sinceAnchor = 0;
+    }
   }
 
   async readBlock(k: number): Promise<Float32Array> {

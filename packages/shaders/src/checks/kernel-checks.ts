@@ -7,8 +7,10 @@
  * Runs wherever WebGPU does: Node with Dawn (the package's vitest suite) and browsers (the e2e
  * kernels page). No Node or DOM APIs beyond WebGPU.
  */
-import type { Batch, ParameterLayout, ReceivedBlock } from '@meshgrad/core';
+import type { Batch, MergeRule, ParameterLayout, ReceivedBlock } from '@meshgrad/core';
 import {
+  ADOPTED_MERGE_RULE,
+  PARZEN_MERGE_RULE,
   decodeInt8,
   encodeInt8,
   float16BitsToFloat32,
@@ -31,7 +33,7 @@ import {
   result,
 } from './harness.ts';
 import { LAYERS_CHECKS } from './layers-checks.ts';
-import type { DenseShape, KernelTuning } from '../kernels/programs.ts';
+import type { DenseShape, KernelTuning, UpdateRule } from '../kernels/programs.ts';
 import {
   denseBackwardInputKernel,
   denseBackwardWeightsKernel,
@@ -42,6 +44,8 @@ import {
   kmeansAssignKernel,
   kmeansGradKernel,
   lossReduceKernel,
+  outerMomentumKernel,
+  PARZEN_UPDATE,
   sgdParzenKernel,
   softmaxCrossEntropyKernel,
   SOFTWARE_TUNING,
@@ -55,6 +59,7 @@ import {
   kmeansAssign64,
   kmeansGrad64,
   lossAndGradient64,
+  outerMomentum64,
   softmaxCe64,
   update64,
 } from './reference.ts';
@@ -350,7 +355,37 @@ function kmeansCheck(rows: number, dims: number, clusters: number): Check {
 // ---------------------------------------------------------------------------------------------
 // SGD + Parzen + merge
 
-function sgdParzenCheck(size: number, blockSize: number): Check {
+/** Outer momentum over `size` floats (a multiple of 4, as the backend pads them). */
+function outerMomentumCheck(size: number): Check {
+  return async ({ h, rng }) => {
+    const w = randomArray(rng, size);
+    const anchor = randomArray(rng, size);
+    const d = randomArray(rng, size, 0.3);
+    const beta = 0.5;
+    const ref = outerMomentum64(w, anchor, d, beta);
+    const kernel = outerMomentumKernel(size, beta);
+    const params = h.buffer(w);
+    const anchorBuffer = h.buffer(anchor);
+    const displacement = h.buffer(d);
+    await h.run(kernel.program, { params, anchor: anchorBuffer, displacement }, kernel.grid(1));
+    const gotW = await h.readF32(params, size);
+    const gotAnchor = await h.readF32(anchorBuffer, size);
+    const gotD = await h.readF32(displacement, size);
+    const anchorOk = gotAnchor.every((v, i) => v === gotW[i]);
+    return result(
+      `outer-momentum P=${size} beta=${beta}`,
+      Math.max(
+        maxRelative(gotW, ref.params, ref.scale),
+        maxRelative(gotD, ref.displacement, ref.scale),
+      ),
+      4 * F32_U,
+      `|Δw|, |Δd| / (|anchor| + |w| + |βd| + |d|)${anchorOk ? '' : '; the anchor is not the new w'}`,
+      anchorOk,
+    );
+  };
+}
+
+function sgdParzenCheck(size: number, blockSize: number, rule: UpdateRule = PARZEN_UPDATE): Check {
   return async ({ h, rng }) => {
     const layout: ParameterLayout = {
       ...parameterLayout({ kind: 'kmeans', dims: 1, clusters: size }, blockSize),
@@ -379,16 +414,19 @@ function sgdParzenCheck(size: number, blockSize: number): Check {
         values: blockValues(last, (i) => (i === size - 1 ? NaN : w[i]! - 2 * eta * g[i]!)),
       },
     ];
-    const ref = update64(layout, w, g, lr, received);
+    const ref = update64(layout, w, g, lr, received, rule);
     const slots = received.length + 1;
     const stride = blockStride(layout);
-    const kernel = sgdParzenKernel({
-      size,
-      blockSize,
-      blockCount: layout.blockCount,
-      slots,
-      slotStride: stride,
-    });
+    const kernel = sgdParzenKernel(
+      {
+        size,
+        blockSize,
+        blockCount: layout.blockCount,
+        slots,
+        slotStride: stride,
+      },
+      rule,
+    );
     const mailbox = new Float32Array(slots * stride).fill(NaN); // stale values past a short block must be masked
     received.forEach((r, i) => mailbox.set(r.values, i * stride));
     const padded = Math.ceil(size / 4) * 4;
@@ -414,10 +452,11 @@ function sgdParzenCheck(size: number, blockSize: number): Check {
     const counts = new Uint32Array(await h.read(counters, 16));
     const padOk = gpu.subarray(size).every((v) => v === 0);
     const countsOk = counts[0] === ref.offered && counts[1] === ref.accepted;
-    const clear = ref.margins.every((m) => m > 1e-4);
+    // With the test off a verdict is finiteness alone: no near-tie can flip it.
+    const clear = rule.parzen === 'off' || ref.margins.every((m) => m > 1e-4);
     const vec = kernel.program.source.includes('alias V = vec4') ? 'vec4' : 'scalar';
     return result(
-      `sgd-parzen ${vec} P=${size} block=${blockSize}`,
+      `sgd-parzen ${vec} P=${size} block=${blockSize} ${rule.order}/${rule.parzen}`,
       maxRelative(gpu.subarray(0, size), ref.params, ref.scale),
       8 * F32_U,
       `|Δw| / ((|w| + η|g| + Σ|v|)/(1 + n)); offered ${counts[0]}/${ref.offered}, accepted ${counts[1]}/${ref.accepted}` +
@@ -597,6 +636,7 @@ function backendCheck(
   layout: ParameterLayout,
   makeSteps: (rng: Rng) => StepPlan[],
   tuning: 'auto' | 'hardware' | 'software' = 'auto',
+  merge: MergeRule = PARZEN_MERGE_RULE,
 ): Check {
   return async ({ device, rng }) => {
     const params = randomArray(rng, layout.size, 0.3);
@@ -610,9 +650,14 @@ function backendCheck(
       lossRing: 3,
       label: 'kernel-check',
       tuning,
+      merge,
     });
     try {
       let w: Float64Array = Float64Array.from(params);
+      // Outer momentum's state, float32 as the backend keeps it.
+      let anchor = Float32Array.from(params);
+      let displacement = new Float32Array(layout.size);
+      let steps = 0;
       const losses: number[] = [];
       let offered = 0;
       let accepted = 0;
@@ -622,12 +667,18 @@ function backendCheck(
         // Peers are float32 like everything a backend receives.
         const received = plan.peers?.(w, grad, eta) ?? [];
         backend.step(plan.batch, lr, received);
-        const upd = update64(layout, w, grad, lr, received);
-        for (const m of upd.margins) closest = Math.min(closest, m);
+        const upd = update64(layout, w, grad, lr, received, merge);
+        if (merge.parzen === 'hard') for (const m of upd.margins) closest = Math.min(closest, m);
         losses.push(loss);
         offered += upd.offered;
         accepted += upd.accepted;
         w = upd.params;
+        if (merge.momentum > 0 && ++steps % merge.momentumPeriod === 0) {
+          const om = outerMomentum64(w, anchor, displacement, merge.momentum);
+          w = om.params;
+          anchor = Float32Array.from(w);
+          displacement = Float32Array.from(om.displacement);
+        }
       }
       const stats = await backend.drainStats();
       const gpu = await backend.readParameters();
@@ -677,11 +728,18 @@ function joinPeers(...fs: ((w: Float64Array, g: Float64Array, eta: number) => Re
   return (w: Float64Array, g: Float64Array, eta: number) => fs.flatMap((f) => f(w, g, eta));
 }
 
-function mlpBackendCheck(tuning: 'auto' | 'hardware' | 'software' = 'auto'): Check {
+function mlpBackendCheck(
+  tuning: 'auto' | 'hardware' | 'software' = 'auto',
+  merge: MergeRule = PARZEN_MERGE_RULE,
+): Check {
   const layout = parameterLayout({ kind: 'mlp', inputs: 48, hidden: [20], classes: 5 }, 256);
   const shapes = tuning === 'auto' ? '' : `, ${tuning} kernel shapes`;
+  const rule =
+    merge === PARZEN_MERGE_RULE
+      ? ''
+      : `, ${merge.order}/${merge.parzen}, momentum ${merge.momentum} every ${merge.momentumPeriod}`;
   return backendCheck(
-    `mlp 48-20-5 (sparse and dense input, merges${shapes})`,
+    `mlp 48-20-5 (sparse and dense input, merges${shapes}${rule})`,
     layout,
     (rng) => [
       { batch: classifierBatch(rng, 24, 48, 5, 0.8) },
@@ -702,6 +760,7 @@ function mlpBackendCheck(tuning: 'auto' | 'hardware' | 'software' = 'auto'): Che
       },
     ],
     tuning,
+    merge,
   );
 }
 
@@ -835,12 +894,17 @@ const CHECKS: readonly (readonly [string, Check])[] = [
   ['kmeans', kmeansCheck(50, 7, 5)],
   ['sgd-parzen', sgdParzenCheck(250, 64)],
   ['sgd-parzen', sgdParzenCheck(200, 37)],
+  ['sgd-parzen', sgdParzenCheck(250, 64, { order: 'average-then-step', parzen: 'off' })],
+  ['sgd-parzen', sgdParzenCheck(200, 37, { order: 'average-then-step', parzen: 'hard' })],
+  ['outer-momentum', outerMomentumCheck(1028)],
   ['codec-f16', f16Check(4099)],
   ['codec-int8', int8Check(1001)],
   ['backend-mlp', mlpBackendCheck()],
   // The other adapter class's kernel shapes (staged tiles on SwiftShader, or the reverse).
   ['backend-mlp', mlpBackendCheck('hardware')],
   ['backend-mlp', mlpBackendCheck('software')],
+  // The adopted merge, its outer momentum twice in the four steps.
+  ['backend-mlp', mlpBackendCheck('auto', { ...ADOPTED_MERGE_RULE, momentumPeriod: 2 })],
   ['backend-softmax', softmaxBackendCheck()],
   ['backend-kmeans', kmeansBackendCheck()],
   ...LAYERS_CHECKS,

@@ -5,6 +5,7 @@
  */
 import type { Batch, ParameterLayout, ReceivedBlock } from '@meshgrad/core';
 import { blockRange, denseWidths, LayersNetwork, planOf, tensorOffsets } from '@meshgrad/core';
+import { PARZEN_UPDATE, type UpdateRule } from '../kernels/programs.ts';
 
 /** Unit roundoff of float32. */
 export const F32_U = 2 ** -24;
@@ -190,14 +191,16 @@ export interface Update64 {
   readonly margins: number[];
 }
 
-/** The step's update (DESIGN §3) in float64 on float32 inputs. */
+/** The step's update (DESIGN §3.1) in float64 on float32 inputs, under merge `rule`. */
 export function update64(
   layout: ParameterLayout,
   w: ArrayLike<number>,
   g: ArrayLike<number>,
   learningRate: number,
   received: readonly ReceivedBlock[],
+  rule: UpdateRule = PARZEN_UPDATE,
 ): Update64 {
+  const averageFirst = rule.order === 'average-then-step';
   const eta = Math.fround(learningRate);
   const out = Float64Array.from(w);
   const scale = new Float64Array(layout.size);
@@ -220,7 +223,7 @@ export function update64(
         if (!Number.isFinite(v)) finite = false;
         dot += g[i]! * (w[i]! - v);
       }
-      const ok = finite && 2 * dot > eta * gg;
+      const ok = finite && (rule.parzen === 'off' || 2 * dot > eta * gg);
       margins[index] = finite
         ? Math.abs(2 * dot - eta * gg) / (Math.abs(2 * dot) + eta * gg)
         : Infinity;
@@ -229,18 +232,46 @@ export function update64(
     });
     accepted += mine.length;
     for (let i = start; i < end; i++) {
-      let sum = w[i]! - eta * g[i]!;
-      let size = Math.abs(w[i]!) + Math.abs(eta * g[i]!);
+      const step = eta * g[i]!;
+      let sum = averageFirst ? w[i]! : w[i]! - step;
+      let size = Math.abs(w[i]!) + Math.abs(step);
       for (const index of mine) {
         const v = received[index]!.values[i - start]!;
         sum += v;
         size += Math.abs(v);
       }
-      out[i] = sum / (1 + mine.length);
-      scale[i] = size / (1 + mine.length);
+      out[i] = averageFirst ? sum / (1 + mine.length) - step : sum / (1 + mine.length);
+      // Average-then-step adds the whole step after the mean: its size counts in full.
+      scale[i] = averageFirst
+        ? (size - Math.abs(step)) / (1 + mine.length) + Math.abs(step)
+        : size / (1 + mine.length);
     }
   }
   return { params: out, scale, offered, accepted, verdicts, margins };
+}
+
+/**
+ * Outer momentum (core's MergeRule) in float64 on float32 inputs: a = anchor − w,
+ * d ← β·d + a, w ← anchor − d, anchor ← w. `scale` is |anchor| + |w| + |β·d| + |d| per value.
+ */
+export function outerMomentum64(
+  w: ArrayLike<number>,
+  anchor: ArrayLike<number>,
+  displacement: ArrayLike<number>,
+  beta: number,
+): { params: Float64Array; displacement: Float64Array; scale: Float64Array } {
+  const b = Math.fround(beta);
+  const n = w.length;
+  const params = new Float64Array(n);
+  const d = new Float64Array(n);
+  const scale = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    d[i] = b * displacement[i]! + (anchor[i]! - w[i]!);
+    params[i] = anchor[i]! - d[i]!;
+    scale[i] =
+      Math.abs(anchor[i]!) + Math.abs(w[i]!) + Math.abs(b * displacement[i]!) + Math.abs(d[i]!);
+  }
+  return { params, displacement: d, scale };
 }
 
 /** Loss and gradient of a whole model in float64 (mean over the batch). */

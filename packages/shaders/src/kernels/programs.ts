@@ -24,7 +24,9 @@ import denseForwardSparseSource from './dense-forward-sparse.wgsl?raw';
 import kmeansAssignSource from './kmeans-assign.wgsl?raw';
 import kmeansGradSource from './kmeans-grad.wgsl?raw';
 import kmeansSource from './kmeans.wgsl?raw';
+import { elementGrid, GRID_PREAMBLE } from './layers/programs.ts';
 import lossReduceSource from './loss-reduce.wgsl?raw';
+import outerMomentumSource from './outer-momentum.wgsl?raw';
 import sgdParzenSource from './sgd-parzen.wgsl?raw';
 import softmaxCeSource from './softmax-ce.wgsl?raw';
 import workgroupSumSource from './workgroup-sum.wgsl?raw';
@@ -275,8 +277,17 @@ export function updateVectorWidth(shape: UpdateShape): VectorWidth {
   return shape.blockSize % 4 === 0 ? 4 : 1;
 }
 
+/** How the update kernel merges (core's MergeRule without its outer momentum). */
+export interface UpdateRule {
+  readonly order: 'average-then-step' | 'step-then-average';
+  readonly parzen: 'hard' | 'off';
+}
+
+/** The first rule: step, then average what passes the Parzen test. */
+export const PARZEN_UPDATE: UpdateRule = { order: 'step-then-average', parzen: 'hard' };
+
 /** SGD step + Parzen test + merge, one workgroup per block (sgd-parzen.wgsl). */
-export function sgdParzenKernel(shape: UpdateShape): Kernel {
+export function sgdParzenKernel(shape: UpdateShape, rule: UpdateRule = PARZEN_UPDATE): Kernel {
   const width = updateVectorWidth(shape);
   const program = new ComputeProgram({
     name: 'sgd-parzen',
@@ -288,9 +299,26 @@ export function sgdParzenKernel(shape: UpdateShape): Kernel {
       SIZE: shape.size,
       SLOTS: shape.slots,
       WG: REDUCE_WG,
+      AVERAGE_FIRST: rule.order === 'average-then-step',
+      PARZEN: rule.parzen === 'hard',
     },
   });
   return { program, grid: () => [shape.blockCount, 1] };
+}
+
+/**
+ * Outer momentum with β = `beta` over `paddedCount` floats (a multiple of 4), one thread per
+ * vec4 (outer-momentum.wgsl).
+ */
+export function outerMomentumKernel(paddedCount: number, beta: number): Kernel {
+  const count = paddedCount / 4;
+  const program = new ComputeProgram({
+    name: 'outer-momentum',
+    body: outerMomentumSource,
+    preamble: GRID_PREAMBLE,
+    overrides: { COUNT_V: count, BETA: beta, WG: 64 },
+  });
+  return { program, grid: () => elementGrid(count) };
 }
 
 const CODEC_WG = 64;

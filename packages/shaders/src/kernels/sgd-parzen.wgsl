@@ -1,9 +1,10 @@
-// Fused SGD step, block-wise Parzen-window test and merge (DESIGN §3, Backend in core):
+// Fused SGD step, block-wise Parzen-window test and merge (DESIGN §3.1, core's MergeRule):
 //
 //   for each block k, for each received peer block v waiting for k in the mailbox:
-//     accept v iff 2·⟨g_k, w_k − v⟩ > η·‖g_k‖²  (the local step moves toward v)
+//     accept v iff 2·⟨g_k, w_k − v⟩ > η·‖g_k‖²  (the local step moves toward v; PARZEN only)
 //     and v holds no NaN or ±Infinity (a broken peer cannot poison the model)
-//   w_k ← (w_k − η·g_k + Σ accepted v) / (1 + accepted)
+//   w_k ← (w_k − η·g_k + Σ accepted v) / (1 + accepted)     (step, then average)
+//   w_k ← (w_k + Σ accepted v) / (1 + accepted) − η·g_k     (AVERAGE_FIRST)
 //
 // Every peer is tested against the same w_k and g_k. Blocks without mail take the plain step.
 // One workgroup per block. Offered and accepted counts accumulate in counters[0] and [1] until
@@ -22,6 +23,10 @@ override SLOT_V: u32;
 override SIZE: u32;
 override SLOTS: u32;
 override WG: u32 = 64u;
+// The merge rule: average first, then step (else step, then average); the Parzen test on (else
+// every finite block is accepted).
+override AVERAGE_FIRST: bool = false;
+override PARZEN: bool = true;
 
 @group(0) @binding(0) var<uniform> step: StepParams;
 @group(0) @binding(1) var<storage, read_write> params: array<V>;
@@ -85,7 +90,7 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec
     }
     let r = workgroupSum(t, vec2<f32>(dot, broken));
     if (t == 0u) {
-      verdict[m] = select(0u, 1u, r.y == 0.0 && 2.0 * r.x > threshold);
+      verdict[m] = select(0u, 1u, r.y == 0.0 && (!PARZEN || 2.0 * r.x > threshold));
     }
   }
   workgroupBarrier();
@@ -99,10 +104,10 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec
   let accepted = workgroupUniformLoad(&acceptCount);
   let divisor = f32(1u + accepted);
   for (var i = first + t; i < last; i += WG) {
-    var sum = params[i] - lr * grad[i];
+    var sum = select(params[i] - lr * grad[i], params[i], AVERAGE_FIRST);
     for (var m = 0u; m < n; m++) {
       if (verdict[m] != 0u) { sum += peerValue(peers[m], i, first); }
     }
-    params[i] = sum / divisor;
+    params[i] = select(sum / divisor, sum / divisor - lr * grad[i], AVERAGE_FIRST);
   }
 }

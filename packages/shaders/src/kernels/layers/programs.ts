@@ -47,7 +47,7 @@ const ELEMENT_WG = 64;
 const GRID_ROW = 4096;
 
 /** The preamble of every kernel dispatched on a `groupGrid`: the step struct and grid.wgsl. */
-const GRID_PREAMBLE = STEP_PARAMS.wgsl() + gridSource;
+export const GRID_PREAMBLE = STEP_PARAMS.wgsl() + gridSource;
 
 /** An epilogue activation, fused into the store of a product. */
 export type Activation = 'none' | 'relu' | 'gelu';
@@ -322,7 +322,7 @@ function groupGrid(groups: number): readonly [number, number] {
 }
 
 /** Grid of a one-thread-per-element kernel over `count` elements. */
-function elementGrid(count: number): readonly [number, number] {
+export function elementGrid(count: number): readonly [number, number] {
   return groupGrid(ceil(count, ELEMENT_WG));
 }
 
