@@ -13,8 +13,10 @@ import {
   MAX_MESSAGE_BYTES,
   MAX_PEERS_PER_BLOCK,
   parameterLayout,
+  PARZEN_MERGE_RULE,
   type Backend,
   type JobInfo,
+  type MergeRule,
   type ParameterLayout,
 } from '@meshgrad/core';
 import { WebGpuBackend, requestBackendDevice } from '@meshgrad/shaders';
@@ -66,19 +68,20 @@ async function createBackend(
   layout: ParameterLayout,
   params: Float32Array,
   kernel: JobInfo['kernel'],
+  merge: MergeRule,
 ): Promise<{ backend: Backend; reason: string | undefined }> {
   if (kernel && wanted === 'cpu') {
     throw new Error(
       `this job runs its own WGSL kernel and needs WebGPU (${reason ?? 'CPU backend chosen'})`,
     );
   }
-  if (wanted === 'cpu') return { backend: new CpuBackend(layout, params), reason };
+  if (wanted === 'cpu') return { backend: new CpuBackend(layout, params, { merge }), reason };
   try {
     const gpu = (self.navigator as Navigator & { gpu?: GPU }).gpu;
     const adapter = await gpu?.requestAdapter();
     if (!adapter) throw new Error('no WebGPU adapter in the worker');
     const device = await requestBackendDevice(adapter);
-    const options = kernel ? { customKernel: kernel } : {};
+    const options = { merge, ...(kernel && { customKernel: kernel }) };
     const backend = await WebGpuBackend.create(device, layout, params, options);
     // Room for core's Mailbox at its fullest, compiled now rather than mid-run (within what one
     // binding may hold; beyond that the mailbox grows on demand).
@@ -97,7 +100,7 @@ async function createBackend(
         cause: err,
       });
     return {
-      backend: new CpuBackend(layout, params),
+      backend: new CpuBackend(layout, params, { merge }),
       reason: `WebGPU failed to start (${why})`,
     };
   }
@@ -110,15 +113,28 @@ async function start(msg: Extract<ToWorker, { type: 'start' }>): Promise<void> {
     throw new Error(`checkpoint has ${params.length} parameters, the model needs ${layout.size}`);
   }
   const shard = decodeDataset(new Uint8Array(msg.shard));
+  // Sync rounds take one plain step each: no merge, so no outer momentum either.
+  const merge = msg.job.mode === 'sync' ? PARZEN_MERGE_RULE : (msg.job.merge ?? PARZEN_MERGE_RULE);
   const { backend, reason } = await createBackend(
     msg.backend,
     msg.backendReason,
     layout,
     params,
     msg.job.kernel,
+    merge,
   );
+  // A spot check replays one plain step (credit/spot-checks.ts): never outer momentum.
   makeCheckBackend = async (initial) =>
-    (await createBackend(msg.backend, msg.backendReason, layout, initial, msg.job.kernel)).backend;
+    (
+      await createBackend(
+        msg.backend,
+        msg.backendReason,
+        layout,
+        initial,
+        msg.job.kernel,
+        PARZEN_MERGE_RULE,
+      )
+    ).backend;
   const seed = idHash(msg.workerId);
   const batcher = new Batcher(shard, msg.job.batchSize, msg.job.seed ^ seed);
   asgd = new AsgdWorker({

@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeNpy } from '@meshgrad/core';
+import { ADOPTED_MERGE_RULE, encodeNpy } from '@meshgrad/core';
 import { loadJobData } from './data.ts';
 import {
   coreModelSpec,
@@ -157,14 +157,18 @@ describe('parseJobSpec', () => {
   });
 
   it('reads the training mode: asgd by default, sync with a round timeout', () => {
-    expect(DEFAULT_JOB.training).toEqual({ mode: 'asgd', roundTimeoutSec: 30 });
+    expect(DEFAULT_JOB.training).toEqual({
+      mode: 'asgd',
+      roundTimeoutSec: 30,
+      merge: ADOPTED_MERGE_RULE,
+    });
     const digits = {
       ...base,
       model: { kind: 'softmax', inputs: 784, classes: 10 },
       dataset: { kind: 'mnist' },
     };
     const sync = parseJobSpec({ ...digits, training: { mode: 'sync', roundTimeoutSec: 5 } });
-    expect(sync.training).toEqual({ mode: 'sync', roundTimeoutSec: 5 });
+    expect(sync.training).toMatchObject({ mode: 'sync', roundTimeoutSec: 5 });
     expect(parseJobSpec(JSON.parse(JSON.stringify(sync)))).toEqual(sync);
     fails({ ...digits, training: { mode: 'ssgd' } }, 'training.mode', /asgd.*sync/);
     fails(
@@ -172,6 +176,35 @@ describe('parseJobSpec', () => {
       'training.roundTimeoutSec',
     );
     fails({ ...digits, training: { rounds: 3 } }, 'training.rounds', /unknown field/);
+  });
+
+  it('reads the merge rule: the adopted one by default, each field checked', () => {
+    const digits = {
+      ...base,
+      model: { kind: 'softmax', inputs: 784, classes: 10 },
+      dataset: { kind: 'mnist' },
+    };
+    const first = parseJobSpec({
+      ...digits,
+      training: { merge: { order: 'step-then-average', parzen: 'hard', momentum: 0 } },
+    });
+    expect(first.training.merge).toEqual({
+      order: 'step-then-average',
+      parzen: 'hard',
+      momentum: 0,
+      momentumPeriod: 4,
+    });
+    fails(
+      { ...digits, training: { merge: { order: 'sideways' } } },
+      'training.merge.order',
+      /average-then-step/,
+    );
+    fails({ ...digits, training: { merge: { parzen: 'soft' } } }, 'training.merge.parzen');
+    fails({ ...digits, training: { merge: { momentum: 1 } } }, 'training.merge.momentum');
+    fails(
+      { ...digits, training: { merge: { momentumPeriod: 0 } } },
+      'training.merge.momentumPeriod',
+    );
   });
 
   it('reads custom WGSL models: kernel path resolved, exactly one source, loss-only stops', () => {

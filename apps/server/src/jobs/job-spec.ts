@@ -10,11 +10,14 @@ import { realpathSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import {
+  ADOPTED_MERGE_RULE,
   customTensorSchema,
   DEFAULT_BLOCK_SIZE,
   encodingSchema,
   layersModelSchema,
   MAX_BLOCK_SIZE,
+  MERGE_ORDERS,
+  MERGE_PARZEN_MODES,
   modelSpecSchema,
   parameterLayout,
   type ModelSpec,
@@ -200,8 +203,25 @@ export const DEFAULT_ROUND_TIMEOUT_SEC = 30;
  * block exchange (DESIGN §3); `sync` is the synchronous parameter-server baseline, one barrier
  * per round (jobs/sync-rounds.ts).
  */
+/**
+ * How an ASGD step merges peer blocks (core's MergeRule, DESIGN §3.1); the defaults are the rule
+ * the scaling benchmark adopted (§3.7).
+ */
+export const mergeSpecSchema = z.strictObject({
+  /** `average-then-step` (default) or `step-then-average` (the first rule). */
+  order: z.enum(MERGE_ORDERS).default(ADOPTED_MERGE_RULE.order),
+  /** `off` (default): every finite block under the norm bound is merged; `hard`: the Parzen test. */
+  parzen: z.enum(MERGE_PARZEN_MODES).default(ADOPTED_MERGE_RULE.parzen),
+  /** Outer momentum β on the merged state; 0 turns it off. */
+  momentum: z.number().min(0).lt(1, 'must be below 1').default(ADOPTED_MERGE_RULE.momentum),
+  /** Steps between two outer-momentum updates. */
+  momentumPeriod: z.number().int().min(1).max(1000).default(ADOPTED_MERGE_RULE.momentumPeriod),
+});
+
 export const trainingSpecSchema = z.strictObject({
   mode: z.enum(['asgd', 'sync']).default('asgd'),
+  /** ASGD mode: how a step merges the peer blocks that arrived. */
+  merge: mergeSpecSchema.prefault({}),
   /** Sync mode: a worker that has not contributed this long after a round began is left out of it. */
   roundTimeoutSec: z.number().positive().max(3600).default(DEFAULT_ROUND_TIMEOUT_SEC),
 });

@@ -224,6 +224,7 @@ export class Job {
       seed: spec.seed,
       state: this.state,
       mode: spec.training.mode,
+      merge: spec.training.merge,
       dataset: {
         name: this.train.name,
         features: this.train.features,

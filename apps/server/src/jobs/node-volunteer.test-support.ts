@@ -93,7 +93,7 @@ export class NodeVolunteer {
     const layout = parameterLayout(reply.job.model, reply.job.blockSize);
     const backend = options.backend
       ? await options.backend(layout, params, reply.job)
-      : new CpuBackend(layout, params);
+      : new CpuBackend(layout, params, reply.job.merge && { merge: reply.job.merge });
     const seed = idHash(reply.workerId);
     const batcher = new Batcher(shard, reply.job.batchSize, reply.job.seed ^ seed);
     const worker = new AsgdWorker({

@@ -6,6 +6,7 @@
  * answered with a `refused` event naming the offending event.
  */
 import type { Encoding } from '../codec/encoding.ts';
+import type { MergeRule } from '../model/merge-rule.ts';
 import type { ErrorReply } from './errors.ts';
 import type {
   Hello,
@@ -52,6 +53,11 @@ export interface JobInfo {
    * rounds, `syncRound`/`syncContribution`). Absent from servers that predate sync mode: `asgd`.
    */
   readonly mode?: 'asgd' | 'sync';
+  /**
+   * How an ASGD step merges peer blocks (job spec `training.merge`, DESIGN §3.1). Absent from
+   * servers that predate it: `PARZEN_MERGE_RULE`, the first rule.
+   */
+  readonly merge?: MergeRule;
   /**
    * A custom model's gradient kernel (docs/custom-wgsl.md), compiled and checked by the server;
    * present exactly when `model.kind` is `custom`. Such a job needs WebGPU: the server refuses
