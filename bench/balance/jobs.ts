@@ -4,6 +4,7 @@
  * only the communication policy (or training mode) differs.
  */
 import {
+  ADOPTED_MERGE_RULE,
   buildProfile,
   classifierWorkload,
   heterogeneousSpeeds,
@@ -164,6 +165,8 @@ export async function runJob(job: Job, now: () => number): Promise<JobResult> {
     path: profile.path,
     mode: job.arm.kind === 'sync' ? 'sync' : 'asgd',
     ...(policy ? { policy } : {}),
+    // The merge a job gets by default (job spec training.merge, DESIGN §3.1).
+    merge: ADOPTED_MERGE_RULE,
     maxTimeS: job.maxTimeS,
     evalIntervalS: WORKLOADS[job.workload].evalIntervalS,
     stopAtTarget: !job.runToEnd,

@@ -30,11 +30,13 @@ export interface BackendStats {
 /**
  * Owns a model's parameters on its device and trains them (DESIGN §2, §3).
  *
- * `step` does one ASGD iteration: the minibatch gradient g at the current w, and for every
- * block k the Parzen-window test of each received peer block v against the local step
- * (accept v iff ‖w'_k − v‖² < ‖w_k − v‖², with w' = w − η·g, i.e. iff
- * 2·⟨g_k, w_k − v⟩ > η·‖g_k‖²), then the merge
- * w_k ← (w'_k + Σ accepted v) / (1 + number accepted). Blocks without accepted peers take w'_k.
+ * `step` does one ASGD iteration by the backend's merge rule (`MergeRule`, DESIGN §3.1): the
+ * minibatch gradient g at the current w; for every block k, which received peer blocks v count
+ * (with the Parzen test, accept v iff ‖w'_k − v‖² < ‖w_k − v‖², with w' = w − η·g, i.e. iff
+ * 2·⟨g_k, w_k − v⟩ > η·‖g_k‖²; without it, every finite v); then the merge, step-then-average
+ * w_k ← (w'_k + Σ accepted v) / (1 + number accepted) or average-then-step
+ * w_k ← (w_k + Σ accepted v) / (1 + number accepted) − η·g_k; and the rule's outer momentum.
+ * Blocks without accepted peers take w'_k.
  *
  * Nothing is read back per step: losses and acceptance counts come back in batches through
  * `drainStats()`.

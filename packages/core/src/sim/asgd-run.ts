@@ -14,6 +14,7 @@ import { chooseNeighbours } from '../balancer/neighbours.ts';
 import { localValveBytes } from '../balancer/valve.ts';
 import { Batcher } from '../data/batcher.ts';
 import { CpuBackend } from '../model/cpu-backend.ts';
+import { PARZEN_MERGE_RULE } from '../model/merge-rule.ts';
 import type { WorkerSettings } from '../protocol/events.ts';
 import type { LinkStats } from '../protocol/schemas.ts';
 import { EventQueue } from './event-queue.ts';
@@ -140,7 +141,9 @@ export async function runAsgd(config: SimulationConfig): Promise<SimulationResul
     // A joining worker starts from a live worker's model, as from the latest checkpoint.
     const donor = probe();
     const params = donor ? await donor.asgd.readParameters() : workload.initialParams;
-    const backend = new CpuBackend(workload.layout, params);
+    const backend = new CpuBackend(workload.layout, params, {
+      merge: config.merge ?? PARZEN_MERGE_RULE,
+    });
     const batcher = new Batcher(
       workload.shard(index, config.workers.length),
       workload.batchSize,

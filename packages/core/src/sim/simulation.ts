@@ -6,6 +6,7 @@
  */
 import type { BalancerOptions, BudgetReason } from '../balancer/controller.ts';
 import type { Dataset } from '../data/dataset.ts';
+import type { MergeRule } from '../model/merge-rule.ts';
 import type { ParameterLayout } from '../model/spec.ts';
 import type { WorkerSettings } from '../protocol/events.ts';
 import type { EventQueue } from './event-queue.ts';
@@ -66,6 +67,8 @@ export interface SimulationConfig {
   readonly mode?: TrainingMode;
   /** ASGD only; default the balancer with its defaults. */
   readonly policy?: CommunicationPolicy;
+  /** ASGD only: how each worker's backend merges (default `PARZEN_MERGE_RULE`, the first rule). */
+  readonly merge?: MergeRule;
   /** Neighbours per worker for ASGD; default 4. */
   readonly neighbours?: number;
   /** How often workers report and the balancer runs, simulated seconds; default 1. */
