@@ -1,17 +1,20 @@
 /**
  * `npm run bench:byzantine`: what malicious volunteers do to training, with and without the
  * receive-path guards (docs/design.md §8). For each guard, attack and attacker fraction it runs
- * the scaling simulator's ASGD on the clients' merge (norm bound, guard, Parzen test, step then
- * average) and reports the honest workers' final K-Means objective against the same seed's
+ * the scaling simulator's ASGD on the clients' merge (norm bound, guard, then the job's merge
+ * rule: by default the adopted one, average-then-step with the Parzen test off and outer
+ * momentum; `--merge first` for step-then-average with the Parzen test) and reports the honest workers' final K-Means objective against the same seed's
  * attack-free run without a guard; then each guard's time to target with no attacker. Writes
  * CSV and a Markdown table; the last line printed is the JSON summary.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import {
+  ADOPTED_MERGE_RULE,
   ATTACK_FRACTIONS,
   ATTACKS,
   ADOPTED_GUARD,
   GUARD_MODES,
+  PARZEN_MERGE_RULE,
   runByzantine,
   scaleLinks,
   streamedKMeans,
@@ -23,8 +26,13 @@ import {
 /** The guard the receive path adopts (`AsgdWorker`'s default). */
 const ADOPTED: GuardMode = ADOPTED_GUARD;
 const WORKERS = 20;
-/** One worker's best η on this workload with today's merge (docs/benchmarks.md, Scaling). */
+/**
+ * η: one worker's best on this workload with the first merge, and the adopted merge's best at
+ * 16 workers on LAN (docs/scale/summary.md).
+ */
 const LEARNING_RATE = 1;
+const MERGES = { adopted: ADOPTED_MERGE_RULE, first: PARZEN_MERGE_RULE } as const;
+type MergeName = keyof typeof MERGES;
 const EVAL_INTERVAL_S = 0.5;
 /** Fixed random out-neighbours per worker (the engine's default). */
 const NEIGHBOURS = 4;
@@ -37,6 +45,7 @@ interface Options {
   readonly guards: GuardMode[];
   readonly horizonS: number;
   readonly neighbours: number;
+  readonly merge: MergeName;
   readonly out: string;
 }
 
@@ -55,6 +64,8 @@ function parse(args: readonly string[]): Options {
   if (!guards.includes('off') || !guards.includes(ADOPTED)) {
     throw new RangeError(`--guards must include off and ${ADOPTED}`);
   }
+  const merge = (value('--merge') ?? 'adopted') as MergeName;
+  if (!(merge in MERGES)) throw new RangeError(`--merge must be adopted or first, got ${merge}`);
   const seeds = Number(value('--seeds') ?? 3);
   if (!(seeds >= 1)) throw new RangeError('--seeds must be ≥ 1');
   return {
@@ -63,6 +74,7 @@ function parse(args: readonly string[]): Options {
     guards,
     horizonS: Number(value('--horizon') ?? (quick ? 6 : 10)),
     neighbours: Number(value('--neighbours') ?? NEIGHBOURS),
+    merge,
     out: value('--out') ?? (quick ? 'bench-results/byzantine-quick' : 'docs/byzantine'),
   };
 }
@@ -104,11 +116,13 @@ export async function main(args: readonly string[]): Promise<void> {
     evalIntervalS: EVAL_INTERVAL_S,
     maxTimeS: options.horizonS,
     stopAtTarget: false,
+    merge: MERGES[options.merge],
   };
   log(
     `bench:byzantine — ${workload.name}, ${WORKERS} workers on LAN with ` +
       `${options.neighbours} neighbours each, η ${LEARNING_RATE}, ` +
-      `${options.horizonS} s simulated, seeds ${seeds.join(',')}, guards ${options.guards.join(',')}`,
+      `${options.horizonS} s simulated, seeds ${seeds.join(',')}, guards ${options.guards.join(',')}, ` +
+      `merge ${options.merge} (${MERGES[options.merge].order}, Parzen ${MERGES[options.merge].parzen}, momentum ${MERGES[options.merge].momentum})`,
   );
   log('MNIST MLP: not run (K-Means only in this version)');
 

@@ -2,11 +2,14 @@
  * The clients' receive path and merge in the scaling simulator, block by block as a volunteer
  * runs them: the norm bound of `AsgdWorker.receive` (docs/design.md §3.3), then the robust guard
  * of `asgd/robust.ts` around the local block, then the Parzen test and today's merge of
- * `CpuBackend` (step, then average with the accepted blocks, §3.1). With guard `off` this is
- * `stepThenAverage('hard')` behind the norm bound: the merge under attack as deployed.
+ * `CpuBackend` by the job's merge rule (§3.1: the order, the Parzen test on or off; outer
+ * momentum is wrapped around this strategy by the caller). With guard `off` and the first rule
+ * this is `stepThenAverage('hard')` behind the norm bound, and with the adopted rule
+ * `averageThenStep('off')`: the merge under attack as deployed.
  */
 import { BlockGuard, blockDistance, clipToward, DROP, type GuardMode } from '../../asgd/robust.ts';
 import { NORM_BOUND_FACTOR, NORM_FLOOR } from '../../asgd/worker.ts';
+import type { MergeRule } from '../../model/merge-rule.ts';
 import { parzenWeight } from '../scale/merge/parzen.ts';
 import type { MergeInput, MergeStrategy, WorkerMerge } from '../scale/merge/strategy.ts';
 
@@ -52,13 +55,18 @@ export interface GuardedMergeOptions {
   readonly ledger: MergeLedger;
   /** Each worker's guard, for reports (e.g. whom it quarantined). */
   readonly guards?: Map<number, BlockGuard<number>>;
+  /** The merge's order and Parzen test (default the first rule: step-then-average, hard). */
+  readonly rule?: Pick<MergeRule, 'order' | 'parzen'>;
 }
 
 export function guardedMerge(options: GuardedMergeOptions): MergeStrategy {
   const { ledger, isAttacker } = options;
+  const order = options.rule?.order ?? 'step-then-average';
+  const parzen = options.rule?.parzen ?? 'hard';
+  const averageFirst = order === 'average-then-step';
   return {
-    name: `client/${options.guard}`,
-    parzen: 'hard',
+    name: `client/${options.guard}/${order}/${parzen}`,
+    parzen,
     create(size: number, index = -1): WorkerMerge {
       const sum = new Float64Array(size);
       const scratch = new Float32Array(size);
@@ -75,7 +83,7 @@ export function guardedMerge(options: GuardedMergeOptions): MergeStrategy {
             const end = Math.min(start + blockSize, w.length);
             const local = w.subarray(start, end);
             const bound = NORM_BOUND_FACTOR * Math.max(norm(local), NORM_FLOOR);
-            for (let i = start; i < end; i++) sum[i] = w[i]! - eta * g[i]!;
+            for (let i = start; i < end; i++) sum[i] = averageFirst ? w[i]! : w[i]! - eta * g[i]!;
             let total = 0;
             for (let r = 0; r < count; r++) {
               const sender = from?.[r] ?? -1;
@@ -99,7 +107,7 @@ export function guardedMerge(options: GuardedMergeOptions): MergeStrategy {
                 clipToward(local, c, verdict);
                 v = c;
               }
-              const a = parzenWeight('hard', w, g, v, start, end, eta);
+              const a = parzenWeight(parzen, w, g, v, start, end, eta);
               if (a > 0) {
                 if (book) ledger[bad ? 'attackerMerged' : 'honestMerged']++;
                 for (let i = start, t = 0; i < end; i++, t++) sum[i]! += v[t]!;
@@ -107,7 +115,8 @@ export function guardedMerge(options: GuardedMergeOptions): MergeStrategy {
               total += a;
             }
             const inv = 1 / (1 + total);
-            for (let i = start; i < end; i++) w[i] = sum[i]! * inv;
+            if (averageFirst) for (let i = start; i < end; i++) w[i] = sum[i]! * inv - eta * g[i]!;
+            else for (let i = start; i < end; i++) w[i] = sum[i]! * inv;
             merged += total;
           }
           return merged;

@@ -9,6 +9,14 @@ import { runScaleAsgd, type ScaleAsgdConfig, type ScaleRunResult } from '../scal
 import type { EngineView } from '../scale/asgd-engine.ts';
 import { AttackHarness, type AttackKind } from './attacks.ts';
 import { emptyLedger, guardedMerge, type MergeLedger } from './guarded-merge.ts';
+import { PARZEN_MERGE_RULE, type MergeRule } from '../../model/merge-rule.ts';
+import { outerMomentum } from '../scale/merge/outer-momentum.ts';
+import type { MergeStrategy } from '../scale/merge/strategy.ts';
+
+/** `inner` with the rule's outer momentum around it, or `inner` when the rule has none. */
+function withOuterMomentum(inner: MergeStrategy, rule: MergeRule): MergeStrategy {
+  return rule.momentum > 0 ? outerMomentum(inner, rule.momentum, rule.momentumPeriod) : inner;
+}
 
 export interface ByzantineRunConfig extends Omit<
   ScaleAsgdConfig,
@@ -18,6 +26,8 @@ export interface ByzantineRunConfig extends Omit<
   readonly attack: AttackKind | 'none';
   readonly fraction: number;
   readonly guard: GuardMode;
+  /** The clients' merge rule (default the first: step-then-average, Parzen hard, no momentum). */
+  readonly merge?: MergeRule;
 }
 
 export interface ByzantineRunResult {
@@ -51,14 +61,19 @@ export async function runByzantine(config: ByzantineRunConfig): Promise<Byzantin
   let view: EngineView | null = null;
   const ledger = emptyLedger();
   const guards = new Map<number, BlockGuard<number>>();
+  const merge = config.merge ?? PARZEN_MERGE_RULE;
   const run = await runScaleAsgd({
     ...config,
-    strategy: guardedMerge({
-      guard: config.guard,
-      isAttacker: (i) => harness.isAttacker(i),
-      ledger,
-      guards,
-    }),
+    strategy: withOuterMomentum(
+      guardedMerge({
+        guard: config.guard,
+        isAttacker: (i) => harness.isAttacker(i),
+        ledger,
+        guards,
+        rule: merge,
+      }),
+      merge,
+    ),
     outgoing: {
       attach(v) {
         view = v;

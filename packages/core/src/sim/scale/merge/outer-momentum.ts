@@ -10,8 +10,8 @@ export function outerMomentum(inner: MergeStrategy, beta = 0.5, period = 4): Mer
   return {
     name: `${inner.name}+momentum(${beta},${period})`,
     parzen: inner.parzen,
-    create(size: number): WorkerMerge {
-      const base = inner.create(size);
+    create(size: number, index?: number): WorkerMerge {
+      const base = inner.create(size, index);
       let anchor: Float32Array | null = null;
       const u = new Float64Array(size);
       let steps = 0;
