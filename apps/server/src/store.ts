@@ -26,6 +26,8 @@ export interface CheckpointManifest {
   readonly testLoss: number;
   readonly testAccuracy?: number;
   readonly testObjective?: number;
+  /** The checkpoint is the (trimmed) mean of this many workers' recent uploads, `worker`'s last. */
+  readonly averagedOver?: number;
   readonly file: string;
 }
 
@@ -44,6 +46,7 @@ const checkpointManifestSchema = z.object({
   testLoss: z.number(),
   testAccuracy: z.number().optional(),
   testObjective: z.number().optional(),
+  averagedOver: z.number().int().min(2).optional(),
   file: z.string().regex(/^\d+\.bin$/, 'must be a <seq>.bin file name'),
 });
 
@@ -59,13 +62,14 @@ export function parseCheckpointManifest(
       message: `${issue?.path.join('.') || '(manifest)'}: ${issue?.message ?? 'invalid'}`,
     };
   }
-  const { testAccuracy, testObjective, ...rest } = r.data;
+  const { testAccuracy, testObjective, averagedOver, ...rest } = r.data;
   return {
     ok: true,
     manifest: {
       ...rest,
       ...(testAccuracy !== undefined ? { testAccuracy } : {}),
       ...(testObjective !== undefined ? { testObjective } : {}),
+      ...(averagedOver !== undefined ? { averagedOver } : {}),
     },
   };
 }

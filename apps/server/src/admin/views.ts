@@ -28,6 +28,7 @@ export function checkpointView(jobId: string, m: CheckpointManifest): AdminCheck
     testLoss: m.testLoss,
     ...(m.testAccuracy !== undefined ? { testAccuracy: m.testAccuracy } : {}),
     ...(m.testObjective !== undefined ? { testObjective: m.testObjective } : {}),
+    ...(m.averagedOver !== undefined ? { averagedOver: m.averagedOver } : {}),
     downloads: { safetensors: `${base}.safetensors`, binary: `${base}.bin` },
   };
 }

@@ -28,6 +28,17 @@ export const STATE_REQUEST_TIMEOUT_MS = 15_000;
  */
 export const REGRESSION_TOLERANCE = 0.5;
 
+/**
+ * Distinct workers whose latest accepted uploads a checkpoint may average (DESIGN §5): the
+ * simulator found that the mean of several workers' states is closer to the ideal than any one
+ * worker's (§3.7).
+ */
+export const AVERAGED_UPLOADS = 8;
+/** Memory the remembered uploads of one job may take; a large model averages fewer. */
+export const AVERAGED_UPLOADS_BYTES = 64 * 1024 * 1024;
+/** An upload older than this many checkpoint intervals is too stale to average in. */
+export const AVERAGE_WINDOW_INTERVALS = 2.5;
+
 /** The checkpoint author in sync mode, where the server's own parameters are the model. */
 export const SYNC_SERVER_WORKER = 'server';
 
@@ -77,6 +88,11 @@ export class Checkpoints {
   private readonly storing = new InOrder();
   /** The held-out loss of the job's initial parameters: the reference before the first checkpoint. */
   private initialLoss: number | null = null;
+  /** Each worker's latest accepted upload, oldest first (at most `AVERAGED_UPLOADS`). */
+  private readonly recent = new Map<
+    string,
+    { readonly params: Float32Array; readonly at: number }
+  >();
 
   constructor(private readonly ctx: CheckpointsContext) {}
 
@@ -106,6 +122,7 @@ export class Checkpoints {
 
   workerLeft(workerId: string): void {
     if (this.pending?.workerId === workerId) this.pending = null;
+    // Its last upload stays in `recent`: still a recent state of the job, until it ages out.
   }
 
   /** Whether the checkpoint interval has passed since the last checkpoint. */
@@ -200,7 +217,7 @@ export class Checkpoints {
     if (bytes.byteLength !== size * 4) {
       return `params must be ${size} float32 values (${size * 4} bytes), got ${bytes.byteLength} bytes`;
     }
-    const params = new Float32Array(size);
+    let params: Float32Array = new Float32Array(size);
     new Uint8Array(params.buffer).set(bytes);
     for (let i = 0; i < params.length; i++) {
       if (!Number.isFinite(params[i])) return `params[${i}] is not finite`;
@@ -231,6 +248,15 @@ export class Checkpoints {
       const seconds = (Date.now() - pending.sentAt) / 1000;
       if (worker && seconds > 0) worker.uploadBytesPerSec = bytes.byteLength / seconds;
     }
+    let averagedOver: number | undefined;
+    if (workerId !== SYNC_SERVER_WORKER) {
+      const averaged = await this.averaged(workerId, params, result.loss);
+      if (averaged) {
+        params = averaged.params;
+        result = averaged.result;
+        averagedOver = averaged.count;
+      }
+    }
     const seq = (this.latest?.seq ?? 0) + 1;
     const manifest: CheckpointManifest = {
       job: ctx.spec.id,
@@ -242,11 +268,18 @@ export class Checkpoints {
       testLoss: result.loss,
       ...(result.accuracy !== undefined ? { testAccuracy: result.accuracy } : {}),
       ...(result.objective !== undefined ? { testObjective: result.objective } : {}),
+      ...(averagedOver !== undefined ? { averagedOver } : {}),
       file: `${seq}.bin`,
     };
     await this.keep(manifest, params);
     ctx.log.info(
-      { seq, samples: manifest.samples, testLoss: result.loss, testAccuracy: result.accuracy },
+      {
+        seq,
+        samples: manifest.samples,
+        testLoss: result.loss,
+        testAccuracy: result.accuracy,
+        averagedOver,
+      },
       'checkpoint stored',
     );
     this.stopDue ??= stopCriterionMet(ctx.spec.stop, manifest);
@@ -278,6 +311,52 @@ export class Checkpoints {
     }
     if (loss <= reference + REGRESSION_TOLERANCE * Math.abs(reference)) return null;
     return `the state regressed: test loss ${loss.toPrecision(4)} against ${reference.toPrecision(4)} for the job's model; it is not stored`;
+  }
+
+  /**
+   * The mean of this upload and the other workers' recent accepted ones (each already through
+   * the regression test on its own), when there are at least two and the mean's held-out loss is
+   * lower than the upload's own; null otherwise, and the upload is stored as it came. With five
+   * or more states the mean is trimmed: per parameter the lowest and highest values are left out,
+   * so no single state moves it by more than the spread of the others. The upload is remembered
+   * for the next checkpoints either way.
+   */
+  private async averaged(
+    workerId: string,
+    params: Float32Array,
+    loss: number,
+  ): Promise<{ params: Float32Array; result: EvaluationResult; count: number } | null> {
+    const now = Date.now();
+    const horizon = AVERAGE_WINDOW_INTERVALS * this.ctx.spec.checkpointIntervalSec * 1000;
+    this.recent.delete(workerId);
+    for (const [id, entry] of this.recent) {
+      if (now - entry.at > horizon) this.recent.delete(id);
+    }
+    const keep = Math.min(
+      AVERAGED_UPLOADS,
+      Math.floor(AVERAGED_UPLOADS_BYTES / (4 * this.ctx.layout.size)),
+    );
+    if (keep < 2) return null;
+    while (this.recent.size >= keep) {
+      this.recent.delete(this.recent.keys().next().value!);
+    }
+    this.recent.set(workerId, { params, at: now });
+    if (this.recent.size < 2) return null;
+    const states = [...this.recent.values()].map((e) => e.params);
+    const mean = trimmedMean(states);
+    let result: EvaluationResult;
+    try {
+      result = await this.evaluate(mean);
+    } catch (err) {
+      if (!(err instanceof WorkerCrashedError)) throw err;
+      this.ctx.log.warn(
+        { err },
+        'could not evaluate the mean of recent uploads; storing the upload',
+      );
+      return null;
+    }
+    if (!(result.loss < loss)) return null;
+    return { params: mean, result, count: states.length };
   }
 
   /**
@@ -344,6 +423,31 @@ export class Checkpoints {
     }
     return this.stopDue;
   }
+}
+
+/**
+ * Per parameter, the mean of `states` (all of one length); from five states on, without the
+ * lowest and the highest value. Summed in float64.
+ */
+export function trimmedMean(states: readonly Float32Array[]): Float32Array {
+  const n = states.length;
+  const size = states[0]!.length;
+  const out = new Float32Array(size);
+  const trim = n >= 5;
+  const divisor = trim ? n - 2 : n;
+  for (let i = 0; i < size; i++) {
+    let sum = 0;
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (let s = 0; s < n; s++) {
+      const v = states[s]![i]!;
+      sum += v;
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+    out[i] = (trim ? sum - lo - hi : sum) / divisor;
+  }
+  return out;
 }
 
 /** Whether `a` should upload the job's state rather than `b` (see `requestFromWorker`). */

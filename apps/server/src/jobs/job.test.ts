@@ -592,6 +592,77 @@ describe('Job against a volunteer that lies', () => {
     expect(calls.requestedFrom).toEqual([w.id, w.id]);
   });
 
+  /** Lloyd's algorithm on the job's held-out points, from its initial centres: a good state. */
+  function lloyd(job: Job, iterations: number): Float32Array {
+    const { x, count } = job.test;
+    const c = Float32Array.from(job.initialParams());
+    const k = c.length / 2;
+    for (let it = 0; it < iterations; it++) {
+      const sum = new Float64Array(c.length);
+      const n = new Float64Array(k);
+      for (let i = 0; i < count; i++) {
+        let best = 0;
+        let bestD = Infinity;
+        for (let j = 0; j < k; j++) {
+          const d = (x[2 * i]! - c[2 * j]!) ** 2 + (x[2 * i + 1]! - c[2 * j + 1]!) ** 2;
+          if (d < bestD) [best, bestD] = [j, d];
+        }
+        sum[2 * best] = sum[2 * best]! + x[2 * i]!;
+        sum[2 * best + 1] = sum[2 * best + 1]! + x[2 * i + 1]!;
+        n[best] = n[best]! + 1;
+      }
+      for (let j = 0; j < k; j++) {
+        if (n[j]! > 0) [c[2 * j], c[2 * j + 1]] = [sum[2 * j]! / n[j]!, sum[2 * j + 1]! / n[j]!];
+      }
+    }
+    return c;
+  }
+
+  it('stores the mean of recent uploads of different workers when it is better than the upload', async () => {
+    const job = await openJob({});
+    recordingOutbox(job);
+    const good = lloyd(job, 20);
+    const noise = Float32Array.from(good, (_, i) => (i % 3 === 0 ? 0.6 : -0.4));
+    const a = good.map((v, i) => v + noise[i]!);
+    const b = good.map((v, i) => v - noise[i]!);
+    const wa = job.join(undefined, 'sa', TEST_DEVICE);
+    job.recordStats(wa, stats(100));
+    expect(await job.acceptState(wa.id, job.requestState() as string, bytesOf(a))).toBeNull();
+    const first = job.latest!;
+    expect(first.averagedOver).toBeUndefined();
+    expect(job.checkpointParams().params).toEqual(a);
+    // A leaves; its state is still recent. B's upload and A's average to the good state.
+    job.leave(wa.id, 'closed');
+    const wb = job.join(undefined, 'sb', TEST_DEVICE);
+    job.recordStats(wb, stats(100));
+    const requestId = job.requestState() as string;
+    expect(await job.acceptState(wb.id, requestId, bytesOf(b))).toBeNull();
+    const latest = job.latest!;
+    expect(latest.worker).toBe(wb.id);
+    expect(latest.averagedOver).toBe(2);
+    const stored = job.checkpointParams().params;
+    for (let i = 0; i < good.length; i++) expect(stored[i]).toBeCloseTo(good[i]!, 5);
+    expect(latest.testLoss).toBeLessThan(first.testLoss);
+  });
+
+  it('stores the upload as it came when the mean with older uploads is worse', async () => {
+    const job = await openJob({});
+    recordingOutbox(job);
+    const start = Float32Array.from(job.initialParams());
+    const good = lloyd(job, 20);
+    const wa = job.join(undefined, 'sa', TEST_DEVICE);
+    job.recordStats(wa, stats(100));
+    expect(await job.acceptState(wa.id, job.requestState() as string, bytesOf(start))).toBeNull();
+    const first = job.latest!;
+    job.leave(wa.id, 'closed');
+    const wb = job.join(undefined, 'sb', TEST_DEVICE);
+    job.recordStats(wb, stats(100));
+    expect(await job.acceptState(wb.id, job.requestState() as string, bytesOf(good))).toBeNull();
+    expect(job.latest?.averagedOver).toBeUndefined();
+    expect(job.latest!.testLoss).toBeLessThan(first.testLoss);
+    expect(job.checkpointParams().params).toEqual(good);
+  });
+
   it('keeps credit for a bounded number of departed ids', async () => {
     const job = await openJob({});
     recordingOutbox(job);

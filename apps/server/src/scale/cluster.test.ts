@@ -119,4 +119,25 @@ describe('scale-out over Redis', () => {
     ).toBe(true);
     expect(jobB.latest?.testObjective).toBeLessThan(20);
   });
+
+  it('survives Redis stalling past the command timeout: no crash, and it works again after', async () => {
+    const server = await start();
+    const job = server.jobs.get('blobs')!;
+    const v = await join(server);
+    expect(await trainUntil([v], () => v.worker.counters.samples > 0, 20_000)).toBe(true);
+    // While Redis is stopped, every publish (the adapter's emits to rooms, our events) times
+    // out after node-redis's 5 s. Without handlers on those promises the process would end with
+    // an unhandled rejection, which also fails this test run.
+    const training = trainUntil([v], () => false, 7_000);
+    const stalled = redis.stall(6_500);
+    // What a relayed block or a signal to a tab on another process does: an emit to a room,
+    // which the adapter publishes.
+    server.io.to('nobody-here').emit('refused', { event: 'stall-test', code: 'ERR_TEST' });
+    await stalled;
+    await training;
+    const res = await fetch(`${server.url}/healthz`);
+    expect(res.status).toBeLessThan(500);
+    const before = job.samples;
+    expect(await trainUntil([v], () => job.samples > before, 20_000)).toBe(true);
+  });
 });

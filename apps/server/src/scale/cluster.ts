@@ -95,6 +95,29 @@ function decodeParams(text: string): Float32Array {
   return out;
 }
 
+/**
+ * `client` with a rejection handler on every promise its methods return: the handler logs the
+ * failure (once per command), and whoever awaits the promise still sees the rejection. Methods
+ * run on the client itself, not the proxy (node-redis keeps private fields).
+ */
+export function handledRejections<T extends object>(client: T, log: Logger, name: string): T {
+  return new Proxy(client, {
+    get(target, prop) {
+      const value: unknown = Reflect.get(target, prop, target);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        const result: unknown = (value as (...a: unknown[]) => unknown).apply(target, args);
+        if (result instanceof Promise) {
+          result.catch((err: unknown) =>
+            log.warn({ err, client: name, command: String(prop) }, 'redis command failed'),
+          );
+        }
+        return result;
+      };
+    },
+  });
+}
+
 /** This process's membership in a Redis cluster of meshgrad servers. */
 export class Cluster {
   /** This process's id in the cluster. */
@@ -146,9 +169,18 @@ export class Cluster {
     return cluster;
   }
 
-  /** socket.io's Redis adapter on these connections. */
+  /**
+   * socket.io's Redis adapter on these connections. The adapter publishes without waiting for
+   * the reply, so a command that fails (node-redis times each out after 5 s, e.g. while Redis is
+   * stalled) would be an unhandled rejection, which ends the process: it gets clients whose
+   * every promise has a handler that logs the failure. Replies it does wait for still reach it.
+   */
   socketAdapter(): ReturnType<typeof createAdapter> {
-    return createAdapter(this.data, this.adapterSub, { key: `${REDIS_PREFIX}:socket.io` });
+    return createAdapter(
+      handledRejections(this.data, this.log, 'adapter'),
+      handledRejections(this.adapterSub, this.log, 'adapter-sub'),
+      { key: `${REDIS_PREFIX}:socket.io` },
+    );
   }
 
   isAttached(job: Job): boolean {

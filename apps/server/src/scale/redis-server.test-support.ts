@@ -87,6 +87,16 @@ export class RedisServer {
     return this.log();
   }
 
+  /** Stalls redis-server (SIGSTOP) for `ms`, as a machine under load or a paused VM would. */
+  async stall(ms: number): Promise<void> {
+    this.child.kill('SIGSTOP');
+    try {
+      await new Promise((r) => setTimeout(r, ms));
+    } finally {
+      this.child.kill('SIGCONT');
+    }
+  }
+
   async stop(): Promise<void> {
     if (this.child.exitCode === null) {
       const exited = new Promise((r) => this.child.once('exit', r));

@@ -64,6 +64,8 @@ export interface AdminCheckpoint {
   readonly testLoss: number;
   readonly testAccuracy?: number;
   readonly testObjective?: number;
+  /** The checkpoint is the mean of this many workers' recent uploads, `worker`'s the last. */
+  readonly averagedOver?: number;
   /** Admin API paths (they need the bearer token). */
   readonly downloads: { readonly safetensors: string; readonly binary: string };
 }

@@ -26,7 +26,12 @@ export class CheckpointsView {
         h('td', { class: 'num' }, String(c.seq)),
         h('td', {}, formatTime(c.createdAt)),
         h('td', { class: 'num' }, formatCount(c.samples)),
-        h('td', {}, h('code', {}, c.worker)),
+        h(
+          'td',
+          {},
+          h('code', {}, c.worker),
+          c.averagedOver ? ` and ${c.averagedOver - 1} more, averaged` : '',
+        ),
         h('td', { class: 'num loss' }, formatLoss(c.testLoss)),
         h(
           'td',
