@@ -75,7 +75,9 @@ function parse(args: readonly string[]): Options {
     horizonS: Number(value('--horizon') ?? (quick ? 6 : 10)),
     neighbours: Number(value('--neighbours') ?? NEIGHBOURS),
     merge,
-    out: value('--out') ?? (quick ? 'bench-results/byzantine-quick' : 'docs/byzantine'),
+    out:
+      value('--out') ??
+      (quick ? `bench-results/byzantine-quick-${merge}` : `docs/byzantine/${merge}`),
   };
 }
 
