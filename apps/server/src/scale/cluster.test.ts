@@ -130,9 +130,13 @@ describe('scale-out over Redis', () => {
     // an unhandled rejection, which also fails this test run.
     const training = trainUntil([v], () => false, 7_000);
     const stalled = redis.stall(6_500);
-    // What a relayed block or a signal to a tab on another process does: an emit to a room,
-    // which the adapter publishes.
-    server.io.to('nobody-here').emit('refused', { event: 'stall-test', code: 'ERR_TEST' });
+    // What relayed blocks to tabs on another process do: emits to a room, which the adapter
+    // publishes. Enough of them to fill the socket to the stalled Redis, so that commands wait
+    // unwritten in node-redis's queue, where its command timeout applies.
+    const block = 'x'.repeat(256 * 1024);
+    for (let i = 0; i < 200; i++) {
+      server.io.to('nobody-here').emit('refused', { event: 'stall-test', code: block });
+    }
     await stalled;
     await training;
     const res = await fetch(`${server.url}/healthz`);

@@ -171,9 +171,11 @@ export class Cluster {
 
   /**
    * socket.io's Redis adapter on these connections. The adapter publishes without waiting for
-   * the reply, so a command that fails (node-redis times each out after 5 s, e.g. while Redis is
-   * stalled) would be an unhandled rejection, which ends the process: it gets clients whose
-   * every promise has a handler that logs the failure. Replies it does wait for still reach it.
+   * the reply. When Redis stalls under load (relayed blocks fill the socket, so commands wait
+   * unwritten in node-redis's queue), node-redis fails each waiting command after its 5 s
+   * command timeout, and in the adapter that was an unhandled rejection, which ended the process
+   * (seen in e2e scale.spec on a loaded machine). So the adapter gets clients whose every promise
+   * has a handler that logs the failure; replies it does wait for still reach it.
    */
   socketAdapter(): ReturnType<typeof createAdapter> {
     return createAdapter(
