@@ -6,7 +6,8 @@
  * progress, and ends with one JSON line.
  *
  * Options: --quick (CI-sized), --threads=N (default 2), --out=DIR (default docs/balance),
- * --no-docs (do not touch docs/benchmarks.md).
+ * --no-docs (do not touch docs/benchmarks.md), --merge=NAME (the workers' merge rule, one of
+ * MERGE_RULES in jobs.ts; default a job's default).
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -18,6 +19,8 @@ import { round3, settleTime } from './analysis.ts';
 import {
   armLabel,
   BATCH_SIZE,
+  MERGE_ENV,
+  MERGE_RULES,
   MEDIAN_SPEED,
   runJob,
   SPEED_RATIO,
@@ -67,7 +70,17 @@ function parseArgs(argv: readonly string[]): Options {
     else if (a === '--no-docs') docs = false;
     else if (a.startsWith('--threads=')) threads = Math.max(1, Number(a.slice(10)) || 1);
     else if (a.startsWith('--out=')) out = a.slice(6);
-    else throw new Error(`unknown option ${a} (use --quick, --threads=N, --out=DIR, --no-docs)`);
+    else if (a.startsWith('--merge=')) {
+      const name = a.slice(8);
+      if (!(name in MERGE_RULES)) {
+        throw new Error(`--merge must be one of ${Object.keys(MERGE_RULES).join(', ')}`);
+      }
+      // Read by every job, in this thread and in the worker threads (they inherit it).
+      process.env[MERGE_ENV] = name;
+    } else
+      throw new Error(
+        `unknown option ${a} (use --quick, --threads=N, --out=DIR, --no-docs, --merge=NAME)`,
+      );
   }
   return { quick, threads, out, docs };
 }

@@ -10,9 +10,11 @@ import {
   heterogeneousSpeeds,
   kmeansWorkload,
   loadMnist,
+  PARZEN_MERGE_RULE,
   simulate,
   type CommunicationPolicy,
   type LinkProfileName,
+  type MergeRule,
   type SimulationConfig,
   type SimulationTotals,
   type TickRecord,
@@ -20,6 +22,18 @@ import {
 } from '@meshgrad/core';
 
 export type WorkloadName = 'mnist' | 'kmeans';
+
+/**
+ * The workers' merge rules the bench can run (`--merge=NAME`): `adopted`, a job's default
+ * (DESIGN §3.1); `first`, the rule before it; `gossip`, the adopted rule without outer momentum.
+ */
+export const MERGE_RULES: Record<string, MergeRule> = {
+  adopted: ADOPTED_MERGE_RULE,
+  first: PARZEN_MERGE_RULE,
+  gossip: { ...ADOPTED_MERGE_RULE, momentum: 0 },
+};
+/** The environment variable `--merge` sets for every job (worker threads inherit it). */
+export const MERGE_ENV = 'MESHGRAD_BENCH_BALANCE_MERGE';
 
 export type Arm =
   | { readonly kind: 'balancer'; readonly encodings?: readonly ('f32' | 'f16' | 'int8')[] }
@@ -165,8 +179,8 @@ export async function runJob(job: Job, now: () => number): Promise<JobResult> {
     path: profile.path,
     mode: job.arm.kind === 'sync' ? 'sync' : 'asgd',
     ...(policy ? { policy } : {}),
-    // The merge a job gets by default (job spec training.merge, DESIGN §3.1).
-    merge: ADOPTED_MERGE_RULE,
+    // The merge a job gets by default (job spec training.merge, DESIGN §3.1), unless --merge.
+    merge: MERGE_RULES[process.env[MERGE_ENV] ?? 'adopted'] ?? ADOPTED_MERGE_RULE,
     maxTimeS: job.maxTimeS,
     evalIntervalS: WORKLOADS[job.workload].evalIntervalS,
     stopAtTarget: !job.runToEnd,
