@@ -4,7 +4,7 @@
  * only the communication policy (or training mode) differs.
  */
 import {
-  ADOPTED_MERGE_RULE,
+  SCALING_MERGE_RULE,
   buildProfile,
   classifierWorkload,
   heterogeneousSpeeds,
@@ -24,13 +24,13 @@ import {
 export type WorkloadName = 'mnist' | 'kmeans';
 
 /**
- * The workers' merge rules the bench can run (`--merge=NAME`): `adopted`, a job's default
- * (DESIGN §3.1); `first`, the rule before it; `gossip`, the adopted rule without outer momentum.
+ * The workers' merge rules the bench can run (`--merge=NAME`): `first`, a job's default (DESIGN
+ * §3.1); `scaling`, the scaling benchmark's rule; `gossip`, that rule without outer momentum.
  */
 export const MERGE_RULES: Record<string, MergeRule> = {
-  adopted: ADOPTED_MERGE_RULE,
+  scaling: SCALING_MERGE_RULE,
   first: PARZEN_MERGE_RULE,
-  gossip: { ...ADOPTED_MERGE_RULE, momentum: 0 },
+  gossip: { ...SCALING_MERGE_RULE, momentum: 0 },
 };
 /** The environment variable `--merge` sets for every job (worker threads inherit it). */
 export const MERGE_ENV = 'MESHGRAD_BENCH_BALANCE_MERGE';
@@ -180,7 +180,7 @@ export async function runJob(job: Job, now: () => number): Promise<JobResult> {
     mode: job.arm.kind === 'sync' ? 'sync' : 'asgd',
     ...(policy ? { policy } : {}),
     // The merge a job gets by default (job spec training.merge, DESIGN §3.1), unless --merge.
-    merge: MERGE_RULES[process.env[MERGE_ENV] ?? 'adopted'] ?? ADOPTED_MERGE_RULE,
+    merge: MERGE_RULES[process.env[MERGE_ENV] ?? 'first'] ?? PARZEN_MERGE_RULE,
     maxTimeS: job.maxTimeS,
     evalIntervalS: WORKLOADS[job.workload].evalIntervalS,
     stopAtTarget: !job.runToEnd,

@@ -2,14 +2,14 @@
  * `npm run bench:byzantine`: what malicious volunteers do to training, with and without the
  * receive-path guards (docs/design.md §8). For each guard, attack and attacker fraction it runs
  * the scaling simulator's ASGD on the clients' merge (norm bound, guard, then the job's merge
- * rule: by default the adopted one, average-then-step with the Parzen test off and outer
- * momentum; `--merge first` for step-then-average with the Parzen test) and reports the honest workers' final K-Means objective against the same seed's
+ * rule: by default a job's default, step-then-average with the Parzen test; `--merge scaling`
+ * for the scaling benchmark's average-then-step with the test off and outer momentum) and reports the honest workers' final K-Means objective against the same seed's
  * attack-free run without a guard; then each guard's time to target with no attacker. Writes
  * CSV and a Markdown table; the last line printed is the JSON summary.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import {
-  ADOPTED_MERGE_RULE,
+  SCALING_MERGE_RULE,
   ATTACK_FRACTIONS,
   ATTACKS,
   ADOPTED_GUARD,
@@ -27,11 +27,11 @@ import {
 const ADOPTED: GuardMode = ADOPTED_GUARD;
 const WORKERS = 20;
 /**
- * η: one worker's best on this workload with the first merge, and the adopted merge's best at
+ * η: one worker's best on this workload with the first merge, and the scaling rule's best at
  * 16 workers on LAN (docs/scale/summary.md).
  */
 const LEARNING_RATE = 1;
-const MERGES = { adopted: ADOPTED_MERGE_RULE, first: PARZEN_MERGE_RULE } as const;
+const MERGES = { first: PARZEN_MERGE_RULE, scaling: SCALING_MERGE_RULE } as const;
 type MergeName = keyof typeof MERGES;
 const EVAL_INTERVAL_S = 0.5;
 /** Fixed random out-neighbours per worker (the engine's default). */
@@ -64,8 +64,8 @@ function parse(args: readonly string[]): Options {
   if (!guards.includes('off') || !guards.includes(ADOPTED)) {
     throw new RangeError(`--guards must include off and ${ADOPTED}`);
   }
-  const merge = (value('--merge') ?? 'adopted') as MergeName;
-  if (!(merge in MERGES)) throw new RangeError(`--merge must be adopted or first, got ${merge}`);
+  const merge = (value('--merge') ?? 'first') as MergeName;
+  if (!(merge in MERGES)) throw new RangeError(`--merge must be first or scaling, got ${merge}`);
   const seeds = Number(value('--seeds') ?? 3);
   if (!(seeds >= 1)) throw new RangeError('--seeds must be ≥ 1');
   return {

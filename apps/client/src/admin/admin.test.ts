@@ -90,7 +90,7 @@ describe('spec form', () => {
       name: 'Digits again',
       model: { kind: 'mlp', inputs: 784, hidden: [128], classes: 10 },
       dataset: { kind: 'mnist' },
-      training: { mode: 'asgd', merge: { order: 'average-then-step', parzen: 'off' } },
+      training: { mode: 'asgd', merge: { order: 'step-then-average', parzen: 'hard' } },
       communication: { encoding: 'f32' },
     });
   });

@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADOPTED_MERGE_RULE, encodeNpy } from '@meshgrad/core';
+import { encodeNpy, PARZEN_MERGE_RULE, SCALING_MERGE_RULE } from '@meshgrad/core';
 import { loadJobData } from './data.ts';
 import {
   coreModelSpec,
@@ -160,7 +160,7 @@ describe('parseJobSpec', () => {
     expect(DEFAULT_JOB.training).toEqual({
       mode: 'asgd',
       roundTimeoutSec: 30,
-      merge: ADOPTED_MERGE_RULE,
+      merge: PARZEN_MERGE_RULE,
     });
     const digits = {
       ...base,
@@ -178,22 +178,17 @@ describe('parseJobSpec', () => {
     fails({ ...digits, training: { rounds: 3 } }, 'training.rounds', /unknown field/);
   });
 
-  it('reads the merge rule: the adopted one by default, each field checked', () => {
+  it('reads the merge rule: the first one by default, each field checked', () => {
     const digits = {
       ...base,
       model: { kind: 'softmax', inputs: 784, classes: 10 },
       dataset: { kind: 'mnist' },
     };
-    const first = parseJobSpec({
+    const scaling = parseJobSpec({
       ...digits,
-      training: { merge: { order: 'step-then-average', parzen: 'hard', momentum: 0 } },
+      training: { merge: { order: 'average-then-step', parzen: 'off', momentum: 0.5 } },
     });
-    expect(first.training.merge).toEqual({
-      order: 'step-then-average',
-      parzen: 'hard',
-      momentum: 0,
-      momentumPeriod: 4,
-    });
+    expect(scaling.training.merge).toEqual(SCALING_MERGE_RULE);
     fails(
       { ...digits, training: { merge: { order: 'sideways' } } },
       'training.merge.order',

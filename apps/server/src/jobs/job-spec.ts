@@ -10,7 +10,6 @@ import { realpathSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import {
-  ADOPTED_MERGE_RULE,
   customTensorSchema,
   DEFAULT_BLOCK_SIZE,
   encodingSchema,
@@ -19,6 +18,7 @@ import {
   MERGE_ORDERS,
   MERGE_PARZEN_MODES,
   modelSpecSchema,
+  PARZEN_MERGE_RULE,
   parameterLayout,
   type ModelSpec,
   type ModelSpecPayload,
@@ -204,18 +204,18 @@ export const DEFAULT_ROUND_TIMEOUT_SEC = 30;
  * per round (jobs/sync-rounds.ts).
  */
 /**
- * How an ASGD step merges peer blocks (core's MergeRule, DESIGN §3.1); the defaults are the rule
- * the scaling benchmark adopted (§3.7).
+ * How an ASGD step merges peer blocks (core's MergeRule, DESIGN §3.1); the defaults are the first
+ * rule, `PARZEN_MERGE_RULE` (§3.7 says why not the scaling benchmark's).
  */
 export const mergeSpecSchema = z.strictObject({
-  /** `average-then-step` (default) or `step-then-average` (the first rule). */
-  order: z.enum(MERGE_ORDERS).default(ADOPTED_MERGE_RULE.order),
-  /** `off` (default): every finite block under the norm bound is merged; `hard`: the Parzen test. */
-  parzen: z.enum(MERGE_PARZEN_MODES).default(ADOPTED_MERGE_RULE.parzen),
-  /** Outer momentum β on the merged state; 0 turns it off. */
-  momentum: z.number().min(0).lt(1, 'must be below 1').default(ADOPTED_MERGE_RULE.momentum),
-  /** Steps between two outer-momentum updates. */
-  momentumPeriod: z.number().int().min(1).max(1000).default(ADOPTED_MERGE_RULE.momentumPeriod),
+  /** `step-then-average` (default, the first rule) or `average-then-step`. */
+  order: z.enum(MERGE_ORDERS).default(PARZEN_MERGE_RULE.order),
+  /** `hard` (default): the Parzen test; `off`: every finite block under the norm bound is merged. */
+  parzen: z.enum(MERGE_PARZEN_MODES).default(PARZEN_MERGE_RULE.parzen),
+  /** Outer momentum β on the merged state; 0 (default) turns it off. */
+  momentum: z.number().min(0).lt(1, 'must be below 1').default(PARZEN_MERGE_RULE.momentum),
+  /** Steps between two outer-momentum updates (default 4, used when momentum > 0). */
+  momentumPeriod: z.number().int().min(1).max(1000).default(PARZEN_MERGE_RULE.momentumPeriod),
 });
 
 export const trainingSpecSchema = z.strictObject({

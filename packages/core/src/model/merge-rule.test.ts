@@ -7,7 +7,7 @@ import type { ReceivedBlock } from './backend.ts';
 import { CpuBackend } from './cpu-backend.ts';
 import { initParameters } from './init.ts';
 import { lossAndGradient } from './math.ts';
-import { ADOPTED_MERGE_RULE, checkMergeRule, type MergeRule } from './merge-rule.ts';
+import { SCALING_MERGE_RULE, checkMergeRule, type MergeRule } from './merge-rule.ts';
 import { blockRange, parameterLayout } from './spec.ts';
 
 /** Two K-Means centres in 4 dims, one per block (as in cpu-backend.test.ts). */
@@ -57,15 +57,15 @@ describe('merge rules in CpuBackend', () => {
     }
   });
 
-  it('the adopted rule equals the scaling simulator’s merge over many steps', async () => {
+  it('the scaling rule equals the scaling simulator’s merge over many steps', async () => {
     const layout = parameterLayout({ kind: 'mlp', inputs: 6, hidden: [5], classes: 3 }, 7);
     const rng = new Rng(11);
     const w0 = initParameters(layout, 3);
-    const backend = new CpuBackend(layout, w0, { merge: ADOPTED_MERGE_RULE });
+    const backend = new CpuBackend(layout, w0, { merge: SCALING_MERGE_RULE });
     const sim = outerMomentum(
       averageThenStep('off'),
-      ADOPTED_MERGE_RULE.momentum,
-      ADOPTED_MERGE_RULE.momentumPeriod,
+      SCALING_MERGE_RULE.momentum,
+      SCALING_MERGE_RULE.momentumPeriod,
     ).create(layout.size);
     const w = Float32Array.from(w0);
     const g = new Float32Array(layout.size);
@@ -99,7 +99,7 @@ describe('merge rules in CpuBackend', () => {
 
   it('outer momentum moves the state further than the merge alone, and restarts on writeParameters', async () => {
     const layout = parameterLayout({ kind: 'kmeans', dims: 2, clusters: 1 }, 2);
-    const rule: MergeRule = { ...ADOPTED_MERGE_RULE, momentumPeriod: 2 };
+    const rule: MergeRule = { ...SCALING_MERGE_RULE, momentumPeriod: 2 };
     const batch: Batch = { size: 1, x: Float32Array.from([0, 0]), labels: null };
     const start = Float32Array.from([1, 1]);
     const plain = new CpuBackend(layout, start, { merge: { ...rule, momentum: 0 } });
@@ -139,7 +139,7 @@ describe('merge rules in CpuBackend', () => {
       [{ parzen: 'soft' as MergeRule['parzen'] }, /merge parzen/],
     ];
     for (const [change, message] of bad) {
-      const merge = { ...ADOPTED_MERGE_RULE, ...change };
+      const merge = { ...SCALING_MERGE_RULE, ...change };
       expect(() => checkMergeRule(merge)).toThrow(message);
       expect(() => new CpuBackend(layout, new Float32Array(2), { merge })).toThrow(message);
     }

@@ -9,7 +9,7 @@
  */
 import type { Batch, MergeRule, ParameterLayout, ReceivedBlock } from '@meshgrad/core';
 import {
-  ADOPTED_MERGE_RULE,
+  SCALING_MERGE_RULE,
   PARZEN_MERGE_RULE,
   decodeInt8,
   encodeInt8,
@@ -903,8 +903,8 @@ const CHECKS: readonly (readonly [string, Check])[] = [
   // The other adapter class's kernel shapes (staged tiles on SwiftShader, or the reverse).
   ['backend-mlp', mlpBackendCheck('hardware')],
   ['backend-mlp', mlpBackendCheck('software')],
-  // The adopted merge, its outer momentum twice in the four steps.
-  ['backend-mlp', mlpBackendCheck('auto', { ...ADOPTED_MERGE_RULE, momentumPeriod: 2 })],
+  // The scaling benchmark's merge, its outer momentum twice in the four steps.
+  ['backend-mlp', mlpBackendCheck('auto', { ...SCALING_MERGE_RULE, momentumPeriod: 2 })],
   ['backend-softmax', softmaxBackendCheck()],
   ['backend-kmeans', kmeansBackendCheck()],
   ...LAYERS_CHECKS,
