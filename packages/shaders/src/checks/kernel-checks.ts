@@ -45,7 +45,6 @@ import {
   kmeansGradKernel,
   lossReduceKernel,
   outerMomentumKernel,
-  PARZEN_UPDATE,
   sgdParzenKernel,
   softmaxCrossEntropyKernel,
   SOFTWARE_TUNING,
@@ -385,7 +384,11 @@ function outerMomentumCheck(size: number): Check {
   };
 }
 
-function sgdParzenCheck(size: number, blockSize: number, rule: UpdateRule = PARZEN_UPDATE): Check {
+function sgdParzenCheck(
+  size: number,
+  blockSize: number,
+  rule: UpdateRule = PARZEN_MERGE_RULE,
+): Check {
   return async ({ h, rng }) => {
     const layout: ParameterLayout = {
       ...parameterLayout({ kind: 'kmeans', dims: 1, clusters: size }, blockSize),

@@ -4,8 +4,15 @@
  * measured against (nearly) exact values. Not used in training.
  */
 import type { Batch, ParameterLayout, ReceivedBlock } from '@meshgrad/core';
-import { blockRange, denseWidths, LayersNetwork, planOf, tensorOffsets } from '@meshgrad/core';
-import { PARZEN_UPDATE, type UpdateRule } from '../kernels/programs.ts';
+import {
+  blockRange,
+  denseWidths,
+  LayersNetwork,
+  PARZEN_MERGE_RULE,
+  planOf,
+  tensorOffsets,
+} from '@meshgrad/core';
+import type { UpdateRule } from '../kernels/programs.ts';
 
 /** Unit roundoff of float32. */
 export const F32_U = 2 ** -24;
@@ -198,7 +205,7 @@ export function update64(
   g: ArrayLike<number>,
   learningRate: number,
   received: readonly ReceivedBlock[],
-  rule: UpdateRule = PARZEN_UPDATE,
+  rule: UpdateRule = PARZEN_MERGE_RULE,
 ): Update64 {
   const averageFirst = rule.order === 'average-then-step';
   const eta = Math.fround(learningRate);

@@ -7,6 +7,8 @@
 import {
   CUSTOM_KERNEL_BINDINGS,
   customKernelWorkgroups,
+  PARZEN_MERGE_RULE,
+  type MergeRule,
   type ParameterLayout,
 } from '@meshgrad/core';
 import { CODEC_PARAMS, STEP_PARAMS } from '../backend/uniforms.ts';
@@ -277,17 +279,11 @@ export function updateVectorWidth(shape: UpdateShape): VectorWidth {
   return shape.blockSize % 4 === 0 ? 4 : 1;
 }
 
-/** How the update kernel merges (core's MergeRule without its outer momentum). */
-export interface UpdateRule {
-  readonly order: 'average-then-step' | 'step-then-average';
-  readonly parzen: 'hard' | 'off';
-}
-
-/** The first rule: step, then average what passes the Parzen test. */
-export const PARZEN_UPDATE: UpdateRule = { order: 'step-then-average', parzen: 'hard' };
+/** How the update kernel merges: core's MergeRule without its outer momentum. */
+export type UpdateRule = Pick<MergeRule, 'order' | 'parzen'>;
 
 /** SGD step + Parzen test + merge, one workgroup per block (sgd-parzen.wgsl). */
-export function sgdParzenKernel(shape: UpdateShape, rule: UpdateRule = PARZEN_UPDATE): Kernel {
+export function sgdParzenKernel(shape: UpdateShape, rule: UpdateRule = PARZEN_MERGE_RULE): Kernel {
   const width = updateVectorWidth(shape);
   const program = new ComputeProgram({
     name: 'sgd-parzen',
