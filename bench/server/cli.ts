@@ -1,26 +1,40 @@
 /**
- * `npm run bench:server`: how many protocol-level volunteers one job server process holds, and
+ * `npm run bench:server`: how many protocol-level volunteers a job server process holds, and
  * what they cost it. The server runs in a child process; the volunteers run in worker threads of
  * this one (load-worker.ts). For each N it ramps N volunteers up, holds them for a while as they
- * send statistics every second, and reads the server's own /metrics: event-loop delay p99,
+ * send statistics every second, and reads the server's own /metrics and /healthz: volunteers
+ * held at the end of the hold (not dropped as silent), event-loop delay p99,
  * resident memory, job-tick duration; hello latency is measured by the volunteers, and the admin
  * snapshot of the job is fetched and timed. The last line is one JSON summary at the largest N.
  *
- * Options: --counts=100,1000 (volunteers per step), --threads=4, --hold=10 (seconds),
- * --connects-per-sec=400, --max-seconds=900 (the whole run is bounded by it),
- * --server-cpu-prof=DIR (the server process writes a V8 CPU profile there when it exits).
+ * With --servers=K (K > 1) it starts a redis-server (Debian's package) and K server processes
+ * joined over it (`meshgrad serve --redis URL`, DESIGN §5); N is then per process, volunteers
+ * are dealt to the processes in turn, each process is measured on its own, and the summary gives
+ * the worst process's figure for each.
+ *
+ * Options: --counts=100,1000 (volunteers per step, per process), --servers=1, --threads=4,
+ * --load-processes (each load thread a process of its own: one process's descriptor limit, often
+ * 20,000, bounds the sockets it can hold),
+ * --hold=10 (seconds), --connects-per-sec=400 (over all processes), --max-seconds=900 (the whole
+ * run is bounded by it), --server-cpu-prof=DIR (each server process writes a V8 CPU profile
+ * there when it exits).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { RedisServer } from '../../apps/server/src/scale/redis-server.test-support.ts';
 import { BENCH_ADMIN_TOKEN, benchJob } from './bench-job.ts';
 import type { LoadWorkerConfig, LoadWorkerReport } from './load-worker.ts';
 
 interface Options {
   readonly counts: number[];
+  /** Server processes; more than one share a redis-server. */
+  readonly servers: number;
   readonly threads: number;
+  /** Each load thread in a process of its own (its descriptor limit bounds the sockets it holds). */
+  readonly loadProcesses: boolean;
   readonly holdSec: number;
   readonly connectsPerSec: number;
   readonly maxSeconds: number;
@@ -42,7 +56,9 @@ function parseOptions(args: readonly string[]): Options {
   }
   return {
     counts,
+    servers: int('servers', 1),
     threads: int('threads', 4),
+    loadProcesses: args.includes('--load-processes'),
     holdSec: int('hold', 10),
     connectsPerSec: int('connects-per-sec', 400),
     maxSeconds: int('max-seconds', 900),
@@ -71,12 +87,12 @@ function percentile(values: readonly number[], p: number): number {
 const round = (v: number, digits = 1) => Number(v.toFixed(digits));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface StepResult {
-  readonly volunteers: number;
+/** One server process's figures over a step. */
+interface ProcessResult {
+  /** Volunteers the process holds at the end of the hold (its /healthz): not dropped, not lost. */
   readonly held: number;
-  readonly failed: number;
-  readonly helloP50Ms: number;
-  readonly helloP99Ms: number;
+  /** Volunteers whose hello this process answered during the step (the harness's count). */
+  readonly joined: number;
   readonly eventLoopP99Ms: number;
   readonly eventLoopMaxMs: number;
   readonly rssKbPerVolunteer: number;
@@ -85,8 +101,30 @@ interface StepResult {
   readonly snapshotMs: number;
   /** Messages the server refused during the step, by `event code` (from its own counter). */
   readonly refused: Record<string, number>;
+}
+
+interface StepResult {
+  /** Volunteers started: N per process. */
+  readonly volunteers: number;
+  /** Held by the processes at the end of the hold (their /healthz). */
+  readonly held: number;
+  /** Whose hello was answered. */
+  readonly joined: number;
+  readonly failed: number;
+  readonly helloP50Ms: number;
+  readonly helloP99Ms: number;
+  /** Shard fetch after the hello, p99. */
+  readonly shardP99Ms: number;
+  /** Longest a volunteer went between two reports it sent (the harness's own lag shows here). */
+  readonly statsGapMaxMs: number;
+  readonly processes: readonly ProcessResult[];
   /** What the volunteers saw go wrong, by kind (load-worker.ts). */
   readonly failures: Record<string, number>;
+}
+
+/** The worst of the processes' values (the largest; NaN when any is NaN). */
+function worst(values: readonly number[]): number {
+  return values.some((v) => Number.isNaN(v)) ? NaN : Math.max(...values);
 }
 
 function sumCounts(counts: readonly Record<string, number>[]): Record<string, number> {
@@ -110,12 +148,13 @@ function refusals(text: string): Map<string, number> {
 
 async function startServer(
   dataDir: string,
+  redisUrl: string | null,
   cpuProfDir: string | null,
 ): Promise<{ child: ChildProcess; url: string }> {
   const entry = path.join(path.dirname(new URL(import.meta.url).pathname), 'server-process.mjs');
   // Node refuses --cpu-prof in NODE_OPTIONS: the server's profile is asked for here.
   const execArgv = cpuProfDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`];
-  const child = fork(entry, [dataDir], {
+  const child = fork(entry, redisUrl === null ? [dataDir] : [dataDir, redisUrl], {
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
     execArgv,
   });
@@ -130,58 +169,34 @@ async function startServer(
   return { child, url };
 }
 
-async function runStep(
-  url: string,
-  n: number,
-  options: Options,
-  baselineRssBytes: number,
-  deadline: number,
-): Promise<StepResult> {
-  const threads = Math.min(options.threads, n);
-  const workerFile = path.join(path.dirname(new URL(import.meta.url).pathname), 'load-worker.mjs');
-  const state = Array.from({ length: threads }, () => ({
-    joined: 0,
-    failed: 0,
-    failures: {} as Record<string, number>,
-  }));
-  const hello: number[] = [];
-  const workers = state.map((s, i) => {
-    const config: LoadWorkerConfig = {
-      url,
-      jobId: benchJob.id,
-      count: Math.floor(n / threads) + (i < n % threads ? 1 : 0),
-      connectsPerSec: Math.max(1, Math.round(options.connectsPerSec / threads)),
-      statsIntervalMs: 1_000,
-    };
-    const w = new Worker(workerFile, { workerData: config });
-    w.on('message', (r: LoadWorkerReport) => {
-      if (r.type !== 'progress') return;
-      s.joined = r.joined;
-      s.failed = r.failed;
-      s.failures = r.failures;
-      hello.push(...r.helloMs);
-    });
-    w.on('error', (err) => process.stderr.write(`[bench:server] load worker: ${String(err)}\n`));
-    return w;
+/** The harness's view of a load thread, whether a worker thread or a process. */
+interface LoadHost {
+  on(event: 'message', fn: (r: LoadWorkerReport) => void): void;
+  on(event: 'error', fn: (err: unknown) => void): void;
+  postMessage(m: { type: string }): void;
+  terminate(): Promise<unknown>;
+}
+
+function processHost(file: string, config: LoadWorkerConfig): LoadHost {
+  const child = fork(file, [JSON.stringify(config)], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
-  const total = () => state.reduce((a, s) => a + s.joined + s.failed, 0);
-  // Ramp: until every volunteer joined or failed, bounded by the rate plus a minute.
-  const refusedBefore = refusals(await scrape(url));
-  const rampEnd = Math.min(deadline, Date.now() + (n / options.connectsPerSec) * 1000 + 60_000);
-  while (total() < n && Date.now() < rampEnd) await sleep(250);
-  await scrape(url); // starts a new event-loop delay window for the hold
-  const before = await scrape(url);
-  await sleep(Math.max(0, Math.min(options.holdSec * 1000, deadline - Date.now())));
-  const after = await scrape(url);
-  const label = `job="${benchJob.id}"`;
-  const tickSum =
-    sample(after, 'meshgrad_balancer_tick_seconds_sum', label) -
-    sample(before, 'meshgrad_balancer_tick_seconds_sum', label);
-  const tickCount =
-    sample(after, 'meshgrad_balancer_tick_seconds_count', label) -
-    sample(before, 'meshgrad_balancer_tick_seconds_count', label);
-  const rss = sample(after, 'meshgrad_process_process_resident_memory_bytes');
-  const held = state.reduce((a, s) => a + s.joined, 0);
+  return {
+    on: (event: 'message' | 'error', fn: (x: LoadWorkerReport & Error) => void) =>
+      child.on(event, fn),
+    postMessage: (m) => {
+      if (child.connected) child.send(m);
+    },
+    terminate: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGKILL');
+      }),
+  } as LoadHost;
+}
+
+async function snapshot(url: string): Promise<{ ms: number; bytes: number }> {
   const snapshots: Array<{ ms: number; bytes: number }> = [];
   for (let i = 0; i < 3; i++) {
     const t0 = performance.now();
@@ -191,35 +206,128 @@ async function runStep(
     const bytes = (await res.arrayBuffer()).byteLength;
     snapshots.push({ ms: performance.now() - t0, bytes });
   }
+  return [...snapshots].sort((a, b) => a.ms - b.ms)[1] ?? { ms: NaN, bytes: NaN };
+}
+
+async function runStep(
+  urls: readonly string[],
+  n: number,
+  options: Options,
+  baselineRssBytes: readonly number[],
+  deadline: number,
+): Promise<StepResult> {
+  const total = n * urls.length;
+  const threads = Math.min(options.threads, total);
+  const workerFile = path.join(path.dirname(new URL(import.meta.url).pathname), 'load-worker.mjs');
+  const state = Array.from({ length: threads }, () => ({
+    joined: 0,
+    joinedPer: urls.map(() => 0),
+    failed: 0,
+    failures: {} as Record<string, number>,
+  }));
+  const hello: number[] = [];
+  const shard: number[] = [];
+  let statsGapMaxMs = 0;
+  const workers = state.map((s, i) => {
+    const config: LoadWorkerConfig = {
+      // Each thread deals its volunteers from a different first process, so the processes
+      // get N each however N divides over the threads.
+      urls: urls.map((_, k) => urls[(k + i) % urls.length] as string),
+      jobId: benchJob.id,
+      count: Math.floor(total / threads) + (i < total % threads ? 1 : 0),
+      connectsPerSec: Math.max(1, Math.round(options.connectsPerSec / threads)),
+      statsIntervalMs: 1_000,
+    };
+    const w = options.loadProcesses
+      ? processHost(workerFile, config)
+      : new Worker(workerFile, { workerData: config });
+    w.on('message', (r: LoadWorkerReport) => {
+      if (r.type !== 'progress') return;
+      s.joined = r.joined;
+      // Back to the harness's numbering of the processes.
+      s.joinedPer = urls.map(
+        (_, k) => r.joinedPer[(((k - i) % urls.length) + urls.length) % urls.length] ?? 0,
+      );
+      s.failed = r.failed;
+      s.failures = r.failures;
+      hello.push(...r.helloMs);
+      shard.push(...r.shardMs);
+      statsGapMaxMs = Math.max(statsGapMaxMs, r.statsGapMaxMs);
+    });
+    w.on('error', (err) => process.stderr.write(`[bench:server] load worker: ${String(err)}\n`));
+    return w;
+  });
+  const started = () => state.reduce((a, s) => a + s.joined + s.failed, 0);
+  const scrapeAll = () => Promise.all(urls.map((u) => scrape(u)));
+  // Ramp: until every volunteer joined or failed, bounded by the rate plus a minute.
+  const refusedBefore = (await scrapeAll()).map(refusals);
+  const rampEnd = Math.min(deadline, Date.now() + (total / options.connectsPerSec) * 1000 + 60_000);
+  while (started() < total && Date.now() < rampEnd) await sleep(250);
+  await scrapeAll(); // starts a new event-loop delay window for the hold
+  const before = await scrapeAll();
+  await sleep(Math.max(0, Math.min(options.holdSec * 1000, deadline - Date.now())));
+  const after = await scrapeAll();
+  const healthy = await Promise.all(
+    urls.map(
+      async (u) => ((await (await fetch(`${u}/healthz`)).json()) as { workers: number }).workers,
+    ),
+  );
+  const label = `job="${benchJob.id}"`;
+  const joinedPer = urls.map((_, k) => state.reduce((a, s) => a + (s.joinedPer[k] ?? 0), 0));
+  const snapshots: Array<{ ms: number; bytes: number }> = [];
+  for (const u of urls) snapshots.push(await snapshot(u));
   for (const w of workers) w.postMessage({ type: 'stop' });
   await sleep(1_000);
   await Promise.all(workers.map((w) => w.terminate()));
-  // Let the server see every disconnect before the next step measures its baseline.
+  // Let the servers see every disconnect before the next step measures its baseline.
   const drainEnd = Date.now() + 60_000;
-  while (Date.now() < drainEnd) {
-    const h = (await (await fetch(`${url}/healthz`)).json()) as { workers: number };
-    if (h.workers === 0) break;
-    await sleep(500);
+  for (const u of urls) {
+    while (Date.now() < drainEnd) {
+      const h = (await (await fetch(`${u}/healthz`)).json()) as { workers: number };
+      if (h.workers === 0) break;
+      await sleep(500);
+    }
   }
-  const refused: Record<string, number> = {};
-  for (const [key, v] of refusals(await scrape(url))) {
-    const d = v - (refusedBefore.get(key) ?? 0);
-    if (d > 0) refused[key] = d;
-  }
-  const median = [...snapshots].sort((a, b) => a.ms - b.ms)[1] ?? { ms: NaN, bytes: NaN };
+  const refusedAfter = (await scrapeAll()).map(refusals);
+  const processes = urls.map((_, k): ProcessResult => {
+    const a = after[k] as string;
+    const b = before[k] as string;
+    const tickSum =
+      sample(a, 'meshgrad_balancer_tick_seconds_sum', label) -
+      sample(b, 'meshgrad_balancer_tick_seconds_sum', label);
+    const tickCount =
+      sample(a, 'meshgrad_balancer_tick_seconds_count', label) -
+      sample(b, 'meshgrad_balancer_tick_seconds_count', label);
+    const rss = sample(a, 'meshgrad_process_process_resident_memory_bytes');
+    const held = healthy[k] ?? 0;
+    const refused: Record<string, number> = {};
+    for (const [key, v] of refusedAfter[k] ?? new Map<string, number>()) {
+      const d = v - (refusedBefore[k]?.get(key) ?? 0);
+      if (d > 0) refused[key] = d;
+    }
+    const snap = snapshots[k] ?? { ms: NaN, bytes: NaN };
+    return {
+      held,
+      joined: joinedPer[k] ?? 0,
+      eventLoopP99Ms: round(sample(a, 'meshgrad_event_loop_delay_p99_seconds') * 1000),
+      eventLoopMaxMs: round(sample(a, 'meshgrad_event_loop_delay_max_seconds') * 1000),
+      rssKbPerVolunteer: held > 0 ? round((rss - (baselineRssBytes[k] ?? NaN)) / 1024 / held) : NaN,
+      tickMs: tickCount > 0 ? round((tickSum / tickCount) * 1000, 2) : NaN,
+      snapshotBytes: snap.bytes,
+      snapshotMs: round(snap.ms),
+      refused,
+    };
+  });
   return {
     volunteers: n,
-    held,
+    held: healthy.reduce((a, h) => a + h, 0),
+    joined: joinedPer.reduce((a, h) => a + h, 0),
     failed: state.reduce((a, s) => a + s.failed, 0),
     helloP50Ms: round(percentile(hello, 50)),
     helloP99Ms: round(percentile(hello, 99)),
-    eventLoopP99Ms: round(sample(after, 'meshgrad_event_loop_delay_p99_seconds') * 1000),
-    eventLoopMaxMs: round(sample(after, 'meshgrad_event_loop_delay_max_seconds') * 1000),
-    rssKbPerVolunteer: held > 0 ? round((rss - baselineRssBytes) / 1024 / held) : NaN,
-    tickMs: tickCount > 0 ? round((tickSum / tickCount) * 1000, 2) : NaN,
-    snapshotBytes: median.bytes,
-    snapshotMs: round(median.ms),
-    refused,
+    shardP99Ms: round(percentile(shard, 99)),
+    statsGapMaxMs: round(statsGapMaxMs),
+    processes,
     failures: sumCounts(state.map((s) => s.failures)),
   };
 }
@@ -227,16 +335,30 @@ async function runStep(
 export async function main(args: readonly string[]): Promise<void> {
   const options = parseOptions(args);
   const deadline = Date.now() + options.maxSeconds * 1000;
-  const dataDir = await mkdtemp(path.join(tmpdir(), 'meshgrad-bench-server-'));
-  const { child, url } = await startServer(dataDir, options.serverCpuProfDir);
   const out = (line: string) => process.stdout.write(line + '\n');
+  const redis = options.servers > 1 ? await RedisServer.start() : null;
+  const dataDirs: string[] = [];
+  const servers: Array<{ child: ChildProcess; url: string }> = [];
   try {
+    for (let k = 0; k < options.servers; k++) {
+      const dataDir = await mkdtemp(path.join(tmpdir(), 'meshgrad-bench-server-'));
+      dataDirs.push(dataDir);
+      servers.push(await startServer(dataDir, redis?.url ?? null, options.serverCpuProfDir));
+    }
+    const urls = servers.map((s) => s.url);
     await sleep(2_000);
-    const baseline = sample(await scrape(url), 'meshgrad_process_process_resident_memory_bytes');
-    out(
-      `bench:server: server ${url} (its own process), ${options.threads} load threads, hold ${options.holdSec} s`,
+    const baseline = await Promise.all(
+      urls.map(async (u) =>
+        sample(await scrape(u), 'meshgrad_process_process_resident_memory_bytes'),
+      ),
     );
-    out(`baseline server RSS ${round(baseline / 1024 / 1024)} MiB`);
+    out(
+      redis
+        ? `bench:server: ${urls.length} server processes over redis-server ${redis.url} (${urls.join(', ')}), ` +
+            `${options.threads} load threads, hold ${options.holdSec} s; N is per process`
+        : `bench:server: server ${urls[0]} (its own process), ${options.threads} load threads, hold ${options.holdSec} s`,
+    );
+    out(`baseline server RSS ${baseline.map((b) => `${round(b / 1024 / 1024)} MiB`).join(', ')}`);
     let last: StepResult | null = null;
     for (const n of options.counts) {
       if (Date.now() >= deadline) {
@@ -245,40 +367,69 @@ export async function main(args: readonly string[]): Promise<void> {
       }
       let r: StepResult;
       try {
-        r = await runStep(url, n, options, baseline, deadline);
+        r = await runStep(urls, n, options, baseline, deadline);
       } catch (err) {
         // A stalled or dead server is a result too: say so and stop climbing.
         const cause = (err as { cause?: unknown }).cause;
-        out(`N=${n}: the server stopped answering (${String(cause ?? err)}); no larger N is tried`);
+        out(`N=${n}: a server stopped answering (${String(cause ?? err)}); no larger N is tried`);
         break;
       }
-      out(
-        `N=${r.volunteers}: held ${r.held} (failed ${r.failed}), hello p50 ${r.helloP50Ms} ms p99 ${r.helloP99Ms} ms, ` +
-          `event loop p99 ${r.eventLoopP99Ms} ms (max ${r.eventLoopMaxMs}), RSS ${r.rssKbPerVolunteer} KB/volunteer, ` +
-          `tick ${r.tickMs} ms, admin snapshot ${r.snapshotBytes} B in ${r.snapshotMs} ms, ` +
-          `refused ${JSON.stringify(r.refused)}, volunteers saw ${JSON.stringify(r.failures)}`,
-      );
+      const figures = (p: ProcessResult) =>
+        `event loop p99 ${p.eventLoopP99Ms} ms (max ${p.eventLoopMaxMs}), RSS ${p.rssKbPerVolunteer} KB/volunteer, ` +
+        `tick ${p.tickMs} ms, admin snapshot ${p.snapshotBytes} B in ${p.snapshotMs} ms, ` +
+        `refused ${JSON.stringify(p.refused)}`;
+      const hello =
+        `hello p50 ${r.helloP50Ms} ms p99 ${r.helloP99Ms} ms, shard fetch p99 ${r.shardP99Ms} ms, ` +
+        `longest gap between a volunteer's reports ${r.statsGapMaxMs} ms`;
+      const saw = `volunteers saw ${JSON.stringify(r.failures)}`;
+      if (r.processes.length === 1) {
+        const p = r.processes[0] as ProcessResult;
+        out(
+          `N=${r.volunteers}: held ${r.held} (failed ${r.failed}), ${hello}, ${figures(p)}, ${saw}`,
+        );
+      } else {
+        out(
+          `N=${r.volunteers} per process: held ${r.held} of ${r.volunteers * r.processes.length} (joined ${r.joined}, failed ${r.failed}), ${hello}, ${saw}`,
+        );
+        r.processes.forEach((p, k) =>
+          out(`  process ${k + 1}: held ${p.held} (joined ${p.joined}), ${figures(p)}`),
+        );
+      }
       last = r;
     }
+    const ps = last?.processes ?? [];
+    const worstOf = (f: (p: ProcessResult) => number) => (ps.length ? worst(ps.map(f)) : null);
     out(
       JSON.stringify({
         bench: 'server',
+        ...(options.servers > 1 ? { servers: options.servers } : {}),
         volunteers_held: last?.held ?? 0,
-        event_loop_p99_ms: last?.eventLoopP99Ms ?? null,
+        ...(options.servers > 1
+          ? { volunteers_held_per_process_min: ps.length ? Math.min(...ps.map((p) => p.held)) : 0 }
+          : {}),
+        event_loop_p99_ms: worstOf((p) => p.eventLoopP99Ms),
         hello_p99_ms: last?.helloP99Ms ?? null,
-        rss_kb_per_volunteer: last?.rssKbPerVolunteer ?? null,
-        tick_ms_at_max: last?.tickMs ?? null,
+        rss_kb_per_volunteer: worstOf((p) => p.rssKbPerVolunteer),
+        tick_ms_at_max: worstOf((p) => p.tickMs),
       }),
     );
   } finally {
-    child.send({ type: 'close' });
-    await new Promise<void>((resolve) => {
-      const kill = setTimeout(() => child.kill('SIGKILL'), 15_000);
-      child.once('exit', () => {
-        clearTimeout(kill);
-        resolve();
-      });
-    });
-    await rm(dataDir, { recursive: true, force: true });
+    await Promise.all(
+      servers.map(
+        ({ child }) =>
+          new Promise<void>((resolve) => {
+            if (child.exitCode !== null) return resolve();
+            const kill = setTimeout(() => child.kill('SIGKILL'), 15_000);
+            child.once('exit', () => {
+              clearTimeout(kill);
+              resolve();
+            });
+            if (child.connected) child.send({ type: 'close' });
+            else child.kill('SIGKILL');
+          }),
+      ),
+    );
+    await redis?.stop();
+    for (const d of dataDirs) await rm(d, { recursive: true, force: true });
   }
 }

@@ -1,14 +1,17 @@
 /**
  * One worker thread of simulated volunteers for `npm run bench:server`: protocol-level clients
  * (socket.io-client, websocket transport) that say hello, fetch their shard and send statistics
- * every second, as a browser tab does between model exchanges. Loopback only.
+ * every second, as a browser tab does between model exchanges. Loopback only. With several
+ * server processes (a cluster over Redis), volunteer i connects to `urls[i % urls.length]`.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { Agent, get } from 'node:http';
+import { parentPort as threadPort, workerData } from 'node:worker_threads';
 import { io, type Socket } from 'socket.io-client';
 import { PROTOCOL_VERSION } from '@meshgrad/core';
 
 export interface LoadWorkerConfig {
-  readonly url: string;
+  /** The server processes' addresses; volunteers are dealt to them in turn. */
+  readonly urls: readonly string[];
   readonly jobId: string;
   readonly count: number;
   /** New connections per second from this thread. */
@@ -20,21 +23,60 @@ export type LoadWorkerReport =
   | {
       readonly type: 'progress';
       readonly joined: number;
+      /** Joined volunteers by server (the index in `urls`). */
+      readonly joinedPer: number[];
       readonly failed: number;
       /** Failures by kind: `connect`, `hello timeout`, `hello <code>`; and stats refused by code. */
       readonly failures: Record<string, number>;
       readonly helloMs: number[];
+      /** From a hello's answer to its shard's last byte. */
+      readonly shardMs: number[];
+      /** Longest gap between two statistics reports sent, per volunteer, since the last report. */
+      readonly statsGapMaxMs: number;
     }
   | { readonly type: 'stopped' };
 
-const config = workerData as LoadWorkerConfig;
-if (!config.url.startsWith('http://127.0.0.1:') && !config.url.startsWith('http://localhost:')) {
-  throw new Error(`the load harness targets loopback only, not ${config.url}`);
+/**
+ * The harness's end: a worker thread's port, or with `--load-processes` the IPC channel of a
+ * process of its own (one process holds at most its descriptor limit of sockets).
+ */
+const parentPort =
+  threadPort ??
+  (process.send
+    ? {
+        postMessage: (m: LoadWorkerReport) => void process.send?.(m),
+        on: (_event: 'message', fn: (m: { type?: string }) => void) => process.on('message', fn),
+      }
+    : null);
+const config = (threadPort ? workerData : JSON.parse(process.argv[2] ?? '{}')) as LoadWorkerConfig;
+for (const url of config.urls) {
+  if (!url.startsWith('http://127.0.0.1:') && !url.startsWith('http://localhost:')) {
+    throw new Error(`the load harness targets loopback only, not ${url}`);
+  }
 }
+/** Keep-alive connections for the shard fetches, as a browser keeps them. */
+const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+
+/** GETs `url` to its last byte; rejects on a status other than 200. */
+function download(url: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = get(url, { agent }, (res) => {
+      let bytes = 0;
+      res.on('data', (chunk: Buffer) => (bytes += chunk.byteLength));
+      res.on('end', () =>
+        res.statusCode === 200 ? resolve(bytes) : reject(new Error(`HTTP ${res.statusCode}`)),
+      );
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+  });
+}
+
 const device = { backend: 'cpu', userAgent: 'meshgrad bench:server' } as const;
 const sockets: Socket[] = [];
 const timers: NodeJS.Timeout[] = [];
 let joined = 0;
+const joinedPer = config.urls.map(() => 0);
 let failed = 0;
 const failures: Record<string, number> = {};
 const fail = (kind: string) => {
@@ -42,6 +84,8 @@ const fail = (kind: string) => {
   failures[kind] = (failures[kind] ?? 0) + 1;
 };
 let helloMs: number[] = [];
+let shardMs: number[] = [];
+let statsGapMaxMs = 0;
 let stopping = false;
 
 interface HelloAnswer {
@@ -50,8 +94,9 @@ interface HelloAnswer {
   readonly shard?: { readonly url: string };
 }
 
-function startVolunteer(): void {
-  const s = io(`${config.url}/volunteer`, {
+function startVolunteer(server: number): void {
+  const url = config.urls[server] as string;
+  const s = io(`${url}/volunteer`, {
     transports: ['websocket'],
     reconnection: false,
     forceNew: true,
@@ -75,16 +120,23 @@ function startVolunteer(): void {
           return;
         }
         joined++;
+        joinedPer[server] = (joinedPer[server] ?? 0) + 1;
         if (reply.shard) {
           try {
-            await (await fetch(config.url + reply.shard.url)).arrayBuffer();
+            const t1 = performance.now();
+            await download(url + reply.shard.url);
+            shardMs.push(performance.now() - t1);
           } catch {
             // Joined, so not a failed volunteer; it trains (and reports) without its shard.
             failures['shard fetch'] = (failures['shard fetch'] ?? 0) + 1;
           }
         }
         let samples = 0;
+        let sentAt = 0;
         const send = () => {
+          const now = performance.now();
+          if (sentAt > 0) statsGapMaxMs = Math.max(statsGapMaxMs, now - sentAt);
+          sentAt = now;
           samples += 10;
           s.emit('stats', {
             jobId: config.jobId,
@@ -111,14 +163,25 @@ let started = 0;
 const ramp = setInterval(() => {
   const batch = Math.max(1, Math.round(config.connectsPerSec / 20));
   for (let i = 0; i < batch && started < config.count && !stopping; i++, started++) {
-    startVolunteer();
+    startVolunteer(started % config.urls.length);
   }
   if (started >= config.count) clearInterval(ramp);
 }, 50);
 
 const progress = setInterval(() => {
-  const report: LoadWorkerReport = { type: 'progress', joined, failed, failures, helloMs };
+  const report: LoadWorkerReport = {
+    type: 'progress',
+    joined,
+    joinedPer,
+    failed,
+    failures,
+    helloMs,
+    shardMs,
+    statsGapMaxMs,
+  };
   helloMs = [];
+  shardMs = [];
+  statsGapMaxMs = 0;
   parentPort?.postMessage(report);
 }, 500);
 
@@ -131,4 +194,5 @@ parentPort?.on('message', (m: { type?: string }) => {
   for (const s of sockets) s.disconnect();
   const report: LoadWorkerReport = { type: 'stopped' };
   parentPort?.postMessage(report);
+  if (!threadPort) setTimeout(() => process.exit(0), 500);
 });

@@ -30,8 +30,14 @@ export interface ClusterLink {
   readonly shared: boolean;
   /** Other processes' workers of this job, as of the last `sync`. */
   readonly remote: ReadonlyMap<string, RemoteWorker>;
-  /** Registers this process's workers (alive now), drops dead processes' ones and reloads the rest; resolves whether the remote set changed. */
+  /**
+   * Registers this process's workers (alive now) where the registry lacks them, drops dead
+   * processes' ones and reloads the rest when they changed; resolves whether the remote set
+   * changed. Once a tick, and when another process announced a change.
+   */
   sync(local: Iterable<WorkerEntry>): Promise<boolean>;
+  /** Registers one worker that joined here, and tells the others soon: O(1), not O(N). */
+  workerJoined(worker: WorkerEntry): void;
   workerLeft(workerId: string): void;
   /** The cumulative sample count a worker was last credited with on any process. */
   credited(workerId: string): Promise<number | null>;
@@ -58,6 +64,8 @@ export class LocalClusterLink implements ClusterLink {
   sync(): Promise<boolean> {
     return Promise.resolve(false);
   }
+
+  workerJoined(): void {}
 
   workerLeft(): void {}
 

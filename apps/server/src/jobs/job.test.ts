@@ -501,6 +501,7 @@ describe('Job against a volunteer that lies', () => {
       addSamples(): Promise<number> {
         return Promise.reject(new Error('TimeoutError: addSamples'));
       }
+      workerJoined(): void {}
       workerLeft(): void {}
       samples(): Promise<number> {
         return this.local.samples();

@@ -306,14 +306,9 @@ export class Job {
         (err: unknown) => this.log.warn({ err, worker: id }, 'could not read shared credit'),
       );
     }
-    // The ring holds the cluster's workers as of its last full renewal: one that this sync
-    // finds changed is renewed whole, as a tick's sync would.
-    link.sync(this.roster.workers.values()).then(
-      (changed) => {
-        if (changed) this.renewNeighbours();
-      },
-      (err: unknown) => this.log.warn({ err }, 'could not sync workers with the cluster'),
-    );
+    // One registry entry, not every worker's: the others learn of it from an announcement, and
+    // this process learns of theirs at its tick's sync (a join is O(1) in the cluster).
+    link.workerJoined(entry);
     void this.store.appendEvent(this.id, { event: 'join', worker: id, backend: device.backend });
     this.renewTouchedNeighbours(id);
     return entry;
@@ -604,14 +599,23 @@ export class Job {
 
   /** Another process changed the workers of this job: renew the neighbours of ours. */
   async remoteWorkersChanged(): Promise<void> {
-    if (await this.link.sync(this.roster.workers.values())) this.renewNeighbours();
+    if (await this.link.sync(this.roster.workers.values())) this.remoteChanged();
+  }
+
+  /**
+   * The link's remote workers changed: the ring takes the ids that came and went and the workers
+   * near them are renewed (`Roster.remoteChanged`); a large change renews every worker.
+   */
+  private remoteChanged(): void {
+    if (this.roster.remoteChanged(this.link.remote)) this.renewTouchedNeighbours();
+    else this.renewNeighbours();
   }
 
   /** One tick's cluster work: registry, job-wide samples, leadership. */
   private async clusterTick(): Promise<void> {
     const link = this.link;
     try {
-      if (await link.sync(this.roster.workers.values())) this.renewNeighbours();
+      if (await link.sync(this.roster.workers.values())) this.remoteChanged();
       this.progress.raiseTo(await link.samples());
       // Only a process with a worker that can answer a state request may lead.
       const leading = await link.lead(this.roster.canAnswerStateRequest());

@@ -101,4 +101,65 @@ describe('Roster neighbours', () => {
     expect(roster.add('w-c', 's', TEST_DEVICE, { ...SETTINGS }, remote).shard).toBe(1);
     expect(roster.add('w-d', 's', TEST_DEVICE, { ...SETTINGS }, new Map()).shard).toBe(0);
   });
+
+  it('follows a change of the cluster’s other workers with the ring a whole renewal would give, renewing only workers near the change', () => {
+    const k = 4;
+    const roster = new Roster(4, k);
+    const { outbox, sent } = countingOutbox();
+    const next = random(7);
+    const idOf = () => `w-${Math.floor(next() * 1e9).toString(16)}`;
+    const local: string[] = [];
+    for (let i = 0; i < 300; i++) {
+      const id = idOf();
+      if (roster.has(id)) continue;
+      roster.add(id, `s-${id}`, TEST_DEVICE, { ...SETTINGS }, new Map());
+      local.push(id);
+    }
+    roster.renewTouched(false, outbox);
+    let remote = new Map<
+      string,
+      { id: string; server: string; shard: number; contributed: number }
+    >();
+    for (let i = 0; i < 300; i++) {
+      const id = idOf();
+      remote.set(id, { id, server: 'other', shard: 0, contributed: 0 });
+    }
+    roster.renewAll(remote, false, outbox);
+    for (let round = 0; round < 20; round++) {
+      // A few remote workers come and go (another process's joins and leaves), and one of ours
+      // is listed on another process too (a failover in flight).
+      const changed = new Map(remote);
+      for (const id of [...changed.keys()].slice(0, 3)) changed.delete(id);
+      for (let i = 0; i < 4; i++) {
+        const id = idOf();
+        changed.set(id, { id, server: 'other', shard: 1, contributed: 0 });
+      }
+      const failover = local[round]!;
+      changed.set(failover, { id: failover, server: 'other', shard: 0, contributed: 0 });
+      remote = changed;
+      const renewalsBefore = roster.work.renewals;
+      const sentBefore = sent();
+      expect(roster.remoteChanged(remote)).toBe(true);
+      roster.renewTouched(false, outbox);
+      const all = [...new Set([...local, ...remote.keys()])];
+      for (const id of local) {
+        expect(roster.get(id)?.neighbours, `round ${round}, ${id}`).toEqual(
+          expectedRing(all, id, k),
+        );
+      }
+      // Eight ids changed: the workers within reach of each, not all 300.
+      expect(roster.work.renewals - renewalsBefore).toBeLessThanOrEqual(8 * (2 * (k / 2 + 1) + 1));
+      expect(sent() - sentBefore).toBeLessThanOrEqual(8 * k + 8);
+    }
+    // A change of most of the ring is left to a whole renewal.
+    const replaced = new Map<
+      string,
+      { id: string; server: string; shard: number; contributed: number }
+    >();
+    for (let i = 0; i < 300; i++) {
+      const id = idOf();
+      replaced.set(id, { id, server: 'other', shard: 0, contributed: 0 });
+    }
+    expect(roster.remoteChanged(replaced)).toBe(false);
+  });
 });

@@ -265,6 +265,48 @@ export class Roster {
     for (const w of this.entries.values()) this.renew(w, keepPlanned, outbox, false);
   }
 
+  /**
+   * The cluster's other workers changed (the link's new map, `remote`): puts the ids that came on
+   * the ring and takes those that went off it, touching the local workers near each and those
+   * that held a departed one, as local joins and leaves do; `renewTouched` then renews them.
+   * O(R) to compare the maps plus O(k log N) per changed id, where `renewAll` renews every
+   * worker. A change of more than a quarter of the ring is left to `renewAll` (returns false).
+   */
+  remoteChanged(remote: ReadonlyMap<string, RemoteWorker>): boolean {
+    const before = this.remote;
+    if (this.neighbourCount === 0) {
+      this.remote = remote;
+      return true;
+    }
+    const added: string[] = [];
+    const removed: string[] = [];
+    for (const id of remote.keys()) if (!before.has(id)) added.push(id);
+    for (const id of before.keys()) if (!remote.has(id)) removed.push(id);
+    this.work.visits += remote.size + before.size;
+    if (added.length + removed.length > Math.max(16, this.ring.length / 4)) return false;
+    this.remote = remote;
+    for (const id of added) {
+      const at = this.ringIndex(id);
+      if (this.ring[at] === id) continue; // here too (a failover in flight)
+      this.ring.splice(at, 0, id);
+      this.touchAround(at);
+    }
+    for (const id of removed) {
+      if (this.entries.has(id)) continue; // it failed over to this process: stays on the ring
+      const holders = this.heldBy.get(id);
+      if (holders) {
+        for (const h of holders) this.touched.add(h);
+        this.work.visits += holders.size;
+      }
+      const at = this.ringIndex(id);
+      if (this.ring[at] === id) {
+        this.ring.splice(at, 1);
+        this.touchAround(at);
+      }
+    }
+    return true;
+  }
+
   /** Gives a worker a new neighbour list when it differs from the one it holds. */
   tellNeighbours(w: WorkerEntry, next: string[], outbox: JobOutbox, silently = false): boolean {
     if (next.join() === w.neighbours.join()) return false;

@@ -6,10 +6,14 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { WorkerEntry } from '../jobs/job.ts';
+import { createLogger } from '../logger.ts';
 import { NodeVolunteer, trainUntil } from '../jobs/node-volunteer.test-support.ts';
 import type { MeshgradServer } from '../server.ts';
 import { startTestServer } from '../server.test-support.ts';
+import { REFRESH_GAP_MS, RedisClusterLink, WORKER_TTL_MS } from './cluster.ts';
 import { RedisServer } from './redis-server.test-support.ts';
 
 const JOB = {
@@ -143,5 +147,127 @@ describe('scale-out over Redis', () => {
     expect(res.status).toBeLessThan(500);
     const before = job.samples;
     expect(await trainUntil([v], () => job.samples > before, 20_000)).toBe(true);
+  });
+});
+
+describe('the Redis registry at scale', () => {
+  const connectTo = (url: string) => createClient({ url });
+  type Client = ReturnType<typeof connectTo>;
+  const clients: Array<{ close(): Promise<unknown>; destroy(): void }> = [];
+  afterAll(async () => {
+    for (const c of clients) await c.close().catch(() => c.destroy());
+  });
+
+  /** A client to the test's Redis whose top-level calls are counted by method name. */
+  async function countingClient(): Promise<{ client: Client; calls: Map<string, number> }> {
+    const client = connectTo(redis.url);
+    await client.connect();
+    clients.push(client);
+    const calls = new Map<string, number>();
+    const counted = new Proxy(client, {
+      get(target, prop) {
+        const value: unknown = Reflect.get(target, prop, target);
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) => {
+          calls.set(String(prop), (calls.get(String(prop)) ?? 0) + 1);
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    return { client: counted, calls };
+  }
+
+  const entry = (id: string, shard: number) => ({ id, shard }) as WorkerEntry;
+  const log = createLogger('silent');
+  let job = 0;
+
+  async function link(jobId: string, server: string) {
+    const { client, calls } = await countingClient();
+    const l = new RedisClusterLink(jobId, server, client as never, () => undefined, log);
+    await l.load(1);
+    return { link: l, calls };
+  }
+
+  it('a join writes one entry and reads nothing; a steady cluster does not read the registry', async () => {
+    const jobId = `registry-${job++}`;
+    const a = await link(jobId, 'server-a');
+    const b = await link(jobId, 'server-b');
+    const onA = Array.from({ length: 200 }, (_, i) => entry(`a-${i}`, i % 4));
+    a.calls.clear();
+    for (const w of onA) a.link.workerJoined(w);
+    await a.link.sync(onA); // the joins' transactions are written before this one
+    // One transaction per join, and the tick's sync: no read of the registry, no rewrite.
+    expect(a.calls.get('multi')).toBe(onA.length + 1);
+    expect(a.calls.get('hGetAll') ?? 0).toBe(1); // the first sync reads it whole once
+    // B learns A's workers at its next sync, and sees them on their shards.
+    expect(await b.link.sync([])).toBe(true);
+    expect(b.link.remote.size).toBe(onA.length);
+    expect(b.link.remote.get('a-7')).toMatchObject({ server: 'server-a', shard: 3 });
+    // Nothing changed since: neither process reads the registry again.
+    a.calls.clear();
+    b.calls.clear();
+    for (let i = 0; i < 3; i++) {
+      expect(await a.link.sync(onA)).toBe(false);
+      expect(await b.link.sync([])).toBe(false);
+    }
+    expect(a.calls.get('hGetAll') ?? 0).toBe(0);
+    expect(b.calls.get('hGetAll') ?? 0).toBe(0);
+    // A leave is one change: B reads again and drops that worker.
+    a.link.workerLeft('a-0');
+    await expect.poll(async () => (await b.link.sync([]), b.link.remote.has('a-0'))).toBe(false);
+    expect(b.link.remote.size).toBe(onA.length - 1);
+  });
+
+  it('drops the workers of a process whose heartbeat stopped, and its entries with them', async () => {
+    const jobId = `registry-${job++}`;
+    const a = await link(jobId, 'server-a');
+    const b = await link(jobId, 'server-b');
+    a.link.workerJoined(entry('a-1', 0));
+    b.link.workerJoined(entry('b-1', 1));
+    await a.link.sync([entry('a-1', 0)]);
+    await b.link.sync([entry('b-1', 1)]);
+    expect([...b.link.remote.keys()]).toEqual(['a-1']);
+    // A's process died WORKER_TTL_MS ago: its heartbeat is that old.
+    const admin = (await countingClient()).client;
+    await admin.hSet(
+      `meshgrad:job:${jobId}:servers`,
+      'server-a',
+      String(Date.now() - WORKER_TTL_MS - 1_000),
+    );
+    expect(await b.link.sync([entry('b-1', 1)])).toBe(true);
+    expect(b.link.remote.size).toBe(0);
+    expect(await admin.hKeys(`meshgrad:job:${jobId}:workers`)).toEqual(['b-1']);
+    expect(await admin.hKeys(`meshgrad:job:${jobId}:servers`)).toEqual(['server-b']);
+  });
+
+  it('sends a burst of credit as one transaction, and the job-wide total reaches every report', async () => {
+    const jobId = `registry-${job++}`;
+    const a = await link(jobId, 'server-a');
+    a.calls.clear();
+    const totals = await Promise.all(
+      Array.from({ length: 500 }, (_, i) => a.link.addSamples(`w-${i % 50}`, 10, 10 * (i + 1))),
+    );
+    expect(a.calls.get('multi')).toBe(1);
+    expect(new Set(totals)).toEqual(new Set([5_000]));
+    expect(await a.link.samples()).toBe(5_000);
+    // What a failing-over tab's new process reads: its last cumulative count.
+    expect(await a.link.credited('w-49')).toBe(5_000);
+  });
+
+  it('follows a burst of announcements with one refresh, and one more after the gap', async () => {
+    const jobId = `registry-${job++}`;
+    const a = await link(jobId, 'server-a');
+    let runs = 0;
+    const refresh = () => {
+      runs++;
+      return new Promise<void>((r) => setTimeout(r, 50));
+    };
+    for (let i = 0; i < 50; i++) a.link.refreshSoon(refresh);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(runs).toBe(1);
+    await new Promise((r) => setTimeout(r, 50 + REFRESH_GAP_MS + 100));
+    expect(runs).toBe(2);
+    await new Promise((r) => setTimeout(r, 50 + REFRESH_GAP_MS + 100));
+    expect(runs).toBe(2);
   });
 });

@@ -6,13 +6,15 @@
  *   volunteer's socket joins the room of its worker id (`workerRoom`), so signaling and relayed
  *   blocks reach a neighbour wherever it is connected.
  * - Each job's shared state, under `meshgrad:job:<id>:*`: the worker registry (so neighbours span
- *   processes and shards are balanced job-wide), the job-wide sample count and per-worker credit
+ *   processes and shards are balanced job-wide: one entry per worker, written once at its join,
+ *   a version counter that every change raises, and each process's heartbeat), the job-wide
+ *   sample count and per-worker credit
  *   (so a tab that fails over is not credited twice), a leader lock (one process asks for state,
  *   evaluates, stores checkpoints and checks the stop criteria), the latest checkpoint, and the
  *   job's control state and balancer mode. Changes are announced on one pub/sub channel.
  *
- * A process that dies stops refreshing its registry entries; after WORKER_TTL_MS the others drop
- * them, and its leader lock expires after LEAD_TTL_MS. Its volunteers reconnect to another
+ * A process that dies stops its heartbeat; after WORKER_TTL_MS the others drop its workers, and
+ * its leader lock expires after LEAD_TTL_MS. Its volunteers reconnect to another
  * process (through whatever balances connections in front, see docs/scale-out.md) and carry on
  * with their own parameters.
  */
@@ -28,8 +30,14 @@ import { parseCheckpointManifest, type BalancerMode, type CheckpointManifest } f
 
 /** Prefix of every key and channel meshgrad uses in Redis. */
 export const REDIS_PREFIX = 'meshgrad';
-/** A registry entry not refreshed for this long belongs to a process that is gone (ms). */
+/** The workers of a process whose heartbeat is this old belong to a process that is gone (ms). */
 export const WORKER_TTL_MS = 10_000;
+/** A process's registry changes are announced at most this often (ms): joins come in bursts. */
+export const ANNOUNCE_MS = 200;
+/** Another process's announcements are followed by one registry read at most this often (ms). */
+export const REFRESH_GAP_MS = 500;
+/** Credited samples go to Redis in one batch this often (ms), not a command per report. */
+export const CREDIT_FLUSH_MS = 100;
 /** The leader lock lapses after this long without renewal (ms). */
 export const LEAD_TTL_MS = 5_000;
 /** Longest wait for Redis at startup (ms). */
@@ -57,12 +65,15 @@ const balancerSchema = z.discriminatedUnion('mode', [
   z.object({ mode: z.literal('automatic') }),
   z.object({ mode: z.literal('fixed'), settings: settingsSchema }),
 ]);
-const registryEntrySchema = z.object({
-  server: id,
-  shard: z.number().int().min(0),
-  contributed: z.number().min(0),
-  lastSeen: z.number(),
-});
+/** A registry entry: `<shard> <server>` (compact: at 30,000 workers the registry is read whole). */
+function registryValue(server: string, shard: number): string {
+  return `${shard} ${server}`;
+}
+
+function parseRegistryValue(value: string): { shard: number; server: string } | null {
+  const m = /^(\d{1,9}) (\S{1,128})$/.exec(value);
+  return m ? { shard: Number(m[1]), server: m[2] as string } : null;
+}
 const controlSchema = z.object({ state: jobState, learningRate: z.number().positive() });
 const checkpointSchema = z.object({ manifest: z.unknown(), params: z.string() });
 /** What processes tell each other; every message is checked before use, like any input. */
@@ -223,7 +234,8 @@ export class Cluster {
     const work = (async () => {
       switch (event.type) {
         case 'workers':
-          await job.remoteWorkersChanged();
+          // Announcements come in bursts (every process's joins): one read follows many.
+          sync.refreshSoon(() => job.remoteWorkersChanged());
           return;
         case 'checkpoint': {
           const c = await sync.loadCheckpoint(job.layout.size);
@@ -249,7 +261,11 @@ export class Cluster {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const { sync } of this.jobs.values()) await sync.release().catch(() => undefined);
+    for (const { sync } of this.jobs.values()) {
+      await sync.flushCredit();
+      sync.stop();
+      await sync.release().catch(() => undefined);
+    }
     for (const c of [this.eventsSub, this.adapterSub, this.data]) {
       try {
         await c.close();
@@ -260,13 +276,29 @@ export class Cluster {
   }
 }
 
+/** Credit reported since the last flush (`addSamples`), and who waits for the job's total. */
+interface CreditBatch {
+  credit: number;
+  readonly cumulative: Map<string, string>;
+  readonly waiters: Array<{ resolve: (total: number) => void; reject: (err: unknown) => void }>;
+}
+
 /** One job's shared state in Redis (see the module comment). */
-class RedisClusterLink implements ClusterLink {
+export class RedisClusterLink implements ClusterLink {
   readonly shared = true;
   remote: ReadonlyMap<string, RemoteWorker> = new Map();
   private leading = false;
-  /** This process's worker ids at the last sync, to announce changes. */
-  private lastLocal = '';
+  /** The shard each local worker's registry entry holds, as this process last wrote it. */
+  private readonly written = new Map<string, number>();
+  /** The registry's version and the live processes at the last whole read. */
+  private readVersion: string | null = null;
+  private readServers = '';
+  /** Ids this process unregistered whose delete failed: the next sync reads the registry whole. */
+  private unregisterFailed = false;
+  private announceTimer: NodeJS.Timeout | null = null;
+  private refresh: { pending: boolean } | null = null;
+  private creditBatch: CreditBatch | null = null;
+  private stopped = false;
   private readonly key: (name: string) => string;
 
   constructor(
@@ -279,8 +311,9 @@ class RedisClusterLink implements ClusterLink {
     this.key = (name) => `${REDIS_PREFIX}:job:${jobId}:${name}`;
   }
 
-  /** What other processes already stored about the job. */
+  /** What other processes already stored about the job. Starts this process's heartbeat. */
   async load(parameters: number): Promise<SharedJobState | null> {
+    await this.data.hSet(this.key('servers'), this.server, String(Date.now()));
     const [samples, control, balancer] = await Promise.all([
       this.data.get(this.key('samples')),
       this.data.get(this.key('control')),
@@ -309,49 +342,78 @@ class RedisClusterLink implements ClusterLink {
     return { manifest: m.manifest, params };
   }
 
+  /**
+   * Once a tick: the heartbeat, entries the registry lacks (a join whose write failed, or a
+   * shard that changed), and the remote workers, read whole only when the registry's version or
+   * the set of live processes changed since the last read. With 10,000 workers a process, a
+   * steady cluster costs a few small commands a second, not a rewrite and read of every entry.
+   */
   async sync(local: Iterable<WorkerEntry>): Promise<boolean> {
     const now = Date.now();
     const workersKey = this.key('workers');
-    const mine = new Map<string, string>();
+    const versionKey = this.key('workers:version');
+    const serversKey = this.key('servers');
+    const mine = new Set<string>();
+    const writes: Record<string, string> = {};
+    const wrote: Array<[string, number]> = [];
     for (const w of local) {
-      mine.set(
-        w.id,
-        JSON.stringify({
-          server: this.server,
-          shard: w.shard,
-          contributed: w.contributed,
-          lastSeen: now,
-        }),
-      );
+      mine.add(w.id);
+      if (this.written.get(w.id) !== w.shard) {
+        writes[w.id] = registryValue(this.server, w.shard);
+        wrote.push([w.id, w.shard]);
+      }
     }
-    if (mine.size > 0) await this.data.hSet(workersKey, Object.fromEntries(mine));
+    const m = this.data.multi().hSet(serversKey, this.server, String(now));
+    if (wrote.length > 0) m.hSet(workersKey, writes).incr(versionKey);
+    m.get(versionKey).hGetAll(serversKey);
+    const replies = await m.exec();
+    for (const [workerId, shard] of wrote) this.written.set(workerId, shard);
+    const version = String(replies[replies.length - 2] ?? '0');
+    const heartbeats = (replies[replies.length - 1] ?? {}) as Record<string, string>;
+    const live = new Set<string>();
+    const dead: string[] = [];
+    for (const [server, at] of Object.entries(heartbeats)) {
+      if (now - Number(at) <= WORKER_TTL_MS) live.add(server);
+      else dead.push(server);
+    }
+    const liveKey = [...live].sort().join();
+    const leftover = [...this.written.keys()].some((workerId) => !mine.has(workerId));
+    if (
+      version === this.readVersion &&
+      liveKey === this.readServers &&
+      !leftover &&
+      !this.unregisterFailed
+    ) {
+      return false;
+    }
+    this.unregisterFailed = false;
     const all = await this.data.hGetAll(workersKey);
     const next = new Map<string, RemoteWorker>();
     const gone: string[] = [];
-    for (const [workerId, json] of Object.entries(all)) {
-      const e = parseJson(registryEntrySchema, json);
+    for (const [workerId, value] of Object.entries(all)) {
+      const e = parseRegistryValue(value);
       if (!e) {
         gone.push(workerId);
       } else if (e.server === this.server) {
-        // Our own entry for a worker no longer here (a leave whose delete raced a refresh).
+        // Our own entry for a worker no longer here (a leave whose delete failed).
         if (!mine.has(workerId)) gone.push(workerId);
-      } else if (now - e.lastSeen > WORKER_TTL_MS) {
+      } else if (!live.has(e.server)) {
         gone.push(workerId); // its process is gone
       } else if (!mine.has(workerId)) {
-        next.set(workerId, {
-          id: workerId,
-          server: e.server,
-          shard: e.shard,
-          contributed: e.contributed,
-        });
+        next.set(workerId, { id: workerId, server: e.server, shard: e.shard, contributed: 0 });
       }
     }
-    if (gone.length > 0) await this.data.hDel(workersKey, gone);
-    // Tell the others at once when our own workers changed, rather than at their next tick.
-    const localIds = [...mine.keys()].sort().join();
-    if (localIds !== this.lastLocal) {
-      this.lastLocal = localIds;
-      this.announceWorkers();
+    for (const workerId of [...this.written.keys()]) {
+      if (!mine.has(workerId)) this.written.delete(workerId);
+    }
+    this.readVersion = version;
+    this.readServers = liveKey;
+    if (gone.length > 0 || dead.length > 0) {
+      const clean = this.data.multi();
+      if (gone.length > 0) clean.hDel(workersKey, gone).incr(versionKey);
+      if (dead.length > 0) clean.hDel(serversKey, dead);
+      await clean.exec();
+      if (gone.length > 0) this.announceWorkers();
     }
     const before = this.remote;
     this.remote = next;
@@ -359,19 +421,74 @@ class RedisClusterLink implements ClusterLink {
     return changed;
   }
 
-  /** Announces a change of this process's workers (after a join's registry refresh). */
+  /** Tells the other processes that this one's workers changed, once per `ANNOUNCE_MS` at most. */
   announceWorkers(): void {
-    this.publish({ type: 'workers', server: this.server, job: this.jobId });
+    if (this.announceTimer !== null || this.stopped) return;
+    this.announceTimer = setTimeout(() => {
+      this.announceTimer = null;
+      this.publish({ type: 'workers', server: this.server, job: this.jobId });
+    }, ANNOUNCE_MS);
+  }
+
+  /**
+   * Runs `refresh` (a sync after another process's announcement) now, or once after the one in
+   * flight and `REFRESH_GAP_MS`, however many announcements came meanwhile.
+   */
+  refreshSoon(refresh: () => Promise<void>): void {
+    if (this.refresh) {
+      this.refresh.pending = true;
+      return;
+    }
+    const state = { pending: false };
+    this.refresh = state;
+    void refresh()
+      .catch((err: unknown) => this.log.warn({ err }, 'cluster refresh failed'))
+      .then(() => new Promise((r) => setTimeout(r, REFRESH_GAP_MS)))
+      .then(() => {
+        this.refresh = null;
+        if (state.pending && !this.stopped) this.refreshSoon(refresh);
+      });
+  }
+
+  workerJoined(worker: WorkerEntry): void {
+    const { id: workerId, shard } = worker;
+    this.data
+      .multi()
+      .hSet(this.key('servers'), this.server, String(Date.now()))
+      .hSet(this.key('workers'), workerId, registryValue(this.server, shard))
+      .incr(this.key('workers:version'))
+      .exec()
+      .then(
+        () => {
+          this.written.set(workerId, shard);
+          this.announceWorkers();
+        },
+        // The next tick's sync writes the entry the registry lacks.
+        (err: unknown) => this.log.warn({ err, worker: workerId }, 'could not register a worker'),
+      );
   }
 
   workerLeft(workerId: string): void {
     const workersKey = this.key('workers');
+    this.written.delete(workerId);
     void (async () => {
-      const e = parseJson(registryEntrySchema, await this.data.hGet(workersKey, workerId));
+      const value = await this.data.hGet(workersKey, workerId);
+      const e = value === null || value === undefined ? null : parseRegistryValue(value);
       // Only our own entry: the tab may already have failed over to another process.
-      if (e?.server === this.server) await this.data.hDel(workersKey, workerId);
+      if (e?.server !== this.server) return;
+      await this.data.multi().hDel(workersKey, workerId).incr(this.key('workers:version')).exec();
       this.announceWorkers();
-    })().catch((err: unknown) => this.log.warn({ err }, 'could not unregister a worker'));
+    })().catch((err: unknown) => {
+      this.unregisterFailed = true;
+      this.log.warn({ err }, 'could not unregister a worker');
+    });
+  }
+
+  /** Stops the timers (announcements, refreshes) of a process that leaves the cluster. */
+  stop(): void {
+    this.stopped = true;
+    if (this.announceTimer !== null) clearTimeout(this.announceTimer);
+    this.announceTimer = null;
   }
 
   async credited(workerId: string): Promise<number | null> {
@@ -380,13 +497,39 @@ class RedisClusterLink implements ClusterLink {
     return Number.isFinite(n) ? n : null;
   }
 
-  async addSamples(workerId: string, credit: number, cumulative: number): Promise<number> {
-    const [total] = await this.data
-      .multi()
-      .incrBy(this.key('samples'), Math.round(credit))
-      .hSet(this.key('credited'), workerId, String(cumulative))
-      .exec();
-    return Number(total);
+  /**
+   * Credits samples job-wide: reports within `CREDIT_FLUSH_MS` go to Redis as one transaction
+   * (10,000 volunteers report 10,000 times a second per process), each report's promise resolving
+   * the job's total after it.
+   */
+  addSamples(workerId: string, credit: number, cumulative: number): Promise<number> {
+    let batch = this.creditBatch;
+    if (!batch) {
+      batch = { credit: 0, cumulative: new Map(), waiters: [] };
+      this.creditBatch = batch;
+      setTimeout(() => void this.flushCredit(), CREDIT_FLUSH_MS);
+    }
+    batch.credit += credit;
+    batch.cumulative.set(workerId, String(cumulative));
+    const b = batch;
+    return new Promise((resolve, reject) => b.waiters.push({ resolve, reject }));
+  }
+
+  /** Sends the credit batch now (also when the process leaves the cluster). */
+  async flushCredit(): Promise<void> {
+    const batch = this.creditBatch;
+    if (!batch) return;
+    this.creditBatch = null;
+    try {
+      const [total] = await this.data
+        .multi()
+        .incrBy(this.key('samples'), Math.round(batch.credit))
+        .hSet(this.key('credited'), Object.fromEntries(batch.cumulative))
+        .exec();
+      for (const w of batch.waiters) w.resolve(Number(total));
+    } catch (err) {
+      for (const w of batch.waiters) w.reject(err);
+    }
   }
 
   async samples(): Promise<number> {
