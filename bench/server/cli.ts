@@ -21,7 +21,8 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { RedisServer } from '../../apps/server/src/scale/redis-server.test-support.ts';
@@ -84,6 +85,46 @@ function percentile(values: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
 }
 
+/** CPU seconds (user + system) a process has used: /proc/<pid>/stat on Linux, NaN elsewhere. */
+function cpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in USER_HZ ticks
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * The kernel's count of connections dropped because a listen queue was full (TcpExt
+ * ListenOverflows in /proc/net/netstat, machine-wide); NaN where there is none. A connection
+ * dropped there is retried by its client after a back-off of 1, 2, 4… s.
+ */
+function listenOverflows(): number {
+  try {
+    const lines = readFileSync('/proc/net/netstat', 'utf8').split('\n');
+    for (let i = 0; i + 1 < lines.length; i += 2) {
+      const names = (lines[i] as string).split(' ');
+      const values = (lines[i + 1] as string).split(' ');
+      if (names[0] !== 'TcpExt:') continue;
+      const at = names.indexOf('ListenOverflows');
+      return at < 0 ? NaN : Number(values[at]);
+    }
+  } catch {
+    // not Linux
+  }
+  return NaN;
+}
+
+/** The harness's own CPU seconds (its main thread and its load threads). */
+function ownCpuSeconds(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+}
+
 const round = (v: number, digits = 1) => Number(v.toFixed(digits));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -117,6 +158,14 @@ interface StepResult {
   readonly shardP99Ms: number;
   /** Longest a volunteer went between two reports it sent (the harness's own lag shows here). */
   readonly statsGapMaxMs: number;
+  /** CPU used over the hold, in cores: each server process, the load (harness), redis-server. */
+  readonly cpuCores: {
+    readonly servers: readonly number[];
+    readonly load: number;
+    readonly redis: number;
+  };
+  /** Connections the kernel dropped at a full listen queue during the step (machine-wide). */
+  readonly listenOverflows: number;
   readonly processes: readonly ProcessResult[];
   /** What the volunteers saw go wrong, by kind (load-worker.ts). */
   readonly failures: Record<string, number>;
@@ -175,6 +224,8 @@ interface LoadHost {
   on(event: 'error', fn: (err: unknown) => void): void;
   postMessage(m: { type: string }): void;
   terminate(): Promise<unknown>;
+  /** The load process's pid (undefined for a thread). */
+  readonly pid?: number | undefined;
 }
 
 function processHost(file: string, config: LoadWorkerConfig): LoadHost {
@@ -182,6 +233,7 @@ function processHost(file: string, config: LoadWorkerConfig): LoadHost {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   return {
+    pid: child.pid,
     on: (event: 'message' | 'error', fn: (x: LoadWorkerReport & Error) => void) =>
       child.on(event, fn),
     postMessage: (m) => {
@@ -215,6 +267,10 @@ async function runStep(
   options: Options,
   baselineRssBytes: readonly number[],
   deadline: number,
+  pids: {
+    readonly servers: ReadonlyArray<number | undefined>;
+    readonly redis?: number | undefined;
+  },
 ): Promise<StepResult> {
   const total = n * urls.length;
   const threads = Math.min(options.threads, total);
@@ -261,11 +317,29 @@ async function runStep(
   const scrapeAll = () => Promise.all(urls.map((u) => scrape(u)));
   // Ramp: until every volunteer joined or failed, bounded by the rate plus a minute.
   const refusedBefore = (await scrapeAll()).map(refusals);
+  const overflowsBefore = listenOverflows();
   const rampEnd = Math.min(deadline, Date.now() + (total / options.connectsPerSec) * 1000 + 60_000);
   while (started() < total && Date.now() < rampEnd) await sleep(250);
   await scrapeAll(); // starts a new event-loop delay window for the hold
   const before = await scrapeAll();
+  const cpu = () => ({
+    at: performance.now(),
+    servers: pids.servers.map(cpuSeconds),
+    load: options.loadProcesses
+      ? workers.reduce((a, w) => a + cpuSeconds((w as LoadHost).pid), 0) + ownCpuSeconds()
+      : ownCpuSeconds(),
+    redis: cpuSeconds(pids.redis),
+  });
+  const cpu0 = cpu();
   await sleep(Math.max(0, Math.min(options.holdSec * 1000, deadline - Date.now())));
+  const cpu1 = cpu();
+  const wall = (cpu1.at - cpu0.at) / 1000;
+  const cores = (a: number, b: number) => round((b - a) / wall, 2);
+  const cpuCores = {
+    servers: cpu1.servers.map((c, k) => cores(cpu0.servers[k] ?? NaN, c)),
+    load: cores(cpu0.load, cpu1.load),
+    redis: cores(cpu0.redis, cpu1.redis),
+  };
   const after = await scrapeAll();
   const healthy = await Promise.all(
     urls.map(
@@ -289,6 +363,7 @@ async function runStep(
     }
   }
   const refusedAfter = (await scrapeAll()).map(refusals);
+  const overflows = listenOverflows() - overflowsBefore;
   const processes = urls.map((_, k): ProcessResult => {
     const a = after[k] as string;
     const b = before[k] as string;
@@ -327,6 +402,8 @@ async function runStep(
     helloP99Ms: round(percentile(hello, 99)),
     shardP99Ms: round(percentile(shard, 99)),
     statsGapMaxMs: round(statsGapMaxMs),
+    cpuCores,
+    listenOverflows: overflows,
     processes,
     failures: sumCounts(state.map((s) => s.failures)),
   };
@@ -367,7 +444,10 @@ export async function main(args: readonly string[]): Promise<void> {
       }
       let r: StepResult;
       try {
-        r = await runStep(urls, n, options, baseline, deadline);
+        r = await runStep(urls, n, options, baseline, deadline, {
+          servers: servers.map((x) => x.child.pid),
+          redis: redis?.pid,
+        });
       } catch (err) {
         // A stalled or dead server is a result too: say so and stop climbing.
         const cause = (err as { cause?: unknown }).cause;
@@ -382,6 +462,12 @@ export async function main(args: readonly string[]): Promise<void> {
         `hello p50 ${r.helloP50Ms} ms p99 ${r.helloP99Ms} ms, shard fetch p99 ${r.shardP99Ms} ms, ` +
         `longest gap between a volunteer's reports ${r.statsGapMaxMs} ms`;
       const saw = `volunteers saw ${JSON.stringify(r.failures)}`;
+      const c = r.cpuCores;
+      const cpuLine =
+        `  CPU over the hold, in cores of ${availableParallelism()}: server${c.servers.length > 1 ? 's' : ''} ` +
+        `${c.servers.join(' + ')}, load harness ${c.load}` +
+        (redis ? `, redis-server ${c.redis}` : '') +
+        `; connections dropped at a full listen queue during the step ${r.listenOverflows}`;
       if (r.processes.length === 1) {
         const p = r.processes[0] as ProcessResult;
         out(
@@ -395,6 +481,7 @@ export async function main(args: readonly string[]): Promise<void> {
           out(`  process ${k + 1}: held ${p.held} (joined ${p.joined}), ${figures(p)}`),
         );
       }
+      out(cpuLine);
       last = r;
     }
     const ps = last?.processes ?? [];

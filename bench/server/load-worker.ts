@@ -4,7 +4,7 @@
  * every second, as a browser tab does between model exchanges. Loopback only. With several
  * server processes (a cluster over Redis), volunteer i connects to `urls[i % urls.length]`.
  */
-import { Agent, get } from 'node:http';
+import { get } from 'node:http';
 import { parentPort as threadPort, workerData } from 'node:worker_threads';
 import { io, type Socket } from 'socket.io-client';
 import { PROTOCOL_VERSION } from '@meshgrad/core';
@@ -54,13 +54,14 @@ for (const url of config.urls) {
     throw new Error(`the load harness targets loopback only, not ${url}`);
   }
 }
-/** Keep-alive connections for the shard fetches, as a browser keeps them. */
-const agent = new Agent({ keepAlive: true, maxSockets: 64 });
-
-/** GETs `url` to its last byte; rejects on a status other than 200. */
+/**
+ * GETs `url` to its last byte on a connection of its own, as each volunteer's browser opens its
+ * own (a pool shared by a thread's thousands of volunteers would queue them behind each other);
+ * rejects on a status other than 200.
+ */
 function download(url: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = get(url, { agent }, (res) => {
+    const req = get(url, { agent: false }, (res) => {
       let bytes = 0;
       res.on('data', (chunk: Buffer) => (bytes += chunk.byteLength));
       res.on('end', () =>

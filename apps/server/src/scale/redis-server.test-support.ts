@@ -28,6 +28,11 @@ export class RedisServer {
     private readonly log: () => string,
   ) {}
 
+  /** The redis-server process (its CPU time is read by bench:server). */
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
   }
