@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { WorkerSettings } from '@meshgrad/core';
 import { TEST_DEVICE } from '../server.test-support.ts';
+import type { RemoteWorker } from './cluster-link.ts';
 import type { JobOutbox } from './outbox.ts';
 import { Roster } from './roster.ts';
 
@@ -116,24 +117,22 @@ describe('Roster neighbours', () => {
       local.push(id);
     }
     roster.renewTouched(false, outbox);
-    let remote = new Map<
-      string,
-      { id: string; server: string; shard: number; contributed: number }
-    >();
-    for (let i = 0; i < 300; i++) {
-      const id = idOf();
-      remote.set(id, { id, server: 'other', shard: 0, contributed: 0 });
-    }
+    /** `n` new workers of another process. */
+    const otherProcess = (n: number): Map<string, RemoteWorker> =>
+      new Map(
+        Array.from({ length: n }, () => {
+          const id = idOf();
+          return [id, { id, server: 'other', shard: 0, contributed: 0 }] as const;
+        }),
+      );
+    let remote = otherProcess(300);
     roster.renewAll(remote, false, outbox);
     for (let round = 0; round < 20; round++) {
       // A few remote workers come and go (another process's joins and leaves), and one of ours
       // is listed on another process too (a failover in flight).
       const changed = new Map(remote);
       for (const id of [...changed.keys()].slice(0, 3)) changed.delete(id);
-      for (let i = 0; i < 4; i++) {
-        const id = idOf();
-        changed.set(id, { id, server: 'other', shard: 1, contributed: 0 });
-      }
+      for (const [id, w] of otherProcess(4)) changed.set(id, w);
       const failover = local[round]!;
       changed.set(failover, { id: failover, server: 'other', shard: 0, contributed: 0 });
       remote = changed;
@@ -152,14 +151,6 @@ describe('Roster neighbours', () => {
       expect(sent() - sentBefore).toBeLessThanOrEqual(8 * k + 8);
     }
     // A change of most of the ring is left to a whole renewal.
-    const replaced = new Map<
-      string,
-      { id: string; server: string; shard: number; contributed: number }
-    >();
-    for (let i = 0; i < 300; i++) {
-      const id = idOf();
-      replaced.set(id, { id, server: 'other', shard: 0, contributed: 0 });
-    }
-    expect(roster.remoteChanged(replaced)).toBe(false);
+    expect(roster.remoteChanged(otherProcess(300))).toBe(false);
   });
 });
