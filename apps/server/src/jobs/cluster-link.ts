@@ -14,7 +14,6 @@ export interface RemoteWorker {
   /** The process it is connected to. */
   readonly server: string;
   readonly shard: number;
-  readonly contributed: number;
 }
 
 /** What a cluster already knows about a job when a process opens it. */

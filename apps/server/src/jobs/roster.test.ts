@@ -94,8 +94,8 @@ describe('Roster neighbours', () => {
   it('counts a worker that failed over from another process once on its shard', () => {
     const roster = new Roster(2, 4);
     const remote = new Map([
-      ['w-a', { id: 'w-a', server: 'other', shard: 0, contributed: 0 }],
-      ['w-b', { id: 'w-b', server: 'other', shard: 0, contributed: 0 }],
+      ['w-a', { id: 'w-a', server: 'other', shard: 0 }],
+      ['w-b', { id: 'w-b', server: 'other', shard: 0 }],
     ]);
     // w-a is still listed on the other process: without it shard 0 has one worker, shard 1 none.
     expect(roster.add('w-a', 's', TEST_DEVICE, { ...SETTINGS }, remote).shard).toBe(1);
@@ -122,7 +122,7 @@ describe('Roster neighbours', () => {
       new Map(
         Array.from({ length: n }, () => {
           const id = idOf();
-          return [id, { id, server: 'other', shard: 0, contributed: 0 }] as const;
+          return [id, { id, server: 'other', shard: 0 }] as const;
         }),
       );
     let remote = otherProcess(300);
@@ -134,7 +134,7 @@ describe('Roster neighbours', () => {
       for (const id of [...changed.keys()].slice(0, 3)) changed.delete(id);
       for (const [id, w] of otherProcess(4)) changed.set(id, w);
       const failover = local[round]!;
-      changed.set(failover, { id: failover, server: 'other', shard: 0, contributed: 0 });
+      changed.set(failover, { id: failover, server: 'other', shard: 0 });
       remote = changed;
       const renewalsBefore = roster.work.renewals;
       const sentBefore = sent();

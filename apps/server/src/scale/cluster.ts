@@ -377,7 +377,13 @@ export class RedisClusterLink implements ClusterLink {
       else dead.push(server);
     }
     const liveKey = [...live].sort().join();
-    const leftover = [...this.written.keys()].some((workerId) => !mine.has(workerId));
+    let leftover = false;
+    for (const workerId of this.written.keys()) {
+      if (!mine.has(workerId)) {
+        leftover = true;
+        break;
+      }
+    }
     if (
       version === this.readVersion &&
       liveKey === this.readServers &&
@@ -400,10 +406,10 @@ export class RedisClusterLink implements ClusterLink {
       } else if (!live.has(e.server)) {
         gone.push(workerId); // its process is gone
       } else if (!mine.has(workerId)) {
-        next.set(workerId, { id: workerId, server: e.server, shard: e.shard, contributed: 0 });
+        next.set(workerId, { id: workerId, server: e.server, shard: e.shard });
       }
     }
-    for (const workerId of [...this.written.keys()]) {
+    for (const workerId of this.written.keys()) {
       if (!mine.has(workerId)) this.written.delete(workerId);
     }
     this.readVersion = version;
