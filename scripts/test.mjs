@@ -130,6 +130,21 @@ function firstLine(message) {
 }
 
 /**
+ * `:LINE` of the first frame of `message`'s stack in `file` (the test's own line that failed:
+ * several `expect`s of one test print the same message), or '' when the stack has none.
+ */
+export function lineInFile(message, file) {
+  if (!file) return '';
+  for (const l of String(message ?? '').split('\n')) {
+    const i = l.indexOf(file);
+    if (i < 0) continue;
+    const m = /^:(\d+)/.exec(l.slice(i + file.length));
+    if (m) return `:${m[1]}`;
+  }
+  return '';
+}
+
+/**
  * The failed tests of a vitest report, one line each (`file › test: first line of the error`),
  * so the summary at the end of a long log (all a CI tail may show) names what failed.
  */
@@ -141,7 +156,9 @@ export function vitestFailures(report, root = process.cwd()) {
     for (const t of file.assertionResults ?? []) {
       if (t.status !== 'failed') continue;
       failedHere++;
-      out.push(`${name} › ${t.fullName ?? t.title}: ${firstLine(t.failureMessages?.[0])}`);
+      const message = t.failureMessages?.[0];
+      const at = lineInFile(message, file.name);
+      out.push(`${name}${at} › ${t.fullName ?? t.title}: ${firstLine(message)}`);
     }
     if (file.status === 'failed' && failedHere === 0) {
       out.push(`${name}: did not load: ${firstLine(file.message)}`);

@@ -67,7 +67,7 @@ describe('playwrightCounts', () => {
 });
 
 describe('the failure lines of the summary', () => {
-  it('names each failed vitest test with its file and the first line of its error', () => {
+  it('names each failed vitest test with its file, the line that failed and its error', () => {
     const report = {
       testResults: [
         {
@@ -79,6 +79,18 @@ describe('the failure lines of the summary', () => {
               fullName: 'group fails',
               status: 'failed',
               failureMessages: ['\nAssertionError: expected 1 to be 2\n    at x.ts:1'],
+            },
+            {
+              title: 'polls',
+              fullName: 'group polls',
+              status: 'failed',
+              // As vitest stacks a failed expect.poll: the matcher's frame, then the test's line.
+              failureMessages: [
+                'Error: expected false to be true // Object.is equality\n' +
+                  '    at Proxy.__VITEST_POLL_CHAIN__ (file:///repo/node_modules/vitest/x.js:37:47)\n' +
+                  '    at /repo/apps/a.test.ts:68:52\n' +
+                  '    at /repo/apps/a.test.ts:12:3',
+              ],
             },
             { title: 'ok', status: 'passed' },
           ],
@@ -93,6 +105,7 @@ describe('the failure lines of the summary', () => {
     };
     expect(vitestFailures(report, '/repo')).toEqual([
       'apps/a.test.ts › group fails: AssertionError: expected 1 to be 2',
+      'apps/a.test.ts:68 › group polls: Error: expected false to be true // Object.is equality',
       'b.test.ts: did not load: Cannot find module x',
     ]);
   });

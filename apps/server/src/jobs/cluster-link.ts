@@ -32,9 +32,10 @@ export interface ClusterLink {
   /**
    * Registers this process's workers (alive now) where the registry lacks them, drops dead
    * processes' ones and reloads the rest when they changed; resolves whether the remote set
-   * changed. Once a tick, and when another process announced a change.
+   * changed. Once a tick, and when another process announced a change. `local` is the live map
+   * (workers that join or leave while the sync waits on Redis count as they are when it reads).
    */
-  sync(local: Iterable<WorkerEntry>): Promise<boolean>;
+  sync(local: ReadonlyMap<string, WorkerEntry>): Promise<boolean>;
   /** Registers one worker that joined here, and tells the others soon: O(1), not O(N). */
   workerJoined(worker: WorkerEntry): void;
   workerLeft(workerId: string): void;

@@ -599,7 +599,7 @@ export class Job {
 
   /** Another process changed the workers of this job: renew the neighbours of ours. */
   async remoteWorkersChanged(): Promise<void> {
-    if (await this.link.sync(this.roster.workers.values())) this.remoteChanged();
+    if (await this.link.sync(this.roster.workers)) this.remoteChanged();
   }
 
   /**
@@ -615,7 +615,7 @@ export class Job {
   private async clusterTick(): Promise<void> {
     const link = this.link;
     try {
-      if (await link.sync(this.roster.workers.values())) this.remoteChanged();
+      if (await link.sync(this.roster.workers)) this.remoteChanged();
       this.progress.raiseTo(await link.samples());
       // Only a process with a worker that can answer a state request may lead.
       const leading = await link.lead(this.roster.canAnswerStateRequest());

@@ -66,8 +66,12 @@ describe('scale-out over Redis', () => {
     const onA = [await join(a), await join(a)];
     // Once B knows A's workers (the registry is eventually consistent), it balances shards and
     // neighbours over all of them.
+    // B learns of them from A's announcement (ANNOUNCE_MS, then its refresh) or its next tick
+    // (TICK_MS): a second or two, longer on a loaded machine.
     const jobB = b.jobs.get('blobs')!;
-    await expect.poll(() => onA.every((v) => jobB.hasWorker(v.workerId))).toBe(true);
+    await expect
+      .poll(() => onA.every((v) => jobB.hasWorker(v.workerId)), { timeout: 10_000 })
+      .toBe(true);
     const onB = [await join(b), await join(b)];
     const all = [...onA, ...onB];
     const idsOnB = new Set(onB.map((v) => v.workerId));
@@ -178,6 +182,8 @@ describe('the Redis registry at scale', () => {
   }
 
   const entry = (id: string, shard: number) => ({ id, shard }) as WorkerEntry;
+  /** The live map of a process's workers, as `Job` passes its roster's. */
+  const workers = (...list: WorkerEntry[]) => new Map(list.map((w) => [w.id, w]));
   const log = createLogger('silent');
   let job = 0;
 
@@ -195,26 +201,28 @@ describe('the Redis registry at scale', () => {
     const onA = Array.from({ length: 200 }, (_, i) => entry(`a-${i}`, i % 4));
     a.calls.clear();
     for (const w of onA) a.link.workerJoined(w);
-    await a.link.sync(onA); // the joins' transactions are written before this one
+    await a.link.sync(workers(...onA)); // the joins' transactions are written before this one
     // One transaction per join, and the tick's sync: no read of the registry, no rewrite.
     expect(a.calls.get('multi')).toBe(onA.length + 1);
     expect(a.calls.get('hGetAll') ?? 0).toBe(1); // the first sync reads it whole once
     // B learns A's workers at its next sync, and sees them on their shards.
-    expect(await b.link.sync([])).toBe(true);
+    expect(await b.link.sync(workers())).toBe(true);
     expect(b.link.remote.size).toBe(onA.length);
     expect(b.link.remote.get('a-7')).toMatchObject({ server: 'server-a', shard: 3 });
     // Nothing changed since: neither process reads the registry again.
     a.calls.clear();
     b.calls.clear();
     for (let i = 0; i < 3; i++) {
-      expect(await a.link.sync(onA)).toBe(false);
-      expect(await b.link.sync([])).toBe(false);
+      expect(await a.link.sync(workers(...onA))).toBe(false);
+      expect(await b.link.sync(workers())).toBe(false);
     }
     expect(a.calls.get('hGetAll') ?? 0).toBe(0);
     expect(b.calls.get('hGetAll') ?? 0).toBe(0);
     // A leave is one change: B reads again and drops that worker.
     a.link.workerLeft('a-0');
-    await expect.poll(async () => (await b.link.sync([]), b.link.remote.has('a-0'))).toBe(false);
+    await expect
+      .poll(async () => (await b.link.sync(workers()), b.link.remote.has('a-0')))
+      .toBe(false);
     expect(b.link.remote.size).toBe(onA.length - 1);
   });
 
@@ -224,8 +232,8 @@ describe('the Redis registry at scale', () => {
     const b = await link(jobId, 'server-b');
     a.link.workerJoined(entry('a-1', 0));
     b.link.workerJoined(entry('b-1', 1));
-    await a.link.sync([entry('a-1', 0)]);
-    await b.link.sync([entry('b-1', 1)]);
+    await a.link.sync(workers(entry('a-1', 0)));
+    await b.link.sync(workers(entry('b-1', 1)));
     expect([...b.link.remote.keys()]).toEqual(['a-1']);
     // A's process died WORKER_TTL_MS ago: its heartbeat is that old.
     const admin = (await countingClient()).client;
@@ -234,9 +242,76 @@ describe('the Redis registry at scale', () => {
       'server-a',
       String(Date.now() - WORKER_TTL_MS - 1_000),
     );
-    expect(await b.link.sync([entry('b-1', 1)])).toBe(true);
+    expect(await b.link.sync(workers(entry('b-1', 1)))).toBe(true);
     expect(b.link.remote.size).toBe(0);
     expect(await admin.hKeys(`meshgrad:job:${jobId}:workers`)).toEqual(['b-1']);
+    expect(await admin.hKeys(`meshgrad:job:${jobId}:servers`)).toEqual(['server-b']);
+  });
+
+  it('a process taken for dead (its ticks stalled) writes its entries again once it is back', async () => {
+    const jobId = `registry-${job++}`;
+    const a = await link(jobId, 'server-a');
+    const b = await link(jobId, 'server-b');
+    const onA = workers(entry('a-1', 0), entry('a-2', 1));
+    for (const w of onA.values()) a.link.workerJoined(w);
+    await a.link.sync(onA);
+    const admin = (await countingClient()).client;
+    await admin.hSet(
+      `meshgrad:job:${jobId}:servers`,
+      'server-a',
+      String(Date.now() - WORKER_TTL_MS - 1_000),
+    );
+    // B drops A's entries; A, back, sees the registry changed and what it lacks, and the
+    // following sync writes its workers again: B lists them once more.
+    await b.link.sync(workers());
+    expect(await admin.hLen(`meshgrad:job:${jobId}:workers`)).toBe(0);
+    await a.link.sync(onA);
+    await a.link.sync(onA);
+    expect((await admin.hKeys(`meshgrad:job:${jobId}:workers`)).sort()).toEqual(['a-1', 'a-2']);
+    await b.link.sync(workers());
+    expect([...b.link.remote.keys()].sort()).toEqual(['a-1', 'a-2']);
+  });
+
+  it('keeps the entry of a worker that joined while a sync waited on Redis', async () => {
+    const jobId = `registry-${job++}`;
+    const a = await link(jobId, 'server-a');
+    const b = await link(jobId, 'server-b');
+    const onA = workers(entry('a-1', 0));
+    a.link.workerJoined(entry('a-1', 0));
+    await a.link.sync(onA);
+    // B's join changes the registry, so A's next sync reads it whole. That sync starts with one
+    // worker; a second joins (the roster holds it) before the reply.
+    const onB = workers(entry('b-1', 0));
+    b.link.workerJoined(entry('b-1', 0));
+    await b.link.sync(onB);
+    const syncing = a.link.sync(onA);
+    const late = entry('a-2', 1);
+    onA.set(late.id, late);
+    a.link.workerJoined(late);
+    await syncing;
+    // Its entry is still there: B lists it without waiting for A's next tick to write it again.
+    await b.link.sync(onB);
+    expect([...b.link.remote.keys()].sort()).toEqual(['a-1', 'a-2']);
+  });
+
+  it('a process that leaves cleanly takes its workers out at once, not those that moved on', async () => {
+    const jobId = `registry-${job++}`;
+    const a = await link(jobId, 'server-a');
+    const b = await link(jobId, 'server-b');
+    const onA = workers(entry('a-1', 0), entry('a-2', 1));
+    for (const w of onA.values()) a.link.workerJoined(w);
+    await a.link.sync(onA);
+    // a-2's tab already failed over to B, which wrote its entry.
+    const moved = workers(entry('a-2', 1));
+    b.link.workerJoined(entry('a-2', 1));
+    await b.link.sync(moved);
+    expect([...b.link.remote.keys()]).toEqual(['a-1']);
+    await a.link.leave();
+    // Well inside WORKER_TTL_MS: B drops a-1 at its next sync and keeps its own a-2.
+    expect(await b.link.sync(moved)).toBe(true);
+    expect(b.link.remote.size).toBe(0);
+    const admin = (await countingClient()).client;
+    expect(await admin.hGetAll(`meshgrad:job:${jobId}:workers`)).toEqual({ 'a-2': '1 server-b' });
     expect(await admin.hKeys(`meshgrad:job:${jobId}:servers`)).toEqual(['server-b']);
   });
 

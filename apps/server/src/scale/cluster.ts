@@ -134,6 +134,7 @@ export class Cluster {
   /** This process's id in the cluster. */
   readonly server = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   private readonly jobs = new Map<string, { job: Job; sync: RedisClusterLink }>();
+  private closing = false;
   private closed = false;
 
   private constructor(
@@ -259,13 +260,17 @@ export class Cluster {
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
+    if (this.closing) return;
+    this.closing = true;
     for (const { sync } of this.jobs.values()) {
       await sync.flushCredit();
       sync.stop();
       await sync.release().catch(() => undefined);
+      await sync
+        .leave()
+        .catch((err: unknown) => this.log.warn({ err }, 'could not leave the worker registry'));
     }
+    this.closed = true;
     for (const c of [this.eventsSub, this.adapterSub, this.data]) {
       try {
         await c.close();
@@ -348,16 +353,17 @@ export class RedisClusterLink implements ClusterLink {
    * the set of live processes changed since the last read. With 10,000 workers a process, a
    * steady cluster costs a few small commands a second, not a rewrite and read of every entry.
    */
-  async sync(local: Iterable<WorkerEntry>): Promise<boolean> {
+  async sync(local: ReadonlyMap<string, WorkerEntry>): Promise<boolean> {
     const now = Date.now();
     const workersKey = this.key('workers');
     const versionKey = this.key('workers:version');
     const serversKey = this.key('servers');
-    const mine = new Set<string>();
+    // Whether a worker is connected here now, when the reply is read: a worker that joined
+    // while this sync waited on Redis has an entry this process wrote and must keep.
+    const mine = (workerId: string) => local.has(workerId);
     const writes: Record<string, string> = {};
     const wrote: Array<[string, number]> = [];
-    for (const w of local) {
-      mine.add(w.id);
+    for (const w of local.values()) {
       if (this.written.get(w.id) !== w.shard) {
         writes[w.id] = registryValue(this.server, w.shard);
         wrote.push([w.id, w.shard]);
@@ -379,7 +385,7 @@ export class RedisClusterLink implements ClusterLink {
     const liveKey = [...live].sort().join();
     let leftover = false;
     for (const workerId of this.written.keys()) {
-      if (!mine.has(workerId)) {
+      if (!mine(workerId)) {
         leftover = true;
         break;
       }
@@ -402,15 +408,18 @@ export class RedisClusterLink implements ClusterLink {
         gone.push(workerId);
       } else if (e.server === this.server) {
         // Our own entry for a worker no longer here (a leave whose delete failed).
-        if (!mine.has(workerId)) gone.push(workerId);
+        if (!mine(workerId)) gone.push(workerId);
       } else if (!live.has(e.server)) {
         gone.push(workerId); // its process is gone
-      } else if (!mine.has(workerId)) {
+      } else if (!mine(workerId)) {
         next.set(workerId, { id: workerId, server: e.server, shard: e.shard });
       }
     }
     for (const workerId of this.written.keys()) {
-      if (!mine.has(workerId)) this.written.delete(workerId);
+      // A worker that left, or one whose entry the registry lost: another process took this
+      // one for dead (its ticks stalled past WORKER_TTL_MS) and dropped its entries. The next
+      // sync writes what the registry lacks.
+      if (!mine(workerId) || all[workerId] === undefined) this.written.delete(workerId);
     }
     this.readVersion = version;
     this.readServers = liveKey;
@@ -488,6 +497,33 @@ export class RedisClusterLink implements ClusterLink {
       this.unregisterFailed = true;
       this.log.warn({ err }, 'could not unregister a worker');
     });
+  }
+
+  /**
+   * A clean leave (the process shuts down): removes this process's heartbeat and the entries
+   * still its own, and tells the others at once, so their volunteers are not given neighbours
+   * that are gone until WORKER_TTL_MS says so. Entries of tabs that already failed over to
+   * another process are left to it.
+   */
+  async leave(): Promise<void> {
+    const workersKey = this.key('workers');
+    const ids = [...this.written.keys()];
+    this.written.clear();
+    const ours: string[] = [];
+    for (let i = 0; i < ids.length; i += 1_000) {
+      const chunk = ids.slice(i, i + 1_000);
+      const values = await this.data.hmGet(workersKey, chunk);
+      chunk.forEach((workerId, j) => {
+        const v = values[j];
+        if (typeof v === 'string' && parseRegistryValue(v)?.server === this.server) {
+          ours.push(workerId);
+        }
+      });
+    }
+    const m = this.data.multi().hDel(this.key('servers'), this.server);
+    if (ours.length > 0) m.hDel(workersKey, ours);
+    await m.incr(this.key('workers:version')).exec();
+    this.publish({ type: 'workers', server: this.server, job: this.jobId });
   }
 
   /** Stops the timers (announcements, refreshes) of a process that leaves the cluster. */
