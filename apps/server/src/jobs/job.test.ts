@@ -15,7 +15,7 @@ import { DataStore } from '../store.ts';
 import { LocalClusterLink, type ClusterLink, type RemoteWorker } from './cluster-link.ts';
 import { type Job, type JobOutbox, type WorkerEntry } from './job.ts';
 import { MAX_DEPARTED_CREDITS, maxCredit } from './progress.ts';
-import { WORKER_STALE_MS } from './roster.ts';
+import { WORKER_FIRST_REPORT_MS, WORKER_STALE_MS } from './roster.ts';
 import { closeTestJobs, openTestJob, stats } from './job.test-support.ts';
 import { TEST_DEVICE } from '../server.test-support.ts';
 
@@ -123,7 +123,7 @@ describe('Job', () => {
     const job = await openJob({});
     const { calls } = recordingOutbox(job);
     const [a, b, c, d] = ['a', 'b', 'c', 'd'].map((id, i) => job.join(id, `s${i}`, TEST_DEVICE));
-    for (const w of [a, b]) job.recordStats(w!, stats(10));
+    for (const w of [a, b, c, d]) job.recordStats(w!, stats(10));
     // c and d went silent: one renewal after both are gone, not one per departure (each sorts
     // every worker id, and a network blip takes many workers at once).
     for (const w of [c, d]) w!.lastSeen = Date.now() - WORKER_STALE_MS - 1_000;
@@ -134,6 +134,22 @@ describe('Job', () => {
       { worker: 'a', neighbours: ['b'] },
       { worker: 'b', neighbours: ['a'] },
     ]);
+  });
+
+  it('gives a worker that has not reported yet (its shard downloading) longer before dropping it', async () => {
+    const job = await openJob({});
+    const w = job.join('slow', 's0', TEST_DEVICE);
+    const reporting = job.join('quick', 's1', TEST_DEVICE);
+    job.recordStats(reporting, stats(10));
+    // Both silent longer than WORKER_STALE_MS: the one that reported is gone, the other stays.
+    for (const x of [w, reporting]) x.lastSeen = Date.now() - WORKER_STALE_MS - 1_000;
+    await job.tick();
+    expect(job.hasWorker('quick')).toBe(false);
+    expect(job.hasWorker('slow')).toBe(true);
+    // Past WORKER_FIRST_REPORT_MS without a word, it is dropped too.
+    w.lastSeen = Date.now() - WORKER_FIRST_REPORT_MS - 1_000;
+    await job.tick();
+    expect(job.hasWorker('slow')).toBe(false);
   });
 });
 

@@ -9,6 +9,13 @@ import { JobWorkMeter } from './work-meter.ts';
 
 /** A worker that has not reported for this long is dropped (ms). */
 export const WORKER_STALE_MS = 15_000;
+/**
+ * How long a worker that joined may go before its first report (ms): a browser first downloads
+ * its shard and the checkpoint, which on a slow link or for a large model takes far longer than
+ * WORKER_STALE_MS, and a tab dropped meanwhile would train without being part of the job. A tab
+ * that closes is dropped at once all the same (its socket disconnects).
+ */
+export const WORKER_FIRST_REPORT_MS = 120_000;
 
 export interface WorkerEntry {
   readonly id: string;
@@ -201,9 +208,14 @@ export class Roster {
     if (w) w.lastSeen = now;
   }
 
-  /** Workers silent for longer than `WORKER_STALE_MS` at `now`. */
+  /**
+   * Workers silent for longer than `WORKER_STALE_MS` at `now`, or, before their first report,
+   * `WORKER_FIRST_REPORT_MS` since they joined or were last heard.
+   */
   stale(now: number): WorkerEntry[] {
-    return [...this.entries.values()].filter((w) => now - w.lastSeen > WORKER_STALE_MS);
+    return [...this.entries.values()].filter(
+      (w) => now - w.lastSeen > (w.reported ? WORKER_STALE_MS : WORKER_FIRST_REPORT_MS),
+    );
   }
 
   /** Workers that take part in training now (not paused). */
