@@ -97,6 +97,8 @@ export interface JobProgress {
   readonly balancer?: BalancerMode;
   /** Worker ids the host banned, oldest first (docs/design.md §8.2); absent: none. */
   readonly banned?: readonly string[];
+  /** Identities banned with a worker, oldest first (docs/design.md §8.2); absent: none. */
+  readonly bannedIdentities?: readonly string[];
 }
 
 /**

@@ -309,7 +309,16 @@ export class VolunteerHub implements JobOutbox {
           refuse('hello', ack, 'ERR_BANNED', `worker ${requested} is banned from job ${job.id}`);
           return;
         }
-        const worker = job.join(requested, socket.id, r.value.device);
+        if (identity && job.isIdentityBanned(identity.id)) {
+          refuse(
+            'hello',
+            ack,
+            'ERR_BANNED',
+            `identity ${identity.id} is banned from job ${job.id}`,
+          );
+          return;
+        }
+        const worker = job.join(requested, socket.id, r.value.device, identity?.id);
         if (identity) this.identities.bind(worker.id, identity);
         else this.identities.unbind(worker.id);
         socket.data.workerId = worker.id;

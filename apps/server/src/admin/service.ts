@@ -173,19 +173,12 @@ export class AdminService {
   }
 
   /**
-   * Bans a worker of job `id` connected to this process (`Job.ban`). A worker on another
-   * process of the cluster is banned from the console of that process.
+   * Bans a worker of job `id` (`Job.ban`), wherever in the cluster it is connected: a worker on
+   * another process is expelled by that process (`Job.banRemote`).
    */
   ban(id: string, workerId: string): AdminBanReply {
     const job = this.job(id);
-    if (job.isRemote(workerId)) {
-      throw new AdminFailure(
-        409,
-        'ERR_CONFLICT',
-        `worker ${workerId} is connected to another server process; ban it there`,
-      );
-    }
-    if (!job.ban(workerId, 'banned by the host')) {
+    if (!job.ban(workerId, 'banned by the host') && !job.banRemote(workerId)) {
       throw new AdminFailure(404, 'ERR_NOT_FOUND', `no worker ${workerId} in job ${id}`);
     }
     this.ctx.log.info({ job: id, worker: workerId }, 'worker banned by the admin');

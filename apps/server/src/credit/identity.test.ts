@@ -102,6 +102,31 @@ describe('hello with an identity', () => {
     expect(again.code).toBe('ERR_CHALLENGE');
   });
 
+  it('a ban follows the identity: a new worker id with the same key is refused, after a restart too', async () => {
+    let server = await fixture.start({ jobs: [BLOBS_JOB] });
+    const me = await TestIdentity.make();
+    const other = await TestIdentity.make();
+    const first = await joinAs(fixture.socket(), me);
+    expect(server.jobs.get('blobs')!.ban(first.workerId, 'banned by the host')).toBe(true);
+    // The same key on a fresh connection, asking for no id (a new worker id): refused.
+    const s = fixture.socket();
+    const again = refused(await helloWith(s, await me.proof(await askChallenge(s))));
+    expect(again.code).toBe('ERR_BANNED');
+    expect(again.message).toBe(`identity ${identityId(me.publicKey)} is banned from job blobs`);
+    // Another key, and an anonymous hello, still join.
+    expect((await joinAs(fixture.socket(), other)).identity?.id).toBe(identityId(other.publicKey));
+    expect((await helloWith(fixture.socket(), undefined)).ok).toBe(true);
+    // The ban is in the job's progress: a restarted server still refuses the key.
+    fixture.disconnectAll();
+    await server.close();
+    server = await fixture.start({ jobs: [BLOBS_JOB] });
+    const t = fixture.socket();
+    expect(refused(await helloWith(t, await me.proof(await askChallenge(t)))).code).toBe(
+      'ERR_BANNED',
+    );
+    expect(server.jobs.get('blobs')!.isIdentityBanned(identityId(me.publicKey))).toBe(true);
+  });
+
   it('refuses a challenge given to another connection, and a hello that asked for none', async () => {
     await fixture.start({ jobs: [BLOBS_JOB] });
     const me = await TestIdentity.make();

@@ -22,6 +22,14 @@ export interface SharedJobState {
   readonly control?: { readonly state: JobState; readonly learningRate: number };
   readonly balancer?: BalancerMode;
   readonly checkpoint?: { readonly manifest: CheckpointManifest; readonly params: Float32Array };
+  /** The cluster's bans (docs/design.md §8.2): worker ids and identities, oldest first. */
+  readonly bans?: { readonly workers: readonly string[]; readonly identities: readonly string[] };
+}
+
+/** A ban to share: a worker id, the identity it proved, or both. */
+export interface Ban {
+  readonly worker?: string;
+  readonly identity?: string;
 }
 
 export interface ClusterLink {
@@ -53,6 +61,8 @@ export interface ClusterLink {
   checkpointStored(manifest: CheckpointManifest, params: Float32Array): Promise<void>;
   controlChanged(state: JobState, learningRate: number): void;
   balancerChanged(balancer: BalancerMode): void;
+  /** Shares bans with every process: each refuses them, and the one holding the worker expels it. */
+  banned(...bans: Ban[]): void;
 }
 
 /** The link of a process that runs the job alone: it always leads and shares nothing. */
@@ -98,4 +108,6 @@ export class LocalClusterLink implements ClusterLink {
   controlChanged(): void {}
 
   balancerChanged(): void {}
+
+  banned(): void {}
 }

@@ -533,6 +533,7 @@ describe('Job against a volunteer that lies', () => {
       }
       controlChanged(): void {}
       balancerChanged(): void {}
+      banned(): void {}
     }
     const unhandled: unknown[] = [];
     const onUnhandled = (reason: unknown) => unhandled.push(reason);

@@ -29,7 +29,7 @@ import { AsgdTraining, SyncTraining } from './training.ts';
 export { loadJobData } from './data.ts';
 export { balancerFromSpec } from './balancing.ts';
 export { STATE_REQUEST_TIMEOUT_MS, SYNC_SERVER_WORKER, stopCriterionMet } from './checkpoints.ts';
-export type { ClusterLink, RemoteWorker, SharedJobState } from './cluster-link.ts';
+export type { Ban, ClusterLink, RemoteWorker, SharedJobState } from './cluster-link.ts';
 export type { JobOutbox } from './outbox.ts';
 export { METRICS_RECORD_INTERVAL_MS } from './progress.ts';
 export { WORKER_STALE_MS, type WorkerBalance, type WorkerEntry } from './roster.ts';
@@ -68,6 +68,8 @@ export class Job {
   private initial: Float32Array | null = null;
   /** Worker ids the host banned, oldest first (see `ban`). */
   private readonly bannedIds = new Set<string>();
+  /** Volunteer identities the host banned with one of their workers, oldest first. */
+  private readonly bannedIdentities = new Set<string>();
 
   readonly train: Dataset;
   readonly test: Dataset;
@@ -101,6 +103,7 @@ export class Job {
         learningRate: this.learningRate,
         balancer: this.balancing.mode,
         banned: [...this.bannedIds],
+        bannedIdentities: [...this.bannedIdentities],
       }),
       log,
     );
@@ -150,7 +153,7 @@ export class Job {
       job.state = progress.state;
       job.learningRate = progress.learningRate;
       if (progress.balancer) job.balancing.mode = progress.balancer;
-      job.restoreBans(progress.banned);
+      job.restoreBans(progress.banned, progress.bannedIdentities);
     }
     if (spec.training.mode === 'sync') job.training = job.createSyncTraining();
     // Never report fewer samples than the newest checkpoint already recorded.
@@ -280,7 +283,12 @@ export class Job {
    * Adds a worker (or re-attaches a reconnecting one) and renews the neighbours the join
    * changes: O(k log N), not O(N) (see `Roster`).
    */
-  join(workerId: string | undefined, socketId: string, device: DeviceInfo): WorkerEntry {
+  join(
+    workerId: string | undefined,
+    socketId: string,
+    device: DeviceInfo,
+    identity?: string,
+  ): WorkerEntry {
     const id =
       workerId && !this.roster.has(workerId) ? workerId : `w-${randomBytes(6).toString('hex')}`;
     const link = this.link;
@@ -291,6 +299,7 @@ export class Job {
       this.balancing.settingsForNewWorker(),
       link.remote,
     );
+    if (identity !== undefined) entry.identity = identity;
     this.progress.workerJoined(id);
     this.metrics.workers.set({ job: this.id }, this.roster.size);
     this.log.info({ worker: id, backend: device.backend, shard: entry.shard }, 'worker joined');
@@ -334,37 +343,99 @@ export class Job {
   /**
    * Bans a worker connected to this process (docs/design.md §8.2): it leaves the job at once,
    * its neighbours get lists without it (so their tabs close the links to it), it is told why
-   * and disconnected, and a hello asking for its id again is refused. Whether it was here.
+   * and disconnected, and a hello asking for its id again is refused; so is any hello proving
+   * the identity it proved, whatever worker id it asks for. Every process of the cluster gets the
+   * ban. Whether it was here.
    */
   ban(workerId: string, message: string): boolean {
-    if (!this.roster.has(workerId)) return false;
-    this.bannedIds.add(workerId);
-    for (const old of this.bannedIds) {
-      if (this.bannedIds.size <= MAX_BANNED_WORKERS) break;
-      this.bannedIds.delete(old);
-    }
-    this.removeWorker(workerId, 'banned');
-    this.renewTouchedNeighbours();
-    // Saved with the progress at the next tick: a restart must not lift a ban.
-    this.progress.changed();
-    void this.store.appendEvent(this.id, { event: 'ban', worker: workerId });
-    this.outbox.ban?.(workerId, message);
+    const w = this.roster.get(workerId);
+    if (!w) return false;
+    this.addBans(workerId, w.identity);
+    this.link.banned({ worker: workerId, ...(w.identity ? { identity: w.identity } : {}) });
+    this.expel(workerId, message);
     return true;
   }
 
   /**
-   * The bans a saved progress file lists. The file is the host's own, but it is read as data:
-   * only string ids of a sane length count, and at most `MAX_BANNED_WORKERS`, the newest.
+   * The host bans a worker connected to another process of the cluster: every process refuses
+   * it from now on, and the one holding it expels it and shares the identity it proved
+   * (`applyBan` there). Whether the cluster lists it.
    */
-  private restoreBans(saved: unknown): void {
-    if (!Array.isArray(saved)) return;
-    const ids = saved.filter((id): id is string => typeof id === 'string' && id.length <= 200);
-    for (const id of ids.slice(-MAX_BANNED_WORKERS)) this.bannedIds.add(id);
+  banRemote(workerId: string): boolean {
+    if (!this.isRemote(workerId)) return false;
+    this.addBans(workerId, undefined);
+    this.link.banned({ worker: workerId });
+    return true;
+  }
+
+  /**
+   * A ban made on another process: refused here from now on, and a worker of this process it
+   * names (by worker id or by the identity it proved) is expelled as by `ban`. The identity of
+   * a worker expelled here goes to the others, which could not know it.
+   */
+  applyBan(ban: { readonly worker?: string; readonly identity?: string }, message: string): void {
+    this.addBans(ban.worker, ban.identity);
+    const expelled: WorkerEntry[] = [];
+    for (const w of this.roster.workers.values()) {
+      if (w.id === ban.worker || (ban.identity !== undefined && w.identity === ban.identity)) {
+        expelled.push(w);
+      }
+    }
+    for (const w of expelled) {
+      const newIdentity = w.identity !== undefined && !this.bannedIdentities.has(w.identity);
+      this.addBans(w.id, w.identity);
+      if (newIdentity || w.id !== ban.worker) {
+        this.link.banned({ worker: w.id, ...(w.identity ? { identity: w.identity } : {}) });
+      }
+      this.expel(w.id, message);
+    }
+  }
+
+  private addBans(workerId: string | undefined, identity: string | undefined): void {
+    const add = (set: Set<string>, value: string) => {
+      set.delete(value); // newest last
+      set.add(value);
+      for (const old of set) {
+        if (set.size <= MAX_BANNED_WORKERS) break;
+        set.delete(old);
+      }
+    };
+    if (workerId !== undefined) add(this.bannedIds, workerId);
+    if (identity !== undefined) add(this.bannedIdentities, identity);
+    // Saved with the progress at the next tick: a restart must not lift a ban.
+    this.progress.changed();
+  }
+
+  private expel(workerId: string, message: string): void {
+    this.removeWorker(workerId, 'banned');
+    this.renewTouchedNeighbours();
+    void this.store.appendEvent(this.id, { event: 'ban', worker: workerId });
+    this.outbox.ban?.(workerId, message);
+  }
+
+  /**
+   * The bans a saved progress file lists. The file is the host's own, but it is read as data:
+   * only string ids of a sane length count, and at most `MAX_BANNED_WORKERS` of each, the newest.
+   */
+  private restoreBans(workers: unknown, identities?: unknown): void {
+    const ids = (saved: unknown) =>
+      Array.isArray(saved)
+        ? saved
+            .filter((id): id is string => typeof id === 'string' && id.length <= 200)
+            .slice(-MAX_BANNED_WORKERS)
+        : [];
+    for (const id of ids(workers)) this.bannedIds.add(id);
+    for (const id of ids(identities)) this.bannedIdentities.add(id);
   }
 
   /** Whether the host banned `workerId` (see `ban`). */
   isBanned(workerId: string): boolean {
     return this.bannedIds.has(workerId);
+  }
+
+  /** Whether the host banned a worker that proved `identity` (see `ban`). */
+  isIdentityBanned(identity: string): boolean {
+    return this.bannedIdentities.has(identity);
   }
 
   /** How many worker ids are banned from this job. */
@@ -577,6 +648,8 @@ export class Job {
         this.learningRate = shared.control.learningRate;
       }
       if (shared.balancer) this.balancing.mode = shared.balancer;
+      for (const worker of shared.bans?.workers ?? []) this.addBans(worker, undefined);
+      for (const identity of shared.bans?.identities ?? []) this.addBans(undefined, identity);
       if (shared.checkpoint) {
         await this.adoptCheckpoint(shared.checkpoint.manifest, shared.checkpoint.params);
       }
@@ -586,6 +659,18 @@ export class Job {
     // restarted on an empty Redis): share it, so the processes agree.
     await link.seedSamples(this.samples);
     if (!shared?.control) link.controlChanged(this.state, this.learningRate);
+    // Bans this process made alone (its progress file) hold cluster-wide too.
+    const known = {
+      workers: new Set(shared?.bans?.workers),
+      identities: new Set(shared?.bans?.identities),
+    };
+    const ownBans = [
+      ...[...this.bannedIds].filter((w) => !known.workers.has(w)).map((worker) => ({ worker })),
+      ...[...this.bannedIdentities]
+        .filter((i) => !known.identities.has(i))
+        .map((identity) => ({ identity })),
+    ];
+    if (ownBans.length > 0) link.banned(...ownBans);
     const own = this.checkpoints.current();
     if (own && (shared?.checkpoint?.manifest.seq ?? 0) < own.manifest.seq) {
       await link.checkpointStored(own.manifest, own.params);

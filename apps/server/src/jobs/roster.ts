@@ -53,6 +53,8 @@ export interface WorkerEntry {
   refusedUploads: number;
   /** Bytes/s of its last stored upload as the server timed it (request to arrival); null before. */
   uploadBytesPerSec: number | null;
+  /** The volunteer identity its hello proved (docs/design.md §9); absent for an anonymous one. */
+  identity?: string;
 }
 
 /** What the automatic balancer decided for a worker on its latest tick (for the console). */

@@ -7,9 +7,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createClient } from 'redis';
+import { io as connect, type Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WorkerEntry } from '../jobs/job.ts';
 import { createLogger } from '../logger.ts';
+import { identityId } from '../credit/identity.ts';
+import { askChallenge, helloWith, joinAs, TestIdentity } from '../credit/identity.test-support.ts';
 import { NodeVolunteer, trainUntil } from '../jobs/node-volunteer.test-support.ts';
 import type { MeshgradServer } from '../server.ts';
 import { startTestServer } from '../server.test-support.ts';
@@ -32,11 +35,18 @@ let redis: RedisServer;
 const dirs: string[] = [];
 const servers: MeshgradServer[] = [];
 const volunteers: NodeVolunteer[] = [];
+const sockets: Socket[] = [];
+const ADMIN_TOKEN = 'test-admin-token-cluster-0123456789';
 
 async function start(): Promise<MeshgradServer> {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'meshgrad-scale-'));
   dirs.push(dataDir);
-  const server = await startTestServer({ dataDir, jobs: [JOB], redis: redis.url });
+  const server = await startTestServer({
+    dataDir,
+    jobs: [JOB],
+    redis: redis.url,
+    adminToken: ADMIN_TOKEN,
+  });
   servers.push(server);
   return server;
 }
@@ -51,7 +61,15 @@ beforeAll(async () => {
   redis = await RedisServer.start();
 });
 
+/** A raw volunteer connection to `server`, closed after the tests. */
+function socketTo(server: MeshgradServer): Socket {
+  const s = connect(`${server.url}/volunteer`, { transports: ['websocket'], reconnection: false });
+  sockets.push(s);
+  return s;
+}
+
 afterAll(async () => {
+  for (const s of sockets) s.disconnect();
   for (const v of volunteers) v.close();
   for (const s of servers) await s.close().catch(() => undefined);
   await redis?.stop();
@@ -126,6 +144,41 @@ describe('scale-out over Redis', () => {
       ),
     ).toBe(true);
     expect(jobB.latest?.testObjective).toBeLessThan(20);
+  });
+
+  it("bans from either process's console: the worker on the other is expelled, and its id and identity are refused cluster-wide", async () => {
+    const a = await start();
+    const b = await start();
+    const me = await TestIdentity.make();
+    const s = socketTo(b);
+    const joined = await joinAs(s, me);
+    const identity = identityId(me.publicKey);
+    const jobA = a.jobs.get('blobs')!;
+    await expect.poll(() => jobA.isRemote(joined.workerId), { timeout: 10_000 }).toBe(true);
+    const banned = new Promise<{ message: string }>((resolve) => s.once('banned', resolve));
+    // The host bans it from A's console, where it is not connected.
+    const res = await fetch(`${a.url}/api/admin/jobs/blobs/workers/${joined.workerId}/ban`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    });
+    expect(res.status).toBe(200);
+    expect((await banned).message).toBe('banned by the host');
+    expect(b.jobs.get('blobs')!.hasLocalWorker(joined.workerId)).toBe(false);
+    // B shared the identity it proved (A could not know it): neither process takes the key
+    // under a new worker id, nor the banned id without a key.
+    for (const server of [a, b]) {
+      const job = server.jobs.get('blobs')!;
+      await expect.poll(() => job.isIdentityBanned(identity), { timeout: 5_000 }).toBe(true);
+      const t = socketTo(server);
+      const byKey = await helloWith(t, await me.proof(await askChallenge(t)));
+      expect(byKey).toMatchObject({ ok: false, code: 'ERR_BANNED' });
+      const byId = await helloWith(socketTo(server), undefined, joined.workerId);
+      expect(byId).toMatchObject({ ok: false, code: 'ERR_BANNED' });
+    }
+    // A process that starts later learns the cluster's bans from Redis.
+    const c = await start();
+    expect(c.jobs.get('blobs')!.isBanned(joined.workerId)).toBe(true);
+    expect(c.jobs.get('blobs')!.isIdentityBanned(identity)).toBe(true);
   });
 
   it('survives Redis stalling past the command timeout: no crash, and it works again after', async () => {

@@ -24,7 +24,14 @@ import { createAdapter } from '@socket.io/redis-adapter';
 import { createClient, type RedisClientType } from 'redis';
 import { z } from 'zod';
 import type { JobState } from '@meshgrad/core';
-import type { ClusterLink, Job, RemoteWorker, SharedJobState, WorkerEntry } from '../jobs/job.ts';
+import type {
+  Ban,
+  ClusterLink,
+  Job,
+  RemoteWorker,
+  SharedJobState,
+  WorkerEntry,
+} from '../jobs/job.ts';
 import type { Logger } from '../logger.ts';
 import { parseCheckpointManifest, type BalancerMode, type CheckpointManifest } from '../store.ts';
 
@@ -44,6 +51,10 @@ export const LEAD_TTL_MS = 5_000;
 export const CONNECT_TIMEOUT_MS = 10_000;
 
 const EVENTS_CHANNEL = `${REDIS_PREFIX}:events`;
+/** What a tab expelled by a ban made on another process is told. */
+const BANNED_MESSAGE = 'banned by the host';
+/** Bans read from Redis at most, of each kind (as `MAX_BANNED_WORKERS` in one process). */
+const MAX_SHARED_BANS = 10_000;
 /** Largest event we accept from the channel (a checkpoint's parameters travel in a key). */
 const MAX_EVENT_BYTES = 64 * 1024;
 
@@ -82,6 +93,14 @@ const eventSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('checkpoint'), server: id, job: id, seq: z.number().int() }),
   z.object({ type: z.literal('control'), server: id, job: id, control: controlSchema }),
   z.object({ type: z.literal('balancer'), server: id, job: id, balancer: balancerSchema }),
+  // One ban, or (neither field) "read the bans again": a process shared many at once.
+  z.object({
+    type: z.literal('ban'),
+    server: id,
+    job: id,
+    worker: id.optional(),
+    identity: id.optional(),
+  }),
 ]);
 type ClusterEvent = z.infer<typeof eventSchema>;
 
@@ -252,6 +271,19 @@ export class Cluster {
         case 'balancer':
           job.setBalancer(event.balancer, true);
           return;
+        case 'ban': {
+          const bans =
+            event.worker !== undefined || event.identity !== undefined
+              ? [
+                  {
+                    ...(event.worker !== undefined ? { worker: event.worker } : {}),
+                    ...(event.identity !== undefined ? { identity: event.identity } : {}),
+                  },
+                ]
+              : await sync.loadBans();
+          for (const ban of bans) job.applyBan(ban, BANNED_MESSAGE);
+          return;
+        }
       }
     })();
     work.catch((err: unknown) =>
@@ -325,15 +357,74 @@ export class RedisClusterLink implements ClusterLink {
       this.data.get(this.key('balancer')),
     ]);
     const checkpoint = await this.loadCheckpoint(parameters);
+    const bans = await this.loadBans();
     const c = parseJson(controlSchema, control);
     const b = parseJson(balancerSchema, balancer);
-    if (samples === null && !c && !b && !checkpoint) return null;
+    if (samples === null && !c && !b && !checkpoint && bans.length === 0) return null;
     return {
       samples: Number(samples ?? 0) || 0,
       ...(c ? { control: c } : {}),
       ...(b ? { balancer: b as BalancerMode } : {}),
       ...(checkpoint ? { checkpoint } : {}),
+      ...(bans.length > 0
+        ? {
+            bans: {
+              workers: bans.flatMap((x) => (x.worker !== undefined ? [x.worker] : [])),
+              identities: bans.flatMap((x) => (x.identity !== undefined ? [x.identity] : [])),
+            },
+          }
+        : {}),
     };
+  }
+
+  /**
+   * The cluster's bans, oldest first: fields `worker:<id>` and `identity:<id>` of one hash, each
+   * holding when it was made; malformed fields are skipped, and at most MAX_SHARED_BANS of each
+   * kind are kept, the newest.
+   */
+  async loadBans(): Promise<Ban[]> {
+    const all = await this.data.hGetAll(this.key('bans'));
+    const parsed: Array<{ ban: Ban; at: number; kind: string }> = [];
+    for (const [field, at] of Object.entries(all)) {
+      const m = /^(worker|identity):(.{1,128})$/.exec(field);
+      if (!m) continue;
+      const kind = m[1] as 'worker' | 'identity';
+      parsed.push({ ban: { [kind]: m[2] as string }, at: Number(at) || 0, kind });
+    }
+    parsed.sort((x, y) => x.at - y.at);
+    const out: Ban[] = [];
+    for (const kind of ['worker', 'identity']) {
+      out.push(
+        ...parsed
+          .filter((p) => p.kind === kind)
+          .slice(-MAX_SHARED_BANS)
+          .map((p) => p.ban),
+      );
+    }
+    return out;
+  }
+
+  banned(...bans: Ban[]): void {
+    if (bans.length === 0) return;
+    const now = String(Date.now());
+    const fields: Record<string, string> = {};
+    for (const b of bans) {
+      if (b.worker !== undefined) fields[`worker:${b.worker}`] = now;
+      if (b.identity !== undefined) fields[`identity:${b.identity}`] = now;
+    }
+    const one = bans.length === 1 ? bans[0] : undefined;
+    this.data
+      .hSet(this.key('bans'), fields)
+      .then(() =>
+        this.publish({
+          type: 'ban',
+          server: this.server,
+          job: this.jobId,
+          ...(one?.worker !== undefined ? { worker: one.worker } : {}),
+          ...(one?.identity !== undefined ? { identity: one.identity } : {}),
+        }),
+      )
+      .catch((err: unknown) => this.log.warn({ err }, 'could not share a ban'));
   }
 
   async loadCheckpoint(
