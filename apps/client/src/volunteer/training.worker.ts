@@ -158,6 +158,7 @@ async function start(msg: Extract<ToWorker, { type: 'start' }>): Promise<void> {
     settings: msg.settings,
     neighbours: msg.neighbours,
     initialParams: params,
+    guard: msg.job.mode === 'sync' ? 'off' : (msg.job.guard ?? 'off'),
     seed,
   });
   paused = msg.paused;

@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeNpy, PARZEN_MERGE_RULE, SCALING_MERGE_RULE } from '@meshgrad/core';
+import { DEFAULT_GUARD, encodeNpy, PARZEN_MERGE_RULE, SCALING_MERGE_RULE } from '@meshgrad/core';
 import { loadJobData } from './data.ts';
 import {
   coreModelSpec,
@@ -161,6 +161,7 @@ describe('parseJobSpec', () => {
       mode: 'asgd',
       roundTimeoutSec: 30,
       merge: PARZEN_MERGE_RULE,
+      guard: DEFAULT_GUARD,
     });
     const digits = {
       ...base,
@@ -200,6 +201,21 @@ describe('parseJobSpec', () => {
       { ...digits, training: { merge: { momentumPeriod: 0 } } },
       'training.merge.momentumPeriod',
     );
+  });
+
+  it('reads the receive-path guard: the default, clip-trust, nothing else', () => {
+    const digits = {
+      ...base,
+      model: { kind: 'softmax', inputs: 784, classes: 10 },
+      dataset: { kind: 'mnist' },
+    };
+    expect(parseJobSpec(digits).training.guard).toBe(DEFAULT_GUARD);
+    const guarded = parseJobSpec({ ...digits, training: { guard: 'clip-trust' } });
+    expect(guarded.training.guard).toBe('clip-trust');
+    expect(parseJobSpec(JSON.parse(JSON.stringify(guarded)))).toEqual(guarded);
+    // The bench's intermediate guards are not offered to jobs.
+    fails({ ...digits, training: { guard: 'clip' } }, 'training.guard', /off.*clip-trust/);
+    fails({ ...digits, training: { guard: true } }, 'training.guard');
   });
 
   it('reads custom WGSL models: kernel path resolved, exactly one source, loss-only stops', () => {

@@ -228,6 +228,7 @@ export class Job {
       state: this.state,
       mode: spec.training.mode,
       merge: spec.training.merge,
+      guard: spec.training.guard,
       dataset: {
         name: this.train.name,
         features: this.train.features,

@@ -6,6 +6,7 @@ import {
   clipToward,
   DROP,
   QUARANTINE_STEPS,
+  RELATIVE_RADIUS,
   SPREAD_WARMUP,
 } from './robust.ts';
 
@@ -38,6 +39,21 @@ describe('BlockGuard', () => {
     const before = g.radius(0);
     for (let i = 0; i < 8; i++) g.judge('x', 0, 1e6);
     expect(g.radius(0)).toBeLessThan(1.1 * before);
+  });
+
+  it("the radius is at least RELATIVE_RADIUS × the local block's norm, however close the peers were", () => {
+    const g = new BlockGuard<string>('clip', 1);
+    warm(g);
+    const spread = g.radius(0);
+    // A local block of norm 100: a peer 10 × the spread away is inside the floor of 50, so it
+    // passes unchanged, where with no local norm given it is clipped.
+    const localNorm = 100;
+    const lagging = 10 * spread;
+    expect(lagging).toBeLessThan(RELATIVE_RADIUS * localNorm);
+    expect(g.judge('h', 0, lagging, localNorm)).toBe(1);
+    expect(g.judge('h', 0, lagging)).toBeLessThan(1);
+    // A sign-flipped block, 2 × the norm away, is clipped onto the floor.
+    expect(g.judge('x', 0, 2 * localNorm, localNorm)).toBeCloseTo(RELATIVE_RADIUS / 2, 6);
   });
 
   it('trim drops what clip would clip', () => {

@@ -25,10 +25,11 @@ export const GUARD_MODES: readonly GuardMode[] = ['off', 'clip', 'trim', 'clip-t
 export const ADOPTED_GUARD: GuardMode = 'clip-trust';
 
 /**
- * The guard `AsgdWorker` runs unless told otherwise: off. Run in real pages, the adopted one
- * quarantined honest peers of p2p.spec's exchange (docs/design.md §8.1).
+ * The guard `AsgdWorker` and a job spec's `training.guard` default to: the adopted one. Its radius
+ * has a floor relative to the local block (`RELATIVE_RADIUS`), without which it quarantined
+ * honest peers of p2p.spec's exchange in real pages (docs/design.md §8.1).
  */
-export const DEFAULT_GUARD: GuardMode = 'off';
+export const DEFAULT_GUARD: Extract<GuardMode, 'off' | 'clip-trust'> = 'clip-trust';
 
 /** Recent distances kept per block index; the radius is a multiple of their lower quartile. */
 export const SPREAD_HISTORY = 32;
@@ -47,6 +48,16 @@ export const SPREAD_QUANTILE = 0.25;
  * by the bench) while a far block moves the merge no more than a typical honest one.
  */
 export const CLIP_FACTOR = 3;
+/**
+ * The radius is never below this fraction of the local block's norm. In real tabs honest peers
+ * differ in progress by factors (duty cycles, devices), and a radius from the closest peers'
+ * distances alone called the slower ones far: their blocks were dropped, so they drifted
+ * farther, and the guard quarantined honest peers. At 0.5 p2p.spec's honest exchange rejected
+ * nothing, at 0.1 and 0.05 it rejected honest blocks again (docs/design.md §8.1). The loud
+ * forgeries sit far beyond it: a sign-flipped block is about 2‖w‖ from the local one, noise of
+ * the same norm √2‖w‖, a block scaled ×4 3‖w‖; a stale replay can fall inside it.
+ */
+export const RELATIVE_RADIUS = 0.5;
 /** Weight of the newest verdict in a peer's smoothed outside-the-radius rate. */
 export const TRUST_SMOOTHING = 1 / 16;
 /** A peer whose smoothed rate of blocks outside the radius exceeds this is quarantined. */
@@ -125,10 +136,11 @@ export class BlockGuard<K> {
   }
 
   /**
-   * The verdict on a block of `peer` for index `block` at `distance` from the local copy:
-   * `DROP`, or the factor in (0, 1] to scale (v − local) by (1: unchanged).
+   * The verdict on a block of `peer` for index `block` at `distance` from the local copy, whose
+   * norm is `localNorm` (the radius is at least `RELATIVE_RADIUS` × it): `DROP`, or the factor
+   * in (0, 1] to scale (v − local) by (1: unchanged).
    */
-  judge(peer: K, block: number, distance: number): number {
+  judge(peer: K, block: number, distance: number, localNorm = 0): number {
     if (this.mode === 'off') return 1;
     const trust = this.mode === 'clip-trust' ? this.trust(peer) : null;
     if (trust !== null && trust.quarantinedUntil >= 0) {
@@ -140,7 +152,7 @@ export class BlockGuard<K> {
       trust.rate = RELEASE_RATE;
     }
     if (!Number.isFinite(distance)) return DROP;
-    const radius = this.radii[block]!;
+    const radius = Math.max(this.radii[block]!, RELATIVE_RADIUS * localNorm);
     this.record(block, distance);
     // No spread known yet: nothing to judge against, so nothing is merged (a few blocks per
     // index at the start, where a forged block would do the most harm).

@@ -220,7 +220,7 @@ export class AsgdWorker {
             this.guard.radius(m.block) === Infinity &&
             Number.isFinite(distance) &&
             !this.guard.quarantined(peer);
-          const verdict = this.guard.judge(peer, m.block, distance);
+          const verdict = this.guard.judge(peer, m.block, distance, this.blockNorms[m.block]);
           if (verdict === DROP) {
             if (warming) {
               this.counters.warmup++;

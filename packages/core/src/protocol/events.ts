@@ -59,6 +59,11 @@ export interface JobInfo {
    */
   readonly merge?: MergeRule;
   /**
+   * The receive-path guard (job spec `training.guard`, docs/design.md §8.1). Absent from servers
+   * that predate it: `off`.
+   */
+  readonly guard?: 'off' | 'clip-trust';
+  /**
    * A custom model's gradient kernel (docs/custom-wgsl.md), compiled and checked by the server;
    * present exactly when `model.kind` is `custom`. Such a job needs WebGPU: the server refuses
    * volunteers on the CPU backend.

@@ -82,7 +82,8 @@ export function guardedMerge(options: GuardedMergeOptions): MergeStrategy {
           for (let start = 0, k = 0; start < w.length; start += blockSize, k++) {
             const end = Math.min(start + blockSize, w.length);
             const local = w.subarray(start, end);
-            const bound = NORM_BOUND_FACTOR * Math.max(norm(local), NORM_FLOOR);
+            const localNorm = norm(local);
+            const bound = NORM_BOUND_FACTOR * Math.max(localNorm, NORM_FLOOR);
             for (let i = start; i < end; i++) sum[i] = averageFirst ? w[i]! : w[i]! - eta * g[i]!;
             let total = 0;
             for (let r = 0; r < count; r++) {
@@ -94,7 +95,7 @@ export function guardedMerge(options: GuardedMergeOptions): MergeStrategy {
                 if (book && bad) ledger.attackerNormRejected++;
                 continue;
               }
-              const verdict = guard.judge(sender, k, blockDistance(local, v));
+              const verdict = guard.judge(sender, k, blockDistance(local, v), localNorm);
               if (verdict === DROP) {
                 if (book) ledger[bad ? 'attackerDropped' : 'honestDropped']++;
                 continue;
