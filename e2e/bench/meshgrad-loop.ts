@@ -1,11 +1,19 @@
 /**
  * The benchmark model inside the real ASGD loop: an `AsgdWorker` that sends every block every
  * step to a loopback sink and takes every block from 3 peers each step, so the figure includes
- * the readbacks, encodes, decodes and merges that `meshgrad-mlp.ts`'s bare steps leave out.
- * Its ratio against the bare steps (`loop_vs_step_*`) is what communication costs.
+ * the readbacks, encodes, decodes, the receive-path guard (the page's default, clip-trust) and
+ * merges that `meshgrad-mlp.ts`'s bare steps leave out. Its ratio against the bare steps
+ * (`loop_vs_step_*`) is what communication costs.
  */
 import type { Backend, Batch, ParameterLayout } from '@meshgrad/core';
-import { AsgdWorker, blockRange, encodeStateMessage, idHash, Rng } from '@meshgrad/core';
+import {
+  AsgdWorker,
+  blockRange,
+  encodeStateMessage,
+  idHash,
+  Rng,
+  SPREAD_WARMUP,
+} from '@meshgrad/core';
 import type { TrainingSession } from './timing.ts';
 
 /** Peers whose blocks arrive every step. */
@@ -70,6 +78,15 @@ export function meshgradLoopSession(
     initialParams: params,
   });
   const incoming = peerMessages(layout, params);
+  // The guard holds back each block index's first SPREAD_WARMUP blocks while it learns their
+  // spread; offer the peers' blocks until it takes them all, before anything is timed.
+  for (let round = 0; ; round++) {
+    const taken = incoming.filter(([peer, message]) => worker.receive(peer, message)).length;
+    if (taken === incoming.length) break;
+    if (round > SPREAD_WARMUP) {
+      throw new Error(`the loop's guard still refuses ${incoming.length - taken} peer blocks`);
+    }
+  }
   return {
     async step(index: number): Promise<void> {
       if (!batches[index]) throw new RangeError(`no minibatch ${index}`);
