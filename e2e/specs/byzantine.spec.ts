@@ -1,7 +1,7 @@
 /**
  * Malicious volunteers in real Chromium (docs/design.md §8.1, §8.2): six tabs train the default
  * job's model, data, batch and learning rate peer to peer; in the attacked run two of them send
- * every state message sign-flipped, well formed and with a valid checksum (e2e/p2p/sign-flip.ts).
+ * every state message sign-flipped, well formed and with a valid checksum (e2e/p2p/faults.ts).
  * With the page's default guard the four honest tabs end within a point of six honest tabs'
  * accuracy at equal samples, refuse every forged block, and the admin console names the two.
  *
@@ -9,11 +9,11 @@
  * e2e/playwright.config.ts byzantine` trains longer and adds a third run, the same attack with
  * the guard off, whose figures it prints (it asserts only that the forged blocks got through).
  */
-import { type Browser } from '@playwright/test';
+import { type Browser, type BrowserContext } from '@playwright/test';
 import { evaluate, loadMnist, parameterLayout, type MnistSplit } from '@meshgrad/core';
 import { test, expect } from './fixtures.ts';
 import { buildOnce, freePort, ServerProcess } from '../volunteer/server-process.ts';
-import { injectSignFlip, signFlips } from '../p2p/sign-flip.ts';
+import { faultCounts, injectFaults } from '../p2p/faults.ts';
 import {
   adminSnapshot,
   links,
@@ -106,7 +106,10 @@ async function trainingRun(
   await setJobState(server, id, 'paused');
   const run: Tab[] = [];
   for (const worker of IDS) {
-    const setup = attack && ATTACKERS.includes(worker) ? injectSignFlip : undefined;
+    const setup =
+      attack && ATTACKERS.includes(worker)
+        ? (c: BrowserContext) => injectFaults(c, 'sign-flip')
+        : undefined;
     const tab = await openTab(
       browser,
       server,
@@ -130,7 +133,7 @@ async function trainingRun(
   await new Promise((r) => setTimeout(r, 2_500));
   if (attack) {
     for (const tab of run.filter((t) => ATTACKERS.includes(t.id))) {
-      expect(await signFlips(tab.page)).toBeGreaterThan(0);
+      expect((await faultCounts(tab.page)).flipped).toBeGreaterThan(0);
     }
   }
   mnist ??= await loadMnist();
