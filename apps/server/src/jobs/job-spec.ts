@@ -14,6 +14,7 @@ import {
   DEFAULT_BLOCK_SIZE,
   DEFAULT_GUARD,
   encodingSchema,
+  JOB_GUARD_MODES,
   layersModelSchema,
   MAX_BLOCK_SIZE,
   MERGE_ORDERS,
@@ -21,7 +22,6 @@ import {
   modelSpecSchema,
   PARZEN_MERGE_RULE,
   parameterLayout,
-  type GuardMode,
   type ModelSpec,
   type ModelSpecPayload,
 } from '@meshgrad/core';
@@ -220,15 +220,12 @@ export const mergeSpecSchema = z.strictObject({
   momentumPeriod: z.number().int().min(1).max(1000).default(PARZEN_MERGE_RULE.momentumPeriod),
 });
 
-/** The guards a job spec may choose (the bench's `clip` and `trim` are steps toward the last). */
-export const JOB_GUARD_MODES = ['off', 'clip-trust'] as const satisfies readonly GuardMode[];
-
 export const trainingSpecSchema = z.strictObject({
   mode: z.enum(['asgd', 'sync']).default('asgd'),
   /** ASGD mode: how a step merges the peer blocks that arrived. */
   merge: mergeSpecSchema.prefault({}),
   /**
-   * ASGD mode: the receive-path guard against forged blocks (core's GuardMode, docs/design.md
+   * ASGD mode: the receive-path guard against forged blocks (core's JOB_GUARD_MODES, docs/design.md
    * §8.1): `off` or `clip-trust` (self-centred clipping with per-peer trust and quarantine).
    */
   guard: z.enum(JOB_GUARD_MODES).default(DEFAULT_GUARD),

@@ -21,6 +21,13 @@ export type GuardMode = 'off' | 'clip' | 'trim' | 'clip-trust';
 
 export const GUARD_MODES: readonly GuardMode[] = ['off', 'clip', 'trim', 'clip-trust'];
 
+/**
+ * The guards a job spec's `training.guard` may choose (the bench's `clip` and `trim` are steps
+ * toward the last).
+ */
+export const JOB_GUARD_MODES = ['off', 'clip-trust'] as const satisfies readonly GuardMode[];
+export type JobGuardMode = (typeof JOB_GUARD_MODES)[number];
+
 /** The guard `npm run bench:byzantine` chose (docs/design.md §8.1). */
 export const ADOPTED_GUARD: GuardMode = 'clip-trust';
 
@@ -29,7 +36,7 @@ export const ADOPTED_GUARD: GuardMode = 'clip-trust';
  * has a floor relative to the local block (`RELATIVE_RADIUS`), without which it quarantined
  * honest peers of p2p.spec's exchange in real pages (docs/design.md §8.1).
  */
-export const DEFAULT_GUARD: Extract<GuardMode, 'off' | 'clip-trust'> = 'clip-trust';
+export const DEFAULT_GUARD: JobGuardMode = 'clip-trust';
 
 /** Recent distances kept per block index; the radius is a multiple of their lower quartile. */
 export const SPREAD_HISTORY = 32;

@@ -7,6 +7,7 @@
  */
 import type { Encoding } from '../codec/encoding.ts';
 import type { MergeRule } from '../model/merge-rule.ts';
+import type { JobGuardMode } from '../asgd/robust.ts';
 import type { ErrorReply } from './errors.ts';
 import type {
   Hello,
@@ -62,7 +63,7 @@ export interface JobInfo {
    * The receive-path guard (job spec `training.guard`, docs/design.md §8.1). Absent from servers
    * that predate it: `off`.
    */
-  readonly guard?: 'off' | 'clip-trust';
+  readonly guard?: JobGuardMode;
   /**
    * A custom model's gradient kernel (docs/custom-wgsl.md), compiled and checked by the server;
    * present exactly when `model.kind` is `custom`. Such a job needs WebGPU: the server refuses
