@@ -283,6 +283,43 @@ test('four tabs exchange blocks peer to peer with zero relayed blocks; at equal 
   expect(mean(on.losses)).toBeLessThan(mean(off.losses));
 });
 
+test('a neighbour that joins while a tab still downloads its checkpoint is sent blocks too', async ({
+  browser,
+}) => {
+  test.setTimeout(180_000);
+  const id = 'p2p-late';
+  const server = await startServer(job(id, true));
+  // Tab a joins alone (its assignment names no neighbour) and its checkpoint download is held
+  // until b has joined: the neighbour list naming b reaches a's page during the download.
+  let release = () => {};
+  const released = new Promise<void>((r) => (release = r));
+  const context = await browser.newContext();
+  await context.addInitScript(() => sessionStorage.setItem('meshgrad.workerId', 'w-late-a'));
+  await context.route('**/checkpoints/**', async (route) => {
+    await released;
+    await route.continue();
+  });
+  const page = await context.newPage();
+  const a: Tab = { id: 'w-late-a', page, context };
+  tabs.push(a);
+  await page.goto(`${server.url}/?backend=cpu`);
+  await expect(page.locator('#join')).toBeEnabled({ timeout: 30_000 });
+  await page.locator('#join').click();
+  await expect(page.locator('#state')).toHaveText(/Downloading/, { timeout: 30_000 });
+  const b = await openTab(browser, server, 'w-late-b', '?backend=cpu', undefined, DUTY_PERCENT);
+  tabs.push(b);
+  await expect(page.locator('#peers')).toHaveText(/^1/, { timeout: 30_000 });
+  release();
+  await expect(page.locator('#state')).toHaveText(/Training/, { timeout: 60_000 });
+  // Before the fix a's loop kept the assignment's empty list and never sent b anything.
+  await expect
+    .poll(async () => (await links(a)).find((l) => l.peer === b.id)?.blocksSent ?? 0, {
+      timeout: 60_000,
+      intervals: [1_000],
+    })
+    .toBeGreaterThan(0);
+});
+
 test('through a real coturn server with iceTransportPolicy relay, blocks still flow and links show as relayed', async ({
   browser,
 }) => {

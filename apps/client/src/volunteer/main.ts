@@ -71,6 +71,12 @@ class Volunteer {
   private assignment: Assignment | null = null;
   /** The settings the training worker runs (from the assignment and `settings`), for the valve. */
   private settings: WorkerSettings | null = null;
+  /**
+   * The server's latest neighbour list. The worker's start message takes it at the end of the
+   * download, not the assignment's: lists that came while shard and checkpoint downloaded would
+   * otherwise be lost, and the tab would send to only the peers that were there when it joined.
+   */
+  private neighbours: readonly string[] = [];
   /** Samples/s in the worker's last statistics, for the valve. */
   private samplesPerSec = 0;
   private lastLinks: LinkStats[] = [];
@@ -103,6 +109,7 @@ class Volunteer {
           // a minute of silence): a banned tab must not keep talking to the job's volunteers.
           this.mesh?.destroy();
           this.mesh = null;
+          this.neighbours = [];
           this.trainer.post({ type: 'neighbours', neighbours: [] });
           this.pause.job = true;
           this.applyPause();
@@ -110,6 +117,7 @@ class Volunteer {
           view.showError(`The host banned this volunteer from the job: ${message}`);
         },
         onNeighbours: (neighbours) => {
+          this.neighbours = neighbours;
           view.showNeighbourCount(neighbours.length);
           this.mesh?.setNeighbours(neighbours);
           this.trainer.post({ type: 'neighbours', neighbours });
@@ -181,6 +189,7 @@ class Volunteer {
     const first = this.assignment === null;
     this.assignment = a;
     this.settings = a.settings;
+    this.neighbours = a.neighbours;
     view.showJob(a.job);
     view.showIdentity(a.identity ?? null);
     if (a.identity && this.creditPoll === undefined) {
@@ -214,8 +223,8 @@ class Volunteer {
       backendReason: this.decision.reason,
       shard,
       params,
-      settings: a.settings,
-      neighbours: a.neighbours,
+      settings: this.settings,
+      neighbours: this.neighbours,
       dutyCycle: view.dutyCycle(),
       paused: this.paused(),
       stopAfterSamples: this.options.stopAfterSamples,

@@ -18,6 +18,7 @@ import {
   type JobInfo,
   type MergeRule,
   type ParameterLayout,
+  type WorkerSettings,
 } from '@meshgrad/core';
 import { WebGpuBackend, requestBackendDevice } from '@meshgrad/shaders';
 import type { FromWorker, LinkReadiness, ToWorker } from './messages.ts';
@@ -49,6 +50,16 @@ let stopAfterSamples: number | undefined;
  */
 let checkBackend: Promise<Backend> | null = null;
 let makeCheckBackend: ((params: Float32Array) => Promise<Backend>) | null = null;
+/**
+ * The page's latest neighbours, settings and learning rate, kept from the start message on:
+ * `start` takes seconds to load its backend, and what the page sends meanwhile must reach the
+ * loop it then makes, not be dropped because there is no loop yet.
+ */
+let latest: {
+  neighbours: readonly string[];
+  settings: WorkerSettings;
+  learningRate: number;
+} | null = null;
 /** The page's latest word on each peer's link; a peer it has not named is not ready. */
 let links = new Map<string, LinkReadiness>();
 
@@ -154,15 +165,13 @@ async function start(msg: Extract<ToWorker, { type: 'start' }>): Promise<void> {
     },
     jobId: msg.job.id,
     workerId: msg.workerId,
-    learningRate: msg.job.learningRate,
-    settings: msg.settings,
-    neighbours: msg.neighbours,
+    learningRate: latest?.learningRate ?? msg.job.learningRate,
+    settings: latest?.settings ?? msg.settings,
+    neighbours: [...(latest?.neighbours ?? msg.neighbours)],
     initialParams: params,
     guard: msg.job.mode === 'sync' ? 'off' : (msg.job.guard ?? 'off'),
     seed,
   });
-  paused = msg.paused;
-  dutyCycle = msg.dutyCycle;
   stopAfterSamples = msg.stopAfterSamples;
   post({ type: 'ready', backend: backend.name, reason });
   if (msg.job.mode === 'sync') {
@@ -266,19 +275,30 @@ async function spotCheck(msg: Extract<ToWorker, { type: 'spotCheck' }>): Promise
 async function handle(msg: ToWorker): Promise<void> {
   switch (msg.type) {
     case 'start':
+      // Taken now, before `start` awaits anything: the messages that follow are newer.
+      paused = msg.paused;
+      dutyCycle = msg.dutyCycle;
+      latest = {
+        neighbours: msg.neighbours,
+        settings: msg.settings,
+        learningRate: msg.job.learningRate,
+      };
       await start(msg);
       return;
     case 'receive':
       asgd?.receive(msg.from, msg.data);
       return;
     case 'settings':
+      if (latest) latest.settings = msg.settings;
       if (asgd) asgd.settings = msg.settings;
       return;
     case 'neighbours':
+      if (latest) latest.neighbours = msg.neighbours;
       if (asgd) asgd.neighbours = [...msg.neighbours];
       return;
     case 'control':
       paused = msg.paused;
+      if (latest) latest.learningRate = msg.learningRate;
       if (asgd) asgd.learningRate = msg.learningRate;
       sync?.resume();
       return;
