@@ -5,10 +5,8 @@
  * the same index, so it follows training without a tuned constant per model; a peer whose blocks
  * keep landing outside it loses trust and is quarantined with back-off. Per block this costs one
  * reduction (the distance) and, for a clipped block, one scaled add: the Parzen test's class.
- * The spread needs a local majority of honest senders to mean anything (a worker most of whose
- * incoming links are forged would be judged against forged distances), so the radius is also
- * capped by a multiple of how far the local block itself moves, which no peer sets
- * (docs/design.md §8.1).
+ * The radius needs a local majority of honest senders to mean anything: a worker most of whose
+ * incoming links are forged is judged against forged distances (docs/design.md §8).
  */
 
 /**
@@ -35,10 +33,8 @@ export const ADOPTED_GUARD: GuardMode = 'clip-trust';
 
 /**
  * The guard `AsgdWorker` and a job spec's `training.guard` default to: the adopted one. Its radius
- * has a floor relative to the local block's norm (`RELATIVE_RADIUS`), without which it quarantined
- * honest peers of p2p.spec's exchange in real pages, and a cap relative to the local block's own
- * movement (`MOVEMENT_CAP`), without which a worker whose incoming links were mostly forged was
- * wrecked (docs/design.md §8.1).
+ * has a floor relative to the local block (`RELATIVE_RADIUS`), without which it quarantined
+ * honest peers of p2p.spec's exchange in real pages (docs/design.md §8.1).
  */
 export const DEFAULT_GUARD: JobGuardMode = 'clip-trust';
 
@@ -69,22 +65,6 @@ export const CLIP_FACTOR = 3;
  * the same norm √2‖w‖, a block scaled ×4 3‖w‖; a stale replay can fall inside it.
  */
 export const RELATIVE_RADIUS = 0.5;
-/**
- * Movements of the local block kept per index, each the distance the block moved between two
- * observations (two sends of it in the page, two steps in the simulator); `MOVEMENT_CAP` is a
- * multiple of their median.
- */
-export const MOVEMENT_HISTORY = 8;
-/**
- * The radius is never above this many median movements of the local block: a bound that follows
- * how fast this worker's own copy moves, which no peer, however many of the worker's incoming
- * links it holds, can set. Without it a worker most of whose incoming links came from attackers
- * judged them against their own distances (the lower quartile was theirs) and was wrecked at 30%
- * attackers; with it `npm run bench:byzantine` holds every loud attack up to 40% at 64 and at
- * 128 alike (docs/benchmarks.md). In real tabs honest peers were measured up to about 40
- * movements away (p2p.spec's exchange; docs/design.md §8.1), so 128 leaves them room.
- */
-export const MOVEMENT_CAP = 128;
 /** Weight of the newest verdict in a peer's smoothed outside-the-radius rate. */
 export const TRUST_SMOOTHING = 1 / 16;
 /** A peer whose smoothed rate of blocks outside the radius exceeds this is quarantined. */
@@ -145,11 +125,6 @@ export class BlockGuard<K> {
   private readonly seen: Int32Array;
   private readonly sorted = new Float64Array(SPREAD_HISTORY);
   private readonly radii: Float64Array;
-  private readonly moves: Float64Array;
-  private readonly moveSeen: Int32Array;
-  /** Median movement per block (0 until the block was seen to move). */
-  private readonly movement: Float64Array;
-  private readonly moveSorted = new Float64Array(MOVEMENT_HISTORY);
   private readonly peers = new Map<K, PeerTrust>();
   private now = 0;
 
@@ -160,26 +135,6 @@ export class BlockGuard<K> {
     this.history = new Float64Array(blockCount * SPREAD_HISTORY);
     this.seen = new Int32Array(blockCount);
     this.radii = new Float64Array(blockCount).fill(Infinity);
-    this.moves = new Float64Array(blockCount * MOVEMENT_HISTORY);
-    this.moveSeen = new Int32Array(blockCount);
-    this.movement = new Float64Array(blockCount);
-  }
-
-  /**
-   * The local copy of block `block` moved `distance` since its last observation (the page: since
-   * its last send; the simulator: since the last step). Caps the radius (`MOVEMENT_CAP`).
-   */
-  moved(block: number, distance: number): void {
-    if (!Number.isFinite(distance)) return;
-    const count = this.moveSeen[block]!;
-    const base = block * MOVEMENT_HISTORY;
-    this.moves[base + (count % MOVEMENT_HISTORY)] = distance;
-    this.moveSeen[block] = count + 1;
-    const filled = Math.min(count + 1, MOVEMENT_HISTORY);
-    const ring = this.moveSorted.subarray(0, filled);
-    ring.set(this.moves.subarray(base, base + filled));
-    ring.sort();
-    this.movement[block] = ring[Math.floor(filled / 2)]!;
   }
 
   /** Advances the guard's clock by one step of its worker (quarantines count steps). */
@@ -188,8 +143,9 @@ export class BlockGuard<K> {
   }
 
   /**
-   * The verdict on a block of `peer` for index `block` at `distance` from the local copy: `DROP`,
-   * or the factor in (0, 1] to scale (v − local) by (1: unchanged).
+   * The verdict on a block of `peer` for index `block` at `distance` from the local copy, whose
+   * norm is `localNorm` (the radius is at least `RELATIVE_RADIUS` × it): `DROP`, or the factor
+   * in (0, 1] to scale (v − local) by (1: unchanged).
    */
   judge(peer: K, block: number, distance: number, localNorm = 0): number {
     if (this.mode === 'off') return 1;
@@ -203,7 +159,7 @@ export class BlockGuard<K> {
       trust.rate = RELEASE_RATE;
     }
     if (!Number.isFinite(distance)) return DROP;
-    const radius = this.bounded(block, localNorm);
+    const radius = Math.max(this.radii[block]!, RELATIVE_RADIUS * localNorm);
     this.record(block, distance);
     // No spread known yet: nothing to judge against, so nothing is merged (a few blocks per
     // index at the start, where a forged block would do the most harm).
@@ -252,30 +208,9 @@ export class BlockGuard<K> {
     return this.peers.get(peer);
   }
 
-  /**
-   * The radius block `block` is judged against now for a local block of norm `localNorm`
-   * (Infinity during warm-up).
-   */
-  radius(block: number, localNorm = 0): number {
-    return this.bounded(block, localNorm);
-  }
-
-  /** The radius from the recent distances alone, before the floor and the cap. */
-  spread(block: number): number {
+  /** The radius block `block` is judged against now (Infinity during warm-up). */
+  radius(block: number): number {
     return this.radii[block]!;
-  }
-
-  /**
-   * The spread's radius, at least `RELATIVE_RADIUS` × `localNorm`, at most `MOVEMENT_CAP` × the
-   * block's median movement (no cap while the block was never seen to move); Infinity during
-   * warm-up.
-   */
-  private bounded(block: number, localNorm = 0): number {
-    const spread = this.radii[block]!;
-    if (spread === Infinity) return spread;
-    const floored = Math.max(spread, RELATIVE_RADIUS * localNorm);
-    const moved = this.movement[block]!;
-    return moved > 0 ? Math.min(floored, MOVEMENT_CAP * moved) : floored;
   }
 
   private trust(peer: K): PeerTrust {

@@ -9,13 +9,7 @@ import { decodeStateMessage } from '../codec/message.ts';
 import { decodeFloat16, encodeFloat16 } from '../codec/encoding.ts';
 import { AsgdWorker, type BlockSink } from './worker.ts';
 import { Mailbox } from './mailbox.ts';
-import {
-  ADOPTED_GUARD,
-  RELATIVE_RADIUS,
-  SPREAD_WARMUP,
-  TRUST_MIN_BLOCKS,
-  type GuardMode,
-} from './robust.ts';
+import { ADOPTED_GUARD, SPREAD_WARMUP, TRUST_MIN_BLOCKS, type GuardMode } from './robust.ts';
 
 const layout = parameterLayout({ kind: 'softmax', inputs: 8, classes: 3 }, 10);
 
@@ -277,10 +271,6 @@ describe('AsgdWorker', () => {
     const echo = encodeStateMessage({ ...last, sender: idHash('w2'), values: last.values });
     for (let i = 0; i < SPREAD_WARMUP; i++) w.receive('w2', echo);
     expect(w.guard.radius(0)).toBe(0);
-    // The sends also told the guard how far block 0 moves: for a local block of huge norm the
-    // radius is the movement's cap, not the norm's floor.
-    expect(w.guard.radius(0, 1e6)).toBeLessThan(RELATIVE_RADIUS * 1e6);
-    expect(w.guard.radius(0, 1e6)).toBeGreaterThan(0);
   });
 
   it('merges received blocks into the next step', async () => {

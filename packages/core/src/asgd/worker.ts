@@ -158,8 +158,6 @@ export class AsgdWorker {
    * blocks it is compared with.
    */
   private readonly reference: Float32Array;
-  /** Scratch for a reference block before its update (the guard's movement of the block). */
-  private readonly previousBlock: Float32Array;
   /** Judges received blocks by their distance to `reference` (docs/design.md §8). */
   readonly guard: BlockGuard<string>;
   private cursor = 0;
@@ -183,7 +181,6 @@ export class AsgdWorker {
     this.selfHash = idHash(opts.workerId);
     this.blockNorms = new Float64Array(this.layout.blockCount);
     this.reference = Float32Array.from(opts.initialParams);
-    this.previousBlock = new Float32Array(this.layout.blockSize);
     this.guard = new BlockGuard(opts.guard ?? DEFAULT_GUARD, this.layout.blockCount);
     for (let k = 0; k < this.layout.blockCount; k++) {
       const { start, end } = blockRange(this.layout, k);
@@ -380,12 +377,9 @@ export class AsgdWorker {
   private updateReference(k: number, encoded: EncodedBlock): void {
     const { start, end } = blockRange(this.layout, k);
     const out = this.reference.subarray(start, end);
-    const was = this.previousBlock.subarray(0, end - start);
-    was.set(out);
     if (encoded.encoding === 'f32') out.set(encoded.values);
     else if (encoded.encoding === 'f16') decodeFloat16(encoded.values, out);
     else decodeInt8(encoded.values, encoded.scale, out);
-    if (this.guard.mode !== 'off') this.guard.moved(k, blockDistance(was, out));
   }
 
   /** A copy of the current parameters (for a state upload). */

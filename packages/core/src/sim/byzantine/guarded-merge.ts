@@ -70,8 +70,6 @@ export function guardedMerge(options: GuardedMergeOptions): MergeStrategy {
     create(size: number, index = -1): WorkerMerge {
       const sum = new Float64Array(size);
       const scratch = new Float32Array(size);
-      const previous = new Float32Array(size);
-      let first = true;
       let guard: BlockGuard<number> | null = null;
       const book = !isAttacker(index);
       return {
@@ -84,10 +82,6 @@ export function guardedMerge(options: GuardedMergeOptions): MergeStrategy {
           for (let start = 0, k = 0; start < w.length; start += blockSize, k++) {
             const end = Math.min(start + blockSize, w.length);
             const local = w.subarray(start, end);
-            // The block's movement since the last step bounds the guard's radius.
-            const before = previous.subarray(start, end);
-            if (!first) guard.moved(k, blockDistance(before, local));
-            before.set(local);
             const localNorm = norm(local);
             const bound = NORM_BOUND_FACTOR * Math.max(localNorm, NORM_FLOOR);
             for (let i = start; i < end; i++) sum[i] = averageFirst ? w[i]! : w[i]! - eta * g[i]!;
@@ -126,7 +120,6 @@ export function guardedMerge(options: GuardedMergeOptions): MergeStrategy {
             else for (let i = start; i < end; i++) w[i] = sum[i]! * inv;
             merged += total;
           }
-          first = false;
           return merged;
         },
       };
