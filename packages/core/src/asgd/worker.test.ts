@@ -273,6 +273,52 @@ describe('AsgdWorker', () => {
     expect(w.guard.radius(0)).toBe(0);
   });
 
+  it('gives a forged sample count or sequence number no weight: the merge is the same', async () => {
+    // The header's `samples` and `seq` are the sender's word (docs/design.md §8): nothing on the
+    // receive path reads them, so a block claiming 10¹² samples, or a sequence number that runs
+    // backwards, merges exactly as the same values with honest headers do.
+    const honest = makeWorker([]);
+    const forged = makeWorker([]);
+    const values = (k: number, round: number) => {
+      const { start, end } = blockRange(layout, k);
+      return Float32Array.from({ length: end - start }, (_, i) => 0.05 * Math.sin(i + k + round));
+    };
+    for (let round = 0; round < 4; round++) {
+      for (let k = 0; k < layout.blockCount; k++) {
+        const header = {
+          job: idHash('job'),
+          sender: idHash('w2'),
+          block: k,
+          encoding: 'f32' as const,
+        };
+        const v = values(k, round);
+        expect(
+          honest.receive(
+            'w2',
+            encodeStateMessage({ ...header, seq: round, samples: 32 * round, values: v }),
+          ),
+        ).toBe(true);
+        expect(
+          forged.receive(
+            'w2',
+            encodeStateMessage({ ...header, seq: 0xffffffff - round, samples: 1e12, values: v }),
+          ),
+        ).toBe(true);
+      }
+      await honest.step();
+      await forged.step();
+    }
+    await honest.drainStats();
+    await forged.drainStats();
+    expect(forged.counters.offered).toBe(honest.counters.offered);
+    expect(forged.counters.offered).toBeGreaterThan(0);
+    expect(await forged.readParameters()).toEqual(await honest.readParameters());
+    // …and differs from a worker that received nothing, so the blocks did reach the merge.
+    const alone = makeWorker([]);
+    for (let round = 0; round < 4; round++) await alone.step();
+    expect(await alone.readParameters()).not.toEqual(await honest.readParameters());
+  });
+
   it('merges received blocks into the next step', async () => {
     const w = makeWorker([]);
     await w.step();
