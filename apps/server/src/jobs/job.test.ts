@@ -16,6 +16,7 @@ import { LocalClusterLink, type ClusterLink, type RemoteWorker } from './cluster
 import { type Job, type JobOutbox, type WorkerEntry } from './job.ts';
 import { MAX_DEPARTED_CREDITS, maxCredit } from './progress.ts';
 import { WORKER_FIRST_REPORT_MS, WORKER_STALE_MS } from './roster.ts';
+import { suspicions } from './suspects.ts';
 import { closeTestJobs, openTestJob, stats } from './job.test-support.ts';
 import { TEST_DEVICE } from '../server.test-support.ts';
 
@@ -175,6 +176,8 @@ describe('Job balancer', () => {
     readonly blocksPerTick?: number;
     readonly skipsPerTick?: number;
     readonly relayed?: boolean;
+    /** Messages from the peer this worker's guard rejected, per tick (the others it took). */
+    readonly rejectedPerTick?: number;
   }
 
   /** Cumulative per-link counters a worker would report after `ticks` intervals. */
@@ -192,9 +195,9 @@ describe('Job balancer', () => {
       rttMs: 20,
       backlogBytes: l.backlog ?? 0,
       blocksSent: ticks * (l.blocksPerTick ?? 10),
-      blocksReceived: ticks * 10,
+      blocksReceived: ticks * (10 - (l.rejectedPerTick ?? 0)),
       overwritten: 0,
-      rejected: 0,
+      rejected: ticks * (l.rejectedPerTick ?? 0),
       skippedSends: ticks * (l.skipsPerTick ?? 0),
     }));
     job.recordStats(
@@ -417,6 +420,42 @@ describe('Job balancer', () => {
     job.leave(gone, 'test');
     expect(w1.neighbours).not.toContain(gone);
     for (const w of job.workers.values()) expect(w.neighbours).not.toContain(gone);
+  });
+
+  it('gives no worker a receiver whose guard refuses its blocks; the refusals stay in the evidence', async () => {
+    const job = await balancedJob({ neighbours: 2 });
+    const ids = ['w1', 'w2', 'w3', 'w4', 'w5'];
+    const workers = ids.map((id, i) => job.join(id, `s${i}`, TEST_DEVICE));
+    const w5 = workers[4]!;
+    // w1–w3 reject what w5 sends them; w4 takes it. Until tick 4 every worker reports a link
+    // to every other; from tick 5 the refusing workers' links to w5 are closed.
+    const refuses = (id: string) => ['w1', 'w2', 'w3'].includes(id);
+    for (let t = 1; t <= 8; t++) {
+      for (const w of workers) {
+        const peers = ids.filter(
+          (p) =>
+            p !== w.id && (t <= 4 || !((p === 'w5' && refuses(w.id)) || (w === w5 && refuses(p)))),
+        );
+        report(job, w, t, {
+          samplesPerSec: 160,
+          busy: 0.5,
+          links: peers.map((peer) => ({
+            peer,
+            goodput: 20_000,
+            ...(peer === 'w5' && refuses(w.id) ? { rejectedPerTick: 10 } : {}),
+          })),
+        });
+      }
+      await job.balanceWorkers(t);
+      if (t >= 2) expect(w5.neighbours, `tick ${t}`).toEqual(['w4']);
+      for (const w of workers.slice(0, 4)) expect(w.neighbours).toHaveLength(2);
+    }
+    // The console's evidence still counts the three refusals their reports no longer list.
+    expect(suspicions(job.workers.values()).get('w5')).toMatchObject({
+      reporters: 4,
+      rejecting: 3,
+      suspected: true,
+    });
   });
 
   it('acts only on fresh reports: a late one is not taken as a new interval each tick', async () => {

@@ -24,6 +24,7 @@ import { DETACHED_OUTBOX, type JobOutbox } from './outbox.ts';
 import { Progress } from './progress.ts';
 import { Roster, type Throughput, type WorkerEntry } from './roster.ts';
 import { SyncRounds } from './sync-rounds.ts';
+import { keepRefusals } from './suspects.ts';
 import { AsgdTraining, SyncTraining } from './training.ts';
 
 export { loadJobData } from './data.ts';
@@ -522,6 +523,7 @@ export class Job {
     worker.offered = stats.offered;
     worker.accepted = stats.accepted;
     worker.links = stats.links;
+    keepRefusals(worker.refusals, stats.links);
     worker.sendBusyFraction = stats.sendBusyFraction;
     worker.reported = true;
     worker.statsFresh = true;

@@ -35,6 +35,14 @@ export interface WorkerEntry {
   offered: number;
   accepted: number;
   links: LinkStats[];
+  /**
+   * Its reports of the peers whose blocks it refuses (core's `refusesBlocks`), by peer, the
+   * latest of each, kept after the link closed and the report stopped listing the peer: the
+   * balancer gives a refused sender other receivers, and its links to them close, but the
+   * evidence against it stays for the suspects list (suspects.ts). At most
+   * MAX_KEPT_REFUSALS, the oldest dropped first.
+   */
+  refusals: Map<string, LinkStats>;
   /** The last report's `sendBusyFraction`, when the worker measures it. */
   sendBusyFraction: number | undefined;
   /** Whether the worker reported statistics since it joined: the balancer plans only for those. */
@@ -159,6 +167,7 @@ export class Roster {
       offered: 0,
       accepted: 0,
       links: [],
+      refusals: new Map(),
       sendBusyFraction: undefined,
       reported: false,
       statsFresh: false,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { LinkStats } from '@meshgrad/core';
-import { SUSPECT_MIN_REJECTED, suspicions } from './suspects.ts';
+import { REFUSED_MIN_REJECTED, type LinkStats } from '@meshgrad/core';
+import { keepRefusals, MAX_KEPT_REFUSALS, suspicions } from './suspects.ts';
 
 /** A link report from a tab about `peer`: what it took from it and what it rejected. */
 function link(peer: string, blocksReceived: number, rejected: number): LinkStats {
@@ -36,6 +36,43 @@ describe('suspicions', () => {
     expect(s.get('b')?.suspected).toBe(false);
   });
 
+  it('keeps the evidence of a refusal after the link closed and reports stop listing the peer', () => {
+    // a and b refused bad's blocks; the balancer then gave bad other receivers, the links closed,
+    // and a's and b's later reports list only each other.
+    const a = { id: 'a', links: [link('bad', 0, 40), link('b', 30, 0)], refusals: new Map() };
+    const b = { id: 'b', links: [link('bad', 2, 35), link('a', 30, 0)], refusals: new Map() };
+    for (const w of [a, b]) keepRefusals(w.refusals, w.links);
+    a.links = [link('b', 60, 0)];
+    b.links = [link('a', 60, 0)];
+    for (const w of [a, b]) keepRefusals(w.refusals, w.links);
+    const c = { id: 'c', links: [link('bad', 25, 0)] };
+    expect(suspicions([a, b, c]).get('bad')).toEqual({
+      reporters: 3,
+      rejecting: 2,
+      rejected: 75,
+      received: 27,
+      suspected: true,
+    });
+    // Without the kept refusals only c reports bad, and takes its blocks.
+    expect(
+      suspicions([{ ...a, refusals: new Map() }, { ...b, refusals: new Map() }, c]).get('bad'),
+    ).toMatchObject({ reporters: 1, rejecting: 0, suspected: false });
+    // A peer the latest report lists again is judged by that report, not by the kept one.
+    a.links = [link('bad', 200, 40)];
+    expect(suspicions([a]).get('bad')).toMatchObject({ reporters: 1, rejecting: 0, received: 200 });
+  });
+
+  it('keeps at most MAX_KEPT_REFUSALS refusals per worker, the newest', () => {
+    const refusals = new Map<string, LinkStats>();
+    for (let i = 0; i < MAX_KEPT_REFUSALS + 10; i++) {
+      keepRefusals(refusals, [link(`p${i}`, 0, REFUSED_MIN_REJECTED), link(`ok${i}`, 30, 0)]);
+    }
+    expect(refusals.size).toBe(MAX_KEPT_REFUSALS);
+    expect(refusals.has('p9')).toBe(false);
+    expect(refusals.has('p10')).toBe(true);
+    expect([...refusals.keys()].some((p) => p.startsWith('ok'))).toBe(false);
+  });
+
   it('takes one lying reporter for no suspect, nor a minority of rejecting ones', () => {
     const liar = suspicions([
       { id: 'liar', links: [link('honest', 0, 1_000)] },
@@ -53,7 +90,7 @@ describe('suspicions', () => {
   });
 
   it('needs a few rejected messages and half of what a reporter got before it counts', () => {
-    const few = SUSPECT_MIN_REJECTED - 1;
+    const few = REFUSED_MIN_REJECTED - 1;
     const s = suspicions([
       { id: 'a', links: [link('p', 0, few), link('q', few + 2, few + 1)] },
       { id: 'b', links: [link('p', 0, few), link('q', few + 2, few + 1)] },

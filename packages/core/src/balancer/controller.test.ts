@@ -419,6 +419,50 @@ describe('balance: neighbours', () => {
     expect(rateAtB()).toBeCloseTo(0.9, 6);
   });
 
+  it("stops giving a sender the receivers whose guard refuses its blocks, by the receivers' reports", () => {
+    // Six workers on equal links, four neighbours each; w5 sends blocks that w0–w3 reject (their
+    // reports of their link from w5 count the rejections). w4 takes them: it is the one honest
+    // receiver left to w5. From tick 5 the refusing receivers' links to w5 are closed and no
+    // longer reported: the refusals are remembered all the same.
+    const ids = Array.from({ length: 6 }, (_, i) => `w${i}`);
+    const refusing = (id: string) => id !== 'w4' && id !== 'w5';
+    const balancer = new Balancer({ neighbours: 4 });
+    let neighbours = new Map<string, readonly string[]>();
+    const tick = (t: number, present: readonly string[]) => {
+      const workers = present.map((id) => ({
+        id,
+        samplesPerSec: speed,
+        batchSize,
+        sendBusyFraction: 0.3,
+        links: present
+          .filter((p) => p !== id)
+          .filter((p) => t <= 4 || !((p === 'w5' && refusing(id)) || (id === 'w5' && refusing(p))))
+          .map((p) =>
+            linkStats(p, {
+              goodputBytesPerSec: 30_000,
+              rttMs: 20,
+              ...(p === 'w5' && refusing(id)
+                ? { rejected: 20 * t, blocksReceived: 0 }
+                : { blocksReceived: 20 * t }),
+            }),
+          ),
+        neighbours: neighbours.get(id) ?? [],
+      }));
+      neighbours = new Map(
+        [...balancer.update({ nowS: t, model, workers })].map(([id, p]) => [id, p.neighbours]),
+      );
+    };
+    for (let t = 1; t <= 8; t++) {
+      tick(t, ids);
+      expect(neighbours.get('w5'), `tick ${t}`).toEqual(['w4']);
+      for (const id of ids.slice(0, 5)) expect(neighbours.get(id)).toHaveLength(4);
+    }
+    expect([...balancer.snapshot().refused.keys()].sort()).toEqual(['w0', 'w1', 'w2', 'w3']);
+    // A receiver that left takes its refusals with it.
+    tick(9, ids.slice(1));
+    expect([...balancer.snapshot().refused.keys()].sort()).toEqual(['w1', 'w2', 'w3']);
+  });
+
   it('keeps the neighbours on steady links while acceptance rates jump from tick to tick', () => {
     // Eight equal workers on equal links; each receiver's acceptance rate is drawn afresh every
     // tick (one interval's rate comes from a handful of blocks). Every change of neighbours

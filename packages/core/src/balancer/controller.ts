@@ -42,6 +42,7 @@ import {
   worstOverwriteFraction,
   type ReportedLinks,
 } from './measurement.ts';
+import { refusesBlocks } from './neighbours.ts';
 import { planNeighbours } from './neighbour-plan.ts';
 import { resolveOptions, type BalancerOptions, type ResolvedBalancerOptions } from './options.ts';
 import type { BalancerInput, WorkerPlan, WorkerReport } from './report.ts';
@@ -179,6 +180,8 @@ export function* balanceSteps(
   }
 
   // Rule 9.
+  const refused =
+    o.neighbours > 0 ? yield* nextRefusals(state.refused, reported, slice) : NO_REFUSALS;
   const neighbours =
     o.neighbours > 0
       ? yield* planNeighbours(
@@ -191,6 +194,8 @@ export function* balanceSteps(
             k: o.neighbours,
             seed: o.seed,
             round: state.tick,
+            refused: (from, to) => refused.get(to)?.has(from) ?? false,
+            refusers: yield* refusersBySender(refused, slice),
           },
           slice,
         )
@@ -201,9 +206,63 @@ export function* balanceSteps(
     plans.set(id, planFromMemory(memory, neighbours.get(id) ?? NO_NEIGHBOURS));
   }
   return {
-    state: { nowS: input.nowS, workers, links, neighbours, tick: state.tick + 1 },
+    state: { nowS: input.nowS, workers, links, neighbours, refused, tick: state.tick + 1 },
     plans,
   };
+}
+
+const NO_REFUSALS: ReadonlyMap<string, ReadonlySet<string>> = new Map();
+/** The senders one receiver's refusals keep, the newest; a sender refused again is renewed. */
+export const MAX_REFUSED_PER_RECEIVER = 64;
+
+/**
+ * Each reporting receiver's refusals (`BalancerState.refused`): the ones kept from before, with
+ * the senders its links (the tick's index of them) report now as refused (`refusesBlocks`) added
+ * as the newest. A receiver that no longer reports has left the job: its refusals go with it.
+ */
+function* nextRefusals(
+  before: ReadonlyMap<string, ReadonlySet<string>>,
+  reported: ReportedLinks,
+  slice: Slice,
+): Steps<Map<string, ReadonlySet<string>>> {
+  const out = new Map<string, ReadonlySet<string>>();
+  for (const [receiver, row] of reported) {
+    if (slice.full()) yield;
+    const kept = before.get(receiver);
+    let next: Set<string> | null = null;
+    for (const [peer, l] of row) {
+      if (!refusesBlocks(l)) continue;
+      next ??= new Set(kept);
+      // Re-inserted, so it counts as the newest.
+      next.delete(peer);
+      next.add(peer);
+    }
+    if (next) {
+      for (const peer of next) {
+        if (next.size <= MAX_REFUSED_PER_RECEIVER) break;
+        next.delete(peer);
+      }
+      out.set(receiver, next);
+    } else if (kept) out.set(receiver, kept);
+  }
+  return out;
+}
+
+/** The refusals by sender: the receivers that refuse each sender's blocks. */
+function* refusersBySender(
+  refused: ReadonlyMap<string, ReadonlySet<string>>,
+  slice: Slice,
+): Steps<Map<string, string[]>> {
+  const out = new Map<string, string[]>();
+  for (const [receiver, senders] of refused) {
+    if (slice.full()) yield;
+    for (const sender of senders) {
+      const list = out.get(sender);
+      if (list) list.push(receiver);
+      else out.set(sender, [receiver]);
+    }
+  }
+  return out;
 }
 
 /** What every worker's rules see of the tick. */

@@ -1,11 +1,12 @@
 /**
  * Rule 9 of the balancer (DESIGN §3): neighbours from the links' measured capacity, RTT, relay
  * flag and acceptance rate (`chooseNeighbours` keeps current neighbours unless a candidate is
- * clearly better). A link's capacity is at most its sender's capacity shared among its current
+ * clearly better), and never a receiver whose report of the link says it refuses the sender's
+ * blocks (`refusesBlocks`). A link's capacity is at most its sender's capacity shared among its current
  * neighbours. The acceptance rate is the smoothed one of the link memory (links.ts), and the
  * workers choose in the same seeded order every tick, so steady links keep steady neighbours.
  */
-import { chooseNeighboursSteps, type LinkQuality } from './neighbours.ts';
+import { chooseNeighboursSteps, refusesBlocks, type LinkQuality } from './neighbours.ts';
 import type { LinkMemories, LinkMemory, WorkerMemory } from './state.ts';
 import type { Slice, Steps } from './steps.ts';
 
@@ -22,7 +23,14 @@ export interface NeighbourPlanInput {
   readonly seed: number;
   /** The tick, which varies the candidates sampled in a large job. */
   readonly round: number;
+  /** Whether `to` refuses the blocks of `from` (`BalancerState.refused`). */
+  readonly refused?: (from: string, to: string) => boolean;
+  /** By sender, the receivers that refuse its blocks: weighed as its measured peers are. */
+  readonly refusers?: ReadonlyMap<string, readonly string[]>;
 }
+
+/** A link with no memory whose receiver refuses its sender (its old link closed). */
+const REFUSED_UNMEASURED: LinkQuality = { relayed: false, refused: true };
 
 /** Rule 9: every reporting worker's neighbours, in slices (steps.ts). */
 export function* planNeighbours(
@@ -40,7 +48,7 @@ export function* planNeighbours(
   let share = Infinity;
   const quality = (from: string, to: string): LinkQuality | undefined => {
     const memory = memoryOf(from, to);
-    if (!memory) return undefined;
+    if (!memory) return input.refused?.(from, to) ? REFUSED_UNMEASURED : undefined;
     if (from !== shareFrom) {
       shareFrom = from;
       const senderCapacity = input.workers.get(from)?.capacity ?? null;
@@ -49,7 +57,8 @@ export function* planNeighbours(
           ? senderCapacity / Math.max(1, input.currentNeighbours(from).length)
           : Infinity;
     }
-    const acceptance = memoryOf(to, from)?.acceptance;
+    const back = memoryOf(to, from);
+    const acceptance = back?.acceptance;
     const capacity = Math.min(memory.cap, share);
     const q: { -readonly [K in keyof LinkQuality]: LinkQuality[K] } = {
       relayed: memory.stats.relayed,
@@ -57,15 +66,17 @@ export function* planNeighbours(
     if (memory.stats.rttMs !== undefined) q.rttMs = memory.stats.rttMs;
     if (Number.isFinite(capacity)) q.capacityBytesPerSec = capacity;
     if (acceptance !== undefined) q.acceptanceRate = acceptance;
+    if ((back && refusesBlocks(back.stats)) || input.refused?.(from, to)) q.refused = true;
     return q;
   };
   const measuredPeers = (from: string): Iterable<string> => {
     const now = links.get(from);
     const before = previousLinks.get(from);
-    if (!before) return now?.keys() ?? [];
-    if (!now) return before.keys();
+    const refusers = input.refusers?.get(from);
+    if (!before && !refusers) return now?.keys() ?? [];
+    if (!now && !refusers) return before!.keys();
     // chooseNeighbours takes each peer once, at its first mention: this tick's links first.
-    return [...now.keys(), ...before.keys()];
+    return [...(now?.keys() ?? []), ...(before?.keys() ?? []), ...(refusers ?? [])];
   };
   return yield* chooseNeighboursSteps(
     input.ids,

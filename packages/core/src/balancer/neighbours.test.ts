@@ -4,6 +4,8 @@ import {
   chooseNeighbours,
   EXHAUSTIVE_NEIGHBOUR_SEARCH_MAX,
   linkScore,
+  REFUSED_MIN_REJECTED,
+  refusesBlocks,
   SAMPLED_CANDIDATES,
   RELAYED_SCORE_FACTOR,
   type LinkQuality,
@@ -116,6 +118,73 @@ describe('chooseNeighbours', () => {
     const previous = new Map([['a', ['gone', 'b']]]);
     const map = chooseNeighbours(['a', 'b', 'c'], { k: 2, quality: () => undefined, previous });
     expect(map.get('a')!.sort()).toEqual(['b', 'c']);
+  });
+});
+
+describe('refused links', () => {
+  it('a receiver refuses a sender once it rejected 8 of its messages and half of all it got', () => {
+    expect(refusesBlocks({ rejected: REFUSED_MIN_REJECTED, blocksReceived: 0 })).toBe(true);
+    expect(refusesBlocks({ rejected: REFUSED_MIN_REJECTED - 1, blocksReceived: 0 })).toBe(false);
+    expect(refusesBlocks({ rejected: 40, blocksReceived: 40 })).toBe(true);
+    expect(refusesBlocks({ rejected: 40, blocksReceived: 41 })).toBe(false);
+    expect(linkScore({ relayed: false, capacityBytesPerSec: 1000, refused: true }, 1)).toBe(0);
+  });
+
+  // Attackers w8 and w9 are refused by every honest receiver; they are refused by nobody else,
+  // and honest links are equal. Their previous neighbours were honest workers.
+  const attackers = new Set(['w8', 'w9']);
+  const quality = (from: string, to: string): LinkQuality => ({
+    relayed: false,
+    capacityBytesPerSec: 1_000,
+    refused: attackers.has(from) && !attackers.has(to),
+  });
+
+  it.each([
+    ['all-pairs', 10, undefined],
+    [
+      'sampled',
+      EXHAUSTIVE_NEIGHBOUR_SEARCH_MAX + 26,
+      (from: string) => ids(90).filter((p) => p !== from),
+    ],
+  ] as const)(
+    'gives a sender no receiver that refuses its blocks (%s search)',
+    (_name, n, measuredPeers) => {
+      const workers = ids(n);
+      const previous = new Map([...attackers].map((a) => [a, ['w0', 'w1', 'w2']]));
+      const map = chooseNeighbours(workers, {
+        k: 3,
+        quality,
+        previous,
+        seed: 4,
+        ...(measuredPeers ? { measuredPeers } : {}),
+      });
+      // Each attacker keeps only the receivers that take its blocks: the other attacker.
+      for (const a of attackers) {
+        expect(
+          map.get(a)!.filter((b) => !attackers.has(b)),
+          a,
+        ).toEqual([]);
+        expect(map.get(a)).toEqual([...attackers].filter((b) => b !== a));
+      }
+      // Every honest worker still has k neighbours, and the graph is still connected.
+      for (const w of workers.filter((w) => !attackers.has(w))) expect(map.get(w)).toHaveLength(3);
+      expect(connected(workers, map)).toBe(true);
+    },
+  );
+
+  it('a receiver that refuses an honest sender only loses that sender', () => {
+    // w0 lies about w1: w1 stops sending to w0, and nothing else changes for anyone.
+    const workers = ids(6);
+    const lying = (from: string, to: string): LinkQuality => ({
+      relayed: false,
+      capacityBytesPerSec: 1_000,
+      refused: from === 'w1' && to === 'w0',
+    });
+    const map = chooseNeighbours(workers, { k: 3, quality: lying, seed: 2 });
+    expect(map.get('w1')).not.toContain('w0');
+    expect(map.get('w1')).toHaveLength(3);
+    for (const w of workers) expect(map.get(w)).toHaveLength(3);
+    expect([...map.values()].filter((l) => l.includes('w0')).length).toBeGreaterThanOrEqual(2);
   });
 });
 

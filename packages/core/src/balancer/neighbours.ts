@@ -15,6 +15,29 @@ export interface LinkQuality {
   readonly capacityBytesPerSec?: number;
   /** Fraction of this link's blocks that passed the receiver's Parzen test. */
   readonly acceptanceRate?: number;
+  /**
+   * The receiver refuses this link's blocks (`refusesBlocks`): its guard rejects most of what
+   * the sender sends it. The sender is not given it as a neighbour while this holds.
+   */
+  readonly refused?: boolean;
+}
+
+/** A receiver refuses a sender once it rejected this many of its messages… */
+export const REFUSED_MIN_REJECTED = 8;
+/** …and at least this share of all it got from it (rejected over rejected + taken). */
+export const REFUSED_SHARE = 0.5;
+
+/**
+ * Whether a receiver's counters for one sender (its report of the link, cumulative) say that it
+ * refuses the sender's blocks: at least REFUSED_MIN_REJECTED rejected, and at least REFUSED_SHARE
+ * of all it got. The receiver's word is taken: a receiver that lies about an honest sender only
+ * cuts itself off from that sender's blocks (docs/design.md §8.1).
+ */
+export function refusesBlocks(counters: { rejected: number; blocksReceived: number }): boolean {
+  return (
+    counters.rejected >= REFUSED_MIN_REJECTED &&
+    counters.rejected >= REFUSED_SHARE * (counters.rejected + counters.blocksReceived)
+  );
 }
 
 /** A relayed link scores this fraction of an equal direct one: it shares the server's pipe. */
@@ -70,10 +93,11 @@ export const DEFAULT_NEIGHBOURS = 4;
  * Score of a link, higher is better: capacity (or `prior` when unknown), divided by
  * 1 + rtt / RTT_HALF_SCORE_MS, times RELAYED_SCORE_FACTOR when relayed, times
  * (0.5 + acceptance rate) when known, so a peer whose blocks the receiver keeps rejecting is
- * worth less.
+ * worth less; 0 when the receiver refuses the link's blocks.
  */
 export function linkScore(quality: LinkQuality | undefined, prior: number): number {
   if (quality === undefined) return prior;
+  if (quality.refused) return 0;
   let score = quality.capacityBytesPerSec ?? prior;
   if (quality.rttMs !== undefined) score /= 1 + quality.rttMs / RTT_HALF_SCORE_MS;
   if (quality.relayed) score *= RELAYED_SCORE_FACTOR;
@@ -93,6 +117,8 @@ export function linkScore(quality: LinkQuality | undefined, prior: number): numb
  * 4. If the resulting graph (edges taken as undirected, since a data channel carries both ways)
  *    falls apart, each stray component gets one extra edge to the main component through the
  *    best link between them, so every block can still reach every worker.
+ * A receiver that refuses a worker's blocks (`LinkQuality.refused`) is neither kept nor chosen
+ * in 1–3, even when that leaves the worker fewer than k neighbours; in 4 it scores 0.
  * With more than `EXHAUSTIVE_NEIGHBOUR_SEARCH_MAX` workers, a worker's candidates (in 1, 3 and
  * 4) are its measured peers and `SAMPLED_CANDIDATES` others drawn at random instead of every
  * worker, and each candidate is weighed once per worker: O(N log N) per call, given
@@ -146,7 +172,7 @@ export function* chooseNeighboursSteps(
       const q = options.quality(ids[i]!, b);
       peers.push(j);
       peerQuality.push(q);
-      if (q?.capacityBytesPerSec !== undefined) measured.push(linkScore(q, 0));
+      if (q?.capacityBytesPerSec !== undefined && !q.refused) measured.push(linkScore(q, 0));
     }
   }
   peerStart[n] = peers.length;
@@ -156,7 +182,7 @@ export function* chooseNeighboursSteps(
       for (let j = 0; j < n; j++) {
         if (i === j) continue;
         const q = options.quality(ids[i]!, ids[j]!);
-        if (q?.capacityBytesPerSec !== undefined) measured.push(linkScore(q, 0));
+        if (q?.capacityBytesPerSec !== undefined && !q.refused) measured.push(linkScore(q, 0));
       }
     }
   }
@@ -179,6 +205,11 @@ export function* chooseNeighboursSteps(
       }
     }
     return linkScore(slotStamp[j] === markEpoch ? peerQuality[slotOf[j]!] : undefined, prior);
+  };
+  /** Whether j refuses i's blocks; right after `score(i, j)`, which marks i's measured peers. */
+  const refused = (i: number, j: number): boolean => {
+    if (!measuredPeersOf) return options.quality(ids[i]!, ids[j]!)?.refused === true;
+    return slotStamp[j] === markEpoch && peerQuality[slotOf[j]!]?.refused === true;
   };
 
   const exhaustive = n <= EXHAUSTIVE_NEIGHBOUR_SEARCH_MAX;
@@ -215,6 +246,8 @@ export function* chooseNeighboursSteps(
   // chosen, so each candidate is weighed once), valid where weighedStamp is that worker's turn.
   const weight = new Float64Array(n);
   const weighedStamp = new Int32Array(n);
+  /** Where weighedStamp is the turn: whether that candidate refuses the choosing worker. */
+  const refusing = new Int32Array(n);
   const inChosen = new Int32Array(n);
   let turn = 0;
   for (const a of order) {
@@ -224,8 +257,14 @@ export function* chooseNeighboursSteps(
       if (weighedStamp[j] !== turn) {
         weighedStamp[j] = turn;
         weight[j] = (score(a, j) * jitter[j]!) / (1 + inDegree[j]! / k);
+        refusing[j] = refused(a, j) ? turn : 0;
       }
       return weight[j]!;
+    };
+    /** Whether j may be a's neighbour: it does not refuse a's blocks. */
+    const allowed = (j: number): boolean => {
+      effective(j);
+      return refusing[j] !== turn;
     };
     const byWeight = (x: number, y: number) => effective(y) - effective(x);
     const kept: number[] = [];
@@ -234,12 +273,12 @@ export function* chooseNeighboursSteps(
       const j = indexOf.get(b);
       if (j === undefined || j === a || seen[j] === seenEpoch) continue;
       seen[j] = seenEpoch;
-      kept.push(j);
+      if (allowed(j)) kept.push(j);
     }
     const chosen = kept.sort(byWeight).slice(0, k);
     for (const j of chosen) inChosen[j] = turn;
     const others = (exhaustive ? everyone : sampled(a, SAMPLED_CANDIDATES, everyone))
-      .filter((j) => j !== a && inChosen[j] !== turn)
+      .filter((j) => j !== a && inChosen[j] !== turn && allowed(j))
       .sort(byWeight);
     while (chosen.length < k && others.length) chosen.push(others.shift()!);
     // Swap the worst kept neighbour for the best outsider while that clearly pays.

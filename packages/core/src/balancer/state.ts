@@ -48,11 +48,24 @@ export interface BalancerState {
   /** By reporter, then peer. */
   readonly links: LinkMemories;
   readonly neighbours: ReadonlyMap<string, readonly string[]>;
+  /**
+   * By receiver: the senders whose blocks it refuses (`refusesBlocks` of its report of the
+   * link), kept while the receiver is in the job, also after the link closed: otherwise the
+   * sender would be given it again once the link's memory lapsed, two ticks later.
+   */
+  readonly refused: ReadonlyMap<string, ReadonlySet<string>>;
   readonly tick: number;
 }
 
 export function emptyBalancerState(): BalancerState {
-  return { nowS: null, workers: new Map(), links: new Map(), neighbours: new Map(), tick: 0 };
+  return {
+    nowS: null,
+    workers: new Map(),
+    links: new Map(),
+    neighbours: new Map(),
+    refused: new Map(),
+    tick: 0,
+  };
 }
 
 /** Increase of a cumulative counter; a counter that went down restarted from zero. */
