@@ -194,8 +194,13 @@ export function* balanceSteps(
             k: o.neighbours,
             seed: o.seed,
             round: state.tick,
-            refused: (from, to) => refused.get(to)?.has(from) ?? false,
-            refusers: yield* refusersBySender(refused, slice),
+            // Most ticks have no refusal: then no link's quality asks for one.
+            ...(refused.size > 0
+              ? {
+                  refused: (from: string, to: string) => refused.get(to)?.has(from) ?? false,
+                  refusers: yield* refusersBySender(refused, slice),
+                }
+              : {}),
           },
           slice,
         )
