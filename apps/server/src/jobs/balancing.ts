@@ -113,6 +113,8 @@ export class AutoBalancing {
         fresh: w.statsFresh,
         atS: w.statsAtS,
         settings: w.settings,
+        // A balancer made afresh (mode switch, restart) learns the refusals of closed links.
+        ...(w.refusals.size > 0 ? { refuses: [...w.refusals.keys()] } : {}),
       });
       w.statsFresh = false;
     }

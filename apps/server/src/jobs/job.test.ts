@@ -456,6 +456,27 @@ describe('Job balancer', () => {
       rejecting: 3,
       suspected: true,
     });
+    // The host switches the balancer to fixed and back: the new balancer learns the refusals
+    // of the closed links from the server's records and still gives w5 only w4.
+    job.setBalancer({
+      mode: 'fixed',
+      settings: { communicationPeriod: 32, blocksPerMessage: 2, encoding: 'f32' },
+    });
+    job.setBalancer({ mode: 'automatic' });
+    for (let t = 9; t <= 11; t++) {
+      for (const w of workers) {
+        const peers = ids.filter(
+          (p) => p !== w.id && !((p === 'w5' && refuses(w.id)) || (w === w5 && refuses(p))),
+        );
+        report(job, w, t, {
+          samplesPerSec: 160,
+          busy: 0.5,
+          links: peers.map((peer) => ({ peer, goodput: 20_000 })),
+        });
+      }
+      await job.balanceWorkers(t);
+      expect(w5.neighbours, `tick ${t}`).toEqual(['w4']);
+    }
   });
 
   it('acts only on fresh reports: a late one is not taken as a new interval each tick', async () => {

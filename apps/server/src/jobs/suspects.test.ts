@@ -57,9 +57,14 @@ describe('suspicions', () => {
     expect(
       suspicions([{ ...a, refusals: new Map() }, { ...b, refusals: new Map() }, c]).get('bad'),
     ).toMatchObject({ reporters: 1, rejecting: 0, suspected: false });
-    // A peer the latest report lists again is judged by that report, not by the kept one.
+    // A peer the latest report lists again is judged by that report, not by the kept one, and
+    // a report that takes its blocks after all withdraws the kept refusal.
     a.links = [link('bad', 200, 40)];
     expect(suspicions([a]).get('bad')).toMatchObject({ reporters: 1, rejecting: 0, received: 200 });
+    keepRefusals(a.refusals, a.links);
+    a.links = [];
+    expect(a.refusals.has('bad')).toBe(false);
+    expect(suspicions([a]).get('bad')).toBeUndefined();
   });
 
   it('keeps at most MAX_KEPT_REFUSALS refusals per worker, the newest', () => {

@@ -19,12 +19,15 @@ export const SUSPECT_MIN_REPORTERS = 2;
 /** Refusals a worker's entry keeps (`WorkerEntry.refusals`). */
 export const MAX_KEPT_REFUSALS = 64;
 
-/** Keeps, from a worker's new report, its links that refuse their peer (the newest last). */
+/**
+ * Keeps, from a worker's new report, its links that refuse their peer (the newest last), and
+ * forgets a kept refusal when the report lists the peer as taken after all (its counters are
+ * cumulative, so the link now says more than the kept report did).
+ */
 export function keepRefusals(refusals: Map<string, LinkStats>, links: readonly LinkStats[]): void {
   for (const l of links) {
-    if (!refusesBlocks(l)) continue;
     refusals.delete(l.peer);
-    refusals.set(l.peer, l);
+    if (refusesBlocks(l)) refusals.set(l.peer, l);
   }
   for (const peer of refusals.keys()) {
     if (refusals.size <= MAX_KEPT_REFUSALS) break;

@@ -463,6 +463,49 @@ describe('balance: neighbours', () => {
     expect([...balancer.snapshot().refused.keys()].sort()).toEqual(['w1', 'w2', 'w3']);
   });
 
+  it('withdraws a refusal the receiver takes back, and learns closed links from `refuses`', () => {
+    const ids = Array.from({ length: 6 }, (_, i) => `w${i}`);
+    const report = (id: string, links: LinkStats[], refuses?: string[]): WorkerReport => ({
+      id,
+      samplesPerSec: speed,
+      batchSize,
+      sendBusyFraction: 0.3,
+      links,
+      ...(refuses ? { refuses } : {}),
+    });
+    const link = (peer: string, blocksReceived: number, rejected = 0) =>
+      linkStats(peer, { goodputBytesPerSec: 30_000, rttMs: 20, blocksReceived, rejected });
+    const others = (id: string, skip: string[] = []) =>
+      ids.filter((p) => p !== id && !skip.includes(p)).map((p) => link(p, 20));
+    // A balancer made afresh (the host switched modes): w0–w3 name w5 as refused, their links to
+    // it closed; w5's only honest receiver left is w4.
+    const fresh = new Balancer({ neighbours: 4 });
+    const first = fresh.update({
+      nowS: 1,
+      model,
+      workers: ids.map((id) =>
+        id === 'w4' || id === 'w5'
+          ? report(id, others(id, id === 'w5' ? ['w0', 'w1', 'w2', 'w3'] : []))
+          : report(id, others(id, ['w5']), ['w5']),
+      ),
+    });
+    expect(first.get('w5')!.neighbours).toEqual(['w4']);
+    // w1 reports its link from w5 again, and now takes most of its blocks: no longer refused.
+    const second = fresh.update({
+      nowS: 2,
+      model,
+      workers: ids.map((id) =>
+        id === 'w1'
+          ? report(id, [...others(id, ['w5']), link('w5', 40, 9)], ['w5'])
+          : id === 'w4' || id === 'w5'
+            ? report(id, others(id, id === 'w5' ? ['w0', 'w2', 'w3'] : []))
+            : report(id, others(id, ['w5']), ['w5']),
+      ),
+    });
+    expect([...second.get('w5')!.neighbours].sort()).toEqual(['w1', 'w4']);
+    expect([...fresh.snapshot().refused.keys()].sort()).toEqual(['w0', 'w2', 'w3']);
+  });
+
   it('keeps the neighbours on steady links while acceptance rates jump from tick to tick', () => {
     // Eight equal workers on equal links; each receiver's acceptance rate is drawn afresh every
     // tick (one interval's rate comes from a handful of blocks). Every change of neighbours

@@ -181,7 +181,9 @@ export function* balanceSteps(
 
   // Rule 9.
   const refused =
-    o.neighbours > 0 ? yield* nextRefusals(state.refused, reported, slice) : NO_REFUSALS;
+    o.neighbours > 0
+      ? yield* nextRefusals(state.refused, input.workers, reported, slice)
+      : NO_REFUSALS;
   const neighbours =
     o.neighbours > 0
       ? yield* planNeighbours(
@@ -217,38 +219,63 @@ export function* balanceSteps(
 }
 
 const NO_REFUSALS: ReadonlyMap<string, ReadonlySet<string>> = new Map();
-/** The senders one receiver's refusals keep, the newest; a sender refused again is renewed. */
+/** The senders one receiver's refusals keep; past it the earliest refused go first. */
 export const MAX_REFUSED_PER_RECEIVER = 64;
 
 /**
- * Each reporting receiver's refusals (`BalancerState.refused`): the ones kept from before, with
- * the senders its links (the tick's index of them) report now as refused (`refusesBlocks`) added
- * as the newest. A receiver that no longer reports has left the job: its refusals go with it.
+ * Each reporting receiver's refusals (`BalancerState.refused`), for the senders still in the
+ * job (reporting this tick): those kept from before and those the report names (`refuses`),
+ * then as the tick's index of its links says for each peer they list: refused
+ * (`refusesBlocks`), or no longer (its counters, cumulative, now say it takes the sender's
+ * blocks). A receiver that no longer reports has left the job: its refusals go with it. A set
+ * that does not change is kept as it is, not copied.
  */
 function* nextRefusals(
   before: ReadonlyMap<string, ReadonlySet<string>>,
+  reports: readonly WorkerReport[],
   reported: ReportedLinks,
   slice: Slice,
 ): Steps<Map<string, ReadonlySet<string>>> {
   const out = new Map<string, ReadonlySet<string>>();
-  for (const [receiver, row] of reported) {
+  for (const report of reports) {
     if (slice.full()) yield;
-    const kept = before.get(receiver);
-    let next: Set<string> | null = null;
-    for (const [peer, l] of row) {
-      if (!refusesBlocks(l)) continue;
-      next ??= new Set(kept);
-      // Re-inserted, so it counts as the newest.
-      next.delete(peer);
-      next.add(peer);
-    }
-    if (next) {
-      for (const peer of next) {
-        if (next.size <= MAX_REFUSED_PER_RECEIVER) break;
-        next.delete(peer);
+    const row = reported.get(report.id);
+    const kept = before.get(report.id);
+    // Whether the kept set stands as it is: every member still here and still refused.
+    let same = kept !== undefined;
+    if (kept) {
+      for (const sender of kept) {
+        const l = row?.get(sender);
+        if (!reported.has(sender) || (l && !refusesBlocks(l))) {
+          same = false;
+          break;
+        }
       }
-      out.set(receiver, next);
-    } else if (kept) out.set(receiver, kept);
+    }
+    const wanted: string[] = [];
+    for (const sender of report.refuses ?? []) {
+      if (!row?.has(sender) && reported.has(sender)) wanted.push(sender);
+    }
+    if (row) {
+      for (const [peer, l] of row) if (refusesBlocks(l) && reported.has(peer)) wanted.push(peer);
+    }
+    if (same && wanted.every((p) => kept!.has(p))) {
+      out.set(report.id, kept!);
+      continue;
+    }
+    const next = new Set<string>();
+    for (const sender of kept ?? []) {
+      const l = row?.get(sender);
+      if (reported.has(sender) && !(l && !refusesBlocks(l))) next.add(sender);
+    }
+    for (const p of wanted) next.add(p);
+    if (next.size === 0) continue;
+    // Past the cap the earliest refused go first.
+    for (const sender of next) {
+      if (next.size <= MAX_REFUSED_PER_RECEIVER) break;
+      next.delete(sender);
+    }
+    out.set(report.id, next);
   }
   return out;
 }

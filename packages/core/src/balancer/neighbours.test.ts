@@ -172,6 +172,28 @@ describe('refused links', () => {
     },
   );
 
+  it('joins a refused stray worker from the main component, the edge running the other way', () => {
+    // k = 1; every honest worker refuses w5, whose links are also too slow for anyone to pick.
+    const workers = ids(6);
+    const one =
+      (refusedBack: boolean) =>
+      (from: string, to: string): LinkQuality => ({
+        relayed: false,
+        capacityBytesPerSec: from === 'w5' || to === 'w5' ? 1 : 1_000,
+        refused: (from === 'w5' && to !== 'w5') || (refusedBack && to === 'w5'),
+      });
+    const map = chooseNeighbours(workers, { k: 1, quality: one(false), seed: 3 });
+    expect(map.get('w5')).toEqual([]);
+    expect([...map.values()].filter((l) => l.includes('w5'))).toHaveLength(1);
+    expect(connected(workers, map)).toBe(true);
+    // Refused both ways, w5 stays apart: no edge of it would carry a block anyone takes.
+    const apart = chooseNeighbours(workers, { k: 1, quality: one(true), seed: 3 });
+    expect(apart.get('w5')).toEqual([]);
+    expect([...apart.values()].some((l) => l.includes('w5'))).toBe(false);
+    expect(connected(workers, apart)).toBe(false);
+    expect(connected(workers.slice(0, 5), apart)).toBe(true);
+  });
+
   it('a receiver that refuses an honest sender only loses that sender', () => {
     // w0 lies about w1: w1 stops sending to w0, and nothing else changes for anyone.
     const workers = ids(6);

@@ -117,8 +117,10 @@ export function linkScore(quality: LinkQuality | undefined, prior: number): numb
  * 4. If the resulting graph (edges taken as undirected, since a data channel carries both ways)
  *    falls apart, each stray component gets one extra edge to the main component through the
  *    best link between them, so every block can still reach every worker.
- * A receiver that refuses a worker's blocks (`LinkQuality.refused`) is neither kept nor chosen
- * in 1–3, even when that leaves the worker fewer than k neighbours; in 4 it scores 0.
+ * A receiver that refuses a worker's blocks (`LinkQuality.refused`) is never given it: not kept
+ * or chosen in 1–3, even when that leaves the worker fewer than k neighbours; in 4 the edge
+ * runs the other way instead (the receiver sends to the worker), and a stray component whose
+ * every edge to the main one is refused both ways stays apart.
  * With more than `EXHAUSTIVE_NEIGHBOUR_SEARCH_MAX` workers, a worker's candidates (in 1, 3 and
  * 4) are its measured peers and `SAMPLED_CANDIDATES` others drawn at random instead of every
  * worker, and each candidate is weighed once per worker: O(N log N) per call, given
@@ -303,6 +305,7 @@ export function* chooseNeighboursSteps(
       order,
       chosenBy,
       score,
+      refused,
       exhaustive ? null : (a, main) => sampled(a, SAMPLED_CANDIDATES, main),
       slice,
     );
@@ -319,8 +322,10 @@ export function* chooseNeighboursSteps(
 }
 
 /**
- * Joins every stray component to the largest one through the best link between them. The
- * links weighed from a stray worker `a` are all of the main component's, or, when `candidates`
+ * Joins every stray component to the largest one through the best link between them: from a
+ * stray worker `a` to a main one `b`, or from `b` to `a` where `b` refuses a's blocks, and not at
+ * all where both refuse each other's. The links weighed from a stray worker `a` are all of the
+ * main component's, or, when `candidates`
  * is given (a large job), those it returns for `a`, so the work stays linear in the workers.
  * Workers are numbers 0 .. order.length − 1; `chosenBy[a]` is a's list, extended in place. Each
  * worker counts in `slice` as its edges are joined, as it is grouped, and as a stray one.
@@ -329,6 +334,7 @@ function* connectComponents(
   order: readonly number[],
   chosenBy: number[][],
   score: (a: number, b: number) => number,
+  refused: (a: number, b: number) => boolean,
   candidates: ((a: number, main: readonly number[]) => readonly number[]) | null,
   slice: Slice,
 ): Steps<void> {
@@ -369,10 +375,17 @@ function* connectComponents(
       if (slice.full()) yield;
       const targets = candidates ? candidates(a, main!).filter((b) => inMain[b] === 1) : main!;
       for (const b of targets) {
-        const s = score(a, b);
+        // a sends to b, unless b refuses a's blocks; then b sends to a, unless a refuses b's.
+        let s = score(a, b);
+        let edge: [number, number] = [a, b];
+        if (refused(a, b)) {
+          s = score(b, a);
+          edge = [b, a];
+          if (refused(b, a)) continue;
+        }
         if (s > bestScore) {
           bestScore = s;
-          best = [a, b];
+          best = edge;
         }
       }
     }

@@ -35,6 +35,13 @@ export interface WorkerReport {
    * settings back to automatic.
    */
   readonly settings?: WorkerSettings;
+  /**
+   * Senders whose blocks this worker refused in earlier reports whose links are closed now
+   * (the server keeps them, `WorkerEntry.refusals`), so that a balancer made afresh (a switch
+   * of mode, a restart of the job) knows them too. The links of this report decide for the
+   * peers they list.
+   */
+  readonly refuses?: readonly string[];
 }
 
 export interface BalancerInput {
