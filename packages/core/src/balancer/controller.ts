@@ -241,6 +241,15 @@ function* nextRefusals(
     if (slice.full()) yield;
     const row = reported.get(report.id);
     const kept = before.get(report.id);
+    if (!kept && !report.refuses) {
+      // The common case, a receiver that refused no one: only its links can start a set.
+      let fresh: Set<string> | null = null;
+      for (const l of row?.values() ?? []) {
+        if (refusesBlocks(l) && reported.has(l.peer)) (fresh ??= new Set()).add(l.peer);
+      }
+      if (fresh) out.set(report.id, capRefusals(fresh));
+      continue;
+    }
     // Whether the kept set stands as it is: every member still here and still refused.
     let same = kept !== undefined;
     if (kept) {
@@ -256,8 +265,8 @@ function* nextRefusals(
     for (const sender of report.refuses ?? []) {
       if (!row?.has(sender) && reported.has(sender)) wanted.push(sender);
     }
-    if (row) {
-      for (const [peer, l] of row) if (refusesBlocks(l) && reported.has(peer)) wanted.push(peer);
+    for (const l of row?.values() ?? []) {
+      if (refusesBlocks(l) && reported.has(l.peer)) wanted.push(l.peer);
     }
     if (same && wanted.every((p) => kept!.has(p))) {
       out.set(report.id, kept!);
@@ -269,15 +278,18 @@ function* nextRefusals(
       if (reported.has(sender) && !(l && !refusesBlocks(l))) next.add(sender);
     }
     for (const p of wanted) next.add(p);
-    if (next.size === 0) continue;
-    // Past the cap the earliest refused go first.
-    for (const sender of next) {
-      if (next.size <= MAX_REFUSED_PER_RECEIVER) break;
-      next.delete(sender);
-    }
-    out.set(report.id, next);
+    if (next.size > 0) out.set(report.id, capRefusals(next));
   }
   return out;
+}
+
+/** Past MAX_REFUSED_PER_RECEIVER the earliest refused go first. */
+function capRefusals(set: Set<string>): Set<string> {
+  for (const sender of set) {
+    if (set.size <= MAX_REFUSED_PER_RECEIVER) break;
+    set.delete(sender);
+  }
+  return set;
 }
 
 /** The refusals by sender: the receivers that refuse each sender's blocks. */
