@@ -5,14 +5,60 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { getJson, getText } from '../harness/http.ts';
-import { expect, type Browser, type BrowserContext, type Page } from '@playwright/test';
+import {
+  expect,
+  type Browser,
+  type BrowserContext,
+  type Page,
+  type TestInfo,
+} from '@playwright/test';
 import type { AdminJobSnapshot, LinkStats } from '@meshgrad/core';
-import type { ServerProcess } from '../volunteer/server-process.ts';
+import { buildOnce, type ServerProcess } from '../volunteer/server-process.ts';
+import type { TurnServer } from './turn.ts';
 
 export interface Tab {
   readonly id: string;
   readonly page: Page;
   readonly context: BrowserContext;
+}
+
+/** What a spec's tests started, for its teardown to close: push each onto its list. */
+export interface Started {
+  readonly tabs: Tab[];
+  readonly servers: ServerProcess[];
+  readonly turns: TurnServer[];
+}
+
+/** The part of Playwright's `test` the shared hooks use. */
+interface Hooks {
+  beforeAll(fn: () => void): void;
+  afterEach(fn: (args: object, testInfo: TestInfo) => Promise<void>): void;
+  setTimeout(ms: number): void;
+}
+
+/**
+ * The hooks the peer-to-peer specs share: the build (`npm run build`) before the first test,
+ * and after each test the last output of every server and TURN server when it failed, then
+ * every tab, server and TURN server it started closed. Returns the lists to push them onto.
+ */
+export function volunteerHarness(test: Hooks): Started {
+  const started: Started = { tabs: [], servers: [], turns: [] };
+  test.beforeAll(() => {
+    test.setTimeout(300_000);
+    buildOnce();
+  });
+  // Playwright reads the fixtures a hook uses from its first parameter, which must be a pattern.
+  // eslint-disable-next-line no-empty-pattern
+  test.afterEach(async ({}, testInfo) => {
+    if (testInfo.status !== testInfo.expectedStatus) {
+      for (const s of started.servers) console.log(`[server output]\n${s.output.slice(-4000)}`);
+      for (const t of started.turns) console.log(`[turnserver output]\n${t.output.slice(-4000)}`);
+    }
+    for (const t of started.tabs.splice(0)) await t.context.close().catch(() => undefined);
+    for (const s of started.servers.splice(0)) await s.stop();
+    for (const t of started.turns.splice(0)) await t.stop();
+  });
+  return started;
 }
 
 /** The admin token the server keeps in its data directory (no MESHGRAD_ADMIN_TOKEN in tests). */

@@ -12,7 +12,7 @@
 import { type Browser, type BrowserContext } from '@playwright/test';
 import { evaluate, loadMnist, parameterLayout, type MnistSplit } from '@meshgrad/core';
 import { test, expect } from './fixtures.ts';
-import { buildOnce, freePort, ServerProcess } from '../volunteer/server-process.ts';
+import { freePort, ServerProcess } from '../volunteer/server-process.ts';
 import { faultCounts, injectFaults } from '../p2p/faults.ts';
 import {
   adminSnapshot,
@@ -21,6 +21,7 @@ import {
   readParameters,
   samples,
   setJobState,
+  volunteerHarness,
   waitForMesh,
   type Tab,
 } from '../p2p/volunteers.ts';
@@ -64,24 +65,9 @@ function job(id: string, guard?: 'off'): object {
 }
 
 let mnist: MnistSplit | null = null;
-const servers: ServerProcess[] = [];
-const tabs: Tab[] = [];
+const { servers, tabs } = volunteerHarness(test);
 
 test.describe.configure({ mode: 'serial' });
-
-test.beforeAll(() => {
-  test.setTimeout(300_000);
-  buildOnce();
-});
-
-// eslint-disable-next-line no-empty-pattern
-test.afterEach(async ({}, testInfo) => {
-  if (testInfo.status !== testInfo.expectedStatus) {
-    for (const s of servers) console.log(`[server output]\n${s.output.slice(-4000)}`);
-  }
-  for (const t of tabs.splice(0)) await t.context.close().catch(() => undefined);
-  for (const s of servers.splice(0)) await s.stop();
-});
 
 interface Run {
   /** Test accuracy of each honest tab's parameters on the MNIST test split. */

@@ -13,13 +13,14 @@ import type { Browser } from '@playwright/test';
 import { resolve } from 'node:path';
 import type { AdminJobSnapshot } from '@meshgrad/core';
 import { test, expect } from './fixtures.ts';
-import { buildOnce, freePort, ServerProcess } from '../volunteer/server-process.ts';
+import { freePort, ServerProcess } from '../volunteer/server-process.ts';
 import {
   adminSnapshot,
   links,
   metricValue,
   openTab,
   setJobState,
+  volunteerHarness,
   waitForMesh,
   type Tab,
 } from '../p2p/volunteers.ts';
@@ -38,22 +39,7 @@ const readExample = (name: string) =>
  */
 const DUTY_PERCENT = 50;
 
-const servers: ServerProcess[] = [];
-const tabs: Tab[] = [];
-
-test.beforeAll(() => {
-  test.setTimeout(300_000);
-  buildOnce();
-});
-
-// eslint-disable-next-line no-empty-pattern
-test.afterEach(async ({}, testInfo) => {
-  if (testInfo.status !== testInfo.expectedStatus) {
-    for (const s of servers) console.log(`[server output]\n${s.output.slice(-4000)}`);
-  }
-  for (const t of tabs.splice(0)) await t.context.close().catch(() => undefined);
-  for (const s of servers.splice(0)) await s.stop();
-});
+const { servers, tabs } = volunteerHarness(test);
 
 /**
  * Starts a server on `spec`, opens three CPU tabs that connect directly, runs the job until it

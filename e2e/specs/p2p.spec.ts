@@ -14,7 +14,7 @@ import {
   type ModelSpec,
 } from '@meshgrad/core';
 import { test, expect } from './fixtures.ts';
-import { buildOnce, freePort, ServerProcess } from '../volunteer/server-process.ts';
+import { freePort, ServerProcess } from '../volunteer/server-process.ts';
 import { faultCounts, injectFaults } from '../p2p/faults.ts';
 import { TurnServer } from '../p2p/turn.ts';
 import { openView, screenshot, signIn } from '../admin/helpers.ts';
@@ -28,6 +28,7 @@ import {
   samples,
   serverLinks,
   setJobState,
+  volunteerHarness,
   waitForMesh,
   type Tab,
 } from '../p2p/volunteers.ts';
@@ -89,27 +90,9 @@ function job(
 }
 
 let mnist: MnistSplit | null = null;
-const servers: ServerProcess[] = [];
-const turns: TurnServer[] = [];
-const tabs: Tab[] = [];
+const { servers, turns, tabs } = volunteerHarness(test);
 
 test.describe.configure({ mode: 'serial' });
-
-test.beforeAll(() => {
-  test.setTimeout(300_000);
-  buildOnce();
-});
-
-// eslint-disable-next-line no-empty-pattern
-test.afterEach(async ({}, testInfo) => {
-  if (testInfo.status !== testInfo.expectedStatus) {
-    for (const s of servers) console.log(`[server output]\n${s.output.slice(-4000)}`);
-    for (const t of turns) console.log(`[turnserver output]\n${t.output.slice(-4000)}`);
-  }
-  for (const t of tabs.splice(0)) await t.context.close().catch(() => undefined);
-  for (const s of servers.splice(0)) await s.stop();
-  for (const t of turns.splice(0)) await t.stop();
-});
 
 async function startServer(spec: object, extraArgs: string[] = []): Promise<ServerProcess> {
   const server = new ServerProcess(await freePort(), spec, extraArgs);
