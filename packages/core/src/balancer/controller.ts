@@ -227,8 +227,8 @@ export const MAX_REFUSED_PER_RECEIVER = 64;
  * job (reporting this tick): those kept from before and those the report names (`refuses`),
  * then as the tick's index of its links says for each peer they list: refused
  * (`refusesBlocks`), or no longer (its counters, cumulative, now say it takes the sender's
- * blocks). A receiver that no longer reports has left the job: its refusals go with it. A set
- * that does not change is kept as it is, not copied.
+ * blocks). A receiver that no longer reports has left the job: its refusals go with it. A
+ * receiver that refuses no one gets no set.
  */
 function* nextRefusals(
   before: ReadonlyMap<string, ReadonlySet<string>>,
@@ -240,45 +240,18 @@ function* nextRefusals(
   for (const report of reports) {
     if (slice.full()) yield;
     const row = reported.get(report.id);
-    const kept = before.get(report.id);
-    if (!kept && !report.refuses) {
-      // The common case, a receiver that refused no one: only its links can start a set.
-      let fresh: Set<string> | null = null;
-      for (const l of row?.values() ?? []) {
-        if (refusesBlocks(l) && reported.has(l.peer)) (fresh ??= new Set()).add(l.peer);
-      }
-      if (fresh) out.set(report.id, capRefusals(fresh));
-      continue;
+    let next: Set<string> | null = null;
+    for (const sender of before.get(report.id) ?? []) {
+      const l = row?.get(sender);
+      if (reported.has(sender) && (!l || refusesBlocks(l))) (next ??= new Set()).add(sender);
     }
-    // Whether the kept set stands as it is: every member still here and still refused.
-    let same = kept !== undefined;
-    if (kept) {
-      for (const sender of kept) {
-        const l = row?.get(sender);
-        if (!reported.has(sender) || (l && !refusesBlocks(l))) {
-          same = false;
-          break;
-        }
-      }
-    }
-    const wanted: string[] = [];
     for (const sender of report.refuses ?? []) {
-      if (!row?.has(sender) && reported.has(sender)) wanted.push(sender);
+      if (!row?.has(sender) && reported.has(sender)) (next ??= new Set()).add(sender);
     }
     for (const l of row?.values() ?? []) {
-      if (refusesBlocks(l) && reported.has(l.peer)) wanted.push(l.peer);
+      if (refusesBlocks(l) && reported.has(l.peer)) (next ??= new Set()).add(l.peer);
     }
-    if (same && wanted.every((p) => kept!.has(p))) {
-      out.set(report.id, kept!);
-      continue;
-    }
-    const next = new Set<string>();
-    for (const sender of kept ?? []) {
-      const l = row?.get(sender);
-      if (reported.has(sender) && !(l && !refusesBlocks(l))) next.add(sender);
-    }
-    for (const p of wanted) next.add(p);
-    if (next.size > 0) out.set(report.id, capRefusals(next));
+    if (next) out.set(report.id, capRefusals(next));
   }
   return out;
 }

@@ -1,12 +1,12 @@
 /**
  * Rule 9 of the balancer (DESIGN §3): neighbours from the links' measured capacity, RTT, relay
  * flag and acceptance rate (`chooseNeighbours` keeps current neighbours unless a candidate is
- * clearly better), and never a receiver whose report of the link says it refuses the sender's
- * blocks (`refusesBlocks`). A link's capacity is at most its sender's capacity shared among its current
- * neighbours. The acceptance rate is the smoothed one of the link memory (links.ts), and the
+ * clearly better), and never a receiver that refuses the sender's blocks (`refused`, from the
+ * receivers' reports, `refusesBlocks`). A link's capacity is at most its sender's capacity
+ * shared among its current neighbours. The acceptance rate is the smoothed one of the link memory (links.ts), and the
  * workers choose in the same seeded order every tick, so steady links keep steady neighbours.
  */
-import { chooseNeighboursSteps, refusesBlocks, type LinkQuality } from './neighbours.ts';
+import { chooseNeighboursSteps, type LinkQuality } from './neighbours.ts';
 import type { LinkMemories, LinkMemory, WorkerMemory } from './state.ts';
 import type { Slice, Steps } from './steps.ts';
 
@@ -57,8 +57,7 @@ export function* planNeighbours(
           ? senderCapacity / Math.max(1, input.currentNeighbours(from).length)
           : Infinity;
     }
-    const back = memoryOf(to, from);
-    const acceptance = back?.acceptance;
+    const acceptance = memoryOf(to, from)?.acceptance;
     const capacity = Math.min(memory.cap, share);
     const q: { -readonly [K in keyof LinkQuality]: LinkQuality[K] } = {
       relayed: memory.stats.relayed,
@@ -66,7 +65,8 @@ export function* planNeighbours(
     if (memory.stats.rttMs !== undefined) q.rttMs = memory.stats.rttMs;
     if (Number.isFinite(capacity)) q.capacityBytesPerSec = capacity;
     if (acceptance !== undefined) q.acceptanceRate = acceptance;
-    if ((back && refusesBlocks(back.stats)) || input.refused?.(from, to)) q.refused = true;
+    // The tick's refusals already hold what the receiver's reports of this link say.
+    if (input.refused?.(from, to)) q.refused = true;
     return q;
   };
   const measuredPeers = (from: string): Iterable<string> => {
