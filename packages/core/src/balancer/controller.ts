@@ -38,6 +38,7 @@ import {
   measure,
   queueAllowance,
   reportedLinks,
+  reportedSlot,
   smoothedSpeed,
   worstOverwriteFraction,
   type ReportedLinks,
@@ -133,7 +134,7 @@ export function* balanceSteps(
   const intervalS =
     state.nowS !== null && input.nowS > state.nowS ? input.nowS - state.nowS : DEFAULT_INTERVAL_S;
   const reports = new Map(input.workers.map((w) => [w.id, w]));
-  const reported = yield* reportedLinks(reports.values(), slice);
+  const reported = yield* reportedLinks(reports, state.links, slice);
   const currentNeighbours = (id: string): readonly string[] =>
     reports.get(id)?.neighbours ?? state.neighbours.get(id) ?? NO_NEIGHBOURS;
   const links = new Map<string, Map<string, LinkMemory>>();
@@ -162,7 +163,6 @@ export function* balanceSteps(
       continue;
     }
     const next = planWorker(report, memory, before, {
-      state,
       input,
       reported,
       currentNeighbours,
@@ -237,19 +237,25 @@ function* nextRefusals(
   slice: Slice,
 ): Steps<Map<string, ReadonlySet<string>>> {
   const out = new Map<string, ReadonlySet<string>>();
+  const { indexOf, start, stats } = reported;
   for (const report of reports) {
     if (slice.full()) yield;
-    const row = reported.get(report.id);
+    const i = indexOf.get(report.id)!;
     let next: Set<string> | null = null;
     for (const sender of before.get(report.id) ?? []) {
-      const l = row?.get(sender);
-      if (reported.has(sender) && (!l || refusesBlocks(l))) (next ??= new Set()).add(sender);
+      const s = reportedSlot(reported, i, sender);
+      if (indexOf.has(sender) && (s < 0 || refusesBlocks(stats[s]!))) {
+        (next ??= new Set()).add(sender);
+      }
     }
     for (const sender of report.refuses ?? []) {
-      if (!row?.has(sender) && reported.has(sender)) (next ??= new Set()).add(sender);
+      if (reportedSlot(reported, i, sender) < 0 && indexOf.has(sender)) {
+        (next ??= new Set()).add(sender);
+      }
     }
-    for (const l of row?.values() ?? []) {
-      if (refusesBlocks(l) && reported.has(l.peer)) (next ??= new Set()).add(l.peer);
+    for (let s = start[i]!; s < start[i + 1]!; s++) {
+      const l = stats[s]!;
+      if (refusesBlocks(l) && indexOf.has(l.peer)) (next ??= new Set()).add(l.peer);
     }
     if (next) out.set(report.id, capRefusals(next));
   }
@@ -284,7 +290,6 @@ function* refusersBySender(
 
 /** What every worker's rules see of the tick. */
 interface TickContext {
-  readonly state: BalancerState;
   readonly input: BalancerInput;
   /** The receivers' view of each link, for the overwrite rule. */
   readonly reported: ReportedLinks;
@@ -303,7 +308,7 @@ function planWorker(
   before: ReadonlyMap<string, LinkMemory> | undefined,
   tick: TickContext,
 ): { memory: WorkerMemory; links: Map<string, LinkMemory> } {
-  const { state, input, reported, currentNeighbours, o } = tick;
+  const { input, reported, currentNeighbours, o } = tick;
   const { model } = input;
   const atS = report.atS ?? input.nowS;
   const workerIntervalS = memory && atS > memory.atS ? atS - memory.atS : tick.intervalS;
@@ -364,7 +369,7 @@ function planWorker(
       offeredBytesPerSec: (measured.sent * messageBytes(model, current.encoding)) / workerIntervalS,
       linkCaps,
       neighbourCount: Math.max(1, neighbours.length),
-      worstOverwrite: worstOverwriteFraction(report.id, measured.links, reported, state.links),
+      worstOverwrite: worstOverwriteFraction(report, measured.links, reported),
       ceiling,
       samplesPerSec: report.samplesPerSec,
     },

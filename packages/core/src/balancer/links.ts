@@ -54,5 +54,7 @@ export function nextLinkMemory(
       : before?.acceptance === undefined
         ? l.acceptanceRate
         : before.acceptance + ACCEPTANCE_SMOOTHING * (l.acceptanceRate - before.acceptance);
-  return { from, stats: l, cap, queuedTicks, ...(acceptance !== undefined ? { acceptance } : {}) };
+  return acceptance !== undefined
+    ? { from, stats: l, cap, queuedTicks, acceptance }
+    : { from, stats: l, cap, queuedTicks };
 }

@@ -87,22 +87,84 @@ export function measure(
   return { goodput, backlog, skipped, sent, links: readings, burst, congested };
 }
 
-/** Each reporter's links by peer (the first entry where a peer is listed twice). */
-export type ReportedLinks = ReadonlyMap<string, ReadonlyMap<string, LinkStats>>;
+/**
+ * The tick's reports indexed once (in slices, steps.ts): the reporters numbered in report order
+ * (the last report of an id listed twice), and each one's links (the first entry where a peer
+ * is listed twice) in flat arrays by slot, reporter i's at `start[i]` .. `start[i + 1]`. What
+ * one worker's rules need of another's report, the receiver's view of a link, is then a scan of
+ * a few slots instead of a walk through another worker's map (docs/benchmarks.md, "Balancer
+ * tick").
+ */
+export interface ReportedLinks {
+  readonly indexOf: ReadonlyMap<string, number>;
+  /** Each reporter's report (the one indexed). */
+  readonly reports: readonly WorkerReport[];
+  readonly start: Int32Array;
+  /** Per slot: the link as reported, and its peer's number (-1: the peer did not report). */
+  readonly stats: readonly LinkStats[];
+  readonly peer: Int32Array;
+  /**
+   * Per slot: the fraction of the blocks the reporter received from the peer in the interval
+   * that it overwrote unread (rule 5), NaN when it received none.
+   */
+  readonly overwritten: Float64Array;
+}
 
-/** Indexes the reports' links by reporter and peer, once per tick, in slices (steps.ts). */
+/** The slot of reporter i's link to `peer` (by id), or -1 when its report lists none. */
+export function reportedSlot(reported: ReportedLinks, i: number, peer: string): number {
+  for (let s = reported.start[i]!; s < reported.start[i + 1]!; s++) {
+    if (reported.stats[s]!.peer === peer) return s;
+  }
+  return -1;
+}
+
+/** Indexes the reports' links, once per tick, in slices (steps.ts); `previous`: the state's. */
 export function* reportedLinks(
-  reports: Iterable<WorkerReport>,
+  reports: ReadonlyMap<string, WorkerReport>,
+  previous: LinkMemories,
   slice: Slice,
 ): Steps<ReportedLinks> {
-  const index = new Map<string, Map<string, LinkStats>>();
-  for (const report of reports) {
-    if (slice.full()) yield;
-    let row = index.get(report.id);
-    if (!row) index.set(report.id, (row = new Map()));
-    for (const l of report.links) if (!row.has(l.peer)) row.set(l.peer, l);
+  const indexOf = new Map<string, number>();
+  const byIndex: WorkerReport[] = [];
+  for (const report of reports.values()) {
+    indexOf.set(report.id, byIndex.length);
+    byIndex.push(report);
   }
-  return index;
+  const n = byIndex.length;
+  const start = new Int32Array(n + 1);
+  const stats: LinkStats[] = [];
+  const peers: number[] = [];
+  const overwritten: number[] = [];
+  const seen = new Set<string>();
+  for (let i = 0; i < n; i++) {
+    if (slice.full()) yield;
+    start[i] = stats.length;
+    const report = byIndex[i]!;
+    const before = previous.get(report.id);
+    seen.clear();
+    for (const l of report.links) {
+      if (seen.has(l.peer)) continue;
+      seen.add(l.peer);
+      stats.push(l);
+      peers.push(indexOf.get(l.peer) ?? -1);
+      const was = before?.get(l.peer)?.stats;
+      const received = counterDelta(l.blocksReceived, was?.blocksReceived);
+      overwritten.push(
+        received > 0
+          ? Math.min(1, counterDelta(l.overwritten, was?.overwritten) / received)
+          : Number.NaN,
+      );
+    }
+  }
+  start[n] = stats.length;
+  return {
+    indexOf,
+    reports: byIndex,
+    start,
+    stats,
+    peer: Int32Array.from(peers),
+    overwritten: Float64Array.from(overwritten),
+  };
 }
 
 /**
@@ -110,19 +172,33 @@ export function* reportedLinks(
  * interval, from the receivers' own reports (0 when none says).
  */
 export function worstOverwriteFraction(
-  sender: string,
+  sender: WorkerReport,
   links: readonly LinkReading[],
   reported: ReportedLinks,
-  previousLinks: LinkMemories,
 ): number {
+  const i = reported.indexOf.get(sender.id);
+  if (i === undefined) return 0;
   let worst = 0;
-  for (const { stats } of links) {
-    const atReceiver = reported.get(stats.peer)?.get(sender);
-    if (!atReceiver) continue;
-    const before = previousLinks.get(stats.peer)?.get(sender)?.stats;
-    const received = counterDelta(atReceiver.blocksReceived, before?.blocksReceived);
-    const overwritten = counterDelta(atReceiver.overwritten, before?.overwritten);
-    if (received > 0) worst = Math.max(worst, Math.min(1, overwritten / received));
+  const take = (j: number) => {
+    for (let r = reported.start[j]!; r < reported.start[j + 1]!; r++) {
+      if (reported.peer[r] === i) {
+        const f = reported.overwritten[r]!;
+        if (f > worst) worst = f;
+        return;
+      }
+    }
+  };
+  if (reported.reports[i] === sender) {
+    // The indexed report: its receivers are numbered already (its duplicate peers add nothing).
+    for (let s = reported.start[i]!; s < reported.start[i + 1]!; s++) {
+      const j = reported.peer[s]!;
+      if (j >= 0) take(j);
+    }
+  } else {
+    for (const { stats } of links) {
+      const j = reported.indexOf.get(stats.peer);
+      if (j !== undefined) take(j);
+    }
   }
   return worst;
 }

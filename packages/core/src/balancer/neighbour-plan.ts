@@ -6,7 +6,15 @@
  * shared among its current neighbours. The acceptance rate is the smoothed one of the link memory (links.ts), and the
  * workers choose in the same seeded order every tick, so steady links keep steady neighbours.
  */
-import { chooseNeighboursSteps, type LinkQuality } from './neighbours.ts';
+import {
+  HAS_ACCEPTANCE,
+  HAS_CAPACITY,
+  HAS_RTT,
+  LinkTableBuilder,
+  REFUSED,
+  RELAYED,
+} from './link-table.ts';
+import { chooseFromTable } from './neighbours.ts';
 import type { LinkMemories, LinkMemory, WorkerMemory } from './state.ts';
 import type { Slice, Steps } from './steps.ts';
 
@@ -29,65 +37,99 @@ export interface NeighbourPlanInput {
   readonly refusers?: ReadonlyMap<string, readonly string[]>;
 }
 
-/** A link with no memory whose receiver refuses its sender (its old link closed). */
-const REFUSED_UNMEASURED: LinkQuality = { relayed: false, refused: true };
-
 /** Rule 9: every reporting worker's neighbours, in slices (steps.ts). */
 export function* planNeighbours(
   input: NeighbourPlanInput,
   slice?: Slice,
 ): Steps<Map<string, string[]>> {
-  // The link memories are kept by sender, then receiver: this tick's first, then the last
-  // tick's for links not reported now. They are the only pairs `quality` knows, so the choice
-  // need not ask every pair.
   const { links, previousLinks } = input;
-  const memoryOf = (from: string, to: string): LinkMemory | undefined =>
-    links.get(from)?.get(to) ?? previousLinks.get(from)?.get(to);
-  // `chooseNeighbours` asks for one sender's links in a row: its share is worked out once.
-  let shareFrom: string | null = null;
-  let share = Infinity;
-  const quality = (from: string, to: string): LinkQuality | undefined => {
-    const memory = memoryOf(from, to);
-    if (!memory) return input.refused?.(from, to) ? REFUSED_UNMEASURED : undefined;
-    if (from !== shareFrom) {
-      shareFrom = from;
-      const senderCapacity = input.workers.get(from)?.capacity ?? null;
-      share =
-        senderCapacity !== null
-          ? senderCapacity / Math.max(1, input.currentNeighbours(from).length)
-          : Infinity;
+  const ids = [...new Set(input.ids)];
+  const n = ids.length;
+  const indexOf = new Map<string, number>();
+  for (let i = 0; i < n; i++) indexOf.set(ids[i]!, i);
+  // First each worker's measured peers, numbered (link-table.ts): the links of its memories,
+  // this tick's first, then the last tick's for links not reported now, then the receivers
+  // that refuse it. They are the only pairs with a quality, so the choice need not ask every
+  // pair. Each slot keeps its link's memory.
+  const builder = new LinkTableBuilder(ids, indexOf);
+  // Per slot, what the second pass needs of the link's memory: whether there is one, its cap,
+  // and the acceptance rate its reporter gives the peer (NaN: none).
+  const hasMemory: boolean[] = [];
+  const caps: number[] = [];
+  const acceptances: number[] = [];
+  const current: (readonly string[])[] = [];
+  const stamp = new Int32Array(n);
+  let epoch = 0;
+  let i = 0;
+  const addPeer = (peer: string, memory: LinkMemory | undefined) => {
+    const j = indexOf.get(peer);
+    if (j === undefined || j === i || stamp[j] === epoch) return;
+    stamp[j] = epoch;
+    const s = memory
+      ? builder.add(
+          j,
+          (memory.stats.relayed ? RELAYED : 0) | (memory.stats.rttMs !== undefined ? HAS_RTT : 0),
+          0,
+          memory.stats.rttMs,
+        )
+      : builder.add(j, 0);
+    hasMemory[s] = memory !== undefined;
+    caps[s] = memory?.cap ?? 0;
+    acceptances[s] = memory?.acceptance ?? Number.NaN;
+  };
+  for (i = 0; i < n; i++) {
+    if (slice?.full()) yield;
+    builder.beginRow(i);
+    epoch++;
+    const from = ids[i]!;
+    current[i] = input.currentNeighbours(from);
+    for (const [peer, memory] of links.get(from) ?? []) addPeer(peer, memory);
+    for (const [peer, memory] of previousLinks.get(from) ?? []) addPeer(peer, memory);
+    for (const peer of input.refusers?.get(from) ?? []) addPeer(peer, undefined);
+  }
+  const table = builder.build();
+  const { start, peer: peers, flags } = table;
+  // Then each link's capacity, at most its sender's share of its capacity, and its acceptance
+  // rate, the one the receiver's memory of the reverse link gives (the receiver's row holds
+  // the same kinds of memories).
+  for (i = 0; i < n; i++) {
+    if (slice?.full()) yield;
+    const from = ids[i]!;
+    const senderCapacity = input.workers.get(from)?.capacity ?? null;
+    const share =
+      senderCapacity !== null ? senderCapacity / Math.max(1, current[i]!.length) : Infinity;
+    for (let s = start[i]!; s < start[i + 1]!; s++) {
+      // The tick's refusals already hold what the receiver's reports of this link say.
+      const refused = input.refused?.(from, ids[peers[s]!]!) ? REFUSED : 0;
+      if (!hasMemory[s]) {
+        flags[s] = refused;
+        continue;
+      }
+      const j = peers[s]!;
+      let acceptance = Number.NaN;
+      for (let r = start[j]!; r < start[j + 1]!; r++) {
+        if (peers[r] === i) {
+          acceptance = acceptances[r]!;
+          break;
+        }
+      }
+      const capacity = Math.min(caps[s]!, share);
+      flags[s]! |=
+        refused |
+        (Number.isFinite(capacity) ? HAS_CAPACITY : 0) |
+        (Number.isNaN(acceptance) ? 0 : HAS_ACCEPTANCE);
+      table.capacity[s] = capacity;
+      table.acceptance[s] = acceptance;
     }
-    const acceptance = memoryOf(to, from)?.acceptance;
-    const capacity = Math.min(memory.cap, share);
-    const q: { -readonly [K in keyof LinkQuality]: LinkQuality[K] } = {
-      relayed: memory.stats.relayed,
-    };
-    if (memory.stats.rttMs !== undefined) q.rttMs = memory.stats.rttMs;
-    if (Number.isFinite(capacity)) q.capacityBytesPerSec = capacity;
-    if (acceptance !== undefined) q.acceptanceRate = acceptance;
-    // The tick's refusals already hold what the receiver's reports of this link say.
-    if (input.refused?.(from, to)) q.refused = true;
-    return q;
-  };
-  const measuredPeers = (from: string): Iterable<string> => {
-    const now = links.get(from);
-    const before = previousLinks.get(from);
-    const refusers = input.refusers?.get(from);
-    if (!before && !refusers) return now?.keys() ?? [];
-    if (!now && !refusers) return before!.keys();
-    // chooseNeighbours takes each peer once, at its first mention: this tick's links first.
-    return [...(now?.keys() ?? []), ...(before?.keys() ?? []), ...(refusers ?? [])];
-  };
-  return yield* chooseNeighboursSteps(
-    input.ids,
+  }
+  return yield* chooseFromTable(
+    table,
     {
       k: input.k,
-      quality,
-      previous: { get: input.currentNeighbours },
       seed: input.seed,
-      measuredPeers,
       round: input.round,
     },
     slice,
+    current,
   );
 }

@@ -3,7 +3,19 @@
  * (DESIGN §3: the server chooses neighbours and treats relayed links as slow).
  */
 import { Rng } from '../util/rng.ts';
+import {
+  HAS_ACCEPTANCE,
+  HAS_CAPACITY,
+  HAS_RTT,
+  LinkTableBuilder,
+  REFUSED,
+  RELAYED,
+  scoreOfParts,
+  type LinkTable,
+} from './link-table.ts';
 import { runSteps, Slice, type Steps } from './steps.ts';
+
+export { RELAYED_SCORE_FACTOR, RTT_HALF_SCORE_MS } from './link-table.ts';
 
 /** What is known about the link from one worker to another. */
 export interface LinkQuality {
@@ -39,11 +51,6 @@ export function refusesBlocks(counters: { rejected: number; blocksReceived: numb
     counters.rejected >= REFUSED_SHARE * (counters.rejected + counters.blocksReceived)
   );
 }
-
-/** A relayed link scores this fraction of an equal direct one: it shares the server's pipe. */
-export const RELAYED_SCORE_FACTOR = 0.1;
-/** RTT at which a link's score halves, ms: latency makes every block it carries staler. */
-export const RTT_HALF_SCORE_MS = 200;
 
 export interface NeighbourOptions {
   /** Neighbours per worker (fewer when there are fewer other workers); default 4. */
@@ -97,12 +104,24 @@ export const DEFAULT_NEIGHBOURS = 4;
  */
 export function linkScore(quality: LinkQuality | undefined, prior: number): number {
   if (quality === undefined) return prior;
-  if (quality.refused) return 0;
-  let score = quality.capacityBytesPerSec ?? prior;
-  if (quality.rttMs !== undefined) score /= 1 + quality.rttMs / RTT_HALF_SCORE_MS;
-  if (quality.relayed) score *= RELAYED_SCORE_FACTOR;
-  if (quality.acceptanceRate !== undefined) score *= 0.5 + quality.acceptanceRate;
-  return score;
+  return scoreOfParts(
+    flagsOf(quality),
+    quality.capacityBytesPerSec ?? 0,
+    quality.rttMs ?? 0,
+    quality.acceptanceRate ?? 0,
+    prior,
+  );
+}
+
+/** The `LinkTable` flags of a quality: which parts it has, relayed, refused. */
+function flagsOf(q: LinkQuality): number {
+  return (
+    (q.capacityBytesPerSec !== undefined ? HAS_CAPACITY : 0) |
+    (q.rttMs !== undefined ? HAS_RTT : 0) |
+    (q.acceptanceRate !== undefined ? HAS_ACCEPTANCE : 0) |
+    (q.relayed ? RELAYED : 0) |
+    (q.refused ? REFUSED : 0)
+  );
 }
 
 /**
@@ -143,76 +162,103 @@ export function* chooseNeighboursSteps(
   options: NeighbourOptions,
   slice = new Slice(),
 ): Steps<Map<string, string[]>> {
-  // Workers are numbered once and every per-worker table below is an array by that number:
-  // at 10,000 workers, string-keyed maps and per-worker closures were most of the tick.
   const ids = [...new Set(workers)];
   const n = ids.length;
   const indexOf = new Map<string, number>();
   for (let i = 0; i < n; i++) indexOf.set(ids[i]!, i);
-  const k = Math.max(0, Math.min(options.k ?? DEFAULT_NEIGHBOURS, n - 1));
-  const switchGain = options.switchGain ?? 2;
-  const rng = new Rng(options.seed ?? 1);
   const measuredPeersOf = options.measuredPeers;
-
-  // Each worker's measured peers (present, not itself, each once) and their link qualities, in
-  // one flat list: worker i's are at peerStart[i] .. peerStart[i + 1].
-  const peerStart = new Int32Array(n + 1);
-  const peers: number[] = [];
-  const peerQuality: (LinkQuality | undefined)[] = [];
+  // Each worker's measured links (present, not itself, each once), or without `measuredPeers`
+  // every pair whose quality is known.
+  const table = new LinkTableBuilder(ids, indexOf);
   const stamp = new Int32Array(n);
   let epoch = 0;
-  const measured: number[] = [];
   for (let i = 0; i < n; i++) {
     if (slice.full()) yield;
-    peerStart[i] = peers.length;
-    if (!measuredPeersOf) continue;
+    table.beginRow(i);
+    if (!measuredPeersOf) {
+      for (let j = 0; j < n; j++) {
+        if (j === i) continue;
+        const q = options.quality(ids[i]!, ids[j]!);
+        if (q !== undefined) addQuality(table, j, q);
+      }
+      continue;
+    }
     epoch++;
     for (const b of measuredPeersOf(ids[i]!)) {
       const j = indexOf.get(b);
       if (j === undefined || j === i || stamp[j] === epoch) continue;
       stamp[j] = epoch;
-      const q = options.quality(ids[i]!, b);
-      peers.push(j);
-      peerQuality.push(q);
-      if (q?.capacityBytesPerSec !== undefined && !q.refused) measured.push(linkScore(q, 0));
+      addQuality(table, j, options.quality(ids[i]!, b));
     }
   }
-  peerStart[n] = peers.length;
-  if (!measuredPeersOf) {
-    for (let i = 0; i < n; i++) {
-      if (slice.full()) yield;
-      for (let j = 0; j < n; j++) {
-        if (i === j) continue;
-        const q = options.quality(ids[i]!, ids[j]!);
-        if (q?.capacityBytesPerSec !== undefined && !q.refused) measured.push(linkScore(q, 0));
-      }
-    }
-  }
-  const sortedScores = Float64Array.from(measured).sort();
-  const prior = sortedScores.length ? sortedScores[Math.floor(sortedScores.length / 2)]! : 1;
+  return yield* chooseFromTable(table.build(), options, slice);
+}
 
-  // The measured peers of the worker `score` was last asked about, marked for O(1) lookups.
+function addQuality(table: LinkTableBuilder, peer: number, q: LinkQuality | undefined): void {
+  if (q === undefined) table.add(peer, 0);
+  else {
+    table.add(peer, flagsOf(q), q.capacityBytesPerSec, q.rttMs, q.acceptanceRate);
+  }
+}
+
+/**
+ * `chooseNeighbours` on links numbered beforehand (link-table.ts): the caller that has the
+ * tick's links at hand (the balancer, neighbour-plan.ts) builds the table without a lookup per
+ * pair. Links not in the table score the prior; `options.quality` and `measuredPeers` are not
+ * asked. `previousByIndex`, when given, holds each worker's current neighbours by number
+ * instead of `options.previous`. Counts each worker once in `slice` as it chooses.
+ */
+export function* chooseFromTable(
+  table: LinkTable,
+  options: Omit<NeighbourOptions, 'quality' | 'measuredPeers'>,
+  slice = new Slice(),
+  previousByIndex?: readonly (readonly string[] | undefined)[],
+): Steps<Map<string, string[]>> {
+  const { ids, indexOf, start, peer: peers, flags } = table;
+  const n = ids.length;
+  const k = Math.max(0, Math.min(options.k ?? DEFAULT_NEIGHBOURS, n - 1));
+  const switchGain = options.switchGain ?? 2;
+  const rng = new Rng(options.seed ?? 1);
+
+  // Unmeasured links score the median of the measured ones.
+  const measured: number[] = [];
+  for (let s = 0; s < peers.length; s++) {
+    const f = flags[s]!;
+    if (f & HAS_CAPACITY && !(f & REFUSED)) {
+      measured.push(scoreOfParts(f, table.capacity[s]!, table.rttMs[s]!, table.acceptance[s]!, 0));
+    }
+  }
+  const prior = measured.length ? nthSmallest(measured, Math.floor(measured.length / 2)) : 1;
+  const slotScore = new Float64Array(peers.length);
+  for (let s = 0; s < peers.length; s++) {
+    slotScore[s] = scoreOfParts(
+      flags[s]!,
+      table.capacity[s]!,
+      table.rttMs[s]!,
+      table.acceptance[s]!,
+      prior,
+    );
+  }
+
+  // The links of the worker `score` was last asked about, marked for O(1) lookups.
   const slotOf = new Int32Array(n);
   const slotStamp = new Int32Array(n);
   let marked = -1;
   let markEpoch = 0;
   const score = (i: number, j: number): number => {
-    if (!measuredPeersOf) return linkScore(options.quality(ids[i]!, ids[j]!), prior);
     if (marked !== i) {
       marked = i;
       markEpoch++;
-      for (let s = peerStart[i]!; s < peerStart[i + 1]!; s++) {
+      for (let s = start[i]!; s < start[i + 1]!; s++) {
         slotStamp[peers[s]!] = markEpoch;
         slotOf[peers[s]!] = s;
       }
     }
-    return linkScore(slotStamp[j] === markEpoch ? peerQuality[slotOf[j]!] : undefined, prior);
+    return slotStamp[j] === markEpoch ? slotScore[slotOf[j]!]! : prior;
   };
-  /** Whether j refuses i's blocks; right after `score(i, j)`, which marks i's measured peers. */
-  const refused = (i: number, j: number): boolean => {
-    if (!measuredPeersOf) return options.quality(ids[i]!, ids[j]!)?.refused === true;
-    return slotStamp[j] === markEpoch && peerQuality[slotOf[j]!]?.refused === true;
-  };
+  /** Whether j refuses i's blocks; right after `score(i, j)`, which marks i's links. */
+  const refused = (_i: number, j: number): boolean =>
+    slotStamp[j] === markEpoch && (flags[slotOf[j]!]! & REFUSED) !== 0;
 
   const exhaustive = n <= EXHAUSTIVE_NEIGHBOUR_SEARCH_MAX;
   const everyone = Array.from({ length: n }, (_, i) => i);
@@ -224,7 +270,7 @@ export function* chooseNeighboursSteps(
   const sampled = (i: number, count: number, from: readonly number[]): number[] => {
     seenEpoch++;
     const candidates: number[] = [];
-    for (let s = peerStart[i]!; s < peerStart[i + 1]!; s++) {
+    for (let s = start[i]!; s < start[i + 1]!; s++) {
       seen[peers[s]!] = seenEpoch;
       candidates.push(peers[s]!);
     }
@@ -252,36 +298,42 @@ export function* chooseNeighboursSteps(
   const refusing = new Int32Array(n);
   const inChosen = new Int32Array(n);
   let turn = 0;
-  for (const a of order) {
+  /** The worker choosing now. */
+  let a = -1;
+  /** Weighs j for `a` once per turn (its weight, and whether it refuses a's blocks). */
+  const weigh = (j: number): void => {
+    if (weighedStamp[j] !== turn) {
+      weighedStamp[j] = turn;
+      weight[j] = (score(a, j) * jitter[j]!) / (1 + inDegree[j]! / k);
+      refusing[j] = refused(a, j) ? turn : 0;
+    }
+  };
+  /** Whether j may be a's neighbour: it does not refuse a's blocks (weighs j). */
+  const allowed = (j: number): boolean => {
+    weigh(j);
+    return refusing[j] !== turn;
+  };
+  /** Heaviest first, among candidates weighed this turn (stable, as `Array.sort`). */
+  const byWeight = (list: number[]): number[] => sortByWeight(list, weight);
+  for (const next of order) {
     if (slice.full()) yield;
     turn++;
-    const effective = (j: number): number => {
-      if (weighedStamp[j] !== turn) {
-        weighedStamp[j] = turn;
-        weight[j] = (score(a, j) * jitter[j]!) / (1 + inDegree[j]! / k);
-        refusing[j] = refused(a, j) ? turn : 0;
-      }
-      return weight[j]!;
-    };
-    /** Whether j may be a's neighbour: it does not refuse a's blocks. */
-    const allowed = (j: number): boolean => {
-      effective(j);
-      return refusing[j] !== turn;
-    };
-    const byWeight = (x: number, y: number) => effective(y) - effective(x);
+    a = next;
     const kept: number[] = [];
     seenEpoch++;
-    for (const b of options.previous?.get(ids[a]!) ?? []) {
+    for (const b of (previousByIndex ? previousByIndex[a] : options.previous?.get(ids[a]!)) ?? []) {
       const j = indexOf.get(b);
       if (j === undefined || j === a || seen[j] === seenEpoch) continue;
       seen[j] = seenEpoch;
       if (allowed(j)) kept.push(j);
     }
-    const chosen = kept.sort(byWeight).slice(0, k);
+    const chosen = byWeight(kept).slice(0, k);
     for (const j of chosen) inChosen[j] = turn;
-    const others = (exhaustive ? everyone : sampled(a, SAMPLED_CANDIDATES, everyone))
-      .filter((j) => j !== a && inChosen[j] !== turn && allowed(j))
-      .sort(byWeight);
+    const others: number[] = [];
+    for (const j of exhaustive ? everyone : sampled(a, SAMPLED_CANDIDATES, everyone)) {
+      if (j !== a && inChosen[j] !== turn && allowed(j)) others.push(j);
+    }
+    byWeight(others);
     while (chosen.length < k && others.length) chosen.push(others.shift()!);
     // Swap the worst kept neighbour for the best outsider while that clearly pays.
     for (;;) {
@@ -289,12 +341,12 @@ export function* chooseNeighboursSteps(
       if (best === undefined || chosen.length === 0) break;
       let worstIndex = 0;
       for (let i = 1; i < chosen.length; i++) {
-        if (effective(chosen[i]!) < effective(chosen[worstIndex]!)) worstIndex = i;
+        if (weight[chosen[i]!]! < weight[chosen[worstIndex]!]!) worstIndex = i;
       }
-      if (effective(best) <= switchGain * effective(chosen[worstIndex]!)) break;
+      if (weight[best]! <= switchGain * weight[chosen[worstIndex]!]!) break;
       others.shift();
       others.push(chosen[worstIndex]!);
-      others.sort(byWeight);
+      byWeight(others);
       chosen[worstIndex] = best;
     }
     for (const j of chosen) inDegree[j] = inDegree[j]! + 1;
@@ -319,6 +371,55 @@ export function* chooseNeighboursSteps(
     );
   }
   return result;
+}
+
+/**
+ * Sorts `list` by `weight`, heaviest first, in place; stable. Insertion sort: a worker's
+ * candidates are a few dozen, where it beats `Array.sort` with a comparator (bench:tick).
+ */
+function sortByWeight(list: number[], weight: Float64Array): number[] {
+  for (let i = 1; i < list.length; i++) {
+    const item = list[i]!;
+    const w = weight[item]!;
+    let j = i - 1;
+    while (j >= 0 && weight[list[j]!]! < w) {
+      list[j + 1] = list[j]!;
+      j--;
+    }
+    list[j + 1] = item;
+  }
+  return list;
+}
+
+/**
+ * The value that would sit at index `nth` of `values` sorted ascending (as a Float64Array sorts:
+ * NaN last), found by selection in O(n) on average; reorders `values`.
+ */
+export function nthSmallest(values: number[], nth: number): number {
+  if (values.some(Number.isNaN)) return Float64Array.from(values).sort()[nth]!;
+  let lo = 0;
+  let hi = values.length - 1;
+  while (lo < hi) {
+    // Hoare partition around the middle element.
+    const pivot = values[(lo + hi) >>> 1]!;
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (values[i]! < pivot) i++;
+      while (values[j]! > pivot) j--;
+      if (i <= j) {
+        const t = values[i]!;
+        values[i] = values[j]!;
+        values[j] = t;
+        i++;
+        j--;
+      }
+    }
+    if (nth <= j) hi = j;
+    else if (nth >= i) lo = i;
+    else return values[nth]!;
+  }
+  return values[nth]!;
 }
 
 /**
