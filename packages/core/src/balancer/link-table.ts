@@ -57,19 +57,27 @@ export interface LinkTable {
 /** Builds a `LinkTable` row by row, in worker order; the arrays grow as slots are added. */
 export class LinkTableBuilder {
   private readonly start: Int32Array;
-  private peer = new Int32Array(64);
-  private flags = new Uint8Array(64);
-  private capacity = new Float64Array(64);
-  private rttMs = new Float64Array(64);
-  private acceptance = new Float64Array(64);
+  private peer: Int32Array;
+  private flags: Uint8Array;
+  private capacity: Float64Array;
+  private rttMs: Float64Array;
+  private acceptance: Float64Array;
   private size = 0;
   private row = 0;
 
+  /** `expectedSlots`: room to begin with (a good guess saves regrowing). */
   constructor(
     readonly ids: readonly string[],
     readonly indexOf: ReadonlyMap<string, number>,
+    expectedSlots = 64,
   ) {
     this.start = new Int32Array(ids.length + 1);
+    const room = Math.max(16, expectedSlots);
+    this.peer = new Int32Array(room);
+    this.flags = new Uint8Array(room);
+    this.capacity = new Float64Array(room);
+    this.rttMs = new Float64Array(room);
+    this.acceptance = new Float64Array(room);
   }
 
   /** Slots added from now on belong to worker `i`; rows are begun in order 0, 1, … */

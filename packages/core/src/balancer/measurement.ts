@@ -135,18 +135,19 @@ export function* reportedLinks(
   const stats: LinkStats[] = [];
   const peers: number[] = [];
   const overwritten: number[] = [];
-  const seen = new Set<string>();
+  // Where a reporting peer was listed already in row i: stamp i + 1.
+  const listed = new Int32Array(n);
   for (let i = 0; i < n; i++) {
     if (slice.full()) yield;
-    start[i] = stats.length;
+    const first = (start[i] = stats.length);
     const report = byIndex[i]!;
     const before = previous.get(report.id);
-    seen.clear();
     for (const l of report.links) {
-      if (seen.has(l.peer)) continue;
-      seen.add(l.peer);
+      const j = indexOf.get(l.peer) ?? -1;
+      if (j >= 0 ? listed[j] === i + 1 : listedFrom(stats, first, l.peer)) continue;
+      if (j >= 0) listed[j] = i + 1;
       stats.push(l);
-      peers.push(indexOf.get(l.peer) ?? -1);
+      peers.push(j);
       const was = before?.get(l.peer)?.stats;
       const received = counterDelta(l.blocksReceived, was?.blocksReceived);
       overwritten.push(
@@ -165,6 +166,12 @@ export function* reportedLinks(
     peer: Int32Array.from(peers),
     overwritten: Float64Array.from(overwritten),
   };
+}
+
+/** Whether `stats` lists `peer` from index `first` on. */
+function listedFrom(stats: readonly LinkStats[], first: number, peer: string): boolean {
+  for (let s = first; s < stats.length; s++) if (stats[s]!.peer === peer) return true;
+  return false;
 }
 
 /**

@@ -51,12 +51,20 @@ export function* planNeighbours(
   // this tick's first, then the last tick's for links not reported now, then the receivers
   // that refuse it. They are the only pairs with a quality, so the choice need not ask every
   // pair. Each slot keeps its link's memory.
-  const builder = new LinkTableBuilder(ids, indexOf);
+  let expected = 0;
+  for (const id of ids) {
+    expected +=
+      (links.get(id)?.size ?? 0) +
+      (previousLinks.get(id)?.size ?? 0) +
+      (input.refusers?.get(id)?.length ?? 0);
+  }
+  // At most this many slots: the arrays below are sized for it.
+  const builder = new LinkTableBuilder(ids, indexOf, expected);
   // Per slot, what the second pass needs of the link's memory: whether there is one, its cap,
   // and the acceptance rate its reporter gives the peer (NaN: none).
-  const hasMemory: boolean[] = [];
-  const caps: number[] = [];
-  const acceptances: number[] = [];
+  const hasMemory = new Uint8Array(expected);
+  const caps = new Float64Array(hasMemory.length);
+  const acceptances = new Float64Array(hasMemory.length);
   const current: (readonly string[])[] = [];
   const stamp = new Int32Array(n);
   let epoch = 0;
@@ -73,7 +81,7 @@ export function* planNeighbours(
           memory.stats.rttMs,
         )
       : builder.add(j, 0);
-    hasMemory[s] = memory !== undefined;
+    hasMemory[s] = memory ? 1 : 0;
     caps[s] = memory?.cap ?? 0;
     acceptances[s] = memory?.acceptance ?? Number.NaN;
   };
@@ -83,8 +91,12 @@ export function* planNeighbours(
     epoch++;
     const from = ids[i]!;
     current[i] = input.currentNeighbours(from);
-    for (const [peer, memory] of links.get(from) ?? []) addPeer(peer, memory);
-    for (const [peer, memory] of previousLinks.get(from) ?? []) addPeer(peer, memory);
+    const now = links.get(from);
+    if (now) for (const [peer, memory] of now) addPeer(peer, memory);
+    // A peer of this tick's links was taken (or passed over) already.
+    for (const [peer, memory] of previousLinks.get(from) ?? []) {
+      if (!now?.has(peer)) addPeer(peer, memory);
+    }
     for (const peer of input.refusers?.get(from) ?? []) addPeer(peer, undefined);
   }
   const table = builder.build();
