@@ -4,7 +4,7 @@
  * this one (load-worker.ts). For each N it ramps N volunteers up, holds them for a while as they
  * send statistics every second, and reads the server's own /metrics and /healthz: volunteers
  * held at the end of the hold (not dropped as silent), event-loop delay p99,
- * resident memory, job-tick duration; hello latency is measured by the volunteers, and the admin
+ * resident memory, job-tick wall time and the balancer's main-thread time in it; hello latency is measured by the volunteers, and the admin
  * snapshot of the job is fetched and timed. The last line is one JSON summary at the largest N.
  *
  * With --servers=K (K > 1) it starts a redis-server (Debian's package) and K server processes
@@ -15,6 +15,8 @@
  * Options: --counts=100,1000 (volunteers per step, per process), --servers=1, --threads=4,
  * --load-processes (each load thread a process of its own: one process's descriptor limit, often
  * 20,000, bounds the sockets it can hold),
+ * --links=1 (each volunteer reports a link to each neighbour the server gave it, with counters
+ * that advance, so the balancer weighs links as in a real job; 0: no links),
  * --hold=10 (seconds), --connects-per-sec=400 (over all processes), --max-seconds=900 (the whole
  * run is bounded by it), --server-cpu-prof=DIR (each server process writes a V8 CPU profile
  * there when it exits).
@@ -38,6 +40,8 @@ interface Options {
   readonly loadProcesses: boolean;
   readonly holdSec: number;
   readonly connectsPerSec: number;
+  /** Volunteers report a link to each neighbour the server gave them (--links=0: none). */
+  readonly links: boolean;
   readonly maxSeconds: number;
   /** Where the server process writes its CPU profile; null for none. */
   readonly serverCpuProfDir: string | null;
@@ -62,6 +66,7 @@ function parseOptions(args: readonly string[]): Options {
     loadProcesses: args.includes('--load-processes'),
     holdSec: int('hold', 10),
     connectsPerSec: int('connects-per-sec', 400),
+    links: int('links', 1) !== 0,
     maxSeconds: int('max-seconds', 900),
     serverCpuProfDir: get('server-cpu-prof') ?? null,
   };
@@ -137,7 +142,10 @@ interface ProcessResult {
   readonly eventLoopP99Ms: number;
   readonly eventLoopMaxMs: number;
   readonly rssKbPerVolunteer: number;
+  /** The job tick's mean wall time (meshgrad_balancer_tick_seconds). */
   readonly tickMs: number;
+  /** The balancer's mean main-thread time per tick (meshgrad_balancer_busy_seconds). */
+  readonly busyMs: number;
   readonly snapshotBytes: number;
   readonly snapshotMs: number;
   /** Messages the server refused during the step, by `event code` (from its own counter). */
@@ -293,6 +301,7 @@ async function runStep(
       count: Math.floor(total / threads) + (i < total % threads ? 1 : 0),
       connectsPerSec: Math.max(1, Math.round(options.connectsPerSec / threads)),
       statsIntervalMs: 1_000,
+      reportLinks: options.links,
     };
     const w = options.loadProcesses
       ? processHost(workerFile, config)
@@ -373,6 +382,12 @@ async function runStep(
     const tickCount =
       sample(a, 'meshgrad_balancer_tick_seconds_count', label) -
       sample(b, 'meshgrad_balancer_tick_seconds_count', label);
+    const busySum =
+      sample(a, 'meshgrad_balancer_busy_seconds_sum', label) -
+      sample(b, 'meshgrad_balancer_busy_seconds_sum', label);
+    const busyCount =
+      sample(a, 'meshgrad_balancer_busy_seconds_count', label) -
+      sample(b, 'meshgrad_balancer_busy_seconds_count', label);
     const rss = sample(a, 'meshgrad_process_process_resident_memory_bytes');
     const held = healthy[k] ?? 0;
     const refused: Record<string, number> = {};
@@ -388,6 +403,7 @@ async function runStep(
       eventLoopMaxMs: round(sample(a, 'meshgrad_event_loop_delay_max_seconds') * 1000),
       rssKbPerVolunteer: held > 0 ? round((rss - (baselineRssBytes[k] ?? NaN)) / 1024 / held) : NaN,
       tickMs: tickCount > 0 ? round((tickSum / tickCount) * 1000, 2) : NaN,
+      busyMs: busyCount > 0 ? round((busySum / busyCount) * 1000, 2) : NaN,
       snapshotBytes: snap.bytes,
       snapshotMs: round(snap.ms),
       refused,
@@ -456,7 +472,7 @@ export async function main(args: readonly string[]): Promise<void> {
       }
       const figures = (p: ProcessResult) =>
         `event loop p99 ${p.eventLoopP99Ms} ms (max ${p.eventLoopMaxMs}), RSS ${p.rssKbPerVolunteer} KB/volunteer, ` +
-        `tick ${p.tickMs} ms, admin snapshot ${p.snapshotBytes} B in ${p.snapshotMs} ms, ` +
+        `tick ${p.tickMs} ms (balancer busy ${p.busyMs} ms), admin snapshot ${p.snapshotBytes} B in ${p.snapshotMs} ms, ` +
         `refused ${JSON.stringify(p.refused)}`;
       const hello =
         `hello p50 ${r.helloP50Ms} ms p99 ${r.helloP99Ms} ms, shard fetch p99 ${r.shardP99Ms} ms, ` +
@@ -498,6 +514,7 @@ export async function main(args: readonly string[]): Promise<void> {
         hello_p99_ms: last?.helloP99Ms ?? null,
         rss_kb_per_volunteer: worstOf((p) => p.rssKbPerVolunteer),
         tick_ms_at_max: worstOf((p) => p.tickMs),
+        balancer_busy_ms_at_max: worstOf((p) => p.busyMs),
       }),
     );
   } finally {

@@ -127,9 +127,16 @@ export class ServerMetrics {
 
   readonly tickSeconds = new Histogram({
     name: 'meshgrad_balancer_tick_seconds',
-    help: "Duration of a job's periodic tick on the main thread: the balancer, the stale-worker sweep, progress and state requests",
+    help: "Wall time of a job's periodic tick, start to end: the balancer (in slices, with the event loop's other work between them), the stale-worker sweep, progress and state requests",
     labelNames: ['job'] as const,
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly balancerBusySeconds = new Histogram({
+    name: 'meshgrad_balancer_busy_seconds',
+    help: "Main-thread time of a job's automatic balancer tick: its slices, without the turns of the event loop between them",
+    labelNames: ['job'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2, 5],
     registers: [this.registry],
   });
   private readonly loopDelay = monitorEventLoopDelay({ resolution: EVENT_LOOP_RESOLUTION_MS });

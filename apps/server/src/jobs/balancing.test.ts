@@ -73,6 +73,29 @@ describe('AutoBalancing.tick', () => {
     expect(sent.settings).toBeGreaterThan(0);
   });
 
+  it('reports its main-thread time, without the pauses between its slices', async () => {
+    const roster = reportingRoster(2 * SLICE_WORKERS);
+    const { outbox } = countingOutbox();
+    let pausedMs = 0;
+    let pauses = 0;
+    const balancing = new AutoBalancing(spec, MODEL, createLogger('silent'), async () => {
+      // Other work of the event loop, 5 ms of it between two slices.
+      const started = performance.now();
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      pausedMs += performance.now() - started;
+      pauses++;
+    });
+    const started = performance.now();
+    const busyMs = await balancing.tick(roster, outbox, true, 1);
+    const wallMs = performance.now() - started;
+    expect(pauses).toBeGreaterThan(5);
+    expect(busyMs).toBeGreaterThan(0);
+    expect(busyMs! + pausedMs).toBeLessThanOrEqual(wallMs);
+    // No tick ran: nothing reported since.
+    for (const w of roster.workers.values()) w.reported = false;
+    expect(await balancing.tick(roster, outbox, true, 2)).toBeNull();
+  });
+
   it('applies nothing when its balancer was dropped between two slices', async () => {
     const roster = reportingRoster(2 * SLICE_WORKERS);
     const { sent, outbox } = countingOutbox();
@@ -86,7 +109,7 @@ describe('AutoBalancing.tick', () => {
         await Promise.resolve();
       },
     );
-    await balancing.tick(roster, outbox, true, 1);
+    expect(await balancing.tick(roster, outbox, true, 1)).toBeNull();
     expect([...roster.workers.values()].some((w) => w.plan !== null)).toBe(false);
     expect(sent).toEqual({ settings: 0, neighbours: 0 });
     // The next tick starts afresh and applies its plans.

@@ -92,14 +92,29 @@ export class AutoBalancing {
    * Workers may report or leave in between: the plans are for the reports taken at the start
    * and go only to workers still here, and a tick whose balancer was dropped meanwhile (a mode
    * switch, joining a cluster) ends without applying anything.
+   *
+   * Returns the tick's main-thread time, ms: its slices without the turns of the event loop
+   * between them (whose other work its wall time also counts); null when no tick ran or it was
+   * abandoned.
    */
   async tick(
     roster: Roster,
     outbox: JobOutbox,
     chooseNeighbours: boolean,
     nowS: number,
-  ): Promise<void> {
-    if (this.mode.mode !== 'automatic' || this.ticking) return;
+  ): Promise<number | null> {
+    if (this.mode.mode !== 'automatic' || this.ticking) return null;
+    let busyMs = 0;
+    let sliceStarted = performance.now();
+    /** Ends a slice of the tick's own work: its time counts as busy. */
+    const endSlice = () => {
+      busyMs += performance.now() - sliceStarted;
+    };
+    const pause = async () => {
+      endSlice();
+      await this.yieldToEventLoop();
+      sliceStarted = performance.now();
+    };
     const reports: WorkerReport[] = [];
     for (const w of roster.workers.values()) {
       if (!w.reported) continue;
@@ -118,7 +133,7 @@ export class AutoBalancing {
       });
       w.statsFresh = false;
     }
-    if (reports.length === 0) return;
+    if (reports.length === 0) return null;
     const balancer = (this.balancer ??= new Balancer({
       neighbours: chooseNeighbours ? this.spec.neighbours : 0,
       seed: this.spec.seed,
@@ -130,20 +145,22 @@ export class AutoBalancing {
       const steps = balancer.updateSteps({ nowS, model: this.model, workers: reports });
       let step = steps.next();
       while (!step.done) {
-        await this.yieldToEventLoop();
-        if (this.balancer !== balancer) return;
+        await pause();
+        if (this.balancer !== balancer) return null;
         step = steps.next();
       }
       let applied = 0;
       for (const [id, plan] of step.value) {
         if (applied > 0 && applied % SLICE_WORKERS === 0) {
-          await this.yieldToEventLoop();
-          if (this.balancer !== balancer) return;
+          await pause();
+          if (this.balancer !== balancer) return null;
         }
         applied++;
         const w = roster.get(id);
         if (w) this.applyPlan(w, plan, roster, outbox, chooseNeighbours);
       }
+      endSlice();
+      return busyMs;
     } finally {
       this.ticking = false;
     }

@@ -501,7 +501,8 @@ export class Job {
   async balanceWorkers(nowS = performance.now() / 1000): Promise<void> {
     if (this.state === 'stopped' || !this.training.peerToPeer) return;
     const choose = this.balancing.choosesNeighbours(this.link.shared);
-    await this.balancing.tick(this.roster, this.outbox, choose, nowS);
+    const busyMs = await this.balancing.tick(this.roster, this.outbox, choose, nowS);
+    if (busyMs !== null) this.metrics.balancerBusySeconds.observe({ job: this.id }, busyMs / 1000);
   }
 
   /** A worker's statistics report, as the socket layer validated it (see `recordStats`). */
