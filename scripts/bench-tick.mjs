@@ -2,6 +2,8 @@
 // replaced (docs/benchmarks.md, "Balancer tick"), then the server's whole job tick. The
 // baseline is packages/core/src as of BASELINE_COMMIT, taken from the git history and bundled
 // beside the current code, so both run in one process. Arguments pass through: `npm run bench:tick -- --counts=250,1000`.
+// `--baseline-commit=REV` times against packages/core/src as of another commit instead (e.g. the
+// one before a change to the tick: `npm run bench:tick -- --baseline-commit=HEAD~1`).
 import { build } from 'esbuild';
 import { execSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -13,6 +15,11 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 const BASELINE_COMMIT = '38290cab8d909f804db45b5731182b4c9078c734';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
+const args = process.argv.slice(2);
+const chosen = args.find((a) => a.startsWith('--baseline-commit='));
+const baselineCommit = chosen ? chosen.slice('--baseline-commit='.length) : BASELINE_COMMIT;
+const passed = args.filter((a) => a !== chosen);
+if (chosen) passed.push(`--baseline-label=commit ${baselineCommit}`);
 process.chdir(root);
 // The job-tick rows run the server's Job: its npm dependencies stay outside the bundle.
 const serverPkg = JSON.parse(readFileSync(join(root, 'apps/server/package.json'), 'utf8'));
@@ -34,12 +41,13 @@ const bundle = (entry, outfile) =>
 const scratch = mkdtempSync(join(tmpdir(), 'bench-tick-'));
 try {
   try {
-    execSync(`git archive ${BASELINE_COMMIT} packages/core/src | tar -x -C "${scratch}"`, {
+    if (!/^[\w.~^/-]+$/.test(baselineCommit)) throw new Error(`not a revision: ${baselineCommit}`);
+    execSync(`git archive ${baselineCommit} packages/core/src | tar -x -C "${scratch}"`, {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
   } catch (err) {
     throw new Error(
-      `the baseline needs the git history with commit ${BASELINE_COMMIT} (the all-pairs balancer): ${err instanceof Error ? err.message : String(err)}`,
+      `the baseline needs the git history with commit ${baselineCommit}${chosen ? '' : ' (the all-pairs balancer)'}: ${err instanceof Error ? err.message : String(err)}`,
       { cause: err },
     );
   }
@@ -47,7 +55,7 @@ try {
   await bundle(join(scratch, 'packages/core/src/balancer/controller.ts'), baseline);
   await bundle('bench/tick/cli.ts', 'bench/dist/tick.mjs');
   const cli = await import(pathToFileURL(join(root, 'bench/dist/tick.mjs')).href);
-  await cli.main([...process.argv.slice(2), `--baseline=${pathToFileURL(baseline).href}`]);
+  await cli.main([...passed, `--baseline=${pathToFileURL(baseline).href}`]);
 } catch (err) {
   console.error(
     `[bench:tick] failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`,

@@ -31,6 +31,8 @@ interface Options {
   readonly rounds: number;
   readonly baselineBudgetS: number;
   readonly baseline: string;
+  /** What the baseline is, for the log (set by the script). */
+  readonly baselineLabel: string;
   /** Also time the server's whole job tick (`Job.tick`) at each N. */
   readonly job: boolean;
 }
@@ -40,6 +42,7 @@ function parseArgs(argv: readonly string[]): Options {
   let rounds = 7;
   let baselineBudgetS = 120;
   let baseline = '';
+  let baselineLabel = 'all-pairs';
   let job = true;
   for (const a of argv) {
     const [key, value = ''] = a.split('=', 2);
@@ -48,16 +51,17 @@ function parseArgs(argv: readonly string[]): Options {
     else if (key === '--rounds') rounds = Number(value);
     else if (key === '--baseline-budget-s') baselineBudgetS = Number(value);
     else if (key === '--baseline') baseline = value;
+    else if (key === '--baseline-label') baselineLabel = value;
     else {
       throw new Error(
-        `unknown option ${a} (use --counts=, --rounds=, --baseline-budget-s=, --job=0|1)`,
+        `unknown option ${a} (use --counts=, --rounds=, --baseline-budget-s=, --job=0|1; the script takes --baseline-commit=)`,
       );
     }
   }
   if (!counts.every((n) => Number.isInteger(n) && n > 1)) throw new Error('--counts: integers > 1');
   if (!(rounds >= 1)) throw new Error('--rounds: at least 1');
   if (!baseline) throw new Error('--baseline missing: run this through `npm run bench:tick`');
-  return { counts, rounds, baselineBudgetS, baseline, job };
+  return { counts, rounds, baselineBudgetS, baseline, baselineLabel, job };
 }
 
 const log = (line: string) => console.log(`[bench:tick] ${line}`);
@@ -134,7 +138,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   const options = parseArgs(argv);
   const baseline = ((await import(options.baseline)) as { balance: Balance }).balance;
   log(
-    `Balancer.update on synthetic jobs, k = ${NEIGHBOURS}; ${options.rounds} rounds per N after one warm-up tick; baseline: all-pairs neighbour choice, at most ${options.baselineBudgetS} s per N`,
+    `Balancer.update on synthetic jobs, k = ${NEIGHBOURS}; ${options.rounds} rounds per N after one warm-up tick; baseline: ${options.baselineLabel === 'all-pairs' ? 'all-pairs neighbour choice' : options.baselineLabel}, at most ${options.baselineBudgetS} s per N`,
   );
   const results: {
     n: number;
@@ -165,14 +169,14 @@ export async function main(argv: readonly string[]): Promise<void> {
     const sliceMs = median(current.slicesMs);
     const baselineMs = old.timesMs.length ? median(old.timesMs) : null;
     log(
-      `N = ${n}: sampled ${spread(current.timesMs)}, longest slice ${spread(current.slicesMs)}; all-pairs ${
+      `N = ${n}: sampled ${spread(current.timesMs)}, longest slice ${spread(current.slicesMs)}; ${options.baselineLabel} ${
         baselineMs === null
           ? budgetMs === 0
             ? 'off'
             : oldSpent === Infinity
               ? `not run (about ${(predictedMs / 1000).toFixed(0)} s a tick, as N² from N = ${previous?.n}: over the budget)`
               : `not timed (its warm-up tick alone took ${ms(oldSpent)} ms, over the budget)`
-          : `${spread(old.timesMs)}; all-pairs / sampled ${(baselineMs / currentMs).toFixed(0)}×`
+          : `${spread(old.timesMs)}; ${options.baselineLabel} / sampled ${(baselineMs / currentMs).toFixed(baselineMs / currentMs < 10 ? 2 : 0)}×`
       }`,
     );
     const jobTick = options.job ? await timeJobTick(n, options.rounds) : null;

@@ -39,6 +39,46 @@ describe('protocol schemas', () => {
     if (!r.ok) expect(r.message).toMatch(/^samplesPerSec: /);
   });
 
+  it('refuses infinite, negative or out-of-range numbers in a link report, naming the field', () => {
+    const link = {
+      peer: 'w2',
+      relayed: false,
+      goodputBytesPerSec: 20_000,
+      rttMs: 20,
+      backlogBytes: 0,
+      blocksSent: 4,
+      blocksReceived: 4,
+      overwritten: 0,
+      rejected: 0,
+      skippedSends: 0,
+      acceptanceRate: 0.9,
+    };
+    const stats = (l: object) => ({
+      jobId: 'default',
+      samples: 10,
+      samplesPerSec: 5,
+      offered: 0,
+      accepted: 0,
+      paused: false,
+      links: [l],
+    });
+    expect(validate(statsSchema, stats(link)).ok).toBe(true);
+    for (const [field, value] of [
+      ['goodputBytesPerSec', Number.POSITIVE_INFINITY],
+      ['goodputBytesPerSec', -1],
+      ['rttMs', Number.NaN],
+      ['backlogBytes', Number.NEGATIVE_INFINITY],
+      ['blocksSent', 1.5],
+      ['rejected', -2],
+      ['acceptanceRate', 1.01],
+      ['acceptanceRate', Number.NaN],
+    ] as const) {
+      const r = validate(statsSchema, stats({ ...link, [field]: value }));
+      expect(r.ok, `${field} = ${value}`).toBe(false);
+      if (!r.ok) expect(r.message).toMatch(new RegExp(`^links\\.0\\.${field}: `));
+    }
+  });
+
   it('takes an optional send busy fraction in [0, 1]', () => {
     const stats = {
       jobId: 'default',

@@ -22,8 +22,12 @@ const id = z
   .max(64)
   .regex(/^[A-Za-z0-9_-]+$/, 'must be letters, digits, _ or -');
 
-const finite = z.number().refine(Number.isFinite, 'must be a finite number');
-const nonNegative = finite.refine((v) => v >= 0, 'must be >= 0');
+// Zod 4's number refuses NaN and ±Infinity itself; built-in bounds rather than refinements,
+// which cost a closure call each on every statistics report (10,000 a second at scale).
+const finite = z.number();
+const nonNegative = z.number().nonnegative();
+/** A fraction in [0, 1]. */
+const unit = z.number().min(0).max(1);
 const count = z.number().int().nonnegative();
 
 /** Binary payloads arrive as Buffer (Node) or ArrayBuffer/Uint8Array (browser). */
@@ -179,7 +183,7 @@ export const linkStatsSchema = z.object({
   blocksReceived: count,
   overwritten: count,
   rejected: count,
-  acceptanceRate: finite.refine((v) => v >= 0 && v <= 1, 'must be in [0, 1]').optional(),
+  acceptanceRate: unit.optional(),
   skippedSends: count,
 });
 
@@ -200,7 +204,7 @@ export const statsSchema = z.object({
    * capacity sample for the balancer (balancer/controller.ts, rule 1). Optional: older clients
    * and workers without direct links leave it out.
    */
-  sendBusyFraction: finite.refine((v) => v >= 0 && v <= 1, 'must be in [0, 1]').optional(),
+  sendBusyFraction: unit.optional(),
 });
 
 export const stateUploadSchema = z.object({
