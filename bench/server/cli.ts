@@ -66,7 +66,7 @@ function parseOptions(args: readonly string[]): Options {
     loadProcesses: args.includes('--load-processes'),
     holdSec: int('hold', 10),
     connectsPerSec: int('connects-per-sec', 400),
-    links: int('links', 1) !== 0,
+    links: get('links') !== '0',
     maxSeconds: int('max-seconds', 900),
     serverCpuProfDir: get('server-cpu-prof') ?? null,
   };
