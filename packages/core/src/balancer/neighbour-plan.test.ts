@@ -94,7 +94,7 @@ function randomInput(n: number, seed: number): NeighbourPlanInput {
   const workers = new Map<string, WorkerMemory>();
   for (const id of ids) {
     workers.set(id, {
-      settings: { communicationPeriod: 1, blocksPerMessage: 1, encoding: 'float32' },
+      settings: { communicationPeriod: 1, blocksPerMessage: 1, encoding: 'f32' },
       budget: 0,
       capacity: rng.next() < 0.2 ? null : 50_000 + 500_000 * rng.next(),
       speed: 100,
