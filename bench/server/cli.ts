@@ -55,6 +55,12 @@ function parseOptions(args: readonly string[]): Options {
     if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} must be a positive integer`);
     return v;
   };
+  const flag = (name: string, fallback: boolean) => {
+    const raw = get(name);
+    if (raw === undefined) return fallback;
+    if (raw !== '0' && raw !== '1') throw new Error(`--${name} must be 0 or 1`);
+    return raw === '1';
+  };
   const counts = (get('counts') ?? '100,1000').split(',').map(Number);
   if (counts.some((n) => !Number.isInteger(n) || n < 1)) {
     throw new Error('--counts must be positive integers, e.g. --counts=100,1000');
@@ -66,7 +72,7 @@ function parseOptions(args: readonly string[]): Options {
     loadProcesses: args.includes('--load-processes'),
     holdSec: int('hold', 10),
     connectsPerSec: int('connects-per-sec', 400),
-    links: get('links') !== '0',
+    links: flag('links', true),
     maxSeconds: int('max-seconds', 900),
     serverCpuProfDir: get('server-cpu-prof') ?? null,
   };

@@ -105,10 +105,13 @@ export interface ReportedLinks {
   readonly peer: Int32Array;
   /**
    * Per slot: the fraction of the blocks the reporter received from the peer in the interval
-   * that it overwrote unread (rule 5), NaN when it received none.
+   * that it overwrote unread (rule 5), NONE_RECEIVED when it received none.
    */
   readonly overwritten: Float64Array;
 }
+
+/** `ReportedLinks.overwritten` of a link that carried nothing in the interval. */
+export const NONE_RECEIVED = -1;
 
 /** The slot of reporter i's link to `peer` (by id), or -1 when its report lists none. */
 export function reportedSlot(reported: ReportedLinks, i: number, peer: string): number {
@@ -153,7 +156,7 @@ export function* reportedLinks(
       overwritten.push(
         received > 0
           ? Math.min(1, counterDelta(l.overwritten, was?.overwritten) / received)
-          : Number.NaN,
+          : NONE_RECEIVED,
       );
     }
   }
@@ -190,7 +193,7 @@ export function worstOverwriteFraction(
     for (let r = reported.start[j]!; r < reported.start[j + 1]!; r++) {
       if (reported.peer[r] === i) {
         const f = reported.overwritten[r]!;
-        if (f > worst) worst = f;
+        if (f !== NONE_RECEIVED) worst = Math.max(worst, f);
         return;
       }
     }

@@ -147,6 +147,45 @@ describe('planNeighbours', () => {
   });
 });
 
+describe('planNeighbours with a sender every receiver refuses', () => {
+  it('chooses what rule 9 asked pair by pair chooses (its long row is looked up, not scanned)', () => {
+    const base = randomInput(400, 9);
+    const ids = [...new Set(base.ids)];
+    const rng = new Rng(10);
+    // Everyone refuses w0, and w0 keeps memories of links to a hundred of them, with
+    // acceptance rates: w0's row holds all 399 (more than a scan takes).
+    const links = new Map(base.links as Map<string, Map<string, LinkMemory>>);
+    const row = new Map(links.get('w0') ?? []);
+    for (const peer of ids.slice(1, 101)) {
+      row.set(peer, {
+        from: 'w0',
+        stats: stats(peer, rng),
+        cap: 90_000,
+        queuedTicks: 0,
+        acceptance: rng.next(),
+      });
+    }
+    links.set('w0', row);
+    // …and fifty of them have measured their link to w0: each asks w0's row for its reverse.
+    for (const from of ids.slice(1, 51)) {
+      const theirs = new Map(links.get(from) ?? []);
+      theirs.set('w0', { from, stats: stats('w0', rng), cap: 80_000, queuedTicks: 0 });
+      links.set(from, theirs);
+    }
+    const refusers = new Map(base.refusers);
+    refusers.set('w0', ids.slice(1));
+    const input: NeighbourPlanInput = {
+      ...base,
+      links,
+      refusers,
+      refused: (from, to) => from === 'w0' || (base.refused?.(from, to) ?? false),
+    };
+    const fast = runSteps(planNeighbours(input));
+    expect([...fast]).toEqual([...byCallbacks(input)]);
+    expect(fast.get('w0')).toEqual([]);
+  });
+});
+
 describe('nthSmallest', () => {
   it('finds what sorting finds, with ties and NaN', () => {
     const rng = new Rng(11);

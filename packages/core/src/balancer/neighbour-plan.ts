@@ -37,6 +37,12 @@ export interface NeighbourPlanInput {
   readonly refusers?: ReadonlyMap<string, readonly string[]>;
 }
 
+/**
+ * A receiver's row longer than this is not scanned for the reverse link: a sender that many
+ * receivers refuse has them all in its row, and a scan per link to it would be O(N) each.
+ */
+const MAX_SCANNED_ROW = 256;
+
 /** Rule 9: every reporting worker's neighbours, in slices (steps.ts). */
 export function* planNeighbours(
   input: NeighbourPlanInput,
@@ -61,10 +67,11 @@ export function* planNeighbours(
   // At most this many slots: the arrays below are sized for it.
   const builder = new LinkTableBuilder(ids, indexOf, expected);
   // Per slot, what the second pass needs of the link's memory: whether there is one, its cap,
-  // and the acceptance rate its reporter gives the peer (NaN: none).
+  // and the acceptance rate its reporter gives the peer, if any.
   const hasMemory = new Uint8Array(expected);
   const caps = new Float64Array(hasMemory.length);
   const acceptances = new Float64Array(hasMemory.length);
+  const hasAcceptance = new Uint8Array(hasMemory.length);
   const current: (readonly string[])[] = [];
   const stamp = new Int32Array(n);
   let epoch = 0;
@@ -83,7 +90,8 @@ export function* planNeighbours(
       : builder.add(j, 0);
     hasMemory[s] = memory ? 1 : 0;
     caps[s] = memory?.cap ?? 0;
-    acceptances[s] = memory?.acceptance ?? Number.NaN;
+    hasAcceptance[s] = memory?.acceptance !== undefined ? 1 : 0;
+    acceptances[s] = memory?.acceptance ?? 0;
   };
   for (i = 0; i < n; i++) {
     if (slice?.full()) yield;
@@ -118,20 +126,25 @@ export function* planNeighbours(
         continue;
       }
       const j = peers[s]!;
-      let acceptance = Number.NaN;
-      for (let r = start[j]!; r < start[j + 1]!; r++) {
-        if (peers[r] === i) {
-          acceptance = acceptances[r]!;
-          break;
+      let acceptance: number | undefined;
+      if (start[j + 1]! - start[j]! <= MAX_SCANNED_ROW) {
+        for (let r = start[j]!; r < start[j + 1]!; r++) {
+          if (peers[r] === i) {
+            if (hasAcceptance[r] === 1) acceptance = acceptances[r]!;
+            break;
+          }
         }
+      } else {
+        // A row this long (a sender many receivers refuse) is looked up, not scanned.
+        const to = ids[j]!;
+        acceptance = (links.get(to)?.get(from) ?? previousLinks.get(to)?.get(from))?.acceptance;
       }
+      const known = acceptance !== undefined;
       const capacity = Math.min(caps[s]!, share);
       flags[s]! |=
-        refused |
-        (Number.isFinite(capacity) ? HAS_CAPACITY : 0) |
-        (Number.isNaN(acceptance) ? 0 : HAS_ACCEPTANCE);
+        refused | (Number.isFinite(capacity) ? HAS_CAPACITY : 0) | (known ? HAS_ACCEPTANCE : 0);
       table.capacity[s] = capacity;
-      table.acceptance[s] = acceptance;
+      table.acceptance[s] = acceptance ?? 0;
     }
   }
   return yield* chooseFromTable(

@@ -43,6 +43,22 @@ describe('linkScore', () => {
 });
 
 describe('chooseNeighbours', () => {
+  it('in a large job without measured peers, weighs sampled candidates, not every known pair', () => {
+    // Every link to w0 is a thousand times better. Without `measuredPeers` the callback is
+    // asked for every pair (for the prior and the scores), but each worker's candidates are
+    // still SAMPLED_CANDIDATES drawn at random: most never see w0.
+    const n = 4 * EXHAUSTIVE_NEIGHBOUR_SEARCH_MAX;
+    const workers = ids(n);
+    const quality = (_from: string, to: string): LinkQuality => ({
+      relayed: false,
+      capacityBytesPerSec: to === 'w0' ? 1_000_000 : 1_000,
+    });
+    const map = chooseNeighbours(workers, { k: 4, quality, seed: 2 });
+    const toW0 = [...map.values()].filter((list) => list.includes('w0')).length;
+    expect(toW0).toBeGreaterThan(0);
+    expect(toW0).toBeLessThan(n / 2);
+  });
+
   it('gives every worker k distinct other workers and keeps the graph connected', () => {
     const workers = ids(12);
     const map = chooseNeighbours(workers, { k: 3, quality: () => undefined, seed: 5 });

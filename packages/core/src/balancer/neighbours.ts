@@ -191,7 +191,13 @@ export function* chooseNeighboursSteps(
       addQuality(table, j, options.quality(ids[i]!, b));
     }
   }
-  return yield* chooseFromTable(table.build(), options, slice);
+  return yield* chooseFromTable(
+    table.build(),
+    options,
+    slice,
+    undefined,
+    measuredPeersOf !== undefined,
+  );
 }
 
 function addQuality(table: LinkTableBuilder, peer: number, q: LinkQuality | undefined): void {
@@ -206,13 +212,16 @@ function addQuality(table: LinkTableBuilder, peer: number, q: LinkQuality | unde
  * tick's links at hand (the balancer, neighbour-plan.ts) builds the table without a lookup per
  * pair. Links not in the table score the prior; `options.quality` and `measuredPeers` are not
  * asked. `previousByIndex`, when given, holds each worker's current neighbours by number
- * instead of `options.previous`. Counts each worker once in `slice` as it chooses.
+ * instead of `options.previous`. In a large job a worker's row is among its candidates unless
+ * `rowsAreCandidates` is false (a table of every known pair, built without `measuredPeers`, is
+ * for scoring only). Counts each worker once in `slice` as it chooses.
  */
 export function* chooseFromTable(
   table: LinkTable,
   options: Omit<NeighbourOptions, 'quality' | 'measuredPeers'>,
   slice = new Slice(),
   previousByIndex?: readonly (readonly string[] | undefined)[],
+  rowsAreCandidates = true,
 ): Steps<Map<string, string[]>> {
   const { ids, indexOf, start, peer: peers, flags } = table;
   const n = ids.length;
@@ -270,9 +279,11 @@ export function* chooseFromTable(
   const sampled = (i: number, count: number, from: readonly number[]): number[] => {
     seenEpoch++;
     const candidates: number[] = [];
-    for (let s = start[i]!; s < start[i + 1]!; s++) {
-      seen[peers[s]!] = seenEpoch;
-      candidates.push(peers[s]!);
+    if (rowsAreCandidates) {
+      for (let s = start[i]!; s < start[i + 1]!; s++) {
+        seen[peers[s]!] = seenEpoch;
+        candidates.push(peers[s]!);
+      }
     }
     for (let draw = 0; draw < count; draw++) {
       const j = from[sampler.int(from.length)]!;
@@ -374,10 +385,16 @@ export function* chooseFromTable(
 }
 
 /**
- * Sorts `list` by `weight`, heaviest first, in place; stable. Insertion sort: a worker's
- * candidates are a few dozen, where it beats `Array.sort` with a comparator (bench:tick).
+ * Sorts `list` by `weight`, heaviest first, in place, in the order `Array.sort` gives. Insertion
+ * sort (stable, as `Array.sort`): a worker's candidates are a few dozen, where it beats
+ * `Array.sort` with a comparator (bench:tick).
  */
 function sortByWeight(list: number[], weight: Float64Array): number[] {
+  // With a NaN weight the order is the one Array.sort gives (its comparisons are not a total
+  // order then, and insertion sort would settle differently).
+  for (const j of list) {
+    if (Number.isNaN(weight[j])) return list.sort((x, y) => weight[y]! - weight[x]!);
+  }
   for (let i = 1; i < list.length; i++) {
     const item = list[i]!;
     const w = weight[item]!;
