@@ -382,18 +382,12 @@ async function runStep(
   const processes = urls.map((_, k): ProcessResult => {
     const a = after[k] as string;
     const b = before[k] as string;
-    const tickSum =
-      sample(a, 'meshgrad_balancer_tick_seconds_sum', label) -
-      sample(b, 'meshgrad_balancer_tick_seconds_sum', label);
-    const tickCount =
-      sample(a, 'meshgrad_balancer_tick_seconds_count', label) -
-      sample(b, 'meshgrad_balancer_tick_seconds_count', label);
-    const busySum =
-      sample(a, 'meshgrad_balancer_busy_seconds_sum', label) -
-      sample(b, 'meshgrad_balancer_busy_seconds_sum', label);
-    const busyCount =
-      sample(a, 'meshgrad_balancer_busy_seconds_count', label) -
-      sample(b, 'meshgrad_balancer_busy_seconds_count', label);
+    /** A histogram's mean over the step, ms (NaN when nothing was observed). */
+    const meanMs = (name: string) => {
+      const sum = sample(a, `${name}_sum`, label) - sample(b, `${name}_sum`, label);
+      const count = sample(a, `${name}_count`, label) - sample(b, `${name}_count`, label);
+      return count > 0 ? round((sum / count) * 1000, 2) : NaN;
+    };
     const rss = sample(a, 'meshgrad_process_process_resident_memory_bytes');
     const held = healthy[k] ?? 0;
     const refused: Record<string, number> = {};
@@ -408,8 +402,8 @@ async function runStep(
       eventLoopP99Ms: round(sample(a, 'meshgrad_event_loop_delay_p99_seconds') * 1000),
       eventLoopMaxMs: round(sample(a, 'meshgrad_event_loop_delay_max_seconds') * 1000),
       rssKbPerVolunteer: held > 0 ? round((rss - (baselineRssBytes[k] ?? NaN)) / 1024 / held) : NaN,
-      tickMs: tickCount > 0 ? round((tickSum / tickCount) * 1000, 2) : NaN,
-      busyMs: busyCount > 0 ? round((busySum / busyCount) * 1000, 2) : NaN,
+      tickMs: meanMs('meshgrad_balancer_tick_seconds'),
+      busyMs: meanMs('meshgrad_balancer_busy_seconds'),
       snapshotBytes: snap.bytes,
       snapshotMs: round(snap.ms),
       refused,

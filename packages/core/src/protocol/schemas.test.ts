@@ -7,6 +7,17 @@ const hello = {
   device: { backend: 'cpu', backendReason: 'software adapter (swiftshader)', userAgent: 'test' },
 };
 
+/** A well-formed statistics report with these links. */
+const statsWith = (links: readonly object[]) => ({
+  jobId: 'default',
+  samples: 10,
+  samplesPerSec: 5,
+  offered: 0,
+  accepted: 0,
+  paused: false,
+  links,
+});
+
 describe('protocol schemas', () => {
   it('accepts a well-formed hello', () => {
     expect(validate(helloSchema, hello).ok).toBe(true);
@@ -53,16 +64,7 @@ describe('protocol schemas', () => {
       skippedSends: 0,
       acceptanceRate: 0.9,
     };
-    const stats = (l: object) => ({
-      jobId: 'default',
-      samples: 10,
-      samplesPerSec: 5,
-      offered: 0,
-      accepted: 0,
-      paused: false,
-      links: [l],
-    });
-    expect(validate(statsSchema, stats(link)).ok).toBe(true);
+    expect(validate(statsSchema, statsWith([link])).ok).toBe(true);
     for (const [field, value] of [
       ['goodputBytesPerSec', Number.POSITIVE_INFINITY],
       ['goodputBytesPerSec', -1],
@@ -73,22 +75,14 @@ describe('protocol schemas', () => {
       ['acceptanceRate', 1.01],
       ['acceptanceRate', Number.NaN],
     ] as const) {
-      const r = validate(statsSchema, stats({ ...link, [field]: value }));
+      const r = validate(statsSchema, statsWith([{ ...link, [field]: value }]));
       expect(r.ok, `${field} = ${value}`).toBe(false);
       if (!r.ok) expect(r.message).toMatch(new RegExp(`^links\\.0\\.${field}: `));
     }
   });
 
   it('takes an optional send busy fraction in [0, 1]', () => {
-    const stats = {
-      jobId: 'default',
-      samples: 10,
-      samplesPerSec: 5,
-      offered: 0,
-      accepted: 0,
-      paused: false,
-      links: [],
-    };
+    const stats = statsWith([]);
     expect(validate(statsSchema, stats).ok).toBe(true);
     expect(validate(statsSchema, { ...stats, sendBusyFraction: 0.25 }).ok).toBe(true);
     const r = validate(statsSchema, { ...stats, sendBusyFraction: 1.5 });
