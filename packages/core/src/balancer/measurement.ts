@@ -115,9 +115,12 @@ export const NONE_RECEIVED = -1;
 
 /** The slot of reporter i's link to `peer` (by id), or -1 when its report lists none. */
 export function reportedSlot(reported: ReportedLinks, i: number, peer: string): number {
-  for (let s = reported.start[i]!; s < reported.start[i + 1]!; s++) {
-    if (reported.stats[s]!.peer === peer) return s;
-  }
+  return slotOfPeer(reported.stats, reported.start[i]!, reported.start[i + 1]!, peer);
+}
+
+/** The first index in `from` .. `to` of `stats` that lists `peer`, or -1. */
+function slotOfPeer(stats: readonly LinkStats[], from: number, to: number, peer: string): number {
+  for (let s = from; s < to; s++) if (stats[s]!.peer === peer) return s;
   return -1;
 }
 
@@ -147,7 +150,9 @@ export function* reportedLinks(
     const before = previous.get(report.id);
     for (const l of report.links) {
       const j = indexOf.get(l.peer) ?? -1;
-      if (j >= 0 ? listed[j] === i + 1 : listedFrom(stats, first, l.peer)) continue;
+      if (j >= 0 ? listed[j] === i + 1 : slotOfPeer(stats, first, stats.length, l.peer) >= 0) {
+        continue;
+      }
       if (j >= 0) listed[j] = i + 1;
       stats.push(l);
       peers.push(j);
@@ -169,12 +174,6 @@ export function* reportedLinks(
     peer: Int32Array.from(peers),
     overwritten: Float64Array.from(overwritten),
   };
-}
-
-/** Whether `stats` lists `peer` from index `first` on. */
-function listedFrom(stats: readonly LinkStats[], first: number, peer: string): boolean {
-  for (let s = first; s < stats.length; s++) if (stats[s]!.peer === peer) return true;
-  return false;
 }
 
 /**
