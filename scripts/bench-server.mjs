@@ -4,16 +4,12 @@
 // worker thread, server process) with esbuild and runs the harness. Arguments pass through:
 // `npm run bench:server -- --counts=100,1000,3000`.
 import { build } from 'esbuild';
-import { readFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { serverExternals } from './server-externals.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 process.chdir(root);
-const serverPkg = JSON.parse(readFileSync('apps/server/package.json', 'utf8'));
-const external = [
-  ...Object.keys(serverPkg.dependencies ?? {}).filter((d) => !d.startsWith('@meshgrad/')),
-  'socket.io-client',
-];
+const external = [...serverExternals(pathToFileURL(root)), 'socket.io-client'];
 const outdir = 'bench/dist/server';
 await build({
   entryPoints: {

@@ -6,10 +6,11 @@
 // one before a change to the tick: `npm run bench:tick -- --baseline-commit=HEAD~1`).
 import { build } from 'esbuild';
 import { execSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { serverExternals } from './server-externals.mjs';
 
 /** The last commit with the all-pairs neighbour choice. */
 const BASELINE_COMMIT = '38290cab8d909f804db45b5731182b4c9078c734';
@@ -22,10 +23,7 @@ const passed = args.filter((a) => a !== chosen);
 if (chosen) passed.push(`--baseline-label=commit ${baselineCommit}`);
 process.chdir(root);
 // The job-tick rows run the server's Job: its npm dependencies stay outside the bundle.
-const serverPkg = JSON.parse(readFileSync(join(root, 'apps/server/package.json'), 'utf8'));
-const external = Object.keys(serverPkg.dependencies ?? {}).filter(
-  (d) => !d.startsWith('@meshgrad/'),
-);
+const external = serverExternals(pathToFileURL(root));
 const bundle = (entry, outfile) =>
   build({
     entryPoints: [entry],
