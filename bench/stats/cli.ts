@@ -1,6 +1,6 @@
 /**
  * `npm run bench:stats`: what the server pays to check one statistics report (every volunteer
- * sends one a second, DESIGN §5), with Zod's parse (`validate(statsSchema, …)`, the baseline)
+ * sends one a second, docs/design.md §5.4), with Zod's parse (`validate(statsSchema, …)`, the baseline)
  * against the compiled check the server uses (apps/server/src/compiled-schema.ts), side by side
  * in this process. Each report is JSON text as a tab sends it, with L links shaped like a tab's,
  * the counters different in each of `--reports` texts; a timed pass parses every text

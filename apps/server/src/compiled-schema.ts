@@ -1,8 +1,9 @@
 /**
  * A schema of ours compiled for a message the server takes thousands of times a second (the
- * statistics report, DESIGN §5: every volunteer, every second). Zod's parse copies the payload
- * field by field, with a result object per field; at 10,000 reports a second that was a tenth of
- * the server's time and much of its garbage (docs/benchmarks.md, "Statistics checked in place").
+ * statistics report: every volunteer, every second, docs/design.md §5.4). Zod's parse copies
+ * the payload field by field, with a result object per field; at 10,000 reports a second that
+ * was a tenth of the server's time and much of its garbage (docs/benchmarks.md, "Statistics
+ * checked in place").
  * Here the Zod schema stays the one definition: it is turned into JSON Schema
  * (`z.toJSONSchema`) and compiled by Ajv into a function that checks the parsed JSON in place
  * and allocates nothing when it passes. Unknown keys are dropped from the payload itself, as
