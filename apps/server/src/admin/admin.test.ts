@@ -468,6 +468,13 @@ describe('admin API and namespace', () => {
       suspected: true,
     });
     expect(workers.find((w) => w.id === rb.workerId)?.suspicion?.suspected).toBe(false);
+    // The snapshot pages through the workers, suspects first; a bad page is a field error.
+    const page = await json<AdminJobSnapshot>(api('/api/admin/jobs/blobs?offset=1&limit=1'));
+    expect(page).toMatchObject({ workerCount: 3, offset: 1, suspectCount: 1 });
+    expect(page.workers.map((w) => w.id)).toEqual([rb.workerId]);
+    const badPage = await api('/api/admin/jobs/blobs?limit=0');
+    expect(badPage.status).toBe(400);
+    expect(await json(badPage)).toMatchObject({ code: 'ERR_INVALID_PAYLOAD', field: 'limit' });
 
     expect(
       (

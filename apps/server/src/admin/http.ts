@@ -6,10 +6,16 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseRequestTarget, sendBinary } from '../http.ts';
 import type { Logger } from '../logger.ts';
 import type { RefusalOutcome, TokenCheck, TokenThrottle } from './auth.ts';
-import type { AdminCreditReport, AdminError, AdminErrorCode, AdminSession } from '@meshgrad/core';
+import {
+  MAX_SNAPSHOT_WORKERS,
+  type AdminCreditReport,
+  type AdminError,
+  type AdminErrorCode,
+  type AdminSession,
+} from '@meshgrad/core';
 import { JobSpecError } from '../jobs/job-spec.ts';
 import { AdminFailure, type AdminService } from './service.ts';
-import { jobSnapshot, jobSummary } from './views.ts';
+import { jobSnapshot, jobSummary, type SnapshotPage } from './views.ts';
 
 /** Largest request body (bytes): a job spec is a few hundred bytes of JSON. */
 export const MAX_ADMIN_BODY_BYTES = 256 * 1024;
@@ -81,6 +87,33 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   }
 }
 
+/**
+ * `?offset=&limit=` of a job snapshot: which of its workers it lists (views.ts `jobSnapshot`).
+ * Offset a non-negative integer (default 0), limit from 1 to `MAX_SNAPSHOT_WORKERS` (the default).
+ */
+export function snapshotPage(req: IncomingMessage): SnapshotPage {
+  const target = parseRequestTarget(req.url);
+  const query = target.ok ? target.url.searchParams : new URLSearchParams();
+  const int = (name: 'offset' | 'limit', fallback: number, min: number, max: number) => {
+    const raw = query.get(name);
+    if (raw === null || raw === '') return fallback;
+    const v = /^\d{1,9}$/.test(raw) ? Number(raw) : NaN;
+    if (!(v >= min && v <= max)) {
+      throw new AdminFailure(
+        400,
+        'ERR_INVALID_PAYLOAD',
+        `must be an integer from ${min} to ${max}`,
+        name,
+      );
+    }
+    return v;
+  };
+  return {
+    offset: int('offset', 0, 0, 999_999_999),
+    limit: int('limit', MAX_SNAPSHOT_WORKERS, 1, MAX_SNAPSHOT_WORKERS),
+  };
+}
+
 type Handler = (m: RegExpMatchArray, req: IncomingMessage, res: ServerResponse) => Promise<void>;
 
 interface Route {
@@ -140,7 +173,12 @@ export function createAdminHttpHandler(
     {
       pattern: new RegExp(`^/api/admin/jobs/${ID}$`),
       methods: {
-        GET: async (m, _req, res) => sendJson(res, 200, jobSnapshot(service.job(m[1] as string))),
+        GET: async (m, req, res) =>
+          sendJson(
+            res,
+            200,
+            jobSnapshot(service.job(m[1] as string), Date.now(), snapshotPage(req)),
+          ),
       },
     },
     {

@@ -1,7 +1,7 @@
 /**
  * What the console sees of a job: plain JSON built from the live `Job`, never the job itself.
  */
-import { STATS_INTERVAL_MS } from '@meshgrad/core';
+import { MAX_SNAPSHOT_WORKERS, STATS_INTERVAL_MS } from '@meshgrad/core';
 import type { Job, WorkerEntry } from '../jobs/job.ts';
 import { suspicions } from '../jobs/suspects.ts';
 import type { CheckpointManifest } from '../store.ts';
@@ -93,15 +93,43 @@ export function workerView(
   };
 }
 
-export function jobSnapshot(job: Job, now = Date.now()): AdminJobSnapshot {
+/** Which workers a snapshot lists: `limit` of them from `offset` (see `MAX_SNAPSHOT_WORKERS`). */
+export interface SnapshotPage {
+  readonly offset: number;
+  readonly limit: number;
+}
+
+/**
+ * The job as the console shows it: its summary and one page of its workers, suspects first (the
+ * ones a host must see to ban), then the others oldest first, so a page keeps its rows between
+ * pushes. The suspicion tally reads every worker's links; only the page's workers get a view.
+ */
+export function jobSnapshot(
+  job: Job,
+  now = Date.now(),
+  page: SnapshotPage = { offset: 0, limit: MAX_SNAPSHOT_WORKERS },
+): AdminJobSnapshot {
   const evidence = suspicions(job.workers.values());
-  const workers = [...job.workers.values()]
-    .sort((a, b) => a.joinedAt - b.joinedAt || (a.id < b.id ? -1 : 1))
-    .map((w) => workerView(job, w, now, evidence.get(w.id)));
+  const all = [...job.workers.values()].sort(
+    (a, b) => a.joinedAt - b.joinedAt || (a.id < b.id ? -1 : 1),
+  );
+  const suspected = all.filter((w) => isSuspect(evidence, w));
+  const ordered =
+    suspected.length > 0 ? [...suspected, ...all.filter((w) => !isSuspect(evidence, w))] : all;
+  const limit = Math.min(page.limit, MAX_SNAPSHOT_WORKERS);
   return {
     time: new Date(now).toISOString(),
     job: jobSummary(job),
-    workers,
-    suspects: workers.filter((w) => w.suspicion?.suspected === true).map((w) => w.id),
+    workerCount: all.length,
+    offset: page.offset,
+    workers: ordered
+      .slice(page.offset, page.offset + limit)
+      .map((w) => workerView(job, w, now, evidence.get(w.id))),
+    suspectCount: suspected.length,
+    suspects: suspected.slice(0, MAX_SNAPSHOT_WORKERS).map((w) => w.id),
   };
+}
+
+function isSuspect(evidence: ReadonlyMap<string, AdminSuspicion>, w: WorkerEntry): boolean {
+  return evidence.get(w.id)?.suspected === true;
 }

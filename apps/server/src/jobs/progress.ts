@@ -2,7 +2,7 @@
  * A job's progress: the samples its workers processed, the credit behind them, and the metrics
  * history. Progress is persisted so it never goes backwards across restarts (DESIGN §5).
  */
-import type { Stats } from '@meshgrad/core';
+import { MAX_RECORDED_WORKERS, type Stats } from '@meshgrad/core';
 import type { Logger } from '../logger.ts';
 import type { ServerMetrics } from '../metrics.ts';
 import type { CheckpointManifest, DataStore, JobProgress, MetricsRecord } from '../store.ts';
@@ -232,7 +232,7 @@ export class Progress {
       ...(c?.testAccuracy !== undefined ? { testAccuracy: c.testAccuracy } : {}),
       ...(c?.testObjective !== undefined ? { testObjective: c.testObjective } : {}),
       perWorker: Object.fromEntries(
-        [...this.roster.workers.values()].map((w) => [
+        recordedWorkers(this.roster.workers.values()).map((w) => [
           w.id,
           {
             samplesPerSec: w.samplesPerSec,
@@ -266,4 +266,17 @@ export class Progress {
       throw err;
     }
   }
+}
+
+/**
+ * The workers a metrics record has a line for: the first `MAX_RECORDED_WORKERS` in the roster's
+ * order, which is the order they joined in, so a chart's lines carry on from record to record.
+ */
+function recordedWorkers(workers: Iterable<WorkerEntry>): WorkerEntry[] {
+  const out: WorkerEntry[] = [];
+  for (const w of workers) {
+    if (out.length === MAX_RECORDED_WORKERS) break;
+    out.push(w);
+  }
+  return out;
 }

@@ -166,11 +166,33 @@ export interface AdminWorkerBalance {
   readonly congested: boolean;
 }
 
+/**
+ * Workers one snapshot lists at most. The console gets a snapshot of the job it watches every
+ * second; at 10,000 volunteers listing them all was 14 MB of JSON built on the server's event
+ * loop each time (docs/benchmarks.md, "A snapshot of a bounded size"). The REST snapshot pages
+ * through the rest with `?offset=`.
+ */
+export const MAX_SNAPSHOT_WORKERS = 500;
+
+/**
+ * Workers one metrics record keeps a line for (`AdminMetricsRecord.perWorker`). A record is taken
+ * every few seconds and the server keeps the lines of the last hundred or so in memory: of every
+ * worker, that was over 100 MB at 10,000 volunteers, and a megabyte appended to the history file
+ * each time. A chart of more lines than this is unreadable anyway.
+ */
+export const MAX_RECORDED_WORKERS = 100;
+
 export interface AdminJobSnapshot {
   readonly time: string;
   readonly job: AdminJobSummary;
+  /** Connected workers in all; `workers` lists at most `MAX_SNAPSHOT_WORKERS` of them. */
+  readonly workerCount: number;
+  /** Where `workers` starts in the job's list: suspects first, then the rest by join time. */
+  readonly offset: number;
   readonly workers: readonly AdminWorker[];
-  /** Ids of the connected workers whose `suspicion` makes them suspects. */
+  /** Connected workers whose `suspicion` makes them suspects, in all. */
+  readonly suspectCount: number;
+  /** Ids of those suspects, at most `MAX_SNAPSHOT_WORKERS`. */
   readonly suspects: readonly string[];
 }
 
@@ -185,7 +207,10 @@ export interface AdminMetricsRecord {
   readonly testAccuracy?: number;
   readonly testObjective?: number;
   readonly checkpoint?: number;
-  /** Per-worker speed and communication settings at this time, keyed by worker id. */
+  /**
+   * Per-worker speed and communication settings at this time, keyed by worker id: of the
+   * `MAX_RECORDED_WORKERS` longest connected, when more are (`workers` counts them all).
+   */
   readonly perWorker?: Readonly<Record<string, AdminWorkerRecord>>;
 }
 

@@ -167,7 +167,7 @@ export function renderLinks(snapshot: AdminJobSnapshot): void {
   show(empty, rows.length === 0);
   setText(
     empty,
-    snapshot.workers.length === 0
+    snapshot.workerCount === 0
       ? 'No workers are connected, so there are no links.'
       : 'No link statistics reported yet. Workers currently exchange blocks through the server ' +
           'relay and report no per-link measurements; this table fills in once peer-to-peer ' +
@@ -182,7 +182,13 @@ export function renderLinks(snapshot: AdminJobSnapshot): void {
   ).size;
   replaceChildren($('links-summary'), [
     h('dt', {}, 'Workers'),
-    h('dd', {}, String(snapshot.workers.length)),
+    h(
+      'dd',
+      {},
+      snapshot.workers.length < snapshot.workerCount
+        ? `${snapshot.workerCount} (the links of ${snapshot.workers.length} listed)`
+        : String(snapshot.workerCount),
+    ),
     h('dt', {}, 'Neighbour pairs'),
     h('dd', {}, String(pairs)),
     h('dt', {}, 'Links reporting'),

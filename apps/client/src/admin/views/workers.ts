@@ -120,11 +120,21 @@ export function renderWorkers(snapshot: AdminJobSnapshot, onBan: (workerId: stri
     snapshot.workers.map((w) => row(w, sync, onBan)),
   );
   show(table, snapshot.workers.length > 0);
-  show($('workers-empty'), snapshot.workers.length === 0);
+  show($('workers-empty'), snapshot.workerCount === 0);
+  // A large job's snapshot lists one page of its workers (MAX_SNAPSHOT_WORKERS), suspects first.
+  const more = $('workers-more');
+  const listed = snapshot.workers.length;
+  show(more, listed < snapshot.workerCount);
+  setText(
+    more,
+    `Listing ${listed.toLocaleString('en')} of ${snapshot.workerCount.toLocaleString('en')} workers: ` +
+      `suspects first, then the longest connected. The admin API pages through the rest ` +
+      `(GET /api/admin/jobs/${snapshot.job.id}?offset=${snapshot.offset + listed}).`,
+  );
   setText(
     $('tab-workers'),
-    snapshot.suspects.length > 0
-      ? `${snapshot.workers.length} · ${snapshot.suspects.length} suspected`
-      : String(snapshot.workers.length),
+    snapshot.suspectCount > 0
+      ? `${snapshot.workerCount} · ${snapshot.suspectCount} suspected`
+      : String(snapshot.workerCount),
   );
 }
